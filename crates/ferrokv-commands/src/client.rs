@@ -1,0 +1,143 @@
+//! A client's session state, and the part of it other threads may read (CLIENT LIST/KILL).
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+
+use bytes::Bytes;
+use ferrokv_config::Config;
+use parking_lot::Mutex;
+
+/// CLIENT REPLY mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command.
+    SkipNext,
+    /// Skip the reply of the command now running (was `SkipNext` when it started).
+    SkipThis,
+}
+
+/// Session state owned by the connection's task; only its thread touches it.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub authenticated: bool,
+    /// 2 or 3 (HELLO).
+    pub protocol: u8,
+    pub no_touch: bool,
+    pub no_evict: bool,
+    pub reply_mode: ReplyMode,
+    /// Close the connection once the pending replies are written (QUIT, protocol errors).
+    pub close_after_reply: bool,
+    pub shared: Arc<ClientShared>,
+    /// The configuration this client's commands run under, refreshed when CONFIG SET
+    /// publishes a new snapshot.
+    pub config: Arc<Config>,
+    pub config_epoch: u64,
+}
+
+impl Client {
+    pub fn new(shared: Arc<ClientShared>, config: Arc<Config>, config_epoch: u64) -> Client {
+        let authenticated = config.requirepass.is_empty();
+        Client {
+            id: shared.id,
+            db: 0,
+            authenticated,
+            protocol: 2,
+            no_touch: false,
+            no_evict: false,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            shared,
+            config,
+            config_epoch,
+        }
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.shared.db.store(db, Relaxed);
+    }
+}
+
+/// How the client reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Unix,
+}
+
+/// What other threads can see of a client, and the switch to disconnect it.
+pub struct ClientShared {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub transport: Transport,
+    pub created_ms: i64,
+    pub name: Mutex<Option<Bytes>>,
+    pub lib_name: Mutex<Option<Bytes>>,
+    pub lib_ver: Mutex<Option<Bytes>>,
+    pub db: AtomicUsize,
+    pub protocol: AtomicU8,
+    pub last_interaction_ms: AtomicI64,
+    /// Table id + 1 of the last command run; 0 before the first.
+    pub last_command: AtomicUsize,
+    /// Bytes in the query buffer and in the output buffer, for CLIENT LIST.
+    pub query_buffer: AtomicUsize,
+    pub output_buffer: AtomicUsize,
+    pub no_evict: AtomicBool,
+    killed: AtomicBool,
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl ClientShared {
+    pub fn new(
+        id: u64,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        transport: Transport,
+        now_ms: i64,
+    ) -> ClientShared {
+        ClientShared {
+            id,
+            addr,
+            laddr,
+            fd,
+            transport,
+            created_ms: now_ms,
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            protocol: AtomicU8::new(2),
+            last_interaction_ms: AtomicI64::new(now_ms),
+            last_command: AtomicUsize::new(0),
+            query_buffer: AtomicUsize::new(0),
+            output_buffer: AtomicUsize::new(0),
+            no_evict: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            waker: OnceLock::new(),
+        }
+    }
+
+    /// Installs the function that wakes the connection's task (set once by the network layer).
+    pub fn set_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// Asks the connection to close (CLIENT KILL, SHUTDOWN). Safe from any thread.
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        if let Some(wake) = self.waker.get() {
+            wake();
+        }
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Relaxed)
+    }
+}

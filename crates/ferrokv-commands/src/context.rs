@@ -1,0 +1,141 @@
+//! What a command handler works with: the server, its client, the reply buffer, and errors.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use ferrokv_config::Config;
+use ferrokv_protocol::Reply;
+use ferrokv_store::{Entry, Locked, Value};
+
+use crate::client::Client;
+use crate::server::Server;
+use crate::spec::CommandSpec;
+use crate::stats;
+
+/// An error reply. The text starts with the error code (`ERR`, `WRONGTYPE` ...), without the
+/// leading `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdError(pub Cow<'static, str>);
+
+pub type CmdResult = Result<(), CmdError>;
+
+impl CmdError {
+    pub fn new(text: impl Into<Cow<'static, str>>) -> CmdError {
+        CmdError(text.into())
+    }
+
+    /// `ERR <text>`.
+    pub fn err(text: impl std::fmt::Display) -> CmdError {
+        CmdError(Cow::Owned(format!("ERR {text}")))
+    }
+}
+
+/// Error replies used across command families, with Valkey's exact texts.
+pub mod errors {
+    use super::CmdError;
+    use std::borrow::Cow::Borrowed;
+
+    pub const WRONGTYPE: CmdError = CmdError(Borrowed(
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    ));
+    pub const SYNTAX: CmdError = CmdError(Borrowed("ERR syntax error"));
+    pub const NOT_INTEGER: CmdError =
+        CmdError(Borrowed("ERR value is not an integer or out of range"));
+    pub const NOT_FLOAT: CmdError = CmdError(Borrowed("ERR value is not a valid float"));
+    pub const OVERFLOW: CmdError = CmdError(Borrowed("ERR increment or decrement would overflow"));
+    pub const NO_SUCH_KEY: CmdError = CmdError(Borrowed("ERR no such key"));
+    pub const DB_INDEX_OUT_OF_RANGE: CmdError = CmdError(Borrowed("ERR DB index is out of range"));
+    pub const INVALID_DB_INDEX: CmdError = CmdError(Borrowed("ERR invalid DB index"));
+    pub const NOAUTH: CmdError = CmdError(Borrowed("NOAUTH Authentication required."));
+    pub const OOM: CmdError = CmdError(Borrowed(
+        "OOM command not allowed when used memory > 'maxmemory'.",
+    ));
+    pub const SAME_OBJECT: CmdError =
+        CmdError(Borrowed("ERR source and destination objects are the same"));
+}
+
+/// The state a handler sees while one command runs.
+pub struct Ctx<'a> {
+    pub server: &'a Server,
+    pub client: &'a mut Client,
+    pub reply: &'a mut Reply,
+    /// The command being run (for a subcommand, the subcommand's entry).
+    pub spec: &'static CommandSpec,
+    /// The time snapshot for this command: every expiry decision inside one command uses the
+    /// same instant, as Valkey does.
+    pub now_ms: i64,
+    /// The configuration snapshot in force for this command.
+    pub config: Arc<Config>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The client's selected database.
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// Locks the shards holding `keys` for the rest of the command.
+    pub fn lock<K: AsRef<[u8]>>(&self, keys: &[K]) -> Locked<'a> {
+        self.server.keyspace.lock(keys)
+    }
+
+    /// Locks the whole keyspace.
+    pub fn lock_all(&self) -> Locked<'a> {
+        self.server.keyspace.lock_all()
+    }
+
+    /// Counts a change to the dataset (what `rdb_changes_since_last_save` reports).
+    pub fn add_dirty(&self, n: u64) {
+        stats::local().dirty.add(n);
+    }
+
+    /// Looks a key up for reading in the current database: expired keys vanish, hits and
+    /// misses are counted, and the access time is updated unless the client asked not to.
+    pub fn read<'l>(&self, locked: &'l mut Locked<'_>, key: &[u8]) -> Option<&'l mut Entry> {
+        self.read_in(locked, self.client.db, key)
+    }
+
+    pub fn read_in<'l>(
+        &self,
+        locked: &'l mut Locked<'_>,
+        db: usize,
+        key: &[u8],
+    ) -> Option<&'l mut Entry> {
+        let found = locked.db(db, key).get(key, self.now_ms);
+        let s = stats::local();
+        match found {
+            Some(entry) => {
+                s.keyspace_hits.add(1);
+                if !self.client.no_touch {
+                    self.server.touch(entry);
+                }
+                Some(entry)
+            }
+            None => {
+                s.keyspace_misses.add(1);
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing: expired keys vanish, nothing is counted as a hit or miss.
+    pub fn write<'l>(&self, locked: &'l mut Locked<'_>, key: &[u8]) -> Option<&'l mut Entry> {
+        self.write_in(locked, self.client.db, key)
+    }
+
+    pub fn write_in<'l>(
+        &self,
+        locked: &'l mut Locked<'_>,
+        db: usize,
+        key: &[u8],
+    ) -> Option<&'l mut Entry> {
+        let entry = locked.db(db, key).get(key, self.now_ms)?;
+        self.server.touch(entry);
+        Some(entry)
+    }
+
+    /// A fresh entry for `value`, stamped with the current access clock.
+    pub fn new_entry(&self, value: Value) -> Entry {
+        Entry::new(value, self.server.initial_access())
+    }
+}

@@ -1,0 +1,55 @@
+//! Active expiry: deleting expired keys nobody reads, a little every `hz` tick.
+//!
+//! Like Valkey's cycle: sample keys with a TTL, delete the expired ones, and keep sampling a
+//! database while more than a small fraction of the sample was expired, within a time budget
+//! of about a quarter of a tick. `active-expire-effort` (1-10) raises the sample size and the
+//! budget and lowers the tolerated stale fraction. Shards are visited round-robin, each locked
+//! only while it is sampled, so clients on other shards never wait for the cycle.
+
+use std::time::{Duration, Instant};
+
+use ferrokv_store::clock;
+use ferrokv_store::keyspace::SHARD_COUNT;
+
+use crate::dispatch::handle_key_events;
+use crate::server::Server;
+use crate::stats;
+
+#[derive(Default)]
+pub struct ExpireCycle {
+    next_shard: usize,
+}
+
+impl ExpireCycle {
+    pub fn run(&mut self, server: &Server, hz: u64) {
+        let effort = server.config.load().active_expire_effort.clamp(1, 10) as u64;
+        let samples = (20 + 5 * (effort - 1)) as usize;
+        let acceptable_stale_percent = (10 - effort + 1) as usize;
+        let budget = Duration::from_micros(1_000_000 * (25 + 2 * (effort - 1)) / hz.max(1) / 100);
+        let started = Instant::now();
+        for _ in 0..SHARD_COUNT {
+            let index = self.next_shard;
+            self.next_shard = (index + 1) % SHARD_COUNT;
+            let now_ms = clock::now_ms();
+            let mut locked = server.keyspace.lock_shard(index);
+            for (_, shard) in locked.shards() {
+                for db in shard.dbs.iter_mut() {
+                    loop {
+                        let (sampled, expired) = db.active_expire_step(now_ms, samples);
+                        if sampled == 0
+                            || expired * 100 <= sampled * acceptable_stale_percent
+                            || started.elapsed() > budget
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(locked);
+            if started.elapsed() > budget {
+                break;
+            }
+        }
+        handle_key_events(stats::local());
+    }
+}

@@ -1,0 +1,21 @@
+//! The command layer: the command table, dispatch, and every command's implementation.
+//!
+//! A request's path through this crate: [`dispatch::execute`] looks the name up in
+//! [`table::TABLE`], runs the checks, and calls the handler declared in the command's
+//! [`spec::CommandSpec`]. The handler locks the shards of its keys through [`context::Ctx`],
+//! works on the store, and writes its reply into the client's [`ferrokv_protocol::Reply`].
+//! Each command family lives in one file under [`cmd`].
+
+pub mod client;
+pub mod cmd;
+pub mod context;
+pub mod dispatch;
+pub mod expire_cycle;
+pub mod server;
+pub mod spec;
+pub mod stats;
+pub mod table;
+
+pub use client::Client;
+pub use context::{CmdError, CmdResult, Ctx};
+pub use server::Server;

@@ -1,0 +1,120 @@
+//! State shared by every connection and thread: the keyspace, the configuration, the client
+//! registry and the server's identity.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use ferrokv_config::{Config, ConfigStore};
+use ferrokv_store::{Entry, Keyspace, clock};
+use parking_lot::Mutex;
+
+use crate::client::ClientShared;
+
+pub struct Server {
+    pub keyspace: Keyspace,
+    pub config: ConfigStore,
+    pub clients: ClientRegistry,
+    /// 40 hex characters, new at every start (INFO run_id).
+    pub run_id: String,
+    pub started: Instant,
+    pub started_unix_ms: i64,
+    pub executable: String,
+    /// Set by SHUTDOWN or a signal; the network layer watches it.
+    pub shutdown_requested: AtomicBool,
+    /// Serializes CONFIG SET so concurrent changes do not lose each other.
+    pub config_write: Mutex<()>,
+    /// Unix time of the last successful save (LASTSAVE, INFO rdb_last_save_time).
+    pub last_save_unix: AtomicU64,
+}
+
+impl Server {
+    pub fn new(
+        config: Config,
+        config_path: Option<std::path::PathBuf>,
+        executable: String,
+    ) -> Arc<Server> {
+        let databases = config.databases as usize;
+        let now = clock::now_ms();
+        Arc::new(Server {
+            keyspace: Keyspace::new(databases),
+            config: ConfigStore::new(config, config_path),
+            clients: ClientRegistry::default(),
+            run_id: (0..40)
+                .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
+                .collect(),
+            started: Instant::now(),
+            started_unix_ms: now,
+            executable,
+            shutdown_requested: AtomicBool::new(false),
+            config_write: Mutex::new(()),
+            last_save_unix: AtomicU64::new((now / 1000) as u64),
+        })
+    }
+
+    /// Records an access to `entry` for the eviction policy.
+    pub fn touch(&self, entry: &mut Entry) {
+        entry.access = clock::lru_clock();
+    }
+
+    /// The access stamp of a newly created key.
+    pub fn initial_access(&self) -> u32 {
+        clock::lru_clock()
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown_requested.store(true, Relaxed);
+        for client in self.clients.all() {
+            client.kill();
+        }
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientShared>>>,
+}
+
+impl ClientRegistry {
+    /// A new client id: ids start at 1 and are never reused.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed) + 1
+    }
+
+    pub fn register(&self, client: Arc<ClientShared>) {
+        self.clients.lock().insert(client.id, client);
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientShared>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
+    /// A snapshot of every client, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientShared>> {
+        self.clients.lock().values().cloned().collect()
+    }
+}
+
+static USED_MEMORY_PROBE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Installs the function that reports allocated bytes. The allocator is chosen by the
+/// binary, so the command layer asks through this hook.
+pub fn set_used_memory_probe(probe: fn() -> u64) {
+    let _ = USED_MEMORY_PROBE.set(probe);
+}
+
+/// Bytes allocated by the process (INFO used_memory), or 0 without a probe.
+pub fn used_memory() -> u64 {
+    USED_MEMORY_PROBE.get().map(|probe| probe()).unwrap_or(0)
+}

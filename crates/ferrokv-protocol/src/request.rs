@@ -1,0 +1,368 @@
+//! Incremental parsing of client requests.
+//!
+//! A client sends either multibulk requests (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) or inline
+//! requests (`GET k\r\n`). The parser keeps its position inside a half-received multibulk
+//! request, so a request that arrives in many small reads is scanned once, not once per read.
+//! Completed arguments are split off the read buffer as [`Bytes`] without copying.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::split_args::split_args;
+
+/// Longest inline request, multibulk count line or bulk length line accepted (Valkey's
+/// `PROTO_INLINE_MAX_SIZE`).
+pub const INLINE_MAX_SIZE: usize = 64 * 1024;
+/// Clients that have not authenticated may send at most this many arguments...
+pub const UNAUTHENTICATED_MAX_MULTIBULK: i64 = 10;
+/// ...each at most this long, so an unauthenticated stranger cannot make the server buffer much.
+pub const UNAUTHENTICATED_MAX_BULK: i64 = 16 * 1024;
+
+/// The limits in force for one client when its next request is parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    /// `proto-max-bulk-len`.
+    pub max_bulk_len: i64,
+    /// Whether the client still has to authenticate (tighter limits apply).
+    pub unauthenticated: bool,
+    /// Replication links from a primary are trusted with any bulk length.
+    pub from_primary: bool,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_bulk_len: 512 * 1024 * 1024,
+            unauthenticated: false,
+            from_primary: false,
+        }
+    }
+}
+
+/// A malformed request. The text is what Valkey replies (after `-ERR `) before it closes the
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    fn new(text: impl Into<String>) -> Self {
+        ProtocolError(text.into())
+    }
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Parses requests out of a client's read buffer, remembering where it stopped.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    pending: Option<Multibulk>,
+}
+
+#[derive(Debug)]
+struct Multibulk {
+    remaining: usize,
+    args: Vec<Bytes>,
+    /// Length of the bulk whose `$len` line was read but whose payload has not all arrived.
+    bulk_len: Option<usize>,
+}
+
+impl RequestParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the parser is in the middle of a request (used for `qbuf` accounting and to tell
+    /// a clean disconnect from a half-sent request).
+    pub fn is_mid_request(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Takes the next complete request out of `buf`. Returns `Ok(None)` when more bytes are
+    /// needed. Empty requests (a blank inline line, `*0`) are consumed silently.
+    pub fn next_request(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &ParseLimits,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if self.pending.is_none() {
+                let Some(&first) = buf.first() else {
+                    return Ok(None);
+                };
+                if first != b'*' {
+                    match parse_inline(buf)? {
+                        None => return Ok(None),
+                        Some(args) if args.is_empty() => continue,
+                        Some(args) => return Ok(Some(args)),
+                    }
+                }
+                let Some(line_end) = find_line(buf, 1) else {
+                    if buf.len() > INLINE_MAX_SIZE {
+                        return Err(ProtocolError::new(
+                            "Protocol error: too big mbulk count string",
+                        ));
+                    }
+                    return Ok(None);
+                };
+                let count = parse_i64(&buf[1..line_end]).filter(|&n| n <= i32::MAX as i64);
+                let Some(count) = count else {
+                    return Err(ProtocolError::new(
+                        "Protocol error: invalid multibulk length",
+                    ));
+                };
+                if limits.unauthenticated && count > UNAUTHENTICATED_MAX_MULTIBULK {
+                    return Err(ProtocolError::new(
+                        "Protocol error: unauthenticated multibulk length",
+                    ));
+                }
+                buf.advance(line_end + 2);
+                if count <= 0 {
+                    continue;
+                }
+                let count = count as usize;
+                self.pending = Some(Multibulk {
+                    remaining: count,
+                    // The count is untrusted: grow with the arguments that really arrive.
+                    args: Vec::with_capacity(count.min(1024)),
+                    bulk_len: None,
+                });
+            }
+            let Some(mb) = self.pending.as_mut() else {
+                continue;
+            };
+            while mb.remaining > 0 {
+                let len = match mb.bulk_len {
+                    Some(len) => len,
+                    None => {
+                        let Some(&first) = buf.first() else {
+                            return Ok(None);
+                        };
+                        let Some(line_end) = find_line(buf, 0) else {
+                            if buf.len() > INLINE_MAX_SIZE {
+                                return Err(ProtocolError::new(
+                                    "Protocol error: too big bulk count string",
+                                ));
+                            }
+                            return Ok(None);
+                        };
+                        if first != b'$' {
+                            return Err(ProtocolError(format!(
+                                "Protocol error: expected '$', got '{}'",
+                                first as char
+                            )));
+                        }
+                        let len = parse_i64(&buf[1..line_end]);
+                        let len = match len {
+                            Some(n)
+                                if n >= 0 && (limits.from_primary || n <= limits.max_bulk_len) =>
+                            {
+                                n
+                            }
+                            _ => {
+                                return Err(ProtocolError::new(
+                                    "Protocol error: invalid bulk length",
+                                ));
+                            }
+                        };
+                        if limits.unauthenticated && len > UNAUTHENTICATED_MAX_BULK {
+                            return Err(ProtocolError::new(
+                                "Protocol error: unauthenticated bulk length",
+                            ));
+                        }
+                        buf.advance(line_end + 2);
+                        let len = len as usize;
+                        mb.bulk_len = Some(len);
+                        len
+                    }
+                };
+                if buf.len() < len + 2 {
+                    // Reserve what the announced bulk still needs, up to a bound, so a large
+                    // value is read with few reallocations but a lying header costs little.
+                    buf.reserve((len + 2 - buf.len()).min(1 << 20));
+                    return Ok(None);
+                }
+                let arg = buf.split_to(len).freeze();
+                // Like Valkey, the two bytes after the payload are skipped, not checked.
+                buf.advance(2);
+                mb.args.push(arg);
+                mb.remaining -= 1;
+                mb.bulk_len = None;
+            }
+            let done = self.pending.take().map(|mb| mb.args).unwrap_or_default();
+            return Ok(Some(done));
+        }
+    }
+}
+
+/// Parses one inline request; `Ok(Some(vec![]))` for a blank line.
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > INLINE_MAX_SIZE {
+            return Err(ProtocolError::new("Protocol error: too big inline request"));
+        }
+        return Ok(None);
+    };
+    let line = buf.split_to(newline + 1);
+    let mut text = &line[..newline];
+    if let Some(stripped) = text.strip_suffix(b"\r") {
+        text = stripped;
+    }
+    let args = split_args(text)
+        .map_err(|_| ProtocolError::new("Protocol error: unbalanced quotes in request"))?;
+    Ok(Some(args.into_iter().map(Bytes::from).collect()))
+}
+
+/// Finds the `\r` that ends the line starting at `from`, requiring the byte after it to have
+/// arrived too (Valkey does not check that it is `\n`).
+fn find_line(buf: &[u8], from: usize) -> Option<usize> {
+    let pos = buf.get(from..)?.iter().position(|&b| b == b'\r')? + from;
+    (pos + 1 < buf.len()).then_some(pos)
+}
+
+/// Parses a decimal integer exactly as Valkey's `string2ll`: optional minus sign, no plus
+/// sign, no leading zeros, no spaces, within `i64`.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    crate::number::parse_i64(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<String>>, ProtocolError> {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(args) = parser.next_request(&mut buf, &ParseLimits::default())? {
+            out.push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_inline_requests_in_one_buffer() {
+        let reqs = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nECHO \"a b\"\n").unwrap();
+        assert_eq!(
+            reqs,
+            vec![vec!["GET", "k"], vec!["PING"], vec!["ECHO", "a b"]]
+        );
+    }
+
+    #[test]
+    fn a_request_split_byte_by_byte_parses_once_complete() {
+        let input = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::new();
+        for (i, &b) in input.iter().enumerate() {
+            buf.extend_from_slice(&[b]);
+            let got = parser
+                .next_request(&mut buf, &ParseLimits::default())
+                .unwrap();
+            if i + 1 < input.len() {
+                assert!(got.is_none(), "complete too early at byte {i}");
+            } else {
+                assert_eq!(got.unwrap().len(), 3);
+            }
+        }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn empty_multibulk_is_ignored() {
+        assert_eq!(
+            parse_all(b"*0\r\n*-1\r\nPING\r\n").unwrap(),
+            vec![vec!["PING"]]
+        );
+    }
+
+    #[test]
+    fn invalid_lengths_are_protocol_errors_with_valkey_texts() {
+        let err = |input: &[u8]| parse_all(input).unwrap_err().0;
+        assert_eq!(err(b"*x\r\n"), "Protocol error: invalid multibulk length");
+        assert_eq!(
+            err(b"*3000000000\r\n"),
+            "Protocol error: invalid multibulk length"
+        );
+        assert_eq!(err(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(
+            err(b"*1\r\n$600000000\r\n"),
+            "Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            err(b"*1\r\n+foo\r\n"),
+            "Protocol error: expected '$', got '+'"
+        );
+        assert_eq!(
+            err(b"SET \"a\n"),
+            "Protocol error: unbalanced quotes in request"
+        );
+    }
+
+    #[test]
+    fn overlong_lines_are_refused_without_waiting_forever() {
+        let long = vec![b'a'; INLINE_MAX_SIZE + 1];
+        assert_eq!(
+            parse_all(&long).unwrap_err().0,
+            "Protocol error: too big inline request"
+        );
+        let mut mb = b"*".to_vec();
+        mb.extend(vec![b'1'; INLINE_MAX_SIZE + 1]);
+        assert_eq!(
+            parse_all(&mb).unwrap_err().0,
+            "Protocol error: too big mbulk count string"
+        );
+    }
+
+    #[test]
+    fn unauthenticated_clients_get_tight_limits() {
+        let limits = ParseLimits {
+            unauthenticated: true,
+            ..ParseLimits::default()
+        };
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            parser.next_request(&mut buf, &limits).unwrap_err().0,
+            "Protocol error: unauthenticated multibulk length"
+        );
+        let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(
+            RequestParser::new()
+                .next_request(&mut buf, &limits)
+                .unwrap_err()
+                .0,
+            "Protocol error: unauthenticated bulk length"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse_all(&data);
+        }
+
+        #[test]
+        fn well_formed_multibulk_round_trips(args in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 1..8)) {
+            let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+            for a in &args {
+                wire.extend(format!("${}\r\n", a.len()).bytes());
+                wire.extend(a);
+                wire.extend(b"\r\n");
+            }
+            let mut parser = RequestParser::new();
+            let mut buf = BytesMut::from(&wire[..]);
+            let got = parser.next_request(&mut buf, &ParseLimits::default()).unwrap().unwrap();
+            let got: Vec<Vec<u8>> = got.iter().map(|b| b.to_vec()).collect();
+            proptest::prop_assert_eq!(got, args);
+        }
+    }
+}

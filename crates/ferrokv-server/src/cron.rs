@@ -1,0 +1,21 @@
+//! The periodic work of the server (`hz` times a second): active expiry, and noticing a
+//! SHUTDOWN request.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use ferrokv_commands::{Server, expire_cycle};
+
+pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static str>) {
+    let mut cycle = expire_cycle::ExpireCycle::default();
+    loop {
+        let hz = server.config.load().hz.clamp(1, 500) as u64;
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        if server.shutdown_requested.load(Relaxed) {
+            let _ = shutdown.send("SHUTDOWN");
+            return;
+        }
+        cycle.run(&server, hz);
+    }
+}

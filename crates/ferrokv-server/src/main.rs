@@ -1,0 +1,157 @@
+//! `ferrokv-server [configfile] [--directive value ...]`: the ferrokv data server.
+
+mod connection;
+mod cron;
+mod logging;
+mod network;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferrokv_commands::Server;
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-v" || a == "--version") {
+        println!(
+            "ferrokv-server v={} (Valkey-compatible, redis_version 7.2.4)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return;
+    }
+    let (config, path) = match ferrokv_config::load::from_args(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = logging::init(&config.logfile, &config.loglevel) {
+        eprintln!("Can't open the log file: {e}");
+        std::process::exit(1);
+    }
+    let executable = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let server = Server::new(config, path, executable);
+    ferrokv_commands::server::set_used_memory_probe(used_memory);
+    if let Err(e) = run(server) {
+        log::warn!("{e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(server: Arc<Server>) -> Result<(), String> {
+    let config = server.config.load();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let workers =
+        network::Workers::start(threads).map_err(|e| format!("Starting worker threads: {e}"))?;
+    log::info!(
+        "ferrokv {} starting, pid={}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+
+    let mut bound = 0;
+    if config.port != 0 {
+        for entry in &config.bind {
+            let Some((ip, optional)) = network::parse_bind(entry) else {
+                return Err(format!("Invalid bind address '{entry}'"));
+            };
+            let addr = SocketAddr::new(ip, config.port as u16);
+            match network::bind_tcp(addr, config.tcp_backlog as i32) {
+                Ok(listener) => {
+                    bound += 1;
+                    let _guard = workers.first().enter();
+                    workers.first().spawn(network::accept_tcp(
+                        server.clone(),
+                        workers.clone(),
+                        listener,
+                    ));
+                }
+                Err(e) if optional => log::debug!("Skipping optional bind {addr}: {e}"),
+                Err(e) => {
+                    return Err(format!(
+                        "Warning: Could not create server TCP listening socket {addr}: {e}"
+                    ));
+                }
+            }
+        }
+    }
+    if !config.unixsocket.is_empty() {
+        let path = config.unixsocket.clone();
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .map_err(|e| format!("Failed opening Unix socket: {e}"))?;
+        if config.unixsocketperm != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                &path,
+                std::fs::Permissions::from_mode(config.unixsocketperm as u32),
+            )
+            .map_err(|e| format!("Setting unix socket permissions: {e}"))?;
+        }
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        bound += 1;
+        workers.first().spawn(network::accept_unix(
+            server.clone(),
+            workers.clone(),
+            listener,
+            path,
+        ));
+    }
+    if bound == 0 {
+        return Err("Configured to not listen anywhere, exiting.".into());
+    }
+    log::info!("Server initialized");
+    log::info!(
+        "Ready to accept connections tcp (port {}, {} worker threads)",
+        config.port,
+        workers.count()
+    );
+
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<&'static str>();
+    {
+        let server = server.clone();
+        let done_tx = done_tx.clone();
+        workers.first().spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                log::warn!("Could not install signal handlers");
+                return;
+            };
+            let which = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            log::warn!("Received {which} scheduling shutdown...");
+            server.request_shutdown();
+            let _ = done_tx.send(which);
+        });
+    }
+    workers.first().spawn(cron::run(server.clone(), done_tx));
+    let _ = done_rx.recv();
+    log::warn!("User requested shutdown...");
+    if !config.unixsocket.is_empty() {
+        let _ = std::fs::remove_file(&config.unixsocket);
+    }
+    log::warn!("ferrokv is now ready to exit, bye bye...");
+    Ok(())
+}
+
+/// Bytes allocated through jemalloc, as INFO used_memory reports it.
+fn used_memory() -> u64 {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if epoch::advance().is_err() {
+        return 0;
+    }
+    stats::allocated::read().map(|n| n as u64).unwrap_or(0)
+}

@@ -1,0 +1,256 @@
+//! Threads and listeners.
+//!
+//! One single-threaded tokio runtime per core ("worker"). Listeners run on worker 0, which
+//! accepts each connection, applies the admission checks (maxclients, protected mode), and
+//! hands the socket to the next worker in turn; from then on the connection lives on that
+//! worker's thread. Measured on this machine, per-core current-thread runtimes beat tokio's
+//! work-stealing runtime for this request/response load (see docs/architecture.md).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use ferrokv_commands::Server;
+use ferrokv_commands::client::{ClientShared, Transport};
+use ferrokv_commands::stats;
+use ferrokv_store::clock;
+use tokio::io::AsyncWriteExt;
+use tokio::runtime::Handle;
+
+use crate::connection;
+
+pub const MAX_CLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Valkey's refusal for a non-loopback client while protected mode is on.
+pub const PROTECTED_MODE_ERROR: &[u8] = b"-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// The worker runtimes, handed connections in turn.
+pub struct Workers {
+    handles: Vec<Handle>,
+    next: AtomicUsize,
+}
+
+impl Workers {
+    /// Starts `count` worker threads, each driving its own current-thread runtime until the
+    /// process exits.
+    pub fn start(count: usize) -> std::io::Result<Arc<Workers>> {
+        let mut handles = Vec::with_capacity(count);
+        for i in 0..count {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(std::future::pending::<()>());
+                })?;
+            let handle = rx
+                .recv()
+                .map_err(|_| std::io::Error::other("worker thread died at start"))??;
+            handles.push(handle);
+        }
+        Ok(Arc::new(Workers {
+            handles,
+            next: AtomicUsize::new(0),
+        }))
+    }
+
+    pub fn first(&self) -> &Handle {
+        &self.handles[0]
+    }
+
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    fn next(&self) -> &Handle {
+        let i = self.next.fetch_add(1, Relaxed) % self.handles.len();
+        &self.handles[i]
+    }
+}
+
+/// Parses one `bind` entry: `*` is every IPv4 address, `::*` every IPv6 address, and a leading
+/// `-` marks an address that may fail to bind (e.g. IPv6 unavailable) without stopping start-up.
+pub fn parse_bind(entry: &str) -> Option<(IpAddr, bool)> {
+    let (optional, addr) = match entry.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, entry),
+    };
+    let ip = match addr {
+        "*" => IpAddr::from([0, 0, 0, 0]),
+        "::*" => IpAddr::from([0u16; 8]),
+        other => other.parse().ok()?,
+    };
+    Some((ip, optional))
+}
+
+/// Binds one TCP listener the way Valkey does (SO_REUSEADDR, IPV6_V6ONLY, the configured backlog).
+pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Accepts TCP connections forever on worker 0.
+pub async fn accept_tcp(
+    server: Arc<Server>,
+    workers: Arc<Workers>,
+    listener: std::net::TcpListener,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn!("Could not register listener: {e}");
+            return;
+        }
+    };
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                log::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let config = server.config.load();
+        if server.clients.count() as i64 >= config.maxclients {
+            refuse(stream, MAX_CLIENTS_ERROR).await;
+            continue;
+        }
+        if config.protected_mode && config.requirepass.is_empty() && !is_loopback(peer.ip()) {
+            refuse(stream, PROTECTED_MODE_ERROR).await;
+            continue;
+        }
+        if let Err(e) = configure_tcp(&stream, config.tcp_keepalive) {
+            log::debug!("Socket options for {peer}: {e}");
+        }
+        let laddr = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let std_stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("Handing off client {peer}: {e}");
+                continue;
+            }
+        };
+        let fd = raw_fd(&std_stream);
+        let id = server.clients.next_id();
+        let shared = Arc::new(ClientShared::new(
+            id,
+            peer.to_string(),
+            laddr,
+            fd,
+            Transport::Tcp,
+            clock::now_ms(),
+        ));
+        let server = server.clone();
+        workers.next().spawn(async move {
+            match tokio::net::TcpStream::from_std(std_stream) {
+                Ok(stream) => connection::serve(server, stream, shared).await,
+                Err(e) => log::warn!("Registering client socket: {e}"),
+            }
+        });
+    }
+}
+
+/// Accepts Unix socket connections forever on worker 0.
+pub async fn accept_unix(
+    server: Arc<Server>,
+    workers: Arc<Workers>,
+    listener: std::os::unix::net::UnixListener,
+    path: String,
+) {
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn!("Could not register unix listener: {e}");
+            return;
+        }
+    };
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                log::warn!("Accepting unix socket connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if server.clients.count() as i64 >= server.config.load().maxclients {
+            refuse(stream, MAX_CLIENTS_ERROR).await;
+            continue;
+        }
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        let fd = raw_fd(&std_stream);
+        let id = server.clients.next_id();
+        let shared = Arc::new(ClientShared::new(
+            id,
+            format!("{path}:0"),
+            path.clone(),
+            fd,
+            Transport::Unix,
+            clock::now_ms(),
+        ));
+        let server = server.clone();
+        workers.next().spawn(async move {
+            match tokio::net::UnixStream::from_std(std_stream) {
+                Ok(stream) => connection::serve(server, stream, shared).await,
+                Err(e) => log::warn!("Registering unix client socket: {e}"),
+            }
+        });
+    }
+}
+
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, message: &[u8]) {
+    stats::local().rejected_connections.add(1);
+    let _ = stream.write_all(message).await;
+    let _ = stream.shutdown().await;
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+fn configure_tcp(stream: &tokio::net::TcpStream, keepalive_secs: i64) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    if keepalive_secs > 0 {
+        let sock = socket2::SockRef::from(stream);
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(std::time::Duration::from_secs(keepalive_secs as u64))
+            .with_interval(std::time::Duration::from_secs(
+                (keepalive_secs / 3).max(1) as u64
+            ));
+        sock.set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
+}
+
+fn raw_fd(s: &impl std::os::fd::AsRawFd) -> i32 {
+    s.as_raw_fd()
+}

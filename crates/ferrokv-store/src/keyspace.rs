@@ -1,0 +1,170 @@
+//! The sharded keyspace and its locking discipline.
+//!
+//! Every command locks the shards of the keys it names, in ascending shard order, for the
+//! whole command, so each command is atomic and multi-key commands cannot deadlock. Commands
+//! that need the whole keyspace (FLUSHALL, SWAPDB, EXEC, scripts) lock every shard, in the same
+//! order. Locks are never held across an await or a socket write.
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
+
+use crate::db::Db;
+use crate::table::hash_key;
+
+/// log2 of the number of shards. 64 shards keep contention low on many cores while locking
+/// all of them stays cheap. The SCAN cursor encodes the shard in its low bits, so this is
+/// fixed for the life of the process.
+pub const SHARD_BITS: u32 = 6;
+pub const SHARD_COUNT: usize = 1 << SHARD_BITS;
+
+/// One shard: every database's keys whose hash falls in this shard.
+pub struct Shard {
+    pub dbs: Box<[Db]>,
+}
+
+pub struct Keyspace {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    databases: usize,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Keyspace {
+        let shards = (0..SHARD_COUNT)
+            .map(|_| {
+                CachePadded::new(Mutex::new(Shard {
+                    dbs: (0..databases).map(Db::new).collect(),
+                }))
+            })
+            .collect();
+        Keyspace { shards, databases }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    pub fn shard_of(key: &[u8]) -> usize {
+        (hash_key(key) >> (64 - SHARD_BITS)) as usize
+    }
+
+    /// Locks the shards holding `keys`.
+    pub fn lock<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
+        let mut indexes: SmallVec<[usize; 4]> =
+            keys.iter().map(|k| Self::shard_of(k.as_ref())).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        Locked {
+            guards: indexes
+                .into_iter()
+                .map(|i| (i, self.shards[i].lock()))
+                .collect(),
+        }
+    }
+
+    /// Locks one shard by index (SCAN, active expiry, eviction).
+    pub fn lock_shard(&self, index: usize) -> Locked<'_> {
+        let mut guards = SmallVec::new();
+        guards.push((index, self.shards[index].lock()));
+        Locked { guards }
+    }
+
+    /// Locks every shard.
+    pub fn lock_all(&self) -> Locked<'_> {
+        Locked {
+            guards: self
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.lock()))
+                .collect(),
+        }
+    }
+
+    /// Keys in database `db`, counting shard by shard (not an atomic snapshot across shards,
+    /// which DBSIZE and INFO do not need).
+    pub fn db_len(&self, db: usize) -> usize {
+        self.shards.iter().map(|s| s.lock().dbs[db].len()).sum()
+    }
+
+    /// (keys, keys with a TTL) in database `db`.
+    pub fn db_counts(&self, db: usize) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(k, v), s| {
+            let shard = s.lock();
+            (k + shard.dbs[db].len(), v + shard.dbs[db].volatile_len())
+        })
+    }
+}
+
+/// Shards locked by one command. Dropping it releases them.
+pub struct Locked<'a> {
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>,
+}
+
+impl<'a> Locked<'a> {
+    /// Database `db` of the shard that holds `key`.
+    ///
+    /// Panics if that shard is not locked: the keys a command touches come from its key specs
+    /// in the command table, so this is a bug in the table, which the dispatcher turns into an
+    /// error reply.
+    pub fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
+        let shard = Keyspace::shard_of(key);
+        match self.guards.binary_search_by_key(&shard, |(i, _)| *i) {
+            Ok(pos) => &mut self.guards[pos].1.dbs[db],
+            Err(_) => {
+                panic!("key in shard {shard} accessed without its lock: command table key spec bug")
+            }
+        }
+    }
+
+    /// Every locked shard with its index.
+    pub fn shards(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> {
+        self.guards.iter_mut().map(|(i, g)| (*i, &mut **g))
+    }
+
+    pub fn holds_all(&self) -> bool {
+        self.guards.len() == SHARD_COUNT
+    }
+
+    /// Swaps two databases in every locked shard (SWAPDB needs all shards locked).
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        for (_, shard) in self.guards.iter_mut() {
+            shard.dbs.swap(a, b);
+            shard.dbs[a].set_index(a);
+            shard.dbs[b].set_index(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Entry;
+    use crate::value::{StrValue, Value};
+
+    #[test]
+    fn multi_key_lock_reaches_every_key_and_dedups_shards() {
+        let ks = Keyspace::new(16);
+        let keys: Vec<Vec<u8>> = (0..200).map(|i| format!("key:{i}").into_bytes()).collect();
+        let mut locked = ks.lock(&keys);
+        for k in &keys {
+            locked
+                .db(3, k)
+                .insert(k, Entry::new(Value::Str(StrValue::from_bytes(b"1")), 0));
+        }
+        drop(locked);
+        assert_eq!(ks.db_len(3), 200);
+        assert_eq!(ks.db_len(0), 0);
+    }
+
+    #[test]
+    fn swapdb_swaps_in_every_shard() {
+        let ks = Keyspace::new(2);
+        ks.lock(&[b"a"])
+            .db(0, b"a")
+            .insert(b"a", Entry::new(Value::Str(StrValue::Int(1)), 0));
+        ks.lock_all().swap_dbs(0, 1);
+        assert_eq!(ks.db_len(0), 0);
+        assert_eq!(ks.db_len(1), 1);
+    }
+}

@@ -1,0 +1,18 @@
+//! The keyspace: values, databases, expiry and the sharding that lets every core work on it.
+//!
+//! Layout: a [`Keyspace`] is a fixed number of shards, each behind its own mutex. A key lives
+//! in the shard chosen by its hash, in every database: a shard holds one [`Db`] per logical
+//! database. So commands that move a key between databases (MOVE, COPY ... DB) lock one shard,
+//! and locking "everything" (FLUSHALL, SWAPDB, transactions) is one pass over the shards in
+//! index order, which is also the order every multi-key lock uses, so there are no deadlocks.
+
+pub mod clock;
+pub mod db;
+pub mod events;
+pub mod keyspace;
+pub mod table;
+pub mod value;
+
+pub use db::{Db, Entry, NO_EXPIRE};
+pub use keyspace::{Keyspace, Locked};
+pub use value::{ObjectType, StrValue, Value};
