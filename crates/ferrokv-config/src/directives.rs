@@ -23,6 +23,21 @@ pub struct Config {
     pub unixsocket: String,
     pub unixsocketperm: i64,
     pub active_expire_effort: i64,
+    pub maxmemory: i64,
+    pub maxmemory_policy: String,
+    pub maxmemory_samples: i64,
+    pub maxmemory_eviction_tenacity: i64,
+    pub lfu_log_factor: i64,
+    pub lfu_decay_time: i64,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: i64,
+    pub latency_monitor_threshold: i64,
+    pub latency_tracking: bool,
+    pub latency_tracking_info_percentiles: String,
+    pub save: String,
+    pub appendonly: bool,
+    pub dbfilename: String,
+    pub busy_reply_threshold: i64,
 }
 
 /// Flags of a directive.
@@ -87,6 +102,28 @@ macro_rules! memory_directive {
                 Ok(())
             },
             get: |c| c.$field.to_string(),
+        }
+    };
+}
+
+macro_rules! enum_directive {
+    ($name:literal, $field:ident, $choices:expr, $default:literal, $flags:expr) => {
+        Directive {
+            name: $name,
+            default: $default,
+            flags: $flags,
+            set: |c, v| {
+                let lower = v.to_ascii_lowercase();
+                if !$choices.contains(&lower.as_str()) {
+                    return Err(format!(
+                        "argument(s) must be one of the following: {}",
+                        $choices.join(", ")
+                    ));
+                }
+                c.$field = lower;
+                Ok(())
+            },
+            get: |c| c.$field.clone(),
         }
     };
 }
@@ -171,6 +208,76 @@ pub static DIRECTIVES: &[Directive] = &[
         get: |c| format!("{:o}", c.unixsocketperm),
     },
     int_directive!("active-expire-effort", active_expire_effort, 1, 10, "1", 0),
+    memory_directive!("maxmemory", maxmemory, 0, i64::MAX, "0", 0),
+    enum_directive!(
+        "maxmemory-policy",
+        maxmemory_policy,
+        [
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction"
+        ],
+        "noeviction",
+        0
+    ),
+    int_directive!("maxmemory-samples", maxmemory_samples, 1, 64, "5", 0),
+    int_directive!(
+        "maxmemory-eviction-tenacity",
+        maxmemory_eviction_tenacity,
+        0,
+        100,
+        "10",
+        0
+    ),
+    int_directive!(
+        "lfu-log-factor",
+        lfu_log_factor,
+        0,
+        i32::MAX as i64,
+        "10",
+        0
+    ),
+    int_directive!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as i64, "1", 0),
+    int_directive!(
+        "slowlog-log-slower-than",
+        slowlog_log_slower_than,
+        -1,
+        i64::MAX,
+        "10000",
+        0
+    ),
+    int_directive!("slowlog-max-len", slowlog_max_len, 0, i64::MAX, "128", 0),
+    int_directive!(
+        "latency-monitor-threshold",
+        latency_monitor_threshold,
+        0,
+        i64::MAX,
+        "0",
+        0
+    ),
+    bool_directive!("latency-tracking", latency_tracking, "yes", 0),
+    string_directive!(
+        "latency-tracking-info-percentiles",
+        latency_tracking_info_percentiles,
+        "50 99 99.9",
+        0
+    ),
+    string_directive!("save", save, "3600 1 300 100 60 10000", 0),
+    bool_directive!("appendonly", appendonly, "no", 0),
+    string_directive!("dbfilename", dbfilename, "dump.rdb", 0),
+    int_directive!(
+        "busy-reply-threshold",
+        busy_reply_threshold,
+        0,
+        i64::MAX,
+        "5000",
+        0
+    ),
 ];
 
 impl Directive {
@@ -203,6 +310,21 @@ impl Default for Config {
             unixsocket: String::new(),
             unixsocketperm: 0,
             active_expire_effort: 0,
+            maxmemory: 0,
+            maxmemory_policy: String::new(),
+            maxmemory_samples: 0,
+            maxmemory_eviction_tenacity: 0,
+            lfu_log_factor: 0,
+            lfu_decay_time: 0,
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
+            latency_monitor_threshold: 0,
+            latency_tracking: false,
+            latency_tracking_info_percentiles: String::new(),
+            save: String::new(),
+            appendonly: false,
+            dbfilename: String::new(),
+            busy_reply_threshold: 0,
         };
         for d in DIRECTIVES {
             if let Err(e) = (d.set)(&mut c, d.default) {

@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod db;
 pub mod events;
+pub mod glob;
 pub mod keyspace;
 pub mod table;
 pub mod value;
