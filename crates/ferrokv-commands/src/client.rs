@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::
 
 use bytes::Bytes;
 use ferrokv_config::Config;
+use ferrokv_store::access::AccessPolicy;
 use parking_lot::Mutex;
 
 /// CLIENT REPLY mode.
@@ -36,6 +37,8 @@ pub struct Client {
     /// publishes a new snapshot.
     pub config: Arc<Config>,
     pub config_epoch: u64,
+    /// LRU or LFU stamping, derived from `config` whenever it is refreshed.
+    pub access_policy: AccessPolicy,
 }
 
 impl Client {
@@ -51,9 +54,17 @@ impl Client {
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             shared,
+            access_policy: access_policy_of(&config),
             config,
             config_epoch,
         }
+    }
+
+    /// Switches to a newer configuration snapshot.
+    pub fn refresh_config(&mut self, config: Arc<Config>, epoch: u64) {
+        self.access_policy = access_policy_of(&config);
+        self.config = config;
+        self.config_epoch = epoch;
     }
 
     pub fn select(&mut self, db: usize) {
@@ -140,4 +151,12 @@ impl ClientShared {
     pub fn is_killed(&self) -> bool {
         self.killed.load(Relaxed)
     }
+}
+
+fn access_policy_of(config: &Config) -> AccessPolicy {
+    AccessPolicy::from_config(
+        &config.maxmemory_policy,
+        config.lfu_log_factor,
+        config.lfu_decay_time,
+    )
 }

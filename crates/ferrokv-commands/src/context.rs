@@ -107,7 +107,7 @@ impl<'a> Ctx<'a> {
             Some(entry) => {
                 s.keyspace_hits.add(1);
                 if !self.client.no_touch {
-                    self.server.touch(entry);
+                    self.client.access_policy.touch(&mut entry.access);
                 }
                 Some(entry)
             }
@@ -130,12 +130,12 @@ impl<'a> Ctx<'a> {
         key: &[u8],
     ) -> Option<&'l mut Entry> {
         let entry = locked.db(db, key).get(key, self.now_ms)?;
-        self.server.touch(entry);
+        self.client.access_policy.touch(&mut entry.access);
         Some(entry)
     }
 
     /// A fresh entry for `value`, stamped with the current access clock.
     pub fn new_entry(&self, value: Value) -> Entry {
-        Entry::new(value, self.server.initial_access())
+        Entry::new(value, self.client.access_policy.initial())
     }
 }

@@ -25,8 +25,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     };
     let epoch = server.config.epoch();
     if epoch != client.config_epoch {
-        client.config = server.config.load();
-        client.config_epoch = epoch;
+        client.refresh_config(server.config.load(), epoch);
     }
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::SkipThis;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use ferrokv_config::{Config, ConfigStore};
-use ferrokv_store::{Entry, Keyspace, clock};
+use ferrokv_store::{Keyspace, clock};
 use parking_lot::Mutex;
 
 use crate::client::ClientShared;
@@ -51,16 +51,6 @@ impl Server {
             config_write: Mutex::new(()),
             last_save_unix: AtomicU64::new((now / 1000) as u64),
         })
-    }
-
-    /// Records an access to `entry` for the eviction policy.
-    pub fn touch(&self, entry: &mut Entry) {
-        entry.access = clock::lru_clock();
-    }
-
-    /// The access stamp of a newly created key.
-    pub fn initial_access(&self) -> u32 {
-        clock::lru_clock()
     }
 
     pub fn request_shutdown(&self) {

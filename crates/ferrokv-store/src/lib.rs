@@ -6,6 +6,7 @@
 //! and locking "everything" (FLUSHALL, SWAPDB, transactions) is one pass over the shards in
 //! index order, which is also the order every multi-key lock uses, so there are no deadlocks.
 
+pub mod access;
 pub mod clock;
 pub mod db;
 pub mod events;
