@@ -64,11 +64,9 @@ impl AccessPolicy {
             AccessPolicy::Lru => 0,
         };
         let counter = stamp & 0xff;
-        let periods = if decay > 0 {
-            lfu_minutes_since(stamp >> 8) / decay
-        } else {
-            0
-        };
+        let periods = lfu_minutes_since(stamp >> 8)
+            .checked_div(decay)
+            .unwrap_or(0);
         counter.saturating_sub(periods)
     }
 }
