@@ -159,4 +159,6 @@ macro_rules! case_files {
 
 case_files! {
     connection => "connection.txt",
+    strings => "strings.txt",
+    bits => "bits.txt",
 }

@@ -74,8 +74,36 @@ impl Value {
     }
 }
 
-/// Longest string stored with the `embstr` encoding when created whole by SET and friends.
+/// Longest string given the `embstr` encoding by [`StrValue::from_bytes`], which does not
+/// know the key the value will be stored under.
 pub const EMBSTR_SIZE_LIMIT: usize = 44;
+
+/// Bytes of one allocation that Valkey 9.1 fills with the object header, the key, an
+/// optional expiry slot and an `embstr` value.
+const EMBEDDED_ALLOCATION: usize = 128;
+
+/// Whether Valkey 9.1 stores a fresh string value of `value_len` bytes under a key of
+/// `key_len` bytes as `embstr`.
+///
+/// Valkey 9.1 puts the key, the expiry (when the object has a slot for one) and a short
+/// value into one 128-byte allocation after an 8-byte header. The key takes a one-byte
+/// prefix, an sds header (1 byte below 32 bytes, 3 bytes up to 255) and a terminator; the
+/// value an sds8 header (3 bytes) and a terminator. Measured on valkey-server 9.1.2: with a
+/// 1-byte key the longest embstr is 112 bytes, 104 with an expiry slot; with a 40-byte key,
+/// 71. The expiry slot is present when the value replaces a key that had a TTL (even if the
+/// new value clears it); a TTL set later on a fresh key does not change the encoding.
+pub fn embeds_string(key_len: usize, expire_slot: bool, value_len: usize) -> bool {
+    const HEADER: usize = 8;
+    const EXPIRE: usize = 8;
+    let key = match key_len {
+        0..32 => 1 + 1 + key_len + 1,
+        32..256 => 1 + 3 + key_len + 1,
+        _ => 1 + 5 + key_len + 1,
+    };
+    let value = 3 + value_len + 1;
+    let expire = if expire_slot { EXPIRE } else { 0 };
+    HEADER + expire + key + value <= EMBEDDED_ALLOCATION
+}
 
 /// A string value in one of Valkey's three encodings.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +117,37 @@ pub enum StrValue {
 }
 
 impl StrValue {
-    /// The encoding Valkey picks for a string created from `bytes` (SET, MSET ...).
+    /// The encoding Valkey picks for a string value created whole from `bytes` and stored
+    /// under a key of `key_len` bytes (SET, MSET, GETSET, APPEND to a missing key ...);
+    /// `expire_slot`: the value replaces a key that had a TTL (see [`embeds_string`]).
+    pub fn for_key(bytes: &[u8], key_len: usize, expire_slot: bool) -> StrValue {
+        if let Some(n) = Self::as_int(bytes) {
+            return StrValue::Int(n);
+        }
+        Self::text_for_key(bytes.to_vec(), key_len, expire_slot)
+    }
+
+    /// A value that is never integer-encoded even if it reads as one (INCRBYFLOAT's
+    /// result), `embstr` or `raw` by the same rule as [`StrValue::for_key`].
+    pub fn text_for_key(bytes: Vec<u8>, key_len: usize, expire_slot: bool) -> StrValue {
+        if embeds_string(key_len, expire_slot, bytes.len()) {
+            StrValue::Embstr(bytes)
+        } else {
+            StrValue::Raw(bytes)
+        }
+    }
+
+    /// Integers of up to 20 characters in canonical form are stored as `int`.
+    fn as_int(bytes: &[u8]) -> Option<i64> {
+        if bytes.len() <= 20 {
+            parse_i64(bytes)
+        } else {
+            None
+        }
+    }
+
+    /// The encoding of a string created from `bytes` without knowing its key (values not
+    /// stored under a key; stored values use [`StrValue::for_key`]).
     pub fn from_bytes(bytes: &[u8]) -> StrValue {
         if bytes.len() <= 20
             && let Some(n) = parse_i64(bytes)
@@ -142,5 +200,74 @@ impl StrValue {
             StrValue::Raw(b) => b,
             _ => unreachable!("just set to Raw"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn longest_embstr(key_len: usize, expire_slot: bool) -> Option<usize> {
+        (0..200)
+            .take_while(|&n| embeds_string(key_len, expire_slot, n))
+            .last()
+    }
+
+    #[test]
+    fn embstr_threshold_matches_valkey_9_1_measurements() {
+        // (key length, longest embstr without / with an expiry slot), from valkey-server 9.1.2.
+        for (key_len, plain, with_expire) in [
+            (1, Some(112), Some(104)),
+            (2, Some(111), Some(103)),
+            (16, Some(97), Some(89)),
+            (31, Some(82), Some(74)),
+            (32, Some(79), Some(71)),
+            (40, Some(71), Some(63)),
+            (100, Some(11), Some(3)),
+            (103, Some(8), Some(0)),
+            (108, Some(3), None),
+            (111, Some(0), None),
+            (112, None, None),
+        ] {
+            assert_eq!(longest_embstr(key_len, false), plain, "key {key_len}");
+            assert_eq!(
+                longest_embstr(key_len, true),
+                with_expire,
+                "key {key_len} + ttl"
+            );
+        }
+    }
+
+    #[test]
+    fn fresh_values_pick_int_embstr_or_raw() {
+        assert_eq!(StrValue::for_key(b"123", 1, false), StrValue::Int(123));
+        assert_eq!(
+            StrValue::for_key(b"-9223372036854775808", 1, false).encoding(),
+            "int"
+        );
+        for not_int in [&b"12345678901234567890"[..], b"-0", b"+1", b" 1", b"01"] {
+            assert_eq!(StrValue::for_key(not_int, 1, false).encoding(), "embstr");
+        }
+        assert_eq!(
+            StrValue::for_key(&[b'a'; 112], 1, false).encoding(),
+            "embstr"
+        );
+        assert_eq!(StrValue::for_key(&[b'a'; 113], 1, false).encoding(), "raw");
+        assert_eq!(StrValue::for_key(&[b'a'; 105], 1, true).encoding(), "raw");
+        // INCRBYFLOAT's results are never int-encoded.
+        assert_eq!(
+            StrValue::text_for_key(b"3".to_vec(), 1, false).encoding(),
+            "embstr"
+        );
+    }
+
+    #[test]
+    fn in_place_edits_make_raw() {
+        let mut v = StrValue::Int(12);
+        v.make_raw().push(b'3');
+        assert_eq!(v, StrValue::Raw(b"123".to_vec()));
+        let mut v = StrValue::for_key(b"ab", 1, false);
+        v.make_raw();
+        assert_eq!(v.encoding(), "raw");
     }
 }

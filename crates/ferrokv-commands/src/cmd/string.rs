@@ -1,21 +1,43 @@
 //! String commands.
+//!
+//! Encodings follow Valkey 9.1 (see `StrValue::for_key`): values created whole are `int`,
+//! `embstr` or `raw` depending on the key's length and whether the replaced key had a TTL;
+//! in-place edits (APPEND, SETRANGE, and the bit commands) leave `raw`; INCR and friends
+//! leave `int`.
+
+mod lcs;
+pub mod options;
 
 use bytes::Bytes;
-use ferrokv_store::{StrValue, Value};
+use ferrokv_longdouble::LongDouble;
+use ferrokv_protocol::Reply;
+use ferrokv_protocol::number::parse_i64;
+use ferrokv_store::{Entry, Locked, NO_EXPIRE, StrValue, Value};
 
-use crate::context::{CmdResult, Ctx, errors};
-use crate::spec::{CommandSpec, KeySpec, category as cat, flag, key_flag as kf};
+use crate::cmd::args;
+use crate::context::{CmdError, CmdResult, Ctx, errors};
+use crate::dispatch::arity_error;
+use crate::spec::{
+    BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
+};
+use options::{Condition, ExpireUnit, OptionSet, Ttl, WriteOptions, absolute_expire_ms};
+
+const W: u64 = flag::WRITE;
+const RO: u64 = flag::READONLY;
+const OOM: u64 = flag::DENYOOM;
+const FAST: u64 = flag::FAST;
+const STR: u64 = cat::STRING;
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("get", 2, "string")
-        .flags(flag::READONLY | flag::FAST)
-        .categories(cat::STRING)
+        .flags(RO | FAST)
+        .categories(STR)
         .keys(&[KeySpec::single(1, kf::RO | kf::ACCESS)])
         .doc("1.0.0", "Returns the string value of a key.", "O(1)")
         .handler(get),
     CommandSpec::new("set", -3, "string")
-        .flags(flag::WRITE | flag::DENYOOM)
-        .categories(cat::STRING)
+        .flags(W | OOM)
+        .categories(STR)
         .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE | kf::VARIABLE_FLAGS)])
         .doc(
             "1.0.0",
@@ -23,32 +45,749 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(1)",
         )
         .handler(set),
+    CommandSpec::new("setnx", 3, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::OW | kf::INSERT)])
+        .doc("1.0.0", "Stores a string only if the key is absent.", "O(1)")
+        .handler(setnx),
+    CommandSpec::new("setex", 4, "string")
+        .flags(W | OOM)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::OW | kf::UPDATE)])
+        .doc("2.0.0", "Stores a string with a TTL in seconds.", "O(1)")
+        .handler(setex),
+    CommandSpec::new("psetex", 4, "string")
+        .flags(W | OOM)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::OW | kf::UPDATE)])
+        .doc("2.6.0", "Stores a string with a TTL in milliseconds.", "O(1)")
+        .handler(psetex),
+    CommandSpec::new("getset", 3, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE)])
+        .doc("1.0.0", "Stores a string and returns the one it replaced.", "O(1)")
+        .handler(getset),
+    CommandSpec::new("getdel", 2, "string")
+        .flags(W | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::DELETE)])
+        .doc("6.2.0", "Returns a string and deletes its key.", "O(1)")
+        .handler(getdel),
+    CommandSpec::new("getex", -2, "string")
+        .flags(W | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE)])
+        .doc("6.2.0", "Returns a string and optionally changes its TTL.", "O(1)")
+        .handler(getex),
+    CommandSpec::new("mget", -2, "string")
+        .flags(RO | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::to_end(1, 1, kf::RO | kf::ACCESS)])
+        .tips(&["request_policy:multi_shard"])
+        .doc(
+            "1.0.0",
+            "Returns the strings of several keys at once.",
+            "O(N) where N is the number of keys to retrieve.",
+        )
+        .handler(mget),
+    CommandSpec::new("mset", -3, "string")
+        .flags(W | OOM)
+        .categories(STR)
+        .keys(&[KeySpec::to_end(1, 2, kf::OW | kf::UPDATE)])
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+        .doc(
+            "1.0.1",
+            "Stores several strings atomically.",
+            "O(N) where N is the number of keys to set.",
+        )
+        .handler(mset),
+    CommandSpec::new("msetnx", -3, "string")
+        .flags(W | OOM)
+        .categories(STR)
+        .keys(&[KeySpec::to_end(1, 2, kf::OW | kf::INSERT)])
+        .doc(
+            "1.0.1",
+            "Stores several strings atomically, only if none of the keys exists.",
+            "O(N) where N is the number of keys to set.",
+        )
+        .handler(msetnx),
+    CommandSpec::new("msetex", -4, "string")
+        .flags(W | OOM)
+        .categories(STR)
+        .keys(&[KeySpec {
+            flags: kf::OW | kf::UPDATE,
+            begin: BeginSearch::Index(1),
+            find: FindKeys::KeyNum {
+                key_num_idx: 0,
+                first_key: 1,
+                step: 2,
+            },
+        }])
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+        .doc(
+            "9.1.0",
+            "Stores several strings atomically, with a condition and a TTL for all of them.",
+            "O(N) where N is the number of keys to set.",
+        )
+        .handler(msetex),
+    CommandSpec::new("append", 3, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RW | kf::INSERT)])
+        .doc(
+            "2.0.0",
+            "Appends to a string, creating it if needed.",
+            "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by the server will double the free space available on every reallocation.",
+        )
+        .handler(append),
+    CommandSpec::new("strlen", 2, "string")
+        .flags(RO | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RO)])
+        .doc("2.2.0", "Returns the length of a string.", "O(1)")
+        .handler(strlen),
+    CommandSpec::new("getrange", 4, "string")
+        .flags(RO)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RO | kf::ACCESS)])
+        .doc("2.4.0", "Returns part of a string.", GETRANGE_COMPLEXITY)
+        .handler(getrange),
+    CommandSpec::new("substr", 4, "string")
+        .flags(RO)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RO | kf::ACCESS)])
+        .doc("1.0.0", "Returns part of a string (old name of GETRANGE).", GETRANGE_COMPLEXITY)
+        .handler(getrange),
+    CommandSpec::new("setrange", 4, "string")
+        .flags(W | OOM)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RW | kf::UPDATE)])
+        .doc(
+            "2.2.0",
+            "Overwrites part of a string at an offset, padding with zero bytes.",
+            "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.",
+        )
+        .handler(setrange),
+    CommandSpec::new("incr", 2, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(INCR_KEYS)
+        .doc("1.0.0", "Adds one to an integer string (absent: 0).", "O(1)")
+        .handler(incr),
+    CommandSpec::new("decr", 2, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(INCR_KEYS)
+        .doc("1.0.0", "Subtracts one from an integer string (absent: 0).", "O(1)")
+        .handler(decr),
+    CommandSpec::new("incrby", 3, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(INCR_KEYS)
+        .doc("1.0.0", "Adds an integer to an integer string (absent: 0).", "O(1)")
+        .handler(incrby),
+    CommandSpec::new("decrby", 3, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(INCR_KEYS)
+        .doc("1.0.0", "Subtracts an integer from an integer string (absent: 0).", "O(1)")
+        .handler(decrby),
+    CommandSpec::new("incrbyfloat", 3, "string")
+        .flags(W | OOM | FAST)
+        .categories(STR)
+        .keys(INCR_KEYS)
+        .doc("2.6.0", "Adds a floating point number to a numeric string (absent: 0).", "O(1)")
+        .handler(incrbyfloat),
+    CommandSpec::new("lcs", -3, "string")
+        .flags(RO)
+        .categories(STR)
+        .keys(&[KeySpec {
+            flags: kf::RO | kf::ACCESS,
+            begin: BeginSearch::Index(1),
+            find: FindKeys::Range {
+                last_key: 1,
+                step: 1,
+                limit: 0,
+            },
+        }])
+        .doc(
+            "7.0.0",
+            "Finds the longest common subsequence of two strings.",
+            "O(N*M) where N and M are the lengths of s1 and s2, respectively",
+        )
+        .handler(lcs::lcs),
+    CommandSpec::new("delifeq", 3, "string")
+        .flags(W | FAST)
+        .categories(STR)
+        .keys(&[KeySpec::single(1, kf::RM | kf::DELETE)])
+        .doc("9.0.0", "Deletes a key only if it holds the given string.", "O(1)")
+        .handler(delifeq),
 ];
+
+const GETRANGE_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
+
+const INCR_KEYS: &[KeySpec] = &[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE)];
+
+// ---- helpers shared with the bit commands ----
+
+/// The string held by a value, or WRONGTYPE.
+pub(crate) fn string_of(value: &Value) -> Result<&StrValue, CmdError> {
+    #[allow(unreachable_patterns)]
+    match value {
+        Value::Str(s) => Ok(s),
+        _ => Err(errors::WRONGTYPE),
+    }
+}
+
+pub(crate) fn string_of_mut(value: &mut Value) -> Result<&mut StrValue, CmdError> {
+    #[allow(unreachable_patterns)]
+    match value {
+        Value::Str(s) => Ok(s),
+        _ => Err(errors::WRONGTYPE),
+    }
+}
+
+/// Writes a string value as a bulk reply.
+pub(crate) fn reply_string(reply: &mut Reply, s: &StrValue) {
+    match s {
+        StrValue::Int(n) => reply.bulk_int(*n),
+        StrValue::Embstr(b) | StrValue::Raw(b) => reply.bulk(b),
+    }
+}
+
+/// Refuses to grow a string beyond `proto-max-bulk-len`.
+pub(crate) fn check_string_length(ctx: &Ctx, total: u128) -> Result<(), CmdError> {
+    if total > ctx.config.proto_max_bulk_len.max(0) as u128 {
+        return Err(CmdError::err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    Ok(())
+}
+
+/// Stores a fresh string under `key`, replacing whatever was there; `ttl` decides the
+/// expiry (`Default`: none). An absolute expiry already in the past deletes the key instead,
+/// as Valkey does. Returns false if the key ended up deleted.
+fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) -> bool {
+    let db = ctx.db();
+    let old_expire = locked
+        .db(db, key)
+        .peek(key)
+        .filter(|e| !e.is_expired(ctx.now_ms))
+        .map(|e| e.expire_at);
+    let had_ttl = old_expire.is_some_and(|at| at != NO_EXPIRE);
+    let expire_at = match ttl {
+        Ttl::Default | Ttl::Persist => NO_EXPIRE,
+        Ttl::Keep => old_expire.unwrap_or(NO_EXPIRE),
+        Ttl::At(at) if at <= ctx.now_ms => {
+            locked.db(db, key).remove(key);
+            return false;
+        }
+        Ttl::At(at) => at,
+    };
+    let value = StrValue::for_key(bytes, key.len(), had_ttl);
+    let mut entry = ctx.new_entry(Value::Str(value));
+    entry.expire_at = expire_at;
+    locked.db(db, key).insert(key, entry);
+    true
+}
+
+/// What a write-lookup found: whether the key exists, and as what.
+enum Found {
+    Missing,
+    Str(StrValue),
+    Other,
+}
+
+fn found(entry: Option<&mut Entry>, with_value: bool) -> Found {
+    match entry {
+        None => Found::Missing,
+        Some(e) => match string_of(&e.value) {
+            Ok(s) if with_value => Found::Str(s.clone()),
+            Ok(_) => Found::Str(StrValue::Int(0)),
+            Err(_) => Found::Other,
+        },
+    }
+}
+
+// ---- GET / SET and their variants ----
 
 /// `GET key`
 fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut locked = ctx.lock(&[key]);
-    match ctx.read(&mut locked, key).map(|e| &e.value) {
+    match ctx.read(&mut locked, key) {
         None => ctx.reply.null(),
-        Some(Value::Str(StrValue::Int(n))) => ctx.reply.bulk_int(*n),
-        Some(Value::Str(StrValue::Embstr(b) | StrValue::Raw(b))) => ctx.reply.bulk(b),
-        #[allow(unreachable_patterns)]
-        Some(_) => return Err(errors::WRONGTYPE),
+        Some(e) => reply_string(ctx.reply, string_of(&e.value)?),
     }
     Ok(())
 }
 
-/// `SET key value` (the options arrive with the full string family).
+/// `SET key value [NX | XX | IFEQ comparison-value] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]`
 fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() != 3 {
-        return Err(errors::SYNTAX);
-    }
-    let key = &args[1];
-    let entry = ctx.new_entry(Value::Str(StrValue::from_bytes(&args[2])));
+    let opts = WriteOptions::parse(&args[3..], OptionSet::Set)?;
+    let ttl = opts.expire.resolve(ctx.now_ms, "set")?;
+    let (key, value) = (&args[1], &args[2]);
     let mut locked = ctx.lock(&[key]);
-    locked.db(ctx.db(), key).insert(key, entry);
+    let current = if opts.get {
+        found(ctx.read(&mut locked, key), true)
+    } else {
+        let compare = matches!(opts.condition, Condition::Equals(_));
+        found(ctx.write(&mut locked, key), compare)
+    };
+    if opts.get && matches!(current, Found::Other) {
+        return Err(errors::WRONGTYPE);
+    }
+    let allowed = match (&opts.condition, &current) {
+        (Condition::Always, _) => true,
+        (Condition::Missing, c) => matches!(c, Found::Missing),
+        (Condition::Exists, c) => !matches!(c, Found::Missing),
+        (Condition::Equals(_), Found::Other) => return Err(errors::WRONGTYPE),
+        (Condition::Equals(want), Found::Str(s)) => s.to_bytes().as_ref() == want.as_ref(),
+        (Condition::Equals(_), Found::Missing) => false,
+    };
+    if allowed {
+        store_string(ctx, &mut locked, key, value, ttl);
+        ctx.add_dirty(1);
+    }
+    match current {
+        _ if !opts.get => {
+            if allowed {
+                ctx.reply.ok()
+            } else {
+                ctx.reply.null()
+            }
+        }
+        Found::Str(s) => reply_string(ctx.reply, &s),
+        _ => ctx.reply.null(),
+    }
+    Ok(())
+}
+
+/// `SETNX key value`
+fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    if ctx.write(&mut locked, key).is_some() {
+        ctx.reply.int(0);
+        return Ok(());
+    }
+    store_string(ctx, &mut locked, key, &args[2], Ttl::Default);
+    ctx.add_dirty(1);
+    ctx.reply.int(1);
+    Ok(())
+}
+
+/// `SETEX key seconds value`
+fn setex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    set_with_ttl(ctx, args, ExpireUnit::Ex, "setex")
+}
+
+/// `PSETEX key milliseconds value`
+fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    set_with_ttl(ctx, args, ExpireUnit::Px, "psetex")
+}
+
+fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: ExpireUnit, name: &str) -> CmdResult {
+    let at = absolute_expire_ms(unit, &args[2], ctx.now_ms, name)?;
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    ctx.write(&mut locked, key);
+    store_string(ctx, &mut locked, key, &args[3], Ttl::At(at));
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
+}
+
+/// `GETSET key value`
+fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    match found(ctx.read(&mut locked, key), true) {
+        Found::Other => return Err(errors::WRONGTYPE),
+        Found::Str(old) => reply_string(ctx.reply, &old),
+        Found::Missing => ctx.reply.null(),
+    }
+    store_string(ctx, &mut locked, key, &args[2], Ttl::Default);
+    ctx.add_dirty(1);
+    Ok(())
+}
+
+/// `GETDEL key`
+fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    match ctx.read(&mut locked, key) {
+        None => ctx.reply.null(),
+        Some(e) => {
+            reply_string(ctx.reply, string_of(&e.value)?);
+            locked.db(ctx.db(), key).remove(key);
+            ctx.add_dirty(1);
+        }
+    }
+    Ok(())
+}
+
+/// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`
+fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let opts = WriteOptions::parse(&args[2..], OptionSet::GetEx)?;
+    let ttl = opts.expire.resolve(ctx.now_ms, "getex")?;
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    let Some(entry) = ctx.read(&mut locked, key) else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    reply_string(ctx.reply, string_of(&entry.value)?);
+    let had_ttl = entry.has_expire();
+    let db = locked.db(ctx.db(), key);
+    match ttl {
+        Ttl::At(at) if at <= ctx.now_ms => {
+            db.remove(key);
+            ctx.add_dirty(1);
+        }
+        Ttl::At(at) => {
+            db.set_expire(key, at);
+            ctx.add_dirty(1);
+        }
+        Ttl::Persist if had_ttl => {
+            db.set_expire(key, NO_EXPIRE);
+            ctx.add_dirty(1);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `MGET key [key ...]`
+fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let keys = &args[1..];
+    let mut locked = ctx.lock(keys);
+    ctx.reply.array_len(keys.len());
+    for key in keys {
+        match ctx.read(&mut locked, key).map(|e| string_of(&e.value)) {
+            Some(Ok(s)) => reply_string(ctx.reply, s),
+            _ => ctx.reply.null(),
+        }
+    }
+    Ok(())
+}
+
+/// The key/value pairs of MSET and MSETNX (an odd count is an arity error).
+fn pairs<'a>(ctx: &Ctx, args: &'a [Bytes]) -> Result<&'a [Bytes], CmdError> {
+    if args.len().is_multiple_of(2) {
+        return Err(arity_error(ctx.spec.name));
+    }
+    Ok(&args[1..])
+}
+
+fn keys_of(pairs: &[Bytes]) -> Vec<&Bytes> {
+    pairs.iter().step_by(2).collect()
+}
+
+/// `MSET key value [key value ...]`
+fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pairs = pairs(ctx, args)?;
+    let mut locked = ctx.lock(&keys_of(pairs));
+    for pair in pairs.chunks_exact(2) {
+        store_string(ctx, &mut locked, &pair[0], &pair[1], Ttl::Default);
+    }
+    ctx.add_dirty((pairs.len() / 2) as u64);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `MSETNX key value [key value ...]`
+fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pairs = pairs(ctx, args)?;
+    let keys = keys_of(pairs);
+    let mut locked = ctx.lock(&keys);
+    if keys.iter().any(|k| ctx.write(&mut locked, k).is_some()) {
+        ctx.reply.int(0);
+        return Ok(());
+    }
+    for pair in pairs.chunks_exact(2) {
+        store_string(ctx, &mut locked, &pair[0], &pair[1], Ttl::Default);
+    }
+    ctx.add_dirty((pairs.len() / 2) as u64);
+    ctx.reply.int(1);
+    Ok(())
+}
+
+/// `MSETEX numkeys key value [key value ...] [NX | XX] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]`
+fn msetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let numkeys = parse_i64(&args[1])
+        .filter(|n| (1..=i32::MAX as i64).contains(n))
+        .ok_or_else(|| CmdError::err("invalid numkeys value or out of range"))?
+        as usize;
+    let pairs_end = 2 + 2 * numkeys;
+    if pairs_end > args.len() {
+        return Err(errors::SYNTAX);
+    }
+    let opts = WriteOptions::parse(&args[pairs_end..], OptionSet::MSetEx)?;
+    let ttl = opts.expire.resolve(ctx.now_ms, "msetex")?;
+    let pairs = &args[2..pairs_end];
+    let keys = keys_of(pairs);
+    let mut locked = ctx.lock(&keys);
+    let allowed = match opts.condition {
+        Condition::Missing => keys.iter().all(|k| ctx.write(&mut locked, k).is_none()),
+        Condition::Exists => keys.iter().all(|k| ctx.write(&mut locked, k).is_some()),
+        _ => {
+            for k in &keys {
+                ctx.write(&mut locked, k);
+            }
+            true
+        }
+    };
+    if allowed {
+        for pair in pairs.chunks_exact(2) {
+            store_string(ctx, &mut locked, &pair[0], &pair[1], ttl);
+        }
+        ctx.add_dirty(numkeys as u64);
+    }
+    ctx.reply.int(allowed as i64);
+    Ok(())
+}
+
+/// `DELIFEQ key value`
+fn delifeq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    let equal = match ctx.write(&mut locked, key) {
+        None => false,
+        Some(e) => string_of(&e.value)?.to_bytes().as_ref() == args[2].as_ref(),
+    };
+    if equal {
+        locked.db(ctx.db(), key).remove(key);
+        ctx.add_dirty(1);
+    }
+    ctx.reply.int(equal as i64);
+    Ok(())
+}
+
+// ---- in-place edits ----
+
+/// `APPEND key value`
+fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, tail) = (&args[1], &args[2]);
+    let mut locked = ctx.lock(&[key]);
+    let Some(entry) = ctx.write(&mut locked, key) else {
+        store_string(ctx, &mut locked, key, tail, Ttl::Default);
+        ctx.add_dirty(1);
+        ctx.reply.int(tail.len() as i64);
+        return Ok(());
+    };
+    let s = string_of_mut(&mut entry.value)?;
+    check_string_length(ctx, s.len() as u128 + tail.len() as u128)?;
+    let bytes = s.make_raw();
+    bytes.extend_from_slice(tail);
+    let len = bytes.len();
+    ctx.add_dirty(1);
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+/// `STRLEN key`
+fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    let len = match ctx.read(&mut locked, key) {
+        None => 0,
+        Some(e) => string_of(&e.value)?.len(),
+    };
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+/// `GETRANGE key start end` (and `SUBSTR`)
+fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let start = args::int(&args[2])?;
+    let end = args::int(&args[3])?;
+    let key = &args[1];
+    let mut locked = ctx.lock(&[key]);
+    let Some(entry) = ctx.read(&mut locked, key) else {
+        ctx.reply.bulk(b"");
+        return Ok(());
+    };
+    let bytes = string_of(&entry.value)?.to_bytes();
+    match byte_range(start, end, bytes.len()) {
+        Some((from, to)) => ctx.reply.bulk(&bytes[from..=to]),
+        None => ctx.reply.bulk(b""),
+    }
+    Ok(())
+}
+
+/// Valkey's GETRANGE index arithmetic (negative indexes count from the end, clamped into
+/// the string; wrapping arithmetic where Valkey mixes signed and unsigned).
+fn byte_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len_i = len as i64;
+    let mut start = if start < 0 {
+        start.wrapping_add(len_i)
+    } else {
+        start
+    };
+    let mut end = if end < 0 {
+        end.wrapping_add(len_i)
+    } else {
+        end
+    };
+    start = start.max(0);
+    end = end.max(0);
+    if end as u64 >= len as u64 {
+        end = len_i - 1;
+    }
+    if len == 0 || start > end {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+/// `SETRANGE key offset value`
+fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let offset = args::int(&args[2])?;
+    if offset < 0 {
+        return Err(CmdError::err("offset is out of range"));
+    }
+    let (key, patch) = (&args[1], &args[3]);
+    let offset = offset as usize;
+    let mut locked = ctx.lock(&[key]);
+    let Some(entry) = ctx.write(&mut locked, key) else {
+        if patch.is_empty() {
+            ctx.reply.int(0);
+            return Ok(());
+        }
+        check_string_length(ctx, offset as u128 + patch.len() as u128)?;
+        let mut bytes = vec![0u8; offset + patch.len()];
+        bytes[offset..].copy_from_slice(patch);
+        let entry = ctx.new_entry(Value::Str(StrValue::Raw(bytes)));
+        locked.db(ctx.db(), key).insert(key, entry);
+        ctx.add_dirty(1);
+        ctx.reply.int((offset + patch.len()) as i64);
+        return Ok(());
+    };
+    let s = string_of_mut(&mut entry.value)?;
+    if patch.is_empty() {
+        ctx.reply.int(s.len() as i64);
+        return Ok(());
+    }
+    check_string_length(ctx, offset as u128 + patch.len() as u128)?;
+    let bytes = s.make_raw();
+    let end = offset + patch.len();
+    if bytes.len() < end {
+        bytes.resize(end, 0);
+    }
+    bytes[offset..end].copy_from_slice(patch);
+    let len = bytes.len();
+    ctx.add_dirty(1);
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+// ---- counters ----
+
+fn incr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+fn decr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+fn incrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = args::int(&args[2])?;
+    incr_by(ctx, &args[1], delta)
+}
+
+fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = args::int(&args[2])?;
+    let delta = delta
+        .checked_neg()
+        .ok_or_else(|| CmdError::err("decrement would overflow"))?;
+    incr_by(ctx, &args[1], delta)
+}
+
+/// The integer a string holds, as Valkey reads it for INCR.
+fn integer_of(s: &StrValue) -> Option<i64> {
+    match s {
+        StrValue::Int(n) => Some(*n),
+        StrValue::Embstr(b) | StrValue::Raw(b) => parse_i64(b),
+    }
+}
+
+fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
+    let mut locked = ctx.lock(&[key]);
+    let result = match ctx.write(&mut locked, key) {
+        Some(entry) => {
+            let s = string_of_mut(&mut entry.value)?;
+            let old = integer_of(s).ok_or(errors::NOT_INTEGER)?;
+            let new = old.checked_add(delta).ok_or(errors::OVERFLOW)?;
+            *s = StrValue::Int(new);
+            new
+        }
+        None => {
+            let entry = ctx.new_entry(Value::Str(StrValue::Int(delta)));
+            locked.db(ctx.db(), key).insert(key, entry);
+            delta
+        }
+    };
+    ctx.add_dirty(1);
+    ctx.reply.int(result);
+    Ok(())
+}
+
+/// `INCRBYFLOAT key increment`: computed in C `long double`, as Valkey does (see
+/// `ferrokv_longdouble`).
+fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, incr_arg) = (&args[1], &args[2]);
+    let mut locked = ctx.lock(&[key]);
+    let (current, had_ttl, expire_at) = match ctx.write(&mut locked, key) {
+        Some(entry) => {
+            let s = string_of(&entry.value)?;
+            let current = match s {
+                StrValue::Int(n) => LongDouble::from_i64(*n),
+                StrValue::Embstr(b) | StrValue::Raw(b) => {
+                    LongDouble::parse(b).ok_or(errors::NOT_FLOAT)?
+                }
+            };
+            (current, entry.has_expire(), entry.expire_at)
+        }
+        None => (LongDouble::from_i64(0), false, NO_EXPIRE),
+    };
+    let incr = LongDouble::parse(incr_arg).ok_or(errors::NOT_FLOAT)?;
+    let sum = current.add(&incr);
+    if !sum.is_finite() {
+        return Err(CmdError::err("increment would produce NaN or Infinity"));
+    }
+    let text = sum.to_human();
+    ctx.reply.bulk(&text);
+    let value = StrValue::text_for_key(text, key.len(), had_ttl);
+    let mut entry = ctx.new_entry(Value::Str(value));
+    entry.expire_at = expire_at;
+    locked.db(ctx.db(), key).insert(key, entry);
+    ctx.add_dirty(1);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getrange_index_arithmetic() {
+        assert_eq!(byte_range(0, -1, 5), Some((0, 4)));
+        assert_eq!(byte_range(-3, -1, 5), Some((2, 4)));
+        assert_eq!(byte_range(-1, -3, 5), None);
+        assert_eq!(byte_range(3, 1, 5), None);
+        assert_eq!(byte_range(0, 100, 5), Some((0, 4)));
+        assert_eq!(byte_range(-100, 100, 5), Some((0, 4)));
+        assert_eq!(byte_range(0, 0, 0), None);
+        assert_eq!(byte_range(i64::MIN, -1, 2), Some((0, 1)));
+        assert_eq!(byte_range(0, i64::MIN, 2), Some((0, 0)));
+        assert_eq!(byte_range(i64::MIN, i64::MAX, 2), Some((0, 1)));
+    }
 }
