@@ -162,11 +162,16 @@ pub async fn accept_tcp(
             Transport::Tcp,
             clock::now_ms(),
         ));
+        // Registered here, not on the worker, so the next accept already counts it.
+        server.clients.register(shared.clone());
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared).await,
-                Err(e) => log::warn!("Registering client socket: {e}"),
+                Err(e) => {
+                    log::warn!("Registering client socket: {e}");
+                    server.clients.unregister(shared.id);
+                }
             }
         });
     }
@@ -204,19 +209,25 @@ pub async fn accept_unix(
         };
         let fd = raw_fd(&std_stream);
         let id = server.clients.next_id();
+        // Valkey 9.1 shows a Unix socket client as `[path:0]:0` in both fields.
+        let shown = format!("[{path}:0]:0");
         let shared = Arc::new(ClientShared::new(
             id,
-            format!("{path}:0"),
-            path.clone(),
+            shown.clone(),
+            shown,
             fd,
             Transport::Unix,
             clock::now_ms(),
         ));
+        server.clients.register(shared.clone());
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::UnixStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared).await,
-                Err(e) => log::warn!("Registering unix client socket: {e}"),
+                Err(e) => {
+                    log::warn!("Registering unix client socket: {e}");
+                    server.clients.unregister(shared.id);
+                }
             }
         });
     }
