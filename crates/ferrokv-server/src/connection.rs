@@ -82,6 +82,11 @@ where
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
         }
+        client.shared.read_buffer.store(input.capacity(), Relaxed);
+        client
+            .shared
+            .read_buffer_peak
+            .fetch_max(input.capacity(), Relaxed);
         let epoch = server.config.epoch();
         if epoch != client.config_epoch {
             client.refresh_config(server.config.load(), epoch);
@@ -117,8 +122,6 @@ where
         let shared = &client.shared;
         shared.net_in.fetch_add(n as u64, Relaxed);
         shared.last_interaction_ms.store(clock::now_ms(), Relaxed);
-        shared.read_buffer.store(input.capacity(), Relaxed);
-        shared.read_buffer_peak.fetch_max(input.capacity(), Relaxed);
 
         let mut protocol_error = None;
         loop {
