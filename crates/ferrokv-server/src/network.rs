@@ -286,11 +286,12 @@ mod tests {
     use super::*;
 
     fn config(protected: bool, password: &str, maxclients: i64) -> ferrokv_config::Config {
-        let mut c = ferrokv_config::Config::default();
-        c.protected_mode = protected;
-        c.requirepass = password.into();
-        c.maxclients = maxclients;
-        c
+        ferrokv_config::Config {
+            protected_mode: protected,
+            requirepass: password.into(),
+            maxclients,
+            ..Default::default()
+        }
     }
 
     fn ip(text: &str) -> Option<IpAddr> {
