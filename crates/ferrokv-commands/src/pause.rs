@@ -88,7 +88,7 @@ impl ClientPause {
         until
     }
 
-    /// Whether any pause of `kind` or stronger is in force (INFO, FAILOVER).
+    /// Whether any pause holds back writes now (for INFO and FAILOVER).
     pub fn is_paused(&self, now_ms: i64) -> bool {
         self.blocks(true, now_ms).is_some()
     }
