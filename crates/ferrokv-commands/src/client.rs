@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
+    Ordering::SeqCst,
+};
 
 use bytes::Bytes;
 use ferrokv_config::Config;
@@ -71,6 +74,55 @@ impl Client {
         self.db = db;
         self.shared.db.store(db, Relaxed);
     }
+
+    /// Switches the reply protocol (HELLO, RESET); the caller switches its `Reply` too.
+    pub fn set_protocol(&mut self, protocol: u8) {
+        self.protocol = protocol;
+        self.shared.protocol.store(protocol, Relaxed);
+    }
+
+    pub fn set_no_touch(&mut self, on: bool) {
+        self.no_touch = on;
+        self.shared.set_flag(flags::NO_TOUCH, on);
+    }
+
+    pub fn set_no_evict(&mut self, on: bool) {
+        self.no_evict = on;
+        self.shared.no_evict.store(on, Relaxed);
+        self.shared.set_flag(flags::NO_EVICT, on);
+    }
+
+    /// What RESET puts back: database 0, RESP2, no name, replies on, no eviction/touch
+    /// exemptions, and unauthenticated when a password is required. The library name and
+    /// version and the capabilities stay, as in Valkey.
+    pub fn reset(&mut self) {
+        self.select(0);
+        self.set_protocol(2);
+        self.set_no_touch(false);
+        self.set_no_evict(false);
+        self.reply_mode = ReplyMode::On;
+        *self.shared.name.lock() = None;
+        self.authenticated = self.config.requirepass.is_empty();
+    }
+}
+
+/// Client flags other threads read for CLIENT LIST (`flags=`) and CLIENT KILL/LIST FLAGS.
+pub mod flags {
+    /// Waiting for a CLIENT PAUSE to end (shown as `b`, blocked, as Valkey does).
+    pub const PAUSED: u32 = 1 << 0;
+    pub const CLOSE_AFTER_REPLY: u32 = 1 << 1;
+    pub const UNIX_SOCKET: u32 = 1 << 2;
+    pub const NO_EVICT: u32 = 1 << 3;
+    pub const NO_TOUCH: u32 = 1 << 4;
+
+    /// Flag letters in the order CLIENT LIST prints them.
+    pub const LETTERS: &[(u32, char)] = &[
+        (PAUSED, 'b'),
+        (CLOSE_AFTER_REPLY, 'c'),
+        (UNIX_SOCKET, 'U'),
+        (NO_EVICT, 'e'),
+        (NO_TOUCH, 'T'),
+    ];
 }
 
 /// How the client reached the server.
@@ -100,6 +152,17 @@ pub struct ClientShared {
     pub query_buffer: AtomicUsize,
     pub output_buffer: AtomicUsize,
     pub no_evict: AtomicBool,
+    /// `flags::*` bits.
+    flags: AtomicU32,
+    /// CLIENT CAPA REDIRECT was sent (`capa=r`).
+    pub capa_redirect: AtomicBool,
+    /// Bytes read and written, and commands completed (`tot-net-in`, `tot-net-out`, `tot-cmds`).
+    pub net_in: AtomicU64,
+    pub net_out: AtomicU64,
+    pub commands: AtomicU64,
+    /// Capacity of the read buffer and its peak (`rbs`, `rbp`).
+    pub read_buffer: AtomicUsize,
+    pub read_buffer_peak: AtomicUsize,
     killed: AtomicBool,
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
@@ -130,6 +193,17 @@ impl ClientShared {
             query_buffer: AtomicUsize::new(0),
             output_buffer: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
+            flags: AtomicU32::new(if transport == Transport::Unix {
+                flags::UNIX_SOCKET
+            } else {
+                0
+            }),
+            capa_redirect: AtomicBool::new(false),
+            net_in: AtomicU64::new(0),
+            net_out: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            read_buffer: AtomicUsize::new(0),
+            read_buffer_peak: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             waker: OnceLock::new(),
         }
@@ -143,13 +217,43 @@ impl ClientShared {
     /// Asks the connection to close (CLIENT KILL, SHUTDOWN). Safe from any thread.
     pub fn kill(&self) {
         self.killed.store(true, Relaxed);
+        self.wake();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Relaxed)
+    }
+
+    /// Wakes the connection's task so it re-checks its state (kill, pause end).
+    pub fn wake(&self) {
         if let Some(wake) = self.waker.get() {
             wake();
         }
     }
 
-    pub fn is_killed(&self) -> bool {
-        self.killed.load(Relaxed)
+    /// Sets or clears `flag`. Sequentially consistent so that the pause/unpause handshake
+    /// (`flags::PAUSED` against the pause state) cannot miss a wake-up.
+    pub fn set_flag(&self, flag: u32, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, SeqCst);
+        } else {
+            self.flags.fetch_and(!flag, SeqCst);
+        }
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(SeqCst)
+    }
+
+    /// The `flags=` field of CLIENT LIST: one letter per flag, `N` for none.
+    pub fn flag_letters(&self) -> String {
+        let bits = self.flags();
+        let text: String = flags::LETTERS
+            .iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|&(_, letter)| letter)
+            .collect();
+        if text.is_empty() { "N".into() } else { text }
     }
 }
 

@@ -18,10 +18,20 @@ use crate::spec::flag;
 use crate::stats;
 use crate::table::{TABLE, TableEntry};
 
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran (or was rejected) and its reply, if any, is in the reply buffer.
+    Done,
+    /// A CLIENT PAUSE holds it back: nothing ran and nothing was replied. The connection
+    /// waits until `server.pause.blocks(may_write, now)` clears, then submits it again.
+    Postponed { may_write: bool },
+}
+
 /// Runs one command and appends its reply (if any) to `reply`.
-pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[Bytes]) {
+pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[Bytes]) -> Outcome {
     let Some(name) = args.first() else {
-        return;
+        return Outcome::Done;
     };
     let epoch = server.config.epoch();
     if epoch != client.config_epoch {
@@ -33,11 +43,26 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     let reply_start = reply.len();
     let stats = stats::local();
 
+    // An unauthenticated client learns nothing, not even whether a command exists: every
+    // command without `no_auth` gets NOAUTH before lookup errors (Valkey 9 does the same).
+    if !client.authenticated {
+        let found = TABLE.find(name);
+        if found.is_none_or(|e| e.spec.flags & flag::NO_AUTH == 0) {
+            if let Some(entry) = found {
+                stats.commands[entry.id].rejected_calls.add(1);
+            }
+            finish_error(reply, stats, &errors::NOAUTH);
+            discard_if_silenced(client, reply, reply_start);
+            return Outcome::Done;
+        }
+    }
+
     let entry = match resolve(name, args) {
         Ok(entry) => entry,
         Err(e) => {
             finish_error(reply, stats, &e);
-            return discard_if_silenced(client, reply, reply_start);
+            discard_if_silenced(client, reply, reply_start);
+            return Outcome::Done;
         }
     };
     let spec = entry.spec;
@@ -47,7 +72,18 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     if let Err(e) = rejection {
         counters.rejected_calls.add(1);
         finish_error(reply, stats, &e);
-        return discard_if_silenced(client, reply, reply_start);
+        discard_if_silenced(client, reply, reply_start);
+        return Outcome::Done;
+    }
+
+    let now_ms = clock::now_ms();
+    let may_write = spec.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0;
+    if server.pause.blocks(may_write, now_ms).is_some() {
+        if client.reply_mode == ReplyMode::SkipThis {
+            // The skip applies to this command, which has not run yet.
+            client.reply_mode = ReplyMode::SkipNext;
+        }
+        return Outcome::Postponed { may_write };
     }
 
     let Some(handler) = spec.handler else {
@@ -57,9 +93,10 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
             stats,
             &CmdError::err("internal error: command without handler"),
         );
-        return;
+        return Outcome::Done;
     };
-    let now_ms = clock::now_ms();
+    // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
+    client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = Instant::now();
     let config = client.config.clone();
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -78,7 +115,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     counters.calls.add(1);
     counters.usec.add(elapsed);
     stats.total_commands.add(1);
-    client.shared.last_command.store(entry.id + 1, Relaxed);
+    client.shared.commands.fetch_add(1, Relaxed);
     client.shared.last_interaction_ms.store(now_ms, Relaxed);
 
     match result {
@@ -107,6 +144,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         handle_key_events(stats);
     }
     discard_if_silenced(client, reply, reply_start);
+    Outcome::Done
 }
 
 /// Finds the table entry for `args`, descending into subcommands.

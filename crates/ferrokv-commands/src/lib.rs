@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod context;
 pub mod dispatch;
 pub mod expire_cycle;
+pub mod pause;
 pub mod server;
 pub mod spec;
 pub mod stats;

@@ -27,6 +27,8 @@ pub struct Server {
     pub config_write: Mutex<()>,
     /// Unix time of the last successful save (LASTSAVE, INFO rdb_last_save_time).
     pub last_save_unix: AtomicU64,
+    /// CLIENT PAUSE and other pauses of command processing.
+    pub pause: crate::pause::ClientPause,
 }
 
 impl Server {
@@ -50,6 +52,7 @@ impl Server {
             shutdown_requested: AtomicBool::new(false),
             config_write: Mutex::new(()),
             last_save_unix: AtomicU64::new((now / 1000) as u64),
+            pause: Default::default(),
         })
     }
 

@@ -5,12 +5,15 @@
 //! syscall, not N of each.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use ferrokv_commands::client::ClientShared;
+use bytes::{Bytes, BytesMut};
+use ferrokv_commands::client::{ClientShared, flags};
+use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::{Client, Server, dispatch, stats};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
+use ferrokv_store::clock;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -19,6 +22,9 @@ use tokio::sync::Notify;
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Serves one client until it leaves, is killed, or breaks the protocol. The client must
+/// already be in `server.clients` (the listener registers it, so `maxclients` counts
+/// connections the moment they are accepted); it is removed here when the connection ends.
 pub async fn serve<S>(server: Arc<Server>, mut stream: S, shared: Arc<ClientShared>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -28,7 +34,6 @@ where
         let wake = wake.clone();
         shared.set_waker(Box::new(move || wake.notify_one()));
     }
-    server.clients.register(shared.clone());
     stats::local().connections_received.add(1);
 
     let mut client = Client::new(shared.clone(), server.config.load(), server.config.epoch());
@@ -77,6 +82,15 @@ where
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
         }
+        client.shared.read_buffer.store(input.capacity(), Relaxed);
+        client
+            .shared
+            .read_buffer_peak
+            .fetch_max(input.capacity(), Relaxed);
+        let epoch = server.config.epoch();
+        if epoch != client.config_epoch {
+            client.refresh_config(server.config.load(), epoch);
+        }
         let idle_timeout = client.config.timeout;
         let read = async {
             if idle_timeout > 0 {
@@ -105,6 +119,9 @@ where
             return Err("connection closed by client".into());
         }
         stats.net_input_bytes.add(n as u64);
+        let shared = &client.shared;
+        shared.net_in.fetch_add(n as u64, Relaxed);
+        shared.last_interaction_ms.store(clock::now_ms(), Relaxed);
 
         let mut protocol_error = None;
         loop {
@@ -115,12 +132,12 @@ where
             };
             match parser.next_request(input, &limits) {
                 Ok(Some(args)) => {
-                    dispatch::execute(server, client, reply, &args);
+                    run_request(server, stream, client, reply, wake, args).await?;
                     if client.close_after_reply {
                         break;
                     }
                     if reply.len() >= FLUSH_THRESHOLD {
-                        flush(stream, reply).await?;
+                        flush(stream, client, reply).await?;
                     }
                 }
                 Ok(None) => break,
@@ -136,11 +153,8 @@ where
                 }
             }
         }
-        client
-            .shared
-            .query_buffer
-            .store(input.len(), std::sync::atomic::Ordering::Relaxed);
-        flush(stream, reply).await?;
+        client.shared.query_buffer.store(input.len(), Relaxed);
+        flush(stream, client, reply).await?;
         if let Some(e) = protocol_error {
             return Err(format!("protocol error: {e}"));
         }
@@ -159,15 +173,71 @@ where
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, reply: &mut Reply) -> Result<(), String> {
+/// Executes one request; one that a CLIENT PAUSE holds back is retried, after the replies
+/// so far have gone out, once the pause no longer applies to it.
+async fn run_request<S: AsyncWrite + Unpin>(
+    server: &Server,
+    stream: &mut S,
+    client: &mut Client,
+    reply: &mut Reply,
+    wake: &Notify,
+    args: Vec<Bytes>,
+) -> Result<(), String> {
+    loop {
+        match dispatch::execute(server, client, reply, &args) {
+            Outcome::Done => return Ok(()),
+            Outcome::Postponed { may_write } => {
+                flush(stream, client, reply).await?;
+                wait_for_pause_end(server, client, wake, may_write).await?;
+            }
+        }
+    }
+}
+
+/// Waits until no pause holds back a command of this kind: until the pause's end time, or
+/// until a wake-up (UNPAUSE, a changed pause, CLIENT KILL) makes it re-check. No polling.
+async fn wait_for_pause_end(
+    server: &Server,
+    client: &Client,
+    wake: &Notify,
+    may_write: bool,
+) -> Result<(), String> {
+    let shared = &client.shared;
+    // Set before re-checking the pause: an UNPAUSE after this point finds the flag and wakes
+    // us; one before it is seen by the check below (see `pause::wake_paused_clients`).
+    shared.set_flag(flags::PAUSED, true);
+    let outcome = loop {
+        if shared.is_killed() {
+            break Err("killed while paused".to_string());
+        }
+        let now = clock::now_ms();
+        let Some(until) = server.pause.blocks(may_write, now) else {
+            break Ok(());
+        };
+        let wait = Duration::from_millis((until - now).max(1) as u64);
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    };
+    shared.set_flag(flags::PAUSED, false);
+    outcome
+}
+
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    client: &Client,
+    reply: &mut Reply,
+) -> Result<(), String> {
     if reply.is_empty() {
         return Ok(());
     }
-    stream
-        .write_all(reply.bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    client.shared.output_buffer.store(reply.len(), Relaxed);
+    let written = stream.write_all(reply.bytes()).await;
+    client.shared.output_buffer.store(0, Relaxed);
+    written.map_err(|e| e.to_string())?;
     stats::local().net_output_bytes.add(reply.len() as u64);
+    client.shared.net_out.fetch_add(reply.len() as u64, Relaxed);
     reply.clear();
     Ok(())
 }

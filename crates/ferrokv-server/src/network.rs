@@ -130,12 +130,8 @@ pub async fn accept_tcp(
             }
         };
         let config = server.config.load();
-        if server.clients.count() as i64 >= config.maxclients {
-            refuse(stream, MAX_CLIENTS_ERROR).await;
-            continue;
-        }
-        if config.protected_mode && config.requirepass.is_empty() && !is_loopback(peer.ip()) {
-            refuse(stream, PROTECTED_MODE_ERROR).await;
+        if let Some(refusal) = refusal(&config, server.clients.count(), Some(peer.ip())) {
+            refuse(stream, refusal).await;
             continue;
         }
         if let Err(e) = configure_tcp(&stream, config.tcp_keepalive) {
@@ -162,11 +158,16 @@ pub async fn accept_tcp(
             Transport::Tcp,
             clock::now_ms(),
         ));
+        // Registered here, not on the worker, so the next accept already counts it.
+        server.clients.register(shared.clone());
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared).await,
-                Err(e) => log::warn!("Registering client socket: {e}"),
+                Err(e) => {
+                    log::warn!("Registering client socket: {e}");
+                    server.clients.unregister(shared.id);
+                }
             }
         });
     }
@@ -195,8 +196,8 @@ pub async fn accept_unix(
                 continue;
             }
         };
-        if server.clients.count() as i64 >= server.config.load().maxclients {
-            refuse(stream, MAX_CLIENTS_ERROR).await;
+        if let Some(refusal) = refusal(&server.config.load(), server.clients.count(), None) {
+            refuse(stream, refusal).await;
             continue;
         }
         let Ok(std_stream) = stream.into_std() else {
@@ -204,22 +205,47 @@ pub async fn accept_unix(
         };
         let fd = raw_fd(&std_stream);
         let id = server.clients.next_id();
+        // Valkey 9.1 shows a Unix socket client as `[path:0]:0` in both fields.
+        let shown = format!("[{path}:0]:0");
         let shared = Arc::new(ClientShared::new(
             id,
-            format!("{path}:0"),
-            path.clone(),
+            shown.clone(),
+            shown,
             fd,
             Transport::Unix,
             clock::now_ms(),
         ));
+        server.clients.register(shared.clone());
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::UnixStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared).await,
-                Err(e) => log::warn!("Registering unix client socket: {e}"),
+                Err(e) => {
+                    log::warn!("Registering unix client socket: {e}");
+                    server.clients.unregister(shared.id);
+                }
             }
         });
     }
+}
+
+/// The admission checks, in Valkey's order: the error to send a new client before closing
+/// its connection, or `None` to accept it. `peer` is `None` for a Unix socket client, which
+/// counts as local. Protected mode refuses non-loopback clients while the default user has
+/// no password (all of 127.0.0.0/8 and ::1 are loopback).
+pub fn refusal(
+    config: &ferrokv_config::Config,
+    connected: usize,
+    peer: Option<IpAddr>,
+) -> Option<&'static [u8]> {
+    if connected as i64 >= config.maxclients {
+        return Some(MAX_CLIENTS_ERROR);
+    }
+    let local = peer.is_none_or(is_loopback);
+    if config.protected_mode && config.requirepass.is_empty() && !local {
+        return Some(PROTECTED_MODE_ERROR);
+    }
+    None
 }
 
 async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, message: &[u8]) {
@@ -253,4 +279,48 @@ fn configure_tcp(stream: &tokio::net::TcpStream, keepalive_secs: i64) -> std::io
 
 fn raw_fd(s: &impl std::os::fd::AsRawFd) -> i32 {
     s.as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(protected: bool, password: &str, maxclients: i64) -> ferrokv_config::Config {
+        ferrokv_config::Config {
+            protected_mode: protected,
+            requirepass: password.into(),
+            maxclients,
+            ..Default::default()
+        }
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().expect("test address"))
+    }
+
+    #[test]
+    fn protected_mode_admits_only_local_clients_without_a_password() {
+        let c = config(true, "", 100);
+        for local in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.5"] {
+            assert_eq!(refusal(&c, 0, ip(local)), None, "{local}");
+        }
+        assert_eq!(refusal(&c, 0, None), None, "unix socket");
+        for remote in ["10.0.0.2", "192.168.1.1", "::ffff:10.0.0.1", "fd00::2"] {
+            assert_eq!(
+                refusal(&c, 0, ip(remote)),
+                Some(PROTECTED_MODE_ERROR),
+                "{remote}"
+            );
+        }
+        assert_eq!(refusal(&config(true, "pw", 100), 0, ip("10.0.0.2")), None);
+        assert_eq!(refusal(&config(false, "", 100), 0, ip("10.0.0.2")), None);
+    }
+
+    #[test]
+    fn maxclients_is_checked_first() {
+        let c = config(true, "", 2);
+        assert_eq!(refusal(&c, 1, ip("127.0.0.1")), None);
+        assert_eq!(refusal(&c, 2, ip("127.0.0.1")), Some(MAX_CLIENTS_ERROR));
+        assert_eq!(refusal(&c, 2, ip("10.0.0.1")), Some(MAX_CLIENTS_ERROR));
+    }
 }

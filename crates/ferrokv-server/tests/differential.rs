@@ -161,4 +161,5 @@ case_files! {
     connection => "connection.txt",
     strings => "strings.txt",
     bits => "bits.txt",
+    client => "client.txt",
 }

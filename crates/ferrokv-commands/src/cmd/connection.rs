@@ -1,10 +1,21 @@
-//! Connection commands: PING, ECHO, SELECT, QUIT.
+//! Connection commands: PING, ECHO, SELECT, QUIT, AUTH, HELLO, RESET.
 
 use bytes::Bytes;
 
 use crate::cmd::args;
-use crate::context::{CmdResult, Ctx, errors};
+use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::spec::{CommandSpec, category as cat, flag};
+
+/// The Valkey release whose behaviour ferrokv reproduces; HELLO reports it as `version`.
+pub const COMPATIBLE_VERSION: &str = "9.1.2";
+
+/// Flags shared by the commands a client may send before authenticating.
+const HANDSHAKE_FLAGS: u64 =
+    flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY;
+
+const WRONGPASS: CmdError = CmdError(std::borrow::Cow::Borrowed(
+    "WRONGPASS invalid username-password pair or user is disabled.",
+));
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, "connection")
@@ -24,17 +35,37 @@ pub const COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Changes the selected database.", "O(1)")
         .handler(select),
     CommandSpec::new("quit", -1, "connection")
-        .flags(
-            flag::NOSCRIPT
-                | flag::LOADING
-                | flag::STALE
-                | flag::FAST
-                | flag::NO_AUTH
-                | flag::ALLOW_BUSY,
-        )
+        .flags(HANDSHAKE_FLAGS)
         .categories(cat::CONNECTION)
         .doc("1.0.0", "Closes the connection.", "O(1)")
         .handler(quit),
+    CommandSpec::new("auth", -2, "connection")
+        .flags(HANDSHAKE_FLAGS)
+        .categories(cat::CONNECTION)
+        .doc(
+            "1.0.0",
+            "Authenticates the connection.",
+            "O(N) where N is the number of passwords defined for the user",
+        )
+        .handler(auth),
+    CommandSpec::new("hello", -1, "connection")
+        .flags(HANDSHAKE_FLAGS)
+        .categories(cat::CONNECTION)
+        .doc(
+            "6.0.0",
+            "Handshakes with the server: protocol version, credentials, connection name.",
+            "O(1)",
+        )
+        .handler(hello),
+    CommandSpec::new("reset", 1, "connection")
+        .flags(HANDSHAKE_FLAGS)
+        .categories(cat::CONNECTION)
+        .doc(
+            "6.2.0",
+            "Returns the connection to its initial state.",
+            "O(1)",
+        )
+        .handler(reset),
 ];
 
 /// `PING [message]`
@@ -69,4 +100,150 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.reply.ok();
     ctx.client.close_after_reply = true;
     Ok(())
+}
+
+/// `AUTH [username] password`. Only the `default` user exists until ACLs arrive; it is
+/// protected by `requirepass`, or accepts any password when none is set.
+fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (user, password) = match args {
+        [_, password] => {
+            if ctx.config.requirepass.is_empty() {
+                return Err(CmdError::err(
+                    "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ));
+            }
+            (&b"default"[..], password)
+        }
+        [_, user, password] => (&user[..], password),
+        _ => return Err(errors::SYNTAX),
+    };
+    authenticate(ctx, user, password)?;
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Checks credentials for the default user and marks the client authenticated on success.
+/// Failures leave the client's state as it was. Passwords are never logged.
+fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> CmdResult {
+    let required = ctx.config.requirepass.as_bytes();
+    let user_ok = user == b"default";
+    let password_ok = required.is_empty() || constant_time_eq(required, password);
+    if user_ok && password_ok {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        Err(WRONGPASS)
+    }
+}
+
+/// Compares a secret with an attempt in time that depends only on the attempt's length, so
+/// response timing reveals neither the secret's content nor its length.
+fn constant_time_eq(secret: &[u8], attempt: &[u8]) -> bool {
+    let mut diff = (secret.len() != attempt.len()) as u8;
+    for (i, &b) in attempt.iter().enumerate() {
+        // `secret` is not empty here (an empty secret disables the check).
+        diff |= secret[i % secret.len()] ^ b;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
+fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut protocol = None;
+    if let Some(ver) = args.get(1) {
+        let ver = ferrokv_protocol::number::parse_i64(ver)
+            .ok_or_else(|| CmdError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&ver) {
+            return Err(CmdError::new("NOPROTO unsupported protocol version"));
+        }
+        protocol = Some(ver as u8);
+    }
+    let mut credentials = None;
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let option = &args[i];
+        if args::is(option, "auth") && more >= 2 {
+            credentials = Some((&args[i + 1], &args[i + 2]));
+            i += 3;
+        } else if args::is(option, "setname") && more >= 1 {
+            name = Some(&args[i + 1]);
+            i += 2;
+        } else {
+            return Err(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(option)
+            )));
+        }
+    }
+    // Valkey validates the name before authenticating, and sets it only after.
+    if let Some(name) = name {
+        crate::cmd::client::validate_name(name)?;
+    }
+    if let Some((user, password)) = credentials {
+        authenticate(ctx, user, password)?;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::new(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(name) = name {
+        crate::cmd::client::set_name(ctx, name);
+    }
+    if let Some(protocol) = protocol {
+        ctx.client.set_protocol(protocol);
+        ctx.reply.set_resp3(protocol == 3);
+    }
+    let r = &mut *ctx.reply;
+    r.map_len(7);
+    r.bulk(b"server");
+    r.bulk(b"valkey");
+    r.bulk(b"version");
+    r.bulk(COMPATIBLE_VERSION.as_bytes());
+    r.bulk(b"proto");
+    r.int(ctx.client.protocol as i64);
+    r.bulk(b"id");
+    r.int(ctx.client.id as i64);
+    r.bulk(b"mode");
+    r.bulk(b"standalone");
+    r.bulk(b"role");
+    r.bulk(b"master");
+    r.bulk(b"modules");
+    // Valkey lists its built-in Lua engine as a module; clients that parse this see the
+    // same shape from ferrokv.
+    r.array_len(1);
+    r.map_len(4);
+    r.bulk(b"name");
+    r.bulk(b"lua");
+    r.bulk(b"ver");
+    r.int(1);
+    r.bulk(b"path");
+    r.bulk(b"lua");
+    r.bulk(b"args");
+    r.array_len(0);
+    Ok(())
+}
+
+/// `RESET`: back to the state of a fresh connection (see `Client::reset`).
+fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.reset();
+    ctx.reply.set_resp3(false);
+    ctx.reply.simple("RESET");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn password_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secretsecret"));
+        assert!(!constant_time_eq(b"secret", b"sec"));
+        assert!(!constant_time_eq(b"secret", b""));
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bits;
+pub mod client;
 pub mod connection;
 pub mod keys;
 pub mod string;
@@ -14,4 +15,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     string::COMMANDS,
     keys::COMMANDS,
     bits::COMMANDS,
+    client::COMMANDS,
 ];

@@ -134,8 +134,10 @@ fn wait_ready(server: &mut ServerProcess) -> bool {
             eprintln!("{} exited early ({status}): {err}", server.name);
             return false;
         }
+        // A server started with `requirepass` answers NOAUTH: it is up all the same.
         if let Ok(mut c) = RawClient::connect(server.port)
-            && c.command(&[b"PING"]).starts_with(b"+PONG")
+            && let reply = c.command(&[b"PING"])
+            && (reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH"))
         {
             return true;
         }

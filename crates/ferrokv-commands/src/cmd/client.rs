@@ -1,0 +1,831 @@
+//! CLIENT and its subcommands: a connection's own settings (SETNAME, REPLY, NO-TOUCH ...), and
+//! the view of every connection (LIST, KILL, PAUSE).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use crate::client::{ClientShared, ReplyMode};
+use crate::cmd::args;
+use crate::context::{CmdError, CmdResult, Ctx, errors};
+use crate::pause::{self, PauseKind, PausePurpose};
+use crate::spec::{CommandSpec, category as cat, flag};
+use crate::table::TABLE;
+
+const BASE: u64 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
+const ADMIN: u64 = flag::ADMIN | BASE;
+
+const fn sub(name: &'static str, arity: i32, flags: u64) -> CommandSpec {
+    CommandSpec::new(name, arity, "connection")
+        .flags(flags)
+        .categories(cat::CONNECTION)
+}
+
+const ALL_NODES: &[&str] = &["request_policy:all_nodes", "response_policy:all_succeeded"];
+
+pub const COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, "connection")
+    .doc(
+        "2.4.0",
+        "A container for client connection commands.",
+        "Depends on subcommand.",
+    )
+    .subcommands(SUBCOMMANDS)];
+
+const SUBCOMMANDS: &[CommandSpec] = &[
+    sub("caching", 3, BASE | flag::ALLOW_BUSY)
+        .doc(
+            "6.0.0",
+            "Tells the server whether to track the keys of the next request.",
+            "O(1)",
+        )
+        .handler(caching),
+    sub("getredir", 2, BASE | flag::ALLOW_BUSY)
+        .doc(
+            "6.0.0",
+            "Returns the client id that tracking notifications are redirected to.",
+            "O(1)",
+        )
+        .handler(getredir),
+    sub("no-touch", 3, BASE | flag::ALLOW_BUSY)
+        .doc(
+            "7.2.0",
+            "Stops or resumes updating the LRU/LFU of the keys this client reads.",
+            "O(1)",
+        )
+        .handler(no_touch),
+    sub("reply", 3, BASE | flag::NO_MULTI | flag::ALLOW_BUSY)
+        .doc(
+            "3.2.0",
+            "Turns the replies to this connection on or off, or skips the next.",
+            "O(1)",
+        )
+        .handler(reply),
+    sub("setinfo", 4, BASE | flag::ALLOW_BUSY)
+        .tips(ALL_NODES)
+        .doc(
+            "7.2.0",
+            "Records the client library's name or version.",
+            "O(1)",
+        )
+        .handler(setinfo),
+    sub("kill", -3, ADMIN)
+        .doc(
+            "2.4.0",
+            "Closes the connections that match a filter.",
+            "O(N) where N is the number of client connections",
+        )
+        .handler(kill),
+    sub("list", -2, ADMIN)
+        .tips(&["nondeterministic_output"])
+        .doc(
+            "2.4.0",
+            "Describes the open connections.",
+            "O(N) where N is the number of client connections",
+        )
+        .handler(list),
+    sub("pause", -3, ADMIN)
+        .doc(
+            "3.0.0",
+            "Holds back command processing for a while.",
+            "O(1)",
+        )
+        .handler(pause),
+    sub("setname", 3, BASE | flag::ALLOW_BUSY)
+        .tips(ALL_NODES)
+        .doc("2.6.9", "Names the connection.", "O(1)")
+        .handler(setname),
+    sub("unblock", -3, ADMIN)
+        .doc(
+            "5.0.0",
+            "Wakes a client blocked in a blocking command, from another connection.",
+            "O(log N) where N is the number of client connections",
+        )
+        .handler(unblock),
+    sub("getname", 2, BASE | flag::ALLOW_BUSY)
+        .doc("2.6.9", "Returns the connection's name.", "O(1)")
+        .handler(getname),
+    sub("id", 2, BASE | flag::ALLOW_BUSY)
+        .doc("5.0.0", "Returns the connection's unique id.", "O(1)")
+        .handler(id),
+    sub("info", 2, BASE)
+        .tips(&["nondeterministic_output"])
+        .doc("6.2.0", "Describes this connection.", "O(1)")
+        .handler(info),
+    sub("no-evict", 3, ADMIN | flag::ALLOW_BUSY)
+        .doc(
+            "7.0.0",
+            "Exempts the connection from client eviction, or not.",
+            "O(1)",
+        )
+        .handler(no_evict),
+    sub("trackinginfo", 2, BASE)
+        .doc(
+            "6.2.0",
+            "Describes the connection's client-side caching tracking.",
+            "O(1)",
+        )
+        .handler(trackinginfo),
+    sub("unpause", 2, ADMIN)
+        .doc(
+            "6.2.0",
+            "Ends a CLIENT PAUSE, letting the held-back clients go on.",
+            "O(N) Where N is the number of paused clients",
+        )
+        .handler(unpause),
+    sub("capa", -3, BASE | flag::ALLOW_BUSY)
+        .doc(
+            "8.0.0",
+            "Declares capabilities the client supports.",
+            "O(1)",
+        )
+        .handler(capa),
+    sub("help", 2, flag::LOADING | flag::STALE)
+        .doc("5.0.0", "Describes the CLIENT subcommands.", "O(1)")
+        .handler(help),
+    sub("import-source", 3, BASE)
+        .doc(
+            "8.1.0",
+            "Marks the connection as an import source in import mode.",
+            "O(1)",
+        )
+        .handler(import_source),
+];
+
+/// `CLIENT ID`
+fn id(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.reply.int(ctx.client.id as i64);
+    Ok(())
+}
+
+/// `CLIENT GETNAME`
+fn getname(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    match ctx.client.shared.name.lock().as_ref() {
+        Some(name) => ctx.reply.bulk(name),
+        None => ctx.reply.null(),
+    }
+    Ok(())
+}
+
+/// `CLIENT SETNAME name`; an empty name removes it.
+fn setname(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    validate_name(&args[2])?;
+    set_name(ctx, &args[2]);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Names, library names and versions are printed unquoted in CLIENT LIST, so they may only
+/// hold visible ASCII characters.
+fn is_printable_token(text: &[u8]) -> bool {
+    text.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+pub fn validate_name(name: &[u8]) -> CmdResult {
+    if is_printable_token(name) {
+        Ok(())
+    } else {
+        Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ))
+    }
+}
+
+/// Sets an already validated name (empty: no name).
+pub fn set_name(ctx: &mut Ctx, name: &Bytes) {
+    *ctx.client.shared.name.lock() = (!name.is_empty()).then(|| name.clone());
+}
+
+/// `CLIENT SETINFO LIB-NAME|LIB-VER value`
+fn setinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (option, value) = (&args[2], &args[3]);
+    let (slot, label) = if args::is(option, "lib-name") {
+        (&ctx.client.shared.lib_name, "lib-name")
+    } else if args::is(option, "lib-ver") {
+        (&ctx.client.shared.lib_ver, "lib-ver")
+    } else {
+        return Err(CmdError::err(format!(
+            "Unrecognized option '{}'",
+            String::from_utf8_lossy(option)
+        )));
+    };
+    if !is_printable_token(value) {
+        return Err(CmdError::err(format!(
+            "{label} cannot contain spaces, newlines or special characters."
+        )));
+    }
+    *slot.lock() = (!value.is_empty()).then(|| value.clone());
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `ON` / `OFF` arguments.
+fn on_off(arg: &[u8]) -> Result<bool, CmdError> {
+    if args::is(arg, "on") {
+        Ok(true)
+    } else if args::is(arg, "off") {
+        Ok(false)
+    } else {
+        Err(errors::SYNTAX)
+    }
+}
+
+/// `CLIENT NO-EVICT ON|OFF`
+fn no_evict(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let on = on_off(&args[2])?;
+    ctx.client.set_no_evict(on);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `CLIENT NO-TOUCH ON|OFF`
+fn no_touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let on = on_off(&args[2])?;
+    ctx.client.set_no_touch(on);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`. OFF and SKIP are themselves not answered; dispatch drops the
+/// replies while the mode says so.
+fn reply(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mode = &args[2];
+    if args::is(mode, "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        ctx.reply.ok();
+    } else if args::is(mode, "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+    } else if args::is(mode, "skip") {
+        if ctx.client.reply_mode != ReplyMode::Off {
+            ctx.client.reply_mode = ReplyMode::SkipNext;
+        }
+    } else {
+        return Err(errors::SYNTAX);
+    }
+    Ok(())
+}
+
+/// `CLIENT CAPA capability [capability ...]`: unknown capabilities are ignored.
+fn capa(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    for capability in &args[2..] {
+        if args::is(capability, "redirect") {
+            ctx.client.shared.capa_redirect.store(true, Relaxed);
+        }
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]` (timeout in milliseconds).
+fn pause(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let timeout = ferrokv_protocol::number::parse_i64(&args[2])
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let kind = match args.get(3) {
+        None => PauseKind::All,
+        Some(mode) if args::is(mode, "write") => PauseKind::Write,
+        Some(mode) if args::is(mode, "all") => PauseKind::All,
+        Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let end = ctx.now_ms.saturating_add(timeout);
+    ctx.server
+        .pause
+        .pause(PausePurpose::ClientCommand, kind, end);
+    // A pause can change from ALL to WRITE: let reads that were waiting go on.
+    pause::wake_paused_clients(ctx.server);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `CLIENT UNPAUSE`
+fn unpause(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    pause::unpause_and_wake(ctx.server, PausePurpose::ClientCommand);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: no command blocks yet, so no client is unblocked.
+fn unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    args::int(&args[2])?;
+    if let Some(reason) = args.get(3)
+        && !args::is(reason, "timeout")
+        && !args::is(reason, "error")
+    {
+        return Err(CmdError::err(
+            "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+        ));
+    }
+    ctx.reply.int(0);
+    Ok(())
+}
+
+/// `CLIENT GETREDIR`: tracking is not on, so -1.
+fn getredir(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.reply.int(-1);
+    Ok(())
+}
+
+/// `CLIENT TRACKINGINFO` for a connection without tracking.
+fn trackinginfo(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let r = &mut *ctx.reply;
+    r.map_len(3);
+    r.bulk(b"flags");
+    r.set_len(1);
+    r.bulk(b"off");
+    r.bulk(b"redirect");
+    r.int(-1);
+    r.bulk(b"prefixes");
+    r.array_len(0);
+    Ok(())
+}
+
+/// `CLIENT CACHING YES|NO`: only meaningful with OPTIN/OPTOUT tracking.
+fn caching(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Err(CmdError::err(
+        "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+    ))
+}
+
+/// `CLIENT IMPORT-SOURCE ON|OFF`: import mode does not exist yet; OFF is harmless.
+fn import_source(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args::is(&args[2], "off") {
+        ctx.reply.ok();
+        return Ok(());
+    }
+    Err(CmdError::err("Server is not in import mode"))
+}
+
+/// `CLIENT INFO`
+fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut text = String::new();
+    let argv_mem = args.iter().map(|a| a.len()).sum();
+    describe(&mut text, &ctx.client.shared, ctx.now_ms, Some(argv_mem));
+    ctx.reply.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+/// `CLIENT LIST [filter ...]`
+fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let filter = Filter::parse(ctx, &args[2..], false)?;
+    let argv_mem = args.iter().map(|a| a.len()).sum();
+    let mut text = String::new();
+    for client in ctx.server.clients.all() {
+        if filter.matches(&client, ctx.client.id, ctx.now_ms) {
+            let own = (client.id == ctx.client.id).then_some(argv_mem);
+            describe(&mut text, &client, ctx.now_ms, own);
+        }
+    }
+    ctx.reply.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+/// `CLIENT KILL addr` (replies OK or an error) or `CLIENT KILL filter ...` (replies the
+/// number of connections closed).
+fn kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() == 3 {
+        let addr = &args[2][..];
+        let target = ctx
+            .server
+            .clients
+            .all()
+            .into_iter()
+            .find(|c| c.addr.as_bytes() == addr)
+            .ok_or_else(|| CmdError::err("No such client"))?;
+        close_client(ctx, &target);
+        ctx.reply.ok();
+        return Ok(());
+    }
+    let filter = Filter::parse(ctx, &args[2..], true)?;
+    let mut killed = 0;
+    for client in ctx.server.clients.all() {
+        if filter.matches(&client, ctx.client.id, ctx.now_ms) {
+            close_client(ctx, &client);
+            killed += 1;
+        }
+    }
+    ctx.reply.int(killed);
+    Ok(())
+}
+
+/// Closes `target`: another connection at once, this one after its reply.
+fn close_client(ctx: &mut Ctx, target: &Arc<ClientShared>) {
+    if target.id == ctx.client.id {
+        ctx.client.close_after_reply = true;
+    } else {
+        target.kill();
+    }
+}
+
+/// What kind of connection a client is, for TYPE filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Primary,
+    Replica,
+    PubSub,
+}
+
+/// Every client is a normal one until pub/sub and replication mark theirs.
+fn client_type(_client: &ClientShared) -> ClientType {
+    ClientType::Normal
+}
+
+/// Letters CLIENT KILL/LIST FLAGS accept (those CLIENT LIST can print).
+const KNOWN_FLAG_LETTERS: &str = "SOMPxbtRBdcuAUreTIN";
+
+/// The filters of CLIENT KILL and CLIENT LIST.
+#[derive(Default)]
+struct Filter {
+    ids: Option<Vec<u64>>,
+    addr: Option<Bytes>,
+    laddr: Option<Bytes>,
+    ip: Option<Bytes>,
+    kind: Option<ClientType>,
+    skip_me: bool,
+    max_age: Option<i64>,
+    idle: Option<i64>,
+    flags: Option<Bytes>,
+    capa_redirect: bool,
+    name: Option<Bytes>,
+    lib_name: Option<Bytes>,
+    lib_ver: Option<Bytes>,
+    db: Option<usize>,
+}
+
+impl Filter {
+    fn parse(ctx: &Ctx, args: &[Bytes], skip_me_default: bool) -> Result<Filter, CmdError> {
+        let mut f = Filter {
+            skip_me: skip_me_default,
+            ..Filter::default()
+        };
+        let mut i = 0;
+        while i < args.len() {
+            let option = &args[i];
+            let Some(value) = args.get(i + 1) else {
+                return Err(errors::SYNTAX);
+            };
+            i += 2;
+            if args::is(option, "id") {
+                let mut ids = vec![positive_id(value)?];
+                while let Some(more) = args.get(i)
+                    && let Some(n) = ferrokv_protocol::number::parse_i64(more)
+                {
+                    ids.push(positive_id_value(n)?);
+                    i += 1;
+                }
+                f.ids = Some(ids);
+            } else if args::is(option, "type") {
+                f.kind = Some(parse_type(value)?);
+            } else if args::is(option, "addr") {
+                f.addr = Some(value.clone());
+            } else if args::is(option, "laddr") {
+                f.laddr = Some(value.clone());
+            } else if args::is(option, "ip") {
+                f.ip = Some(value.clone());
+            } else if args::is(option, "user") {
+                // Only the default user exists until ACLs arrive.
+                if &value[..] != b"default" {
+                    return Err(CmdError::err(format!(
+                        "No such user '{}'",
+                        String::from_utf8_lossy(value)
+                    )));
+                }
+            } else if args::is(option, "skipme") {
+                f.skip_me = if args::is(value, "yes") {
+                    true
+                } else if args::is(value, "no") {
+                    false
+                } else {
+                    return Err(errors::SYNTAX);
+                };
+            } else if args::is(option, "maxage") {
+                f.max_age = Some(positive(value, "maxage")?);
+            } else if args::is(option, "idle") {
+                f.idle = Some(positive(value, "idle")?);
+            } else if args::is(option, "flags") {
+                if value.is_empty()
+                    || !value
+                        .iter()
+                        .all(|&b| KNOWN_FLAG_LETTERS.as_bytes().contains(&b))
+                {
+                    return Err(CmdError::err(format!(
+                        "Unknown flags found in the provided filter: {}",
+                        String::from_utf8_lossy(value)
+                    )));
+                }
+                f.flags = Some(value.clone());
+            } else if args::is(option, "capa") {
+                if value.is_empty() || !value.iter().all(|&b| b == b'r') {
+                    return Err(CmdError::err(format!(
+                        "Unknown capa found in the provided filter: {}",
+                        String::from_utf8_lossy(value)
+                    )));
+                }
+                f.capa_redirect = true;
+            } else if args::is(option, "name") {
+                f.name = Some(value.clone());
+            } else if args::is(option, "lib-name") {
+                f.lib_name = Some(value.clone());
+            } else if args::is(option, "lib-ver") {
+                f.lib_ver = Some(value.clone());
+            } else if args::is(option, "db") {
+                let db = ferrokv_protocol::number::parse_i64(value)
+                    .ok_or_else(|| CmdError::err("DB is not an integer or out of range"))?;
+                let databases = ctx.server.keyspace.databases();
+                if db < 0 || db >= databases as i64 {
+                    return Err(CmdError::err(format!(
+                        "DB number should be between 0 and {}",
+                        databases - 1
+                    )));
+                }
+                f.db = Some(db as usize);
+            } else {
+                return Err(errors::SYNTAX);
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, c: &ClientShared, me: u64, now_ms: i64) -> bool {
+        let same = |wanted: &Option<Bytes>, have: &[u8]| wanted.as_ref().is_none_or(|w| w == have);
+        let optional_eq = |wanted: &Option<Bytes>, have: &parking_lot::Mutex<Option<Bytes>>| {
+            wanted.as_ref().is_none_or(|w| {
+                let have = have.lock();
+                w[..] == *have.as_deref().unwrap_or(b"")
+            })
+        };
+        if self.skip_me && c.id == me {
+            return false;
+        }
+        if let Some(ids) = &self.ids
+            && !ids.contains(&c.id)
+        {
+            return false;
+        }
+        if self.kind.is_some_and(|k| k != client_type(c)) {
+            return false;
+        }
+        let age = (now_ms - c.created_ms) / 1000;
+        let idle = (now_ms - c.last_interaction_ms.load(Relaxed)) / 1000;
+        if self.max_age.is_some_and(|m| age < m) || self.idle.is_some_and(|m| idle < m) {
+            return false;
+        }
+        if let Some(wanted) = &self.flags {
+            let have = c.flag_letters();
+            if !wanted.iter().all(|&b| have.as_bytes().contains(&b)) {
+                return false;
+            }
+        }
+        if self.capa_redirect && !c.capa_redirect.load(Relaxed) {
+            return false;
+        }
+        if self.db.is_some_and(|db| db != c.db.load(Relaxed)) {
+            return false;
+        }
+        same(&self.addr, c.addr.as_bytes())
+            && same(&self.laddr, c.laddr.as_bytes())
+            && same(&self.ip, ip_of(&c.addr).as_bytes())
+            && optional_eq(&self.name, &c.name)
+            && optional_eq(&self.lib_name, &c.lib_name)
+            && optional_eq(&self.lib_ver, &c.lib_ver)
+    }
+}
+
+fn positive_id(arg: &[u8]) -> Result<u64, CmdError> {
+    let n = ferrokv_protocol::number::parse_i64(arg).ok_or(errors::SYNTAX)?;
+    positive_id_value(n)
+}
+
+fn positive_id_value(n: i64) -> Result<u64, CmdError> {
+    if n <= 0 {
+        return Err(CmdError::err("client-id should be greater than 0"));
+    }
+    Ok(n as u64)
+}
+
+fn positive(arg: &[u8], what: &str) -> Result<i64, CmdError> {
+    let n = ferrokv_protocol::number::parse_i64(arg)
+        .ok_or_else(|| CmdError::err(format!("{what} is not an integer or out of range")))?;
+    if n <= 0 {
+        return Err(CmdError::err(format!("{what} should be greater than 0")));
+    }
+    Ok(n)
+}
+
+fn parse_type(arg: &[u8]) -> Result<ClientType, CmdError> {
+    let lower = arg.to_ascii_lowercase();
+    match &lower[..] {
+        b"normal" => Ok(ClientType::Normal),
+        b"master" | b"primary" => Ok(ClientType::Primary),
+        b"replica" | b"slave" => Ok(ClientType::Replica),
+        b"pubsub" => Ok(ClientType::PubSub),
+        _ => Err(CmdError::err(format!(
+            "Unknown client type '{}'",
+            String::from_utf8_lossy(arg)
+        ))),
+    }
+}
+
+/// The address without its port (`1.2.3.4`, `::1`).
+fn ip_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Appends one CLIENT LIST line, with Valkey 9.1's fields in its order. `own_argv_mem` is
+/// the size of the running command's arguments, for the client that runs it.
+fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Option<usize>) {
+    use std::fmt::Write;
+    let text = |slot: &parking_lot::Mutex<Option<Bytes>>| {
+        slot.lock()
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    let qbuf = c.query_buffer.load(Relaxed);
+    let rbs = c.read_buffer.load(Relaxed);
+    let rbp = c.read_buffer_peak.load(Relaxed).max(rbs);
+    let qbuf_free = if qbuf > 0 {
+        rbs.saturating_sub(qbuf)
+    } else {
+        0
+    };
+    let obl = c.output_buffer.load(Relaxed);
+    let argv_mem = own_argv_mem.unwrap_or(0);
+    let cmd = match c.last_command.load(Relaxed) {
+        0 => "NULL".to_string(),
+        id => TABLE.entry(id - 1).full_name.clone(),
+    };
+    let _ = writeln!(
+        out,
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa={} db={} \
+         sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf={qbuf} qbuf-free={qbuf_free} \
+         argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbp} obl={obl} oll=0 omem=0 \
+         tot-mem={} events=r cmd={cmd} user=default redir=-1 resp={} lib-name={} lib-ver={} \
+         tot-net-in={} tot-net-out={} tot-cmds={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        text(&c.name),
+        (now_ms - c.created_ms).max(0) / 1000,
+        (now_ms - c.last_interaction_ms.load(Relaxed)).max(0) / 1000,
+        c.flag_letters(),
+        if c.capa_redirect.load(Relaxed) {
+            "r"
+        } else {
+            ""
+        },
+        c.db.load(Relaxed),
+        rbs + obl + argv_mem + std::mem::size_of::<ClientShared>(),
+        c.protocol.load(Relaxed),
+        text(&c.lib_name),
+        text(&c.lib_ver),
+        c.net_in.load(Relaxed),
+        c.net_out.load(Relaxed),
+        c.commands.load(Relaxed),
+    );
+}
+
+/// `CLIENT HELP`
+fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    const LINES: &[&str] = &[
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+        "CAPA <option> [options...]",
+        "    The client claims its some capability options. Options are:",
+        "    * REDIRECT",
+        "      The client can handle redirection during primary and replica failover in standalone mode.",
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address.",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to the specified local address.",
+        "    * TYPE (NORMAL|PRIMARY|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
+        "    * ID <client-id> [<client-id>...]",
+        "      Kill connections by client IDs.",
+        "    * MAXAGE <maxage>",
+        "      Kill connections older than the specified age.",
+        "    * FLAGS <flags>",
+        "      Kill connections that include the specified flags.",
+        "    * NAME <client-name>",
+        "      Kill connections with the specified name.",
+        "    * IDLE <idle>",
+        "      Kill connections with idle time greater than or equal to <idle> seconds.",
+        "    * LIB-NAME <library-name>",
+        "      Kill connections with the specified library name.",
+        "    * LIB-VER <library-version>",
+        "      Kill connections with the specified library version.",
+        "    * DB <db-id>",
+        "      Kill connections currently operating on the specified database ID.",
+        "    * CAPA <capa>",
+        "      Kill connections currently with the specified capa.",
+        "    * IP <ip>",
+        "      Kill connections made from the specified ip.",
+        "LIST [options ...]",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|PRIMARY|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+        "    * USER <username>",
+        "      Return clients authenticated by <username>.",
+        "    * ADDR <ip:port>",
+        "      Return clients connected from the specified address.",
+        "    * LADDR <ip:port>",
+        "      Return clients connected to the specified local address.",
+        "    * ID <client-id> [<client-id>...]",
+        "      Return clients with the specified IDs.",
+        "    * SKIPME (YES|NO)",
+        "      Exclude the current client from the list (default: no).",
+        "    * MAXAGE <maxage>",
+        "      List connections older than the specified age.",
+        "    * FLAGS <flags>",
+        "      Return clients with the specified flags.",
+        "    * NAME <client-name>",
+        "      Return clients with the specified name.",
+        "    * IDLE <idle>",
+        "      Return clients with idle time greater than or equal to <idle> seconds.",
+        "    * LIB-NAME <lib-name>",
+        "      Return clients with the specified lib name.",
+        "    * LIB-VER <lib-version>",
+        "      Return clients with the specified lib version.",
+        "    * DB <db-id>",
+        "      Return clients currently operating on the specified database ID.",
+        "    * CAPA <capa>",
+        "      Return connections currently with the specified capa.",
+        "    * IP <ip>",
+        "      Return connections made from the specified ip.",
+        "UNPAUSE",
+        "    Stop the current client pause, resuming traffic.",
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "SETINFO <option> <value>",
+        "    Set client meta attr. Options are:",
+        "    * LIB-NAME: the client lib name.",
+        "    * LIB-VER: the client lib version.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+        "TRACKINGINFO",
+        "    Report tracking status for the current connection.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "NO-TOUCH (ON|OFF)",
+        "    Will not touch LRU/LFU stats when this mode is on.",
+        "IMPORT-SOURCE (ON|OFF)",
+        "    Mark this connection as an import source if import-mode is enabled.",
+        "    Sync tools can set their connections into 'import-source' state to visit",
+        "    expired keys.",
+        "HELP",
+        "    Print this help.",
+    ];
+    ctx.reply.array_len(LINES.len());
+    for line in LINES {
+        ctx.reply.simple(line);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_without_port() {
+        assert_eq!(ip_of("127.0.0.1:6379"), "127.0.0.1");
+        assert_eq!(ip_of("[::1]:6379"), "::1");
+    }
+
+    #[test]
+    fn names_are_visible_ascii() {
+        assert!(validate_name(b"app-1(x)").is_ok());
+        assert!(validate_name(b"").is_ok());
+        assert!(validate_name(b"a b").is_err());
+        assert!(validate_name(b"a\nb").is_err());
+        assert!(validate_name("é".as_bytes()).is_err());
+    }
+}
