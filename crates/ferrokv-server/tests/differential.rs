@@ -159,4 +159,7 @@ macro_rules! case_files {
 
 case_files! {
     connection => "connection.txt",
+    keys => "keys.txt",
+    expire => "expire.txt",
+    scan => "scan.txt",
 }

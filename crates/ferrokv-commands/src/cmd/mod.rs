@@ -2,10 +2,16 @@
 
 pub mod args;
 pub mod connection;
+pub mod expire;
 pub mod keys;
 pub mod string;
 
 use crate::spec::CommandSpec;
 
 /// Every family's table, in the order COMMAND lists them.
-pub static FAMILIES: &[&[CommandSpec]] = &[connection::COMMANDS, string::COMMANDS, keys::COMMANDS];
+pub static FAMILIES: &[&[CommandSpec]] = &[
+    connection::COMMANDS,
+    string::COMMANDS,
+    keys::COMMANDS,
+    expire::COMMANDS,
+];
