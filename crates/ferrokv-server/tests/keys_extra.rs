@@ -125,3 +125,46 @@ fn object_freq_and_idletime_under_lfu() {
         assert_eq!(show(&a), show(&b), "{command:?}: ferrokv and valkey differ");
     }
 }
+
+/// The integer of a RESP integer reply.
+fn int_reply(reply: &[u8]) -> i64 {
+    std::str::from_utf8(reply)
+        .ok()
+        .and_then(|s| s.strip_prefix(':'))
+        .and_then(|s| s.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("not an integer reply: {}", show(reply)))
+}
+
+/// TYPE, EXISTS, the TTL family and OBJECT leave the access time alone; GET and TOUCH update
+/// it. Idle times are whole seconds of a clock each server samples on its own, so the check
+/// allows a second's slack rather than comparing bytes.
+#[test]
+fn introspection_does_not_touch_the_access_time() {
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    let mut clients = [
+        RawClient::connect(ferrokv.port).expect("connect ferrokv"),
+        RawClient::connect(valkey.port).expect("connect valkey"),
+    ];
+    for c in &mut clients {
+        for key in ["quiet", "touched", "read"] {
+            c.command(&["SET", key, "v"]);
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    for (c, name) in clients.iter_mut().zip(["ferrokv", "valkey"]) {
+        for command in ["TYPE", "EXISTS", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"] {
+            c.command(&[command, "quiet"]);
+        }
+        c.command(&["OBJECT", "ENCODING", "quiet"]);
+        c.command(&["OBJECT", "REFCOUNT", "quiet"]);
+        c.command(&["TOUCH", "touched"]);
+        c.command(&["GET", "read"]);
+        let quiet = int_reply(&c.command(&["OBJECT", "IDLETIME", "quiet"]));
+        assert!((2..=3).contains(&quiet), "{name}: quiet idle {quiet}");
+        for key in ["touched", "read"] {
+            let idle = int_reply(&c.command(&["OBJECT", "IDLETIME", key]));
+            assert!(idle <= 1, "{name}: {key} idle {idle}");
+        }
+    }
+}
