@@ -162,4 +162,7 @@ case_files! {
     strings => "strings.txt",
     bits => "bits.txt",
     client => "client.txt",
+    keys => "keys.txt",
+    expire => "expire.txt",
+    scan => "scan.txt",
 }

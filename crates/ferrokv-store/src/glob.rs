@@ -179,4 +179,255 @@ mod tests {
         let subject = "a".repeat(30_000);
         assert!(!m(&pattern, &subject));
     }
+
+    #[test]
+    fn nesting_limit_matches_valkey() {
+        // Checked against valkey-server 9.1: 1000 nested stars still match, 1001 do not.
+        let subject = "a".repeat(1200);
+        assert!(m(&"*a".repeat(1000), &subject));
+        assert!(!m(&"*a".repeat(1001), &subject));
+        assert!(m(&"a*".repeat(1001), &subject));
+        assert!(!m(&"a*".repeat(1002), &subject));
+    }
+
+    #[test]
+    fn odd_corners() {
+        // An unterminated class consumes the rest of the pattern.
+        assert!(m("[abc", "b"));
+        assert!(!m("[abc", "bc"));
+        assert!(!m("[", "a"));
+        // A trailing backslash is a literal backslash, inside a class or out.
+        assert!(m("\\", "\\"));
+        assert!(m("a\\", "a\\"));
+        // `[\]` is an unterminated class holding an escaped `]`.
+        assert!(m("[\\]", "]"));
+        assert!(!m("[\\]", "\\"));
+        assert!(m("[a-]", "]"));
+        // Ranges compare bytes as signed chars: 0xe9 is below 'a'.
+        assert!(glob_match(b"[\xe9-a]", b"Z", false));
+        assert!(!glob_match(b"[a-\xe9]", b"z", false));
+    }
+}
+
+/// A property test against a second, deliberately plain implementation of the same rules:
+/// index arithmetic instead of slices, full backtracking instead of the skip-longer cut-off,
+/// no nesting limit (patterns here are short). The two are written independently, so a
+/// shortcut in the fast matcher that changes a result shows up as a counterexample.
+#[cfg(test)]
+mod reference_tests {
+    use super::glob_match;
+    use proptest::prelude::*;
+
+    /// C's `tolower` on a (signed) `char` promoted to `int`.
+    fn c_lower(c: i32) -> i32 {
+        if (i32::from(b'A')..=i32::from(b'Z')).contains(&c) {
+            c + 32
+        } else {
+            c
+        }
+    }
+
+    fn signed(b: u8) -> i32 {
+        i32::from(b as i8)
+    }
+
+    fn same(a: u8, b: u8, nocase: bool) -> bool {
+        if nocase {
+            c_lower(signed(a)) == c_lower(signed(b))
+        } else {
+            a == b
+        }
+    }
+
+    fn reference(p: &[u8], s: &[u8], nocase: bool) -> bool {
+        match_at(p, 0, s, 0, nocase)
+    }
+
+    fn match_at(p: &[u8], mut pi: usize, s: &[u8], mut si: usize, nocase: bool) -> bool {
+        while pi < p.len() && si < s.len() {
+            match p[pi] {
+                b'*' => {
+                    while pi + 1 < p.len() && p[pi + 1] == b'*' {
+                        pi += 1;
+                    }
+                    if pi + 1 == p.len() {
+                        return true;
+                    }
+                    return (si..s.len()).any(|start| match_at(p, pi + 1, s, start, nocase));
+                }
+                b'?' => si += 1,
+                b'[' => {
+                    pi += 1;
+                    let negate = pi < p.len() && p[pi] == b'^';
+                    if negate {
+                        pi += 1;
+                    }
+                    let c = s[si];
+                    let mut hit = false;
+                    loop {
+                        let left = p.len() - pi;
+                        if left >= 2 && p[pi] == b'\\' {
+                            pi += 1;
+                            hit |= p[pi] == c;
+                        } else if left >= 1 && p[pi] == b']' {
+                            break;
+                        } else if left == 0 {
+                            // Step back so the common advance below lands on the end.
+                            pi -= 1;
+                            break;
+                        } else if left >= 3 && p[pi + 1] == b'-' {
+                            let (mut lo, mut hi) = (signed(p[pi]), signed(p[pi + 2]));
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            let mut x = signed(c);
+                            if nocase {
+                                (lo, hi, x) = (c_lower(lo), c_lower(hi), c_lower(x));
+                            }
+                            hit |= lo <= x && x <= hi;
+                            pi += 2;
+                        } else {
+                            hit |= same(p[pi], c, nocase);
+                        }
+                        pi += 1;
+                    }
+                    if hit == negate {
+                        return false;
+                    }
+                    si += 1;
+                }
+                first => {
+                    let literal = if first == b'\\' && p.len() - pi >= 2 {
+                        pi += 1;
+                        p[pi]
+                    } else {
+                        first
+                    };
+                    if !same(literal, s[si], nocase) {
+                        return false;
+                    }
+                    si += 1;
+                }
+            }
+            pi += 1;
+            if si == s.len() {
+                while pi < p.len() && p[pi] == b'*' {
+                    pi += 1;
+                }
+                break;
+            }
+        }
+        pi == p.len() && si == s.len()
+    }
+
+    fn bytes_from(alphabet: &'static [u8], max_len: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..=max_len)
+    }
+
+    const PATTERN_BYTES: &[u8] = b"ab*?[]^-\\A\xe9";
+    const SUBJECT_BYTES: &[u8] = b"abAB-]^\\*?[\xe9\x7f";
+
+    const CLASS_BYTES: &[u8] = b"aqzAQZ09]-^\\\x00\x7f\x80\xe9\xff";
+
+    /// One glob token: a literal, `?`, `*`, an escape, or a class (maybe negated, maybe
+    /// unterminated) of literals, escapes and ranges.
+    fn token() -> impl Strategy<Value = Vec<u8>> {
+        let byte = proptest::sample::select(CLASS_BYTES);
+        let item = prop_oneof![
+            byte.clone().prop_map(|b| vec![b]),
+            byte.clone().prop_map(|b| vec![b'\\', b]),
+            (byte.clone(), byte.clone()).prop_map(|(lo, hi)| vec![lo, b'-', hi]),
+        ];
+        let class = (
+            any::<bool>(),
+            proptest::collection::vec(item, 0..4),
+            proptest::bool::weighted(0.9),
+        )
+            .prop_map(|(negate, items, closed)| {
+                let mut out = vec![b'['];
+                if negate {
+                    out.push(b'^');
+                }
+                out.extend(items.concat());
+                if closed {
+                    out.push(b']');
+                }
+                out
+            });
+        prop_oneof![
+            1 => byte.clone().prop_map(|b| vec![b]),
+            1 => Just(b"?".to_vec()),
+            1 => Just(b"*".to_vec()),
+            1 => byte.prop_map(|b| vec![b'\\', b]),
+            3 => class,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn agrees_with_the_reference(
+            pattern in bytes_from(PATTERN_BYTES, 12),
+            subject in bytes_from(SUBJECT_BYTES, 14),
+            nocase in any::<bool>(),
+        ) {
+            prop_assert_eq!(
+                glob_match(&pattern, &subject, nocase),
+                reference(&pattern, &subject, nocase),
+                "pattern {:?} subject {:?}",
+                pattern.escape_ascii().to_string(),
+                subject.escape_ascii().to_string()
+            );
+        }
+
+        /// Patterns made of glob tokens, classes with ranges over high and low bytes in
+        /// particular, where the signed-char comparison and escapes inside classes matter.
+        #[test]
+        fn agrees_on_classes(
+            tokens in proptest::collection::vec(token(), 0..6),
+            subject in bytes_from(CLASS_BYTES, 6),
+            nocase in any::<bool>(),
+        ) {
+            let pattern = tokens.concat();
+            prop_assert_eq!(
+                glob_match(&pattern, &subject, nocase),
+                reference(&pattern, &subject, nocase),
+                "pattern {:?} subject {:?}",
+                pattern.escape_ascii().to_string(),
+                subject.escape_ascii().to_string()
+            );
+        }
+
+        /// Patterns built from a subject (bytes replaced by wildcards) must match it, which
+        /// random pairs rarely exercise.
+        #[test]
+        fn wildcarded_subjects_match(
+            subject in bytes_from(b"abc-xyz", 16),
+            choices in proptest::collection::vec(0u8..8, 16),
+        ) {
+            let mut pattern = Vec::new();
+            for (&byte, &choice) in subject.iter().zip(&choices) {
+                match choice {
+                    0 => pattern.push(b'?'),
+                    1 if byte.is_ascii_lowercase() => pattern.extend_from_slice(b"[a-z]"),
+                    2 => pattern.extend_from_slice(b"[^q]"),
+                    // A star may stand for this byte or for nothing before it.
+                    3 => pattern.extend_from_slice(&[b'*', byte]),
+                    4 => pattern.push(b'*'),
+                    _ => pattern.push(byte),
+                }
+            }
+            let expected = reference(&pattern, &subject, false);
+            prop_assert_eq!(glob_match(&pattern, &subject, false), expected);
+            if !subject.is_empty() {
+                prop_assert!(
+                    expected,
+                    "{:?} should match {:?}",
+                    pattern.escape_ascii().to_string(),
+                    subject.escape_ascii().to_string()
+                );
+            }
+        }
+    }
 }

@@ -87,6 +87,16 @@ impl Keyspace {
         self.shards.iter().map(|s| s.lock().dbs[db].len()).sum()
     }
 
+    /// The number of keys of database `db` in each shard, shard by shard (RANDOMKEY weighs
+    /// its choice of shard by these).
+    pub fn shard_lens(&self, db: usize) -> [usize; SHARD_COUNT] {
+        let mut lens = [0; SHARD_COUNT];
+        for (len, shard) in lens.iter_mut().zip(self.shards.iter()) {
+            *len = shard.lock().dbs[db].len();
+        }
+        lens
+    }
+
     /// (keys, keys with a TTL) in database `db`.
     pub fn db_counts(&self, db: usize) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(k, v), s| {
@@ -122,6 +132,22 @@ impl<'a> Locked<'a> {
         self.guards.iter_mut().map(|(i, g)| (*i, &mut **g))
     }
 
+    /// Database `db` of shard `shard`, if that shard is locked (SCAN, KEYS, RANDOMKEY walk
+    /// the keyspace shard by shard).
+    pub fn shard_db(&mut self, shard: usize, db: usize) -> Option<&mut Db> {
+        let pos = self.guards.binary_search_by_key(&shard, |(i, _)| *i).ok()?;
+        self.guards[pos].1.dbs.get_mut(db)
+    }
+
+    /// Empties database `db` in every locked shard and returns the old contents, so that the
+    /// caller can free them after releasing the locks, or on another thread (FLUSHDB ASYNC).
+    pub fn take_db(&mut self, db: usize) -> Vec<Db> {
+        self.guards
+            .iter_mut()
+            .map(|(_, shard)| shard.dbs[db].take())
+            .collect()
+    }
+
     pub fn holds_all(&self) -> bool {
         self.guards.len() == SHARD_COUNT
     }
@@ -155,6 +181,30 @@ mod tests {
         drop(locked);
         assert_eq!(ks.db_len(3), 200);
         assert_eq!(ks.db_len(0), 0);
+    }
+
+    #[test]
+    fn take_db_empties_one_database_everywhere() {
+        let ks = Keyspace::new(2);
+        let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("k{i}").into_bytes()).collect();
+        let mut locked = ks.lock(&keys);
+        for k in &keys {
+            for db in 0..2 {
+                locked
+                    .db(db, k)
+                    .insert(k, Entry::new(Value::Str(StrValue::Int(1)), 0));
+            }
+        }
+        drop(locked);
+        assert_eq!(ks.shard_lens(1).iter().sum::<usize>(), 100);
+        let taken = ks.lock_all().take_db(1);
+        assert_eq!(taken.iter().map(Db::len).sum::<usize>(), 100);
+        assert_eq!(ks.db_len(1), 0);
+        assert_eq!(ks.db_len(0), 100);
+        let mut one = ks.lock_shard(5);
+        assert!(one.shard_db(5, 0).is_some());
+        assert!(one.shard_db(6, 0).is_none());
+        assert!(one.shard_db(5, 2).is_none());
     }
 
     #[test]

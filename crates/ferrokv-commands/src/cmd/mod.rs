@@ -4,6 +4,7 @@ pub mod args;
 pub mod bits;
 pub mod client;
 pub mod connection;
+pub mod expire;
 pub mod keys;
 pub mod string;
 
@@ -16,4 +17,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     keys::COMMANDS,
     bits::COMMANDS,
     client::COMMANDS,
+    expire::COMMANDS,
 ];
