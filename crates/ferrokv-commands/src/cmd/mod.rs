@@ -1,11 +1,25 @@
 //! One module per command family. Each exports `COMMANDS`, its part of the command table.
 
 pub mod args;
+pub mod command;
 pub mod connection;
+pub mod debug;
+pub mod info;
 pub mod keys;
+pub mod memory;
+pub mod server;
 pub mod string;
 
 use crate::spec::CommandSpec;
 
 /// Every family's table, in the order COMMAND lists them.
-pub static FAMILIES: &[&[CommandSpec]] = &[connection::COMMANDS, string::COMMANDS, keys::COMMANDS];
+pub static FAMILIES: &[&[CommandSpec]] = &[
+    connection::COMMANDS,
+    string::COMMANDS,
+    keys::COMMANDS,
+    command::COMMANDS,
+    info::COMMANDS,
+    server::COMMANDS,
+    memory::COMMANDS,
+    debug::COMMANDS,
+];
