@@ -195,10 +195,10 @@ pub fn cumulative_buckets(histogram: &Histogram<u64>) -> Vec<(u64, u64)> {
         let added = step.count_since_last_iteration();
         cumulative += added;
         if added > 0 {
-            out.push((
-                histogram.highest_equivalent(step.value_iterated_to()) / 1000,
-                cumulative,
-            ));
+            // The iterator stops just below each power of two; Valkey labels the bucket by
+            // the top of the power of two's own sub-bucket.
+            let level = step.value_iterated_to().saturating_add(1);
+            out.push((histogram.highest_equivalent(level) / 1000, cumulative));
         }
     }
     out

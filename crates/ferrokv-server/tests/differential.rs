@@ -159,4 +159,6 @@ macro_rules! case_files {
 
 case_files! {
     connection => "connection.txt",
+    command => "command.txt",
+    server => "server.txt",
 }

@@ -111,7 +111,7 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for name in &args[2..] {
         match TABLE.find_full(name) {
             Some(entry) => write_info(ctx.reply, entry),
-            None => ctx.reply.null_array(),
+            None => ctx.reply.null(),
         }
     }
     Ok(())

@@ -149,11 +149,10 @@ fn serialized_length(value: &StrValue) -> usize {
 
 /// `DEBUG OBJECT key [fast]`: one line in Valkey's format about the key's value.
 fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let fast = match args.get(3) {
-        None => false,
-        Some(arg) if arg.eq_ignore_ascii_case(b"fast") => true,
-        Some(_) => return Err(wrong_use(&args[1])),
-    };
+    // Like Valkey, any third word other than `fast` is ignored.
+    let fast = args
+        .get(3)
+        .is_some_and(|arg| arg.eq_ignore_ascii_case(b"fast"));
     let key = &args[2];
     let db = ctx.db();
     let mut locked = ctx.lock(&[key]);

@@ -193,9 +193,12 @@ pub fn render(server: &Server, config: &Config, requested: &[Bytes]) -> String {
     }
     let mut out = Out(String::new());
     for (section, _) in SECTIONS.iter().zip(wanted).filter(|(_, w)| *w) {
+        // Sections are separated by an empty line.
+        if !out.0.is_empty() {
+            out.0.push_str("\r\n");
+        }
         let _ = write!(out.0, "# {}\r\n", section.title);
         (section.write)(&mut out, server, config);
-        out.0.push_str("\r\n");
     }
     out.0
 }

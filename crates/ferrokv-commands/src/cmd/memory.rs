@@ -254,7 +254,7 @@ fn stats(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let m = MemoryReport::collect(ctx.server);
     let r = &mut *ctx.reply;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    r.map_len(26 + m.dbs.len());
+    r.map_len(32 + m.dbs.len());
     let int = |r: &mut ferrokv_protocol::Reply, name: &str, v: i64| {
         r.bulk(name.as_bytes());
         r.int(v);

@@ -186,7 +186,6 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
-    log::warn!("User requested shutdown...");
     let wants_save = save || (!nosave && !ctx.config.save.trim().is_empty());
     if wants_save {
         log::warn!(
