@@ -11,12 +11,13 @@ use bytes::Bytes;
 use ferrokv_protocol::Reply;
 use ferrokv_store::{clock, events};
 
-use crate::client::{Client, ReplyMode};
+use crate::client::{Client, ReplyMode, Transport};
 use crate::context::{CmdError, Ctx, errors};
 use crate::server::Server;
 use crate::spec::flag;
 use crate::stats;
 use crate::table::{TABLE, TableEntry};
+use crate::{latency, slowlog};
 
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         handler(&mut ctx, args)
     }));
     let elapsed = started.elapsed().as_micros() as u64;
+    record_timing(client, entry, args, elapsed, now_ms);
 
     counters.calls.add(1);
     counters.usec.add(elapsed);
@@ -152,12 +154,11 @@ fn resolve(name: &Bytes, args: &[Bytes]) -> Result<&'static TableEntry, CmdError
     let Some(entry) = TABLE.find(name) else {
         return Err(unknown_command(args));
     };
-    if entry.spec.subcommands.is_empty() {
+    // A container called alone runs itself (COMMAND) or fails its arity check (CONFIG).
+    if entry.spec.subcommands.is_empty() || args.len() == 1 {
         return Ok(entry);
     }
-    let Some(sub_name) = args.get(1) else {
-        return Err(arity_error(&entry.full_name));
-    };
+    let sub_name = &args[1];
     TABLE.find_sub(entry, sub_name).ok_or_else(|| {
         CmdError::err(format!(
             "unknown subcommand '{}'. Try {} HELP.",
@@ -182,8 +183,76 @@ fn check(
     if !client.authenticated && spec.flags & flag::NO_AUTH == 0 {
         return Err(errors::NOAUTH);
     }
+    if spec.flags & flag::PROTECTED != 0 && !protected_allowed(client) {
+        return Err(CmdError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
+             you can run it from a local connection, otherwise you need to set this option in \
+             the configuration file, and then restart the server.",
+        ));
+    }
     let _ = server;
     Ok(())
+}
+
+/// Whether `enable-debug-command` lets this client run DEBUG (`local`: loopback or unix
+/// socket clients only).
+fn protected_allowed(client: &Client) -> bool {
+    match client.config.enable_debug_command.as_str() {
+        "yes" => true,
+        "local" => is_local(client),
+        _ => false,
+    }
+}
+
+/// A unix socket or loopback client.
+fn is_local(client: &Client) -> bool {
+    let shared = &client.shared;
+    if shared.transport == Transport::Unix {
+        return true;
+    }
+    let host = shared
+        .addr
+        .rsplit_once(':')
+        .map_or(shared.addr.as_str(), |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The slow log, the latency monitor and the latency histograms, fed after each call.
+fn record_timing(
+    client: &Client,
+    entry: &TableEntry,
+    args: &[Bytes],
+    elapsed_us: u64,
+    now_ms: i64,
+) {
+    let config = &client.config;
+    let spec = entry.spec;
+    if spec.flags & flag::SKIP_SLOWLOG == 0
+        && slowlog::is_slow(elapsed_us, config.slowlog_log_slower_than)
+    {
+        let name = client.shared.name.lock().clone().unwrap_or_default();
+        let max_len = config.slowlog_max_len.max(0) as usize;
+        slowlog::record(
+            args,
+            elapsed_us,
+            now_ms / 1000,
+            &client.shared.addr,
+            name,
+            max_len,
+        );
+    }
+    let event = if spec.flags & flag::FAST != 0 {
+        "fast-command"
+    } else {
+        "command"
+    };
+    let threshold = config.latency_monitor_threshold;
+    latency::add_sample_if_needed(event, elapsed_us / 1000, threshold, now_ms / 1000);
+    if config.latency_tracking {
+        latency::record_command(entry.id, elapsed_us);
+    }
 }
 
 pub fn arity_error(full_name: &str) -> CmdError {

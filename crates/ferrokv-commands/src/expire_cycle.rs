@@ -22,6 +22,9 @@ pub struct ExpireCycle {
 
 impl ExpireCycle {
     pub fn run(&mut self, server: &Server, hz: u64) {
+        if !crate::cmd::debug::active_expire_enabled() {
+            return;
+        }
         let effort = server.config.load().active_expire_effort.clamp(1, 10) as u64;
         let samples = (20 + 5 * (effort - 1)) as usize;
         let acceptable_stale_percent = (10 - effort + 1) as usize;

@@ -231,6 +231,9 @@ pub struct CommandSpec {
     pub categories: u64,
     pub key_specs: &'static [KeySpec],
     pub tips: &'static [&'static str],
+    /// Notes shown with the key specs in COMMAND INFO, parallel to `key_specs` (an empty
+    /// string, or a missing element, means no note).
+    pub key_notes: &'static [&'static str],
     /// COMMAND DOCS fields.
     pub group: &'static str,
     pub since: &'static str,
@@ -249,6 +252,7 @@ impl CommandSpec {
             categories: 0,
             key_specs: &[],
             tips: &[],
+            key_notes: &[],
             group,
             since: "1.0.0",
             summary: "",
@@ -269,6 +273,9 @@ impl CommandSpec {
     }
     pub const fn tips(self, tips: &'static [&'static str]) -> Self {
         CommandSpec { tips, ..self }
+    }
+    pub const fn key_notes(self, key_notes: &'static [&'static str]) -> Self {
+        CommandSpec { key_notes, ..self }
     }
     pub const fn doc(
         self,

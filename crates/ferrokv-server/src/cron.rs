@@ -17,5 +17,6 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             return;
         }
         cycle.run(&server, hz);
+        ferrokv_commands::cmd::info::sample_metrics();
     }
 }

@@ -38,6 +38,7 @@ fn main() {
         .unwrap_or_default();
     let server = Server::new(config, path, executable);
     ferrokv_commands::server::set_used_memory_probe(used_memory);
+    ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
     if let Err(e) = run(server) {
         log::warn!("{e}");
         std::process::exit(1);
@@ -154,4 +155,25 @@ fn used_memory() -> u64 {
         return 0;
     }
     stats::allocated::read().map(|n| n as u64).unwrap_or(0)
+}
+
+/// jemalloc's statistics and purge, for INFO memory and MEMORY.
+fn allocator_probe() -> ferrokv_commands::cmd::memory::AllocatorProbe {
+    use ferrokv_commands::cmd::memory::{AllocatorProbe, AllocatorStats};
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let version = tikv_jemalloc_ctl::version::read().unwrap_or("unknown");
+    AllocatorProbe {
+        name: format!("jemalloc-{}", version.split('-').next().unwrap_or(version)),
+        stats: || {
+            let _ = epoch::advance();
+            AllocatorStats {
+                allocated: stats::allocated::read().unwrap_or(0) as u64,
+                active: stats::active::read().unwrap_or(0) as u64,
+                resident: stats::resident::read().unwrap_or(0) as u64,
+                retained: stats::retained::read().unwrap_or(0) as u64,
+            }
+        },
+        // Returning dirty pages needs a raw mallctl; jemalloc's background decay does it.
+        purge: || {},
+    }
 }

@@ -165,4 +165,6 @@ case_files! {
     keys => "keys.txt",
     expire => "expire.txt",
     scan => "scan.txt",
+    command => "command.txt",
+    server => "server.txt",
 }

@@ -3,9 +3,14 @@
 pub mod args;
 pub mod bits;
 pub mod client;
+pub mod command;
 pub mod connection;
+pub mod debug;
 pub mod expire;
+pub mod info;
 pub mod keys;
+pub mod memory;
+pub mod server;
 pub mod string;
 
 use crate::spec::CommandSpec;
@@ -18,4 +23,9 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     bits::COMMANDS,
     client::COMMANDS,
     expire::COMMANDS,
+    command::COMMANDS,
+    info::COMMANDS,
+    server::COMMANDS,
+    memory::COMMANDS,
+    debug::COMMANDS,
 ];

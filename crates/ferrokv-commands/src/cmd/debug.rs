@@ -1,0 +1,207 @@
+//! DEBUG: test and diagnosis helpers. Dispatch refuses it unless `enable-debug-command`
+//! allows the client (the command carries the `protected` flag).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrokv_store::value::EMBSTR_SIZE_LIMIT;
+use ferrokv_store::{StrValue, Value, clock};
+
+use crate::cmd::command::write_help;
+use crate::context::{CmdError, CmdResult, Ctx, errors};
+use crate::spec::{CommandSpec, flag};
+
+pub const COMMANDS: &[CommandSpec] = &[CommandSpec::new("debug", -2, "server")
+    .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::PROTECTED)
+    .doc(
+        "1.0.0",
+        "Helpers for testing and diagnosing the server.",
+        "Depends on the subcommand.",
+    )
+    .handler(debug)];
+
+static ACTIVE_EXPIRE: AtomicBool = AtomicBool::new(true);
+
+/// Whether the cron's active expiry runs (DEBUG SET-ACTIVE-EXPIRE turns it off for tests).
+pub fn active_expire_enabled() -> bool {
+    ACTIVE_EXPIRE.load(Relaxed)
+}
+
+fn wrong_use(sub: &[u8]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+/// C's `atof`/`atoi` leniency, which these test helpers keep: a bad number reads as 0.
+fn lenient_f64(arg: &[u8]) -> f64 {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let argc = args.len();
+    match (sub.as_str(), argc) {
+        ("help", 2) => help(ctx),
+        ("sleep", 3) => {
+            let seconds = lenient_f64(&args[2]);
+            if seconds > 0.0 && seconds.is_finite() {
+                // Blocks this worker on purpose, as DEBUG SLEEP blocks Valkey's event loop.
+                std::thread::sleep(Duration::from_secs_f64(seconds));
+            }
+            ctx.reply.ok();
+            Ok(())
+        }
+        ("set-active-expire", 3) => {
+            ACTIVE_EXPIRE.store(lenient_f64(&args[2]) as i64 != 0, Relaxed);
+            ctx.reply.ok();
+            Ok(())
+        }
+        ("populate", 3..=5) => populate(ctx, args),
+        ("object", 3 | 4) => object(ctx, args),
+        ("log", 3) => {
+            log::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+            ctx.reply.ok();
+            Ok(())
+        }
+        ("error", 3) => Err(CmdError::new(
+            String::from_utf8_lossy(&args[2]).into_owned(),
+        )),
+        _ => Err(wrong_use(&args[1])),
+    }
+}
+
+/// `DEBUG POPULATE count [prefix] [size]`: creates `prefix:N` (default `key:N`) holding
+/// `value:N`, cut or zero-padded to `size` bytes when a size is given; existing keys are
+/// left alone.
+fn populate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let out_of_range = || CmdError::err("value is out of range, must be positive");
+    let positive = |arg: &[u8]| {
+        ferrokv_protocol::number::parse_i64(arg)
+            .filter(|&n| n >= 0)
+            .ok_or_else(out_of_range)
+    };
+    let count = positive(&args[1 + 1])?;
+    let prefix: &[u8] = args.get(3).map_or(b"key", |p| &p[..]);
+    let size = match args.get(4) {
+        Some(arg) => positive(arg)? as usize,
+        None => 0,
+    };
+    let db = ctx.db();
+    let mut created = 0;
+    for n in 0..count {
+        let mut key = prefix.to_vec();
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        let mut value = format!("value:{n}").into_bytes();
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        // Created whole, like Valkey's: embstr when short, raw otherwise, never int.
+        let value = if value.len() <= EMBSTR_SIZE_LIMIT {
+            StrValue::Embstr(value)
+        } else {
+            StrValue::Raw(value)
+        };
+        // One key at a time: a large POPULATE never holds a shard lock for long.
+        let mut locked = ctx.lock(&[&key]);
+        if locked.db(db, &key).contains_live(&key, ctx.now_ms) {
+            continue;
+        }
+        let entry = ctx.new_entry(Value::Str(value));
+        locked.db(db, &key).insert(&key, entry);
+        created += 1;
+    }
+    ctx.add_dirty(created);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Bytes a string takes in an RDB file without compression: integers in 8, 16 or 32 bits
+/// take 1 + width bytes, other strings a 1, 2 or 5 byte length and their bytes.
+fn serialized_length(value: &StrValue) -> usize {
+    if let StrValue::Int(n) = value {
+        if i8::try_from(*n).is_ok() {
+            return 2;
+        }
+        if i16::try_from(*n).is_ok() {
+            return 3;
+        }
+        if i32::try_from(*n).is_ok() {
+            return 5;
+        }
+    }
+    let len = value.len();
+    let prefix = if len < 1 << 6 {
+        1
+    } else if len < 1 << 14 {
+        2
+    } else {
+        5
+    };
+    prefix + len
+}
+
+/// `DEBUG OBJECT key [fast]`: one line in Valkey's format about the key's value.
+fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    // Like Valkey, any third word other than `fast` is ignored.
+    let fast = args
+        .get(3)
+        .is_some_and(|arg| arg.eq_ignore_ascii_case(b"fast"));
+    let key = &args[2];
+    let db = ctx.db();
+    let mut locked = ctx.lock(&[key]);
+    let Some(entry) = locked.db(db, key).get(key, ctx.now_ms) else {
+        return Err(errors::NO_SUCH_KEY);
+    };
+    let address = std::ptr::from_ref(&entry.value) as usize;
+    let mut line = format!(
+        "Value at:{address:#x} refcount:1 encoding:{}",
+        entry.value.encoding()
+    );
+    if !fast {
+        #[allow(unreachable_patterns)]
+        let length = match &entry.value {
+            Value::Str(s) => serialized_length(s),
+            // Other types: their in-memory size stands in until RDB encoding exists.
+            other => other.heap_size(),
+        };
+        line.push_str(&format!(" serializedlength:{length}"));
+    }
+    let lru = entry.access & clock::LRU_CLOCK_MAX;
+    line.push_str(&format!(
+        " lru:{lru} lru_seconds_idle:{}",
+        clock::idle_seconds(lru)
+    ));
+    drop(locked);
+    ctx.reply.simple(&line);
+    Ok(())
+}
+
+fn help(ctx: &mut Ctx) -> CmdResult {
+    write_help(
+        ctx.reply,
+        "DEBUG",
+        &[
+            "ERROR <string>",
+            "    Reply with <string> as an error.",
+            "LOG <message>",
+            "    Write <message> to the server log.",
+            "OBJECT <key> [fast]",
+            "    Show how the value at <key> is stored (fast: leave out the costly fields).",
+            "POPULATE <count> [<prefix>] [<size>]",
+            "    Create <count> string keys <prefix>:<n> (default prefix: key) holding value:<n>,",
+            "    cut or zero-padded to <size> bytes when given. Existing keys are kept.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Turn the background expiry of keys off (0) or on (1).",
+            "SLEEP <seconds>",
+            "    Stop serving this worker's clients for <seconds> (decimals allowed).",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Server introspection beyond byte-for-byte replies: INFO's field names against the
+//! oracle's, and SHUTDOWN and DEBUG access, which case files cannot exercise.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RawClient, start_ferrokv, start_valkey};
+
+/// Fields ferrokv adds to Valkey's.
+const EXTRA: &[&str] = &["server/ferrokv_version"];
+/// Fields of features ferrokv does not have (the oracle's built-in Lua engine).
+const MISSING: &[&str] = &["modules/module", "scripting engines/engine_0"];
+/// Sections whose fields depend on what ran (one line per command, error code or database).
+const DYNAMIC: &[&str] = &["commandstats", "errorstats", "latencystats", "keyspace"];
+
+/// (section, field names in order) from an INFO reply.
+fn sections(reply: &[u8]) -> Vec<(String, Vec<String>)> {
+    let text = String::from_utf8_lossy(reply);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let line = line.trim_end();
+        if let Some(title) = line.strip_prefix("# ") {
+            out.push((title.to_ascii_lowercase(), Vec::new()));
+        } else if let Some((name, _)) = line.split_once(':')
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(name.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn info_everything_has_the_oracles_sections_and_fields_in_order() {
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    let ours = sections(
+        &RawClient::connect(ferrokv.port)
+            .expect("ferrokv")
+            .command(&["INFO", "everything"]),
+    );
+    let theirs = sections(
+        &RawClient::connect(valkey.port)
+            .expect("valkey")
+            .command(&["INFO", "everything"]),
+    );
+    let titles = |s: &[(String, Vec<String>)]| s.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
+    assert_eq!(titles(&ours), titles(&theirs), "sections differ");
+    let mut problems = Vec::new();
+    for ((section, our_fields), (_, their_fields)) in ours.iter().zip(&theirs) {
+        if DYNAMIC.contains(&section.as_str()) {
+            continue;
+        }
+        let qualified = |f: &String| format!("{section}/{f}");
+        let ours_expected: Vec<&String> = our_fields
+            .iter()
+            .filter(|f| !EXTRA.contains(&qualified(f).as_str()))
+            .collect();
+        let theirs_expected: Vec<&String> = their_fields
+            .iter()
+            .filter(|f| !MISSING.contains(&qualified(f).as_str()))
+            .collect();
+        for f in &ours_expected {
+            if !theirs_expected.contains(f) {
+                problems.push(format!("extra field {section}/{f}"));
+            }
+        }
+        for f in &theirs_expected {
+            if !ours_expected.contains(f) {
+                problems.push(format!("missing field {section}/{f}"));
+            }
+        }
+        if problems.is_empty() && ours_expected != theirs_expected {
+            problems.push(format!(
+                "order differs in {section}:\n   ferrokv: {ours_expected:?}\n    valkey: {theirs_expected:?}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn info_default_and_named_sections() {
+    let ferrokv = start_ferrokv(&[]);
+    let mut c = RawClient::connect(ferrokv.port).expect("ferrokv");
+    let titles = |reply: Vec<u8>| {
+        sections(&reply)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        titles(c.command(&["INFO"])),
+        [
+            "server",
+            "clients",
+            "memory",
+            "persistence",
+            "stats",
+            "replication",
+            "cpu",
+            "modules",
+            "errorstats",
+            "cluster",
+            "keyspace"
+        ]
+    );
+    assert_eq!(
+        titles(c.command(&["INFO", "Keyspace", "server"])),
+        ["server", "keyspace"]
+    );
+    assert_eq!(c.command(&["INFO", "nosuch"]), b"$0\r\n\r\n");
+    c.command(&["SET", "k", "v"]);
+    let keyspace = String::from_utf8(c.command(&["INFO", "keyspace"])).expect("utf8");
+    assert!(
+        keyspace.contains("db0:keys=1,expires=0,avg_ttl=0"),
+        "{keyspace}"
+    );
+    let stats = String::from_utf8(c.command(&["INFO", "commandstats"])).expect("utf8");
+    assert!(stats.contains("cmdstat_set:calls=1,usec="), "{stats}");
+}
+
+#[test]
+fn shutdown_stops_the_server_without_a_reply() {
+    let mut ferrokv = start_ferrokv(&[]);
+    let mut c = RawClient::connect(ferrokv.port).expect("ferrokv");
+    assert_eq!(
+        c.command(&["SHUTDOWN", "ABORT"]),
+        b"-ERR No shutdown in progress.\r\n"
+    );
+    assert_eq!(
+        c.command(&["SHUTDOWN", "SAVE", "NOSAVE"]),
+        b"-ERR syntax error\r\n"
+    );
+    c.send_raw(&common::encode(&["SHUTDOWN", "NOSAVE"]));
+    assert!(
+        c.read_reply().is_err(),
+        "SHUTDOWN must close the connection without a reply"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = ferrokv.child.try_wait() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server still running after SHUTDOWN"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn debug_is_refused_unless_enabled_with_the_oracles_error() {
+    for (setting, allowed) in [("no", false), ("local", true), ("yes", true)] {
+        let ferrokv = start_ferrokv(&["--enable-debug-command", setting]);
+        let valkey = start_valkey(&["--enable-debug-command", setting]);
+        let ours = RawClient::connect(ferrokv.port)
+            .expect("ferrokv")
+            .command(&["DEBUG", "SLEEP", "0"]);
+        let theirs = RawClient::connect(valkey.port)
+            .expect("valkey")
+            .command(&["DEBUG", "SLEEP", "0"]);
+        assert_eq!(ours, theirs, "enable-debug-command {setting}");
+        assert_eq!(
+            ours == b"+OK\r\n",
+            allowed,
+            "enable-debug-command {setting}"
+        );
+    }
+}
