@@ -34,6 +34,13 @@ fn info_of(client: &mut RawClient, name: &str) -> Vec<u8> {
     }
 }
 
+/// Commands whose description deliberately differs today, with the reason. The test fails if
+/// one of them starts to match, so the entry is removed when the gap closes.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
+    "client",
+    "CLIENT TRACKING arrives with client-side caching (pub/sub and tracking issue)",
+)];
+
 #[test]
 fn command_info_matches_the_oracle_for_every_command() {
     let ferrokv = start_ferrokv(&[]);
@@ -46,6 +53,14 @@ fn command_info_matches_the_oracle_for_every_command() {
         let name = entry.full_name.as_str();
         let (a, b) = (info_of(&mut ours, name), info_of(&mut theirs, name));
         checked += 1;
+        if let Some((_, why)) = KNOWN_DIFFERENCES.iter().find(|(n, _)| *n == name) {
+            if a == b {
+                failures.push(format!(
+                    "COMMAND INFO {name}: known difference '{why}' no longer differs"
+                ));
+            }
+            continue;
+        }
         if a != b {
             failures.push(format!(
                 "COMMAND INFO {name}\n   ferrokv: {}\n    valkey: {}",

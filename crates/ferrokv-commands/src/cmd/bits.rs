@@ -70,6 +70,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             1,
             kf::RW | kf::ACCESS | kf::UPDATE | kf::VARIABLE_FLAGS,
         )])
+        .key_notes(&["This command allows both access and modification of the key"])
         .doc(
             "3.2.0",
             "Reads, writes and increments integers of any width at any bit offset of a string.",

@@ -25,12 +25,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Returns the server's liveliness response.", "O(1)")
         .handler(ping),
     CommandSpec::new("echo", 2, "connection")
-        .flags(flag::FAST)
+        .flags(flag::LOADING | flag::STALE | flag::FAST)
         .categories(cat::CONNECTION)
         .doc("1.0.0", "Returns the given string.", "O(1)")
         .handler(echo),
     CommandSpec::new("select", 2, "connection")
-        .flags(flag::LOADING | flag::STALE | flag::FAST)
+        .flags(flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY)
         .categories(cat::CONNECTION)
         .doc("1.0.0", "Changes the selected database.", "O(1)")
         .handler(select),

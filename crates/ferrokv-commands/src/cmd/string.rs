@@ -39,6 +39,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .flags(W | OOM)
         .categories(STR)
         .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE | kf::VARIABLE_FLAGS)])
+        .key_notes(&["RW and ACCESS due to the optional `GET` argument"])
         .doc(
             "1.0.0",
             "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
@@ -79,6 +80,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .flags(W | FAST)
         .categories(STR)
         .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE)])
+        .key_notes(&["RW and UPDATE because it changes the TTL"])
         .doc("6.2.0", "Returns a string and optionally changes its TTL.", "O(1)")
         .handler(getex),
     CommandSpec::new("mget", -2, "string")
