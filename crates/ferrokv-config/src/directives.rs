@@ -437,7 +437,7 @@ directives! {
         "Skip AOF fsyncs while a rewrite or snapshot runs.";
     notify_keyspace_events: String = "notify-keyspace-events" [], "", Kind::Custom(special::notify_keyspace_events), PENDING,
         "Classes of keyspace events published; empty disables notifications.";
-    oom_score_adj: String = "oom-score-adj" [], "no", Kind::Enum(&["no", "yes", "relative", "absolute"]), PENDING,
+    oom_score_adj: String = "oom-score-adj" [], "no", Kind::Custom(special::oom_score_adj), PENDING,
         "Set the kernel OOM score: no, yes/relative or absolute.";
     oom_score_adj_values: String = "oom-score-adj-values" [], "0 200 800", Kind::Custom(special::oom_score_adj_values), MULTI_ARG | PENDING,
         "OOM scores for primary, replica and child processes.";

@@ -8,7 +8,12 @@ pub enum Kind {
     Bool,
     /// A strict integer in `[min, max]`, then raised or lowered into `[lo, hi]` (Valkey
     /// silently clamps a few directives, such as `hz`).
-    Int { min: i64, max: i64, lo: i64, hi: i64 },
+    Int {
+        min: i64,
+        max: i64,
+        lo: i64,
+        hi: i64,
+    },
     /// Bytes with an optional unit, in `[min, max]`, then raised to at least `lo`.
     Memory { min: i64, max: i64, lo: i64 },
     /// Bytes, or a percentage written `N%` (stored as `-N`).
@@ -68,9 +73,7 @@ impl FieldValue for bool {
 impl FieldValue for i64 {
     fn parse(kind: &Kind, text: &str, _current: &i64) -> Result<i64, String> {
         match *kind {
-            Kind::Int { min, max, lo, hi } => {
-                Ok(values::parse_int(text, min, max)?.clamp(lo, hi))
-            }
+            Kind::Int { min, max, lo, hi } => Ok(values::parse_int(text, min, max)?.clamp(lo, hi)),
             Kind::Memory { min, max, lo } => Ok(values::parse_memory(text, min, max)?.max(lo)),
             Kind::MemoryOrPercent => values::parse_memory_or_percent(text),
             Kind::Octal => values::parse_octal(text),

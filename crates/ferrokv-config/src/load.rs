@@ -214,9 +214,7 @@ impl Loader {
                 self.appended.push(directive.name);
             }
         }
-        directive
-            .set(config, &value)
-            .map_err(LineError::Reason)?;
+        directive.set(config, &value).map_err(LineError::Reason)?;
         crate::hooks::apply(directive.name, config).map_err(LineError::Reason)
     }
 
@@ -331,8 +329,8 @@ mod tests {
 
     #[test]
     fn override_errors_name_their_line() {
-        let e = from_args(&["--port".into(), "0".into(), "--nosuch".into(), "1".into()])
-            .unwrap_err();
+        let e =
+            from_args(&["--port".into(), "0".into(), "--nosuch".into(), "1".into()]).unwrap_err();
         assert_eq!(
             line_error(e),
             (
@@ -358,7 +356,10 @@ mod tests {
             ("hz 1 2", "wrong number of arguments"),
             ("replicaof h", "wrong number of arguments"),
             ("include", "Bad directive or wrong number of arguments"),
-            ("requirepass \"a b", "Unbalanced quotes in configuration line"),
+            (
+                "requirepass \"a b",
+                "Unbalanced quotes in configuration line",
+            ),
         ] {
             assert_eq!(line_error(parse(text).unwrap_err()).2, reason, "{text}");
         }

@@ -112,7 +112,10 @@ pub fn rewrite_text(old: &str, config: &Config) -> String {
 
 fn is_named(directive: &Directive, name: &str) -> bool {
     directive.name.eq_ignore_ascii_case(name)
-        || directive.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        || directive
+            .aliases
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(name))
 }
 
 /// The lines for one directive, each with whether it must be written even if the file does

@@ -71,12 +71,11 @@ pub fn client_output_buffer_limit(new: &str, old: &str) -> Result<String, String
             "replica" | "slave" => 1,
             "pubsub" => 2,
             _ => {
-                return Err(
-                    "Invalid client class specified in buffer limit configuration.".into(),
-                );
+                return Err("Invalid client class specified in buffer limit configuration.".into());
             }
         };
-        const BAD: &str = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        const BAD: &str =
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
         let hard = parse_memory_u64(group[1]).ok_or(BAD)?;
         let soft = parse_memory_u64(group[2]).ok_or(BAD)?;
         // Valkey reads the seconds with strtoll and keeps them in an int.
@@ -180,8 +179,7 @@ pub fn oom_score_adj_values(new: &str, _old: &str) -> Result<String, String> {
             Some(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
             _ => {
                 return Err(
-                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
-                        .into(),
+                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into(),
                 );
             }
         }
@@ -243,6 +241,12 @@ pub fn shutdown_flags(new: &str, _old: &str) -> Result<String, String> {
         return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
     }
     Ok(text)
+}
+
+/// `oom-score-adj`: `relative` is another spelling of `yes`.
+pub fn oom_score_adj(new: &str, _old: &str) -> Result<String, String> {
+    let chosen = crate::values::parse_enum(new, &["no", "yes", "relative", "absolute"])?;
+    Ok(if chosen == "relative" { "yes" } else { chosen }.to_string())
 }
 
 /// `dir`: must name an existing directory; stored as its absolute path.
@@ -394,10 +398,7 @@ mod tests {
 
     #[test]
     fn percentiles() {
-        assert_eq!(
-            latency_percentiles("50.0 99 1e2", "").unwrap(),
-            "50 99 100"
-        );
+        assert_eq!(latency_percentiles("50.0 99 1e2", "").unwrap(), "50 99 100");
         assert_eq!(
             latency_percentiles("0.1234567 1.00000001", "").unwrap(),
             "0.123457 1"

@@ -159,4 +159,5 @@ macro_rules! case_files {
 
 case_files! {
     connection => "connection.txt",
+    config => "config.txt",
 }
