@@ -13,6 +13,7 @@ pub mod load;
 pub mod rewrite;
 pub mod special;
 pub mod store;
+pub mod template;
 pub mod values;
 
 pub use directives::{Config, DIRECTIVES, Directive};

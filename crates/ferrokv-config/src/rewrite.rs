@@ -204,9 +204,11 @@ mod tests {
 
     #[test]
     fn buffer_limits_one_line_per_changed_class() {
-        let mut config = Config::default();
-        config.client_output_buffer_limit =
-            "normal 0 0 0 slave 1 2 3 pubsub 33554432 8388608 60".into();
+        let config = Config {
+            client_output_buffer_limit: "normal 0 0 0 slave 1 2 3 pubsub 33554432 8388608 60"
+                .into(),
+            ..Config::default()
+        };
         let text = rewrite_text("client-output-buffer-limit normal 0 0 0\n", &config);
         assert!(
             text.starts_with("client-output-buffer-limit normal 0 0 0\n"),

@@ -13,7 +13,7 @@ pub fn save(new: &str, _old: &str) -> Result<String, String> {
         return Ok(String::new());
     }
     let words: Vec<&str> = new.split(' ').collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err(BAD.into());
     }
     let mut out = Vec::with_capacity(words.len());
@@ -57,7 +57,7 @@ const BUFFER_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
 /// that class's limits; classes not named keep theirs.
 pub fn client_output_buffer_limit(new: &str, old: &str) -> Result<String, String> {
     let words: Vec<&str> = new.split(' ').collect();
-    if words.len() % 4 != 0 {
+    if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut limits: Vec<[u64; 3]> = BUFFER_CLASSES

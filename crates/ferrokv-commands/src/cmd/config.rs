@@ -120,7 +120,7 @@ fn set_failed(name: &str, reason: &str) -> CmdError {
 /// protected, duplicate), then every value is parsed into one new snapshot and its effects
 /// applied; if any step fails nothing changes, and effects already applied are undone.
 fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(errors::SYNTAX);
     }
     let protected_allowed = protected_configs_allowed(ctx);
