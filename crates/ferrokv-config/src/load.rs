@@ -1,122 +1,311 @@
 //! Reading a configuration: the file named on the command line, then `--directive value`
 //! overrides, exactly as `valkey-server [file] [--directive value ...]` does.
+//!
+//! The overrides are turned into config lines appended after the file (one line per
+//! `--name`, values quoted), so they follow the same rules and report errors the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ferrokv_protocol::split_args::split_args;
+use ferrokv_store::glob::glob_match;
 
-use crate::directives::{Config, Directive};
+use crate::directives::{self, APPEND, Config, Directive, MULTI_ARG, PENDING};
+use crate::values::repr;
 
 /// A configuration error, printed the way Valkey prints its fatal config errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub line_number: usize,
-    pub line: String,
-    pub reason: String,
+pub enum ConfigError {
+    /// A bad line: Valkey's "FATAL CONFIG FILE ERROR" block.
+    Line {
+        line_number: usize,
+        line: String,
+        reason: String,
+    },
+    /// Anything else that stops start-up (a file that cannot be read).
+    Fatal(String),
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "\n*** FATAL CONFIG FILE ERROR (Version {}) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
-            env!("CARGO_PKG_VERSION"),
-            self.line_number,
-            self.line,
-            self.reason
-        )
+        match self {
+            ConfigError::Line {
+                line_number,
+                line,
+                reason,
+            } => write!(
+                f,
+                "\n*** FATAL CONFIG FILE ERROR (Version {}) ***\nReading the configuration file, at line {line_number}\n>>> '{line}'\n{reason}",
+                env!("CARGO_PKG_VERSION"),
+            ),
+            ConfigError::Fatal(text) => f.write_str(text),
+        }
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-/// Parses `valkey-server`-style arguments: an optional config file path (or `-` for stdin is
-/// not supported), then `--name value ...` overrides. Returns the config and its file path.
+/// Directives Valkey still accepts in a config file but ignores (renamed or retired options).
+const IGNORED: &[&str] = &[
+    "dynamic-hz",
+    "events-per-io-thread",
+    "io-threads-do-reads",
+    "list-max-ziplist-entries",
+    "list-max-ziplist-value",
+    "lua-replicate-commands",
+    "sanitize-dump-payload",
+];
+
+/// How deep `include` may nest before it is taken for a loop.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// State kept across the lines of one load.
+#[derive(Default)]
+struct Loader {
+    /// Directives with [`APPEND`] already seen: the first line replaces the default, later
+    /// lines add to it.
+    appended: Vec<&'static str>,
+    depth: usize,
+}
+
+/// Parses `valkey-server`-style arguments: an optional config file path, then
+/// `--name value ...` overrides. Returns the config and the file's absolute path.
 pub fn from_args(args: &[String]) -> Result<(Config, Option<PathBuf>), ConfigError> {
-    let mut text = String::new();
+    let mut config = Config::default();
+    let mut loader = Loader::default();
     let mut path = None;
     let mut rest = args;
     if let Some(first) = rest.first()
         && !first.starts_with("--")
     {
-        let content = std::fs::read_to_string(first).map_err(|e| ConfigError {
-            line_number: 0,
-            line: first.clone(),
-            reason: format!("Fatal error, can't open config file '{first}': {e}"),
-        })?;
-        text.push_str(&content);
-        text.push('\n');
-        path = Some(PathBuf::from(first));
+        // Absolute, so CONFIG REWRITE finds it after `dir` has moved the process.
+        let absolute = std::path::absolute(first).unwrap_or_else(|_| PathBuf::from(first));
+        loader.load_file(&absolute, &mut config)?;
+        path = Some(absolute);
         rest = &rest[1..];
     }
-    // Overrides become extra config lines: `--port 7000 --save "" ""` → `port 7000`, `save "" ""`.
-    let mut overrides = String::new();
-    for arg in rest {
-        if let Some(name) = arg.strip_prefix("--") {
-            if !overrides.is_empty() {
-                overrides.push('\n');
-            }
-            overrides.push_str(name);
-        } else {
-            overrides.push(' ');
-            overrides.push_str(&quote(arg));
-        }
+    let overrides = overrides_text(rest);
+    if !overrides.is_empty() {
+        // Valkey appends the overrides after a newline, so they start on line 2 of their text.
+        loader.load_text(&format!("\n{overrides}"), &mut config)?;
     }
-    text.push_str(&overrides);
-    let config = parse(&text)?;
     Ok((config, path))
 }
 
-fn quote(arg: &str) -> String {
-    let mut out = String::from("\"");
-    for c in arg.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
+/// `--port 7000 --save "" --bind a b` → `port "7000" \nsave "" \nbind "a" "b" `.
+fn overrides_text(args: &[String]) -> String {
+    let mut text = String::new();
+    for arg in args {
+        if let Some(name) = arg.strip_prefix("--") {
+            if !text.is_empty() {
+                text.push('\n');
             }
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            _ => out.push(c),
+            text.push_str(name);
+            text.push(' ');
+        } else {
+            text.push_str(&repr(arg));
+            text.push(' ');
         }
     }
-    out.push('"');
-    out
+    text
 }
 
-/// Applies every line of a config text over the defaults.
+/// Applies a config text over `config` (used by tests and `include`-free callers).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let mut config = Config::default();
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let error = |reason: &str| ConfigError {
-            line_number: i + 1,
-            line: trimmed.to_string(),
-            reason: reason.to_string(),
-        };
-        let words = split_args(trimmed.as_bytes())
-            .map_err(|_| error("Unbalanced quotes in configuration line"))?;
-        let words: Vec<String> = words
-            .into_iter()
-            .map(|w| String::from_utf8_lossy(&w).into_owned())
-            .collect();
-        let Some((name, values)) = words.split_first() else {
-            continue;
-        };
-        let Some(directive) = Directive::find(name) else {
-            return Err(error("Bad directive or wrong number of arguments"));
-        };
-        (directive.set)(&mut config, &values.join(" ")).map_err(|e| error(&e))?;
-    }
+    Loader::default().load_text(text, &mut config)?;
     Ok(config)
+}
+
+impl Loader {
+    fn load_file(&mut self, path: &Path, config: &mut Config) -> Result<(), ConfigError> {
+        let text = std::fs::read(path).map_err(|e| {
+            ConfigError::Fatal(format!(
+                "Fatal error, can't open config file '{}': {}",
+                path.display(),
+                crate::special::os_error_text(&e)
+            ))
+        })?;
+        self.load_text(&String::from_utf8_lossy(&text), config)
+    }
+
+    fn load_text(&mut self, text: &str, config: &mut Config) -> Result<(), ConfigError> {
+        for (i, raw) in text.split('\n').enumerate() {
+            let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let error = |reason: &str| ConfigError::Line {
+                line_number: i + 1,
+                line: line.to_string(),
+                reason: reason.to_string(),
+            };
+            let words = split_args(line.as_bytes())
+                .map_err(|_| error("Unbalanced quotes in configuration line"))?;
+            let words: Vec<String> = words
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
+            let Some((name, values)) = words.split_first() else {
+                continue;
+            };
+            self.apply_line(name, values, config)
+                .map_err(|reason| match reason {
+                    LineError::Reason(r) => error(&r),
+                    LineError::Nested(e) => e,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn apply_line(
+        &mut self,
+        name: &str,
+        values: &[String],
+        config: &mut Config,
+    ) -> Result<(), LineError> {
+        const BAD: &str = "Bad directive or wrong number of arguments";
+        let lower = name.to_ascii_lowercase();
+        match (lower.as_str(), values.len()) {
+            ("include", 1) => return self.include(&values[0], config),
+            ("rename-command", 2) => {
+                config
+                    .extras
+                    .rename_commands
+                    .push((values[0].clone(), values[1].clone()));
+                return Ok(());
+            }
+            ("user", n) if n >= 1 => {
+                config.extras.users.push(values.join(" "));
+                return Ok(());
+            }
+            ("loadmodule", n) if n >= 1 => {
+                config.extras.modules.push(values.to_vec());
+                return Ok(());
+            }
+            ("sentinel", _) => {
+                return Err(LineError::Reason(
+                    "sentinel directive while not in sentinel mode".into(),
+                ));
+            }
+            (ignored, 1) if IGNORED.contains(&ignored) => return Ok(()),
+            _ => {}
+        }
+        let Some(directive) = Directive::find(&lower) else {
+            return Err(LineError::Reason(BAD.into()));
+        };
+        let arity_ok = if directive.name == "replicaof" {
+            values.len() == 2
+        } else if directive.has(MULTI_ARG) {
+            !values.is_empty()
+        } else {
+            values.len() == 1
+        };
+        if !arity_ok {
+            return Err(LineError::Reason("wrong number of arguments".into()));
+        }
+        let mut value = values.join(" ");
+        if directive.has(APPEND) {
+            if self.appended.contains(&directive.name) {
+                let current = directive.get(config);
+                if !value.is_empty() && !current.is_empty() {
+                    value = format!("{current} {value}");
+                }
+            } else {
+                self.appended.push(directive.name);
+            }
+        }
+        directive.set(config, &value).map_err(LineError::Reason)?;
+        crate::hooks::apply(directive.name, config).map_err(LineError::Reason)
+    }
+
+    fn include(&mut self, pattern: &str, config: &mut Config) -> Result<(), LineError> {
+        if self.depth >= MAX_INCLUDE_DEPTH {
+            return Err(LineError::Reason("include nesting is too deep".into()));
+        }
+        self.depth += 1;
+        let result = expand_include(pattern)
+            .into_iter()
+            .try_for_each(|path| self.load_file(&path, config));
+        self.depth -= 1;
+        result.map_err(LineError::Nested)
+    }
+}
+
+/// An error from one line: a reason (reported at that line) or an error already located in an
+/// included file.
+enum LineError {
+    Reason(String),
+    Nested(ConfigError),
+}
+
+/// The files an `include` names: the path itself, or, when its file name has glob characters,
+/// the matching files of its directory in name order (Valkey 7+ accepts such patterns).
+fn expand_include(pattern: &str) -> Vec<PathBuf> {
+    let path = Path::new(pattern);
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !file_name.contains(['*', '?', '[']) {
+        return vec![path.to_path_buf()];
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name().is_some_and(|f| {
+                        glob_match(file_name.as_bytes(), f.as_encoded_bytes(), false)
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// One warning per directive ferrokv accepts but does not act on yet, for those whose value
+/// differs from the default.
+pub fn pending_warnings(config: &Config) -> Vec<String> {
+    directives::DIRECTIVES
+        .iter()
+        .filter(|d| d.has(PENDING) && d.get(config) != d.default)
+        .map(|d| format!("directive {} is accepted but not implemented yet", d.name))
+        .chain(
+            (!config.extras.rename_commands.is_empty())
+                .then(|| "directive rename-command is accepted but not implemented yet".into()),
+        )
+        .chain(
+            (!config.extras.users.is_empty())
+                .then(|| "directive user is accepted but not implemented yet".into()),
+        )
+        .chain(
+            (!config.extras.modules.is_empty())
+                .then(|| "directive loadmodule is accepted but not implemented yet".into()),
+        )
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line_error(e: ConfigError) -> (usize, String, String) {
+        match e {
+            ConfigError::Line {
+                line_number,
+                line,
+                reason,
+            } => (line_number, line, reason),
+            ConfigError::Fatal(t) => panic!("not a line error: {t}"),
+        }
+    }
 
     #[test]
     fn overrides_apply_after_the_file() {
@@ -125,16 +314,83 @@ mod tests {
             "7001".into(),
             "--maxclients".into(),
             "5".into(),
+            "--save".into(),
+            "".into(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
         ])
         .unwrap();
         assert_eq!((c.port, c.maxclients), (7001, 5));
+        assert_eq!(c.save, "");
+        assert_eq!(c.bind, ["127.0.0.1", "::1"]);
         assert!(path.is_none());
     }
 
     #[test]
+    fn override_errors_name_their_line() {
+        let e =
+            from_args(&["--port".into(), "0".into(), "--nosuch".into(), "1".into()]).unwrap_err();
+        assert_eq!(
+            line_error(e),
+            (
+                3,
+                "nosuch \"1\"".into(),
+                "Bad directive or wrong number of arguments".into()
+            )
+        );
+    }
+
+    #[test]
     fn unknown_directive_names_its_line() {
-        let e = parse("port 1\n\nnot-a-directive 1\n").unwrap_err();
-        assert_eq!(e.line_number, 3);
-        assert_eq!(e.reason, "Bad directive or wrong number of arguments");
+        let e = parse("port 1\n\n  not-a-directive 1  \n").unwrap_err();
+        let (n, line, reason) = line_error(e);
+        assert_eq!((n, line.as_str()), (3, "not-a-directive 1"));
+        assert_eq!(reason, "Bad directive or wrong number of arguments");
+    }
+
+    #[test]
+    fn argument_counts() {
+        for (text, reason) in [
+            ("port", "wrong number of arguments"),
+            ("hz 1 2", "wrong number of arguments"),
+            ("replicaof h", "wrong number of arguments"),
+            ("include", "Bad directive or wrong number of arguments"),
+            (
+                "requirepass \"a b",
+                "Unbalanced quotes in configuration line",
+            ),
+        ] {
+            assert_eq!(line_error(parse(text).unwrap_err()).2, reason, "{text}");
+        }
+    }
+
+    #[test]
+    fn multi_arg_and_append() {
+        let c = parse(
+            "save 100 1\nsave 200 2\nbind 127.0.0.1 ::1\nreplicaof h 6380\n\
+             client-output-buffer-limit pubsub 1mb 2mb 3\nmaxmemory 1GB\nhz 7\r\n\
+             requirepass \"a\\x41 b\"\nrename-command FLUSHALL \"\"\ndynamic-hz yes\n",
+        )
+        .unwrap();
+        assert_eq!(c.save, "100 1 200 2");
+        assert_eq!(c.bind, ["127.0.0.1", "::1"]);
+        assert_eq!(c.replicaof, "h 6380");
+        assert_eq!(
+            c.client_output_buffer_limit,
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 3"
+        );
+        assert_eq!((c.maxmemory, c.hz), (1 << 30, 7));
+        assert_eq!(c.requirepass, "aA b");
+        assert_eq!(c.extras.rename_commands.len(), 1);
+    }
+
+    #[test]
+    fn pending_directives_are_reported() {
+        let c = parse("activedefrag yes\nhz 20\n").unwrap();
+        assert_eq!(
+            pending_warnings(&c),
+            ["directive activedefrag is accepted but not implemented yet"]
+        );
     }
 }

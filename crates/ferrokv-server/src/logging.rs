@@ -45,11 +45,14 @@ pub fn init(logfile: &str, loglevel: &str) -> std::io::Result<()> {
     });
     let _ = log::set_logger(logger);
     log::set_max_level(level_filter(loglevel));
+    ferrokv_config::hooks::on_change("loglevel", |config| {
+        set_level(&config.loglevel);
+        Ok(())
+    });
     Ok(())
 }
 
 /// Changes the level at runtime (CONFIG SET loglevel).
-#[allow(dead_code)] // wired to CONFIG SET loglevel with the config work
 pub fn set_level(loglevel: &str) {
     log::set_max_level(level_filter(loglevel));
 }

@@ -33,6 +33,9 @@ fn main() {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);
     }
+    for warning in ferrokv_config::load::pending_warnings(&config) {
+        log::warn!("{warning}");
+    }
     let executable = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();

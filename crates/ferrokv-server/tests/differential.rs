@@ -167,4 +167,5 @@ case_files! {
     scan => "scan.txt",
     command => "command.txt",
     server => "server.txt",
+    config => "config.txt",
 }

@@ -4,6 +4,7 @@ pub mod args;
 pub mod bits;
 pub mod client;
 pub mod command;
+pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod expire;
@@ -28,4 +29,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     server::COMMANDS,
     memory::COMMANDS,
     debug::COMMANDS,
+    config::COMMANDS,
 ];

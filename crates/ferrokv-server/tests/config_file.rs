@@ -1,0 +1,234 @@
+//! Start-up from config files: Valkey's syntax, fatal errors, CONFIG REWRITE round trips and
+//! the shipped ferrokv.conf.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{RawClient, ServerProcess, TempDir, ferrokv_binary, free_port};
+
+/// Starts ferrokv with `file` as its config file, on a free port bound to loopback.
+fn start_with_file(file: &Path, dir: TempDir) -> ServerProcess {
+    let port = free_port();
+    let child = Command::new(ferrokv_binary())
+        .arg(file)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ferrokv-server");
+    let mut server = ServerProcess {
+        child,
+        port,
+        name: "ferrokv",
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("ferrokv exited early: {status}");
+        }
+        if let Ok(mut c) = RawClient::connect(server.port)
+            && c.command(&["PING"]).starts_with(b"+PONG")
+        {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("ferrokv did not start");
+}
+
+/// CONFIG GET of one directive, as its value.
+fn config_get(client: &mut RawClient, name: &str) -> String {
+    let reply = client.command(&["CONFIG", "GET", name]);
+    let (_, items) = common::split_elements(&reply).expect("CONFIG GET replies an array");
+    assert_eq!(items.len(), 2, "{name}: {}", common::show(&reply));
+    bulk_text(&items[1])
+}
+
+fn bulk_text(item: &[u8]) -> String {
+    let text = String::from_utf8_lossy(item);
+    let body = text.split_once("\r\n").map(|(_, b)| b).unwrap_or("");
+    body.strip_suffix("\r\n").unwrap_or(body).to_string()
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).expect("write config file");
+    path.to_path_buf()
+}
+
+#[test]
+fn file_with_quotes_include_and_units_loads() {
+    let dir = TempDir::new("cfg-load");
+    let data = dir.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write(
+        &dir.0.join("extra.conf"),
+        "maxmemory-policy allkeys-lru\ntimeout 7\n",
+    );
+    let file = write(
+        &dir.0.join("ferrokv.conf"),
+        &format!(
+            "# a comment\n\n   maxmemory 1GB\nhz \"25\"\ninclude {}\n\
+             notify-keyspace-events 'KEA'\nsave 100 1\nsave 200 2\n\
+             proc-title-template \"{{title}} {{port}}\"\nslave-read-only no\n\
+             client-output-buffer-limit pubsub 1mb 2MB 3\r\ndir {}\n",
+            dir.0.join("extra.conf").display(),
+            data.display()
+        ),
+    );
+    let server = start_with_file(&file, dir);
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(config_get(&mut c, "maxmemory"), (1u64 << 30).to_string());
+    assert_eq!(config_get(&mut c, "hz"), "25");
+    assert_eq!(config_get(&mut c, "maxmemory-policy"), "allkeys-lru");
+    assert_eq!(config_get(&mut c, "timeout"), "7");
+    assert_eq!(config_get(&mut c, "notify-keyspace-events"), "AKE");
+    assert_eq!(config_get(&mut c, "save"), "100 1 200 2");
+    assert_eq!(config_get(&mut c, "proc-title-template"), "{title} {port}");
+    assert_eq!(config_get(&mut c, "replica-read-only"), "no");
+    assert_eq!(
+        config_get(&mut c, "client-output-buffer-limit"),
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 3"
+    );
+    let canonical = std::fs::canonicalize(server.dir.0.join("data")).unwrap();
+    assert_eq!(config_get(&mut c, "dir"), canonical.display().to_string());
+}
+
+#[test]
+fn unknown_directive_stops_start_up_naming_its_line() {
+    let dir = TempDir::new("cfg-bad");
+    let file = write(
+        &dir.0.join("bad.conf"),
+        "# comment\nport 0\n  nosuch-directive 1  \nhz 5\n",
+    );
+    let out = Command::new(ferrokv_binary())
+        .arg(&file)
+        .current_dir(&dir.0)
+        .output()
+        .expect("run ferrokv-server");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("*** FATAL CONFIG FILE ERROR"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Reading the configuration file, at line 3\n>>> 'nosuch-directive 1'\nBad directive or wrong number of arguments"
+        ),
+        "{stderr}"
+    );
+
+    let out = Command::new(ferrokv_binary())
+        .args(["--port", "0", "--hz", "abc"])
+        .current_dir(&dir.0)
+        .output()
+        .expect("run ferrokv-server");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("at line 3\n>>> 'hz \"abc\"'\nargument couldn't be parsed into an integer"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rewrite_keeps_comments_and_order_and_restarts_the_same() {
+    let dir = TempDir::new("cfg-rewrite");
+    let original = "# top comment\n\n# the cron\nhz 15\n# memory\nmaxmemory 1mb\nHZ 20\nslave-read-only no\n# end\n";
+    let file = write(&dir.0.join("rw.conf"), original);
+    let server = start_with_file(&file, dir);
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(config_get(&mut c, "hz"), "20");
+    for (name, value) in [
+        ("hz", "33"),
+        ("maxclients", "77"),
+        ("maxmemory", "2mb"),
+        ("notify-keyspace-events", "Ex"),
+    ] {
+        assert_eq!(c.command(&["CONFIG", "SET", name, value]), b"+OK\r\n");
+    }
+    assert_eq!(c.command(&["CONFIG", "REWRITE"]), b"+OK\r\n");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with(
+            "# top comment\n\n# the cron\nhz 33\n# memory\nmaxmemory 2mb\n\nreplica-read-only no\n# end\n\n# Generated by CONFIG REWRITE\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\nmaxclients 77\n"), "{text}");
+    assert!(text.contains("\nnotify-keyspace-events \"xE\"\n"), "{text}");
+    let before: Vec<String> = ["hz", "maxclients", "maxmemory", "notify-keyspace-events"]
+        .iter()
+        .map(|n| config_get(&mut c, n))
+        .collect();
+    drop(c);
+    let dir = std::mem::replace(&mut { server }.dir, TempDir::new("cfg-rewrite-gone"));
+
+    // The rewritten file starts a server with the same values.
+    let again = start_with_file(&file, dir);
+    let mut c = RawClient::connect(again.port).unwrap();
+    let after: Vec<String> = ["hz", "maxclients", "maxmemory", "notify-keyspace-events"]
+        .iter()
+        .map(|n| config_get(&mut c, n))
+        .collect();
+    assert_eq!(before, after);
+    // Rewriting an unchanged configuration leaves the file as it is.
+    assert_eq!(c.command(&["CONFIG", "REWRITE"]), b"+OK\r\n");
+    let port_line = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("port "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        port_line(&std::fs::read_to_string(&file).unwrap()),
+        port_line(&text)
+    );
+}
+
+#[test]
+fn shipped_conf_loads_and_equals_the_defaults() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ferrokv.conf");
+    let with_file = start_with_file(&shipped, TempDir::new("cfg-shipped"));
+    let without = common::start_ferrokv(&[]);
+    let all = |port: u16| {
+        let mut c = RawClient::connect(port).unwrap();
+        let reply = c.command(&["CONFIG", "GET", "*"]);
+        let (_, items) = common::split_elements(&reply).unwrap();
+        items
+            .chunks(2)
+            .map(|kv| (bulk_text(&kv[0]), bulk_text(&kv[1])))
+            .filter(|(k, _)| k != "port" && k != "dir")
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (all(with_file.port), all(without.port));
+    assert!(a.len() > 200, "{}", a.len());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn pending_directives_are_logged_at_start_up() {
+    let dir = TempDir::new("cfg-pending");
+    let log = dir.0.join("server.log");
+    let file = write(
+        &dir.0.join("p.conf"),
+        &format!(
+            "logfile {}\nactivedefrag yes\nslave-priority 5\nhz 20\n",
+            log.display()
+        ),
+    );
+    let server = start_with_file(&file, dir);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("directive activedefrag is accepted but not implemented yet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("directive replica-priority is accepted but not implemented yet"),
+        "{text}"
+    );
+    assert!(!text.contains("directive hz"), "{text}");
+    drop(server);
+}
