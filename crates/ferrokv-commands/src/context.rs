@@ -1,9 +1,7 @@
 //! What a command handler works with: the server, its client, the reply buffer, and errors.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use ferrokv_config::Config;
 use ferrokv_protocol::Reply;
 use ferrokv_store::{Entry, Locked, Value};
 
@@ -64,8 +62,6 @@ pub struct Ctx<'a> {
     /// The time snapshot for this command: every expiry decision inside one command uses the
     /// same instant, as Valkey does.
     pub now_ms: i64,
-    /// The configuration snapshot in force for this command.
-    pub config: Arc<Config>,
 }
 
 impl<'a> Ctx<'a> {

@@ -99,7 +99,6 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = Instant::now();
-    let config = client.config.clone();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = Ctx {
             server,
@@ -107,7 +106,6 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
             reply: &mut *reply,
             spec,
             now_ms,
-            config,
         };
         handler(&mut ctx, args)
     }));

@@ -102,7 +102,7 @@ pub(crate) fn bit_offset(ctx: &Ctx, arg: &[u8], width: Option<u32>) -> Result<u6
     // Valkey multiplies in 64-bit without an overflow check; a wrapped negative product is
     // then refused as negative, which wrapping multiplication reproduces.
     let offset = parse_i64(digits).ok_or_else(err)?.wrapping_mul(multiplier);
-    if offset < 0 || (offset >> 3) >= ctx.config.proto_max_bulk_len {
+    if offset < 0 || (offset >> 3) >= ctx.client.config.proto_max_bulk_len {
         return Err(err());
     }
     Ok(offset as u64)

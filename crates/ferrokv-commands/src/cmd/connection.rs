@@ -107,7 +107,7 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (user, password) = match args {
         [_, password] => {
-            if ctx.config.requirepass.is_empty() {
+            if ctx.client.config.requirepass.is_empty() {
                 return Err(CmdError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -125,7 +125,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Checks credentials for the default user and marks the client authenticated on success.
 /// Failures leave the client's state as it was. Passwords are never logged.
 fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> CmdResult {
-    let required = ctx.config.requirepass.as_bytes();
+    let required = ctx.client.config.requirepass.as_bytes();
     let user_ok = user == b"default";
     let password_ok = required.is_empty() || constant_time_eq(required, password);
     if user_ok && password_ok {

@@ -168,7 +168,7 @@ impl Out {
 
 /// `INFO [section ...]`
 fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let text = render(ctx.server, &ctx.config, &args[1..]);
+    let text = render(ctx.server, &ctx.client.config, &args[1..]);
     ctx.reply.verbatim("txt", text.as_bytes());
     Ok(())
 }

@@ -186,7 +186,7 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
-    let wants_save = save || (!nosave && !ctx.config.save.trim().is_empty());
+    let wants_save = save || (!nosave && !ctx.client.config.save.trim().is_empty());
     if wants_save {
         log::warn!(
             "Saving is not available yet (no persistence): shutting down without a snapshot."
@@ -375,7 +375,7 @@ fn latency_graph(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// `LATENCY DOCTOR`: a plain report of the recorded events (ferrokv's own wording).
 fn latency_doctor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    let threshold = ctx.config.latency_monitor_threshold;
+    let threshold = ctx.client.config.latency_monitor_threshold;
     let events = latency::events();
     let mut text = String::new();
     if threshold <= 0 {

@@ -261,7 +261,7 @@ pub(crate) fn reply_string(reply: &mut Reply, s: &StrValue) {
 
 /// Refuses to grow a string beyond `proto-max-bulk-len`.
 pub(crate) fn check_string_length(ctx: &Ctx, total: u128) -> Result<(), CmdError> {
-    if total > ctx.config.proto_max_bulk_len.max(0) as u128 {
+    if total > ctx.client.config.proto_max_bulk_len.max(0) as u128 {
         return Err(CmdError::err(
             "string exceeds maximum allowed size (proto-max-bulk-len)",
         ));

@@ -53,7 +53,7 @@ pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // The table of prefix LCS lengths is (|a|+1) x (|b|+1) u32 cells; Valkey refuses when
     // that transient memory would exceed proto-max-bulk-len.
     let cells = (a.len() as u128 + 1) * (b.len() as u128 + 1);
-    if cells * 4 > ctx.config.proto_max_bulk_len.max(0) as u128 {
+    if cells * 4 > ctx.client.config.proto_max_bulk_len.max(0) as u128 {
         return Err(CmdError::err(
             "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));
