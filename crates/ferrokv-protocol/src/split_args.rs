@@ -1,7 +1,7 @@
 //! Splitting a text line into arguments the way Valkey's inline protocol, redis-cli and the
 //! config file parser do: whitespace separates arguments, double quotes allow `\n`, `\r`,
-//! `\t`, `\b`, `\a` and `\xHH` escapes, single quotes allow only `\'`, and a closing quote
-//! must be followed by whitespace or the end of the line.
+//! `\t`, `\b`, `\a` and `\xHH` escapes, single quotes allow only `\'`. A closing quote ends
+//! the quoted section, not the argument: as in Valkey 9.1, `"a"b` is the one argument `ab`.
 
 /// Why a line could not be split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +50,9 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
                     continue;
                 }
                 if c == b'"' {
-                    if i + 1 < n && !is_space(line[i + 1]) {
-                        return Err(UnbalancedQuotes);
-                    }
+                    in_double = false;
                     i += 1;
-                    break;
+                    continue;
                 }
                 current.push(c);
                 i += 1;
@@ -69,11 +67,9 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
                     continue;
                 }
                 if c == b'\'' {
-                    if i + 1 < n && !is_space(line[i + 1]) {
-                        return Err(UnbalancedQuotes);
-                    }
+                    in_single = false;
                     i += 1;
-                    break;
+                    continue;
                 }
                 current.push(c);
                 i += 1;
@@ -141,10 +137,16 @@ mod tests {
     }
 
     #[test]
-    fn quotes_must_close_and_be_followed_by_space() {
+    fn quotes_must_close() {
         assert_eq!(split_args(b"\"abc"), Err(UnbalancedQuotes));
         assert_eq!(split_args(b"'abc"), Err(UnbalancedQuotes));
-        assert_eq!(split_args(b"\"abc\"def"), Err(UnbalancedQuotes));
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_continues_the_argument() {
+        assert_eq!(split(r#""abc"def x"#), ["abcdef", "x"]);
+        assert_eq!(split(r#"'x'y"#), ["xy"]);
+        assert_eq!(split(r#""a""b""#), ["ab"]);
     }
 
     #[test]
