@@ -144,7 +144,7 @@ fn check(
     if !client.authenticated && spec.flags & flag::NO_AUTH == 0 {
         return Err(errors::NOAUTH);
     }
-    let _ = server;
+    crate::evict::before_command(server, &client.config, client.access_policy, spec)?;
     Ok(())
 }
 

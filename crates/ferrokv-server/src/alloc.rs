@@ -123,11 +123,23 @@ mod tests {
         for align in [1usize, 8, 16, 32, 64, 128] {
             let mut size = 1;
             while size < 64 << 20 {
-                let flags = if align > 16 { align.trailing_zeros() as i32 } else { 0 };
+                let flags = if align > 16 {
+                    align.trailing_zeros() as i32
+                } else {
+                    0
+                };
                 // SAFETY: nallocx only computes a size.
                 let expected = unsafe { tikv_jemalloc_sys::nallocx(size, flags) };
-                assert_eq!(size_class(size, align), expected, "size {size} align {align}");
-                size = if size < 4096 { size + 1 } else { size + size / 7 + 1 };
+                assert_eq!(
+                    size_class(size, align),
+                    expected,
+                    "size {size} align {align}"
+                );
+                size = if size < 4096 {
+                    size + 1
+                } else {
+                    size + size / 7 + 1
+                };
             }
         }
     }

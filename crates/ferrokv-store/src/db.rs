@@ -356,8 +356,9 @@ impl Db {
     /// One SCAN step over this database's part of the shard.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         let mut scratch = placeholder();
-        self.table
-            .scan_step(cursor, |node| visit(node.key(), self.view(node, &mut scratch)))
+        self.table.scan_step(cursor, |node| {
+            visit(node.key(), self.view(node, &mut scratch))
+        })
     }
 
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &Entry)) {
@@ -452,7 +453,10 @@ impl Db {
     pub fn random_key(&mut self, rng: &mut impl rand::Rng, volatile_only: bool) -> Option<Vec<u8>> {
         if !volatile_only {
             self.close();
-            return self.table.random_node(rng).map(|(_, node)| node.key().to_vec());
+            return self
+                .table
+                .random_node(rng)
+                .map(|(_, node)| node.key().to_vec());
         }
         let mut key = None;
         self.sample_keys(rng, 1, true, |k, _, _| key = Some(k.to_vec()));
@@ -507,7 +511,11 @@ fn take_entry(node: &mut Node) -> Entry {
 
 /// Calls `write` with the node form of `entry`. A short string's buffer is kept in `spare`
 /// afterwards, for the next decode.
-fn encode<R>(entry: Entry, spare: &mut Vec<u8>, write: impl FnOnce(u32, i64, Payload<'_>) -> R) -> R {
+fn encode<R>(
+    entry: Entry,
+    spare: &mut Vec<u8>,
+    write: impl FnOnce(u32, i64, Payload<'_>) -> R,
+) -> R {
     let Entry {
         value,
         expire_at,
@@ -516,12 +524,26 @@ fn encode<R>(entry: Entry, spare: &mut Vec<u8>, write: impl FnOnce(u32, i64, Pay
     match value {
         Value::Str(StrValue::Int(n)) => write(access, expire_at, Payload::Int(n)),
         Value::Str(StrValue::Embstr(bytes)) if bytes.len() <= INLINE_MAX => {
-            let r = write(access, expire_at, Payload::Inline { bytes: &bytes, raw: false });
+            let r = write(
+                access,
+                expire_at,
+                Payload::Inline {
+                    bytes: &bytes,
+                    raw: false,
+                },
+            );
             recycle(spare, bytes);
             r
         }
         Value::Str(StrValue::Raw(bytes)) if bytes.len() <= INLINE_MAX => {
-            let r = write(access, expire_at, Payload::Inline { bytes: &bytes, raw: true });
+            let r = write(
+                access,
+                expire_at,
+                Payload::Inline {
+                    bytes: &bytes,
+                    raw: true,
+                },
+            );
             recycle(spare, bytes);
             r
         }
@@ -639,8 +661,10 @@ mod model_tests {
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             any::<i64>().prop_map(|n| Value::Str(StrValue::Int(n))),
-            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Value::Str(StrValue::Embstr(b))),
-            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Value::Str(StrValue::Raw(b))),
+            proptest::collection::vec(any::<u8>(), 0..300)
+                .prop_map(|b| Value::Str(StrValue::Embstr(b))),
+            proptest::collection::vec(any::<u8>(), 0..300)
+                .prop_map(|b| Value::Str(StrValue::Raw(b))),
         ]
     }
 
@@ -651,7 +675,8 @@ mod model_tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (any::<u8>(), value(), expire()).prop_map(|(k, v, e)| Op::Insert(k, v, e)),
-            (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100)).prop_map(|(k, b)| Op::GetAppend(k, b)),
+            (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100))
+                .prop_map(|(k, b)| Op::GetAppend(k, b)),
             (any::<u8>(), any::<i64>()).prop_map(|(k, n)| Op::GetSetInt(k, n)),
             (any::<u8>(), any::<u32>()).prop_map(|(k, a)| Op::Touch(k, a)),
             any::<u8>().prop_map(Op::Remove),
@@ -665,7 +690,11 @@ mod model_tests {
 
     fn key(k: u8) -> Vec<u8> {
         // Some keys long enough to use the long-key layout.
-        if k % 17 == 0 { vec![k; 300] } else { format!("key:{k}").into_bytes() }
+        if k % 17 == 0 {
+            vec![k; 300]
+        } else {
+            format!("key:{k}").into_bytes()
+        }
     }
 
     fn bytes_of(v: &Value) -> Vec<u8> {

@@ -87,7 +87,10 @@ impl Kind {
 /// The value a new or rewritten node stores.
 pub enum Payload<'a> {
     Int(i64),
-    Inline { bytes: &'a [u8], raw: bool },
+    Inline {
+        bytes: &'a [u8],
+        raw: bool,
+    },
     /// Access and expiry live in the box; the node's own fields are unused.
     Boxed(Box<Entry>),
 }
@@ -132,14 +135,18 @@ impl Shape {
     }
     fn layout(self) -> Layout {
         // Sizes are bounded by a key length that already fits in memory plus a few words.
-        Layout::from_size_align(self.size(), 8).unwrap_or_else(|_| handle_alloc_error(Layout::new::<u64>()))
+        Layout::from_size_align(self.size(), 8)
+            .unwrap_or_else(|_| handle_alloc_error(Layout::new::<u64>()))
     }
     fn of(payload: &Payload<'_>, key_len: usize, expire_at: i64) -> Shape {
         let (kind, val_len) = match payload {
             Payload::Int(_) => (Kind::Int, 0),
             Payload::Inline { bytes, raw } => {
                 assert!(bytes.len() <= INLINE_MAX, "inline string too long");
-                (if *raw { Kind::RawInline } else { Kind::Embstr }, bytes.len())
+                (
+                    if *raw { Kind::RawInline } else { Kind::Embstr },
+                    bytes.len(),
+                )
             }
             Payload::Boxed(_) => (Kind::Boxed, 0),
         };
@@ -162,7 +169,13 @@ unsafe impl Send for Node {}
 
 impl Node {
     /// Allocates a node for `key` whose chain continues with `next`.
-    pub fn new(key: &[u8], access: u32, expire_at: i64, payload: Payload<'_>, next: Option<Node>) -> Node {
+    pub fn new(
+        key: &[u8],
+        access: u32,
+        expire_at: i64,
+        payload: Payload<'_>,
+        next: Option<Node>,
+    ) -> Node {
         let shape = Shape::of(&payload, key.len(), expire_at);
         let layout = shape.layout();
         // SAFETY: the layout has a non-zero size (at least HEADER bytes).
@@ -176,8 +189,11 @@ impl Node {
         // fields are at multiples of 8.
         unsafe {
             base.cast::<Option<Node>>().write(next);
-            base.add(OFF_KEY_LEN)
-                .write(if shape.long_key() { LONG_KEY } else { key.len() as u8 });
+            base.add(OFF_KEY_LEN).write(if shape.long_key() {
+                LONG_KEY
+            } else {
+                key.len() as u8
+            });
             if shape.long_key() {
                 base.add(HEADER).cast::<usize>().write(key.len());
             }
@@ -200,12 +216,16 @@ impl Node {
                 .write(shape.kind as u8 | if shape.has_expire { HAS_EXPIRE } else { 0 });
             base.add(OFF_VAL_LEN).write(shape.val_len as u8);
             if shape.has_expire {
-                base.add(shape.expire_offset()).cast::<i64>().write(expire_at);
+                base.add(shape.expire_offset())
+                    .cast::<i64>()
+                    .write(expire_at);
             }
             let at = base.add(shape.payload_offset());
             match payload {
                 Payload::Int(n) => at.cast::<i64>().write(n),
-                Payload::Inline { bytes, .. } => at.copy_from_nonoverlapping(bytes.as_ptr(), bytes.len()),
+                Payload::Inline { bytes, .. } => {
+                    at.copy_from_nonoverlapping(bytes.as_ptr(), bytes.len())
+                }
                 Payload::Boxed(entry) => at.cast::<*mut Entry>().write(Box::into_raw(entry)),
             }
         }
@@ -251,7 +271,9 @@ impl Node {
         let shape = self.shape();
         // SAFETY: the key bytes were copied in by `new` at `key_offset` and never change; the
         // slice borrows `self`.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(shape.key_offset()), shape.key_len) }
+        unsafe {
+            std::slice::from_raw_parts(self.0.as_ptr().add(shape.key_offset()), shape.key_len)
+        }
     }
 
     pub fn next(&self) -> Option<&Node> {
@@ -272,7 +294,13 @@ impl Node {
     fn boxed_ptr(&self, shape: Shape) -> *mut Entry {
         debug_assert_eq!(shape.kind, Kind::Boxed);
         // SAFETY: a BOXED node stores a pointer from Box::into_raw at the payload offset.
-        unsafe { self.0.as_ptr().add(shape.payload_offset()).cast::<*mut Entry>().read() }
+        unsafe {
+            self.0
+                .as_ptr()
+                .add(shape.payload_offset())
+                .cast::<*mut Entry>()
+                .read()
+        }
     }
 
     pub fn payload(&self) -> PayloadRef<'_> {
@@ -316,7 +344,11 @@ impl Node {
             Kind::Boxed => unsafe { (*self.boxed_ptr(shape)).expire_at },
             // SAFETY: HAS_EXPIRE nodes store the expiry at `expire_offset`.
             _ if shape.has_expire => unsafe {
-                self.0.as_ptr().add(shape.expire_offset()).cast::<i64>().read()
+                self.0
+                    .as_ptr()
+                    .add(shape.expire_offset())
+                    .cast::<i64>()
+                    .read()
             },
             _ => NO_EXPIRE,
         }
@@ -395,9 +427,27 @@ mod tests {
 
     #[test]
     fn typical_cache_entry_fits_48_bytes() {
-        let n = Node::new(b"key:123456", 1, NO_EXPIRE, Payload::Inline { bytes: b"value:123456", raw: false }, None);
+        let n = Node::new(
+            b"key:123456",
+            1,
+            NO_EXPIRE,
+            Payload::Inline {
+                bytes: b"value:123456",
+                raw: false,
+            },
+            None,
+        );
         assert!(n.alloc_size() <= 48, "{}", n.alloc_size());
-        let n = Node::new(b"key:123456", 1, 1_700_000_000_000, Payload::Inline { bytes: b"value:123456", raw: false }, None);
+        let n = Node::new(
+            b"key:123456",
+            1,
+            1_700_000_000_000,
+            Payload::Inline {
+                bytes: b"value:123456",
+                raw: false,
+            },
+            None,
+        );
         assert!(n.alloc_size() <= 48, "{}", n.alloc_size());
     }
 
@@ -408,14 +458,22 @@ mod tests {
         assert_eq!(n.key(), &key[..]);
         assert_eq!(n.expire_at(), 77);
         assert_eq!(n.access(), 9);
-        assert!(matches!(n.payload(), PayloadRef::Boxed(e) if e.value == Value::Str(StrValue::Raw(b"big".to_vec()))));
+        assert!(
+            matches!(n.payload(), PayloadRef::Boxed(e) if e.value == Value::Str(StrValue::Raw(b"big".to_vec())))
+        );
     }
 
     #[test]
     fn chains_drop_iteratively() {
         let mut head = None;
         for i in 0..200_000u32 {
-            head = Some(Node::new(&i.to_le_bytes(), 0, NO_EXPIRE, Payload::Int(i as i64), head));
+            head = Some(Node::new(
+                &i.to_le_bytes(),
+                0,
+                NO_EXPIRE,
+                Payload::Int(i as i64),
+                head,
+            ));
         }
         drop(head);
     }
@@ -430,7 +488,11 @@ mod tests {
     fn payload_strategy() -> impl Strategy<Value = P> {
         prop_oneof![
             any::<i64>().prop_map(P::Int),
-            (proptest::collection::vec(any::<u8>(), 0..=INLINE_MAX), any::<bool>()).prop_map(|(b, r)| P::Inline(b, r)),
+            (
+                proptest::collection::vec(any::<u8>(), 0..=INLINE_MAX),
+                any::<bool>()
+            )
+                .prop_map(|(b, r)| P::Inline(b, r)),
             ".{0,20}".prop_map(P::Boxed),
         ]
     }
@@ -438,7 +500,10 @@ mod tests {
     fn as_payload(p: &P) -> Payload<'_> {
         match p {
             P::Int(n) => Payload::Int(*n),
-            P::Inline(b, raw) => Payload::Inline { bytes: b, raw: *raw },
+            P::Inline(b, raw) => Payload::Inline {
+                bytes: b,
+                raw: *raw,
+            },
             P::Boxed(s) => Payload::Boxed(boxed(s)),
         }
     }

@@ -95,7 +95,11 @@ impl Table {
     }
 
     /// The link that holds the node at `addr` in bucket `bucket`.
-    pub(crate) fn link_at(&mut self, bucket: usize, addr: NonNull<u8>) -> Option<&mut Option<Node>> {
+    pub(crate) fn link_at(
+        &mut self,
+        bucket: usize,
+        addr: NonNull<u8>,
+    ) -> Option<&mut Option<Node>> {
         let mut link = self.buckets.get_mut(bucket)?;
         while link.as_ref().is_some_and(|n| n.addr() != addr) {
             link = match link {
@@ -164,7 +168,11 @@ impl Table {
     fn maybe_shrink(&mut self) {
         let n = self.buckets.len();
         if n > MIN_BUCKETS && self.len * 8 < n {
-            let target = self.len.div_ceil(MAX_LOAD).next_power_of_two().max(MIN_BUCKETS);
+            let target = self
+                .len
+                .div_ceil(MAX_LOAD)
+                .next_power_of_two()
+                .max(MIN_BUCKETS);
             self.resize(target);
         }
         if self.len == 0 {
