@@ -169,7 +169,7 @@ pub fn perform(
             break Outcome::Fail;
         }
         evicted += 1;
-        if evicted % 16 == 0 && started.elapsed() > budget {
+        if evicted.is_multiple_of(16) && started.elapsed() > budget {
             if used() > limit {
                 BACKGROUND_PENDING.store(true, Relaxed);
                 break Outcome::Running;
@@ -441,7 +441,13 @@ mod tests {
         let ks = Keyspace::new(3);
         let now = ferrokv_store::clock::lru_clock();
         // Even keys were touched an hour ago, odd keys just now.
-        fill(&ks, 2000, 0, |i| if i % 2 == 0 { now.wrapping_sub(3600) & ferrokv_store::clock::LRU_CLOCK_MAX } else { now });
+        fill(&ks, 2000, 0, |i| {
+            if i % 2 == 0 {
+                now.wrapping_sub(3600) & ferrokv_store::clock::LRU_CLOCK_MAX
+            } else {
+                now
+            }
+        });
         let mut c = config("allkeys-lru");
         c.maxmemory = 1500;
         c.maxmemory_samples = 5;

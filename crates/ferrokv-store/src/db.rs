@@ -148,7 +148,7 @@ impl Db {
     pub fn contains_live(&self, key: &[u8], now_ms: i64) -> bool {
         self.table
             .find(key)
-            .is_some_and(|node| !self.view_expire(node).is_some_and(|at| at <= now_ms))
+            .is_some_and(|node| self.view_expire(node).is_none_or(|at| at > now_ms))
     }
 
     /// Stores `entry` under `key`, replacing any previous entry; returns the previous entry.
