@@ -340,12 +340,13 @@ mod tests {
     use ferrokv_store::{Entry, StrValue, Value};
 
     fn config(policy: &str) -> Config {
-        let mut c = Config::default();
-        c.maxmemory = 1000;
-        c.maxmemory_policy = policy.to_string();
-        c.maxmemory_samples = 10;
-        c.maxmemory_eviction_tenacity = 100;
-        c
+        Config {
+            maxmemory: 1000,
+            maxmemory_policy: policy.to_string(),
+            maxmemory_samples: 10,
+            maxmemory_eviction_tenacity: 100,
+            ..Config::default()
+        }
     }
 
     fn key(i: usize) -> Vec<u8> {

@@ -690,7 +690,7 @@ mod model_tests {
 
     fn key(k: u8) -> Vec<u8> {
         // Some keys long enough to use the long-key layout.
-        if k % 17 == 0 {
+        if k.is_multiple_of(17) {
             vec![k; 300]
         } else {
             format!("key:{k}").into_bytes()
@@ -748,8 +748,8 @@ mod model_tests {
                     }
                     Op::Peek(k) => prop_assert_eq!(db.peek(&key(k)), model.get(&key(k))),
                     Op::RetainEven => {
-                        db.retain(|_, e| bytes_of(&e.value).len() % 2 == 0);
-                        model.retain(|_, e| bytes_of(&e.value).len() % 2 == 0);
+                        db.retain(|_, e| bytes_of(&e.value).len().is_multiple_of(2));
+                        model.retain(|_, e| bytes_of(&e.value).len().is_multiple_of(2));
                     }
                     Op::Random => {
                         let picked = db.random_entry(&mut rng).map(|(k, e)| (k.to_vec(), e.clone()));
