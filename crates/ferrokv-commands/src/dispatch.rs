@@ -188,7 +188,7 @@ fn check(
              the configuration file, and then restart the server.",
         ));
     }
-    let _ = server;
+    crate::evict::before_command(server, &client.config, client.access_policy, spec)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod client;
 pub mod cmd;
 pub mod context;
 pub mod dispatch;
+pub mod evict;
 pub mod expire_cycle;
 pub mod latency;
 pub mod pause;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use ferrokv_commands::{Server, expire_cycle};
+use ferrokv_commands::{Server, evict, expire_cycle};
 
 pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static str>) {
     let mut cycle = expire_cycle::ExpireCycle::default();
@@ -18,5 +18,6 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         }
         cycle.run(&server, hz);
         ferrokv_commands::cmd::info::sample_metrics();
+        evict::background(&server);
     }
 }

@@ -1,5 +1,6 @@
 //! `ferrokv-server [configfile] [--directive value ...]`: the ferrokv data server.
 
+mod alloc;
 mod connection;
 mod cron;
 mod logging;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use ferrokv_commands::Server;
 
 #[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOC: alloc::CountingJemalloc = alloc::CountingJemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +41,7 @@ fn main() {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let server = Server::new(config, path, executable);
-    ferrokv_commands::server::set_used_memory_probe(used_memory);
+    ferrokv_commands::server::set_used_memory_probe(alloc::used_memory);
     ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
     if let Err(e) = run(server) {
         log::warn!("{e}");
@@ -149,15 +150,6 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     }
     log::warn!("ferrokv is now ready to exit, bye bye...");
     Ok(())
-}
-
-/// Bytes allocated through jemalloc, as INFO used_memory reports it.
-fn used_memory() -> u64 {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    if epoch::advance().is_err() {
-        return 0;
-    }
-    stats::allocated::read().map(|n| n as u64).unwrap_or(0)
 }
 
 /// jemalloc's statistics and purge, for INFO memory and MEMORY.

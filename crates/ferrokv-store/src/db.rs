@@ -1,8 +1,25 @@
 //! One logical database's part of one shard: its keys, their expiry, and lazy expiration.
+//!
+//! # Entries are stored compactly and handed out decoded
+//!
+//! The table stores each key as one compact [`Node`] (see `node.rs`): a short string's bytes
+//! live inline next to the key, the expiry only when the key has one. Handlers, though, work
+//! with a plain [`Entry`] (`&mut Entry` from [`Db::get`]). To give them one without a second
+//! copy of every key in memory, the database *opens* the entry a handler asks for: it decodes
+//! it into a slot it owns (short strings are copied into a buffer reused from open to open, so
+//! this does not allocate), hands out `&mut` to the slot, and writes the slot back into the
+//! node — in place when the size is unchanged — at the start of the next operation on this
+//! database ([`Db::close`]). The borrow checker guarantees the handler's reference is gone by
+//! then, since every operation takes `&mut self`. Read-only walks (`scan_step`, `for_each`)
+//! see the open slot in place of the stale node. Values that are not short strings are boxed
+//! in their node, and opening them hands out the box itself, so a large value is never copied.
+
+use std::ptr::NonNull;
 
 use crate::events::{self, KeyEvent};
+use crate::node::{INLINE_MAX, Kind, Node, Payload, PayloadRef};
 use crate::table::Table;
-use crate::value::Value;
+use crate::value::{StrValue, Value};
 
 /// `expire_at` of a key without a TTL.
 pub const NO_EXPIRE: i64 = -1;
@@ -36,13 +53,31 @@ impl Entry {
     }
 }
 
+/// A value that owns nothing, left where a value was moved out.
+fn placeholder() -> Entry {
+    Entry::new(Value::Str(StrValue::Int(0)), 0)
+}
+
+/// The entry handed out by the last `get`/`peek`, until `close` writes it back.
+struct Open {
+    bucket: usize,
+    /// The node's address, to find it again (the table cannot change while it is open).
+    addr: usize,
+    /// The decoded entry of an inline node; `None` for a boxed node, whose box is handed out.
+    entry: Option<Entry>,
+    had_expire: bool,
+}
+
 #[derive(Default)]
 pub struct Db {
     /// This database's number, reported with its keyspace events.
     index: usize,
-    table: Table<Entry>,
+    table: Table,
     volatile: usize,
     expire_cursor: u64,
+    open: Option<Open>,
+    /// A string buffer kept between opens, so decoding a short string does not allocate.
+    spare: Vec<u8>,
 }
 
 impl Db {
@@ -78,67 +113,206 @@ impl Db {
         self.table.bucket_count()
     }
 
+    /// Bytes of the bucket array (the per-key overhead outside the nodes).
+    pub fn bucket_bytes(&self) -> usize {
+        self.table.bucket_bytes()
+    }
+
     /// Looks `key` up, deleting it first if it has expired.
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
-        if self.table.get(key)?.is_expired(now_ms) {
+        self.close();
+        let (bucket, node) = self.table.find_mut(key)?;
+        let (addr, expired) = (node.addr(), is_expired(node, now_ms));
+        if expired {
             self.expire_now(key);
             return None;
         }
-        self.table.get_mut(key)
+        self.open_at(bucket, addr)
     }
 
     /// Looks `key` up without expiring it (the entry may be logically expired).
-    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
-        self.table.get(key)
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.peek_mut(key).map(|e| &*e)
+    }
+
+    /// Like `peek`, for changing the entry in place (expiry changes must go through
+    /// [`Db::set_expire`] or be followed by no other call: `close` recounts keys with a TTL).
+    fn peek_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.close();
+        let (bucket, node) = self.table.find_mut(key)?;
+        let addr = node.addr();
+        self.open_at(bucket, addr)
     }
 
     /// Whether `key` exists and is not expired, without deleting anything.
     pub fn contains_live(&self, key: &[u8], now_ms: i64) -> bool {
-        self.table.get(key).is_some_and(|e| !e.is_expired(now_ms))
+        self.table
+            .find(key)
+            .is_some_and(|node| self.view_expire(node).is_none_or(|at| at > now_ms))
     }
 
     /// Stores `entry` under `key`, replacing any previous entry; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        let volatile = entry.has_expire();
-        let old = self.table.insert(key, entry);
-        if volatile {
+        self.close();
+        if entry.has_expire() {
             self.volatile += 1;
         }
-        if old.as_ref().is_some_and(Entry::has_expire) {
+        let Some((bucket, node)) = self.table.find_mut(key) else {
+            let spare = &mut self.spare;
+            let table = &mut self.table;
+            encode(entry, spare, |access, expire_at, payload| {
+                table.insert_new(key, access, expire_at, payload);
+            });
+            return None;
+        };
+        let addr = node.addr();
+        let old = take_entry(node);
+        if old.has_expire() {
             self.volatile -= 1;
         }
-        old
+        if let Some(link) = self.table.link_at(bucket, addr) {
+            store(link, entry, &mut self.spare);
+        }
+        Some(old)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let old = self.table.remove(key)?;
+        self.close();
+        let mut node = self.table.remove(key)?;
+        let old = take_entry(&mut node);
         if old.has_expire() {
             self.volatile -= 1;
         }
         Some(old)
     }
 
-    /// Sets or clears (`NO_EXPIRE`) the expiry of an existing key. Returns false if absent.
-    pub fn set_expire(&mut self, key: &[u8], expire_at: i64) -> bool {
-        let Some(entry) = self.table.get_mut(key) else {
+    /// Deletes `key` without decoding its value; returns whether it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.close();
+        let Some(node) = self.table.remove(key) else {
             return false;
         };
-        match (entry.has_expire(), expire_at != NO_EXPIRE) {
-            (false, true) => self.volatile += 1,
-            (true, false) => self.volatile -= 1,
-            _ => {}
+        if node.has_expire() {
+            self.volatile -= 1;
         }
+        true
+    }
+
+    /// Sets or clears (`NO_EXPIRE`) the expiry of an existing key. Returns false if absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: i64) -> bool {
+        let Some(entry) = self.peek_mut(key) else {
+            return false;
+        };
         entry.expire_at = expire_at;
+        self.close();
         true
     }
 
     fn expire_now(&mut self, key: &[u8]) {
-        if self.remove(key).is_some() {
+        if self.delete(key) {
             events::record(KeyEvent::Expired {
                 db: self.index,
                 key: key.into(),
             });
         }
+    }
+
+    /// Writes the open entry, if any, back into its node.
+    ///
+    /// Every method that reads nodes directly or changes the table calls this first.
+    pub fn close(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let Some(addr) = NonNull::new(open.addr as *mut u8) else {
+            return;
+        };
+        let Some(link) = self.table.link_at(open.bucket, addr) else {
+            debug_assert!(false, "open entry's node vanished");
+            return;
+        };
+        let has_expire = match open.entry {
+            Some(entry) => {
+                let has_expire = entry.has_expire();
+                store(link, entry, &mut self.spare);
+                has_expire
+            }
+            None => {
+                // A boxed value that became a short string or an integer moves inline.
+                let Some(node) = link.as_mut() else {
+                    return;
+                };
+                let Some(boxed) = node.boxed_mut() else {
+                    return;
+                };
+                let has_expire = boxed.has_expire();
+                if inlinable(&boxed.value) {
+                    let entry = std::mem::replace(boxed, placeholder());
+                    store(link, entry, &mut self.spare);
+                }
+                has_expire
+            }
+        };
+        match (open.had_expire, has_expire) {
+            (false, true) => self.volatile += 1,
+            (true, false) => self.volatile -= 1,
+            _ => {}
+        }
+    }
+
+    /// Opens the node at (`bucket`, `addr`), which must exist, and returns its entry.
+    fn open_at(&mut self, bucket: usize, addr: NonNull<u8>) -> Option<&mut Entry> {
+        let link = self.table.link_at(bucket, addr)?;
+        let node = link.as_mut()?;
+        let had_expire = node.has_expire();
+        let entry = if node.kind() == Kind::Boxed {
+            None
+        } else {
+            Some(decode(node, std::mem::take(&mut self.spare)))
+        };
+        let open = self.open.insert(Open {
+            bucket,
+            addr: addr.as_ptr() as usize,
+            entry,
+            had_expire,
+        });
+        match &mut open.entry {
+            Some(entry) => Some(entry),
+            None => node.boxed_mut(),
+        }
+    }
+
+    /// The open slot if `node` is the open node.
+    fn open_entry_of(&self, node: &Node) -> Option<&Entry> {
+        match &self.open {
+            Some(open) if open.addr == node.addr().as_ptr() as usize => open.entry.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The node's expiry as handlers last left it, or `None`.
+    fn view_expire(&self, node: &Node) -> Option<i64> {
+        let at = match self.open_entry_of(node) {
+            Some(entry) => entry.expire_at,
+            None => node.expire_at(),
+        };
+        (at != NO_EXPIRE).then_some(at)
+    }
+
+    /// The entry of `node` for reading: the open slot, the box, or a copy in `scratch`.
+    fn view<'a>(&'a self, node: &'a Node, scratch: &'a mut Entry) -> &'a Entry {
+        if let Some(entry) = self.open_entry_of(node) {
+            return entry;
+        }
+        if let PayloadRef::Boxed(entry) = node.payload() {
+            return entry;
+        }
+        let buf = match std::mem::replace(&mut scratch.value, placeholder().value) {
+            Value::Str(StrValue::Embstr(b) | StrValue::Raw(b)) => b,
+            _ => Vec::new(),
+        };
+        *scratch = decode(node, buf);
+        scratch
     }
 
     /// One step of active expiry: walks buckets from where the last step stopped until it has
@@ -152,16 +326,17 @@ impl Db {
         if self.volatile == 0 {
             return (0, 0);
         }
+        self.close();
         let mut sampled = 0;
         let mut doomed: Vec<Box<[u8]>> = Vec::new();
         let mut cursor = self.expire_cursor;
         let mut buckets = 0;
         while sampled < samples && buckets < samples * 20 {
-            cursor = self.table.scan_step(cursor, |key, entry| {
-                if entry.has_expire() {
+            cursor = self.table.scan_step(cursor, |node| {
+                if node.has_expire() {
                     sampled += 1;
-                    if entry.is_expired(now_ms) {
-                        doomed.push(key.into());
+                    if is_expired(node, now_ms) {
+                        doomed.push(node.key().into());
                     }
                 }
             });
@@ -179,39 +354,241 @@ impl Db {
     }
 
     /// One SCAN step over this database's part of the shard.
-    pub fn scan_step(&self, cursor: u64, visit: impl FnMut(&[u8], &Entry)) -> u64 {
-        self.table.scan_step(cursor, visit)
+    pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
+        let mut scratch = placeholder();
+        self.table.scan_step(cursor, |node| {
+            visit(node.key(), self.view(node, &mut scratch))
+        })
     }
 
-    pub fn for_each(&self, visit: impl FnMut(&[u8], &Entry)) {
-        self.table.for_each(visit)
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &Entry)) {
+        let mut scratch = placeholder();
+        self.table
+            .for_each(|_, node| visit(node.key(), self.view(node, &mut scratch)))
     }
 
     /// Empties the database, returning the old contents so they can be freed elsewhere.
     pub fn take(&mut self) -> Db {
+        self.close();
         Db {
             table: self.table.take_all(),
             volatile: std::mem::take(&mut self.volatile),
             expire_cursor: std::mem::take(&mut self.expire_cursor),
             index: self.index,
+            open: None,
+            spare: Vec::new(),
         }
     }
 
-    pub fn random_entry(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &Entry)> {
-        self.table.random_entry(rng)
+    pub fn random_entry(&mut self, rng: &mut impl rand::Rng) -> Option<(&[u8], &Entry)> {
+        self.close();
+        let (bucket, node) = self.table.random_node(rng)?;
+        let addr = node.addr();
+        self.open_at(bucket, addr)?;
+        let this = &*self;
+        let node = this.table.node_at(bucket, addr)?;
+        let entry = match this.open_entry_of(node) {
+            Some(entry) => entry,
+            None => match node.payload() {
+                PayloadRef::Boxed(entry) => entry,
+                _ => return None,
+            },
+        };
+        Some((node.key(), entry))
     }
 
-    /// Removes expired keys matching nothing in particular: used by DEBUG and tests.
+    /// Keeps only the entries for which `keep` returns true; `keep` may change the entries
+    /// it keeps (expiry changes are recounted).
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut Entry) -> bool) {
-        let mut volatile_removed = 0;
-        self.table.retain(|k, e| {
-            let kept = keep(k, e);
-            if !kept && e.has_expire() {
-                volatile_removed += 1;
+        self.close();
+        let mut volatile = 0;
+        let spare = &mut self.spare;
+        self.table.retain(|mut node| {
+            let mut entry = take_entry(&mut node);
+            let kept = keep(node.key(), &mut entry);
+            if !kept {
+                return None;
             }
-            kept
+            volatile += entry.has_expire() as usize;
+            let mut link = Some(node);
+            store(&mut link, entry, spare);
+            link
         });
-        self.volatile -= volatile_removed;
+        self.volatile = volatile;
+    }
+
+    /// Samples up to `count` keys for eviction from consecutive buckets after a random one,
+    /// only keys with a TTL if `volatile_only`, and visits each with its expiry and access
+    /// stamp. Volatile keys may be sparse, so for them the walk goes on until `count` are
+    /// found or the whole table was seen.
+    pub fn sample_keys(
+        &mut self,
+        rng: &mut impl rand::Rng,
+        count: usize,
+        volatile_only: bool,
+        mut visit: impl FnMut(&[u8], i64, u32),
+    ) {
+        if count == 0 || (volatile_only && self.volatile == 0) {
+            return;
+        }
+        self.close();
+        let max_buckets = if volatile_only {
+            usize::MAX
+        } else {
+            count.saturating_mul(10)
+        };
+        let mut found = 0;
+        self.table.sample(rng, max_buckets, |node| {
+            let expire_at = node.expire_at();
+            if volatile_only && expire_at == NO_EXPIRE {
+                return true;
+            }
+            visit(node.key(), expire_at, node.access());
+            found += 1;
+            found < count
+        });
+    }
+
+    /// A random key (with a TTL if `volatile_only`), for the random eviction policies.
+    pub fn random_key(&mut self, rng: &mut impl rand::Rng, volatile_only: bool) -> Option<Vec<u8>> {
+        if !volatile_only {
+            self.close();
+            return self
+                .table
+                .random_node(rng)
+                .map(|(_, node)| node.key().to_vec());
+        }
+        let mut key = None;
+        self.sample_keys(rng, 1, true, |k, _, _| key = Some(k.to_vec()));
+        key
+    }
+}
+
+fn is_expired(node: &Node, now_ms: i64) -> bool {
+    let at = node.expire_at();
+    at != NO_EXPIRE && at <= now_ms
+}
+
+/// Whether a value is stored inline (not boxed) in its node.
+fn inlinable(value: &Value) -> bool {
+    match value {
+        Value::Str(StrValue::Int(_)) => true,
+        Value::Str(StrValue::Embstr(b) | StrValue::Raw(b)) => b.len() <= INLINE_MAX,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// The entry of a non-boxed node, decoded using `buf` for a string's bytes.
+fn decode(node: &Node, mut buf: Vec<u8>) -> Entry {
+    let value = match node.payload() {
+        PayloadRef::Int(n) => Value::Str(StrValue::Int(n)),
+        PayloadRef::Inline { bytes, raw } => {
+            buf.clear();
+            buf.extend_from_slice(bytes);
+            Value::Str(if raw {
+                StrValue::Raw(buf)
+            } else {
+                StrValue::Embstr(buf)
+            })
+        }
+        PayloadRef::Boxed(entry) => return entry.clone(),
+    };
+    Entry {
+        value,
+        expire_at: node.expire_at(),
+        access: node.access(),
+    }
+}
+
+/// The node's entry, moved out of its box when boxed (the node keeps a placeholder).
+fn take_entry(node: &mut Node) -> Entry {
+    match node.boxed_mut() {
+        Some(boxed) => std::mem::replace(boxed, placeholder()),
+        None => decode(node, Vec::new()),
+    }
+}
+
+/// Calls `write` with the node form of `entry`. A short string's buffer is kept in `spare`
+/// afterwards, for the next decode.
+fn encode<R>(
+    entry: Entry,
+    spare: &mut Vec<u8>,
+    write: impl FnOnce(u32, i64, Payload<'_>) -> R,
+) -> R {
+    let Entry {
+        value,
+        expire_at,
+        access,
+    } = entry;
+    match value {
+        Value::Str(StrValue::Int(n)) => write(access, expire_at, Payload::Int(n)),
+        Value::Str(StrValue::Embstr(bytes)) if bytes.len() <= INLINE_MAX => {
+            let r = write(
+                access,
+                expire_at,
+                Payload::Inline {
+                    bytes: &bytes,
+                    raw: false,
+                },
+            );
+            recycle(spare, bytes);
+            r
+        }
+        Value::Str(StrValue::Raw(bytes)) if bytes.len() <= INLINE_MAX => {
+            let r = write(
+                access,
+                expire_at,
+                Payload::Inline {
+                    bytes: &bytes,
+                    raw: true,
+                },
+            );
+            recycle(spare, bytes);
+            r
+        }
+        value => write(
+            access,
+            expire_at,
+            Payload::Boxed(Box::new(Entry {
+                value,
+                expire_at,
+                access,
+            })),
+        ),
+    }
+}
+
+/// Keeps the larger of two small buffers for reuse.
+fn recycle(spare: &mut Vec<u8>, buf: Vec<u8>) {
+    if buf.capacity() > spare.capacity() && buf.capacity() <= 4 * INLINE_MAX {
+        *spare = buf;
+    }
+}
+
+/// Writes `entry` into the node held by `link` (which must hold one), in place when the size
+/// allows, else into a new node that takes over the key and the chain.
+fn store(link: &mut Option<Node>, entry: Entry, spare: &mut Vec<u8>) {
+    let Some(node) = link.as_mut() else {
+        return;
+    };
+    if !inlinable(&entry.value)
+        && let Some(boxed) = node.boxed_mut()
+    {
+        *boxed = entry;
+        return;
+    }
+    let replacement = encode(entry, spare, |access, expire_at, payload| {
+        match node.rewrite_in_place(access, expire_at, payload) {
+            Ok(()) => None,
+            Err((access, expire_at, payload)) => {
+                let next = node.take_next();
+                Some(Node::new(node.key(), access, expire_at, payload, next))
+            }
+        }
+    });
+    if let Some(fresh) = replacement {
+        *link = Some(fresh);
     }
 }
 
@@ -256,5 +633,163 @@ mod tests {
         assert_eq!(total, 100);
         assert_eq!(db.len(), 900);
         assert_eq!(db.volatile_len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    //! The database against a `HashMap` model, through every operation that opens, writes
+    //! back, re-encodes or walks entries, with values that move between inline and boxed.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, Value, i64),
+        GetAppend(u8, Vec<u8>),
+        GetSetInt(u8, i64),
+        Touch(u8, u32),
+        Remove(u8),
+        Delete(u8),
+        SetExpire(u8, i64),
+        Peek(u8),
+        RetainEven,
+        Random,
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| Value::Str(StrValue::Int(n))),
+            proptest::collection::vec(any::<u8>(), 0..300)
+                .prop_map(|b| Value::Str(StrValue::Embstr(b))),
+            proptest::collection::vec(any::<u8>(), 0..300)
+                .prop_map(|b| Value::Str(StrValue::Raw(b))),
+        ]
+    }
+
+    fn expire() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(NO_EXPIRE), 1_000i64..2_000]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), value(), expire()).prop_map(|(k, v, e)| Op::Insert(k, v, e)),
+            (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100))
+                .prop_map(|(k, b)| Op::GetAppend(k, b)),
+            (any::<u8>(), any::<i64>()).prop_map(|(k, n)| Op::GetSetInt(k, n)),
+            (any::<u8>(), any::<u32>()).prop_map(|(k, a)| Op::Touch(k, a)),
+            any::<u8>().prop_map(Op::Remove),
+            any::<u8>().prop_map(Op::Delete),
+            (any::<u8>(), expire()).prop_map(|(k, e)| Op::SetExpire(k, e)),
+            any::<u8>().prop_map(Op::Peek),
+            Just(Op::RetainEven),
+            Just(Op::Random),
+        ]
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        // Some keys long enough to use the long-key layout.
+        if k.is_multiple_of(17) {
+            vec![k; 300]
+        } else {
+            format!("key:{k}").into_bytes()
+        }
+    }
+
+    fn bytes_of(v: &Value) -> Vec<u8> {
+        match v {
+            Value::Str(s) => s.to_bytes().into_owned(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn behaves_like_a_map(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut db = Db::default();
+            let mut model: HashMap<Vec<u8>, Entry> = HashMap::new();
+            let mut rng = rand::rng();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v, e) => {
+                        let entry = Entry { value: v, expire_at: e, access: 3 };
+                        prop_assert_eq!(db.insert(&key(k), entry.clone()), model.insert(key(k), entry));
+                    }
+                    Op::GetAppend(k, b) => {
+                        // now_ms 0: nothing expires through get here.
+                        if let Some(e) = db.get(&key(k), 0) {
+                            let Value::Str(s) = &mut e.value;
+                            s.make_raw().extend_from_slice(&b);
+                            let m = model.get_mut(&key(k)).expect("model has key");
+                            let Value::Str(ms) = &mut m.value;
+                            ms.make_raw().extend_from_slice(&b);
+                        } else {
+                            prop_assert!(!model.contains_key(&key(k)));
+                        }
+                    }
+                    Op::GetSetInt(k, n) => {
+                        if let Some(e) = db.get(&key(k), 0) {
+                            e.value = Value::Str(StrValue::Int(n));
+                            model.get_mut(&key(k)).expect("model has key").value = Value::Str(StrValue::Int(n));
+                        }
+                    }
+                    Op::Touch(k, a) => {
+                        if let Some(e) = db.get(&key(k), 0) {
+                            e.access = a;
+                            model.get_mut(&key(k)).expect("model has key").access = a;
+                        }
+                    }
+                    Op::Remove(k) => prop_assert_eq!(db.remove(&key(k)), model.remove(&key(k))),
+                    Op::Delete(k) => prop_assert_eq!(db.delete(&key(k)), model.remove(&key(k)).is_some()),
+                    Op::SetExpire(k, e) => {
+                        let present = model.get_mut(&key(k)).map(|m| m.expire_at = e).is_some();
+                        prop_assert_eq!(db.set_expire(&key(k), e), present);
+                    }
+                    Op::Peek(k) => prop_assert_eq!(db.peek(&key(k)), model.get(&key(k))),
+                    Op::RetainEven => {
+                        db.retain(|_, e| bytes_of(&e.value).len().is_multiple_of(2));
+                        model.retain(|_, e| bytes_of(&e.value).len().is_multiple_of(2));
+                    }
+                    Op::Random => {
+                        let picked = db.random_entry(&mut rng).map(|(k, e)| (k.to_vec(), e.clone()));
+                        match picked {
+                            Some((k, e)) => prop_assert_eq!(model.get(&k), Some(&e)),
+                            None => prop_assert!(model.is_empty()),
+                        }
+                    }
+                }
+                prop_assert_eq!(db.len(), model.len());
+                prop_assert_eq!(db.volatile_len(), model.values().filter(|e| e.has_expire()).count());
+            }
+            // Every walk sees exactly the model, whether or not an entry is open.
+            let _ = model.keys().next().cloned().map(|k| db.get(&k, 0).is_some());
+            let mut walked = HashMap::new();
+            db.for_each(|k, e| { walked.insert(k.to_vec(), e.clone()); });
+            prop_assert_eq!(&walked, &model);
+            let mut scanned = HashMap::new();
+            let mut cursor = 0;
+            loop {
+                cursor = db.scan_step(cursor, |k, e| { scanned.insert(k.to_vec(), e.clone()); });
+                if cursor == 0 { break; }
+            }
+            prop_assert_eq!(&scanned, &model);
+            let volatile: Vec<_> = model.iter().filter(|(_, e)| e.has_expire()).map(|(k, _)| k.clone()).collect();
+            for _ in 0..4 {
+                let mut sampled = Vec::new();
+                db.sample_keys(&mut rng, 5, true, |k, at, _| sampled.push((k.to_vec(), at)));
+                for (k, at) in sampled {
+                    prop_assert!(volatile.contains(&k));
+                    prop_assert_eq!(model[&k].expire_at, at);
+                }
+            }
+            // Active expiry at a time past every TTL removes exactly the volatile keys.
+            for _ in 0..10_000 {
+                if db.volatile_len() == 0 { break; }
+                db.active_expire_step(5_000, 20);
+            }
+            let _ = events::take();
+            prop_assert_eq!(db.len(), model.len() - volatile.len());
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod events;
 pub mod glob;
 pub mod keyspace;
+mod node;
 pub mod table;
 pub mod value;
 
