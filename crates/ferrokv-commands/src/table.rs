@@ -1,6 +1,8 @@
 //! The command table, built once from every family's `COMMANDS` list.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::LazyLock;
 
 use crate::cmd;
@@ -13,12 +15,12 @@ pub struct TableEntry {
     pub full_name: String,
     pub id: usize,
     pub parent: Option<usize>,
-    subcommands: HashMap<&'static str, usize>,
+    subcommands: HashMap<&'static [u8], usize, RandomState>,
 }
 
 pub struct CommandTable {
     entries: Vec<TableEntry>,
-    by_name: HashMap<&'static str, usize>,
+    by_name: HashMap<&'static [u8], usize, RandomState>,
 }
 
 pub static TABLE: LazyLock<CommandTable> = LazyLock::new(|| CommandTable::build(cmd::FAMILIES));
@@ -27,16 +29,18 @@ impl CommandTable {
     fn build(families: &[&'static [CommandSpec]]) -> CommandTable {
         let mut table = CommandTable {
             entries: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
         };
         for family in families {
             for spec in family.iter() {
                 let id = table.push(spec, spec.name.to_string(), None);
-                let previous = table.by_name.insert(spec.name, id);
+                let previous = table.by_name.insert(spec.name.as_bytes(), id);
                 assert!(previous.is_none(), "command {} declared twice", spec.name);
                 for sub in spec.subcommands {
                     let sub_id = table.push(sub, format!("{}|{}", spec.name, sub.name), Some(id));
-                    table.entries[id].subcommands.insert(sub.name, sub_id);
+                    table.entries[id]
+                        .subcommands
+                        .insert(sub.name.as_bytes(), sub_id);
                 }
             }
         }
@@ -55,7 +59,7 @@ impl CommandTable {
             full_name,
             id,
             parent,
-            subcommands: HashMap::new(),
+            subcommands: HashMap::default(),
         });
         id
     }
@@ -106,10 +110,10 @@ impl CommandTable {
     }
 }
 
-fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; 64]) -> Option<&'b str> {
+fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
     let out = buf.get_mut(..name.len())?;
     for (o, &c) in out.iter_mut().zip(name) {
         *o = c.to_ascii_lowercase();
     }
-    std::str::from_utf8(out).ok()
+    Some(out)
 }

@@ -16,6 +16,7 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             let _ = shutdown.send("SHUTDOWN");
             return;
         }
+        ferrokv_store::clock::tick();
         cycle.run(&server, hz);
         ferrokv_commands::cmd::info::sample_metrics();
         evict::background(&server);

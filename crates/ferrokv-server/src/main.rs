@@ -51,9 +51,12 @@ fn main() {
 
 fn run(server: Arc<Server>) -> Result<(), String> {
     let config = server.config.load();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = match config.worker_threads {
+        n if n > 0 => n as usize,
+        _ => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
     let workers =
         network::Workers::start(threads).map_err(|e| format!("Starting worker threads: {e}"))?;
     log::info!(

@@ -50,6 +50,10 @@ impl Keyspace {
 
     /// Locks the shards holding `keys`.
     pub fn lock<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
+        if let [key] = keys {
+            // Most commands name one key: skip the sort and dedup.
+            return self.lock_shard(Self::shard_of(key.as_ref()));
+        }
         let mut indexes: SmallVec<[usize; 4]> =
             keys.iter().map(|k| Self::shard_of(k.as_ref())).collect();
         indexes.sort_unstable();
