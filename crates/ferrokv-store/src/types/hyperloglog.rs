@@ -442,7 +442,7 @@ pub fn to_dense(hll: &mut Vec<u8>) -> Result<bool, Corrupted> {
             Opcode::Zeros { len, .. } => index += len,
             Opcode::Val { value, len } => {
                 if index + len > REGISTERS {
-                    break;
+                    return Err(Corrupted);
                 }
                 for i in index..index + len {
                     dense_set(registers, i, value);
@@ -485,7 +485,7 @@ pub fn merge_into(max: &mut [u8; REGISTERS], hll: &[u8]) -> Result<(), Corrupted
             Opcode::Zeros { len, .. } => index += len,
             Opcode::Val { value, len } => {
                 if index + len > REGISTERS {
-                    break;
+                    return Err(Corrupted);
                 }
                 for m in &mut max[index..index + len] {
                     *m = (*m).max(value);
@@ -696,10 +696,10 @@ pub fn self_test() -> Result<(), String> {
     let mut checkpoint = 1u64;
     for n in 1..=100_000u64 {
         let element = n.to_le_bytes();
-        let changed_sparse = add(&mut sparse, &element, 3000)
-            .map_err(|_| "TESTFAILED sparse add".to_string())?;
-        let changed_dense = add(&mut dense, &element, 3000)
-            .map_err(|_| "TESTFAILED dense add".to_string())?;
+        let changed_sparse =
+            add(&mut sparse, &element, 3000).map_err(|_| "TESTFAILED sparse add".to_string())?;
+        let changed_dense =
+            add(&mut dense, &element, 3000).map_err(|_| "TESTFAILED dense add".to_string())?;
         if changed_sparse != changed_dense {
             return Err(format!("TESTFAILED sparse/dense update mismatch at {n}"));
         }
@@ -736,7 +736,10 @@ mod tests {
     #[test]
     fn empty_hll_bytes_match_valkey() {
         let hll = new_sparse();
-        assert_eq!(hll, b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7f\xff");
+        assert_eq!(
+            hll,
+            b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7f\xff"
+        );
         assert_eq!(validate(&hll), Ok(Encoding::Sparse));
         assert_eq!(count(&hll), Ok(0));
         assert_eq!(decode_sparse(&hll), "Z:16384");
@@ -784,7 +787,10 @@ mod tests {
             assert_eq!(dense_get(&regs, i), (i % 64) as u8, "register {i}");
         }
         dense_set(&mut regs, REGISTERS - 1, 63);
-        assert_eq!(dense_get(&regs, REGISTERS - 2), ((REGISTERS - 2) % 64) as u8);
+        assert_eq!(
+            dense_get(&regs, REGISTERS - 2),
+            ((REGISTERS - 2) % 64) as u8
+        );
     }
 
     #[test]
@@ -828,9 +834,18 @@ mod tests {
     #[test]
     fn validation_rejects_non_hlls() {
         assert_eq!(validate(b"hello"), Err(NotHll));
-        assert_eq!(validate(b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0\x7f\xff"), Err(NotHll));
-        assert_eq!(validate(b"HYLL\x00\0\0\0\0\0\0\0\0\0\0\0\x7f\xff"), Err(NotHll));
-        assert_eq!(validate(b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0"), Ok(Encoding::Sparse));
+        assert_eq!(
+            validate(b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0\x7f\xff"),
+            Err(NotHll)
+        );
+        assert_eq!(
+            validate(b"HYLL\x00\0\0\0\0\0\0\0\0\0\0\0\x7f\xff"),
+            Err(NotHll)
+        );
+        assert_eq!(
+            validate(b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0"),
+            Ok(Encoding::Sparse)
+        );
     }
 
     #[test]
