@@ -822,6 +822,34 @@ mod tests {
     }
 
     #[test]
+    fn a_value_above_32_turns_a_sparse_hll_dense() {
+        let mut hll = new_sparse();
+        assert_eq!(sparse_raise(&mut hll, 100, 32, 3000), Ok(true));
+        assert_eq!(validate(&hll), Ok(Encoding::Sparse));
+        assert_eq!(sparse_raise(&mut hll, 100, 32, 3000), Ok(false));
+        assert_eq!(sparse_raise(&mut hll, 7, 33, 3000), Ok(true));
+        assert_eq!(validate(&hll), Ok(Encoding::Dense));
+        assert_eq!(dense_get(&hll[HEADER_LEN..], 7), 33);
+        assert_eq!(dense_get(&hll[HEADER_LEN..], 100), 32);
+        assert_eq!(dense_get(&hll[HEADER_LEN..], 101), 0);
+    }
+
+    #[test]
+    fn neighbouring_equal_values_merge_into_one_opcode() {
+        let mut hll = new_sparse();
+        for index in [10, 12, 11, 13] {
+            assert_eq!(sparse_raise(&mut hll, index, 3, 3000), Ok(true));
+        }
+        assert_eq!(decode_sparse(&hll), "z:10 v:3,4 Z:16370");
+        // A fifth register of the same value starts a new run: four is the most one holds.
+        assert_eq!(sparse_raise(&mut hll, 14, 3, 3000), Ok(true));
+        assert_eq!(decode_sparse(&hll), "z:10 v:3,4 v:3,1 Z:16369");
+        // Raising the middle of a run splits it in three; the right part then merges on.
+        assert_eq!(sparse_raise(&mut hll, 11, 5, 3000), Ok(true));
+        assert_eq!(decode_sparse(&hll), "z:10 v:3,1 v:5,1 v:3,3 Z:16369");
+    }
+
+    #[test]
     fn cache_round_trip() {
         let mut hll = new_sparse();
         assert_eq!(cached_cardinality(&hll), Some(0));
