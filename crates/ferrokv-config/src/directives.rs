@@ -349,7 +349,7 @@ directives! {
         "Seed for the hash functions; empty picks a random one.";
     hide_user_data_from_log: bool = "hide-user-data-from-log" [], "yes", Kind::Bool, PENDING,
         "Keep keys and values out of log lines.";
-    hll_sparse_max_bytes: i64 = "hll-sparse-max-bytes" [], "3000", Kind::memory(0, i64::MAX), PENDING,
+    hll_sparse_max_bytes: i64 = "hll-sparse-max-bytes" [], "3000", Kind::memory(0, i64::MAX), 0,
         "HyperLogLogs stay sparse up to this many bytes.";
     hz: i64 = "hz" [], "10", Kind::Int { min: 0, max: I32, lo: 1, hi: 500 }, 0,
         "Background task frequency per second (1 to 500).";

@@ -1,0 +1,3 @@
+//! Value types beyond strings, one module each.
+
+pub mod hyperloglog;
