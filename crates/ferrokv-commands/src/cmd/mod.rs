@@ -12,6 +12,7 @@ pub mod info;
 pub mod keys;
 pub mod memory;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use crate::spec::CommandSpec;
@@ -30,4 +31,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     memory::COMMANDS,
     debug::COMMANDS,
     config::COMMANDS,
+    set::COMMANDS,
 ];

@@ -219,7 +219,7 @@ mod tests {
         s.insert(1);
         s.insert(-1);
         assert_eq!(s.width(), Width::W16);
-        assert_eq!(s.heap_size() >= 4, true);
+        assert!(s.heap_size() >= 4);
         s.insert(i64::from(i16::MAX));
         s.insert(i64::from(i16::MIN));
         assert_eq!(s.width(), Width::W16);

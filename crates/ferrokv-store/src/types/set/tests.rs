@@ -122,7 +122,7 @@ fn many_arguments_convert_before_adding() {
     assert_eq!(set.len(), 2);
 }
 
-fn counts<'a>(draws: impl Iterator<Item = Vec<u8>>) -> HashMap<Vec<u8>, usize> {
+fn counts(draws: impl Iterator<Item = Vec<u8>>) -> HashMap<Vec<u8>, usize> {
     let mut counts = HashMap::new();
     for d in draws {
         *counts.entry(d).or_insert(0) += 1;
