@@ -525,11 +525,11 @@ directives! {
         "Snapshot after <seconds> if at least <changes> writes happened; empty disables.";
     server_cpulist: String = "server-cpulist" ["server_cpulist"], "", Kind::Str, IMMUTABLE | PENDING,
         "CPUs the main and I/O threads are pinned to.";
-    set_max_intset_entries: i64 = "set-max-intset-entries" [], "512", Kind::int(0, i64::MAX), PENDING,
+    set_max_intset_entries: i64 = "set-max-intset-entries" [], "512", Kind::int(0, i64::MAX), 0,
         "Sets of integers up to this size use the compact integer encoding.";
-    set_max_listpack_entries: i64 = "set-max-listpack-entries" [], "128", Kind::int(0, i64::MAX), PENDING,
+    set_max_listpack_entries: i64 = "set-max-listpack-entries" [], "128", Kind::int(0, i64::MAX), 0,
         "Sets up to this many members use the compact encoding.";
-    set_max_listpack_value: i64 = "set-max-listpack-value" [], "64", Kind::int(0, i64::MAX), PENDING,
+    set_max_listpack_value: i64 = "set-max-listpack-value" [], "64", Kind::int(0, i64::MAX), 0,
         "Sets whose members are all this short use the compact encoding.";
     set_proc_title: bool = "set-proc-title" [], "yes", Kind::Bool, IMMUTABLE | PENDING,
         "Change the process title shown by ps.";

@@ -169,4 +169,5 @@ case_files! {
     server => "server.txt",
     config => "config.txt",
     hyperloglog => "hyperloglog.txt",
+    sets => "sets.txt",
 }

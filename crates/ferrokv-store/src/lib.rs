@@ -19,4 +19,5 @@ pub mod value;
 
 pub use db::{Db, Entry, NO_EXPIRE};
 pub use keyspace::{Keyspace, Locked};
+pub use types::set::{SetLimits, SetValue};
 pub use value::{ObjectType, StrValue, Value};

@@ -13,6 +13,7 @@ pub mod info;
 pub mod keys;
 pub mod memory;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use crate::spec::CommandSpec;
@@ -32,4 +33,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     debug::COMMANDS,
     config::COMMANDS,
     hyperloglog::COMMANDS,
+    set::COMMANDS,
 ];

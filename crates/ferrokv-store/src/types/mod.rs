@@ -1,3 +1,4 @@
-//! Value types beyond strings, one module each.
+//! Value types beyond plain strings, one module each.
 
 pub mod hyperloglog;
+pub mod set;
