@@ -14,8 +14,10 @@ pub mod glob;
 pub mod keyspace;
 mod node;
 pub mod table;
+pub mod types;
 pub mod value;
 
 pub use db::{Db, Entry, NO_EXPIRE};
 pub use keyspace::{Keyspace, Locked};
+pub use types::list::ListValue;
 pub use value::{ObjectType, StrValue, Value};
