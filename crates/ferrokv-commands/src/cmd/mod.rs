@@ -10,6 +10,7 @@ pub mod debug;
 pub mod expire;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod memory;
 pub mod server;
 pub mod string;
@@ -21,6 +22,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     string::COMMANDS,
     keys::COMMANDS,
+    list::COMMANDS,
     bits::COMMANDS,
     client::COMMANDS,
     expire::COMMANDS,
