@@ -33,8 +33,9 @@ pub(super) fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], front: bool) -> CmdRes
 
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 pub(super) fn blocking_mpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let deadline = blocking::parse_timeout(&args[1], ctx.now_ms)?;
+    // Valkey checks every other argument before the timeout here (unlike BLPOP).
     let (watched, front, count) = parse_mpop(args, 2)?;
+    let deadline = blocking::parse_timeout(&args[1], ctx.now_ms)?;
     let mut locked = ctx.lock(&watched);
     let mut keys = keys(ctx, &mut locked);
     for key in &watched {
