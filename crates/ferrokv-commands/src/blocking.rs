@@ -277,7 +277,12 @@ impl Registry {
 /// passes. Must be called while the shards of `keys` are locked (see the module doc), and the
 /// handler must then return without writing a reply. Inside MULTI or a script, the caller
 /// must instead reply as on timeout (check [`crate::client::Client::deny_blocking`] first).
-pub fn block(ctx: &mut Ctx<'_>, keys: Vec<Bytes>, deadline_ms: Option<i64>, op: Box<dyn BlockedOp>) {
+pub fn block(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Bytes>,
+    deadline_ms: Option<i64>,
+    op: Box<dyn BlockedOp>,
+) {
     let delivery: Delivery = Arc::default();
     let client = &*ctx.client;
     let waiter = Arc::new(Waiter {

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ferrokv_commands::client::{ClientShared, flags};
 use ferrokv_commands::blocking::{Parked, Wake};
+use ferrokv_commands::client::{ClientShared, flags};
 use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::{Client, Server, dispatch, stats};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};

@@ -586,11 +586,7 @@ fn pop(ctx: &mut Ctx, args: &[Bytes], front: bool) -> CmdResult {
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`, and BLMPOP's arguments after
 /// the timeout: (keys, from the head, count).
 fn parse_mpop(args: &[Bytes], numkeys_at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
-    let numkeys = int_at_least(
-        &args[numkeys_at],
-        1,
-        "ERR numkeys should be greater than 0",
-    )?;
+    let numkeys = int_at_least(&args[numkeys_at], 1, "ERR numkeys should be greater than 0")?;
     let where_at = (numkeys as u64).saturating_add(numkeys_at as u64 + 1);
     if where_at >= args.len() as u64 {
         return Err(errors::SYNTAX);
@@ -727,7 +723,10 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.reply.array_len(n);
     // Walk from the nearer end, as Valkey does for large lists.
     if start > list.len() - 1 - stop {
-        let mut elems: Vec<Elem<'_>> = list.iter_from(list.seek(stop as i64), true).take(n).collect();
+        let mut elems: Vec<Elem<'_>> = list
+            .iter_from(list.seek(stop as i64), true)
+            .take(n)
+            .collect();
         elems.reverse();
         for e in elems {
             reply_elem(ctx.reply, e);
@@ -779,7 +778,11 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             rank = n;
         } else if args::is(&args[i], "count") && has_value {
-            count = Some(int_at_least(&args[i + 1], 0, "ERR COUNT can't be negative")?);
+            count = Some(int_at_least(
+                &args[i + 1],
+                0,
+                "ERR COUNT can't be negative",
+            )?);
         } else if args::is(&args[i], "maxlen") && has_value {
             maxlen = int_at_least(&args[i + 1], 0, "ERR MAXLEN can't be negative")?;
         } else {
@@ -806,7 +809,11 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(n) => n as usize,
         None => 1,
     };
-    let limit = if maxlen == 0 { usize::MAX } else { maxlen as usize };
+    let limit = if maxlen == 0 {
+        usize::MAX
+    } else {
+        maxlen as usize
+    };
     let start = if reverse { list.last() } else { list.first() };
     let mut found = Vec::new();
     for (i, elem) in list.iter_from(start, reverse).enumerate().take(limit) {

@@ -203,7 +203,11 @@ impl ListValue {
                 }
             }
             Repr::Quick(nodes) => {
-                let end = if front { nodes.front_mut() } else { nodes.back_mut() };
+                let end = if front {
+                    nodes.front_mut()
+                } else {
+                    nodes.back_mut()
+                };
                 match end {
                     Some(node) if allows_insert(node, fill, value.len()) => {
                         if front {
@@ -229,37 +233,30 @@ impl ListValue {
     // ---- positions ----
 
     pub fn first(&self) -> Option<Pos> {
-        (0..self.node_count()).find_map(|node| {
-            self.node(node)
-                .first()
-                .map(|off| Pos { node, off })
-        })
+        (0..self.node_count()).find_map(|node| self.node(node).first().map(|off| Pos { node, off }))
     }
 
     pub fn last(&self) -> Option<Pos> {
-        (0..self.node_count()).rev().find_map(|node| {
-            self.node(node).last().map(|off| Pos { node, off })
-        })
+        (0..self.node_count())
+            .rev()
+            .find_map(|node| self.node(node).last().map(|off| Pos { node, off }))
     }
 
     pub fn next(&self, pos: Pos) -> Option<Pos> {
         if let Some(off) = self.node(pos.node).next(pos.off) {
             return Some(Pos { off, ..pos });
         }
-        (pos.node + 1..self.node_count()).find_map(|node| {
-            self.node(node)
-                .first()
-                .map(|off| Pos { node, off })
-        })
+        (pos.node + 1..self.node_count())
+            .find_map(|node| self.node(node).first().map(|off| Pos { node, off }))
     }
 
     pub fn prev(&self, pos: Pos) -> Option<Pos> {
         if let Some(off) = self.node(pos.node).prev(pos.off) {
             return Some(Pos { off, ..pos });
         }
-        (0..pos.node).rev().find_map(|node| {
-            self.node(node).last().map(|off| Pos { node, off })
-        })
+        (0..pos.node)
+            .rev()
+            .find_map(|node| self.node(node).last().map(|off| Pos { node, off }))
     }
 
     pub fn get(&self, pos: Pos) -> Elem<'_> {
@@ -374,7 +371,12 @@ impl ListValue {
                 break;
             }
             match self.node(next_node).first() {
-                Some(off) => pos = Pos { node: next_node, off },
+                Some(off) => {
+                    pos = Pos {
+                        node: next_node,
+                        off,
+                    }
+                }
                 None => break,
             }
         }
@@ -502,9 +504,7 @@ impl ListValue {
             && nodes
                 .get(i + 1)
                 .is_some_and(|n| allows_insert(n, fill, value.len()));
-        let prev_room = at_head
-            && i > 0
-            && allows_insert(&nodes[i - 1], fill, value.len());
+        let prev_room = at_head && i > 0 && allows_insert(&nodes[i - 1], fill, value.len());
         if !full {
             let node = &mut nodes[i];
             let at = if after {
@@ -524,20 +524,20 @@ impl ListValue {
         } else {
             // Split the full node at the element; the new element joins the split-off part.
             let node = &mut nodes[i];
-            let center;
-            if after {
+            // The node that was split stays the centre of the merge attempts.
+            let center = if after {
                 let cut = node.next(pos.off).unwrap_or(node.bytes_end());
                 let mut tail = node.split_off(cut);
                 tail.push_front(value);
                 nodes.insert(i + 1, tail);
-                center = i;
+                i
             } else {
                 let tail = node.split_off(pos.off);
                 let mut head = std::mem::replace(node, tail);
                 head.push_back(value);
                 nodes.insert(i, head);
-                center = i + 1;
-            }
+                i + 1
+            };
             merge_around(nodes, center, fill);
         }
     }

@@ -496,7 +496,10 @@ mod tests {
         let off = lp.seek(2).unwrap();
         lp.replace_at(off, b"12345");
         lp.delete_at(lp.seek(0).unwrap());
-        assert_eq!(texts(&lp), [b"b".to_vec(), b"12345".to_vec(), b"d".to_vec()]);
+        assert_eq!(
+            texts(&lp),
+            [b"b".to_vec(), b"12345".to_vec(), b"d".to_vec()]
+        );
         let tail = lp.split_off(lp.seek(1).unwrap());
         assert_eq!((lp.len(), tail.len()), (1, 2));
         lp.append(tail);
