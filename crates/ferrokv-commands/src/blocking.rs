@@ -362,6 +362,15 @@ pub fn signal_ready_in(server: &Server, db: usize, key: &Bytes) {
     });
 }
 
+/// Records that a value was stored under `key` by a command outside the blocking families
+/// (RENAME, MOVE, COPY): any blocked client whose op accepts its type is served right after
+/// the command. Copies the key only when some client is blocked.
+pub fn signal_key_added(server: &Server, db: usize, key: &[u8]) {
+    if server.blocking.blocked.load(Relaxed) != 0 {
+        signal_ready_in(server, db, &Bytes::copy_from_slice(key));
+    }
+}
+
 /// Whether keys signalled ready wait to be served on this thread.
 pub fn pending() -> bool {
     READY.with(|r| !r.borrow().is_empty())

@@ -321,3 +321,24 @@ fn a_served_blmove_into_a_wrong_type_gets_wrongtype() {
     );
     assert_eq!(show(&control.command(&["LLEN", "src"])), ":1\\r\\n");
 }
+
+#[test]
+fn keys_created_by_rename_move_and_copy_wake_blocked_clients() {
+    let server = server();
+    let mut control = connect(&server);
+    let mut waiter = connect(&server);
+    control.command(&["RPUSH", "src", "a", "b", "c"]);
+    send(&mut waiter, &["BLPOP", "renamed", "5"]);
+    wait_blocked(&mut control, 1);
+    control.command(&["RENAME", "src", "renamed"]);
+    assert_eq!(reply(&mut waiter), pair("renamed", "a"));
+    send(&mut waiter, &["BLPOP", "copied", "5"]);
+    wait_blocked(&mut control, 1);
+    control.command(&["COPY", "renamed", "copied"]);
+    assert_eq!(reply(&mut waiter), pair("copied", "b"));
+    waiter.command(&["SELECT", "2"]);
+    send(&mut waiter, &["BLPOP", "renamed", "5"]);
+    wait_blocked(&mut control, 1);
+    control.command(&["MOVE", "renamed", "2"]);
+    assert_eq!(reply(&mut waiter), pair("renamed", "b"));
+}
