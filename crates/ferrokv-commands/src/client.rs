@@ -42,6 +42,12 @@ pub struct Client {
     pub config_epoch: u64,
     /// LRU or LFU stamping, derived from `config` whenever it is refreshed.
     pub access_policy: AccessPolicy,
+    /// Set by a blocking command that parked the client (see `blocking`); the connection
+    /// takes it when dispatch reports `Outcome::Blocked`.
+    pub blocked: Option<crate::blocking::Parked>,
+    /// Blocking commands must not wait: set while running inside MULTI/EXEC or a script,
+    /// where they answer at once as if they had timed out.
+    pub deny_blocking: bool,
 }
 
 impl Client {
@@ -60,6 +66,8 @@ impl Client {
             access_policy: access_policy_of(&config),
             config,
             config_epoch,
+            blocked: None,
+            deny_blocking: false,
         }
     }
 
@@ -114,10 +122,13 @@ pub mod flags {
     pub const UNIX_SOCKET: u32 = 1 << 2;
     pub const NO_EVICT: u32 = 1 << 3;
     pub const NO_TOUCH: u32 = 1 << 4;
+    /// Parked in a blocking command (BLPOP ...), also shown as `b`.
+    pub const BLOCKED: u32 = 1 << 5;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
         (PAUSED, 'b'),
+        (BLOCKED, 'b'),
         (CLOSE_AFTER_REPLY, 'c'),
         (UNIX_SOCKET, 'U'),
         (NO_EVICT, 'e'),

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use ferrokv_protocol::Reply;
 use ferrokv_store::{clock, events};
 
+use crate::blocking;
 use crate::client::{Client, ReplyMode, Transport};
 use crate::context::{CmdError, Ctx, errors};
 use crate::server::Server;
@@ -27,6 +28,10 @@ pub enum Outcome {
     /// A CLIENT PAUSE holds it back: nothing ran and nothing was replied. The connection
     /// waits until `server.pause.blocks(may_write, now)` clears, then submits it again.
     Postponed { may_write: bool },
+    /// A blocking command parked the client (see `blocking`): nothing was replied yet. The
+    /// connection takes `client.blocked`, waits for its outcome, and passes it to
+    /// [`finish_blocked`].
+    Blocked,
 }
 
 /// Runs one command and appends its reply (if any) to `reply`.
@@ -143,8 +148,30 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     if events::pending() {
         handle_key_events(stats);
     }
+    if blocking::pending() {
+        // Keys made ready by a command that did not serve the blocked clients itself.
+        blocking::serve_pending(server, now_ms);
+    }
+    if client.blocked.is_some() {
+        return Outcome::Blocked;
+    }
     discard_if_silenced(client, reply, reply_start);
     Outcome::Done
+}
+
+/// Writes the outcome of a blocked command's wait as its reply.
+pub fn finish_blocked(client: &mut Client, reply: &mut Reply, wake: blocking::Wake) {
+    let start = reply.len();
+    match wake {
+        blocking::Wake::Reply(bytes) => reply.raw(&bytes),
+        blocking::Wake::Timeout => reply.null_array(),
+        blocking::Wake::Error => finish_error(
+            reply,
+            stats::local(),
+            &CmdError::new(blocking::UNBLOCKED_ERROR),
+        ),
+    }
+    discard_if_silenced(client, reply, start);
 }
 
 /// Finds the table entry for `args`, descending into subcommands.

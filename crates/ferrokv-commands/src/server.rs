@@ -29,6 +29,8 @@ pub struct Server {
     pub last_save_unix: AtomicU64,
     /// CLIENT PAUSE and other pauses of command processing.
     pub pause: crate::pause::ClientPause,
+    /// Clients parked in blocking commands (BLPOP ...).
+    pub blocking: crate::blocking::Registry,
 }
 
 impl Server {
@@ -53,6 +55,7 @@ impl Server {
             config_write: Mutex::new(()),
             last_save_unix: AtomicU64::new((now / 1000) as u64),
             pause: Default::default(),
+            blocking: Default::default(),
         })
     }
 

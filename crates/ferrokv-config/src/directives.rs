@@ -387,7 +387,7 @@ directives! {
         "How slowly LFU counters grow; higher means slower.";
     list_compress_depth: i64 = "list-compress-depth" [], "0", Kind::int(0, I32), PENDING,
         "List nodes left uncompressed at each end; 0 compresses none.";
-    list_max_listpack_size: i64 = "list-max-listpack-size" ["list-max-ziplist-size"], "-2", Kind::int(-I32 - 1, I32), PENDING,
+    list_max_listpack_size: i64 = "list-max-listpack-size" ["list-max-ziplist-size"], "-2", Kind::int(-I32 - 1, I32), 0,
         "Size of one list node: positive counts elements, -1..-5 is 4 KB to 64 KB.";
     loading_process_events_interval_bytes: i64 = "loading-process-events-interval-bytes" [], "2097152", Kind::int(1024, I32), HIDDEN | PENDING,
         "Bytes loaded between serving events while loading.";

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use ferrokv_commands::blocking::{Parked, Wake};
 use ferrokv_commands::client::{ClientShared, flags};
 use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::{Client, Server, dispatch, stats};
@@ -59,6 +60,8 @@ where
         );
     }
     let _ = stream.shutdown().await;
+    // Never leave a waiter behind, whatever path ended the connection.
+    server.blocking.cancel(shared.id);
     server.clients.unregister(shared.id);
 }
 
@@ -132,7 +135,7 @@ where
             };
             match parser.next_request(input, &limits) {
                 Ok(Some(args)) => {
-                    run_request(server, stream, client, reply, wake, args).await?;
+                    run_request(server, stream, client, reply, wake, input, args).await?;
                     if client.close_after_reply {
                         break;
                     }
@@ -174,13 +177,15 @@ where
 }
 
 /// Executes one request; one that a CLIENT PAUSE holds back is retried, after the replies
-/// so far have gone out, once the pause no longer applies to it.
-async fn run_request<S: AsyncWrite + Unpin>(
+/// so far have gone out, once the pause no longer applies to it; one that blocks waits for
+/// its outcome.
+async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Server,
     stream: &mut S,
     client: &mut Client,
     reply: &mut Reply,
     wake: &Notify,
+    input: &mut BytesMut,
     args: Vec<Bytes>,
 ) -> Result<(), String> {
     loop {
@@ -190,8 +195,74 @@ async fn run_request<S: AsyncWrite + Unpin>(
                 flush(stream, client, reply).await?;
                 wait_for_pause_end(server, client, wake, may_write).await?;
             }
+            Outcome::Blocked => {
+                let Some(parked) = client.blocked.take() else {
+                    return Ok(());
+                };
+                flush(stream, client, reply).await?;
+                let outcome = wait_while_blocked(server, stream, client, wake, input, parked).await;
+                let woken = outcome?;
+                dispatch::finish_blocked(client, reply, woken);
+                return Ok(());
+            }
         }
     }
+}
+
+/// Waits for a parked client's outcome (see `ferrokv_commands::blocking`): a delivery from
+/// the thread that served it or unblocked it, its deadline, a kill, or the connection
+/// closing. Meanwhile the socket is still read, so a disconnect is noticed at once; what
+/// the client pipelines after the blocking command waits in `input`. No polling.
+async fn wait_while_blocked<S: AsyncRead + Unpin>(
+    server: &Server,
+    stream: &mut S,
+    client: &Client,
+    wake: &Notify,
+    input: &mut BytesMut,
+    parked: Parked,
+) -> Result<Wake, String> {
+    let shared = &client.shared;
+    shared.set_flag(flags::BLOCKED, true);
+    let mut deadline = parked.deadline_ms;
+    let outcome = loop {
+        if let Some(woken) = parked.delivery.lock().take() {
+            break Ok(woken);
+        }
+        if shared.is_killed() {
+            server.blocking.cancel(client.id);
+            break Err("killed while blocked".to_string());
+        }
+        let wait = deadline.map(|at| Duration::from_millis((at - clock::now_ms()).max(0) as u64));
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = async { tokio::time::sleep(wait.unwrap_or_default()).await }, if wait.is_some() => {
+                if server.blocking.cancel(client.id) {
+                    break Ok(Wake::Timeout);
+                }
+                // Served or unblocked at this very moment: its delivery is on the way.
+                deadline = None;
+            }
+            read = stream.read_buf(input) => match read {
+                Ok(0) | Err(_) => {
+                    server.blocking.cancel(client.id);
+                    break Err("connection closed while blocked".to_string());
+                }
+                Ok(n) => {
+                    stats::local().net_input_bytes.add(n as u64);
+                    shared.net_in.fetch_add(n as u64, Relaxed);
+                    if input.len() as i64 > client.config.client_query_buffer_limit {
+                        server.blocking.cancel(client.id);
+                        break Err("query buffer limit".to_string());
+                    }
+                    if input.capacity() - input.len() < READ_CHUNK / 2 {
+                        input.reserve(READ_CHUNK);
+                    }
+                }
+            },
+        }
+    };
+    shared.set_flag(flags::BLOCKED, false);
+    outcome
 }
 
 /// Waits until no pause holds back a command of this kind: until the pause's end time, or

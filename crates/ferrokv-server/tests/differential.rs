@@ -170,4 +170,5 @@ case_files! {
     config => "config.txt",
     hyperloglog => "hyperloglog.txt",
     sets => "sets.txt",
+    lists => "lists.txt",
 }

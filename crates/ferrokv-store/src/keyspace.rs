@@ -66,6 +66,30 @@ impl Keyspace {
         }
     }
 
+    /// Adds the shards of `keys` to `locked` without risking a deadlock: a shard above every
+    /// shard already held is locked (waiting if needed: that keeps the ascending order every
+    /// thread follows); one below is only tried. Returns false when a shard below was busy;
+    /// the shards added so far stay locked. Serving blocked clients uses this to reach a
+    /// destination key (BLMOVE) while still holding the source key's shard.
+    pub fn extend_lock<'a, K: AsRef<[u8]>>(&'a self, locked: &mut Locked<'a>, keys: &[K]) -> bool {
+        for key in keys {
+            let index = Self::shard_of(key.as_ref());
+            let Err(at) = locked.guards.binary_search_by_key(&index, |(i, _)| *i) else {
+                continue;
+            };
+            let guard = if at == locked.guards.len() {
+                self.shards[index].lock()
+            } else {
+                match self.shards[index].try_lock() {
+                    Some(guard) => guard,
+                    None => return false,
+                }
+            };
+            locked.guards.insert(at, (index, guard));
+        }
+        true
+    }
+
     /// Locks one shard by index (SCAN, active expiry, eviction).
     pub fn lock_shard(&self, index: usize) -> Locked<'_> {
         let mut guards = SmallVec::new();

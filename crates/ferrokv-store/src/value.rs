@@ -5,6 +5,7 @@
 
 use ferrokv_protocol::number::parse_i64;
 
+use crate::types::list::ListValue;
 use crate::types::set::SetValue;
 
 fn format_i64(n: i64) -> String {
@@ -52,6 +53,7 @@ impl ObjectType {
 pub enum Value {
     Str(StrValue),
     Set(SetValue),
+    List(ListValue),
 }
 
 impl Value {
@@ -59,6 +61,7 @@ impl Value {
         match self {
             Value::Str(_) => ObjectType::String,
             Value::Set(_) => ObjectType::Set,
+            Value::List(_) => ObjectType::List,
         }
     }
 
@@ -67,6 +70,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Value {
             Value::Str(StrValue::Int(_)) => 0,
             Value::Str(StrValue::Embstr(b)) | Value::Str(StrValue::Raw(b)) => b.capacity(),
             Value::Set(s) => s.heap_size(),
+            Value::List(l) => std::mem::size_of::<ListValue>() + l.heap_size(),
         }
     }
 }

@@ -306,18 +306,24 @@ fn unpause(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: no command blocks yet, so no client is unblocked.
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: ends the wait of a client parked in a blocking
+/// command (a null reply, or the UNBLOCKED error); 1 if it was parked. Clients held back by
+/// CLIENT PAUSE are not parked and stay where they are, as in Valkey.
 fn unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    args::int(&args[2])?;
-    if let Some(reason) = args.get(3)
-        && !args::is(reason, "timeout")
-        && !args::is(reason, "error")
-    {
-        return Err(CmdError::err(
-            "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
-        ));
+    let id = args::int(&args[2])?;
+    let mut error = false;
+    // Valkey reads the reason only when it is the last argument; more arguments are ignored.
+    if let [_, _, _, reason] = args {
+        if args::is(reason, "error") {
+            error = true;
+        } else if !args::is(reason, "timeout") {
+            return Err(CmdError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
     }
-    ctx.reply.int(0);
+    let unblocked = u64::try_from(id).is_ok_and(|id| ctx.server.blocking.unblock(id, error));
+    ctx.reply.int(unblocked as i64);
     Ok(())
 }
 

@@ -320,18 +320,15 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("maxclients", config.maxclients);
     out.field("client_recent_max_input_buffer", max_in);
     out.field("client_recent_max_output_buffer", max_out);
-    for name in [
-        "blocked_clients",
-        "tracking_clients",
-        "pubsub_clients",
-        "watching_clients",
-        "clients_in_timeout_table",
-        "total_watched_keys",
-        "total_blocking_keys",
-        "total_blocking_keys_on_nokey",
-    ] {
+    let (blocking_keys, in_timeout_table) = server.blocking.counts();
+    out.field("blocked_clients", server.blocking.blocked_clients());
+    for name in ["tracking_clients", "pubsub_clients", "watching_clients"] {
         out.field(name, 0);
     }
+    out.field("clients_in_timeout_table", in_timeout_table);
+    out.field("total_watched_keys", 0);
+    out.field("total_blocking_keys", blocking_keys);
+    out.field("total_blocking_keys_on_nokey", 0);
     out.field("paused_reason", "none");
     out.field("paused_actions", "none");
     out.field("paused_timeout_milliseconds", 0);

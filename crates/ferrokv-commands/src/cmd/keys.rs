@@ -372,6 +372,7 @@ fn rename_generic(ctx: &Ctx, from: &[u8], to: &[u8], only_if_new: bool) -> Resul
         return Err(errors::NO_SUCH_KEY);
     };
     locked.db(db, to).insert(to, entry);
+    crate::blocking::signal_key_added(ctx.server, db, to);
     drop(locked);
     drop(replaced);
     ctx.add_dirty(1);
@@ -417,6 +418,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut entry = ctx.new_entry(value);
     entry.expire_at = expire_at;
     locked.db(dst_db, to).insert(to, entry);
+    crate::blocking::signal_key_added(ctx.server, dst_db, to);
     drop(locked);
     drop(replaced);
     ctx.add_dirty(1);
@@ -438,6 +440,7 @@ fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         && match locked.db(src_db, key).remove(key) {
             Some(entry) => {
                 locked.db(dst_db, key).insert(key, entry);
+                crate::blocking::signal_key_added(ctx.server, dst_db, key);
                 true
             }
             None => false,

@@ -11,6 +11,7 @@ pub mod expire;
 pub mod hyperloglog;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod memory;
 pub mod server;
 pub mod set;
@@ -23,6 +24,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     string::COMMANDS,
     keys::COMMANDS,
+    list::COMMANDS,
     bits::COMMANDS,
     client::COMMANDS,
     expire::COMMANDS,

@@ -1,4 +1,6 @@
 //! Value types beyond plain strings, one module each.
 
 pub mod hyperloglog;
+pub mod list;
+pub mod listpack;
 pub mod set;
