@@ -29,14 +29,14 @@ enum Compare {
     KnownDifference(String),
 }
 
-fn run_case_file(name: &str) {
+fn run_case_file(name: &str, protocol: u8) {
     let path = format!("{}/tests/cases/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let ferrokv = start_ferrokv(&["--enable-debug-command", "yes"]);
     let valkey = start_valkey(&["--enable-debug-command", "yes"]);
     let mut failures = Vec::new();
     let mut scenario = String::from("(start)");
-    let mut clients = fresh_clients(&ferrokv, &valkey);
+    let mut clients = fresh_clients(&ferrokv, &valkey, protocol);
     let mut commands = 0;
     for (lineno, raw_line) in text.lines().enumerate() {
         let line = raw_line.trim();
@@ -45,7 +45,7 @@ fn run_case_file(name: &str) {
         }
         if let Some(title) = line.strip_prefix("===") {
             scenario = title.trim().to_string();
-            clients = fresh_clients(&ferrokv, &valkey);
+            clients = fresh_clients(&ferrokv, &valkey, protocol);
             continue;
         }
         let (compare, command) = parse_directive(line);
@@ -93,10 +93,18 @@ fn run_case_file(name: &str) {
     );
 }
 
-fn fresh_clients(ferrokv: &ServerProcess, valkey: &ServerProcess) -> (RawClient, RawClient) {
+/// New connections to both servers, in RESP `protocol`, with both datasets emptied.
+fn fresh_clients(
+    ferrokv: &ServerProcess,
+    valkey: &ServerProcess,
+    protocol: u8,
+) -> (RawClient, RawClient) {
     let mut ours = RawClient::connect(ferrokv.port).expect("connect ferrokv");
     let mut theirs = RawClient::connect(valkey.port).expect("connect valkey");
     for c in [&mut ours, &mut theirs] {
+        if protocol == 3 {
+            c.command(&["HELLO", "3"]);
+        }
         c.command(&["FLUSHALL"]);
     }
     (ours, theirs)
@@ -138,9 +146,19 @@ fn sorted(reply: &[u8]) -> Vec<u8> {
 macro_rules! case_files {
     ($($test:ident => $file:literal),* $(,)?) => {
         $(
-            #[test]
-            fn $test() {
-                run_case_file($file);
+            mod $test {
+                /// Replies compared in RESP2.
+                #[test]
+                fn resp2() {
+                    super::run_case_file($file, 2);
+                }
+
+                /// The same commands on RESP3 connections: maps, sets, doubles and nulls
+                /// must take Valkey's RESP3 forms.
+                #[test]
+                fn resp3() {
+                    super::run_case_file($file, 3);
+                }
             }
         )*
 

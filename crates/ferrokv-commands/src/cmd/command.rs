@@ -138,7 +138,8 @@ pub fn write_info(reply: &mut Reply, entry: &TableEntry) {
     for tip in spec.tips {
         reply.bulk(tip.as_bytes());
     }
-    reply.array_len(spec.key_specs.len());
+    // A set in RESP3, as Valkey sends it.
+    reply.set_len(spec.key_specs.len());
     for (i, key_spec) in spec.key_specs.iter().enumerate() {
         let notes = spec.key_notes.get(i).copied().unwrap_or("");
         write_key_spec(reply, key_spec, notes);
