@@ -5,6 +5,8 @@
 
 use ferrokv_protocol::number::parse_i64;
 
+use crate::types::hash::HashValue;
+
 fn format_i64(n: i64) -> String {
     itoa::Buffer::new().format(n).to_owned()
 }
@@ -49,12 +51,14 @@ impl ObjectType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    Hash(HashValue),
 }
 
 impl Value {
     pub fn object_type(&self) -> ObjectType {
         match self {
             Value::Str(_) => ObjectType::String,
+            Value::Hash(_) => ObjectType::Hash,
         }
     }
 
@@ -62,6 +66,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -70,6 +75,40 @@ impl Value {
         match self {
             Value::Str(StrValue::Int(_)) => 0,
             Value::Str(StrValue::Embstr(b)) | Value::Str(StrValue::Raw(b)) => b.capacity(),
+            Value::Hash(h) => h.heap_size(),
+        }
+    }
+
+    /// Whether parts of the value (hash fields) have a TTL of their own, which INFO's
+    /// `keys_with_volatile_items` counts and the active expiry reclaims.
+    pub fn has_volatile_items(&self) -> bool {
+        match self {
+            Value::Hash(h) => h.volatile_len() > 0,
+            _ => false,
+        }
+    }
+
+    /// The earliest expiry among the value's items, if any has a TTL.
+    pub fn next_item_expiry(&self) -> Option<i64> {
+        match self {
+            Value::Hash(h) => h.next_expiry(),
+            _ => None,
+        }
+    }
+
+    /// Reclaims up to `max` items expired at `now_ms`; returns how many.
+    pub fn expire_items(&mut self, now_ms: i64, max: usize) -> usize {
+        match self {
+            Value::Hash(h) => h.expire_due(now_ms, max),
+            _ => 0,
+        }
+    }
+
+    /// A collection left without elements (its key must go).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Hash(h) => h.is_empty(),
+            _ => false,
         }
     }
 }

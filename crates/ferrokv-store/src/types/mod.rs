@@ -1,0 +1,3 @@
+//! The collection value types, one module each.
+
+pub mod hash;
