@@ -117,8 +117,10 @@ impl Db {
         self.table.bucket_count()
     }
 
-    /// Keys whose value has items with a TTL (INFO's `keys_with_volatile_items`).
-    pub fn volatile_items_len(&self) -> usize {
+    /// Keys whose value has items with a TTL (INFO's `keys_with_volatile_items`). Closes
+    /// the open entry first, since a handler may just have given it its first item TTL.
+    pub fn volatile_items_len(&mut self) -> usize {
+        self.close();
         self.volatile_items
     }
 
@@ -395,10 +397,10 @@ impl Db {
         samples: usize,
         max_items: usize,
     ) -> (usize, usize) {
+        self.close();
         if self.volatile_items == 0 {
             return (0, 0);
         }
-        self.close();
         let mut sampled = 0;
         let mut due: Vec<Box<[u8]>> = Vec::new();
         let mut cursor = self.items_cursor;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod expire;
+pub mod hash;
 pub mod info;
 pub mod keys;
 pub mod memory;
@@ -30,4 +31,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     memory::COMMANDS,
     debug::COMMANDS,
     config::COMMANDS,
+    hash::COMMANDS,
 ];

@@ -197,6 +197,36 @@ impl HashValue {
         }
     }
 
+    /// A uniformly random live field and its value.
+    pub fn random_field(&self, now_ms: i64, rng: &mut impl rand::Rng) -> Option<(&[u8], &[u8])> {
+        match self {
+            HashValue::Listpack(lp) => {
+                if lp.is_empty() {
+                    return None;
+                }
+                lp.iter().nth(rng.random_range(0..lp.len()))
+            }
+            HashValue::Table(t) => {
+                if t.is_empty() {
+                    return None;
+                }
+                // Expired fields are few between reclaim passes; after a few unlucky draws,
+                // pick among the live ones explicitly.
+                for _ in 0..8 {
+                    let f = t.at(rng.random_range(0..t.len()))?;
+                    if !f.is_expired(now_ms) {
+                        return Some((f.field, f.value));
+                    }
+                }
+                let live = self.live_pairs(now_ms);
+                if live.is_empty() {
+                    return None;
+                }
+                Some(live[rng.random_range(0..live.len())])
+            }
+        }
+    }
+
     /// Every live field and value, in storage order.
     pub fn live_pairs(&self, now_ms: i64) -> Vec<(&[u8], &[u8])> {
         let mut pairs = Vec::with_capacity(self.len());

@@ -305,7 +305,7 @@ impl FieldTable {
 
     /// One HSCAN step: visits the bucket `cursor` designates and returns the next cursor
     /// (0 when the iteration is complete).
-    pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(FieldRef<'_>)) -> u64 {
+    pub fn scan_step<'a>(&'a self, cursor: u64, mut visit: impl FnMut(FieldRef<'a>)) -> u64 {
         if self.buckets.is_empty() || self.slots.is_empty() {
             return 0;
         }
