@@ -124,6 +124,8 @@ fn parse_hscan_options(args: &[Bytes]) -> Result<HscanOptions<'_>, CmdError> {
         } else if args::is(option, "novalues") {
             options.no_values = true;
             i += 1;
+        } else if args::is(option, "noscores") {
+            return Err(CmdError::err("NOSCORES option can only be used in ZSCAN"));
         } else {
             return Err(errors::SYNTAX);
         }
