@@ -288,7 +288,7 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn hset_generic(ctx: &Ctx, args: &[Bytes]) -> Result<i64, CmdError> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(arity_error(ctx.spec.name));
     }
     let key = &args[1];
