@@ -329,6 +329,7 @@ pub fn handle_key_events(stats: &stats::ThreadStats) {
     for event in events::take() {
         match event {
             events::KeyEvent::Expired { .. } => stats.expired_keys.add(1),
+            events::KeyEvent::ItemsExpired { count, .. } => stats.expired_fields.add(count as u64),
         }
     }
 }

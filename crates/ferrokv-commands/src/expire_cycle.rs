@@ -4,7 +4,8 @@
 //! database while more than a small fraction of the sample was expired, within a time budget
 //! of about a quarter of a tick. `active-expire-effort` (1-10) raises the sample size and the
 //! budget and lowers the tolerated stale fraction. Shards are visited round-robin, each locked
-//! only while it is sampled, so clients on other shards never wait for the cycle.
+//! only while it is sampled, so clients on other shards never wait for the cycle. Hash fields
+//! with a TTL are reclaimed by the same cycle (see `Db::active_expire_items_step`).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,10 @@ use ferrokv_store::keyspace::SHARD_COUNT;
 use crate::dispatch::handle_key_events;
 use crate::server::Server;
 use crate::stats;
+
+/// Most expired hash fields reclaimed per step, so one huge hash cannot hold its shard's
+/// lock for long; the cycle runs further steps while its time budget lasts.
+const ITEMS_PER_STEP: usize = 1000;
 
 #[derive(Default)]
 pub struct ExpireCycle {
@@ -43,6 +48,15 @@ impl ExpireCycle {
                             || expired * 100 <= sampled * acceptable_stale_percent
                             || started.elapsed() > budget
                         {
+                            break;
+                        }
+                    }
+                    // Hash fields with a TTL: reclaimed in bounded batches while any are
+                    // due and the budget lasts (a hash left empty goes with its fields).
+                    loop {
+                        let (sampled, reclaimed) =
+                            db.active_expire_items_step(now_ms, samples, ITEMS_PER_STEP);
+                        if sampled == 0 || reclaimed == 0 || started.elapsed() > budget {
                             break;
                         }
                     }

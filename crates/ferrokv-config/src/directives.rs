@@ -341,9 +341,9 @@ directives! {
         "Allow CONFIG SET of protected directives (dir, dbfilename): no, yes or local.";
     extended_redis_compatibility: bool = "extended-redis-compatibility" [], "no", Kind::Bool, PENDING,
         "Pretend to be Redis where clients check the server name.";
-    hash_max_listpack_entries: i64 = "hash-max-listpack-entries" ["hash-max-ziplist-entries"], "512", Kind::int(0, i64::MAX), PENDING,
+    hash_max_listpack_entries: i64 = "hash-max-listpack-entries" ["hash-max-ziplist-entries"], "512", Kind::int(0, i64::MAX), 0,
         "Hashes up to this many fields use the compact encoding.";
-    hash_max_listpack_value: i64 = "hash-max-listpack-value" ["hash-max-ziplist-value"], "64", Kind::memory(0, i64::MAX), PENDING,
+    hash_max_listpack_value: i64 = "hash-max-listpack-value" ["hash-max-ziplist-value"], "64", Kind::memory(0, i64::MAX), 0,
         "Hashes whose values are all this short use the compact encoding.";
     hash_seed: String = "hash-seed" [], "", Kind::Str, IMMUTABLE | PENDING,
         "Seed for the hash functions; empty picks a random one.";

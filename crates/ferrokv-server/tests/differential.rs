@@ -189,4 +189,5 @@ case_files! {
     hyperloglog => "hyperloglog.txt",
     sets => "sets.txt",
     lists => "lists.txt",
+    hashes => "hashes.txt",
 }

@@ -66,6 +66,7 @@ struct Open {
     /// The decoded entry of an inline node; `None` for a boxed node, whose box is handed out.
     entry: Option<Entry>,
     had_expire: bool,
+    had_volatile_items: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +76,9 @@ pub struct Db {
     table: Table,
     volatile: usize,
     expire_cursor: u64,
+    /// Keys whose value has items with a TTL of their own (hash fields).
+    volatile_items: usize,
+    items_cursor: u64,
     open: Option<Open>,
     /// A string buffer kept between opens, so decoding a short string does not allocate.
     spare: Vec<u8>,
@@ -111,6 +115,13 @@ impl Db {
 
     pub fn bucket_count(&self) -> usize {
         self.table.bucket_count()
+    }
+
+    /// Keys whose value has items with a TTL (INFO's `keys_with_volatile_items`). Closes
+    /// the open entry first, since a handler may just have given it its first item TTL.
+    pub fn volatile_items_len(&mut self) -> usize {
+        self.close();
+        self.volatile_items
     }
 
     /// Bytes of the bucket array (the per-key overhead outside the nodes).
@@ -157,6 +168,9 @@ impl Db {
         if entry.has_expire() {
             self.volatile += 1;
         }
+        if entry.value.has_volatile_items() {
+            self.volatile_items += 1;
+        }
         let Some((bucket, node)) = self.table.find_mut(key) else {
             let spare = &mut self.spare;
             let table = &mut self.table;
@@ -169,6 +183,9 @@ impl Db {
         let old = take_entry(node);
         if old.has_expire() {
             self.volatile -= 1;
+        }
+        if old.value.has_volatile_items() {
+            self.volatile_items -= 1;
         }
         if let Some(link) = self.table.link_at(bucket, addr) {
             store(link, entry, &mut self.spare);
@@ -183,6 +200,9 @@ impl Db {
         if old.has_expire() {
             self.volatile -= 1;
         }
+        if old.value.has_volatile_items() {
+            self.volatile_items -= 1;
+        }
         Some(old)
     }
 
@@ -194,6 +214,9 @@ impl Db {
         };
         if node.has_expire() {
             self.volatile -= 1;
+        }
+        if node_has_volatile_items(&node) {
+            self.volatile_items -= 1;
         }
         true
     }
@@ -231,11 +254,12 @@ impl Db {
             debug_assert!(false, "open entry's node vanished");
             return;
         };
-        let has_expire = match open.entry {
+        let (has_expire, has_items) = match open.entry {
             Some(entry) => {
                 let has_expire = entry.has_expire();
+                let has_items = entry.value.has_volatile_items();
                 store(link, entry, &mut self.spare);
-                has_expire
+                (has_expire, has_items)
             }
             None => {
                 // A boxed value that became a short string or an integer moves inline.
@@ -246,13 +270,19 @@ impl Db {
                     return;
                 };
                 let has_expire = boxed.has_expire();
+                let has_items = boxed.value.has_volatile_items();
                 if inlinable(&boxed.value) {
                     let entry = std::mem::replace(boxed, placeholder());
                     store(link, entry, &mut self.spare);
                 }
-                has_expire
+                (has_expire, has_items)
             }
         };
+        match (open.had_volatile_items, has_items) {
+            (false, true) => self.volatile_items += 1,
+            (true, false) => self.volatile_items -= 1,
+            _ => {}
+        }
         match (open.had_expire, has_expire) {
             (false, true) => self.volatile += 1,
             (true, false) => self.volatile -= 1,
@@ -265,6 +295,7 @@ impl Db {
         let link = self.table.link_at(bucket, addr)?;
         let node = link.as_mut()?;
         let had_expire = node.has_expire();
+        let had_volatile_items = node_has_volatile_items(node);
         let entry = if node.kind() == Kind::Boxed {
             None
         } else {
@@ -275,6 +306,7 @@ impl Db {
             addr: addr.as_ptr() as usize,
             entry,
             had_expire,
+            had_volatile_items,
         });
         match &mut open.entry {
             Some(entry) => Some(entry),
@@ -353,6 +385,68 @@ impl Db {
         (sampled, expired)
     }
 
+    /// One step of active expiry of items (hash fields): walks buckets from where the last
+    /// step stopped until it has looked at `samples` keys with volatile items (or
+    /// `samples * 20` buckets), reclaiming up to `max_items` expired items in total, and
+    /// deletes the keys left empty. Returns (keys looked at, items reclaimed).
+    ///
+    /// Within a value, items are indexed by expiry, so reclaiming costs no walk over it.
+    pub fn active_expire_items_step(
+        &mut self,
+        now_ms: i64,
+        samples: usize,
+        max_items: usize,
+    ) -> (usize, usize) {
+        self.close();
+        if self.volatile_items == 0 {
+            return (0, 0);
+        }
+        let mut sampled = 0;
+        let mut due: Vec<Box<[u8]>> = Vec::new();
+        let mut cursor = self.items_cursor;
+        let mut buckets = 0;
+        while sampled < samples && buckets < samples * 20 {
+            cursor = self.table.scan_step(cursor, |node| {
+                if let PayloadRef::Boxed(entry) = node.payload()
+                    && let Some(at) = entry.value.next_item_expiry()
+                {
+                    sampled += 1;
+                    if at <= now_ms {
+                        due.push(node.key().into());
+                    }
+                }
+            });
+            buckets += 1;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut reclaimed = 0;
+        for key in due {
+            if reclaimed >= max_items {
+                // Stop here; the next step starts again from this key's bucket.
+                return (sampled, reclaimed);
+            }
+            let Some(entry) = self.peek_mut(&key) else {
+                continue;
+            };
+            let n = entry.value.expire_items(now_ms, max_items - reclaimed);
+            let emptied = entry.value.is_empty_collection();
+            self.close();
+            reclaimed += n;
+            events::record(KeyEvent::ItemsExpired {
+                db: self.index,
+                key: key.clone(),
+                count: n,
+            });
+            if emptied {
+                self.delete(&key);
+            }
+        }
+        self.items_cursor = cursor;
+        (sampled, reclaimed)
+    }
+
     /// One SCAN step over this database's part of the shard.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         let mut scratch = placeholder();
@@ -374,6 +468,8 @@ impl Db {
             table: self.table.take_all(),
             volatile: std::mem::take(&mut self.volatile),
             expire_cursor: std::mem::take(&mut self.expire_cursor),
+            volatile_items: std::mem::take(&mut self.volatile_items),
+            items_cursor: std::mem::take(&mut self.items_cursor),
             index: self.index,
             open: None,
             spare: Vec::new(),
@@ -402,6 +498,7 @@ impl Db {
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut Entry) -> bool) {
         self.close();
         let mut volatile = 0;
+        let mut volatile_items = 0;
         let spare = &mut self.spare;
         self.table.retain(|mut node| {
             let mut entry = take_entry(&mut node);
@@ -410,11 +507,13 @@ impl Db {
                 return None;
             }
             volatile += entry.has_expire() as usize;
+            volatile_items += entry.value.has_volatile_items() as usize;
             let mut link = Some(node);
             store(&mut link, entry, spare);
             link
         });
         self.volatile = volatile;
+        self.volatile_items = volatile_items;
     }
 
     /// Samples up to `count` keys for eviction from consecutive buckets after a random one,
@@ -462,6 +561,11 @@ impl Db {
         self.sample_keys(rng, 1, true, |k, _, _| key = Some(k.to_vec()));
         key
     }
+}
+
+/// Whether the node's value has items with a TTL (only boxed values can).
+fn node_has_volatile_items(node: &Node) -> bool {
+    matches!(node.payload(), PayloadRef::Boxed(entry) if entry.value.has_volatile_items())
 }
 
 fn is_expired(node: &Node, now_ms: i64) -> bool {

@@ -10,7 +10,17 @@ use std::cell::RefCell;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyEvent {
-    Expired { db: usize, key: Box<[u8]> },
+    Expired {
+        db: usize,
+        key: Box<[u8]>,
+    },
+    /// The active expiry reclaimed `count` expired items (hash fields) of `key`; a key left
+    /// empty was deleted with them (not counted as an expired key, as in Valkey).
+    ItemsExpired {
+        db: usize,
+        key: Box<[u8]>,
+        count: usize,
+    },
 }
 
 thread_local! {

@@ -125,6 +125,14 @@ impl Keyspace {
         lens
     }
 
+    /// Keys of database `db` whose value has items with a TTL (hash fields).
+    pub fn db_volatile_items(&self, db: usize) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().dbs[db].volatile_items_len())
+            .sum()
+    }
+
     /// (keys, keys with a TTL) in database `db`.
     pub fn db_counts(&self, db: usize) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(k, v), s| {

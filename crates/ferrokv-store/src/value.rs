@@ -5,6 +5,7 @@
 
 use ferrokv_protocol::number::parse_i64;
 
+use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
 
@@ -54,6 +55,7 @@ pub enum Value {
     Str(StrValue),
     Set(SetValue),
     List(ListValue),
+    Hash(HashValue),
 }
 
 impl Value {
@@ -62,6 +64,7 @@ impl Value {
             Value::Str(_) => ObjectType::String,
             Value::Set(_) => ObjectType::Set,
             Value::List(_) => ObjectType::List,
+            Value::Hash(_) => ObjectType::Hash,
         }
     }
 
@@ -71,6 +74,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Set(s) => s.encoding(),
             Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -81,6 +85,40 @@ impl Value {
             Value::Str(StrValue::Embstr(b)) | Value::Str(StrValue::Raw(b)) => b.capacity(),
             Value::Set(s) => s.heap_size(),
             Value::List(l) => std::mem::size_of::<ListValue>() + l.heap_size(),
+            Value::Hash(h) => h.heap_size(),
+        }
+    }
+
+    /// Whether parts of the value (hash fields) have a TTL of their own, which INFO's
+    /// `keys_with_volatile_items` counts and the active expiry reclaims.
+    pub fn has_volatile_items(&self) -> bool {
+        match self {
+            Value::Hash(h) => h.volatile_len() > 0,
+            _ => false,
+        }
+    }
+
+    /// The earliest expiry among the value's items, if any has a TTL.
+    pub fn next_item_expiry(&self) -> Option<i64> {
+        match self {
+            Value::Hash(h) => h.next_expiry(),
+            _ => None,
+        }
+    }
+
+    /// Reclaims up to `max` items expired at `now_ms`; returns how many.
+    pub fn expire_items(&mut self, now_ms: i64, max: usize) -> usize {
+        match self {
+            Value::Hash(h) => h.expire_due(now_ms, max),
+            _ => 0,
+        }
+    }
+
+    /// A collection left without elements (its key must go).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Hash(h) => h.is_empty(),
+            _ => false,
         }
     }
 }

@@ -561,7 +561,7 @@ fn stats_section(out: &mut Out, _server: &Server, _config: &Config) {
     out.field("sync_partial_ok", 0);
     out.field("sync_partial_err", 0);
     out.field("expired_keys", sum(|s| s.expired_keys.get()));
-    out.field("expired_fields", 0);
+    out.field("expired_fields", sum(|s| s.expired_fields.get()));
     out.field("expired_stale_perc", "0.00");
     out.field("expired_keys_with_volatile_items_stale_perc", "0.00");
     out.field("expired_time_cap_reached_count", 0);
@@ -759,9 +759,12 @@ fn keyspace_section(out: &mut Out, server: &Server, _config: &Config) {
         if keys == 0 {
             continue;
         }
+        let with_items = server.keyspace.db_volatile_items(db);
         out.field(
             &format!("db{db}"),
-            format!("keys={keys},expires={expires},avg_ttl=0,keys_with_volatile_items=0"),
+            format!(
+                "keys={keys},expires={expires},avg_ttl=0,keys_with_volatile_items={with_items}"
+            ),
         );
     }
 }

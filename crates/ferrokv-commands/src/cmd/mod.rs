@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod expire;
+pub mod hash;
 pub mod hyperloglog;
 pub mod info;
 pub mod keys;
@@ -36,4 +37,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     config::COMMANDS,
     hyperloglog::COMMANDS,
     set::COMMANDS,
+    hash::COMMANDS,
 ];
