@@ -619,9 +619,9 @@ directives! {
         "Exit instead of aborting on a panic (for tests).";
     watchdog_period: i64 = "watchdog-period" [], "0", Kind::int(0, I32), HIDDEN | PENDING,
         "Milliseconds after which a blocked main thread logs a stack trace; 0 disables.";
-    zset_max_listpack_entries: i64 = "zset-max-listpack-entries" ["zset-max-ziplist-entries"], "128", Kind::int(0, i64::MAX), PENDING,
+    zset_max_listpack_entries: i64 = "zset-max-listpack-entries" ["zset-max-ziplist-entries"], "128", Kind::int(0, i64::MAX), 0,
         "Sorted sets up to this many members use the compact encoding.";
-    zset_max_listpack_value: i64 = "zset-max-listpack-value" ["zset-max-ziplist-value"], "64", Kind::memory(0, i64::MAX), PENDING,
+    zset_max_listpack_value: i64 = "zset-max-listpack-value" ["zset-max-ziplist-value"], "64", Kind::memory(0, i64::MAX), 0,
         "Sorted sets whose members are all this short use the compact encoding.";
 }
 

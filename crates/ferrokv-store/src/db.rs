@@ -700,6 +700,7 @@ mod model_tests {
     fn bytes_of(v: &Value) -> Vec<u8> {
         match v {
             Value::Str(s) => s.to_bytes().into_owned(),
+            other => format!("{other:?}").into_bytes(),
         }
     }
 
@@ -719,10 +720,10 @@ mod model_tests {
                     Op::GetAppend(k, b) => {
                         // now_ms 0: nothing expires through get here.
                         if let Some(e) = db.get(&key(k), 0) {
-                            let Value::Str(s) = &mut e.value;
+                            let Value::Str(s) = &mut e.value else { unreachable!("strings only") };
                             s.make_raw().extend_from_slice(&b);
                             let m = model.get_mut(&key(k)).expect("model has key");
-                            let Value::Str(ms) = &mut m.value;
+                            let Value::Str(ms) = &mut m.value else { unreachable!("strings only") };
                             ms.make_raw().extend_from_slice(&b);
                         } else {
                             prop_assert!(!model.contains_key(&key(k)));

@@ -14,6 +14,7 @@ pub mod glob;
 pub mod keyspace;
 mod node;
 pub mod table;
+pub mod types;
 pub mod value;
 
 pub use db::{Db, Entry, NO_EXPIRE};

@@ -5,6 +5,8 @@
 
 use ferrokv_protocol::number::parse_i64;
 
+use crate::types::zset::ZSet;
+
 fn format_i64(n: i64) -> String {
     itoa::Buffer::new().format(n).to_owned()
 }
@@ -49,12 +51,14 @@ impl ObjectType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    ZSet(ZSet),
 }
 
 impl Value {
     pub fn object_type(&self) -> ObjectType {
         match self {
             Value::Str(_) => ObjectType::String,
+            Value::ZSet(_) => ObjectType::ZSet,
         }
     }
 
@@ -62,6 +66,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -70,6 +75,7 @@ impl Value {
         match self {
             Value::Str(StrValue::Int(_)) => 0,
             Value::Str(StrValue::Embstr(b)) | Value::Str(StrValue::Raw(b)) => b.capacity(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }

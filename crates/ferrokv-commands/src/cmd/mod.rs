@@ -13,6 +13,7 @@ pub mod keys;
 pub mod memory;
 pub mod server;
 pub mod string;
+pub mod zset;
 
 use crate::spec::CommandSpec;
 
@@ -30,4 +31,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     memory::COMMANDS,
     debug::COMMANDS,
     config::COMMANDS,
+    zset::COMMANDS,
 ];
