@@ -52,7 +52,6 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(value)
 }
 
-
 /// Parses a double as Valkey does for a value argument (ZADD scores, increments): the whole
 /// argument must be a decimal number (`[+-]digits[.digits][e[+-]digits]`, either side of the
 /// point may be empty but not both) or `inf`/`infinity` (any case, optionally signed); no
@@ -79,8 +78,10 @@ pub fn parse_double(s: &[u8]) -> Option<f64> {
 
 /// Parses one end of a score range (ZRANGEBYSCORE, ZCOUNT ...) after any `(`: like
 /// [`parse_double`], except that an empty string reads as 0 and out-of-range numbers become
-/// infinity or zero instead of being refused. NaN is still refused.
+/// infinity or zero instead of being refused. NaN is still refused. Valkey reads the bound
+/// as a C string, so it ends at the first zero byte.
 pub fn parse_range_double(s: &[u8]) -> Option<f64> {
+    let s = s.split(|&c| c == 0).next().unwrap_or(s);
     if s.is_empty() {
         return Some(0.0);
     }
@@ -299,9 +300,29 @@ mod tests {
             assert_eq!(parse_double(text.as_bytes()), expected, "{text}");
         }
         for bad in [
-            "", " 1", "1 ", ".", "1e", "e5", "nan", "-nan", "NaN", "nan(1)", "infin", "0x10",
-            "0x1p3", "1_0", "1d", "+-1", "++1", "1e5.5", "1e400", "1e-400", "2e-324",
-            "1.7976931348623159e308", "1\0",
+            "",
+            " 1",
+            "1 ",
+            ".",
+            "1e",
+            "e5",
+            "nan",
+            "-nan",
+            "NaN",
+            "nan(1)",
+            "infin",
+            "0x10",
+            "0x1p3",
+            "1_0",
+            "1d",
+            "+-1",
+            "++1",
+            "1e5.5",
+            "1e400",
+            "1e-400",
+            "2e-324",
+            "1.7976931348623159e308",
+            "1\0",
         ] {
             assert_eq!(parse_double(bad.as_bytes()), None, "{bad:?}");
         }
@@ -313,7 +334,9 @@ mod tests {
         assert_eq!(parse_range_double(b"1e400"), Some(f64::INFINITY));
         assert_eq!(parse_range_double(b"-1e400"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_range_double(b"1e-400"), Some(0.0));
-        for bad in [&b" 1"[..], b"1 ", b"nan", b"abc", b"0x10", b"(1", b"1\x005"] {
+        assert_eq!(parse_range_double(b"1\x005"), Some(1.0));
+        assert_eq!(parse_range_double(b"\x005"), Some(0.0));
+        for bad in [&b" 1"[..], b"1 ", b"nan", b"abc", b"0x10", b"(1", b"1x\x00"] {
             assert_eq!(parse_range_double(bad), None);
         }
     }

@@ -168,4 +168,5 @@ case_files! {
     command => "command.txt",
     server => "server.txt",
     config => "config.txt",
+    zsets => "zsets.txt",
 }

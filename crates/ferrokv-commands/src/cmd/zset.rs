@@ -18,7 +18,9 @@ use ferrokv_store::types::zset::{ZSet, ZSetLimits};
 use ferrokv_store::{Locked, Value};
 
 use crate::context::{CmdError, Ctx, errors};
-use crate::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf};
+use crate::spec::{
+    BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
+};
 
 const W: u64 = flag::WRITE;
 const RO: u64 = flag::READONLY;

@@ -75,7 +75,10 @@ impl Default for SkipList {
 impl std::fmt::Debug for SkipList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.iter_from(0).map(|(m, s)| (String::from_utf8_lossy(m), s)))
+            .entries(
+                self.iter_from(0)
+                    .map(|(m, s)| (String::from_utf8_lossy(m), s)),
+            )
             .finish()
     }
 }
@@ -680,7 +683,10 @@ mod tests {
         assert_eq!(list.len(), 20_000);
         // Score 0 has members 000000, 000100, ... so rank of 000100 is 1.
         assert_eq!(list.rank(b"000100"), Some(1));
-        assert_eq!(list.get_by_rank(200).map(|(m, _)| m.to_vec()), Some(b"000001".to_vec()));
+        assert_eq!(
+            list.get_by_rank(200).map(|(m, _)| m.to_vec()),
+            Some(b"000001".to_vec())
+        );
         assert!(list.level > 4 && list.level <= MAX_LEVEL);
         for i in 0..20_000u32 {
             assert!(list.remove(format!("{i:06}").as_bytes()).is_some());

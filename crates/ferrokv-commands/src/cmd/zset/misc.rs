@@ -262,10 +262,7 @@ pub(super) fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let options = parse_scan_options(&args[3..])?;
     let mut found: Vec<(Vec<u8>, f64)> = Vec::new();
     let next = scan(zset, cursor, options.count, |member, score| {
-        if options
-            .pattern
-            .is_none_or(|p| glob_match(p, member, false))
-        {
+        if options.pattern.is_none_or(|p| glob_match(p, member, false)) {
             found.push((member.to_vec(), score));
         }
     });

@@ -100,8 +100,11 @@ fn zpop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     let resp3 = ctx.reply.is_resp3();
     // RESP3 nests pairs when a count was given; RESP2 is always flat.
     let nested = resp3 && count.is_some();
-    ctx.reply
-        .array_len(if nested { popped.len() } else { popped.len() * 2 });
+    ctx.reply.array_len(if nested {
+        popped.len()
+    } else {
+        popped.len() * 2
+    });
     for (member, score) in &popped {
         if nested {
             ctx.reply.array_len(2);
@@ -131,7 +134,10 @@ pub(super) fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// Parses `numkeys key... MIN|MAX [COUNT count]` starting at `args[numkeys_index]`, with
 /// ZMPOP's error texts; BZMPOP passes 2 (after its timeout).
-pub fn parse_mpop(args: &[Bytes], numkeys_index: usize) -> Result<(&[Bytes], End, usize), CmdError> {
+pub fn parse_mpop(
+    args: &[Bytes],
+    numkeys_index: usize,
+) -> Result<(&[Bytes], End, usize), CmdError> {
     let numkeys = parse_i64(&args[numkeys_index])
         .filter(|&n| n >= 1)
         .ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;

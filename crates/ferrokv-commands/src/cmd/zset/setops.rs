@@ -243,10 +243,7 @@ fn combine(sources: &[ZSet], op: Op, options: &Options) -> Vec<(Box<[u8]>, f64)>
                     }
                 }
             }
-            order
-                .into_iter()
-                .map(|m| (Box::from(m), acc[m]))
-                .collect()
+            order.into_iter().map(|m| (Box::from(m), acc[m])).collect()
         }
         Op::Inter => {
             let order = by_size(sources);
