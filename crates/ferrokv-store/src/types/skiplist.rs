@@ -450,8 +450,8 @@ impl SkipList {
                 span: passed + 1,
             };
         }
-        for level in height..self.level {
-            self.nodes[update[level] as usize].links[level].span += 1;
+        for (level, &before) in update.iter().enumerate().take(self.level).skip(height) {
+            self.nodes[before as usize].links[level].span += 1;
         }
         let prev = if update[0] == HEAD { NIL } else { update[0] };
         let next = links[0].next;
@@ -504,8 +504,8 @@ impl SkipList {
             update[level] = x;
         }
         let height = self.node(at).links.len();
-        for level in 0..self.level {
-            let before = update[level] as usize;
+        for (level, &before) in update.iter().enumerate().take(self.level) {
+            let before = before as usize;
             if level < height && self.nodes[before].links[level].next == at {
                 let removed = self.node(at).links[level];
                 let link = &mut self.nodes[before].links[level];

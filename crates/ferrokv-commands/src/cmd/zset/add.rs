@@ -66,7 +66,13 @@ fn generic(ctx: &mut Ctx, key: &[u8], pairs: &[Bytes], flags: Flags) -> CmdResul
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    // At most one of GT, LT and NX.
+    if [flags.gt, flags.lt, flags.nx]
+        .iter()
+        .filter(|&&f| f)
+        .count()
+        > 1
+    {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
