@@ -621,9 +621,9 @@ directives! {
         "Milliseconds after which a blocked main thread logs a stack trace; 0 disables.";
     worker_threads: i64 = "worker-threads" [], "0", Kind::int(0, 1024), IMMUTABLE | HIDDEN,
         "Threads serving clients; 0 means one per CPU core. A ferrokv directive: hidden from CONFIG GET globs so their output stays Valkey's.";
-    zset_max_listpack_entries: i64 = "zset-max-listpack-entries" ["zset-max-ziplist-entries"], "128", Kind::int(0, i64::MAX), PENDING,
+    zset_max_listpack_entries: i64 = "zset-max-listpack-entries" ["zset-max-ziplist-entries"], "128", Kind::int(0, i64::MAX), 0,
         "Sorted sets up to this many members use the compact encoding.";
-    zset_max_listpack_value: i64 = "zset-max-listpack-value" ["zset-max-ziplist-value"], "64", Kind::memory(0, i64::MAX), PENDING,
+    zset_max_listpack_value: i64 = "zset-max-listpack-value" ["zset-max-ziplist-value"], "64", Kind::memory(0, i64::MAX), 0,
         "Sorted sets whose members are all this short use the compact encoding.";
 }
 

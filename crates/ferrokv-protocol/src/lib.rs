@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod grisu;
 pub mod number;
 pub mod reply;
 pub mod request;

@@ -158,6 +158,11 @@ impl Reply {
         }
     }
 
+    /// A double in Valkey's reply format (see [`crate::number::format_double`]).
+    pub fn double(&mut self, value: f64) {
+        self.double_text(&crate::number::format_double(value));
+    }
+
     /// Verbatim text (`=len\r\ntxt:...` in RESP3, a bulk string in RESP2), as INFO replies.
     pub fn verbatim(&mut self, format: &str, text: &[u8]) {
         if self.resp3 {

@@ -190,4 +190,5 @@ case_files! {
     sets => "sets.txt",
     lists => "lists.txt",
     hashes => "hashes.txt",
+    zsets => "zsets.txt",
 }

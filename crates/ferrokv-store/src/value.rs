@@ -8,6 +8,7 @@ use ferrokv_protocol::number::parse_i64;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
+use crate::types::zset::ZSet;
 
 fn format_i64(n: i64) -> String {
     itoa::Buffer::new().format(n).to_owned()
@@ -56,6 +57,7 @@ pub enum Value {
     Set(SetValue),
     List(ListValue),
     Hash(HashValue),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -65,6 +67,7 @@ impl Value {
             Value::Set(_) => ObjectType::Set,
             Value::List(_) => ObjectType::List,
             Value::Hash(_) => ObjectType::Hash,
+            Value::ZSet(_) => ObjectType::ZSet,
         }
     }
 
@@ -75,6 +78,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -86,6 +90,7 @@ impl Value {
             Value::Set(s) => s.heap_size(),
             Value::List(l) => std::mem::size_of::<ListValue>() + l.heap_size(),
             Value::Hash(h) => h.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 use crate::spec::CommandSpec;
 
@@ -38,4 +39,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     hyperloglog::COMMANDS,
     set::COMMANDS,
     hash::COMMANDS,
+    zset::COMMANDS,
 ];

@@ -5,3 +5,5 @@ pub mod hyperloglog;
 pub mod list;
 pub mod listpack;
 pub mod set;
+pub mod skiplist;
+pub mod zset;
