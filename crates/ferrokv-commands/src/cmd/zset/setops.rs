@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use ferrokv_protocol::number::parse_double;
-use ferrokv_store::Locked;
+use ferrokv_store::types::set::{Member as SetMember, SetValue};
 use ferrokv_store::types::skiplist::compare;
-use ferrokv_store::types::zset::ZSet;
+use ferrokv_store::types::zset::{Pair, ZSet};
+use ferrokv_store::{Entry, Locked, Value};
 
 use super::{reply_members, store_result, zset_of};
 use crate::cmd::args;
@@ -157,11 +158,31 @@ fn read_sources(ctx: &Ctx, locked: &mut Locked, keys: &[Bytes]) -> Result<Vec<ZS
     for key in keys {
         let zset = match ctx.read(locked, key) {
             None => ZSet::Listpack(Vec::new()),
+            Some(Entry {
+                value: Value::Set(set),
+                ..
+            }) => scored_set(set),
             Some(entry) => zset_of(&entry.value)?.clone(),
         };
         sources.push(zset);
     }
     Ok(sources)
+}
+
+/// A plain set as these commands see it: every member with score 1, in (score, member) order.
+fn scored_set(set: &SetValue) -> ZSet {
+    let mut pairs: Vec<Pair> = set
+        .iter()
+        .map(|member| {
+            let bytes: Box<[u8]> = match member {
+                SetMember::Int(n) => itoa::Buffer::new().format(n).as_bytes().into(),
+                SetMember::Bytes(b) => b.into(),
+            };
+            (bytes, 1.0)
+        })
+        .collect();
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    ZSet::Listpack(pairs)
 }
 
 fn parse_options(rest: &[Bytes], sets: usize, mode: Mode) -> Result<Options, CmdError> {
