@@ -162,6 +162,54 @@ impl Db {
             .is_some_and(|node| self.view_expire(node).is_none_or(|at| at > now_ms))
     }
 
+    /// The expiry of `key` (`NO_EXPIRE` for none) if it exists and has not expired, read from
+    /// the node without opening it.
+    pub fn live_expire(&self, key: &[u8], now_ms: i64) -> Option<i64> {
+        let node = self.table.find(key)?;
+        match self.view_expire(node) {
+            Some(at) if at <= now_ms => None,
+            Some(at) => Some(at),
+            None => Some(NO_EXPIRE),
+        }
+    }
+
+    /// Stores `entry` under `key` like [`Db::insert`], but drops the previous entry without
+    /// decoding it (the common case of SET and MSET, which do not need it). Returns whether a
+    /// previous entry existed.
+    pub fn set(&mut self, key: &[u8], entry: Entry) -> bool {
+        self.close();
+        if entry.has_expire() {
+            self.volatile += 1;
+        }
+        if entry.value.has_volatile_items() {
+            self.volatile_items += 1;
+        }
+        let Some((bucket, node)) = self.table.find_mut(key) else {
+            let spare = &mut self.spare;
+            let table = &mut self.table;
+            encode(entry, spare, |access, expire_at, payload| {
+                table.insert_new(key, access, expire_at, payload);
+            });
+            return false;
+        };
+        let addr = node.addr();
+        if node.has_expire() {
+            self.volatile -= 1;
+        }
+        // Only a boxed value has anything to free (or volatile items to uncount); an inline
+        // one is simply overwritten by `store`.
+        if let Some(boxed) = node.boxed_mut() {
+            let old = std::mem::replace(boxed, placeholder());
+            if old.value.has_volatile_items() {
+                self.volatile_items -= 1;
+            }
+        }
+        if let Some(link) = self.table.link_at(bucket, addr) {
+            store(link, entry, &mut self.spare);
+        }
+        true
+    }
+
     /// Stores `entry` under `key`, replacing any previous entry; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         self.close();
@@ -751,6 +799,8 @@ mod model_tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u8, Value, i64),
+        Set(u8, Value, i64),
+        LiveExpire(u8),
         GetAppend(u8, Vec<u8>),
         GetSetInt(u8, i64),
         Touch(u8, u32),
@@ -779,6 +829,8 @@ mod model_tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (any::<u8>(), value(), expire()).prop_map(|(k, v, e)| Op::Insert(k, v, e)),
+            (any::<u8>(), value(), expire()).prop_map(|(k, v, e)| Op::Set(k, v, e)),
+            any::<u8>().prop_map(Op::LiveExpire),
             (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100))
                 .prop_map(|(k, b)| Op::GetAppend(k, b)),
             (any::<u8>(), any::<i64>()).prop_map(|(k, n)| Op::GetSetInt(k, n)),
@@ -820,6 +872,17 @@ mod model_tests {
                     Op::Insert(k, v, e) => {
                         let entry = Entry { value: v, expire_at: e, access: 3 };
                         prop_assert_eq!(db.insert(&key(k), entry.clone()), model.insert(key(k), entry));
+                    }
+                    Op::Set(k, v, e) => {
+                        let entry = Entry { value: v, expire_at: e, access: 3 };
+                        prop_assert_eq!(db.set(&key(k), entry.clone()), model.insert(key(k), entry).is_some());
+                    }
+                    Op::LiveExpire(k) => {
+                        let want = model
+                            .get(&key(k))
+                            .filter(|m| m.expire_at == NO_EXPIRE || m.expire_at > 1_500)
+                            .map(|m| m.expire_at);
+                        prop_assert_eq!(db.live_expire(&key(k), 1_500), want);
                     }
                     Op::GetAppend(k, b) => {
                         // now_ms 0: nothing expires through get here.

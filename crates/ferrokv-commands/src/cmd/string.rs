@@ -274,11 +274,7 @@ pub(crate) fn check_string_length(ctx: &Ctx, total: u128) -> Result<(), CmdError
 /// as Valkey does. Returns false if the key ended up deleted.
 fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) -> bool {
     let db = ctx.db();
-    let old_expire = locked
-        .db(db, key)
-        .peek(key)
-        .filter(|e| !e.is_expired(ctx.now_ms))
-        .map(|e| e.expire_at);
+    let old_expire = locked.db(db, key).live_expire(key, ctx.now_ms);
     let had_ttl = old_expire.is_some_and(|at| at != NO_EXPIRE);
     let expire_at = match ttl {
         Ttl::Default | Ttl::Persist => NO_EXPIRE,
@@ -292,7 +288,7 @@ fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: T
     let value = StrValue::for_key(bytes, key.len(), had_ttl);
     let mut entry = ctx.new_entry(Value::Str(value));
     entry.expire_at = expire_at;
-    locked.db(db, key).insert(key, entry);
+    locked.db(db, key).set(key, entry);
     true
 }
 
