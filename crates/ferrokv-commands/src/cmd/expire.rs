@@ -83,9 +83,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         .handler(persist),
 ];
 
-/// The NX/XX/GT/LT conditions of the EXPIRE family.
+/// The NX/XX/GT/LT conditions of the EXPIRE family (HEXPIRE's fields use them too).
 #[derive(Default)]
-struct Conditions {
+pub(crate) struct Conditions {
     nx: bool,
     xx: bool,
     gt: bool,
@@ -93,7 +93,7 @@ struct Conditions {
 }
 
 impl Conditions {
-    fn parse(options: &[Bytes]) -> Result<Conditions, CmdError> {
+    pub(crate) fn parse(options: &[Bytes]) -> Result<Conditions, CmdError> {
         let mut c = Conditions::default();
         for option in options {
             let flag = match option.to_ascii_lowercase().as_slice() {
@@ -125,7 +125,7 @@ impl Conditions {
 
     /// Whether a key whose expiry is `current` (or [`NO_EXPIRE`]) may get `new`. A key
     /// without a TTL counts as expiring never: later than any time.
-    fn allow(&self, current: i64, new: i64) -> bool {
+    pub(crate) fn allow(&self, current: i64, new: i64) -> bool {
         let persistent = current == NO_EXPIRE;
         !((self.nx && !persistent)
             || (self.xx && persistent)

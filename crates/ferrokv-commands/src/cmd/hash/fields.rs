@@ -11,6 +11,7 @@
 //! change, 1 done, 2 deleted because the time is not in the future; -1 no TTL to report or
 //! remove.
 
+use crate::cmd::expire::Conditions;
 use bytes::Bytes;
 use ferrokv_store::NO_EXPIRE;
 use ferrokv_store::types::hash::HashValue;
@@ -75,55 +76,7 @@ fn expire_at(ctx: &Ctx, amount: i64, unit_ms: i64, base_ms: i64) -> Result<i64, 
 
 // ---- HEXPIRE family ----
 
-/// NX / XX / GT / LT of HEXPIRE, as EXPIRE has them.
-#[derive(Default)]
-struct Conditions {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-}
-
-impl Conditions {
-    fn parse(options: &[Bytes]) -> Result<Conditions, CmdError> {
-        let mut c = Conditions::default();
-        for option in options {
-            let flag = match option.to_ascii_lowercase().as_slice() {
-                b"nx" => &mut c.nx,
-                b"xx" => &mut c.xx,
-                b"gt" => &mut c.gt,
-                b"lt" => &mut c.lt,
-                _ => {
-                    return Err(CmdError::err(format!(
-                        "Unsupported option {}",
-                        String::from_utf8_lossy(option)
-                    )));
-                }
-            };
-            *flag = true;
-        }
-        if c.nx && (c.xx || c.gt || c.lt) {
-            return Err(CmdError::err(
-                "NX and XX, GT or LT options at the same time are not compatible",
-            ));
-        }
-        if c.gt && c.lt {
-            return Err(CmdError::err(
-                "GT and LT options at the same time are not compatible",
-            ));
-        }
-        Ok(c)
-    }
-
-    /// Whether a field expiring at `current` (or never) may get `new`.
-    fn allow(&self, current: i64, new: i64) -> bool {
-        let persistent = current == NO_EXPIRE;
-        !((self.nx && !persistent)
-            || (self.xx && persistent)
-            || (self.gt && (persistent || new <= current))
-            || (self.lt && !persistent && new >= current))
-    }
-}
+// NX / XX / GT / LT are the EXPIRE family's: `crate::cmd::expire::Conditions`.
 
 /// `HEXPIRE key seconds [NX|XX|GT|LT] FIELDS numfields field...`
 pub(super) fn hexpire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
