@@ -6,10 +6,11 @@ use bytes::Bytes;
 use ferrokv_store::access::lru_idle_seconds;
 use ferrokv_store::glob::glob_match;
 use ferrokv_store::keyspace::{SHARD_BITS, SHARD_COUNT};
-use ferrokv_store::{Db, Entry, Locked, ObjectType};
+use ferrokv_store::{Db, Entry, Locked};
 use rand::Rng;
 
 use crate::cmd::args;
+use crate::cmd::scan_options::{self, ScanFamily};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::spec::{CommandSpec, KeySpec, category as cat, flag, key_flag as kf};
 use crate::stats;
@@ -600,51 +601,6 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// The options SCAN accepts after its cursor.
-struct ScanOptions<'a> {
-    count: u64,
-    pattern: Option<&'a [u8]>,
-    object_type: Option<ObjectType>,
-}
-
-fn parse_scan_options(args: &[Bytes]) -> Result<ScanOptions<'_>, CmdError> {
-    let mut options = ScanOptions {
-        count: 10,
-        pattern: None,
-        object_type: None,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        let option = &args[i];
-        if args::is(option, "count") && has_value {
-            let count = args::int(&args[i + 1])?;
-            options.count = u64::try_from(count)
-                .ok()
-                .filter(|&c| c >= 1)
-                .ok_or(errors::SYNTAX)?;
-        } else if args::is(option, "match") && has_value {
-            options.pattern = Some(&args[i + 1]);
-        } else if args::is(option, "type") && has_value {
-            let name = &args[i + 1];
-            options.object_type = Some(ObjectType::from_name(name).ok_or_else(|| {
-                CmdError::err(format!(
-                    "unknown type name '{}'",
-                    String::from_utf8_lossy(name)
-                ))
-            })?);
-        } else if args::is(option, "novalues") {
-            return Err(CmdError::err("NOVALUES option can only be used in HSCAN"));
-        } else if args::is(option, "noscores") {
-            return Err(CmdError::err("NOSCORES option can only be used in ZSCAN"));
-        } else {
-            return Err(errors::SYNTAX);
-        }
-        i += 2;
-    }
-    Ok(options)
-}
-
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`
 ///
 /// The client's cursor is `(table cursor << SHARD_BITS) | shard`: shards are walked in index
@@ -655,7 +611,7 @@ fn parse_scan_options(args: &[Bytes]) -> Result<ScanOptions<'_>, CmdError> {
 /// only its lock, so sparse databases are still covered in one call.
 fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let cursor = parse_scan_cursor(&args[1]).ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let options = parse_scan_options(&args[2..])?;
+    let options = scan_options::parse(&args[2..], ScanFamily::Keys)?;
     let matches = key_filter(options.pattern);
     let db = ctx.db();
     let now_ms = ctx.now_ms;

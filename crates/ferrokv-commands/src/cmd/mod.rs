@@ -14,6 +14,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod scan_options;
 pub mod server;
 pub mod set;
 pub mod string;

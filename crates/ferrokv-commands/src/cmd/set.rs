@@ -13,8 +13,8 @@ use ferrokv_store::glob::glob_match;
 use ferrokv_store::types::set::Member;
 use ferrokv_store::{Locked, SetLimits, SetValue, Value};
 
-use crate::cmd::args;
 use crate::cmd::keys::parse_scan_cursor;
+use crate::cmd::scan_options::{self, ScanFamily};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::spec::{
     BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
@@ -440,7 +440,11 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let set = set_of(&entry.value)?;
-    let (count, pattern) = parse_sscan_options(&args[3..])?;
+    let options = scan_options::parse(&args[3..], ScanFamily::Set)?;
+    let (count, pattern) = (
+        usize::try_from(options.count).unwrap_or(usize::MAX),
+        options.pattern,
+    );
     let pattern = pattern.filter(|p| *p != b"*");
     let mut page: Vec<Vec<u8>> = Vec::new();
     let next = set.scan(cursor, count, |member| {
@@ -457,31 +461,4 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.reply.bulk(member);
     }
     Ok(())
-}
-
-fn parse_sscan_options(options: &[Bytes]) -> Result<(usize, Option<&[u8]>), CmdError> {
-    let mut count = 10;
-    let mut pattern = None;
-    let mut i = 0;
-    while i < options.len() {
-        let has_value = i + 1 < options.len();
-        let option = &options[i];
-        if args::is(option, "count") && has_value {
-            let n = args::int(&options[i + 1])?;
-            count = usize::try_from(n)
-                .ok()
-                .filter(|&c| c >= 1)
-                .ok_or(errors::SYNTAX)?;
-        } else if args::is(option, "match") && has_value {
-            pattern = Some(&options[i + 1][..]);
-        } else if args::is(option, "novalues") {
-            return Err(CmdError::err("NOVALUES option can only be used in HSCAN"));
-        } else if args::is(option, "noscores") {
-            return Err(CmdError::err("NOSCORES option can only be used in ZSCAN"));
-        } else {
-            return Err(errors::SYNTAX);
-        }
-        i += 2;
-    }
-    Ok((count, pattern))
 }

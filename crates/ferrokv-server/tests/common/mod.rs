@@ -139,10 +139,33 @@ fn wait_ready(server: &mut ServerProcess) -> bool {
             && let reply = c.command(&[b"PING"])
             && (reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH"))
         {
-            return true;
+            return is_our_process(&mut c, server);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    false
+}
+
+/// Whether the server answering on the port is the child we started. `free_port` releases
+/// the port before the child binds it, so another process (a concurrent test, another
+/// checkout's servers) can take it in between; the child then fails to bind and exits, but
+/// without this check a PONG from the other server would be taken for the child's.
+fn is_our_process(client: &mut RawClient, server: &mut ServerProcess) -> bool {
+    let info = client.command(&[b"INFO", b"server"]);
+    if info.starts_with(b"-NOAUTH") {
+        // Cannot ask without the password; the child is still running (checked just before).
+        return true;
+    }
+    let wanted = format!("process_id:{}\r\n", server.child.id());
+    if String::from_utf8_lossy(&info).contains(&wanted) {
+        return true;
+    }
+    eprintln!(
+        "port {} is served by another process; retrying on another port",
+        server.port
+    );
+    let _ = server.child.kill();
+    let _ = server.child.wait();
     false
 }
 

@@ -9,6 +9,7 @@ use rand::seq::index;
 use super::read_hash;
 use crate::cmd::args;
 use crate::cmd::keys::parse_scan_cursor;
+use crate::cmd::scan_options::{self, ScanFamily};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 
 /// Replies longer than this many elements are refused rather than built: Valkey streams
@@ -94,45 +95,6 @@ pub(super) fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// The options HSCAN takes after its cursor.
-struct HscanOptions<'a> {
-    count: u64,
-    pattern: Option<&'a [u8]>,
-    no_values: bool,
-}
-
-fn parse_hscan_options(args: &[Bytes]) -> Result<HscanOptions<'_>, CmdError> {
-    let mut options = HscanOptions {
-        count: 10,
-        pattern: None,
-        no_values: false,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        let option = &args[i];
-        if args::is(option, "count") && has_value {
-            let count = args::int(&args[i + 1])?;
-            options.count = u64::try_from(count)
-                .ok()
-                .filter(|&c| c >= 1)
-                .ok_or(errors::SYNTAX)?;
-            i += 2;
-        } else if args::is(option, "match") && has_value {
-            options.pattern = Some(&args[i + 1][..]).filter(|p| *p != b"*");
-            i += 2;
-        } else if args::is(option, "novalues") {
-            options.no_values = true;
-            i += 1;
-        } else if args::is(option, "noscores") {
-            return Err(CmdError::err("NOSCORES option can only be used in ZSCAN"));
-        } else {
-            return Err(errors::SYNTAX);
-        }
-    }
-    Ok(options)
-}
-
 /// `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]`
 ///
 /// A compact hash is returned whole in one call with cursor 0, as Valkey does. A table is
@@ -150,7 +112,8 @@ pub(super) fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.reply.array_len(0);
         return Ok(());
     };
-    let options = parse_hscan_options(&args[3..])?;
+    let mut options = scan_options::parse(&args[3..], ScanFamily::Hash)?;
+    options.pattern = options.pattern.filter(|p| *p != b"*");
     let matches = |field: &[u8]| options.pattern.is_none_or(|p| glob_match(p, field, false));
     let mut found: Vec<(&[u8], &[u8])> = Vec::new();
     let next = match hash {

@@ -2,7 +2,7 @@
 //! and ZSCAN.
 
 use bytes::Bytes;
-use ferrokv_protocol::number::{format_double, parse_i64};
+use ferrokv_protocol::number::format_double;
 use ferrokv_store::glob::glob_match;
 use ferrokv_store::types::zset::ZSet;
 use rand::Rng;
@@ -10,6 +10,7 @@ use rand::Rng;
 use super::{delete_if_empty, reply_members, zset_of, zset_of_mut};
 use crate::cmd::args;
 use crate::cmd::keys::parse_scan_cursor;
+use crate::cmd::scan_options::{self, ScanFamily};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::dispatch::arity_error;
 
@@ -259,7 +260,7 @@ pub(super) fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let zset = zset_of(&entry.value)?;
-    let options = parse_scan_options(&args[3..])?;
+    let options = scan_options::parse(&args[3..], ScanFamily::ZSet)?;
     let mut found: Vec<(Vec<u8>, f64)> = Vec::new();
     let next = scan(zset, cursor, options.count, |member, score| {
         if options.pattern.is_none_or(|p| glob_match(p, member, false)) {
@@ -295,44 +296,6 @@ fn scan(zset: &ZSet, mut cursor: u64, count: u64, mut visit: impl FnMut(&[u8], f
             return cursor;
         }
     }
-}
-
-struct ScanOptions<'a> {
-    count: u64,
-    pattern: Option<&'a [u8]>,
-    no_scores: bool,
-}
-
-fn parse_scan_options(args: &[Bytes]) -> Result<ScanOptions<'_>, CmdError> {
-    let mut options = ScanOptions {
-        count: 10,
-        pattern: None,
-        no_scores: false,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        let option = &args[i];
-        if args::is(option, "count") && has_value {
-            let count = parse_i64(&args[i + 1]).ok_or(errors::NOT_INTEGER)?;
-            options.count = u64::try_from(count)
-                .ok()
-                .filter(|&c| c >= 1)
-                .ok_or(errors::SYNTAX)?;
-            i += 2;
-        } else if args::is(option, "match") && has_value {
-            options.pattern = Some(&args[i + 1]);
-            i += 2;
-        } else if args::is(option, "noscores") {
-            options.no_scores = true;
-            i += 1;
-        } else if args::is(option, "novalues") {
-            return Err(CmdError::err("NOVALUES option can only be used in HSCAN"));
-        } else {
-            return Err(errors::SYNTAX);
-        }
-    }
-    Ok(options)
 }
 
 #[cfg(test)]
