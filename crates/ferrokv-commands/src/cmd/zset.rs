@@ -5,18 +5,24 @@
 //! `add` (ZADD, ZINCRBY), `range` (range parsing and every command that reads or removes a
 //! range), `setops` (ZUNION/ZINTER/ZDIFF and their STORE forms, ZINTERCARD), `pop`
 //! (ZPOPMIN/ZPOPMAX/ZMPOP, and [`pop::pop`] for the blocking commands), `misc` (ZSCAN,
-//! ZRANDMEMBER and the single-member reads).
+//! ZRANDMEMBER and the single-member reads), `blocked` (BZPOPMIN/BZPOPMAX/BZMPOP).
+//!
+//! Every command that creates or fills a sorted set signals its key ready and serves the
+//! clients blocked on it before releasing its locks ([`serve_blocked`]), as list pushes do.
 
 mod add;
+mod blocked;
 mod misc;
 pub mod pop;
 mod range;
 mod setops;
 
+use bytes::Bytes;
 use ferrokv_protocol::Reply;
 use ferrokv_store::types::zset::{ZSet, ZSetLimits};
 use ferrokv_store::{Locked, Value};
 
+use crate::blocking;
 use crate::context::{CmdError, Ctx, errors};
 use crate::spec::{
     BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
@@ -27,6 +33,7 @@ const RO: u64 = flag::READONLY;
 const OOM: u64 = flag::DENYOOM;
 const FAST: u64 = flag::FAST;
 const ZS: u64 = cat::SORTEDSET;
+const BLOCK: u64 = flag::BLOCKING;
 
 const RO_ACCESS: &[KeySpec] = &[KeySpec::single(1, kf::RO | kf::ACCESS)];
 const RW_DELETE: &[KeySpec] = &[KeySpec::single(1, kf::RW | kf::DELETE)];
@@ -58,6 +65,26 @@ const STORE_KEYS: &[KeySpec] = &[
         },
     },
 ];
+/// Every argument but the last (the timeout) is a key.
+const BLOCKING_POP_KEYS: &[KeySpec] = &[KeySpec {
+    flags: kf::RW | kf::ACCESS | kf::DELETE,
+    begin: BeginSearch::Index(1),
+    find: FindKeys::Range {
+        last_key: -2,
+        step: 1,
+        limit: 0,
+    },
+}];
+/// Keys counted by a `numkeys` argument at index 2 (after the timeout).
+const BZMPOP_KEYS: &[KeySpec] = &[KeySpec {
+    flags: kf::RW | kf::ACCESS | kf::DELETE,
+    begin: BeginSearch::Index(2),
+    find: FindKeys::KeyNum {
+        key_num_idx: 0,
+        first_key: 1,
+        step: 1,
+    },
+}];
 const NUMKEYS_READ: &[KeySpec] = &[numkeys_at_1(kf::RO | kf::ACCESS)];
 
 const RANGE_COMPLEXITY: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
@@ -277,6 +304,36 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
         )
         .handler(pop::zmpop),
+    CommandSpec::new("bzpopmin", -3, "sorted_set")
+        .flags(W | BLOCK | FAST)
+        .categories(ZS)
+        .keys(BLOCKING_POP_KEYS)
+        .doc(
+            "5.0.0",
+            "Pops the lowest-scored member of the first non-empty sorted set, waiting for one if they are all empty.",
+            "O(log(N)) with N being the number of elements in the sorted set.",
+        )
+        .handler(bzpopmin),
+    CommandSpec::new("bzpopmax", -3, "sorted_set")
+        .flags(W | BLOCK | FAST)
+        .categories(ZS)
+        .keys(BLOCKING_POP_KEYS)
+        .doc(
+            "5.0.0",
+            "Pops the highest-scored member of the first non-empty sorted set, waiting for one if they are all empty.",
+            "O(log(N)) with N being the number of elements in the sorted set.",
+        )
+        .handler(bzpopmax),
+    CommandSpec::new("bzmpop", -5, "sorted_set")
+        .flags(W | BLOCK)
+        .categories(ZS)
+        .keys(BZMPOP_KEYS)
+        .doc(
+            "7.0.0",
+            "Pops the lowest or highest members of the first non-empty sorted set among several keys, waiting if they are all empty.",
+            "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
+        )
+        .handler(blocked::bzmpop),
     CommandSpec::new("zunion", -3, "sorted_set")
         .flags(RO)
         .categories(ZS)
@@ -359,7 +416,27 @@ pub const COMMANDS: &[CommandSpec] = &[
         .handler(misc::zscan),
 ];
 
+/// `BZPOPMIN key [key ...] timeout`
+fn bzpopmin(ctx: &mut Ctx, args: &[Bytes]) -> crate::context::CmdResult {
+    blocked::bzpop(ctx, args, pop::End::Min)
+}
+
+/// `BZPOPMAX key [key ...] timeout`
+fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) -> crate::context::CmdResult {
+    blocked::bzpop(ctx, args, pop::End::Max)
+}
+
 // ---- helpers shared by the submodules ----
+
+/// Signals that `key` (in the client's database) gained members and serves the clients
+/// blocked on it, FIFO, before the caller releases `locked`: nobody else can take the
+/// members first.
+pub(crate) fn serve_blocked<'a>(ctx: &Ctx<'a>, locked: &mut Locked<'a>, key: &[u8]) {
+    blocking::signal_key_added(ctx.server, ctx.db(), key);
+    if blocking::pending() {
+        blocking::serve_ready(ctx.server, locked, ctx.now_ms);
+    }
+}
 
 /// The sorted set held by a value, or WRONGTYPE.
 pub(crate) fn zset_of(value: &Value) -> Result<&ZSet, CmdError> {
@@ -411,9 +488,9 @@ pub(crate) fn reply_members<'a>(
 
 /// Stores `result` (ascending, distinct members) under `key`, replacing whatever was there
 /// (without a TTL), or deletes `key` when `result` is empty. Replies with the result's size.
-pub(crate) fn store_result(
-    ctx: &mut Ctx,
-    locked: &mut Locked,
+pub(crate) fn store_result<'a>(
+    ctx: &mut Ctx<'a>,
+    locked: &mut Locked<'a>,
     key: &[u8],
     result: Vec<(Box<[u8]>, f64)>,
 ) {
@@ -428,6 +505,7 @@ pub(crate) fn store_result(
         let entry = ctx.new_entry(Value::ZSet(zset));
         locked.db(db, key).insert(key, entry);
         ctx.add_dirty(1);
+        serve_blocked(ctx, locked, key);
     }
     ctx.reply.int(count as i64);
 }

@@ -137,6 +137,9 @@ fn generic(ctx: &mut Ctx, key: &[u8], pairs: &[Bytes], flags: Flags) -> CmdResul
     // Only a key this command created can be empty here, when nothing was added to it.
     super::delete_if_empty(ctx, &mut locked, key);
     ctx.add_dirty((added + updated) as u64);
+    if added > 0 {
+        super::serve_blocked(ctx, &mut locked, key);
+    }
     if let Some(e) = failure {
         return Err(e);
     }
