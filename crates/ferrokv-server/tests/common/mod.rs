@@ -151,7 +151,7 @@ fn wait_ready(server: &mut ServerProcess) -> bool {
 /// checkout's servers) can take it in between; the child then fails to bind and exits, but
 /// without this check a PONG from the other server would be taken for the child's.
 fn is_our_process(client: &mut RawClient, server: &mut ServerProcess) -> bool {
-    let info = client.command(&[b"INFO", b"server"]);
+    let info = client.command(&["INFO", "server"]);
     if info.starts_with(b"-NOAUTH") {
         // Cannot ask without the password; the child is still running (checked just before).
         return true;
