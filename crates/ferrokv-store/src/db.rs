@@ -177,41 +177,38 @@ impl Db {
     /// decoding it (the common case of SET and MSET, which do not need it). Returns whether a
     /// previous entry existed.
     pub fn set(&mut self, key: &[u8], entry: Entry) -> bool {
-        self.close();
-        if entry.has_expire() {
-            self.volatile += 1;
-        }
-        if entry.value.has_volatile_items() {
-            self.volatile_items += 1;
-        }
-        let Some((bucket, node)) = self.table.find_mut(key) else {
-            let spare = &mut self.spare;
-            let table = &mut self.table;
-            encode(entry, spare, |access, expire_at, payload| {
-                table.insert_new(key, access, expire_at, payload);
+        self.put(key, entry, |node| {
+            let had_expire = node.has_expire();
+            // Only a boxed value has anything to free (or volatile items to uncount); an
+            // inline one is simply overwritten.
+            let had_items = node.boxed_mut().is_some_and(|boxed| {
+                std::mem::replace(boxed, placeholder())
+                    .value
+                    .has_volatile_items()
             });
-            return false;
-        };
-        let addr = node.addr();
-        if node.has_expire() {
-            self.volatile -= 1;
-        }
-        // Only a boxed value has anything to free (or volatile items to uncount); an inline
-        // one is simply overwritten by `store`.
-        if let Some(boxed) = node.boxed_mut() {
-            let old = std::mem::replace(boxed, placeholder());
-            if old.value.has_volatile_items() {
-                self.volatile_items -= 1;
-            }
-        }
-        if let Some(link) = self.table.link_at(bucket, addr) {
-            store(link, entry, &mut self.spare);
-        }
-        true
+            ((), had_expire, had_items)
+        })
+        .is_some()
     }
 
     /// Stores `entry` under `key`, replacing any previous entry; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.put(key, entry, |node| {
+            let old = take_entry(node);
+            let (had_expire, had_items) = (old.has_expire(), old.value.has_volatile_items());
+            (old, had_expire, had_items)
+        })
+    }
+
+    /// Stores `entry` under `key`. For an existing key, `take_old` empties the old node and
+    /// reports (what the caller gets back, whether it had a TTL, whether it had items with a
+    /// TTL) so the counters stay right; returns `None` for a new key.
+    fn put<R>(
+        &mut self,
+        key: &[u8],
+        entry: Entry,
+        take_old: impl FnOnce(&mut Node) -> (R, bool, bool),
+    ) -> Option<R> {
         self.close();
         if entry.has_expire() {
             self.volatile += 1;
@@ -228,11 +225,11 @@ impl Db {
             return None;
         };
         let addr = node.addr();
-        let old = take_entry(node);
-        if old.has_expire() {
+        let (old, had_expire, had_items) = take_old(node);
+        if had_expire {
             self.volatile -= 1;
         }
-        if old.value.has_volatile_items() {
+        if had_items {
             self.volatile_items -= 1;
         }
         if let Some(link) = self.table.link_at(bucket, addr) {
