@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod expire;
+pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod info;
@@ -41,4 +42,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     set::COMMANDS,
     hash::COMMANDS,
     zset::COMMANDS,
+    geo::COMMANDS,
 ];

@@ -10,7 +10,7 @@
 //! Every command that creates or fills a sorted set signals its key ready and serves the
 //! clients blocked on it before releasing its locks ([`serve_blocked`]), as list pushes do.
 
-mod add;
+pub(crate) mod add;
 mod blocked;
 mod misc;
 pub mod pop;

@@ -19,7 +19,7 @@ struct Flags {
 }
 
 /// `ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]`
-pub(super) fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub(crate) fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut flags = Flags::default();
     let mut first = 2;
     while let Some(arg) = args.get(first) {
