@@ -191,4 +191,5 @@ case_files! {
     lists => "lists.txt",
     hashes => "hashes.txt",
     zsets => "zsets.txt",
+    geo => "geo.txt",
 }
