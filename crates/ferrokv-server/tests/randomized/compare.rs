@@ -51,7 +51,11 @@ fn sorted(reply: &[u8], pairs: bool) -> Vec<u8> {
 }
 
 fn sort_items(items: &mut Vec<Vec<u8>>, pairs: bool) {
-    if pairs && items.len() % 2 == 0 {
+    // RESP3 nests each pair in its own array: those sort as single elements.
+    let nested = items
+        .first()
+        .is_some_and(|item| matches!(item.first(), Some(b'*')));
+    if pairs && !nested && items.len() % 2 == 0 {
         let mut chunks: Vec<Vec<u8>> = items.chunks(2).map(|c| c.concat()).collect();
         chunks.sort();
         *items = chunks;

@@ -282,7 +282,11 @@ impl Gen {
         }
     }
 
-    /// A relative expiry in seconds: far future, zero, negative, or overflowing.
+    /// A relative expiry in seconds: far future, zero, negative, or overflowing. Far-future
+    /// values are drawn from a wide range in steps of 1000 s (and the millisecond ones sit
+    /// 500 s between those), so two of them practically never coincide: an NX/XX/GT/LT
+    /// comparison of equal relative times would depend on which millisecond each server ran
+    /// the command in.
     pub fn relative_seconds(&mut self) -> String {
         match self.below(8) {
             0 => "0".into(),
@@ -290,7 +294,7 @@ impl Gen {
             2 => "9223372036854775807".into(),
             3 => "9223372036854775".into(),
             4 => "abc".into(),
-            _ => (100_000 + self.range(0, 3) * 1000).to_string(),
+            _ => (self.range(1, 1_000_000) * 1000).to_string(),
         }
     }
 
@@ -301,7 +305,7 @@ impl Gen {
             1 => "-1".into(),
             2 => "9223372036854775807".into(),
             3 => "9223372036854775".into(),
-            _ => (100_000_000 + self.range(0, 3) * 1_000_000).to_string(),
+            _ => (self.range(1, 1_000_000) * 1_000_000 + 500_000).to_string(),
         }
     }
 

@@ -173,12 +173,13 @@ fn report(
     theirs: &[u8],
 ) -> String {
     let cmd = &sequence[index];
+    let replay = save_replay(family, seed, variant, &sequence[..=index]);
     let context: Vec<String> = sequence[index.saturating_sub(CONTEXT)..index]
         .iter()
         .map(|c| format!("    {}", c.display()))
         .collect();
     format!(
-        "{family:?} seed {seed} ({variant:?}), command #{index} ({:?} comparison): {}\n   ferrokv: {}\n    valkey: {}\n  the {} commands before it:\n{}",
+        "{family:?} seed {seed} ({variant:?}), command #{index} ({:?} comparison): {}\n   ferrokv: {}\n    valkey: {}\n  the {} commands before it:\n{}\n  the whole sequence: {replay}",
         cmd.compare,
         cmd.display(),
         show(ours),
@@ -186,4 +187,24 @@ fn report(
         context.len(),
         context.join("\n")
     )
+}
+
+/// Writes the sequence up to the mismatch, in the differential case-file syntax (with the
+/// variant's CONFIG SET first), so it can be replayed or bisected; returns its path.
+fn save_replay(family: Family, seed: u64, variant: Variant, sequence: &[Cmd]) -> String {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("randomized-{family:?}-{seed}.txt"));
+    let mut text = String::new();
+    if variant.protocol() == 3 {
+        text.push_str("!ignore HELLO 3\n");
+    }
+    text.push_str(&format!("CONFIG SET {}\n", variant.thresholds().join(" ")));
+    for cmd in sequence {
+        text.push_str(&cmd.display());
+        text.push('\n');
+    }
+    match std::fs::write(&path, text) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("(not saved: {e})"),
+    }
 }

@@ -435,14 +435,16 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
     let mut locked = ctx.lock(&[key]);
     let exists = probe_for_write(ctx, &mut locked, key)?;
-    let when = match expiry {
-        Some(option) => option.resolve(ctx)?,
-        None => Some(NO_EXPIRE),
-    };
+    // Valkey checks NX/XX before it reads the expiry's value: a failed key condition
+    // answers 0 even when the time is invalid.
     if key_cond.is_some_and(|wants_exist| wants_exist != exists) {
         ctx.reply.int(0);
         return Ok(());
     }
+    let when = match expiry {
+        Some(option) => option.resolve(ctx)?,
+        None => Some(NO_EXPIRE),
+    };
     let done = change_hash(ctx, &mut locked, key, true, |hash| {
         if let Some(wants_exist) = field_cond {
             let all = pairs

@@ -36,7 +36,7 @@ fn create(g: &mut Gen, key: Vec<u8>) -> Cmd {
             .arg(key)
             .arg(g.value())
             .arg("EX")
-            .arg("100000"),
+            .arg(g.relative_seconds()),
     }
 }
 
