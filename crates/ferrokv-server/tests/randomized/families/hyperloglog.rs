@@ -64,13 +64,13 @@ pub fn command(g: &mut Gen) -> Cmd {
         17 => inspect(g, &k),
         18 => foreign(g, &k),
         // Corruptions: a string that only looks like an HLL, or an HLL with bytes changed.
-        19 => Cmd::new("APPEND")
-            .arg(k)
-            .arg(g.pick(&["x", "\x00", "\x7f\x7f"])),
+        // Only whole opcodes are written: a sparse HLL ending in half an XZERO opcode makes
+        // Valkey read the byte past the end of the string, which is not worth imitating.
+        19 => Cmd::new("APPEND").arg(k).arg(g.pick(&["\x00", "\x7f\x7f"])),
         20 => Cmd::new("SETRANGE")
             .arg(k)
             .arg(g.pick(&["4", "16", "17", "20", "100"]))
-            .arg(g.pick::<[u8]>(&[b"\x00", b"\xff", b"\x7f\xff", b"X"])),
+            .arg(g.pick::<[u8]>(&[b"\x00", b"\xff", b"\x7f\xff"])),
         21 => Cmd::new("SET")
             .arg(k)
             .arg(g.pick(&["HYLL", "HYLL\x01", "HYLL\x00\x00\x00\x00"])),

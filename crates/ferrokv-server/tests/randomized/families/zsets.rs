@@ -186,7 +186,10 @@ fn lex_command(g: &mut Gen) -> Cmd {
             .arg_if(g.chance(0.2), "1")
             .arg_if(g.chance(0.2), "2"),
         7 => Cmd::new("ZLEXCOUNT").arg(k).arg(bound(g)).arg(bound(g)),
-        8 => Cmd::new("ZREMRANGEBYLEX").arg(k).arg(bound(g)).arg(bound(g)),
+        8 => Cmd::new("ZREMRANGEBYLEX")
+            .arg(k)
+            .arg(bound(g))
+            .arg(bound(g)),
         9 | 10 => zrange(g, Cmd::new("ZRANGE").arg(k), true),
         11 => {
             let destination = g.key(LEX_PREFIX, LEX_KEYS);
