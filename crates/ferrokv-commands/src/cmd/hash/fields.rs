@@ -454,6 +454,14 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 return Ok(false);
             }
         }
+        // A time already past deletes the fields without writing them, so (as in Valkey)
+        // neither their number nor their size converts the encoding.
+        if matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms) {
+            for pair in pairs.chunks_exact(2) {
+                hash.remove(&pair[0], now_ms);
+            }
+            return Ok(true);
+        }
         if pairs.len() / 2 > limits.max_entries {
             hash.convert_to_table();
         }
@@ -461,9 +469,6 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let field = &pair[0];
             hash.set(field, &pair[1], when.is_none(), now_ms, limits);
             match when {
-                Some(at) if at != NO_EXPIRE && at <= now_ms => {
-                    hash.remove(field, now_ms);
-                }
                 Some(at) if at != NO_EXPIRE => {
                     hash.set_expire(field, at, now_ms);
                 }
