@@ -55,7 +55,7 @@ fn sort_items(items: &mut Vec<Vec<u8>>, pairs: bool) {
     let nested = items
         .first()
         .is_some_and(|item| matches!(item.first(), Some(b'*')));
-    if pairs && !nested && items.len() % 2 == 0 {
+    if pairs && !nested && items.len().is_multiple_of(2) {
         let mut chunks: Vec<Vec<u8>> = items.chunks(2).map(|c| c.concat()).collect();
         chunks.sort();
         *items = chunks;

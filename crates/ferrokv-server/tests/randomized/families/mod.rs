@@ -12,6 +12,9 @@ mod zsets;
 use crate::compare::Compare;
 use crate::generator::{Cmd, Gen};
 
+/// A family's key prefix, its number of keys, and its whole-value reads of one key.
+type KeySpace = (&'static str, usize, fn(&str) -> Vec<Cmd>);
+
 #[derive(Clone, Copy, Debug)]
 pub enum Family {
     Strings,
@@ -44,7 +47,7 @@ impl Family {
     /// Deterministic reads after the random part: the whole dataset, so a divergence that
     /// no random read happened to catch still shows.
     pub fn final_reads(self) -> Vec<Cmd> {
-        let (prefix, count, reads): (&str, usize, fn(&str) -> Vec<Cmd>) = match self {
+        let (prefix, count, reads): KeySpace = match self {
             Family::Strings => (strings::PREFIX, strings::KEYS, strings::reads),
             Family::Lists => (lists::PREFIX, lists::KEYS, lists::reads),
             Family::Hashes => (hashes::PREFIX, hashes::KEYS, hashes::reads),
