@@ -96,7 +96,7 @@ fn parse_double_text(s: &[u8]) -> Option<f64> {
 
 /// Formats a double as Valkey 9.1 does in replies (ZSCORE, WITHSCORES, ZINCRBY, RESP3
 /// doubles): `inf`, `-inf`, `nan`; integral values of magnitude up to 2^62 as integers
-/// (negative zero as `0`); anything else from the Grisu2 digits (see `grisu.rs`): plain
+/// (negative zero as `-0`: a sorted set's skiplist keeps one); anything else from the Grisu2 digits (see `grisu.rs`): plain
 /// when the number is not much larger or smaller than its digits (`0.0025`, `1234567.1`,
 /// `278908409818195070000`), else in scientific form with the exponent's sign and no
 /// leading zeros (`1e+20`, `1.23456e-4`, `1.2345678901234567e+4`).
@@ -106,6 +106,9 @@ pub fn format_double(value: f64) -> String {
     }
     if value.is_infinite() {
         return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if value == 0.0 && value.is_sign_negative() {
+        return "-0".into();
     }
     // The largest magnitude Valkey prints through its integer path: (double)(LLONG_MAX / 2).
     const INTEGER_LIMIT: f64 = 4611686018427387904.0;
@@ -123,6 +126,39 @@ pub fn format_double(value: f64) -> String {
     }
     write_digits(&mut out, &digits[..len], exponent);
     out
+}
+
+/// Formats a double as C's `%.17g`: 17 significant digits, trailing zeros dropped, plain
+/// for exponents -4..17, else `d.ddde+XX`. Valkey's ZSCAN prints a skiplist-encoded set's
+/// scores this way (`0.10000000000000001`), not in its shortest reply format.
+pub fn format_double_g17(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let scientific = format!("{value:.16e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |text: &str| -> String {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    if (-4..17).contains(&exponent) {
+        trim(&format!("{value:.*}", (16 - exponent) as usize))
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exponent.abs())
+    }
 }
 
 /// Lays out `digits * 10^exponent`.
@@ -167,6 +203,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn formats_like_printf_g17() {
+        for (value, text) in [
+            (0.1, "0.10000000000000001"),
+            (1e300, "1.0000000000000001e+300"),
+            (5e-324, "4.9406564584124654e-324"),
+            (-0.0, "-0"),
+            (5.0, "5"),
+            (-2.5, "-2.5"),
+            (1e17, "1e+17"),
+            (1e16, "10000000000000000"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(format_double_g17(value), text, "{value:e}");
+        }
+    }
+
+    #[test]
     fn accepts_canonical_integers_only() {
         assert_eq!(parse_i64(b"0"), Some(0));
         assert_eq!(parse_i64(b"-12"), Some(-12));
@@ -199,7 +256,7 @@ mod tests {
         // (input, what valkey-server 9.1.2 replied to ZSCORE)
         for (input, expected) in [
             (0.0, "0"),
-            (-0.0, "0"),
+            (-0.0, "-0"),
             (1.0, "1"),
             (-1.0, "-1"),
             (0.1, "0.1"),

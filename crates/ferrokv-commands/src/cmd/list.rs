@@ -523,7 +523,9 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(errors::NO_SUCH_KEY);
     };
     let list = list_of_mut(&mut entry.value)?;
-    let index = args::int(&args[2])?;
+    // Valkey parses a 64-bit index but hands it to its replace-at-index helper as a C int,
+    // so only the low 32 bits count: LSET k 4294967296 v sets element 0.
+    let index = i64::from(args::int(&args[2])? as i32);
     if !list.set(index, &args[3], fill) {
         return Err(CmdError::err("index out of range"));
     }

@@ -463,6 +463,12 @@ impl ListValue {
     /// Inserts `value` before or after the first element equal to `pivot`; false when the
     /// pivot is absent.
     pub fn insert(&mut self, pivot: &[u8], value: &[u8], after: bool, fill: i64) -> bool {
+        // Valkey converts before looking for the pivot, assuming the insert happens: a
+        // listpack that the value would outgrow becomes a quicklist even when the pivot
+        // is missing.
+        if matches!(self.repr, Repr::Packed(_)) {
+            self.grow_check(fill, value.len(), 1);
+        }
         let probe = Probe::new(pivot);
         let mut pos = self.first();
         while let Some(p) = pos {
@@ -474,10 +480,6 @@ impl ListValue {
         let Some(p) = pos else {
             return false;
         };
-        if matches!(self.repr, Repr::Packed(_)) {
-            self.grow_check(fill, value.len(), 1);
-        }
-        // A conversion keeps the single node and its offsets.
         self.insert_at(p, value, after, fill);
         true
     }

@@ -27,6 +27,13 @@ impl ZSetLimits {
     }
 }
 
+/// A score as the listpack form keeps it. Valkey's listpack stores an integral score as an
+/// integer, so a negative zero comes back as 0 there, while its skiplist keeps the double
+/// and replies `-0`.
+fn listpack_score(score: f64) -> f64 {
+    if score == 0.0 { 0.0 } else { score }
+}
+
 /// One element of the compact form.
 pub type Pair = (Box<[u8]>, f64);
 
@@ -67,9 +74,12 @@ impl ZSet {
     }
 
     /// A set holding `pairs` (in order, members distinct), listpack if it fits the limits.
-    pub fn from_sorted(pairs: Vec<Pair>, limits: ZSetLimits) -> ZSet {
+    pub fn from_sorted(mut pairs: Vec<Pair>, limits: ZSetLimits) -> ZSet {
         let longest = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
         if limits.fits(pairs.len(), longest) {
+            for pair in &mut pairs {
+                pair.1 = listpack_score(pair.1);
+            }
             return ZSet::Listpack(pairs);
         }
         let mut list = SkipList::new();
@@ -126,6 +136,7 @@ impl ZSet {
     /// new member does not fit the listpack). Returns the previous score.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: ZSetLimits) -> Option<f64> {
         if let ZSet::Listpack(pairs) = self {
+            let score = listpack_score(score);
             if let Some(at) = pairs.iter().position(|(m, _)| &**m == member) {
                 let old = pairs[at].1;
                 if old.to_bits() != score.to_bits() {

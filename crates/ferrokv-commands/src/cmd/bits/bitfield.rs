@@ -149,19 +149,20 @@ fn parse(ctx: &Ctx, args: &[Bytes], read_only: bool) -> Result<Vec<Op>, CmdError
             bits,
             offset,
         };
-        // Valkey reads the value before refusing a write in BITFIELD_RO.
         let op = match kind {
             0 => Op::Get(field),
             1 => Op::Set(field, args::int(&args[i + 3])?, overflow),
             _ => Op::IncrBy(field, args::int(&args[i + 3])?, overflow),
         };
-        if read_only && !matches!(op, Op::Get(_)) {
-            return Err(CmdError::err(
-                "BITFIELD_RO only supports the GET subcommand",
-            ));
-        }
         ops.push(op);
         i += 1 + needs;
+    }
+    // Valkey parses every subcommand (reporting the first malformed one) before refusing
+    // a write in BITFIELD_RO.
+    if read_only && ops.iter().any(|op| !matches!(op, Op::Get(_))) {
+        return Err(CmdError::err(
+            "BITFIELD_RO only supports the GET subcommand",
+        ));
     }
     Ok(ops)
 }

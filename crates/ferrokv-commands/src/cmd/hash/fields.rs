@@ -435,14 +435,16 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
     let mut locked = ctx.lock(&[key]);
     let exists = probe_for_write(ctx, &mut locked, key)?;
-    let when = match expiry {
-        Some(option) => option.resolve(ctx)?,
-        None => Some(NO_EXPIRE),
-    };
+    // Valkey checks NX/XX before it reads the expiry's value: a failed key condition
+    // answers 0 even when the time is invalid.
     if key_cond.is_some_and(|wants_exist| wants_exist != exists) {
         ctx.reply.int(0);
         return Ok(());
     }
+    let when = match expiry {
+        Some(option) => option.resolve(ctx)?,
+        None => Some(NO_EXPIRE),
+    };
     let done = change_hash(ctx, &mut locked, key, true, |hash| {
         if let Some(wants_exist) = field_cond {
             let all = pairs
@@ -452,6 +454,14 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 return Ok(false);
             }
         }
+        // A time already past deletes the fields without writing them, so (as in Valkey)
+        // neither their number nor their size converts the encoding.
+        if matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms) {
+            for pair in pairs.chunks_exact(2) {
+                hash.remove(&pair[0], now_ms);
+            }
+            return Ok(true);
+        }
         if pairs.len() / 2 > limits.max_entries {
             hash.convert_to_table();
         }
@@ -459,9 +469,6 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let field = &pair[0];
             hash.set(field, &pair[1], when.is_none(), now_ms, limits);
             match when {
-                Some(at) if at != NO_EXPIRE && at <= now_ms => {
-                    hash.remove(field, now_ms);
-                }
                 Some(at) if at != NO_EXPIRE => {
                     hash.set_expire(field, at, now_ms);
                 }

@@ -186,7 +186,9 @@ fn apply(
                 return Ok((Outcome::Skipped, current));
             }
             if new == current {
-                return Ok((Outcome::Kept, current));
+                // Equal but maybe of the other sign (0 and -0): the stored score stays, the
+                // reply shows the computed one, as in Valkey.
+                return Ok((Outcome::Kept, new));
             }
             zset.insert(member, new, limits);
             Ok((Outcome::Updated, new))

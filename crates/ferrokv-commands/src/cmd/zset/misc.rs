@@ -2,7 +2,7 @@
 //! and ZSCAN.
 
 use bytes::Bytes;
-use ferrokv_protocol::number::format_double;
+use ferrokv_protocol::number::{format_double, format_double_g17};
 use ferrokv_store::glob::glob_match;
 use ferrokv_store::types::zset::ZSet;
 use rand::Rng;
@@ -270,12 +270,18 @@ pub(super) fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.reply.array_len(2);
     ctx.reply.bulk(itoa::Buffer::new().format(next).as_bytes());
     let per_member = if options.no_scores { 1 } else { 2 };
+    // Valkey prints a skiplist's scores with %.17g here, a listpack's as it stores them.
+    let format = if matches!(zset, ZSet::Skiplist(_)) {
+        format_double_g17
+    } else {
+        format_double
+    };
     ctx.reply.array_len(found.len() * per_member);
     for (member, score) in &found {
         ctx.reply.bulk(member);
         if !options.no_scores {
             // Scores are bulk strings here, in RESP3 too.
-            ctx.reply.bulk(format_double(*score).as_bytes());
+            ctx.reply.bulk(format(*score).as_bytes());
         }
     }
     Ok(())

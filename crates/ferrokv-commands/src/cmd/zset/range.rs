@@ -280,11 +280,16 @@ impl Request {
             Bounds::Lex(range) => range.ranks(zset),
         };
         debug_assert!(self.by != By::Rank);
-        // LIMIT: a negative offset selects nothing, a negative count everything after it.
-        if self.offset < 0 {
-            return (0, 0);
-        }
         let available = end - start;
+        // LIMIT: a negative count means everything after the offset. A negative offset
+        // selects nothing in a listpack (Valkey's skip loop runs off the end), but in a
+        // skiplist Valkey seeks the offset-th element of the range from its far end.
+        if self.offset < 0 {
+            return match zset {
+                ZSet::Skiplist(_) => self.span_from_far_end(start, available),
+                ZSet::Listpack(_) => (0, 0),
+            };
+        }
         let skip = (self.offset as u64).min(available as u64) as usize;
         let take = if self.limit < 0 {
             available - skip
@@ -295,6 +300,40 @@ impl Request {
             (end - skip - take, end - skip)
         } else {
             (start + skip, start + skip + take)
+        }
+    }
+}
+
+impl Request {
+    /// The span for a negative LIMIT offset on a skiplist. Valkey looks up the
+    /// `offset`-th element of the range (negative: counted back from its last element) and
+    /// walks on from there; reversed, it looks up the `-offset - 1`-th, which for a negative
+    /// offset counts from the range's first element, and walks down.
+    fn span_from_far_end(&self, start: usize, available: usize) -> (usize, usize) {
+        let available_i64 = available as i64;
+        let take = |left: usize| {
+            if self.limit < 0 {
+                left
+            } else {
+                (self.limit as u64).min(left as u64) as usize
+            }
+        };
+        if self.reverse {
+            // -offset - 1 wraps for i64::MIN as it does in C, to a position past the end.
+            let position = self.offset.wrapping_neg().wrapping_sub(1);
+            if position >= available_i64 {
+                return (0, 0);
+            }
+            let top = start + position as usize + 1;
+            let count = take(position as usize + 1);
+            (top - count, top)
+        } else {
+            let position = available_i64 + self.offset;
+            if position < 0 {
+                return (0, 0);
+            }
+            let first = start + position as usize;
+            (first, first + take(available - position as usize))
         }
     }
 }

@@ -278,9 +278,9 @@ fn combine(sources: &[ZSet], op: Op, options: &Options) -> Vec<(Box<[u8]>, f64)>
                     let Some(other) = sources[j].score(member) else {
                         continue 'members;
                     };
-                    total = options
-                        .aggregate
-                        .combine(total, weighted(other, options.weights[j]));
+                    // Unlike the first set's, these weighted scores are not cleared of NaN
+                    // (inf * 0) in Valkey: a NaN makes the SUM NaN, which becomes 0.
+                    total = options.aggregate.combine(total, other * options.weights[j]);
                 }
                 out.push((Box::from(member), total));
             }
