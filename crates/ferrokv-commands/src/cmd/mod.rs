@@ -14,10 +14,12 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod pubsub;
 pub mod scan_options;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod transaction;
 pub mod zset;
 
 use crate::spec::CommandSpec;
@@ -41,4 +43,6 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     set::COMMANDS,
     hash::COMMANDS,
     zset::COMMANDS,
+    transaction::COMMANDS,
+    pubsub::COMMANDS,
 ];
