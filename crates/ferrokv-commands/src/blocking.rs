@@ -128,7 +128,7 @@ impl ServeCx<'_, '_> {
     pub fn add_dirty(&self, n: u64) {
         stats::local().dirty.add(n);
         if n > 0 && ferrokv_store::events::touches_pending() {
-            crate::transaction::process_touches(self.server, true);
+            crate::transaction::process_touches(self.server, true, None);
         }
     }
 

@@ -85,7 +85,7 @@ impl<'a> Ctx<'a> {
         stats::local().dirty.add(n);
         if n > 0 && events::touches_pending() {
             // Mark watchers now, while the command still holds its keys' locks.
-            crate::transaction::process_touches(self.server, true);
+            crate::transaction::process_definite_touches(self.server);
         }
     }
 
@@ -131,8 +131,6 @@ impl<'a> Ctx<'a> {
     ) -> Option<&'l mut Entry> {
         let entry = locked.db(db, key).get(key, self.now_ms)?;
         self.client.access_policy.touch(&mut entry.access);
-        // Looked up for writing: a change if the command then reports one (WATCH).
-        events::touch(db, key, false);
         Some(entry)
     }
 

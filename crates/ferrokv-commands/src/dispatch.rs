@@ -111,6 +111,10 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         // Keys made ready by a command that did not serve the blocked clients itself
         // (or by a transaction, whose waiters are served once it is over).
         blocking::serve_pending(server, now_ms);
+        if events::touches_pending() {
+            // What serving the parked clients took from their keys.
+            transaction::process_touches(server, true, None);
+        }
     }
     if client.blocked.is_some() {
         return Outcome::Blocked;
@@ -192,7 +196,12 @@ pub(crate) fn call(
     }
     if events::touches_pending() {
         let changed = dirty_before.is_some_and(|before| stats.dirty.get() != before);
-        transaction::process_touches(server, changed);
+        let written = if changed {
+            transaction::written_keys(spec, args)
+        } else {
+            None
+        };
+        transaction::process_touches(server, changed, written.as_deref());
     }
 }
 

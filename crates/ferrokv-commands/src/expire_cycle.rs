@@ -69,6 +69,6 @@ impl ExpireCycle {
         }
         handle_key_events(stats::local());
         // Expired keys someone WATCHes.
-        crate::transaction::process_touches(server, false);
+        crate::transaction::process_touches(server, false, None);
     }
 }

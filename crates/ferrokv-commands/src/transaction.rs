@@ -16,13 +16,15 @@
 //!   locks. No other client, on any thread, sees the keyspace between two queued commands.
 //!   Clients blocked on keys the transaction pushes to are served after EXEC, as in Valkey.
 //! - **WATCH.** A server-wide registry maps (db, key) to the clients that watch it. While
-//!   it is not empty, the store records each key a command stores, deletes, expires or
-//!   re-times, and [`crate::Ctx::write`] records keys looked up for writing (those count only
-//!   if the command reports a change through `add_dirty`); the records are turned into
-//!   "dirty" marks on the watching clients as soon as the command reports its change (still
-//!   under its locks) or right after it. FLUSHDB/FLUSHALL/SWAPDB mark the watched keys that
-//!   existed in the databases they empty or swap. When nobody watches, a write costs one
-//!   relaxed atomic load. EXEC checks the mark, and whether a watched key expired since
+//!   it is not empty, the store records, per thread, each key it stores, deletes, expires,
+//!   re-times (certain changes) or hands out mutably (possible changes). After a command,
+//!   possible changes count only if the command reported a change (`add_dirty`) and the key
+//!   is one its key specs let it write; so SET NX on an existing key, SADD of a member
+//!   already there or a source key of SUNIONSTORE do not fail a watcher's EXEC, as in
+//!   Valkey. Certain changes are turned into "dirty" marks as soon as the command reports
+//!   its change, still under its locks. FLUSHDB/FLUSHALL/SWAPDB mark the watchers of keys
+//!   that existed in the databases they empty or swap. When nobody watches, a write costs
+//!   one relaxed atomic load. EXEC checks the mark, and whether a watched key expired since
 //!   WATCH, under its locks (the watched keys' shards are part of its plan).
 
 use std::collections::HashMap;
@@ -112,12 +114,12 @@ impl Watches {
     }
 
     /// Marks the clients watching the touched keys.
-    fn touch(&self, touches: &[events::Touch], changed: bool) {
+    fn touch(&self, touches: &[events::Touch]) {
+        if touches.is_empty() {
+            return;
+        }
         let mut keys = self.keys.lock();
         for t in touches {
-            if !t.definite && !changed {
-                continue;
-            }
             let Some(watchers) = keys.get_mut(&t.db).and_then(|db| db.get_mut(&*t.key)) else {
                 continue;
             };
@@ -202,13 +204,52 @@ pub fn unwatch_all(server: &Server, client: &mut Client) {
     client.shared.watch_count.store(0, Relaxed);
 }
 
-/// Turns this thread's recorded touches into dirty marks. `changed`: the command reported
-/// a change, so keys it looked up for writing count too.
-pub fn process_touches(server: &Server, changed: bool) {
-    let touches = events::take_touched();
-    if !touches.is_empty() && server.watches.clients.load(Relaxed) > 0 {
-        server.watches.touch(&touches, changed);
+/// Turns this thread's recorded touches into dirty marks. A key the command only looked
+/// up counts when the command reported a change (`changed`) and, if `written` is given, the
+/// key is one of those it may write.
+pub fn process_touches(server: &Server, changed: bool, written: Option<&[Bytes]>) {
+    let mut touches = events::take_touched();
+    if touches.is_empty() || server.watches.clients.load(Relaxed) == 0 {
+        return;
     }
+    touches.retain(|t| {
+        t.definite || (changed && written.is_none_or(|keys| keys.iter().any(|k| **k == *t.key)))
+    });
+    server.watches.touch(&touches);
+}
+
+/// Marks the watchers of what this thread's command certainly changed so far, while it
+/// still holds its locks; keys it only looked up stay pending for [`process_touches`].
+pub fn process_definite_touches(server: &Server) {
+    if server.watches.clients.load(Relaxed) == 0 {
+        return;
+    }
+    let (definite, maybe): (Vec<_>, Vec<_>) =
+        events::take_touched().into_iter().partition(|t| t.definite);
+    for t in maybe {
+        events::record_touch(t.db, &t.key, false, t.expired);
+    }
+    server.watches.touch(&definite);
+}
+
+/// The keys `spec` may write in `args` (key specs without the RO flag); `None` when the
+/// command has no key specs, so that any key it looked up may count.
+pub fn written_keys(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    if spec.key_specs.is_empty() {
+        return None;
+    }
+    let writable: Vec<_> = spec
+        .key_specs
+        .iter()
+        .filter(|ks| ks.flags & key_flag::RO == 0)
+        .copied()
+        .collect();
+    Some(
+        key_positions(&writable, args)
+            .into_iter()
+            .filter_map(|i| args.get(i).cloned())
+            .collect(),
+    )
 }
 
 /// FLUSHDB/FLUSHALL (`replaced_with` None) and SWAPDB: marks the watchers of keys that

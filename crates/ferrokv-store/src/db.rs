@@ -138,6 +138,8 @@ impl Db {
             self.expire_now(key);
             return None;
         }
+        // Handed out mutably: a change if the command then reports one (WATCH).
+        events::touch(self.index, key, false);
         self.open_at(bucket, addr)
     }
 
