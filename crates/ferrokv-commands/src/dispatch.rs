@@ -251,7 +251,9 @@ fn reject(
         finish_error(
             reply,
             stats,
-            &CmdError::new(format!("EXECABORT Transaction discarded because of: {reason}")),
+            &CmdError::new(format!(
+                "EXECABORT Transaction discarded because of: {reason}"
+            )),
         );
         return;
     }
@@ -326,8 +328,10 @@ fn check(
     let deny_on_oom = spec.flags & flag::DENYOOM != 0
         || match &client.multi {
             Some(multi) if is_exec(entry) => multi.flags & flag::DENYOOM != 0,
-            Some(_) => !(entry.parent.is_none()
-                && matches!(spec.name, "exec" | "discard" | "quit" | "reset")),
+            Some(_) => {
+                !(entry.parent.is_none()
+                    && matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+            }
             None => false,
         };
     crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;

@@ -360,7 +360,13 @@ fn after_change(server: &Server, client: &mut Client, was: bool) {
 }
 
 /// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE: one confirmation per name, in order.
-pub fn subscribe(server: &Server, client: &mut Client, reply: &mut Reply, kind: Kind, names: &[Bytes]) {
+pub fn subscribe(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    kind: Kind,
+    names: &[Bytes],
+) {
     let was = was_subscribed(client);
     for name in names {
         if client.subscriptions.set(kind).insert(name.clone()) {
@@ -392,7 +398,13 @@ fn remove_subscriber(server: &Server, kind: Kind, name: &Bytes, id: u64) {
 
 /// UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE: from `names`, or from everything of `kind`
 /// when empty; one confirmation per name (a null name when there was nothing to leave).
-pub fn unsubscribe(server: &Server, client: &mut Client, reply: &mut Reply, kind: Kind, names: &[Bytes]) {
+pub fn unsubscribe(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    kind: Kind,
+    names: &[Bytes],
+) {
     let was = was_subscribed(client);
     let targets: Vec<Bytes> = if names.is_empty() {
         client.subscriptions.set(kind).iter().cloned().collect()
@@ -436,7 +448,9 @@ mod tests {
 
     #[test]
     fn limits_are_read_from_the_pubsub_class() {
-        let l = Limits::from_directive("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+        let l = Limits::from_directive(
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        );
         assert_eq!(
             l,
             Limits {

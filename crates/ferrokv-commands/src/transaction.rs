@@ -255,7 +255,12 @@ pub fn written_keys(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
 /// FLUSHDB/FLUSHALL (`replaced_with` None) and SWAPDB: marks the watchers of keys that
 /// exist in `emptied`, or in the database that takes its place. Call with every shard
 /// locked, before the change.
-pub fn touch_db(server: &Server, locked: &mut Locked<'_>, emptied: usize, replaced_with: Option<usize>) {
+pub fn touch_db(
+    server: &Server,
+    locked: &mut Locked<'_>,
+    emptied: usize,
+    replaced_with: Option<usize>,
+) {
     if server.watches.clients.load(Relaxed) == 0 {
         return;
     }

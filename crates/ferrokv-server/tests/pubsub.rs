@@ -34,7 +34,12 @@ fn bulk(s: &str) -> String {
 }
 
 fn message(kind: char, channel: &str, payload: &str) -> String {
-    format!("{kind}3\\r\\n{}{}{}", bulk("message"), bulk(channel), bulk(payload))
+    format!(
+        "{kind}3\\r\\n{}{}{}",
+        bulk("message"),
+        bulk(channel),
+        bulk(payload)
+    )
 }
 
 fn pmessage(kind: char, pattern: &str, channel: &str, payload: &str) -> String {
@@ -75,13 +80,28 @@ fn messages_reach_subscribers_on_every_thread_with_patterns() {
         cmd(s, &["SUBSCRIBE", "news"]);
         cmd(s, &["PSUBSCRIBE", "n*"]);
     }
-    assert_eq!(info_field(&mut publisher, "stats", "pubsub_channels"), Some(1));
-    assert_eq!(info_field(&mut publisher, "stats", "pubsub_patterns"), Some(1));
-    assert_eq!(info_field(&mut publisher, "clients", "pubsub_clients"), Some(6));
+    assert_eq!(
+        info_field(&mut publisher, "stats", "pubsub_channels"),
+        Some(1)
+    );
+    assert_eq!(
+        info_field(&mut publisher, "stats", "pubsub_patterns"),
+        Some(1)
+    );
+    assert_eq!(
+        info_field(&mut publisher, "clients", "pubsub_clients"),
+        Some(6)
+    );
     for i in 0..20 {
         let payload = format!("m{i}");
-        assert_eq!(cmd(&mut publisher, &["PUBLISH", "news", &payload]), ":12\\r\\n");
-        assert_eq!(cmd(&mut publisher, &["PUBLISH", "nope", &payload]), ":6\\r\\n");
+        assert_eq!(
+            cmd(&mut publisher, &["PUBLISH", "news", &payload]),
+            ":12\\r\\n"
+        );
+        assert_eq!(
+            cmd(&mut publisher, &["PUBLISH", "nope", &payload]),
+            ":6\\r\\n"
+        );
     }
     for s in subscribers.iter_mut() {
         for i in 0..20 {
@@ -107,8 +127,14 @@ fn messages_reach_subscribers_on_every_thread_with_patterns() {
     rest.clear();
     wait_for(&mut publisher, "clients", "pubsub_clients", 0);
     assert_eq!(cmd(&mut publisher, &["PUBLISH", "news", "x"]), ":0\\r\\n");
-    assert_eq!(info_field(&mut publisher, "stats", "pubsub_channels"), Some(0));
-    assert_eq!(info_field(&mut publisher, "stats", "pubsub_patterns"), Some(0));
+    assert_eq!(
+        info_field(&mut publisher, "stats", "pubsub_channels"),
+        Some(0)
+    );
+    assert_eq!(
+        info_field(&mut publisher, "stats", "pubsub_patterns"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -118,12 +144,23 @@ fn shard_channels_are_their_own_space() {
     let mut s = connect(&server);
     cmd(&mut s, &["SSUBSCRIBE", "orders"]);
     assert_eq!(cmd(&mut publisher, &["PUBLISH", "orders", "x"]), ":0\\r\\n");
-    assert_eq!(cmd(&mut publisher, &["SPUBLISH", "orders", "y"]), ":1\\r\\n");
+    assert_eq!(
+        cmd(&mut publisher, &["SPUBLISH", "orders", "y"]),
+        ":1\\r\\n"
+    );
     assert_eq!(
         next(&mut s),
-        format!("*3\\r\\n{}{}{}", bulk("smessage"), bulk("orders"), bulk("y"))
+        format!(
+            "*3\\r\\n{}{}{}",
+            bulk("smessage"),
+            bulk("orders"),
+            bulk("y")
+        )
     );
-    assert_eq!(info_field(&mut publisher, "stats", "pubsubshard_channels"), Some(1));
+    assert_eq!(
+        info_field(&mut publisher, "stats", "pubsubshard_channels"),
+        Some(1)
+    );
 }
 
 #[test]
@@ -173,20 +210,30 @@ fn a_slow_subscriber_is_cut_off_by_the_output_buffer_limit() {
         if r == ":1\\r\\n" {
             delivered_to_slow += 1;
         }
-        if info_field(&mut publisher, "stats", "client_output_buffer_limit_disconnections")
-            == Some(1)
+        if info_field(
+            &mut publisher,
+            "stats",
+            "client_output_buffer_limit_disconnections",
+        ) == Some(1)
         {
             break;
         }
     }
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
-        info_field(&mut publisher, "stats", "client_output_buffer_limit_disconnections"),
+        info_field(
+            &mut publisher,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
         Some(1),
         "the slow subscriber was not cut off after {delivered_to_slow} messages"
     );
     wait_for(&mut publisher, "clients", "pubsub_clients", 0);
-    assert_eq!(cmd(&mut publisher, &["PUBLISH", "firehose", "x"]), ":0\\r\\n");
+    assert_eq!(
+        cmd(&mut publisher, &["PUBLISH", "firehose", "x"]),
+        ":0\\r\\n"
+    );
     // The subscriber's connection ends: reading reaches EOF after what was sent.
     let mut sink = Vec::new();
     let mut stream = slow_stream(slow);

@@ -50,7 +50,11 @@ fn watch_sees_writes_from_clients_on_other_threads() {
         cmd(&mut a, &["SET", "k", "v"]);
         cmd(&mut a, &["WATCH", "k"]);
         cmd(b, write);
-        assert_eq!(transaction(&mut a, &[&["GET", "k"]]), "*-1\\r\\n", "{write:?}");
+        assert_eq!(
+            transaction(&mut a, &[&["GET", "k"]]),
+            "*-1\\r\\n",
+            "{write:?}"
+        );
     }
 
     // Writes that change nothing, or change other keys, leave the transaction alone.
@@ -91,8 +95,14 @@ fn introspection_follows_multi_and_watch() {
     let mut a = connect(&server);
     let mut control = connect(&server);
     cmd(&mut a, &["WATCH", "x", "y"]);
-    assert_eq!(info_field(&mut control, "clients", "watching_clients"), Some(1));
-    assert_eq!(info_field(&mut control, "clients", "total_watched_keys"), Some(2));
+    assert_eq!(
+        info_field(&mut control, "clients", "watching_clients"),
+        Some(1)
+    );
+    assert_eq!(
+        info_field(&mut control, "clients", "total_watched_keys"),
+        Some(2)
+    );
     cmd(&mut a, &["MULTI"]);
     cmd(&mut a, &["SET", "x", "1"]);
     let list = String::from_utf8_lossy(&control.command(&["CLIENT", "LIST"])).into_owned();
@@ -106,8 +116,14 @@ fn introspection_follows_multi_and_watch() {
     let list = String::from_utf8_lossy(&control.command(&["CLIENT", "LIST"])).into_owned();
     assert!(list.contains("flags=xd "), "{list}");
     assert_eq!(cmd(&mut a, &["EXEC"]), "*-1\\r\\n");
-    assert_eq!(info_field(&mut control, "clients", "watching_clients"), Some(0));
-    assert_eq!(info_field(&mut control, "clients", "total_watched_keys"), Some(0));
+    assert_eq!(
+        info_field(&mut control, "clients", "watching_clients"),
+        Some(0)
+    );
+    assert_eq!(
+        info_field(&mut control, "clients", "total_watched_keys"),
+        Some(0)
+    );
     // A client that leaves while watching leaves nothing behind.
     cmd(&mut a, &["WATCH", "x"]);
     drop(a);

@@ -63,10 +63,7 @@ impl Keyspace {
         indexes.sort_unstable();
         indexes.dedup();
         Locked {
-            guards: indexes
-                .into_iter()
-                .map(|i| (i, self.guard(i)))
-                .collect(),
+            guards: indexes.into_iter().map(|i| (i, self.guard(i))).collect(),
         }
     }
 
