@@ -82,15 +82,6 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         return Outcome::Done;
     }
 
-    // Inside MULTI, everything but the commands that end or steer the transaction waits
-    // for EXEC.
-    if client.multi.is_some() && !runs_inside_multi(entry) {
-        transaction::queue(client, entry, args);
-        reply.simple("QUEUED");
-        discard_if_silenced(client, reply, reply_start);
-        return Outcome::Done;
-    }
-
     let now_ms = clock::now_ms();
     let flags = if is_exec(entry) {
         client.multi.as_ref().map_or(0, |m| m.flags)
@@ -104,6 +95,16 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
             client.reply_mode = ReplyMode::SkipNext;
         }
         return Outcome::Postponed { may_write };
+    }
+
+    // Inside MULTI, everything but the commands that end or steer the transaction waits for
+    // EXEC. This comes after the pause check: a paused write is held back even when it
+    // would only be queued, as in Valkey.
+    if client.multi.is_some() && !runs_inside_multi(entry) {
+        transaction::queue(client, entry, args);
+        reply.simple("QUEUED");
+        discard_if_silenced(client, reply, reply_start);
+        return Outcome::Done;
     }
 
     call(server, client, reply, entry, args, now_ms);
