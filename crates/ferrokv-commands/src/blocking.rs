@@ -127,6 +127,9 @@ impl ServeCx<'_, '_> {
 
     pub fn add_dirty(&self, n: u64) {
         stats::local().dirty.add(n);
+        if n > 0 && ferrokv_store::events::touches_pending() {
+            crate::transaction::process_touches(self.server, true, None);
+        }
     }
 
     /// The parked client's LRU/LFU stamping.
@@ -380,6 +383,11 @@ pub fn pending() -> bool {
 /// signalling command's locks, extended as needed). Keys it cannot reach without risking a
 /// deadlock stay pending for [`serve_pending`].
 pub fn serve_ready<'a>(server: &'a Server, locked: &mut Locked<'a>, now_ms: i64) {
+    if ferrokv_store::Keyspace::holding() {
+        // Inside EXEC: Valkey serves blocked clients once the transaction is over, so a
+        // later command of the transaction still sees what was pushed.
+        return;
+    }
     let _ = serve_with(server, locked, now_ms);
 }
 

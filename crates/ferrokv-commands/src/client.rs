@@ -48,6 +48,12 @@ pub struct Client {
     /// Blocking commands must not wait: set while running inside MULTI/EXEC or a script,
     /// where they answer at once as if they had timed out.
     pub deny_blocking: bool,
+    /// Commands queued since MULTI; `None` outside a transaction.
+    pub multi: Option<crate::transaction::MultiState>,
+    /// Keys this client WATCHes, as (database, key).
+    pub watched: Vec<(usize, Bytes)>,
+    /// Channels, patterns and shard channels this client is subscribed to.
+    pub subscriptions: crate::pubsub::Subscriptions,
 }
 
 impl Client {
@@ -68,6 +74,9 @@ impl Client {
             config_epoch,
             blocked: None,
             deny_blocking: false,
+            multi: None,
+            watched: Vec::new(),
+            subscriptions: Default::default(),
         }
     }
 
@@ -124,11 +133,20 @@ pub mod flags {
     pub const NO_TOUCH: u32 = 1 << 4;
     /// Parked in a blocking command (BLPOP ...), also shown as `b`.
     pub const BLOCKED: u32 = 1 << 5;
+    /// Subscribed to a channel, pattern or shard channel.
+    pub const PUBSUB: u32 = 1 << 6;
+    /// Inside MULTI.
+    pub const MULTI: u32 = 1 << 7;
+    /// A watched key was modified: EXEC will fail.
+    pub const DIRTY_CAS: u32 = 1 << 8;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
+        (PUBSUB, 'P'),
+        (MULTI, 'x'),
         (PAUSED, 'b'),
         (BLOCKED, 'b'),
+        (DIRTY_CAS, 'd'),
         (CLOSE_AFTER_REPLY, 'c'),
         (UNIX_SOCKET, 'U'),
         (NO_EVICT, 'e'),
@@ -174,6 +192,16 @@ pub struct ClientShared {
     /// Capacity of the read buffer and its peak (`rbs`, `rbp`).
     pub read_buffer: AtomicUsize,
     pub read_buffer_peak: AtomicUsize,
+    /// Commands queued in MULTI (`multi=`), -1 outside a transaction.
+    pub multi_queued: AtomicI64,
+    /// Keys watched (`watch=`).
+    pub watch_count: AtomicUsize,
+    /// Subscriptions (`sub=`, `psub=`, `ssub=`).
+    pub sub_count: AtomicUsize,
+    pub psub_count: AtomicUsize,
+    pub ssub_count: AtomicUsize,
+    /// Messages published to this client, waiting for its connection to send them.
+    pub outbox: crate::pubsub::Outbox,
     killed: AtomicBool,
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
@@ -215,6 +243,12 @@ impl ClientShared {
             commands: AtomicU64::new(0),
             read_buffer: AtomicUsize::new(0),
             read_buffer_peak: AtomicUsize::new(0),
+            multi_queued: AtomicI64::new(-1),
+            watch_count: AtomicUsize::new(0),
+            sub_count: AtomicUsize::new(0),
+            psub_count: AtomicUsize::new(0),
+            ssub_count: AtomicUsize::new(0),
+            outbox: Default::default(),
             killed: AtomicBool::new(false),
             waker: OnceLock::new(),
         }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use ferrokv_protocol::Reply;
-use ferrokv_store::{Entry, Locked, Value};
+use ferrokv_store::{Entry, Locked, Value, events};
 
 use crate::client::Client;
 use crate::server::Server;
@@ -83,6 +83,10 @@ impl<'a> Ctx<'a> {
     /// Counts a change to the dataset (what `rdb_changes_since_last_save` reports).
     pub fn add_dirty(&self, n: u64) {
         stats::local().dirty.add(n);
+        if n > 0 && events::touches_pending() {
+            // Mark watchers now, while the command still holds its keys' locks.
+            crate::transaction::process_definite_touches(self.server);
+        }
     }
 
     /// Looks a key up for reading in the current database: expired keys vanish, hits and

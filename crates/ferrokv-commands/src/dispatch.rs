@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferrokv_protocol::Reply;
-use ferrokv_store::{clock, events};
+use ferrokv_store::{Keyspace, clock, events};
 
 use crate::blocking;
 use crate::client::{Client, ReplyMode, Transport};
@@ -18,6 +18,7 @@ use crate::server::Server;
 use crate::spec::flag;
 use crate::stats;
 use crate::table::{TABLE, TableEntry};
+use crate::transaction;
 use crate::{latency, slowlog};
 
 /// What became of a request.
@@ -57,7 +58,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
             if let Some(entry) = found {
                 stats.commands[entry.id].rejected_calls.add(1);
             }
-            finish_error(reply, stats, &errors::NOAUTH);
+            reject(server, client, reply, stats, found, errors::NOAUTH);
             discard_if_silenced(client, reply, reply_start);
             return Outcome::Done;
         }
@@ -66,24 +67,28 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     let entry = match resolve(name, args) {
         Ok(entry) => entry,
         Err(e) => {
-            finish_error(reply, stats, &e);
+            reject(server, client, reply, stats, None, e);
             discard_if_silenced(client, reply, reply_start);
             return Outcome::Done;
         }
     };
     let spec = entry.spec;
-    let counters = &stats.commands[entry.id];
 
     let rejection = check(server, client, entry, args);
     if let Err(e) = rejection {
-        counters.rejected_calls.add(1);
-        finish_error(reply, stats, &e);
+        stats.commands[entry.id].rejected_calls.add(1);
+        reject(server, client, reply, stats, Some(entry), e);
         discard_if_silenced(client, reply, reply_start);
         return Outcome::Done;
     }
 
     let now_ms = clock::now_ms();
-    let may_write = spec.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0;
+    let flags = if is_exec(entry) {
+        client.multi.as_ref().map_or(0, |m| m.flags)
+    } else {
+        spec.flags
+    };
+    let may_write = flags & (flag::WRITE | flag::MAY_REPLICATE) != 0;
     if server.pause.blocks(may_write, now_ms).is_some() {
         if client.reply_mode == ReplyMode::SkipThis {
             // The skip applies to this command, which has not run yet.
@@ -92,6 +97,47 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         return Outcome::Postponed { may_write };
     }
 
+    // Inside MULTI, everything but the commands that end or steer the transaction waits for
+    // EXEC. This comes after the pause check: a paused write is held back even when it
+    // would only be queued, as in Valkey.
+    if client.multi.is_some() && !runs_inside_multi(entry) {
+        transaction::queue(client, entry, args);
+        reply.simple("QUEUED");
+        discard_if_silenced(client, reply, reply_start);
+        return Outcome::Done;
+    }
+
+    call(server, client, reply, entry, args, now_ms);
+    if blocking::pending() && !Keyspace::holding() {
+        // Keys made ready by a command that did not serve the blocked clients itself
+        // (or by a transaction, whose waiters are served once it is over).
+        blocking::serve_pending(server, now_ms);
+        if events::touches_pending() {
+            // What serving the parked clients took from their keys.
+            transaction::process_touches(server, true, None);
+        }
+    }
+    if client.blocked.is_some() {
+        return Outcome::Blocked;
+    }
+    discard_if_silenced(client, reply, reply_start);
+    Outcome::Done
+}
+
+/// Runs one command that passed its checks (directly, or queued in a transaction that EXEC
+/// runs) and does the bookkeeping: statistics, slow log, errors, key events, WATCH marks.
+pub(crate) fn call(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    entry: &'static TableEntry,
+    args: &[Bytes],
+    now_ms: i64,
+) {
+    let stats = stats::local();
+    let spec = entry.spec;
+    let counters = &stats.commands[entry.id];
+    let reply_start = reply.len();
     let Some(handler) = spec.handler else {
         // Container commands always resolve to a subcommand; reaching here is a table bug.
         finish_error(
@@ -99,8 +145,9 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
             stats,
             &CmdError::err("internal error: command without handler"),
         );
-        return Outcome::Done;
+        return;
     };
+    let dirty_before = events::watching().then(|| stats.dirty.get());
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = Instant::now();
@@ -148,15 +195,71 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     if events::pending() {
         handle_key_events(stats);
     }
-    if blocking::pending() {
-        // Keys made ready by a command that did not serve the blocked clients itself.
-        blocking::serve_pending(server, now_ms);
+    if events::touches_pending() {
+        let changed = dirty_before.is_some_and(|before| stats.dirty.get() != before);
+        let written = if changed {
+            transaction::written_keys(spec, args)
+        } else {
+            None
+        };
+        transaction::process_touches(server, changed, written.as_deref());
     }
-    if client.blocked.is_some() {
-        return Outcome::Blocked;
+}
+
+fn is_exec(entry: &TableEntry) -> bool {
+    entry.parent.is_none() && entry.spec.name == "exec"
+}
+
+/// Commands that run at once inside MULTI instead of being queued.
+fn runs_inside_multi(entry: &TableEntry) -> bool {
+    entry.parent.is_none()
+        && matches!(
+            entry.spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+}
+
+/// Commands a RESP2 client may send while subscribed.
+fn allowed_in_subscriber_mode(entry: &TableEntry) -> bool {
+    entry.parent.is_none()
+        && matches!(
+            entry.spec.name,
+            "ping"
+                | "subscribe"
+                | "ssubscribe"
+                | "unsubscribe"
+                | "sunsubscribe"
+                | "psubscribe"
+                | "punsubscribe"
+                | "quit"
+                | "reset"
+        )
+}
+
+/// Answers a command rejected before it ran. Inside MULTI the rejection dooms the
+/// transaction; a rejected EXEC discards it with EXECABORT, as Valkey does.
+fn reject(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    stats: &stats::ThreadStats,
+    entry: Option<&TableEntry>,
+    e: CmdError,
+) {
+    if entry.is_some_and(is_exec) {
+        transaction::discard(server, client);
+        let reason = e.0.strip_prefix("ERR ").unwrap_or(&e.0);
+        finish_error(
+            reply,
+            stats,
+            &CmdError::new(format!(
+                "EXECABORT Transaction discarded because of: {reason}"
+            )),
+        );
+        return;
     }
-    discard_if_silenced(client, reply, reply_start);
-    Outcome::Done
+    transaction::flag_aborted(client);
+    finish_error(reply, stats, &e);
 }
 
 /// Writes the outcome of a blocked command's wait as its reply.
@@ -215,7 +318,30 @@ fn check(
              the configuration file, and then restart the server.",
         ));
     }
-    crate::evict::before_command(server, &client.config, client.access_policy, spec)?;
+    if client.multi.is_some() && spec.flags & flag::NO_MULTI != 0 {
+        return Err(CmdError::err(format!(
+            "Command '{}' not allowed inside a transaction",
+            entry.full_name
+        )));
+    }
+    // Queueing takes memory too: over `maxmemory`, only the commands that end a transaction
+    // are let through, and EXEC only if nothing it runs is denied (Valkey's rule).
+    let deny_on_oom = spec.flags & flag::DENYOOM != 0
+        || match &client.multi {
+            Some(multi) if is_exec(entry) => multi.flags & flag::DENYOOM != 0,
+            Some(_) => {
+                !(entry.parent.is_none()
+                    && matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+            }
+            None => false,
+        };
+    crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    if client.protocol == 2 && client.subscriptions.any() && !allowed_in_subscriber_mode(entry) {
+        return Err(CmdError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            entry.full_name
+        )));
+    }
     Ok(())
 }
 

@@ -29,7 +29,7 @@ use rand::Rng;
 
 use crate::context::{CmdError, errors};
 use crate::server::{self, Server};
-use crate::spec::{CommandSpec, flag};
+
 use crate::stats;
 
 /// `maxmemory-policy`.
@@ -94,13 +94,13 @@ pub fn before_command(
     server: &Server,
     config: &Config,
     access: AccessPolicy,
-    spec: &CommandSpec,
+    deny_on_oom: bool,
 ) -> Result<(), CmdError> {
     if config.maxmemory <= 0 {
         return Ok(());
     }
     let outcome = perform(&server.keyspace, config, access, &server::used_memory);
-    if outcome == Outcome::Fail && spec.flags & flag::DENYOOM != 0 {
+    if outcome == Outcome::Fail && deny_on_oom {
         return Err(errors::OOM);
     }
     Ok(())

@@ -68,5 +68,7 @@ impl ExpireCycle {
             }
         }
         handle_key_events(stats::local());
+        // Expired keys someone WATCHes.
+        crate::transaction::process_touches(server, false, None);
     }
 }

@@ -15,11 +15,13 @@ pub mod evict;
 pub mod expire_cycle;
 pub mod latency;
 pub mod pause;
+pub mod pubsub;
 pub mod server;
 pub mod slowlog;
 pub mod spec;
 pub mod stats;
 pub mod table;
+pub mod transaction;
 
 pub use client::Client;
 pub use context::{CmdError, CmdResult, Ctx};

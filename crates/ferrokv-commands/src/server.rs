@@ -31,6 +31,10 @@ pub struct Server {
     pub pause: crate::pause::ClientPause,
     /// Clients parked in blocking commands (BLPOP ...).
     pub blocking: crate::blocking::Registry,
+    /// Keys watched by clients (WATCH).
+    pub watches: crate::transaction::Watches,
+    /// Channel, pattern and shard channel subscriptions.
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl Server {
@@ -56,6 +60,8 @@ impl Server {
             last_save_unix: AtomicU64::new((now / 1000) as u64),
             pause: Default::default(),
             blocking: Default::default(),
+            watches: Default::default(),
+            pubsub: Default::default(),
         })
     }
 

@@ -53,7 +53,7 @@ pub mod flag {
         "loading",
         "stale",
         "skip_monitor",
-        "skip_slowlog",
+        "skip_commandlog",
         "asking",
         "fast",
         "no_auth",

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use ferrokv_commands::blocking::{Parked, Wake};
 use ferrokv_commands::client::{ClientShared, flags};
 use ferrokv_commands::dispatch::Outcome;
-use ferrokv_commands::{Client, Server, dispatch, stats};
+use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -60,8 +60,11 @@ where
         );
     }
     let _ = stream.shutdown().await;
-    // Never leave a waiter behind, whatever path ended the connection.
+    // Never leave a waiter, a watched key or a subscription behind, whatever path ended
+    // the connection.
     server.blocking.cancel(shared.id);
+    transaction::discard(&server, &mut client);
+    pubsub::unsubscribe_all(&server, &mut client);
     server.clients.unregister(shared.id);
 }
 
@@ -81,6 +84,11 @@ where
     loop {
         if client.shared.is_killed() {
             return Err("killed".into());
+        }
+        // Messages published to this client while it waited.
+        if !client.shared.outbox.is_empty() {
+            client.shared.outbox.drain_into(reply);
+            flush(stream, client, reply, wake).await?;
         }
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
@@ -135,12 +143,14 @@ where
             };
             match parser.next_request(input, &limits) {
                 Ok(Some(args)) => {
+                    // Published messages go out in order with the replies around them.
+                    client.shared.outbox.drain_into(reply);
                     run_request(server, stream, client, reply, wake, input, args).await?;
                     if client.close_after_reply {
                         break;
                     }
                     if reply.len() >= FLUSH_THRESHOLD {
-                        flush(stream, client, reply).await?;
+                        flush(stream, client, reply, wake).await?;
                     }
                 }
                 Ok(None) => break,
@@ -157,7 +167,7 @@ where
             }
         }
         client.shared.query_buffer.store(input.len(), Relaxed);
-        flush(stream, client, reply).await?;
+        flush(stream, client, reply, wake).await?;
         if let Some(e) = protocol_error {
             return Err(format!("protocol error: {e}"));
         }
@@ -192,14 +202,14 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
         match dispatch::execute(server, client, reply, &args) {
             Outcome::Done => return Ok(()),
             Outcome::Postponed { may_write } => {
-                flush(stream, client, reply).await?;
+                flush(stream, client, reply, wake).await?;
                 wait_for_pause_end(server, client, wake, may_write).await?;
             }
             Outcome::Blocked => {
                 let Some(parked) = client.blocked.take() else {
                     return Ok(());
                 };
-                flush(stream, client, reply).await?;
+                flush(stream, client, reply, wake).await?;
                 let outcome = wait_while_blocked(server, stream, client, wake, input, parked).await;
                 let woken = outcome?;
                 dispatch::finish_blocked(client, reply, woken);
@@ -295,20 +305,47 @@ async fn wait_for_pause_end(
     outcome
 }
 
+/// Writes the pending replies. A kill (CLIENT KILL, a subscriber over its output buffer
+/// limit) interrupts the write, so a client that stopped reading cannot hold its
+/// connection open forever. Other wake-ups during the write are not lost: the main loop
+/// checks the outbox before it waits again.
 async fn flush<S: AsyncWrite + Unpin>(
     stream: &mut S,
     client: &Client,
     reply: &mut Reply,
+    wake: &Notify,
 ) -> Result<(), String> {
     if reply.is_empty() {
         return Ok(());
     }
-    client.shared.output_buffer.store(reply.len(), Relaxed);
-    let written = stream.write_all(reply.bytes()).await;
-    client.shared.output_buffer.store(0, Relaxed);
-    written.map_err(|e| e.to_string())?;
+    let shared = &client.shared;
+    shared.output_buffer.store(reply.len(), Relaxed);
+    let bytes = reply.bytes();
+    let mut written = 0;
+    let outcome = loop {
+        if written == bytes.len() {
+            break Ok(());
+        }
+        if shared.is_killed() {
+            break Err("killed while writing".to_string());
+        }
+        tokio::select! {
+            biased;
+            r = stream.write(&bytes[written..]) => match r {
+                Ok(0) => break Err("connection closed while writing".to_string()),
+                Ok(n) => {
+                    written += n;
+                    shared.output_buffer.store(bytes.len() - written, Relaxed);
+                }
+                Err(e) => break Err(e.to_string()),
+            },
+            _ = wake.notified() => {}
+        }
+    };
+    shared.output_buffer.store(0, Relaxed);
+    outcome?;
     stats::local().net_output_bytes.add(reply.len() as u64);
-    client.shared.net_out.fetch_add(reply.len() as u64, Relaxed);
+    shared.net_out.fetch_add(reply.len() as u64, Relaxed);
     reply.clear();
     Ok(())
 }

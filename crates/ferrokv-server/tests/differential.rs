@@ -12,6 +12,8 @@
 //! !type TIME                 (compare only the reply's type byte)
 //! !ignore CLIENT ID          (run on both, compare nothing)
 //! !sleep 1100                (pause, in milliseconds)
+//! !read                      (read one more reply from both, without sending anything:
+//!                             the second confirmation of SUBSCRIBE a b, a pushed message)
 //! !known-difference why: CMD (a deliberate difference, named: the replies must differ, so a
 //!                             difference that disappears is noticed and the line removed)
 //! ```
@@ -55,10 +57,17 @@ fn run_case_file(name: &str, protocol: u8) {
             ));
             continue;
         }
-        let args = split_args(command.as_bytes())
-            .unwrap_or_else(|_| panic!("{name}:{}: bad quoting", lineno + 1));
-        let ours = clients.0.command(&args);
-        let theirs = clients.1.command(&args);
+        let (ours, theirs) = if command == "!read" {
+            let read = |c: &mut RawClient| {
+                c.read_reply()
+                    .unwrap_or_else(|e| format!("<connection error: {e}>").into_bytes())
+            };
+            (read(&mut clients.0), read(&mut clients.1))
+        } else {
+            let args = split_args(command.as_bytes())
+                .unwrap_or_else(|_| panic!("{name}:{}: bad quoting", lineno + 1));
+            (clients.0.command(&args), clients.1.command(&args))
+        };
         commands += 1;
         let verdict = match &compare {
             Compare::Exact => ours == theirs,
@@ -192,4 +201,6 @@ case_files! {
     hashes => "hashes.txt",
     zsets => "zsets.txt",
     geo => "geo.txt",
+    transactions => "transactions.txt",
+    pubsub => "pubsub.txt",
 }

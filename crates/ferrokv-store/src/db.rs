@@ -138,6 +138,8 @@ impl Db {
             self.expire_now(key);
             return None;
         }
+        // Handed out mutably: a change if the command then reports one (WATCH).
+        events::touch(self.index, key, false);
         self.open_at(bucket, addr)
     }
 
@@ -177,6 +179,7 @@ impl Db {
     /// decoding it (the common case of SET and MSET, which do not need it). Returns whether a
     /// previous entry existed.
     pub fn set(&mut self, key: &[u8], entry: Entry) -> bool {
+        events::touch(self.index, key, true);
         self.put(key, entry, |node| {
             let had_expire = node.has_expire();
             // Only a boxed value has anything to free (or volatile items to uncount); an
@@ -193,6 +196,7 @@ impl Db {
 
     /// Stores `entry` under `key`, replacing any previous entry; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        events::touch(self.index, key, true);
         self.put(key, entry, |node| {
             let old = take_entry(node);
             let (had_expire, had_items) = (old.has_expire(), old.value.has_volatile_items());
@@ -241,6 +245,7 @@ impl Db {
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.close();
         let mut node = self.table.remove(key)?;
+        events::touch(self.index, key, true);
         let old = take_entry(&mut node);
         if old.has_expire() {
             self.volatile -= 1;
@@ -253,6 +258,14 @@ impl Db {
 
     /// Deletes `key` without decoding its value; returns whether it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
+        let deleted = self.delete_untouched(key);
+        if deleted {
+            events::touch(self.index, key, true);
+        }
+        deleted
+    }
+
+    fn delete_untouched(&mut self, key: &[u8]) -> bool {
         self.close();
         let Some(node) = self.table.remove(key) else {
             return false;
@@ -273,11 +286,15 @@ impl Db {
         };
         entry.expire_at = expire_at;
         self.close();
+        events::touch(self.index, key, true);
         true
     }
 
     fn expire_now(&mut self, key: &[u8]) {
-        if self.delete(key) {
+        if events::watching() {
+            events::record_touch(self.index, key, true, true);
+        }
+        if self.delete_untouched(key) {
             events::record(KeyEvent::Expired {
                 db: self.index,
                 key: key.into(),

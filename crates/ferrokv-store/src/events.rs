@@ -40,3 +40,71 @@ pub fn pending() -> bool {
 pub fn take() -> Vec<KeyEvent> {
     QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()))
 }
+
+// ---- keys touched, for WATCH ----
+//
+// WATCH needs to know which keys a command changed. The store reports every structural
+// change (a key stored, deleted, expired, its TTL changed) and the command layer adds the
+// keys it looked up for writing; both land in a per-thread list that the command layer
+// turns into "watched key modified" marks. Nothing is recorded while no client watches
+// anything, so the common case costs one relaxed load per write.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+static WATCHING: AtomicBool = AtomicBool::new(false);
+
+/// Turns recording on while at least one client watches a key (set under the watched key's
+/// shard lock, so a writer holding that lock afterwards sees it).
+pub fn set_watching(on: bool) {
+    WATCHING.store(on, Relaxed);
+}
+
+#[inline]
+pub fn watching() -> bool {
+    WATCHING.load(Relaxed)
+}
+
+/// A key a command changed (`definite`) or may have changed (looked up for writing; it
+/// counts only if the command then reports a change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub db: usize,
+    pub key: Box<[u8]>,
+    pub definite: bool,
+    /// Deleted because it expired (a key already expired when watched is not "changed" by
+    /// that, as in Valkey).
+    pub expired: bool,
+}
+
+thread_local! {
+    static TOUCHED: RefCell<Vec<Touch>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a touch of `key` in database `db`, when anyone watches.
+#[inline]
+pub fn touch(db: usize, key: &[u8], definite: bool) {
+    if watching() {
+        record_touch(db, key, definite, false);
+    }
+}
+
+pub fn record_touch(db: usize, key: &[u8], definite: bool, expired: bool) {
+    TOUCHED.with(|t| {
+        t.borrow_mut().push(Touch {
+            db,
+            key: key.into(),
+            definite,
+            expired,
+        })
+    });
+}
+
+/// Whether touches wait on this thread.
+pub fn touches_pending() -> bool {
+    TOUCHED.with(|t| !t.borrow().is_empty())
+}
+
+/// Takes every recorded touch.
+pub fn take_touched() -> Vec<Touch> {
+    TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut()))
+}

@@ -5,6 +5,10 @@
 //! that need the whole keyspace (FLUSHALL, SWAPDB, EXEC, scripts) lock every shard, in the same
 //! order. Locks are never held across an await or a socket write.
 
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
@@ -59,10 +63,7 @@ impl Keyspace {
         indexes.sort_unstable();
         indexes.dedup();
         Locked {
-            guards: indexes
-                .into_iter()
-                .map(|i| (i, self.shards[i].lock()))
-                .collect(),
+            guards: indexes.into_iter().map(|i| (i, self.guard(i))).collect(),
         }
     }
 
@@ -78,9 +79,9 @@ impl Keyspace {
                 continue;
             };
             let guard = if at == locked.guards.len() {
-                self.shards[index].lock()
+                self.guard(index)
             } else {
-                match self.shards[index].try_lock() {
+                match self.try_guard(index) {
                     Some(guard) => guard,
                     None => return false,
                 }
@@ -93,7 +94,7 @@ impl Keyspace {
     /// Locks one shard by index (SCAN, active expiry, eviction).
     pub fn lock_shard(&self, index: usize) -> Locked<'_> {
         let mut guards = SmallVec::new();
-        guards.push((index, self.shards[index].lock()));
+        guards.push((index, self.guard(index)));
         Locked { guards }
     }
 
@@ -104,7 +105,7 @@ impl Keyspace {
                 .shards
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (i, s.lock()))
+                .map(|(i, _)| (i, self.guard(i)))
                 .collect(),
         }
     }
@@ -112,39 +113,216 @@ impl Keyspace {
     /// Keys in database `db`, counting shard by shard (not an atomic snapshot across shards,
     /// which DBSIZE and INFO do not need).
     pub fn db_len(&self, db: usize) -> usize {
-        self.shards.iter().map(|s| s.lock().dbs[db].len()).sum()
+        (0..SHARD_COUNT).map(|i| self.guard(i).dbs[db].len()).sum()
     }
 
     /// The number of keys of database `db` in each shard, shard by shard (RANDOMKEY weighs
     /// its choice of shard by these).
     pub fn shard_lens(&self, db: usize) -> [usize; SHARD_COUNT] {
         let mut lens = [0; SHARD_COUNT];
-        for (len, shard) in lens.iter_mut().zip(self.shards.iter()) {
-            *len = shard.lock().dbs[db].len();
+        for (i, len) in lens.iter_mut().enumerate() {
+            *len = self.guard(i).dbs[db].len();
         }
         lens
     }
 
     /// Keys of database `db` whose value has items with a TTL (hash fields).
     pub fn db_volatile_items(&self, db: usize) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().dbs[db].volatile_items_len())
+        (0..SHARD_COUNT)
+            .map(|i| self.guard(i).dbs[db].volatile_items_len())
             .sum()
     }
 
     /// (keys, keys with a TTL) in database `db`.
     pub fn db_counts(&self, db: usize) -> (usize, usize) {
-        self.shards.iter().fold((0, 0), |(k, v), s| {
-            let shard = s.lock();
+        (0..SHARD_COUNT).fold((0, 0), |(k, v), i| {
+            let shard = self.guard(i);
             (k + shard.dbs[db].len(), v + shard.dbs[db].volatile_len())
         })
     }
 }
 
+// ---- transactions: holding shards across several commands ----
+//
+// EXEC (and later scripts) must run several commands with no other client in between, yet
+// each command locks its own keys through the same `lock*` calls as outside a transaction.
+// `Keyspace::hold` locks every shard the transaction needs, once, in ascending order, and
+// records on the current thread that it holds them. While the hold lasts, a `lock*` call on
+// this thread for a held shard does not wait on the mutex (which would deadlock on itself):
+// it *borrows* the held lock instead. At most one borrow per shard exists at a time (a
+// second one panics, where outside a hold the same code would have deadlocked), and the
+// `Hold` never touches its own guards while it lasts, so a shard's data is reachable through
+// exactly one guard at any moment.
+
+/// What the current thread holds for a transaction: which keyspace (by address), which
+/// shards (bit i = shard i), and which of those are borrowed by a live `Locked` right now.
+#[derive(Clone, Copy)]
+struct HeldShards {
+    keyspace: usize,
+    held: u64,
+    lent: u64,
+}
+
+const NOT_HOLDING: HeldShards = HeldShards {
+    keyspace: 0,
+    held: 0,
+    lent: 0,
+};
+
+const _: () = assert!(SHARD_COUNT <= 64, "HeldShards keeps one bit per shard");
+
+thread_local! {
+    static HELD: Cell<HeldShards> = const { Cell::new(NOT_HOLDING) };
+}
+
+/// The lock on one shard: owned (released on drop), or borrowed from the thread's `Hold`
+/// (handed back on drop, the mutex stays locked).
+enum ShardGuard<'a> {
+    Owned(MutexGuard<'a, Shard>),
+    Borrowed {
+        guard: ManuallyDrop<MutexGuard<'a, Shard>>,
+        index: usize,
+    },
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        match self {
+            ShardGuard::Owned(g) => g,
+            ShardGuard::Borrowed { guard, .. } => guard,
+        }
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        match self {
+            ShardGuard::Owned(g) => g,
+            ShardGuard::Borrowed { guard, .. } => guard,
+        }
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        if let ShardGuard::Borrowed { index, .. } = self {
+            // The `ManuallyDrop` guard is not dropped: the mutex stays locked for the Hold.
+            let bit = 1u64 << *index;
+            HELD.with(|h| {
+                let mut state = h.get();
+                state.lent &= !bit;
+                h.set(state);
+            });
+        }
+    }
+}
+
+/// Shards held by a transaction on this thread (see [`Keyspace::hold`]); dropping it
+/// releases them.
+pub struct Hold<'a> {
+    /// Kept only to be dropped: that unlocks the shards.
+    _guards: Vec<MutexGuard<'a, Shard>>,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(NOT_HOLDING));
+        // Then `guards` drops, unlocking every shard.
+    }
+}
+
+impl Keyspace {
+    /// Locks the shards in `mask` (bit i = shard i) for a transaction on this thread, in
+    /// ascending order; until the returned `Hold` drops, this thread's `lock*` calls borrow
+    /// these locks instead of waiting for them. Panics if the thread already holds shards.
+    pub fn hold(&self, mask: u64) -> Hold<'_> {
+        assert!(
+            HELD.with(|h| h.get().held) == 0,
+            "nested keyspace hold on one thread"
+        );
+        let guards = (0..SHARD_COUNT)
+            .filter(|i| mask & (1u64 << i) != 0)
+            .map(|i| self.shards[i].lock())
+            .collect();
+        HELD.with(|h| {
+            h.set(HeldShards {
+                keyspace: self as *const Keyspace as usize,
+                held: mask,
+                lent: 0,
+            })
+        });
+        Hold { _guards: guards }
+    }
+
+    /// The shard index bit for `key` (to build a [`Keyspace::hold`] mask).
+    pub fn shard_bit(key: &[u8]) -> u64 {
+        1u64 << Self::shard_of(key)
+    }
+
+    /// Whether this thread holds shards for a transaction (serving blocked clients waits
+    /// until the transaction ends, as in Valkey).
+    pub fn holding() -> bool {
+        HELD.with(|h| h.get().held != 0)
+    }
+
+    /// Shard `index` borrowed from this thread's hold, if the hold covers it.
+    fn borrow_held(&self, index: usize) -> Option<ShardGuard<'_>> {
+        let bit = 1u64 << index;
+        let state = HELD.with(|h| h.get());
+        if state.held & bit == 0 || state.keyspace != self as *const Keyspace as usize {
+            return None;
+        }
+        assert!(
+            state.lent & bit == 0,
+            "shard {index} locked twice by one command inside a transaction"
+        );
+        HELD.with(|h| {
+            h.set(HeldShards {
+                lent: state.lent | bit,
+                ..state
+            })
+        });
+        // SAFETY: this thread logically holds the lock: `hold` locked this shard and keeps
+        // its guard, unused, until it drops, and it drops only after every borrow (borrows
+        // live inside the commands the transaction runs). The `lent` bit allows one borrow
+        // at a time, so no two live guards reach this shard's data. The borrowed guard is
+        // never dropped (`ManuallyDrop`), so it never unlocks the mutex.
+        let guard = unsafe { self.shards[index].make_guard_unchecked() };
+        Some(ShardGuard::Borrowed {
+            guard: ManuallyDrop::new(guard),
+            index,
+        })
+    }
+
+    /// Locks shard `index`, or borrows it from this thread's hold.
+    fn guard(&self, index: usize) -> ShardGuard<'_> {
+        if let Some(borrowed) = self.borrow_held(index) {
+            return borrowed;
+        }
+        if HELD.with(|h| h.get().held) != 0 {
+            // A shard outside the hold: waiting could deadlock against a thread that waits
+            // for one we hold, so only try. Reaching here means a key the transaction's plan
+            // did not include (a key spec bug); the command fails instead of hanging.
+            return match self.shards[index].try_lock() {
+                Some(g) => ShardGuard::Owned(g),
+                None => panic!("shard {index} is outside the transaction's locks"),
+            };
+        }
+        ShardGuard::Owned(self.shards[index].lock())
+    }
+
+    fn try_guard(&self, index: usize) -> Option<ShardGuard<'_>> {
+        if let Some(borrowed) = self.borrow_held(index) {
+            return Some(borrowed);
+        }
+        self.shards[index].try_lock().map(ShardGuard::Owned)
+    }
+}
+
 /// Shards locked by one command. Dropping it releases them.
 pub struct Locked<'a> {
-    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>,
+    guards: SmallVec<[(usize, ShardGuard<'a>); 4]>,
 }
 
 impl<'a> Locked<'a> {
@@ -241,6 +419,47 @@ mod tests {
         assert!(one.shard_db(5, 0).is_some());
         assert!(one.shard_db(6, 0).is_none());
         assert!(one.shard_db(5, 2).is_none());
+    }
+
+    #[test]
+    fn a_hold_lends_its_shards_to_the_commands_inside_it() {
+        let ks = Keyspace::new(1);
+        let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("k{i}").into_bytes()).collect();
+        let mask = keys.iter().fold(0, |m, k| m | Keyspace::shard_bit(k));
+        {
+            let _hold = ks.hold(mask);
+            assert!(Keyspace::holding());
+            // Each "command" locks some keys again: borrowed, no self-deadlock.
+            for k in &keys {
+                ks.lock(&[k])
+                    .db(0, k)
+                    .insert(k, Entry::new(Value::Str(StrValue::Int(1)), 0));
+            }
+            ks.lock(&keys).db(0, &keys[0]).remove(&keys[0]);
+            // Another thread cannot get in while the hold lasts.
+            std::thread::scope(|s| {
+                s.spawn(|| assert!(ks.shards[Keyspace::shard_of(&keys[1])].try_lock().is_none()));
+            });
+        }
+        assert!(!Keyspace::holding());
+        assert_eq!(ks.db_len(0), 49);
+        // Released: another thread locks freely.
+        std::thread::scope(|s| {
+            s.spawn(|| drop(ks.lock_all()));
+        });
+    }
+
+    #[test]
+    fn a_hold_of_everything_serves_whole_keyspace_calls() {
+        let ks = Keyspace::new(1);
+        let _hold = ks.hold(u64::MAX);
+        assert_eq!(ks.db_len(0), 0);
+        let mut all = ks.lock_all();
+        assert!(all.holds_all());
+        all.db(0, b"a")
+            .insert(b"a", Entry::new(Value::Str(StrValue::Int(1)), 0));
+        drop(all);
+        assert_eq!(ks.db_counts(0), (1, 0));
     }
 
     #[test]

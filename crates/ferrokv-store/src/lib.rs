@@ -18,7 +18,7 @@ pub mod types;
 pub mod value;
 
 pub use db::{Db, Entry, NO_EXPIRE};
-pub use keyspace::{Keyspace, Locked};
+pub use keyspace::{Hold, Keyspace, Locked};
 pub use types::list::ListValue;
 pub use types::set::{SetLimits, SetValue};
 pub use value::{ObjectType, StrValue, Value};

@@ -667,8 +667,8 @@ fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Optio
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa={} db={} \
-         sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf={qbuf} qbuf-free={qbuf_free} \
-         argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbp} obl={obl} oll=0 omem=0 \
+         sub={} psub={} ssub={} multi={} watch={} qbuf={qbuf} qbuf-free={qbuf_free} \
+         argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbp} obl={obl} oll=0 omem={} \
          tot-mem={} events=r cmd={cmd} user=default redir=-1 resp={} lib-name={} lib-ver={} \
          tot-net-in={} tot-net-out={} tot-cmds={}",
         c.id,
@@ -685,7 +685,13 @@ fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Optio
             ""
         },
         c.db.load(Relaxed),
-        rbs + obl + argv_mem + std::mem::size_of::<ClientShared>(),
+        c.sub_count.load(Relaxed),
+        c.psub_count.load(Relaxed),
+        c.ssub_count.load(Relaxed),
+        c.multi_queued.load(Relaxed),
+        c.watch_count.load(Relaxed),
+        c.outbox.pending_bytes(),
+        rbs + obl + argv_mem + c.outbox.pending_bytes() + std::mem::size_of::<ClientShared>(),
         c.protocol.load(Relaxed),
         text(&c.lib_name),
         text(&c.lib_ver),

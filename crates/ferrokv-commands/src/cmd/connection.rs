@@ -70,6 +70,13 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// `PING [message]`
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.protocol == 2 && ctx.client.subscriptions.any() {
+        // A RESP2 subscriber reads pushes only: PING answers in their shape.
+        ctx.reply.array_len(2);
+        ctx.reply.bulk(b"pong");
+        ctx.reply.bulk(args.get(1).map_or(&b""[..], |m| &m[..]));
+        return Ok(());
+    }
     match args {
         [_] => ctx.reply.simple("PONG"),
         [_, message] => ctx.reply.bulk(message),
@@ -228,6 +235,8 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// `RESET`: back to the state of a fresh connection (see `Client::reset`).
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    crate::transaction::discard(ctx.server, ctx.client);
+    crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
     ctx.client.reset();
     ctx.reply.set_resp3(false);
     ctx.reply.simple("RESET");

@@ -322,11 +322,12 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("client_recent_max_output_buffer", max_out);
     let (blocking_keys, in_timeout_table) = server.blocking.counts();
     out.field("blocked_clients", server.blocking.blocked_clients());
-    for name in ["tracking_clients", "pubsub_clients", "watching_clients"] {
-        out.field(name, 0);
-    }
+    let (watching_clients, watched_keys) = server.watches.counts();
+    out.field("tracking_clients", 0);
+    out.field("pubsub_clients", server.pubsub.clients());
+    out.field("watching_clients", watching_clients);
     out.field("clients_in_timeout_table", in_timeout_table);
-    out.field("total_watched_keys", 0);
+    out.field("total_watched_keys", watched_keys);
     out.field("total_blocking_keys", blocking_keys);
     out.field("total_blocking_keys_on_nokey", 0);
     out.field("paused_reason", "none");
@@ -529,7 +530,7 @@ fn average_rate(metric: usize) -> f64 {
     }
 }
 
-fn stats_section(out: &mut Out, _server: &Server, _config: &Config) {
+fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     let sum = |pick: fn(&stats::ThreadStats) -> u64| stats::sum(pick);
     out.field(
         "total_connections_received",
@@ -577,10 +578,11 @@ fn stats_section(out: &mut Out, _server: &Server, _config: &Config) {
     }
     out.field("keyspace_hits", sum(|s| s.keyspace_hits.get()));
     out.field("keyspace_misses", sum(|s| s.keyspace_misses.get()));
+    let (channels, patterns, shard_channels) = server.pubsub.counts();
+    out.field("pubsub_channels", channels);
+    out.field("pubsub_patterns", patterns);
+    out.field("pubsubshard_channels", shard_channels);
     for name in [
-        "pubsub_channels",
-        "pubsub_patterns",
-        "pubsubshard_channels",
         "latest_fork_usec",
         "total_forks",
         "migrate_cached_sockets",
@@ -612,7 +614,14 @@ fn stats_section(out: &mut Out, _server: &Server, _config: &Config) {
         "io_threaded_total_prefetch_batches",
         "io_threaded_total_prefetch_entries",
         "client_query_buffer_limit_disconnections",
+    ] {
+        out.field(name, 0);
+    }
+    out.field(
         "client_output_buffer_limit_disconnections",
+        server.pubsub.limit_disconnections.load(Relaxed),
+    );
+    for name in [
         "reply_buffer_shrinks",
         "reply_buffer_expands",
         "eventloop_cycles",

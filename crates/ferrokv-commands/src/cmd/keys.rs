@@ -470,7 +470,10 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(errors::DB_INDEX_OUT_OF_RANGE);
     };
     if a != b {
-        ctx.lock_all().swap_dbs(a, b);
+        let mut locked = ctx.lock_all();
+        crate::transaction::touch_db(ctx.server, &mut locked, a, Some(b));
+        crate::transaction::touch_db(ctx.server, &mut locked, b, Some(a));
+        locked.swap_dbs(a, b);
     }
     ctx.add_dirty(1);
     ctx.reply.ok();
@@ -502,7 +505,10 @@ fn free_databases(dbs: Vec<Db>, in_background: bool) {
 /// `FLUSHDB [ASYNC|SYNC]`
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let in_background = flush_mode(args)?;
-    let detached = ctx.lock_all().take_db(ctx.db());
+    let mut locked = ctx.lock_all();
+    crate::transaction::touch_db(ctx.server, &mut locked, ctx.db(), None);
+    let detached = locked.take_db(ctx.db());
+    drop(locked);
     let removed: usize = detached.iter().map(Db::len).sum();
     free_databases(detached, in_background);
     ctx.add_dirty(removed as u64);
@@ -514,6 +520,9 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let in_background = flush_mode(args)?;
     let mut locked = ctx.lock_all();
+    for db in 0..ctx.server.keyspace.databases() {
+        crate::transaction::touch_db(ctx.server, &mut locked, db, None);
+    }
     let detached: Vec<Db> = (0..ctx.server.keyspace.databases())
         .flat_map(|db| locked.take_db(db))
         .collect();

@@ -15,10 +15,12 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod pubsub;
 pub mod scan_options;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod transaction;
 pub mod zset;
 
 use crate::spec::CommandSpec;
@@ -43,4 +45,6 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     hash::COMMANDS,
     zset::COMMANDS,
     geo::COMMANDS,
+    transaction::COMMANDS,
+    pubsub::COMMANDS,
 ];

@@ -1,0 +1,409 @@
+//! Transactions: MULTI's queue, WATCH's registry, and running EXEC atomically.
+//!
+//! # Model
+//!
+//! - **Queueing.** Between MULTI and EXEC, dispatch checks each command as Valkey does
+//!   (unknown command, arity, authentication, `no-multi`, memory, subscriber mode) and queues
+//!   it ([`MultiState`]) instead of running it. A rejected command marks the transaction, and
+//!   EXEC then answers EXECABORT without running anything.
+//! - **Atomicity.** EXEC plans the shards it needs before running anything: the shards of
+//!   every queued command's keys (from the command table's key specs) and of the watched
+//!   keys; a queued command whose keys cannot be known from its arguments (KEYS, SCAN,
+//!   FLUSHALL, DBSIZE ... any command without key specs, or with specs that do not give every
+//!   key) makes it take every shard. [`ferrokv_store::Keyspace::hold`] locks them all, in
+//!   ascending order like any multi-key command, then the queued commands run one after the
+//!   other on this thread; each still calls `ctx.lock` for its keys, which borrows the held
+//!   locks. No other client, on any thread, sees the keyspace between two queued commands.
+//!   Clients blocked on keys the transaction pushes to are served after EXEC, as in Valkey.
+//! - **WATCH.** A server-wide registry maps (db, key) to the clients that watch it. While
+//!   it is not empty, the store records, per thread, each key it stores, deletes, expires,
+//!   re-times (certain changes) or hands out mutably (possible changes). After a command,
+//!   possible changes count only if the command reported a change (`add_dirty`) and the key
+//!   is one its key specs let it write; so SET NX on an existing key, SADD of a member
+//!   already there or a source key of SUNIONSTORE do not fail a watcher's EXEC, as in
+//!   Valkey. Certain changes are turned into "dirty" marks as soon as the command reports
+//!   its change, still under its locks. FLUSHDB/FLUSHALL/SWAPDB mark the watchers of keys
+//!   that existed in the databases they empty or swap. When nobody watches, a write costs
+//!   one relaxed atomic load. EXEC checks the mark, and whether a watched key expired since
+//!   WATCH, under its locks (the watched keys' shards are part of its plan).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use bytes::Bytes;
+use ferrokv_protocol::Reply;
+use ferrokv_store::keyspace::SHARD_COUNT;
+use ferrokv_store::{Keyspace, Locked, events};
+use parking_lot::Mutex;
+
+use crate::client::{Client, ClientShared, flags};
+use crate::server::Server;
+use crate::spec::{BeginSearch, CommandSpec, FindKeys, flag, key_flag, key_positions};
+use crate::table::TableEntry;
+
+/// The commands queued since MULTI.
+#[derive(Default)]
+pub struct MultiState {
+    pub queued: Vec<(&'static TableEntry, Vec<Bytes>)>,
+    /// A command was rejected while queueing: EXEC must abort.
+    pub aborted: bool,
+    /// The union of the queued commands' flags (EXEC is a write when one of them is).
+    pub flags: u64,
+}
+
+/// Starts a transaction.
+pub fn begin(client: &mut Client) {
+    client.multi = Some(MultiState::default());
+    client.shared.multi_queued.store(0, Relaxed);
+    client.shared.set_flag(flags::MULTI, true);
+}
+
+/// Queues a command that passed the checks.
+pub fn queue(client: &mut Client, entry: &'static TableEntry, args: &[Bytes]) {
+    if let Some(multi) = client.multi.as_mut() {
+        multi.flags |= entry.spec.flags;
+        multi.queued.push((entry, args.to_vec()));
+        client
+            .shared
+            .multi_queued
+            .store(multi.queued.len() as i64, Relaxed);
+    }
+}
+
+/// Marks the transaction as failed (a command was rejected while queueing).
+pub fn flag_aborted(client: &mut Client) {
+    if let Some(multi) = client.multi.as_mut() {
+        multi.aborted = true;
+    }
+}
+
+/// Ends the transaction state (after EXEC, DISCARD, RESET); the watched keys are released.
+pub fn discard(server: &Server, client: &mut Client) -> Option<MultiState> {
+    let multi = client.multi.take();
+    client.shared.multi_queued.store(-1, Relaxed);
+    client.shared.set_flag(flags::MULTI, false);
+    unwatch_all(server, client);
+    multi
+}
+
+// ---- WATCH ----
+
+struct Watcher {
+    client: Arc<ClientShared>,
+    /// The key existed but had logically expired when it was watched: its deletion by
+    /// expiry is not a change (Valkey's rule).
+    expired_at_watch: bool,
+}
+
+#[derive(Default)]
+pub struct Watches {
+    /// db → key → watchers.
+    keys: Mutex<HashMap<usize, HashMap<Bytes, Vec<Watcher>>>>,
+    /// Watched (client, key) pairs, and clients watching at least one key (INFO).
+    total_keys: AtomicUsize,
+    clients: AtomicUsize,
+}
+
+impl Watches {
+    /// (watching_clients, total_watched_keys) for INFO clients.
+    pub fn counts(&self) -> (usize, usize) {
+        let keys = self.keys.lock();
+        let distinct = keys.values().map(HashMap::len).sum();
+        (self.clients.load(Relaxed), distinct)
+    }
+
+    /// Marks the clients watching the touched keys.
+    fn touch(&self, touches: &[events::Touch]) {
+        if touches.is_empty() {
+            return;
+        }
+        let mut keys = self.keys.lock();
+        for t in touches {
+            let Some(watchers) = keys.get_mut(&t.db).and_then(|db| db.get_mut(&*t.key)) else {
+                continue;
+            };
+            for w in watchers.iter_mut() {
+                if w.expired_at_watch && t.expired {
+                    // Gone the way it was already going: not a change, but from now on
+                    // any new value is one.
+                    w.expired_at_watch = false;
+                    continue;
+                }
+                w.client.set_flag(flags::DIRTY_CAS, true);
+            }
+        }
+    }
+}
+
+/// `WATCH key...` for `client`, in its database. The key's shard is locked while it is
+/// registered, so a write to it is either before (not seen) or after (seen), never lost.
+pub fn watch(server: &Server, client: &mut Client, keys: &[Bytes], now_ms: i64) {
+    let db = client.db;
+    for key in keys {
+        if client.watched.iter().any(|(d, k)| *d == db && k == key) {
+            continue;
+        }
+        let mut locked = server.keyspace.lock(&[key]);
+        let expired_at_watch = locked
+            .db(db, key)
+            .peek(key)
+            .is_some_and(|e| e.is_expired(now_ms));
+        events::set_watching(true);
+        let mut registry = server.watches.keys.lock();
+        registry
+            .entry(db)
+            .or_default()
+            .entry(key.clone())
+            .or_default()
+            .push(Watcher {
+                client: client.shared.clone(),
+                expired_at_watch,
+            });
+        drop(registry);
+        drop(locked);
+        if client.watched.is_empty() {
+            server.watches.clients.fetch_add(1, Relaxed);
+        }
+        client.watched.push((db, key.clone()));
+        server.watches.total_keys.fetch_add(1, Relaxed);
+    }
+    client
+        .shared
+        .watch_count
+        .store(client.watched.len(), Relaxed);
+}
+
+/// Forgets every key `client` watches and clears its dirty mark (UNWATCH, EXEC, DISCARD,
+/// RESET, disconnect).
+pub fn unwatch_all(server: &Server, client: &mut Client) {
+    client.shared.set_flag(flags::DIRTY_CAS, false);
+    if client.watched.is_empty() {
+        return;
+    }
+    let mut registry = server.watches.keys.lock();
+    for (db, key) in client.watched.drain(..) {
+        if let Some(by_key) = registry.get_mut(&db) {
+            if let Some(watchers) = by_key.get_mut(&key) {
+                watchers.retain(|w| w.client.id != client.id);
+                if watchers.is_empty() {
+                    by_key.remove(&key);
+                }
+            }
+            if by_key.is_empty() {
+                registry.remove(&db);
+            }
+        }
+        server.watches.total_keys.fetch_sub(1, Relaxed);
+    }
+    if registry.is_empty() {
+        events::set_watching(false);
+    }
+    drop(registry);
+    server.watches.clients.fetch_sub(1, Relaxed);
+    client.shared.watch_count.store(0, Relaxed);
+}
+
+/// Turns this thread's recorded touches into dirty marks. A key the command only looked
+/// up counts when the command reported a change (`changed`) and, if `written` is given, the
+/// key is one of those it may write.
+pub fn process_touches(server: &Server, changed: bool, written: Option<&[Bytes]>) {
+    let mut touches = events::take_touched();
+    if touches.is_empty() || server.watches.clients.load(Relaxed) == 0 {
+        return;
+    }
+    touches.retain(|t| {
+        t.definite || (changed && written.is_none_or(|keys| keys.iter().any(|k| **k == *t.key)))
+    });
+    server.watches.touch(&touches);
+}
+
+/// Marks the watchers of what this thread's command certainly changed so far, while it
+/// still holds its locks; keys it only looked up stay pending for [`process_touches`].
+pub fn process_definite_touches(server: &Server) {
+    if server.watches.clients.load(Relaxed) == 0 {
+        return;
+    }
+    let (definite, maybe): (Vec<_>, Vec<_>) =
+        events::take_touched().into_iter().partition(|t| t.definite);
+    for t in maybe {
+        events::record_touch(t.db, &t.key, false, t.expired);
+    }
+    server.watches.touch(&definite);
+}
+
+/// The keys `spec` may write in `args` (key specs without the RO flag); `None` when the
+/// command has no key specs, so that any key it looked up may count.
+pub fn written_keys(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    if spec.key_specs.is_empty() {
+        return None;
+    }
+    let writable: Vec<_> = spec
+        .key_specs
+        .iter()
+        .filter(|ks| ks.flags & key_flag::RO == 0)
+        .copied()
+        .collect();
+    Some(
+        key_positions(&writable, args)
+            .into_iter()
+            .filter_map(|i| args.get(i).cloned())
+            .collect(),
+    )
+}
+
+/// FLUSHDB/FLUSHALL (`replaced_with` None) and SWAPDB: marks the watchers of keys that
+/// exist in `emptied`, or in the database that takes its place. Call with every shard
+/// locked, before the change.
+pub fn touch_db(
+    server: &Server,
+    locked: &mut Locked<'_>,
+    emptied: usize,
+    replaced_with: Option<usize>,
+) {
+    if server.watches.clients.load(Relaxed) == 0 {
+        return;
+    }
+    let registry = server.watches.keys.lock();
+    let Some(by_key) = registry.get(&emptied) else {
+        return;
+    };
+    for (key, watchers) in by_key {
+        let exists = locked.db(emptied, key).peek(key).is_some()
+            || replaced_with.is_some_and(|other| locked.db(other, key).peek(key).is_some());
+        if exists {
+            for w in watchers {
+                w.client.set_flag(flags::DIRTY_CAS, true);
+            }
+        }
+    }
+}
+
+/// Whether EXEC must fail because of WATCH: a watched key was changed, or expired since it
+/// was watched. Call with the watched keys' shards locked.
+fn watch_failed(server: &Server, client: &Client, locked: &mut Locked<'_>, now_ms: i64) -> bool {
+    if client.shared.flags() & flags::DIRTY_CAS != 0 {
+        return true;
+    }
+    if client.watched.is_empty() {
+        return false;
+    }
+    let registry = server.watches.keys.lock();
+    client.watched.iter().any(|(db, key)| {
+        let expired_at_watch = registry
+            .get(db)
+            .and_then(|m| m.get(key))
+            .and_then(|ws| ws.iter().find(|w| w.client.id == client.id))
+            .is_some_and(|w| w.expired_at_watch);
+        !expired_at_watch
+            && locked
+                .db(*db, key)
+                .peek(key)
+                .is_some_and(|e| e.is_expired(now_ms))
+    })
+}
+
+// ---- EXEC ----
+
+/// The shards EXEC must hold: bit i = shard i.
+fn plan(client: &Client, queued: &[(&'static TableEntry, Vec<Bytes>)]) -> u64 {
+    const ALL: u64 = if SHARD_COUNT == 64 {
+        u64::MAX
+    } else {
+        (1u64 << SHARD_COUNT) - 1
+    };
+    let mut mask = 0u64;
+    for (_, key) in &client.watched {
+        mask |= Keyspace::shard_bit(key);
+    }
+    for (entry, args) in queued {
+        if !keys_known_from_args(entry.spec) {
+            return ALL;
+        }
+        for pos in key_positions(entry.spec.key_specs, args) {
+            if let Some(key) = args.get(pos) {
+                mask |= Keyspace::shard_bit(key);
+            }
+        }
+    }
+    mask
+}
+
+/// Whether `spec`'s key specs name every key the command may touch. Commands without
+/// keys that do not touch the keyspace (PING, PUBLISH ...) also pass: their plan is empty.
+fn keys_known_from_args(spec: &CommandSpec) -> bool {
+    if spec.key_specs.is_empty() {
+        return is_keyspace_free(spec);
+    }
+    spec.flags & flag::TOUCHES_ARBITRARY_KEYS == 0
+        && spec.key_specs.iter().all(|ks| {
+            ks.flags & key_flag::INCOMPLETE == 0
+                && !matches!(ks.begin, BeginSearch::Unknown)
+                && !matches!(ks.find, FindKeys::Unknown)
+        })
+}
+
+/// Keyless commands known not to read or write the keyspace.
+fn is_keyspace_free(spec: &CommandSpec) -> bool {
+    spec.flags & flag::PUBSUB != 0
+        || matches!(
+            spec.name,
+            "ping" | "echo" | "select" | "time" | "lastsave" | "multi" | "exec" | "discard"
+        )
+}
+
+/// What EXEC found.
+pub enum ExecOutcome {
+    /// Not in MULTI.
+    NoMulti,
+    /// A command was rejected while queueing.
+    Aborted,
+    /// A watched key changed: the null reply.
+    WatchFailed,
+    /// Ran; the replies were written.
+    Ran,
+}
+
+/// Runs EXEC for `client`: checks, holds the planned shards, runs each queued command
+/// (each writes its reply into `reply`, after the array header), and ends the transaction.
+pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64) -> ExecOutcome {
+    let Some(multi) = client.multi.as_ref() else {
+        return ExecOutcome::NoMulti;
+    };
+    if multi.aborted {
+        discard(server, client);
+        return ExecOutcome::Aborted;
+    }
+    let mask = plan(client, &multi.queued);
+    let hold = server.keyspace.hold(mask);
+    let failed = {
+        // Borrowed from the hold: every watched key's shard is in the plan.
+        let watched: Vec<Bytes> = client.watched.iter().map(|(_, k)| k.clone()).collect();
+        let mut held = server.keyspace.lock(&watched);
+        watch_failed(server, client, &mut held, now_ms)
+    };
+    if failed {
+        drop(hold);
+        discard(server, client);
+        return ExecOutcome::WatchFailed;
+    }
+    // Our own writes inside the transaction must not count against us.
+    unwatch_all(server, client);
+    let queued = client
+        .multi
+        .as_mut()
+        .map(|m| std::mem::take(&mut m.queued))
+        .unwrap_or_default();
+    reply.array_len(queued.len());
+    let deny_blocking = std::mem::replace(&mut client.deny_blocking, true);
+    for (entry, args) in &queued {
+        crate::dispatch::call(server, client, reply, entry, args, now_ms);
+    }
+    client.deny_blocking = deny_blocking;
+    drop(hold);
+    // The transaction ends whatever its commands did (a queued RESET ...).
+    client.multi = None;
+    client.shared.multi_queued.store(-1, Relaxed);
+    client.shared.set_flag(flags::MULTI, false);
+    ExecOutcome::Ran
+}
