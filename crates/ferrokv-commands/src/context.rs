@@ -85,7 +85,7 @@ impl<'a> Ctx<'a> {
         stats::local().dirty.add(n);
         if n > 0 && events::touches_pending() {
             // Mark watchers now, while the command still holds its keys' locks.
-            crate::transaction::process_definite_touches(self.server);
+            crate::transaction::process_touches_on_change(self.server);
         }
     }
 

@@ -148,6 +148,7 @@ pub(crate) fn call(
         return;
     };
     let dirty_before = events::watching().then(|| stats.dirty.get());
+    let saved_written = dirty_before.map(|_| transaction::begin_command(spec, args));
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = Instant::now();
@@ -195,14 +196,13 @@ pub(crate) fn call(
     if events::pending() {
         handle_key_events(stats);
     }
-    if events::touches_pending() {
+    if let Some(saved) = saved_written {
         let changed = dirty_before.is_some_and(|before| stats.dirty.get() != before);
-        let written = if changed {
-            transaction::written_keys(spec, args)
-        } else {
-            None
-        };
-        transaction::process_touches(server, changed, written.as_deref());
+        transaction::end_command(server, changed, saved);
+    } else if events::touches_pending() {
+        // Watching began during this command (it was a WATCH, or raced one): only what it
+        // certainly changed counts.
+        transaction::process_touches(server, false, None);
     }
 }
 

@@ -204,6 +204,31 @@ pub fn unwatch_all(server: &Server, client: &mut Client) {
     client.shared.watch_count.store(0, Relaxed);
 }
 
+/// The keys the command running on this thread may write, while anyone watches: `None`
+/// outside a command, `Some(None)` for a command without key specs (any key it looked up
+/// may count). Nested commands (EXEC's) save and restore their caller's.
+type WrittenKeys = Option<Option<Vec<Bytes>>>;
+
+thread_local! {
+    static WRITTEN: std::cell::RefCell<WrittenKeys> = const { std::cell::RefCell::new(None) };
+}
+
+/// Called by dispatch before a command runs while anyone watches; returns what to hand back
+/// to [`end_command`].
+pub fn begin_command(spec: &CommandSpec, args: &[Bytes]) -> WrittenKeys {
+    WRITTEN.with(|w| w.replace(Some(written_keys(spec, args))))
+}
+
+/// Called by dispatch after the command: marks what is left of its touches (a key it only
+/// looked up counts when the command reported a change) and restores the caller's keys.
+pub fn end_command(server: &Server, changed: bool, saved: WrittenKeys) {
+    let current = WRITTEN.with(|w| w.replace(saved));
+    if events::touches_pending() {
+        let written = current.flatten();
+        process_touches(server, changed, written.as_deref());
+    }
+}
+
 /// Turns this thread's recorded touches into dirty marks. A key the command only looked
 /// up counts when the command reported a change (`changed`) and, if `written` is given, the
 /// key is one of those it may write.
@@ -218,18 +243,12 @@ pub fn process_touches(server: &Server, changed: bool, written: Option<&[Bytes]>
     server.watches.touch(&touches);
 }
 
-/// Marks the watchers of what this thread's command certainly changed so far, while it
-/// still holds its locks; keys it only looked up stay pending for [`process_touches`].
-pub fn process_definite_touches(server: &Server) {
-    if server.watches.clients.load(Relaxed) == 0 {
-        return;
-    }
-    let (definite, maybe): (Vec<_>, Vec<_>) =
-        events::take_touched().into_iter().partition(|t| t.definite);
-    for t in maybe {
-        events::record_touch(t.db, &t.key, false, t.expired);
-    }
-    server.watches.touch(&definite);
+/// The command reported a change (`add_dirty`): marks the watchers of every key it touched
+/// that counts, while it still holds its keys' locks, so that an EXEC on another thread
+/// cannot run between the change and the mark.
+pub fn process_touches_on_change(server: &Server) {
+    let written = WRITTEN.with(|w| w.borrow().clone()).flatten();
+    process_touches(server, true, written.as_deref());
 }
 
 /// The keys `spec` may write in `args` (key specs without the RO flag); `None` when the
