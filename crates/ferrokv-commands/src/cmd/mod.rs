@@ -17,6 +17,7 @@ pub mod memory;
 pub mod scan_options;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -41,4 +42,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     set::COMMANDS,
     hash::COMMANDS,
     zset::COMMANDS,
+    stream::COMMANDS,
 ];

@@ -13,7 +13,6 @@ pub mod node;
 mod radix;
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 pub use group::{Consumer, ConsumerGroup, ConsumerName, PendingEntry, UNKNOWN_ENTRIES_READ};
 pub use id::StreamId;
@@ -441,11 +440,6 @@ impl<'a> Iterator for Range<'a> {
             self.next = 0;
         }
     }
-}
-
-/// A bound helper for callers walking PELs after an ID.
-pub fn after(id: StreamId) -> (Bound<StreamId>, Bound<StreamId>) {
-    (Bound::Excluded(id), Bound::Unbounded)
 }
 
 #[cfg(test)]

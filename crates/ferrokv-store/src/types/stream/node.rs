@@ -383,12 +383,6 @@ pub struct FieldIter<'a> {
     remaining: usize,
 }
 
-impl FieldIter<'_> {
-    pub fn count(&self) -> usize {
-        self.remaining
-    }
-}
-
 impl<'a> Iterator for FieldIter<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
