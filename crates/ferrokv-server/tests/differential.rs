@@ -191,4 +191,6 @@ case_files! {
     lists => "lists.txt",
     hashes => "hashes.txt",
     zsets => "zsets.txt",
+    streams => "streams.txt",
+    stream_groups => "stream_groups.txt",
 }

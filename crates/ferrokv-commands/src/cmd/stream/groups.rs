@@ -240,7 +240,10 @@ pub(super) fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some((min_idle, start, end, count, consumer)) = extended else {
         reply.array_len(4);
         reply.int(group.pending.len() as i64);
-        match (group.pending.first_key_value(), group.pending.last_key_value()) {
+        match (
+            group.pending.first_key_value(),
+            group.pending.last_key_value(),
+        ) {
             (Some((first, _)), Some((last, _))) => {
                 reply_id(reply, *first);
                 reply_id(reply, *last);
@@ -375,9 +378,8 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut retry_count: Option<i64> = None;
     let mut last_id = StreamId::ZERO;
     let int_or = |arg: &[u8], what: &str| {
-        ferrokv_protocol::number::parse_i64(arg).ok_or_else(|| {
-            CmdError::err(format!("Invalid {what} option argument for XCLAIM"))
-        })
+        ferrokv_protocol::number::parse_i64(arg)
+            .ok_or_else(|| CmdError::err(format!("Invalid {what} option argument for XCLAIM")))
     };
     while j < args.len() {
         let more = args.len() - 1 - j;
@@ -515,7 +517,13 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut remaining = count;
     let mut body = ferrokv_protocol::Reply::new(ctx.reply.is_resp3());
     let mut claimed = 0;
-    let mut deleted = Vec::new();
+    // Valkey allocates room for COUNT deleted IDs up front and refuses what it cannot get.
+    let mut deleted: Vec<StreamId> = Vec::new();
+    if deleted.try_reserve_exact(count as usize).is_err() {
+        return Err(CmdError::err(
+            "Insufficient memory, failed allocating transient memory, COUNT too high.",
+        ));
+    }
     let mut dirty = 0;
     let mut from = Bound::Included(start);
     loop {

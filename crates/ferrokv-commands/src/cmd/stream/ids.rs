@@ -44,7 +44,11 @@ fn parse_half(text: &[u8]) -> Option<u64> {
     for &d in rest {
         value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
     }
-    Some(if negative { value.wrapping_neg() } else { value })
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 /// What an ID argument may be.

@@ -7,7 +7,7 @@ use ferrokv_store::types::stream::{ConsumerGroup, Stream, StreamId, UNKNOWN_ENTR
 use super::{no_such_group, opt_stream, reply_entry, reply_id, reply_range};
 use crate::cmd::args;
 use crate::cmd::command::write_help;
-use crate::context::{CmdResult, Ctx, errors};
+use crate::context::{CmdError, CmdResult, Ctx, errors};
 
 /// `XINFO HELP`
 pub(super) fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -104,11 +104,17 @@ pub(super) fn stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(errors::NO_SUCH_KEY);
     };
     let options = &args[3..];
+    let syntax = || {
+        CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))
+    };
     let mut full = false;
     let mut count: i64 = 10;
     if !options.is_empty() {
         if !args::is(&options[0], "full") {
-            return Err(errors::SYNTAX);
+            return Err(syntax());
         }
         match options.len() {
             1 => {}
@@ -118,7 +124,7 @@ pub(super) fn stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     count = 10;
                 }
             }
-            _ => return Err(errors::SYNTAX),
+            _ => return Err(syntax()),
         }
         full = true;
     }

@@ -49,8 +49,8 @@ enum From {
 }
 
 fn parse_block(arg: &[u8], now_ms: i64) -> Result<Option<i64>, CmdError> {
-    let ms = parse_i64(arg)
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    let ms =
+        parse_i64(arg).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -86,7 +86,7 @@ fn parse(args: &[Bytes], xreadgroup: bool, now_ms: i64) -> Result<ReadArgs, CmdE
             parsed.count = args::int(&args[i])?.max(0) as usize;
         } else if args::is(opt, "streams") && more > 0 {
             let streams = args.len() - (i + 1);
-            if streams % 2 != 0 {
+            if !streams.is_multiple_of(2) {
                 let (name, symbol) = if xreadgroup {
                     ("xreadgroup", '>')
                 } else {
@@ -184,11 +184,8 @@ fn resolve(source: &mut impl Lookup, read: &ReadArgs) -> Result<Vec<From>, CmdEr
             }
             b"$" => From::After(stream.map_or(StreamId::ZERO, |s| s.last_id)),
             b"+" => match stream {
-                Some(s) => From::After(
-                    s.last_id
-                        .predecessor()
-                        .ok_or_else(|| CmdError::err("the stream last element ID is 0-0"))?,
-                ),
+                // An empty stream that never had entries reads from the start.
+                Some(s) => From::After(s.last_id.predecessor().unwrap_or(StreamId::ZERO)),
                 None => From::After(StreamId::ZERO),
             },
             b">" if read.group.is_none() => {
@@ -197,7 +194,11 @@ fn resolve(source: &mut impl Lookup, read: &ReadArgs) -> Result<Vec<From>, CmdEr
                 ));
             }
             b">" => From::Undelivered,
-            _ => From::After(ids::strict(id_arg)?),
+            // Valkey encodes `>` as the largest ID, so that ID reads like `>` in a group.
+            _ => match ids::strict(id_arg)? {
+                StreamId::MAX if read.group.is_some() => From::Undelivered,
+                id => From::After(id),
+            },
         };
         resolved.push(from);
     }
@@ -310,7 +311,10 @@ fn reply_undelivered(
     };
     let limit = if count == 0 { usize::MAX } else { count };
     let delivered: Vec<StreamId> = {
-        let entries: Vec<_> = stream.range(start, StreamId::MAX, false).take(limit).collect();
+        let entries: Vec<_> = stream
+            .range(start, StreamId::MAX, false)
+            .take(limit)
+            .collect();
         reply.array_len(entries.len());
         for entry in &entries {
             reply_entry(reply, entry);
@@ -354,9 +358,12 @@ fn reply_history(
             .get(group.name.as_ref())
             .and_then(|g| g.consumers.get(group.consumer.as_ref())),
     ) {
-        (Some(start), Some(consumer)) => {
-            consumer.pending.range(start..).take(limit).copied().collect()
-        }
+        (Some(start), Some(consumer)) => consumer
+            .pending
+            .range(start..)
+            .take(limit)
+            .copied()
+            .collect(),
         _ => Vec::new(),
     };
     reply.array_len(pending.len());

@@ -173,7 +173,7 @@ pub(super) fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let limits = node_limits(&ctx.client.config);
     let parsed = parse_add_or_trim(args, 2, true, limits.max_entries)?;
     let field_pos = parsed.id_index + 1;
-    if args.len() < field_pos + 2 || (args.len() - field_pos) % 2 == 1 {
+    if args.len() < field_pos + 2 || !(args.len() - field_pos).is_multiple_of(2) {
         return Err(arity_error("xadd"));
     }
     if let Some((id, true)) = parsed.id

@@ -345,8 +345,7 @@ impl Stream {
         if self.entries_added == 0 {
             return Some(0);
         }
-        if group.entries_read != UNKNOWN_ENTRIES_READ && !self.has_tombstones_from(group.last_id)
-        {
+        if group.entries_read != UNKNOWN_ENTRIES_READ && !self.has_tombstones_from(group.last_id) {
             return Some(self.entries_added as i64 - group.entries_read);
         }
         self.entries_read_at(group.last_id)

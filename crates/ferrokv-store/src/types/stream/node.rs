@@ -436,10 +436,7 @@ mod tests {
         assert_eq!(pairs(&node, &all[1]), vec![(b"a".to_vec(), b"2".to_vec())]);
         assert_eq!(
             pairs(&node, &all[2]),
-            vec![
-                (b"b".to_vec(), b"3".to_vec()),
-                (b"c".to_vec(), Vec::new())
-            ]
+            vec![(b"b".to_vec(), b"3".to_vec()), (b"c".to_vec(), Vec::new())]
         );
         assert_eq!(pairs(&node, &all[3])[0].1, vec![7u8; 300]);
         assert!(pairs(&node, &all[4]).is_empty());

@@ -39,8 +39,14 @@ fn nodes_are_cut_by_valkey_listpack_bytes() {
 #[test]
 fn ranges_walk_both_ways_across_nodes() {
     let s = filled(250, NodeLimits::default());
-    assert_eq!(ids(s.range(id(98, 0), id(103, 0), false)), [98, 99, 100, 101, 102, 103]);
-    assert_eq!(ids(s.range(id(98, 0), id(103, 0), true)), [103, 102, 101, 100, 99, 98]);
+    assert_eq!(
+        ids(s.range(id(98, 0), id(103, 0), false)),
+        [98, 99, 100, 101, 102, 103]
+    );
+    assert_eq!(
+        ids(s.range(id(98, 0), id(103, 0), true)),
+        [103, 102, 101, 100, 99, 98]
+    );
     assert_eq!(ids(s.range(id(249, 5), StreamId::MAX, false)), [250]);
     assert!(ids(s.range(id(5, 0), id(4, 0), false)).is_empty());
     assert_eq!(s.range(StreamId::ZERO, StreamId::MAX, true).count(), 250);
