@@ -67,6 +67,9 @@ impl ExpireCycle {
                 break;
             }
         }
-        handle_key_events(stats::local());
+        handle_key_events(server, stats::local());
+        if crate::blocking::pending() {
+            crate::blocking::serve_pending(server, clock::now_ms());
+        }
     }
 }
