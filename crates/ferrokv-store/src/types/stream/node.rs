@@ -231,7 +231,7 @@ impl Node {
             FORM_FIRST
         } else if id.ms == prev.ms && id.seq == prev.seq.wrapping_add(1) {
             FORM_NEXT_SEQ
-        } else if id.ms == prev.ms {
+        } else if id.ms == prev.ms && id.seq > prev.seq {
             FORM_SEQ_DELTA
         } else {
             FORM_FULL
@@ -240,8 +240,10 @@ impl Node {
         self.bytes.push(flags | (form << FORM_SHIFT));
         match form {
             FORM_SEQ_DELTA => put_varint(&mut self.bytes, id.seq - prev.seq),
+            // Wrapping: XSETID can leave the last ID below a tombstone, as in Valkey, and
+            // the next entry then sorts below it; decoding wraps back.
             FORM_FULL => {
-                put_varint(&mut self.bytes, id.ms - prev.ms);
+                put_varint(&mut self.bytes, id.ms.wrapping_sub(prev.ms));
                 put_varint(&mut self.bytes, id.seq);
             }
             _ => {}
@@ -285,12 +287,13 @@ impl Node {
         self.iter().collect()
     }
 
-    /// The entry with `id`, deleted or not.
+    /// The entry with `id`, deleted or not. The whole node is scanned: IDs are ascending
+    /// except after an XSETID below a tombstone, which Valkey allows too.
     pub fn find(&self, id: StreamId) -> Option<RawEntry> {
-        if id < self.first || id > self.last {
+        if id < self.first {
             return None;
         }
-        self.iter().take_while(|e| e.id <= id).find(|e| e.id == id)
+        self.iter().find(|e| e.id == id)
     }
 
     /// Marks a live entry deleted; returns false if it already was.
