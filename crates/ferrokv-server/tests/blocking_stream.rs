@@ -212,6 +212,8 @@ fn xreadgroup_waiters_hear_when_the_group_or_key_goes() {
             &["SET", "s", "v"],
             &["RENAME", "s", "s2"],
             &["UNLINK", "s"],
+            &["FLUSHDB"],
+            &["FLUSHALL"],
         ] {
             run(&mut control, &["DEL", "s", "s2"]);
             run(
@@ -249,6 +251,7 @@ fn xread_waiter_survives_deletion_and_timeouts_and_unblock_work() {
         );
         wait_blocked(&mut control, 1);
         log.push(run(&mut control, &["DEL", "s"]));
+        log.push(run(&mut control, &["FLUSHALL"]));
         log.push(format!("{:?}", blocked_clients(&mut control)));
         log.push(run(&mut control, &["XADD", "s", "2-1", "b", "2"]));
         log.push(reply(&mut waiter));

@@ -471,6 +471,8 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if a != b {
         ctx.lock_all().swap_dbs(a, b);
+        crate::blocking::signal_all_waited(ctx.server, Some(a));
+        crate::blocking::signal_all_waited(ctx.server, Some(b));
     }
     ctx.add_dirty(1);
     ctx.reply.ok();
@@ -505,6 +507,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let detached = ctx.lock_all().take_db(ctx.db());
     let removed: usize = detached.iter().map(Db::len).sum();
     free_databases(detached, in_background);
+    crate::blocking::signal_all_waited(ctx.server, Some(ctx.db()));
     ctx.add_dirty(removed as u64);
     ctx.reply.ok();
     Ok(())
@@ -520,6 +523,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     drop(locked);
     let removed: usize = detached.iter().map(Db::len).sum();
     free_databases(detached, in_background);
+    crate::blocking::signal_all_waited(ctx.server, None);
     ctx.add_dirty(removed as u64);
     ctx.reply.ok();
     Ok(())
