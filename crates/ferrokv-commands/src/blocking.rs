@@ -374,6 +374,27 @@ pub fn signal_key_added(server: &Server, db: usize, key: &[u8]) {
     }
 }
 
+/// Marks every key clients wait on in `db` (every database for `None`) as ready, for
+/// commands that change whole databases (FLUSHDB, FLUSHALL, SWAPDB): each parked op then
+/// decides, as when Valkey re-runs them (XREADGROUP learns its stream is gone).
+pub fn signal_all_waited(server: &Server, db: Option<usize>) {
+    if server.blocking.blocked.load(Relaxed) == 0 {
+        return;
+    }
+    let waited: Vec<(usize, Bytes)> = server
+        .blocking
+        .inner
+        .lock()
+        .by_key
+        .keys()
+        .filter(|(d, _)| db.is_none_or(|want| *d == want))
+        .cloned()
+        .collect();
+    for (d, key) in waited {
+        signal_ready_in(server, d, &key);
+    }
+}
+
 /// Whether keys signalled ready wait to be served on this thread.
 pub fn pending() -> bool {
     READY.with(|r| !r.borrow().is_empty())

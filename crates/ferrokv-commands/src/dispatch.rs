@@ -194,7 +194,7 @@ pub(crate) fn call(
         }
     }
     if events::pending() {
-        handle_key_events(stats);
+        handle_key_events(server, stats);
     }
     if let Some(saved) = saved_written {
         let changed = dirty_before.is_some_and(|before| stats.dirty.get() != before);
@@ -451,11 +451,19 @@ fn discard_if_silenced(client: &mut Client, reply: &mut Reply, start: usize) {
 }
 
 /// Accounts for keys the store deleted on its own during a command or a background step.
-pub fn handle_key_events(stats: &stats::ThreadStats) {
+/// Clients blocked on a key that went away (a stream for XREADGROUP) are re-run, as in
+/// Valkey, once the caller serves pending keys.
+pub fn handle_key_events(server: &Server, stats: &stats::ThreadStats) {
     for event in events::take() {
         match event {
-            events::KeyEvent::Expired { .. } => stats.expired_keys.add(1),
+            events::KeyEvent::Expired { db, key } => {
+                stats.expired_keys.add(1);
+                blocking::signal_key_added(server, db, &key);
+            }
             events::KeyEvent::ItemsExpired { count, .. } => stats.expired_fields.add(count as u64),
+            events::KeyEvent::StreamRemoved { db, key } => {
+                blocking::signal_key_added(server, db, &key);
+            }
         }
     }
 }

@@ -67,8 +67,11 @@ impl ExpireCycle {
                 break;
             }
         }
-        handle_key_events(stats::local());
+        handle_key_events(server, stats::local());
         // Expired keys someone WATCHes.
         crate::transaction::process_touches(server, false, None);
+        if crate::blocking::pending() {
+            crate::blocking::serve_pending(server, clock::now_ms());
+        }
     }
 }

@@ -545,9 +545,9 @@ directives! {
         "Mark set on listening sockets for routing rules.";
     stop_writes_on_bgsave_error: bool = "stop-writes-on-bgsave-error" [], "yes", Kind::Bool, PENDING,
         "Refuse writes while the last background save failed.";
-    stream_node_max_bytes: i64 = "stream-node-max-bytes" [], "4096", Kind::memory(0, i64::MAX), PENDING,
+    stream_node_max_bytes: i64 = "stream-node-max-bytes" [], "4096", Kind::memory(0, i64::MAX), 0,
         "Largest stream node in bytes; 0 is no limit.";
-    stream_node_max_entries: i64 = "stream-node-max-entries" [], "100", Kind::int(0, i64::MAX), PENDING,
+    stream_node_max_entries: i64 = "stream-node-max-entries" [], "100", Kind::int(0, i64::MAX), 0,
         "Most entries in one stream node; 0 is no limit.";
     supervised: String = "supervised" [], "no", Kind::Enum(&["upstart", "systemd", "auto", "no"]), IMMUTABLE | PENDING,
         "Talk to a supervisor: no, upstart, systemd or auto.";

@@ -203,4 +203,6 @@ case_files! {
     geo => "geo.txt",
     transactions => "transactions.txt",
     pubsub => "pubsub.txt",
+    streams => "streams.txt",
+    stream_groups => "stream_groups.txt",
 }

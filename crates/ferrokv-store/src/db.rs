@@ -180,28 +180,48 @@ impl Db {
     /// previous entry existed.
     pub fn set(&mut self, key: &[u8], entry: Entry) -> bool {
         events::touch(self.index, key, true);
-        self.put(key, entry, |node| {
+        let replaced = self.put(key, entry, |node| {
             let had_expire = node.has_expire();
+            let mut was_stream = false;
             // Only a boxed value has anything to free (or volatile items to uncount); an
             // inline one is simply overwritten.
             let had_items = node.boxed_mut().is_some_and(|boxed| {
-                std::mem::replace(boxed, placeholder())
-                    .value
-                    .has_volatile_items()
+                let old = std::mem::replace(boxed, placeholder()).value;
+                was_stream = matches!(old, Value::Stream(_));
+                old.has_volatile_items()
             });
-            ((), had_expire, had_items)
-        })
-        .is_some()
+            (was_stream, had_expire, had_items)
+        });
+        if replaced == Some(true) {
+            self.note_stream_removed(key);
+        }
+        replaced.is_some()
     }
 
     /// Stores `entry` under `key`, replacing any previous entry; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         events::touch(self.index, key, true);
-        self.put(key, entry, |node| {
+        let old = self.put(key, entry, |node| {
             let old = take_entry(node);
             let (had_expire, had_items) = (old.has_expire(), old.value.has_volatile_items());
             (old, had_expire, had_items)
-        })
+        });
+        if let Some(Entry {
+            value: Value::Stream(_),
+            ..
+        }) = &old
+        {
+            self.note_stream_removed(key);
+        }
+        old
+    }
+
+    /// Records that a stream left `key` (see [`KeyEvent::StreamRemoved`]).
+    fn note_stream_removed(&self, key: &[u8]) {
+        events::record(KeyEvent::StreamRemoved {
+            db: self.index,
+            key: key.into(),
+        });
     }
 
     /// Stores `entry` under `key`. For an existing key, `take_old` empties the old node and
@@ -247,6 +267,9 @@ impl Db {
         let mut node = self.table.remove(key)?;
         events::touch(self.index, key, true);
         let old = take_entry(&mut node);
+        if matches!(old.value, Value::Stream(_)) {
+            self.note_stream_removed(key);
+        }
         if old.has_expire() {
             self.volatile -= 1;
         }
@@ -270,6 +293,10 @@ impl Db {
         let Some(node) = self.table.remove(key) else {
             return false;
         };
+        if matches!(node.payload(), PayloadRef::Boxed(entry) if matches!(entry.value, Value::Stream(_)))
+        {
+            self.note_stream_removed(key);
+        }
         if node.has_expire() {
             self.volatile -= 1;
         }

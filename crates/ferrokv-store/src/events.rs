@@ -21,6 +21,12 @@ pub enum KeyEvent {
         key: Box<[u8]>,
         count: usize,
     },
+    /// A stream left the keyspace or was overwritten (DEL, RENAME, SET ...): clients blocked
+    /// in XREADGROUP on it must be told, as Valkey does.
+    StreamRemoved {
+        db: usize,
+        key: Box<[u8]>,
+    },
 }
 
 thread_local! {

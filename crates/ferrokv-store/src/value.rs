@@ -8,6 +8,7 @@ use ferrokv_protocol::number::parse_i64;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
+use crate::types::stream::Stream;
 use crate::types::zset::ZSet;
 
 fn format_i64(n: i64) -> String {
@@ -58,6 +59,7 @@ pub enum Value {
     List(ListValue),
     Hash(HashValue),
     ZSet(ZSet),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -68,6 +70,7 @@ impl Value {
             Value::List(_) => ObjectType::List,
             Value::Hash(_) => ObjectType::Hash,
             Value::ZSet(_) => ObjectType::ZSet,
+            Value::Stream(_) => ObjectType::Stream,
         }
     }
 
@@ -79,6 +82,7 @@ impl Value {
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -91,6 +95,7 @@ impl Value {
             Value::List(l) => std::mem::size_of::<ListValue>() + l.heap_size(),
             Value::Hash(h) => h.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 

@@ -474,6 +474,9 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         crate::transaction::touch_db(ctx.server, &mut locked, a, Some(b));
         crate::transaction::touch_db(ctx.server, &mut locked, b, Some(a));
         locked.swap_dbs(a, b);
+        drop(locked);
+        crate::blocking::signal_all_waited(ctx.server, Some(a));
+        crate::blocking::signal_all_waited(ctx.server, Some(b));
     }
     ctx.add_dirty(1);
     ctx.reply.ok();
@@ -511,6 +514,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     drop(locked);
     let removed: usize = detached.iter().map(Db::len).sum();
     free_databases(detached, in_background);
+    crate::blocking::signal_all_waited(ctx.server, Some(ctx.db()));
     ctx.add_dirty(removed as u64);
     ctx.reply.ok();
     Ok(())
@@ -529,6 +533,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     drop(locked);
     let removed: usize = detached.iter().map(Db::len).sum();
     free_databases(detached, in_background);
+    crate::blocking::signal_all_waited(ctx.server, None);
     ctx.add_dirty(removed as u64);
     ctx.reply.ok();
     Ok(())

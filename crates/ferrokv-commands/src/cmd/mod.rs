@@ -19,6 +19,7 @@ pub mod pubsub;
 pub mod scan_options;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -47,4 +48,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     geo::COMMANDS,
     transaction::COMMANDS,
     pubsub::COMMANDS,
+    stream::COMMANDS,
 ];

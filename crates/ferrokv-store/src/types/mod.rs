@@ -7,4 +7,5 @@ pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod skiplist;
+pub mod stream;
 pub mod zset;
