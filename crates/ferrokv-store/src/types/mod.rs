@@ -6,4 +6,5 @@ pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod skiplist;
+pub mod zpack;
 pub mod zset;
