@@ -662,7 +662,9 @@ fn take_buffer(value: Value) -> Vec<u8> {
 /// The collection a packed node holds, decoded into `buf`.
 fn unpack(kind: Kind, bytes: &[u8], mut buf: Vec<u8>) -> Value {
     buf.clear();
-    buf.extend_from_slice(bytes);
+    if kind != Kind::ZsetPack {
+        buf.extend_from_slice(bytes);
+    }
     let width = match kind {
         Kind::Intset16 => Width::W16,
         Kind::Intset32 => Width::W32,
@@ -673,7 +675,7 @@ fn unpack(kind: Kind, bytes: &[u8], mut buf: Vec<u8>) -> Value {
             return Value::Hash(HashValue::Listpack(lp.unwrap_or_default()));
         }
         _ => {
-            let pack = ZPack::from_bytes(buf);
+            let pack = ZPack::from_front_coded(bytes, buf);
             debug_assert!(pack.is_some(), "malformed sorted set listpack in a node");
             return Value::ZSet(ZSet::Listpack(pack.unwrap_or_default()));
         }
@@ -751,7 +753,26 @@ fn encode<R>(
             r
         }
         value => {
-            if let Some((kind, bytes)) = packed(&value) {
+            if let Value::ZSet(ZSet::Listpack(pack)) = &value
+                && packed(&value).is_some()
+            {
+                // Sorted sets are stored front-coded (see ZPack::write_front_coded).
+                let mut coded = Vec::new();
+                pack.write_front_coded(&mut coded);
+                if coded.len() <= PACKED_MAX {
+                    let kind = Kind::ZsetPack;
+                    let r = write(
+                        access,
+                        expire_at,
+                        Payload::Packed {
+                            kind,
+                            bytes: &coded,
+                        },
+                    );
+                    recycle(spare, take_buffer(value));
+                    return r;
+                }
+            } else if let Some((kind, bytes)) = packed(&value) {
                 let r = write(access, expire_at, Payload::Packed { kind, bytes });
                 recycle(spare, take_buffer(value));
                 return r;
