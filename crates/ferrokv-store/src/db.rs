@@ -17,8 +17,12 @@
 use std::ptr::NonNull;
 
 use crate::events::{self, KeyEvent};
-use crate::node::{INLINE_MAX, Kind, Node, Payload, PayloadRef};
+use crate::node::{INLINE_MAX, Kind, Node, PACKED_MAX, Payload, PayloadRef};
 use crate::table::Table;
+use crate::types::hash::{HashValue, Listpack};
+use crate::types::set::{IntSet, SetValue, Width};
+use crate::types::zpack::ZPack;
+use crate::types::zset::ZSet;
 use crate::value::{StrValue, Value};
 
 /// `expire_at` of a key without a TTL.
@@ -428,10 +432,7 @@ impl Db {
         if let PayloadRef::Boxed(entry) = node.payload() {
             return entry;
         }
-        let buf = match std::mem::replace(&mut scratch.value, placeholder().value) {
-            Value::Str(StrValue::Embstr(b) | StrValue::Raw(b)) => b,
-            _ => Vec::new(),
-        };
+        let buf = take_buffer(std::mem::replace(&mut scratch.value, placeholder().value));
         *scratch = decode(node, buf);
         scratch
     }
@@ -667,9 +668,63 @@ fn inlinable(value: &Value) -> bool {
     match value {
         Value::Str(StrValue::Int(_)) => true,
         Value::Str(StrValue::Embstr(b) | StrValue::Raw(b)) => b.len() <= INLINE_MAX,
-        #[allow(unreachable_patterns)]
-        _ => false,
+        value => packed(value).is_some(),
     }
+}
+
+/// The node form of a collection small enough to live inline in its node.
+fn packed(value: &Value) -> Option<(Kind, &[u8])> {
+    let (kind, bytes) = match value {
+        Value::Set(SetValue::Intset(set)) => {
+            let kind = match set.width() {
+                Width::W16 => Kind::Intset16,
+                Width::W32 => Kind::Intset32,
+                Width::W64 => Kind::Intset64,
+            };
+            (kind, set.as_bytes())
+        }
+        Value::Hash(HashValue::Listpack(lp)) => (Kind::HashPack, lp.as_bytes()),
+        Value::ZSet(ZSet::Listpack(pack)) => (Kind::ZsetPack, pack.as_bytes()),
+        _ => return None,
+    };
+    (bytes.len() <= PACKED_MAX).then_some((kind, bytes))
+}
+
+/// A value's byte buffer, emptied, to decode the next value into without allocating.
+fn take_buffer(value: Value) -> Vec<u8> {
+    let mut buf = match value {
+        Value::Str(StrValue::Embstr(b) | StrValue::Raw(b)) => b,
+        Value::Set(SetValue::Intset(set)) => set.into_bytes(),
+        Value::Hash(HashValue::Listpack(lp)) => lp.into_bytes(),
+        Value::ZSet(ZSet::Listpack(pack)) => pack.into_bytes(),
+        _ => Vec::new(),
+    };
+    buf.clear();
+    buf
+}
+
+/// The collection a packed node holds, decoded into `buf`.
+fn unpack(kind: Kind, bytes: &[u8], mut buf: Vec<u8>) -> Value {
+    buf.clear();
+    if kind != Kind::ZsetPack {
+        buf.extend_from_slice(bytes);
+    }
+    let width = match kind {
+        Kind::Intset16 => Width::W16,
+        Kind::Intset32 => Width::W32,
+        Kind::Intset64 => Width::W64,
+        Kind::HashPack => {
+            let lp = Listpack::from_bytes(buf);
+            debug_assert!(lp.is_some(), "malformed hash listpack in a node");
+            return Value::Hash(HashValue::Listpack(lp.unwrap_or_default()));
+        }
+        _ => {
+            let pack = ZPack::from_front_coded(bytes, buf);
+            debug_assert!(pack.is_some(), "malformed sorted set listpack in a node");
+            return Value::ZSet(ZSet::Listpack(pack.unwrap_or_default()));
+        }
+    };
+    Value::Set(SetValue::Intset(IntSet::from_bytes(width, buf)))
 }
 
 /// The entry of a non-boxed node, decoded using `buf` for a string's bytes.
@@ -685,6 +740,7 @@ fn decode(node: &Node, mut buf: Vec<u8>) -> Entry {
                 StrValue::Embstr(buf)
             })
         }
+        PayloadRef::Packed { kind, bytes } => unpack(kind, bytes, buf),
         PayloadRef::Boxed(entry) => return entry.clone(),
     };
     Entry {
@@ -740,21 +796,47 @@ fn encode<R>(
             recycle(spare, bytes);
             r
         }
-        value => write(
-            access,
-            expire_at,
-            Payload::Boxed(Box::new(Entry {
-                value,
-                expire_at,
+        value => {
+            if let Value::ZSet(ZSet::Listpack(pack)) = &value
+                && packed(&value).is_some()
+            {
+                // Sorted sets are stored front-coded (see ZPack::write_front_coded).
+                let mut coded = Vec::new();
+                pack.write_front_coded(&mut coded);
+                if coded.len() <= PACKED_MAX {
+                    let kind = Kind::ZsetPack;
+                    let r = write(
+                        access,
+                        expire_at,
+                        Payload::Packed {
+                            kind,
+                            bytes: &coded,
+                        },
+                    );
+                    recycle(spare, take_buffer(value));
+                    return r;
+                }
+            } else if let Some((kind, bytes)) = packed(&value) {
+                let r = write(access, expire_at, Payload::Packed { kind, bytes });
+                recycle(spare, take_buffer(value));
+                return r;
+            }
+            write(
                 access,
-            })),
-        ),
+                expire_at,
+                Payload::Boxed(Box::new(Entry {
+                    value,
+                    expire_at,
+                    access,
+                })),
+            )
+        }
     }
 }
 
 /// Keeps the larger of two small buffers for reuse.
 fn recycle(spare: &mut Vec<u8>, buf: Vec<u8>) {
-    if buf.capacity() > spare.capacity() && buf.capacity() <= 4 * INLINE_MAX {
+    if buf.capacity() > spare.capacity() && buf.capacity() <= PACKED_MAX {
         *spare = buf;
     }
 }
@@ -844,6 +926,7 @@ mod model_tests {
         LiveExpire(u8),
         GetAppend(u8, Vec<u8>),
         GetSetInt(u8, i64),
+        Grow(u8, u16),
         Touch(u8, u32),
         Remove(u8),
         Delete(u8),
@@ -860,7 +943,52 @@ mod model_tests {
                 .prop_map(|b| Value::Str(StrValue::Embstr(b))),
             proptest::collection::vec(any::<u8>(), 0..300)
                 .prop_map(|b| Value::Str(StrValue::Raw(b))),
+            // Collections on both sides of PACKED_MAX (inline in the node, or boxed).
+            proptest::collection::vec(any::<i64>(), 0..700).prop_map(|members| {
+                let mut set = IntSet::new();
+                members.into_iter().for_each(|n| {
+                    set.insert(n % 100_000);
+                });
+                Value::Set(SetValue::Intset(set))
+            }),
+            proptest::collection::vec((0u16..400, 0usize..60), 0..150).prop_map(|pairs| {
+                let mut lp = Listpack::default();
+                for (field, len) in pairs {
+                    lp.set(format!("f{field}").as_bytes(), &vec![b'v'; len]);
+                }
+                Value::Hash(HashValue::Listpack(lp))
+            }),
+            proptest::collection::vec((0u16..400, -5i32..5), 0..300).prop_map(|pairs| {
+                let mut pack = ZPack::new();
+                for (member, score) in pairs {
+                    let member = format!("member:{member}");
+                    if pack.score(member.as_bytes()).is_none() {
+                        pack.insert_new(member.as_bytes(), f64::from(score) / 4.0);
+                    }
+                }
+                Value::ZSet(ZSet::Listpack(pack))
+            }),
         ]
+    }
+
+    /// Adds an element to a collection (growing it across PACKED_MAX), or appends to a string.
+    fn grow(value: &mut Value, n: u16) {
+        match value {
+            Value::Str(s) => s.make_raw().extend_from_slice(&n.to_le_bytes()),
+            Value::Set(SetValue::Intset(set)) => {
+                set.insert(i64::from(n) * 1_000_000_007);
+            }
+            Value::Hash(HashValue::Listpack(lp)) => {
+                lp.set(format!("grown{n}").as_bytes(), &[b'x'; 50]);
+            }
+            Value::ZSet(ZSet::Listpack(pack)) => {
+                let member = format!("grown:{n}:{}", "y".repeat(40));
+                if pack.score(member.as_bytes()).is_none() {
+                    pack.insert_new(member.as_bytes(), f64::from(n));
+                }
+            }
+            other => unreachable!("not generated: {other:?}"),
+        }
     }
 
     fn expire() -> impl Strategy<Value = i64> {
@@ -875,6 +1003,7 @@ mod model_tests {
             (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100))
                 .prop_map(|(k, b)| Op::GetAppend(k, b)),
             (any::<u8>(), any::<i64>()).prop_map(|(k, n)| Op::GetSetInt(k, n)),
+            (any::<u8>(), any::<u16>()).prop_map(|(k, n)| Op::Grow(k, n)),
             (any::<u8>(), any::<u32>()).prop_map(|(k, a)| Op::Touch(k, a)),
             any::<u8>().prop_map(Op::Remove),
             any::<u8>().prop_map(Op::Delete),
@@ -894,10 +1023,14 @@ mod model_tests {
         }
     }
 
-    fn bytes_of(v: &Value) -> Vec<u8> {
+    /// A string's length or a collection's element count.
+    fn size_of(v: &Value) -> usize {
         match v {
-            Value::Str(s) => s.to_bytes().into_owned(),
-            other => unreachable!("only strings are generated: {other:?}"),
+            Value::Str(s) => s.len(),
+            Value::Set(s) => s.len(),
+            Value::Hash(h) => h.len(),
+            Value::ZSet(z) => z.len(),
+            other => unreachable!("not generated: {other:?}"),
         }
     }
 
@@ -928,11 +1061,12 @@ mod model_tests {
                     Op::GetAppend(k, b) => {
                         // now_ms 0: nothing expires through get here.
                         if let Some(e) = db.get(&key(k), 0) {
-                            let Value::Str(s) = &mut e.value else { unreachable!("only strings are generated") };
-                            s.make_raw().extend_from_slice(&b);
-                            let m = model.get_mut(&key(k)).expect("model has key");
-                            let Value::Str(ms) = &mut m.value else { unreachable!("only strings are generated") };
-                            ms.make_raw().extend_from_slice(&b);
+                            if let Value::Str(s) = &mut e.value {
+                                s.make_raw().extend_from_slice(&b);
+                                let m = model.get_mut(&key(k)).expect("model has key");
+                                let Value::Str(ms) = &mut m.value else { unreachable!("same value") };
+                                ms.make_raw().extend_from_slice(&b);
+                            }
                         } else {
                             prop_assert!(!model.contains_key(&key(k)));
                         }
@@ -941,6 +1075,12 @@ mod model_tests {
                         if let Some(e) = db.get(&key(k), 0) {
                             e.value = Value::Str(StrValue::Int(n));
                             model.get_mut(&key(k)).expect("model has key").value = Value::Str(StrValue::Int(n));
+                        }
+                    }
+                    Op::Grow(k, n) => {
+                        if let Some(e) = db.get(&key(k), 0) {
+                            grow(&mut e.value, n);
+                            grow(&mut model.get_mut(&key(k)).expect("model has key").value, n);
                         }
                     }
                     Op::Touch(k, a) => {
@@ -957,8 +1097,8 @@ mod model_tests {
                     }
                     Op::Peek(k) => prop_assert_eq!(db.peek(&key(k)), model.get(&key(k))),
                     Op::RetainEven => {
-                        db.retain(|_, e| bytes_of(&e.value).len().is_multiple_of(2));
-                        model.retain(|_, e| bytes_of(&e.value).len().is_multiple_of(2));
+                        db.retain(|_, e| size_of(&e.value).is_multiple_of(2));
+                        model.retain(|_, e| size_of(&e.value).is_multiple_of(2));
                     }
                     Op::Random => {
                         let picked = db.random_entry(&mut rng).map(|(k, e)| (k.to_vec(), e.clone()));

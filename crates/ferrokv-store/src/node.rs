@@ -12,16 +12,21 @@
 //! ```text
 //! 0..8    next       Option<Node>: the bucket chain link (null = end of chain)
 //! 8..12   access     u32 LRU/LFU stamp (for BOXED nodes the boxed Entry holds it)
-//! 12      meta       payload kind (2 bits) | HAS_EXPIRE
+//! 12      meta       payload kind (4 bits) | HAS_EXPIRE
 //! 13      key_len    key length, or LONG_KEY: a usize length follows the header
-//! 14      val_len    length of an inline string
-//! 15      (unused)
+//! 14..16  val_len    u16 length of an inline string or packed collection
 //! 16..    [usize key length, if LONG_KEY] [i64 expire_at, if HAS_EXPIRE]
-//!         payload: i64 (INT) | val_len bytes (EMBSTR, RAW) | Box<Entry> (BOXED)
+//!         payload: i64 (INT) | val_len bytes (EMBSTR, RAW, packed kinds) | Box<Entry> (BOXED)
 //!         key bytes
 //! ```
 //!
-//! Every word-sized field sits at a multiple of 8, so typed aligned reads are valid.
+//! The packed kinds hold a small collection in its compact encoding (an intset, a hash
+//! listpack, a sorted-set listpack) right after the key's header, so such a key costs one
+//! allocation instead of three (node, boxed entry, the collection's buffer): that is most of
+//! what a small hash or set costs, and what lets them take less memory than in Valkey.
+//!
+//! Every word-sized field sits at a multiple of 8 (and `val_len` at a multiple of 2), so typed
+//! aligned reads are valid.
 //!
 //! # Soundness
 //!
@@ -51,13 +56,17 @@ const OFF_META: usize = 12;
 const OFF_KEY_LEN: usize = 13;
 const OFF_VAL_LEN: usize = 14;
 
-const KIND_MASK: u8 = 0b11;
-const HAS_EXPIRE: u8 = 1 << 2;
+const KIND_MASK: u8 = 0b1111;
+const HAS_EXPIRE: u8 = 1 << 4;
 /// `key_len` value meaning "the length is a usize after the header".
 const LONG_KEY: u8 = u8::MAX;
 
 /// Longest string stored inline in the node; longer ones are boxed.
 pub const INLINE_MAX: usize = 128;
+
+/// Largest packed collection stored inline in the node; larger ones are boxed (each change
+/// of an inline value copies it, which stays cheap below this size).
+pub const PACKED_MAX: usize = 4096;
 
 /// How the value is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +80,14 @@ pub enum Kind {
     RawInline = 2,
     /// Anything else: a `Box<Entry>` holding the value, expiry and access stamp.
     Boxed = 3,
+    /// A set's intset members at 16, 32 or 64 bits each.
+    Intset16 = 4,
+    Intset32 = 5,
+    Intset64 = 6,
+    /// A hash's listpack.
+    HashPack = 7,
+    /// A sorted set's listpack.
+    ZsetPack = 8,
 }
 
 impl Kind {
@@ -79,8 +96,18 @@ impl Kind {
             0 => Kind::Int,
             1 => Kind::Embstr,
             2 => Kind::RawInline,
+            4 => Kind::Intset16,
+            5 => Kind::Intset32,
+            6 => Kind::Intset64,
+            7 => Kind::HashPack,
+            8 => Kind::ZsetPack,
             _ => Kind::Boxed,
         }
+    }
+
+    /// Whether the payload is `val_len` bytes stored inline.
+    fn is_bytes(self) -> bool {
+        !matches!(self, Kind::Int | Kind::Boxed)
     }
 }
 
@@ -91,6 +118,11 @@ pub enum Payload<'a> {
         bytes: &'a [u8],
         raw: bool,
     },
+    /// A collection's compact encoding; `kind` is one of the packed kinds.
+    Packed {
+        kind: Kind,
+        bytes: &'a [u8],
+    },
     /// Access and expiry live in the box; the node's own fields are unused.
     Boxed(Box<Entry>),
 }
@@ -99,6 +131,7 @@ pub enum Payload<'a> {
 pub enum PayloadRef<'a> {
     Int(i64),
     Inline { bytes: &'a [u8], raw: bool },
+    Packed { kind: Kind, bytes: &'a [u8] },
     Boxed(&'a Entry),
 }
 
@@ -122,9 +155,10 @@ impl Shape {
         self.expire_offset() + if self.has_expire { 8 } else { 0 }
     }
     fn payload_len(self) -> usize {
-        match self.kind {
-            Kind::Int | Kind::Boxed => 8,
-            Kind::Embstr | Kind::RawInline => self.val_len,
+        if self.kind.is_bytes() {
+            self.val_len
+        } else {
+            8
         }
     }
     fn key_offset(self) -> usize {
@@ -147,6 +181,13 @@ impl Shape {
                     if *raw { Kind::RawInline } else { Kind::Embstr },
                     bytes.len(),
                 )
+            }
+            Payload::Packed { kind, bytes } => {
+                assert!(
+                    kind.is_bytes() && bytes.len() <= PACKED_MAX,
+                    "bad packed payload"
+                );
+                (*kind, bytes.len())
             }
             Payload::Boxed(_) => (Kind::Boxed, 0),
         };
@@ -214,7 +255,9 @@ impl Node {
             base.add(OFF_ACCESS).cast::<u32>().write(access);
             base.add(OFF_META)
                 .write(shape.kind as u8 | if shape.has_expire { HAS_EXPIRE } else { 0 });
-            base.add(OFF_VAL_LEN).write(shape.val_len as u8);
+            base.add(OFF_VAL_LEN)
+                .cast::<u16>()
+                .write(shape.val_len as u16);
             if shape.has_expire {
                 base.add(shape.expire_offset())
                     .cast::<i64>()
@@ -223,7 +266,7 @@ impl Node {
             let at = base.add(shape.payload_offset());
             match payload {
                 Payload::Int(n) => at.cast::<i64>().write(n),
-                Payload::Inline { bytes, .. } => {
+                Payload::Inline { bytes, .. } | Payload::Packed { bytes, .. } => {
                     at.copy_from_nonoverlapping(bytes.as_ptr(), bytes.len())
                 }
                 Payload::Boxed(entry) => at.cast::<*mut Entry>().write(Box::into_raw(entry)),
@@ -247,7 +290,7 @@ impl Node {
                 kind: Kind::from_bits(meta),
                 has_expire: meta & HAS_EXPIRE != 0,
                 key_len,
-                val_len: base.add(OFF_VAL_LEN).read() as usize,
+                val_len: base.add(OFF_VAL_LEN).cast::<u16>().read() as usize,
             }
         }
     }
@@ -315,6 +358,10 @@ impl Node {
                     raw: shape.kind == Kind::RawInline,
                 },
                 Kind::Boxed => PayloadRef::Boxed(&*self.boxed_ptr(shape)),
+                kind => PayloadRef::Packed {
+                    kind,
+                    bytes: std::slice::from_raw_parts(self.0.as_ptr().add(at), shape.val_len),
+                },
             }
         }
     }

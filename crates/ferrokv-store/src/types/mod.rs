@@ -8,4 +8,5 @@ pub mod listpack;
 pub mod set;
 pub mod skiplist;
 pub mod stream;
+pub mod zpack;
 pub mod zset;

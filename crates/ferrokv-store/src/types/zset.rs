@@ -10,9 +10,8 @@
 //! - sets never go back to listpack on deletion; results stored by ZRANGESTORE and the
 //!   ZUNIONSTORE family are listpack when they fit both limits ([`ZSet::from_sorted`]).
 
-use std::cmp::Ordering;
-
 use super::skiplist::{self, SkipList};
+use super::zpack::{self, ZPack};
 
 /// The two `zset-max-listpack-*` directives.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +38,16 @@ pub type Pair = (Box<[u8]>, f64);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ZSet {
-    /// Elements in order (score, then member bytes), searched linearly or by bisection.
-    Listpack(Vec<Pair>),
+    /// Elements in order (score, then member bytes) in one buffer, searched linearly.
+    Listpack(ZPack),
     Skiplist(Box<SkipList>),
+}
+
+impl Default for ZSet {
+    /// An empty listpack.
+    fn default() -> Self {
+        ZSet::Listpack(ZPack::new())
+    }
 }
 
 impl ZSet {
@@ -49,7 +55,7 @@ impl ZSet {
     /// `size_hint` elements whose longest member has `max_member_len` bytes.
     pub fn with_hint(size_hint: usize, max_member_len: usize, limits: ZSetLimits) -> ZSet {
         if limits.fits(size_hint, max_member_len) {
-            ZSet::Listpack(Vec::new())
+            ZSet::Listpack(ZPack::new())
         } else {
             ZSet::Skiplist(Box::default())
         }
@@ -64,23 +70,27 @@ impl ZSet {
     }
 
     fn convert_to_skiplist(&mut self) {
-        if let ZSet::Listpack(pairs) = self {
+        if let ZSet::Listpack(pack) = self {
             let mut list = SkipList::new();
-            for (member, score) in pairs.drain(..) {
-                list.insert(&member, score);
+            for (member, score) in pack.iter() {
+                list.insert(member, score);
             }
             *self = ZSet::Skiplist(Box::new(list));
         }
     }
 
+    /// A listpack holding `pairs`, which must be in order with distinct members, whatever
+    /// the limits (a scratch set for computations, never stored as is).
+    pub fn listpack_of(pairs: &[Pair]) -> ZSet {
+        ZSet::Listpack(ZPack::from_sorted(pairs.iter().map(|(m, s)| (m, *s))))
+    }
+
     /// A set holding `pairs` (in order, members distinct), listpack if it fits the limits.
-    pub fn from_sorted(mut pairs: Vec<Pair>, limits: ZSetLimits) -> ZSet {
+    pub fn from_sorted(pairs: Vec<Pair>, limits: ZSetLimits) -> ZSet {
         let longest = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
         if limits.fits(pairs.len(), longest) {
-            for pair in &mut pairs {
-                pair.1 = listpack_score(pair.1);
-            }
-            return ZSet::Listpack(pairs);
+            let pairs = pairs.into_iter().map(|(m, s)| (m, listpack_score(s)));
+            return ZSet::Listpack(ZPack::from_sorted(pairs));
         }
         let mut list = SkipList::new();
         for (member, score) in pairs {
@@ -98,17 +108,14 @@ impl ZSet {
 
     pub fn heap_size(&self) -> usize {
         match self {
-            ZSet::Listpack(pairs) => pairs
-                .iter()
-                .map(|(m, _)| m.len() + std::mem::size_of::<Pair>())
-                .sum(),
+            ZSet::Listpack(pack) => pack.heap_size(),
             ZSet::Skiplist(list) => std::mem::size_of::<SkipList>() + list.heap_size(),
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
-            ZSet::Listpack(pairs) => pairs.len(),
+            ZSet::Listpack(pack) => pack.len(),
             ZSet::Skiplist(list) => list.len(),
         }
     }
@@ -119,7 +126,7 @@ impl ZSet {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
-            ZSet::Listpack(pairs) => pairs.iter().find(|(m, _)| &**m == member).map(|p| p.1),
+            ZSet::Listpack(pack) => pack.score(member),
             ZSet::Skiplist(list) => list.score(member),
         }
     }
@@ -127,7 +134,7 @@ impl ZSet {
     /// The 0-based rank of `member` in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match self {
-            ZSet::Listpack(pairs) => pairs.iter().position(|(m, _)| &**m == member),
+            ZSet::Listpack(pack) => pack.rank(member),
             ZSet::Skiplist(list) => list.rank(member),
         }
     }
@@ -135,20 +142,17 @@ impl ZSet {
     /// Sets `member`'s score, adding it if absent (converting to a skiplist first if the
     /// new member does not fit the listpack). Returns the previous score.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: ZSetLimits) -> Option<f64> {
-        if let ZSet::Listpack(pairs) = self {
+        if let ZSet::Listpack(pack) = self {
             let score = listpack_score(score);
-            if let Some(at) = pairs.iter().position(|(m, _)| &**m == member) {
-                let old = pairs[at].1;
+            if let Some(old) = pack.score(member) {
                 if old.to_bits() != score.to_bits() {
-                    let pair = pairs.remove(at);
-                    let to = insertion_point(pairs, score, member);
-                    pairs.insert(to, (pair.0, score));
+                    pack.remove(member);
+                    pack.insert_new(member, score);
                 }
                 return Some(old);
             }
-            if limits.fits(pairs.len() + 1, member.len()) {
-                let to = insertion_point(pairs, score, member);
-                pairs.insert(to, (member.into(), score));
+            if limits.fits(pack.len() + 1, member.len()) {
+                pack.insert_new(member, score);
                 return None;
             }
             self.convert_to_skiplist();
@@ -161,26 +165,23 @@ impl ZSet {
 
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match self {
-            ZSet::Listpack(pairs) => {
-                let at = pairs.iter().position(|(m, _)| &**m == member)?;
-                Some(pairs.remove(at).1)
-            }
+            ZSet::Listpack(pack) => pack.remove(member),
             ZSet::Skiplist(list) => list.remove(member),
         }
     }
 
     /// How many leading elements (in ascending order) satisfy `before`, which must hold for
     /// a prefix of the order: the rank where a range starts, or ends (exclusive).
-    pub fn count_while(&self, mut before: impl FnMut(f64, &[u8]) -> bool) -> usize {
+    pub fn count_while(&self, before: impl FnMut(f64, &[u8]) -> bool) -> usize {
         match self {
-            ZSet::Listpack(pairs) => pairs.partition_point(|(m, s)| before(*s, m)),
+            ZSet::Listpack(pack) => pack.count_while(before),
             ZSet::Skiplist(list) => list.count_while(before),
         }
     }
 
     pub fn get_by_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
         match self {
-            ZSet::Listpack(pairs) => pairs.get(rank).map(|(m, s)| (&**m, *s)),
+            ZSet::Listpack(pack) => pack.get(rank),
             ZSet::Skiplist(list) => list.get_by_rank(rank),
         }
     }
@@ -192,16 +193,17 @@ impl ZSet {
         let start = start.min(end);
         let remaining = end - start;
         let inner = match self {
-            ZSet::Listpack(pairs) => RangeInner::Listpack(pairs[start..end].iter()),
+            ZSet::Listpack(pack) if reverse => {
+                let mut elements: Vec<_> = pack.iter_from(start).take(remaining).collect();
+                elements.reverse();
+                RangeInner::ListpackReversed(elements.into_iter())
+            }
+            ZSet::Listpack(pack) => RangeInner::Listpack(pack.iter_from(start)),
             ZSet::Skiplist(list) if remaining == 0 => RangeInner::Skiplist(list.iter_from(end)),
             ZSet::Skiplist(list) if reverse => RangeInner::Skiplist(list.iter_back_from(end - 1)),
             ZSet::Skiplist(list) => RangeInner::Skiplist(list.iter_from(start)),
         };
-        Range {
-            inner,
-            remaining,
-            reverse,
-        }
+        Range { inner, remaining }
     }
 
     /// Every element, ascending.
@@ -212,9 +214,7 @@ impl ZSet {
     /// Removes the lowest (`last` false) or highest element.
     pub fn pop(&mut self, last: bool) -> Option<Pair> {
         match self {
-            ZSet::Listpack(pairs) if pairs.is_empty() => None,
-            ZSet::Listpack(pairs) if last => pairs.pop(),
-            ZSet::Listpack(pairs) => Some(pairs.remove(0)),
+            ZSet::Listpack(pack) => pack.pop(last),
             ZSet::Skiplist(list) => list.pop(last),
         }
     }
@@ -226,9 +226,7 @@ impl ZSet {
             return 0;
         }
         match self {
-            ZSet::Listpack(pairs) => {
-                pairs.drain(start..end);
-            }
+            ZSet::Listpack(pack) => pack.remove_ranks(start, end),
             ZSet::Skiplist(list) => {
                 let doomed: Vec<Box<[u8]>> = list
                     .iter_from(start)
@@ -246,9 +244,9 @@ impl ZSet {
     /// One ZSCAN step. A listpack is returned whole with cursor 0, as Valkey does.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], f64)) -> u64 {
         match self {
-            ZSet::Listpack(pairs) => {
-                for (m, s) in pairs {
-                    visit(m, *s);
+            ZSet::Listpack(pack) => {
+                for (m, s) in pack.iter() {
+                    visit(m, s);
                 }
                 0
             }
@@ -257,12 +255,9 @@ impl ZSet {
     }
 }
 
-fn insertion_point(pairs: &[Pair], score: f64, member: &[u8]) -> usize {
-    pairs.partition_point(|(m, s)| skiplist::compare(*s, m, score, member) == Ordering::Less)
-}
-
 enum RangeInner<'a> {
-    Listpack(std::slice::Iter<'a, Pair>),
+    Listpack(zpack::Iter<'a>),
+    ListpackReversed(std::vec::IntoIter<(&'a [u8], f64)>),
     Skiplist(skiplist::Iter<'a>),
 }
 
@@ -270,7 +265,6 @@ enum RangeInner<'a> {
 pub struct Range<'a> {
     inner: RangeInner<'a>,
     remaining: usize,
-    reverse: bool,
 }
 
 impl<'a> Iterator for Range<'a> {
@@ -282,14 +276,8 @@ impl<'a> Iterator for Range<'a> {
         }
         self.remaining -= 1;
         match &mut self.inner {
-            RangeInner::Listpack(it) => {
-                let pair = if self.reverse {
-                    it.next_back()
-                } else {
-                    it.next()
-                };
-                pair.map(|(m, s)| (&**m, *s))
-            }
+            RangeInner::Listpack(it) => it.next(),
+            RangeInner::ListpackReversed(it) => it.next(),
             RangeInner::Skiplist(it) => it.next(),
         }
     }

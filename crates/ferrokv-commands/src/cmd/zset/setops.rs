@@ -157,7 +157,7 @@ fn read_sources(ctx: &Ctx, locked: &mut Locked, keys: &[Bytes]) -> Result<Vec<ZS
     let mut sources = Vec::with_capacity(keys.len());
     for key in keys {
         let zset = match ctx.read(locked, key) {
-            None => ZSet::Listpack(Vec::new()),
+            None => ZSet::default(),
             Some(Entry {
                 value: Value::Set(set),
                 ..
@@ -182,7 +182,7 @@ fn scored_set(set: &SetValue) -> ZSet {
         })
         .collect();
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    ZSet::Listpack(pairs)
+    ZSet::listpack_of(&pairs)
 }
 
 fn parse_options(rest: &[Bytes], sets: usize, mode: Mode) -> Result<Options, CmdError> {

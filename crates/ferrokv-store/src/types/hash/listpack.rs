@@ -64,6 +64,32 @@ impl Listpack {
         self.buf.capacity()
     }
 
+    /// The encoded pairs (what a key's node stores inline).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Takes the buffer back out (for reuse).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// A listpack over `buf` as returned by [`Listpack::as_bytes`]; `None` if it is not well
+    /// formed.
+    pub fn from_bytes(buf: Vec<u8>) -> Option<Listpack> {
+        let mut lp = Listpack { buf, pairs: 0 };
+        let mut pos = 0;
+        while pos < lp.buf.len() {
+            let at = lp.pair_at(pos);
+            if at.end > lp.buf.len() || at.end <= pos {
+                return None;
+            }
+            pos = at.end;
+            lp.pairs += 1;
+        }
+        Some(lp)
+    }
+
     fn pair_at(&self, start: usize) -> PairAt {
         let (field_len, field_start) = get_len(&self.buf, start);
         let field_end = field_start + field_len;

@@ -55,6 +55,23 @@ impl IntSet {
         self.width
     }
 
+    /// The members as stored: `len() * width` little-endian bytes in ascending order.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Takes the buffer back out (for reuse).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.data
+    }
+
+    /// An intset over `data` as returned by [`IntSet::as_bytes`] at `width` (a partial
+    /// trailing member, which `as_bytes` never produces, is dropped).
+    pub fn from_bytes(width: Width, mut data: Vec<u8>) -> IntSet {
+        data.truncate(data.len() - data.len() % width.bytes());
+        IntSet { width, data }
+    }
+
     pub fn len(&self) -> usize {
         self.data.len() / self.width.bytes()
     }
