@@ -203,4 +203,5 @@ case_files! {
     geo => "geo.txt",
     transactions => "transactions.txt",
     pubsub => "pubsub.txt",
+    acl => "acl.txt",
 }

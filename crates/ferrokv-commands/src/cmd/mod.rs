@@ -1,5 +1,6 @@
 //! One module per command family. Each exports `COMMANDS`, its part of the command table.
 
+pub mod acl;
 pub mod args;
 pub mod bits;
 pub mod client;
@@ -47,4 +48,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     geo::COMMANDS,
     transaction::COMMANDS,
     pubsub::COMMANDS,
+    acl::COMMANDS,
 ];
