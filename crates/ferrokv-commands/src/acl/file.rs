@@ -88,17 +88,16 @@ pub fn parse(path: &str, text: &[u8], all_channels: bool) -> Result<Vec<User>, S
         if line.is_empty() || line.starts_with(b"#") {
             continue;
         }
-        let Ok(words) = ferrokv_protocol::split_args::split_args(line) else {
-            errors.push_str(&format!("{path}:{lineno}: unbalanced quotes in acl line. "));
-            continue;
-        };
+        // Words are separated by single spaces, without quoting (Valkey's ACL file syntax:
+        // what ACL LIST prints).
+        let words: Vec<&[u8]> = line.split(|&b| b == b' ').map(|w| w.trim_ascii()).collect();
         if words.len() < 2 || !words[0].eq_ignore_ascii_case(b"user") {
             errors.push_str(&format!(
                 "{path}:{lineno} should start with user keyword followed by the username. "
             ));
             continue;
         }
-        let name = Bytes::copy_from_slice(&words[1]);
+        let name = Bytes::copy_from_slice(words[1]);
         if users.iter().any(|u| u.name == name) {
             errors.push_str(&format!(
                 "WARNING: Duplicate user '{}' found on line {lineno}. ",
@@ -112,16 +111,24 @@ pub fn parse(path: &str, text: &[u8], all_channels: bool) -> Result<Vec<User>, S
             .collect();
         let rules = match rules::merge_selectors(&args) {
             Ok(rules) => rules,
-            Err(e) => {
-                let text = e.0.strip_prefix("ERR ").unwrap_or(&e.0);
-                errors.push_str(&format!("{path}:{lineno}: {text}. "));
+            Err(_) => {
+                errors.push_str(&format!(
+                    "{path}:{lineno}: Unmatched parenthesis in selector definition."
+                ));
                 continue;
             }
         };
         let mut user = User::new(name, all_channels);
         for rule in &rules {
-            if let Err(e) = rules::apply_rule(&mut user, rule, all_channels) {
-                errors.push_str(&format!("{path}:{lineno}: {}. ", e.text()));
+            match rules::apply_rule(&mut user, rule, all_channels) {
+                Ok(()) => {}
+                // Valkey names the rule only for unknown commands and categories.
+                Err(e @ rules::RuleError::Unknown) => errors.push_str(&format!(
+                    "{path}:{lineno}: Error in applying operation '{}': {}. ",
+                    String::from_utf8_lossy(rule),
+                    e.text()
+                )),
+                Err(e) => errors.push_str(&format!("{path}:{lineno}: {}. ", e.text())),
             }
         }
         user.finish();
