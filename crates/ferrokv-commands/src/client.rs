@@ -54,11 +54,17 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes)>,
     /// Channels, patterns and shard channels this client is subscribed to.
     pub subscriptions: crate::pubsub::Subscriptions,
+    /// The ACL user this client runs as (see `acl::refresh`), and the registry epoch it was
+    /// read at.
+    pub user: Arc<crate::acl::User>,
+    pub acl_epoch: u64,
 }
 
 impl Client {
     pub fn new(shared: Arc<ClientShared>, config: Arc<Config>, config_epoch: u64) -> Client {
-        let authenticated = config.requirepass.is_empty();
+        // The connection attaches the real default user (`acl::attach_new_client`) before
+        // the first command.
+        let authenticated = false;
         Client {
             id: shared.id,
             db: 0,
@@ -77,6 +83,8 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             subscriptions: Default::default(),
+            user: crate::acl::placeholder_user(),
+            acl_epoch: 0,
         }
     }
 
@@ -110,8 +118,9 @@ impl Client {
     }
 
     /// What RESET puts back: database 0, RESP2, no name, replies on, no eviction/touch
-    /// exemptions, and unauthenticated when a password is required. The library name and
-    /// version and the capabilities stay, as in Valkey.
+    /// exemptions. The library name and version and the capabilities stay, as in Valkey.
+    /// The RESET command also puts the client back on the default user
+    /// (`acl::attach_default`).
     pub fn reset(&mut self) {
         self.select(0);
         self.set_protocol(2);
@@ -119,7 +128,6 @@ impl Client {
         self.set_no_evict(false);
         self.reply_mode = ReplyMode::On;
         *self.shared.name.lock() = None;
-        self.authenticated = self.config.requirepass.is_empty();
     }
 }
 
@@ -200,6 +208,8 @@ pub struct ClientShared {
     pub sub_count: AtomicUsize,
     pub psub_count: AtomicUsize,
     pub ssub_count: AtomicUsize,
+    /// The ACL user's name (`user=` in CLIENT LIST, CLIENT KILL USER, DELUSER).
+    pub user: Mutex<Bytes>,
     /// Messages published to this client, waiting for its connection to send them.
     pub outbox: crate::pubsub::Outbox,
     killed: AtomicBool,
@@ -248,6 +258,7 @@ impl ClientShared {
             sub_count: AtomicUsize::new(0),
             psub_count: AtomicUsize::new(0),
             ssub_count: AtomicUsize::new(0),
+            user: Mutex::new(Bytes::from_static(b"default")),
             outbox: Default::default(),
             killed: AtomicBool::new(false),
             waker: OnceLock::new(),

@@ -44,6 +44,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     if epoch != client.config_epoch {
         client.refresh_config(server.config.load(), epoch);
     }
+    crate::acl::refresh(server, client);
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::SkipThis;
     }
@@ -300,7 +301,7 @@ fn resolve(name: &Bytes, args: &[Bytes]) -> Result<&'static TableEntry, CmdError
 fn check(
     server: &Server,
     client: &Client,
-    entry: &TableEntry,
+    entry: &'static TableEntry,
     args: &[Bytes],
 ) -> Result<(), CmdError> {
     let spec = entry.spec;
@@ -311,6 +312,7 @@ fn check(
     if !client.authenticated && spec.flags & flag::NO_AUTH == 0 {
         return Err(errors::NOAUTH);
     }
+    crate::acl::authorize(server, client, entry, args)?;
     if spec.flags & flag::PROTECTED != 0 && !protected_allowed(client) {
         return Err(CmdError::err(
             "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \

@@ -6,6 +6,7 @@
 //! works on the store, and writes its reply into the client's [`ferrokv_protocol::Reply`].
 //! Each command family lives in one file under [`cmd`].
 
+pub mod acl;
 pub mod blocking;
 pub mod client;
 pub mod cmd;

@@ -215,6 +215,20 @@ impl PubSub {
             .collect()
     }
 
+    /// Every (subscriber, channel or pattern, is it a pattern): what ACL re-checks when a
+    /// user's channel permissions change.
+    pub fn subscriptions(&self) -> Vec<(Arc<ClientShared>, Bytes, bool)> {
+        let mut all = Vec::new();
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (name, clients) in self.map(kind).read().iter() {
+                for client in clients {
+                    all.push((client.clone(), name.clone(), kind == Kind::Pattern));
+                }
+            }
+        }
+        all
+    }
+
     /// Subscribers of one name (PUBSUB NUMSUB).
     pub fn subscribers(&self, kind: Kind, name: &[u8]) -> usize {
         self.map(kind).read().get(name).map_or(0, Vec::len)

@@ -35,6 +35,8 @@ pub struct Server {
     pub watches: crate::transaction::Watches,
     /// Channel, pattern and shard channel subscriptions.
     pub pubsub: crate::pubsub::PubSub,
+    /// ACL users and the log of denials.
+    pub acl: crate::acl::Acl,
 }
 
 impl Server {
@@ -45,7 +47,7 @@ impl Server {
     ) -> Arc<Server> {
         let databases = config.databases as usize;
         let now = clock::now_ms();
-        Arc::new(Server {
+        let server = Arc::new(Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),
             clients: ClientRegistry::default(),
@@ -62,7 +64,10 @@ impl Server {
             blocking: Default::default(),
             watches: Default::default(),
             pubsub: Default::default(),
-        })
+            acl: Default::default(),
+        });
+        crate::acl::install_requirepass_hook(&server);
+        server
     }
 
     pub fn request_shutdown(&self) {

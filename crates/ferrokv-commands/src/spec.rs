@@ -399,8 +399,15 @@ impl CommandSpec {
 /// The argument indexes of the keys in `args` according to `specs`, as COMMAND GETKEYS and
 /// the locking in dispatch find them. Out-of-range or malformed specs yield what they can.
 pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Vec<usize> {
-    let argc = args.len() as i32;
     let mut keys = Vec::new();
+    for_each_key(specs, args, |i, _| keys.push(i));
+    keys
+}
+
+/// Calls `found(index, spec_flags)` for each key in `args` according to `specs` (the ACL
+/// check needs each key's access flags).
+pub fn for_each_key(specs: &[KeySpec], args: &[Bytes], mut found: impl FnMut(usize, u32)) {
+    let argc = args.len() as i32;
     for spec in specs {
         if spec.flags & key_flag::NOT_KEY != 0 {
             continue;
@@ -446,7 +453,7 @@ pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Vec<usize> {
                 let step = step.max(1);
                 let mut i = begin;
                 while i <= last && i < argc {
-                    keys.push(i as usize);
+                    found(i as usize, spec.flags);
                     i += step;
                 }
             }
@@ -470,11 +477,10 @@ pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Vec<usize> {
                     if i >= argc as i64 {
                         break;
                     }
-                    keys.push(i as usize);
+                    found(i as usize, spec.flags);
                 }
             }
             FindKeys::Unknown => {}
         }
     }
-    keys
 }

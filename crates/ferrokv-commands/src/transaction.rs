@@ -416,6 +416,13 @@ pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64
     reply.array_len(queued.len());
     let deny_blocking = std::mem::replace(&mut client.deny_blocking, true);
     for (entry, args) in &queued {
+        // The user's rules may have changed since the command was queued.
+        crate::acl::refresh(server, client);
+        if let Err(e) = crate::acl::authorize_queued(server, client, entry, args) {
+            crate::stats::local().count_error(&e.0);
+            reply.error(&e.0);
+            continue;
+        }
         crate::dispatch::call(server, client, reply, entry, args, now_ms);
     }
     client.deny_blocking = deny_blocking;

@@ -171,11 +171,11 @@ impl Default for Config {
 }
 
 directives! {
-    acl_pubsub_default: String = "acl-pubsub-default" [], "resetchannels", Kind::Enum(&["allchannels", "resetchannels"]), PENDING,
+    acl_pubsub_default: String = "acl-pubsub-default" [], "resetchannels", Kind::Enum(&["allchannels", "resetchannels"]), 0,
         "Channel permissions a new ACL user starts with.";
-    aclfile: String = "aclfile" [], "", Kind::Str, IMMUTABLE | PENDING,
+    aclfile: String = "aclfile" [], "", Kind::Str, IMMUTABLE,
         "File holding ACL users; empty keeps users in this config file.";
-    acllog_max_len: i64 = "acllog-max-len" [], "128", Kind::int(0, i64::MAX), PENDING,
+    acllog_max_len: i64 = "acllog-max-len" [], "128", Kind::int(0, i64::MAX), 0,
         "How many entries ACL LOG keeps.";
     active_defrag_cycle_max: i64 = "active-defrag-cycle-max" [], "25", Kind::int(1, 99), PENDING,
         "Most CPU percent active defragmentation may use.";

@@ -282,10 +282,6 @@ pub fn pending_warnings(config: &Config) -> Vec<String> {
                 .then(|| "directive rename-command is accepted but not implemented yet".into()),
         )
         .chain(
-            (!config.extras.users.is_empty())
-                .then(|| "directive user is accepted but not implemented yet".into()),
-        )
-        .chain(
             (!config.extras.modules.is_empty())
                 .then(|| "directive loadmodule is accepted but not implemented yet".into()),
         )

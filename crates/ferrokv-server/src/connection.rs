@@ -38,6 +38,7 @@ where
     stats::local().connections_received.add(1);
 
     let mut client = Client::new(shared.clone(), server.config.load(), server.config.epoch());
+    ferrokv_commands::acl::attach_new_client(&server, &mut client);
     let mut reply = Reply::new(false);
     let mut parser = RequestParser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);

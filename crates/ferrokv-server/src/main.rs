@@ -41,6 +41,10 @@ fn main() {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let server = Server::new(config, path, executable);
+    if let Err(e) = ferrokv_commands::acl::file::load_at_startup(&server) {
+        log::warn!("Aborting ferrokv startup because of ACL errors: {e}");
+        std::process::exit(1);
+    }
     ferrokv_commands::server::set_used_memory_probe(alloc::used_memory);
     ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
     if let Err(e) = run(server) {

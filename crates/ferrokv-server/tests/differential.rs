@@ -205,4 +205,5 @@ case_files! {
     pubsub => "pubsub.txt",
     streams => "streams.txt",
     stream_groups => "stream_groups.txt",
+    acl => "acl.txt",
 }

@@ -450,6 +450,8 @@ struct Filter {
     ip: Option<Bytes>,
     kind: Option<ClientType>,
     skip_me: bool,
+    /// USER: clients authenticated as this user.
+    user: Option<Bytes>,
     max_age: Option<i64>,
     idle: Option<i64>,
     flags: Option<Bytes>,
@@ -491,13 +493,13 @@ impl Filter {
             } else if args::is(option, "ip") {
                 f.ip = Some(value.clone());
             } else if args::is(option, "user") {
-                // Only the default user exists until ACLs arrive.
-                if &value[..] != b"default" {
+                if ctx.server.acl.get(value).is_none() {
                     return Err(CmdError::err(format!(
                         "No such user '{}'",
                         String::from_utf8_lossy(value)
                     )));
                 }
+                f.user = Some(value.clone());
             } else if args::is(option, "skipme") {
                 f.skip_me = if args::is(value, "yes") {
                     true
@@ -590,6 +592,9 @@ impl Filter {
         if self.db.is_some_and(|db| db != c.db.load(Relaxed)) {
             return false;
         }
+        if self.user.as_ref().is_some_and(|u| *u != *c.user.lock()) {
+            return false;
+        }
         same(&self.addr, c.addr.as_bytes())
             && same(&self.laddr, c.laddr.as_bytes())
             && same(&self.ip, ip_of(&c.addr).as_bytes())
@@ -640,6 +645,14 @@ fn ip_of(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// The client's CLIENT LIST line without its newline (ACL LOG's `client-info`).
+pub fn client_info(c: &ClientShared, now_ms: i64) -> String {
+    let mut text = String::new();
+    describe(&mut text, c, now_ms, None);
+    text.truncate(text.trim_end().len());
+    text
+}
+
 /// Appends one CLIENT LIST line, with Valkey 9.1's fields in its order. `own_argv_mem` is
 /// the size of the running command's arguments, for the client that runs it.
 fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Option<usize>) {
@@ -669,7 +682,7 @@ fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Optio
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa={} db={} \
          sub={} psub={} ssub={} multi={} watch={} qbuf={qbuf} qbuf-free={qbuf_free} \
          argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbp} obl={obl} oll=0 omem={} \
-         tot-mem={} events=r cmd={cmd} user=default redir=-1 resp={} lib-name={} lib-ver={} \
+         tot-mem={} events=r cmd={cmd} user={} redir=-1 resp={} lib-name={} lib-ver={} \
          tot-net-in={} tot-net-out={} tot-cmds={}",
         c.id,
         c.addr,
@@ -692,6 +705,7 @@ fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Optio
         c.watch_count.load(Relaxed),
         c.outbox.pending_bytes(),
         rbs + obl + argv_mem + c.outbox.pending_bytes() + std::mem::size_of::<ClientShared>(),
+        String::from_utf8_lossy(&c.user.lock()),
         c.protocol.load(Relaxed),
         text(&c.lib_name),
         text(&c.lib_ver),

@@ -189,6 +189,7 @@ fn is_local(ctx: &Ctx) -> bool {
 fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     stats::reset_all();
     crate::latency::reset_histograms();
+    ctx.server.acl.denied.reset();
     ctx.reply.ok();
     Ok(())
 }

@@ -13,10 +13,6 @@ pub const COMPATIBLE_VERSION: &str = "9.1.2";
 const HANDSHAKE_FLAGS: u64 =
     flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY;
 
-const WRONGPASS: CmdError = CmdError(std::borrow::Cow::Borrowed(
-    "WRONGPASS invalid username-password pair or user is disabled.",
-));
-
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, "connection")
         .flags(flag::FAST | flag::SENTINEL)
@@ -109,12 +105,12 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// `AUTH [username] password`. Only the `default` user exists until ACLs arrive; it is
-/// protected by `requirepass`, or accepts any password when none is set.
+/// `AUTH [username] password`. The one-argument form names the default user, and is an
+/// error while that user needs no password (Valkey's compatibility rule).
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (user, password) = match args {
         [_, password] => {
-            if ctx.client.config.requirepass.is_empty() {
+            if ctx.server.acl.default_user().nopass {
                 return Err(CmdError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -124,34 +120,9 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [_, user, password] => (&user[..], password),
         _ => return Err(errors::SYNTAX),
     };
-    authenticate(ctx, user, password)?;
+    crate::acl::authenticate(ctx.server, ctx.client, &args[0], user, password, ctx.now_ms)?;
     ctx.reply.ok();
     Ok(())
-}
-
-/// Checks credentials for the default user and marks the client authenticated on success.
-/// Failures leave the client's state as it was. Passwords are never logged.
-fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> CmdResult {
-    let required = ctx.client.config.requirepass.as_bytes();
-    let user_ok = user == b"default";
-    let password_ok = required.is_empty() || constant_time_eq(required, password);
-    if user_ok && password_ok {
-        ctx.client.authenticated = true;
-        Ok(())
-    } else {
-        Err(WRONGPASS)
-    }
-}
-
-/// Compares a secret with an attempt in time that depends only on the attempt's length, so
-/// response timing reveals neither the secret's content nor its length.
-fn constant_time_eq(secret: &[u8], attempt: &[u8]) -> bool {
-    let mut diff = (secret.len() != attempt.len()) as u8;
-    for (i, &b) in attempt.iter().enumerate() {
-        // `secret` is not empty here (an empty secret disables the check).
-        diff |= secret[i % secret.len()] ^ b;
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
@@ -189,7 +160,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         crate::cmd::client::validate_name(name)?;
     }
     if let Some((user, password)) = credentials {
-        authenticate(ctx, user, password)?;
+        crate::acl::authenticate(ctx.server, ctx.client, &args[0], user, password, ctx.now_ms)?;
     }
     if !ctx.client.authenticated {
         return Err(CmdError::new(
@@ -238,21 +209,8 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     crate::transaction::discard(ctx.server, ctx.client);
     crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
     ctx.client.reset();
+    crate::acl::attach_default(ctx.server, ctx.client);
     ctx.reply.set_resp3(false);
     ctx.reply.simple("RESET");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn password_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secretsecret"));
-        assert!(!constant_time_eq(b"secret", b"sec"));
-        assert!(!constant_time_eq(b"secret", b""));
-    }
 }

@@ -629,15 +629,16 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
         "eventloop_duration_cmd_sum",
         "instantaneous_eventloop_cycles_per_sec",
         "instantaneous_eventloop_duration_usec",
-        "acl_access_denied_auth",
-        "acl_access_denied_cmd",
-        "acl_access_denied_key",
-        "acl_access_denied_channel",
-        "acl_access_denied_tls_cert",
-        "acl_access_denied_db",
     ] {
         out.field(name, 0);
     }
+    let denied = &server.acl.denied;
+    out.field("acl_access_denied_auth", denied.auth.load(Relaxed));
+    out.field("acl_access_denied_cmd", denied.command.load(Relaxed));
+    out.field("acl_access_denied_key", denied.key.load(Relaxed));
+    out.field("acl_access_denied_channel", denied.channel.load(Relaxed));
+    out.field("acl_access_denied_tls_cert", 0);
+    out.field("acl_access_denied_db", denied.db.load(Relaxed));
 }
 
 /// What Valkey shows for a primary without replicas.

@@ -1,5 +1,6 @@
 //! One module per command family. Each exports `COMMANDS`, its part of the command table.
 
+pub mod acl;
 pub mod args;
 pub mod bits;
 pub mod client;
@@ -49,4 +50,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     transaction::COMMANDS,
     pubsub::COMMANDS,
     stream::COMMANDS,
+    acl::COMMANDS,
 ];
