@@ -385,7 +385,7 @@ directives! {
         "Minutes after which an LFU counter is halved; 0 never decays.";
     lfu_log_factor: i64 = "lfu-log-factor" [], "10", Kind::int(0, I32), 0,
         "How slowly LFU counters grow; higher means slower.";
-    list_compress_depth: i64 = "list-compress-depth" [], "0", Kind::int(0, I32), PENDING,
+    list_compress_depth: i64 = "list-compress-depth" [], "0", Kind::int(0, I32), 0,
         "List nodes left uncompressed at each end; 0 compresses none.";
     list_max_listpack_size: i64 = "list-max-listpack-size" ["list-max-ziplist-size"], "-2", Kind::int(-I32 - 1, I32), 0,
         "Size of one list node: positive counts elements, -1..-5 is 4 KB to 64 KB.";

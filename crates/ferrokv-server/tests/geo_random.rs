@@ -3,9 +3,10 @@
 //! A seeded generator fills a geo index with points that stress the search (dense clusters
 //! with duplicate positions, so equal distances must come out in Valkey's order; points by
 //! the antimeridian and the Mercator limits; points scattered over the globe), then runs a
-//! few hundred GEOSEARCH / GEORADIUS / GEOSEARCHSTORE queries of every shape, unit, order
-//! and COUNT form against ferrokv and valkey-server 9.1. Every reply must be identical:
-//! members, order, distances, hashes and coordinates. Bounded: a fixed number of commands.
+//! few hundred GEOSEARCH / GEORADIUS / GEOSEARCHSTORE queries of every shape (polygons
+//! included), unit, order and COUNT form against ferrokv and valkey-server 9.1. Every reply
+//! must be identical: members, order, distances, hashes and coordinates. Bounded: a fixed
+//! number of commands.
 
 mod common;
 
@@ -79,6 +80,39 @@ fn fmt(v: f64) -> String {
     format!("{v}")
 }
 
+/// `BYPOLYGON n lon lat ...`: 3 to 8 vertices around a point, within about `size_m` of it,
+/// some on a coarse grid (points on edges and vertices), sometimes closed by repeating the
+/// first vertex (which moves the centre distances are measured from).
+fn random_polygon(rng: &mut Rng, lon: f64, lat: f64, size_m: f64) -> Vec<String> {
+    let reach = (size_m / 111_000.0).clamp(0.0001, 60.0);
+    let count = 3 + rng.below(6) as usize;
+    let mut vertices: Vec<(f64, f64)> = (0..count)
+        .map(|_| {
+            let (dlon, dlat) = if rng.below(3) == 0 {
+                let step = reach / 4.0;
+                (
+                    (rng.below(9) as f64 - 4.0) * step,
+                    (rng.below(9) as f64 - 4.0) * step,
+                )
+            } else {
+                (rng.range(-reach, reach), rng.range(-reach, reach))
+            };
+            (
+                (lon + dlon).clamp(-180.0, 180.0),
+                (lat + dlat).clamp(-LAT_LIMIT, LAT_LIMIT),
+            )
+        })
+        .collect();
+    if rng.below(5) == 0 {
+        vertices.push(vertices[0]);
+    }
+    let mut words = vec!["BYPOLYGON".to_string(), vertices.len().to_string()];
+    for (lon, lat) in vertices {
+        words.extend([fmt(lon), fmt(lat)]);
+    }
+    words
+}
+
 /// One random query: (command words, whether it stores into `dst`).
 fn random_query(rng: &mut Rng, clusters: &[(f64, f64)], members: usize) -> (Vec<String>, bool) {
     let units = ["m", "km", "ft", "mi", "KM"];
@@ -117,16 +151,20 @@ fn random_query(rng: &mut Rng, clusters: &[(f64, f64)], members: usize) -> (Vec<
             } else {
                 words.extend(["GEOSEARCH".into(), "geo".into()]);
             }
-            if rng.below(3) == 0 {
-                words.extend(["FROMMEMBER".into(), member]);
+            if rng.below(4) == 0 {
+                words.extend(random_polygon(rng, lon, lat, size_m));
             } else {
-                words.extend(["FROMLONLAT".into(), fmt(lon), fmt(lat)]);
-            }
-            if rng.below(2) == 0 {
-                words.extend(["BYRADIUS".into(), fmt(size), unit.into()]);
-            } else {
-                let height = size * rng.range(0.2, 3.0);
-                words.extend(["BYBOX".into(), fmt(size), fmt(height), unit.into()]);
+                if rng.below(3) == 0 {
+                    words.extend(["FROMMEMBER".into(), member]);
+                } else {
+                    words.extend(["FROMLONLAT".into(), fmt(lon), fmt(lat)]);
+                }
+                if rng.below(2) == 0 {
+                    words.extend(["BYRADIUS".into(), fmt(size), unit.into()]);
+                } else {
+                    let height = size * rng.range(0.2, 3.0);
+                    words.extend(["BYBOX".into(), fmt(size), fmt(height), unit.into()]);
+                }
             }
         }
     }

@@ -19,6 +19,6 @@ pub mod value;
 
 pub use db::{Db, Entry, NO_EXPIRE};
 pub use keyspace::{Hold, Keyspace, Locked};
-pub use types::list::ListValue;
+pub use types::list::{ListLimits, ListValue, QuicklistStats};
 pub use types::set::{SetLimits, SetValue};
 pub use value::{ObjectType, StrValue, Value};

@@ -178,6 +178,21 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         " lru:{lru} lru_seconds_idle:{}",
         clock::idle_seconds(lru)
     ));
+    if let Value::List(list) = &entry.value
+        && let Some(ql) = list.quicklist_stats()
+    {
+        let total = list.len() as f64;
+        line.push_str(&format!(
+            " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:{}",
+            ql.nodes,
+            total / ql.nodes.max(1) as f64,
+            ql.fill,
+            u8::from(ql.compress_depth != 0)
+        ));
+        if !fast {
+            line.push_str(&format!(" ql_uncompressed_size:{}", ql.raw_bytes));
+        }
+    }
     drop(locked);
     ctx.reply.simple(&line);
     Ok(())

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use ferrokv_protocol::Reply;
 use ferrokv_store::access::AccessPolicy;
 use ferrokv_store::types::listpack::{Elem, Probe};
-use ferrokv_store::{Entry, ListValue, Locked, Value};
+use ferrokv_store::{Entry, ListLimits, ListValue, Locked, Value};
 
 use crate::blocking;
 use crate::cmd::args;
@@ -289,9 +289,12 @@ pub(crate) fn reply_elem(reply: &mut Reply, elem: Elem<'_>) {
     }
 }
 
-/// `list-max-listpack-size` for this client.
-fn fill(ctx: &Ctx) -> i64 {
-    ctx.client.config.list_max_listpack_size
+/// `list-max-listpack-size` and `list-compress-depth` for this client.
+fn limits(ctx: &Ctx) -> ListLimits {
+    ListLimits::new(
+        ctx.client.config.list_max_listpack_size,
+        ctx.client.config.list_compress_depth,
+    )
 }
 
 /// What a list operation needs to reach keys, for a command's own client or for a parked
@@ -301,7 +304,7 @@ pub(crate) struct Keys<'l, 'a> {
     pub db: usize,
     pub now_ms: i64,
     pub access: AccessPolicy,
-    pub fill: i64,
+    pub limits: ListLimits,
 }
 
 impl Keys<'_, '_> {
@@ -323,7 +326,7 @@ impl Keys<'_, '_> {
         front: bool,
         count: usize,
     ) -> Result<Option<Vec<Vec<u8>>>, CmdError> {
-        let fill = self.fill;
+        let limits = self.limits;
         let Some(entry) = self.write(key) else {
             return Ok(None);
         };
@@ -338,7 +341,7 @@ impl Keys<'_, '_> {
         if list.is_empty() {
             self.remove(key);
         } else {
-            list.shrink_check(fill);
+            list.shrink_check(limits);
         }
         Ok(Some(out))
     }
@@ -360,7 +363,7 @@ impl Keys<'_, '_> {
         from_front: bool,
         to_front: bool,
     ) -> Result<Option<Vec<u8>>, CmdError> {
-        let fill = self.fill;
+        let limits = self.limits;
         let Some(entry) = self.write(src) else {
             return Ok(None);
         };
@@ -380,19 +383,19 @@ impl Keys<'_, '_> {
             return Ok(None);
         };
         if src == dst {
-            list.push(&value, to_front, fill);
+            list.push(&value, to_front, limits);
             return Ok(Some(value));
         }
         if list.is_empty() {
             self.remove(src);
         } else {
-            list.shrink_check(fill);
+            list.shrink_check(limits);
         }
         match self.write(dst) {
-            Some(d) => list_of_mut(&mut d.value)?.push(&value, to_front, fill),
+            Some(d) => list_of_mut(&mut d.value)?.push(&value, to_front, limits),
             None => {
                 let mut list = ListValue::new();
-                list.push(&value, to_front, fill);
+                list.push(&value, to_front, limits);
                 let entry = Entry::new(Value::List(list), self.access.initial());
                 self.locked.db(self.db, dst).insert(dst, entry);
             }
@@ -407,7 +410,7 @@ fn keys<'l, 'a>(ctx: &Ctx<'a>, locked: &'l mut Locked<'a>) -> Keys<'l, 'a> {
         db: ctx.client.db,
         now_ms: ctx.now_ms,
         access: ctx.client.access_policy,
-        fill: fill(ctx),
+        limits: limits(ctx),
     }
 }
 
@@ -459,12 +462,12 @@ fn rpushx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn push(ctx: &mut Ctx, args: &[Bytes], front: bool, existing_only: bool) -> CmdResult {
     let key = &args[1];
     let values = &args[2..];
-    let fill = fill(ctx);
+    let limits = limits(ctx);
     let mut locked = ctx.lock(&[key]);
     let len = match ctx.write(&mut locked, key) {
         Some(entry) => {
             let list = list_of_mut(&mut entry.value)?;
-            list.push_all(values, front, fill);
+            list.push_all(values, front, limits);
             list.len()
         }
         None if existing_only => {
@@ -473,7 +476,7 @@ fn push(ctx: &mut Ctx, args: &[Bytes], front: bool, existing_only: bool) -> CmdR
         }
         None => {
             let mut list = ListValue::new();
-            list.push_all(values, front, fill);
+            list.push_all(values, front, limits);
             let len = list.len();
             let entry = ctx.new_entry(Value::List(list));
             locked.db(ctx.db(), key).insert(key, entry);
@@ -497,14 +500,14 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(errors::SYNTAX);
     };
     let key = &args[1];
-    let fill = fill(ctx);
+    let limits = limits(ctx);
     let mut locked = ctx.lock(&[key]);
     let Some(entry) = ctx.write(&mut locked, key) else {
         ctx.reply.int(0);
         return Ok(());
     };
     let list = list_of_mut(&mut entry.value)?;
-    if !list.insert(&args[3], &args[4], after, fill) {
+    if !list.insert(&args[3], &args[4], after, limits) {
         ctx.reply.int(-1);
         return Ok(());
     }
@@ -517,7 +520,7 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// `LSET key index element`
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
-    let fill = fill(ctx);
+    let limits = limits(ctx);
     let mut locked = ctx.lock(&[key]);
     let Some(entry) = ctx.write(&mut locked, key) else {
         return Err(errors::NO_SUCH_KEY);
@@ -526,10 +529,10 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Valkey parses a 64-bit index but hands it to its replace-at-index helper as a C int,
     // so only the low 32 bits count: LSET k 4294967296 v sets element 0.
     let index = i64::from(args::int(&args[2])? as i32);
-    if !list.set(index, &args[3], fill) {
+    if !list.set(index, &args[3], limits) {
         return Err(CmdError::err("index out of range"));
     }
-    list.shrink_check(fill);
+    list.shrink_check(limits);
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -721,23 +724,14 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.reply.array_len(0);
         return Ok(());
     };
-    let n = stop - start + 1;
+    let mut n = stop - start + 1;
     ctx.reply.array_len(n);
-    // Walk from the nearer end, as Valkey does for large lists.
-    if start > list.len() - 1 - stop {
-        let mut elems: Vec<Elem<'_>> = list
-            .iter_from(list.seek(stop as i64), true)
-            .take(n)
-            .collect();
-        elems.reverse();
-        for e in elems {
-            reply_elem(ctx.reply, e);
-        }
-    } else {
-        for e in list.iter_from(list.seek(start as i64), false).take(n) {
-            reply_elem(ctx.reply, e);
-        }
-    }
+    let reply = &mut *ctx.reply;
+    list.walk(start, false, |e| {
+        reply_elem(reply, e);
+        n -= 1;
+        n > 0
+    });
     Ok(())
 }
 
@@ -751,8 +745,14 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let list = list_of(&entry.value)?;
     let index = args::int(&args[2])?;
-    match list.seek(index) {
-        Some(pos) => reply_elem(ctx.reply, list.get(pos)),
+    match list.index_of(index) {
+        Some(i) => {
+            let reply = &mut *ctx.reply;
+            list.walk(i, false, |e| {
+                reply_elem(reply, e);
+                false
+            });
+        }
         None => ctx.reply.null(),
     }
     Ok(())
@@ -816,20 +816,25 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         maxlen as usize
     };
-    let start = if reverse { list.last() } else { list.first() };
     let mut found = Vec::new();
-    for (i, elem) in list.iter_from(start, reverse).enumerate().take(limit) {
-        if !elem.matches(&probe) {
-            continue;
-        }
-        if skip > 0 {
-            skip -= 1;
-            continue;
-        }
-        found.push(if reverse { len - 1 - i } else { i });
-        if found.len() >= wanted {
-            break;
-        }
+    if len > 0 {
+        let mut i = 0;
+        list.walk(if reverse { len - 1 } else { 0 }, reverse, |elem| {
+            if i >= limit {
+                return false;
+            }
+            let at = i;
+            i += 1;
+            if !elem.matches(&probe) {
+                return true;
+            }
+            if skip > 0 {
+                skip -= 1;
+                return true;
+            }
+            found.push(if reverse { len - 1 - at } else { at });
+            found.len() < wanted
+        });
     }
     match count {
         Some(_) => {
@@ -852,7 +857,7 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = args::int(&args[2])?;
     let key = &args[1];
-    let fill = fill(ctx);
+    let limits = limits(ctx);
     let mut locked = ctx.lock(&[key]);
     let Some(entry) = ctx.write(&mut locked, key) else {
         ctx.reply.int(0);
@@ -863,7 +868,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if list.is_empty() {
         locked.db(ctx.db(), key).remove(key);
     } else if removed > 0 {
-        list.shrink_check(fill);
+        list.shrink_check(limits);
     }
     ctx.add_dirty(removed as u64);
     ctx.reply.int(removed as i64);
@@ -875,7 +880,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let start = args::int(&args[2])?;
     let stop = args::int(&args[3])?;
     let key = &args[1];
-    let fill = fill(ctx);
+    let limits = limits(ctx);
     let mut locked = ctx.lock(&[key]);
     let Some(entry) = ctx.write(&mut locked, key) else {
         ctx.reply.ok();
@@ -888,7 +893,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if list.is_empty() {
         locked.db(ctx.db(), key).remove(key);
     } else {
-        list.shrink_check(fill);
+        list.shrink_check(limits);
     }
     ctx.add_dirty(removed as u64);
     ctx.reply.ok();

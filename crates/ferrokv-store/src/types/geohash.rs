@@ -343,17 +343,85 @@ pub fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
 
 /// What a search covers, around `center` (`(longitude, latitude)`); sizes are in the
 /// client's unit, `to_meters` converts them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Shape {
     pub center: (f64, f64),
     pub to_meters: f64,
     pub kind: ShapeKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ShapeKind {
-    Circle { radius: f64 },
-    Box { width: f64, height: f64 },
+    Circle {
+        radius: f64,
+    },
+    Box {
+        width: f64,
+        height: f64,
+    },
+    /// BYPOLYGON: the vertices as given; the shape's centre is [`polygon_center`].
+    Polygon(Polygon),
+}
+
+/// A polygon on the lon/lat plane: its vertices (the closing edge is implied) and their
+/// bounding box `[min_lon, min_lat, max_lon, max_lat]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polygon {
+    vertices: Vec<(f64, f64)>,
+    bounds: [f64; 4],
+}
+
+impl Polygon {
+    /// A polygon over `vertices` (at least one; the caller checks there are three).
+    pub fn new(vertices: Vec<(f64, f64)>) -> Polygon {
+        let mut bounds = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        for &(lon, lat) in &vertices {
+            bounds[0] = bounds[0].min(lon);
+            bounds[1] = bounds[1].min(lat);
+            bounds[2] = bounds[2].max(lon);
+            bounds[3] = bounds[3].max(lat);
+        }
+        Polygon { vertices, bounds }
+    }
+
+    /// The centre distances are measured from, as Valkey takes it: the vertices as points
+    /// on the sphere (a repeated closing vertex counts twice), averaged in 3-D, and the
+    /// direction of that average read back as longitude and latitude.
+    pub fn center(&self) -> (f64, f64) {
+        let (mut x, mut y, mut z) = (0.0, 0.0, 0.0);
+        for &(lon, lat) in &self.vertices {
+            let (lon, lat) = (deg_rad(lon), deg_rad(lat));
+            x += EARTH_RADIUS_M * lat.cos() * lon.cos();
+            y += EARTH_RADIUS_M * lat.cos() * lon.sin();
+            z += EARTH_RADIUS_M * lat.sin();
+        }
+        let n = self.vertices.len() as f64;
+        let (x, y, z) = (x / n, y / n, z / n);
+        (
+            rad_deg(y.atan2(x)),
+            rad_deg(z.atan2((x * x + y * y).sqrt())),
+        )
+    }
+
+    /// Whether a point lies inside, by the even-odd rule with straight edges on the
+    /// lon/lat plane.
+    pub fn contains(&self, lon: f64, lat: f64) -> bool {
+        let mut inside = false;
+        let mut prev = match self.vertices.last() {
+            Some(&v) => v,
+            None => return false,
+        };
+        for &(vlon, vlat) in &self.vertices {
+            let (plon, plat) = prev;
+            if (vlat > lat) != (plat > lat)
+                && lon < (plon - vlon) * (lat - vlat) / (plat - vlat) + vlon
+            {
+                inside = !inside;
+            }
+            prev = (vlon, vlat);
+        }
+        inside
+    }
 }
 
 impl Shape {
@@ -376,6 +444,9 @@ impl Shape {
                 }
                 Some(distance(clon, clat, lon, lat))
             }
+            ShapeKind::Polygon(ref polygon) => polygon
+                .contains(lon, lat)
+                .then(|| distance(clon, clat, lon, lat)),
         }
     }
 
@@ -385,6 +456,7 @@ impl Shape {
         let (half_height, half_width) = match self.kind {
             ShapeKind::Circle { radius } => (radius, radius),
             ShapeKind::Box { width, height } => (height / 2.0, width / 2.0),
+            ShapeKind::Polygon(ref polygon) => return polygon.bounds,
         };
         let height = self.to_meters * half_height;
         let width = self.to_meters * half_width;
@@ -412,6 +484,20 @@ impl Shape {
             ShapeKind::Box { width, height } => {
                 ((width / 2.0) * (width / 2.0) + (height / 2.0) * (height / 2.0)).sqrt()
             }
+            // The farthest corner of the polygon's bounding box from its centre.
+            ShapeKind::Polygon(ref polygon) => {
+                let (clon, clat) = self.center;
+                let [min_lon, min_lat, max_lon, max_lat] = polygon.bounds;
+                [
+                    (min_lon, min_lat),
+                    (min_lon, max_lat),
+                    (max_lon, min_lat),
+                    (max_lon, max_lat),
+                ]
+                .iter()
+                .map(|&(lon, lat)| distance(clon, clat, lon, lat))
+                .fold(0.0, f64::max)
+            }
         };
         r * self.to_meters
     }
@@ -422,6 +508,11 @@ impl Shape {
     pub fn search_cells(&self) -> [Cell; 9] {
         let [min_lon, min_lat, max_lon, max_lat] = self.bounding_box();
         let (lon, lat) = self.center;
+        // A polygon's centre can fall outside what geohashes cover (near the poles); Valkey
+        // then has no cell to start from and finds nothing.
+        if encode_wgs84(lon, lat, STEP_MAX).is_none() {
+            return [Cell::NONE; 9];
+        }
         let mut steps = estimate_steps_by_radius(self.radius_m(), lat);
         let at_step = |steps: u8| {
             let cell = encode_wgs84(lon, lat, steps).unwrap_or(Cell {
@@ -574,5 +665,38 @@ mod tests {
         assert_eq!(encode_wgs84(15.0, 37.0, centre.step), Some(centre));
         let (lo, hi) = centre.score_range();
         assert!(lo < hi);
+    }
+
+    #[test]
+    fn polygons_use_even_odd_and_a_spherical_centre() {
+        let triangle = Polygon::new(vec![(-0.1, -0.1), (1.2, -0.1), (-0.1, 1.2)]);
+        let (lon, lat) = triangle.center();
+        assert!((lon - 0.333_356_5).abs() < 1e-6 && (lat - 0.333_344_1).abs() < 1e-6);
+        assert!(triangle.contains(0.5, 0.5));
+        assert!(!triangle.contains(1.0, 1.0));
+        // A bow tie: the crossing splits it into two triangles; the middle of each side is out.
+        let bow_tie = Polygon::new(vec![(0.0, 0.0), (2.0, 2.0), (2.0, 0.0), (0.0, 2.0)]);
+        assert!(bow_tie.contains(0.5, 1.0));
+        assert!(bow_tie.contains(1.5, 1.0));
+        assert!(!bow_tie.contains(1.0, 0.5));
+        assert!(!bow_tie.contains(1.0, 1.5));
+        let shape = Shape {
+            center: triangle.center(),
+            to_meters: 1.0,
+            kind: ShapeKind::Polygon(triangle),
+        };
+        assert!(
+            shape
+                .contains(0.0, 0.0)
+                .is_some_and(|d| (d - 52_435.1).abs() < 1.0)
+        );
+        // A centre past the Mercator limit leaves nothing to scan.
+        let south = Polygon::new(vec![(-100.0, -85.0), (-60.0, -85.0), (-80.0, -84.99)]);
+        let shape = Shape {
+            center: south.center(),
+            to_meters: 1.0,
+            kind: ShapeKind::Polygon(south),
+        };
+        assert!(shape.search_cells().iter().all(Cell::is_none));
     }
 }

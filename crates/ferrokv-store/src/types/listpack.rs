@@ -23,7 +23,7 @@
 use ferrokv_protocol::number::parse_i64;
 
 /// Header (total bytes + count) and terminator of Valkey's listpack.
-const HEADER_AND_END: usize = 7;
+pub(crate) const HEADER_AND_END: usize = 7;
 
 /// One element as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,8 +182,22 @@ pub struct Listpack {
 }
 
 impl Listpack {
-    pub fn new() -> Listpack {
-        Listpack::default()
+    pub const fn new() -> Listpack {
+        Listpack {
+            buf: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// The entries as stored, back to back (what a compressed quicklist node compresses).
+    pub(crate) fn entries(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// A listpack over `buf`, entries back to back as [`Listpack::entries`] gave them, and
+    /// their number.
+    pub(crate) fn from_entries(buf: Vec<u8>, count: u32) -> Listpack {
+        Listpack { buf, count }
     }
 
     pub fn len(&self) -> usize {
@@ -385,6 +399,11 @@ impl Listpack {
     pub fn append(&mut self, other: Listpack) {
         self.buf.extend_from_slice(&other.buf);
         self.count += other.count;
+    }
+
+    /// Gives back all spare capacity (a node that will grow no more).
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
     }
 
     /// Gives back spare capacity after a large removal.

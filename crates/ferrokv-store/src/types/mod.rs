@@ -5,6 +5,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod list;
 pub mod listpack;
+pub mod lzf;
 pub mod set;
 pub mod skiplist;
 pub mod stream;

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 use ferrokv_store::Value;
-use ferrokv_store::types::geohash::{self, Shape, ShapeKind};
+use ferrokv_store::types::geohash::{self, Polygon, Shape, ShapeKind};
 use ferrokv_store::types::skiplist;
 use ferrokv_store::types::zset::ZSet;
 
@@ -153,8 +153,8 @@ fn run(ctx: &mut Ctx, args: &[Bytes], form: Form) -> CmdResult {
         None => None,
         Some(entry) => Some(zset_of(&entry.value)?),
     };
-    let request = parse(args, form, zset)?;
-    let (zset, shape) = match (zset, request.shape) {
+    let mut request = parse(args, form, zset)?;
+    let (zset, shape) = match (zset, request.shape.take()) {
         (Some(zset), Some(shape)) => (zset, shape),
         // No source: nothing matches, whatever the shape.
         _ => {
@@ -241,8 +241,8 @@ fn parse(args: &[Bytes], form: Form, zset: Option<&ZSet>) -> Result<Request, Cmd
         }
     };
 
-    let (mut from_member, mut from_lonlat, mut by_radius, mut by_box) =
-        (false, false, false, false);
+    let (mut from_member, mut from_lonlat, mut by_radius, mut by_box, mut by_polygon) =
+        (false, false, false, false, false);
     let options = &args[base..];
     let mut i = 0;
     while i < options.len() {
@@ -275,23 +275,43 @@ fn parse(args: &[Bytes], form: Form, zset: Option<&ZSet>) -> Result<Request, Cmd
             i += 1;
         } else if is_word(arg, "storedist") && form == Form::SearchStore {
             request.store = Some((args[1].clone(), true));
-        } else if is_word(arg, "frommember") && remaining >= 1 && form.is_search() && !from_lonlat {
+        } else if is_word(arg, "frommember")
+            && remaining >= 1
+            && form.is_search()
+            && !from_lonlat
+            && !by_polygon
+        {
             if let Some(zset) = zset {
                 center = Some(member_position(zset, &options[i + 1])?);
             }
             from_member = true;
             i += 1;
-        } else if is_word(arg, "fromlonlat") && remaining >= 2 && form.is_search() && !from_member {
+        } else if is_word(arg, "fromlonlat")
+            && remaining >= 2
+            && form.is_search()
+            && !from_member
+            && !by_polygon
+        {
             center = Some(lon_lat(&options[i + 1], &options[i + 2])?);
             from_lonlat = true;
             i += 2;
-        } else if is_word(arg, "byradius") && remaining >= 2 && form.is_search() && !by_box {
+        } else if is_word(arg, "byradius")
+            && remaining >= 2
+            && form.is_search()
+            && !by_box
+            && !by_polygon
+        {
             let (radius, unit) = radius(&options[i + 1], &options[i + 2])?;
             kind = Some(ShapeKind::Circle { radius });
             to_meters = unit;
             by_radius = true;
             i += 2;
-        } else if is_word(arg, "bybox") && remaining >= 3 && form.is_search() && !by_radius {
+        } else if is_word(arg, "bybox")
+            && remaining >= 3
+            && form.is_search()
+            && !by_radius
+            && !by_polygon
+        {
             let width = double_or(&options[i + 1], "need numeric width")?;
             let height = double_or(&options[i + 2], "need numeric height")?;
             if width < 0.0 || height < 0.0 {
@@ -301,6 +321,19 @@ fn parse(args: &[Bytes], form: Form, zset: Option<&ZSet>) -> Result<Request, Cmd
             kind = Some(ShapeKind::Box { width, height });
             by_box = true;
             i += 3;
+        } else if is_word(arg, "bypolygon")
+            && remaining >= 2
+            && form.is_search()
+            && !(from_member || from_lonlat || by_radius || by_box)
+        {
+            // A later BYPOLYGON replaces an earlier one, as in Valkey.
+            let polygon = polygon(&options[i + 1..])?;
+            i += 1 + 2 * polygon.len();
+            let polygon = Polygon::new(polygon);
+            center = Some(polygon.center());
+            kind = Some(ShapeKind::Polygon(polygon));
+            to_meters = 1.0;
+            by_polygon = true;
         } else {
             return Err(errors::SYNTAX);
         }
@@ -316,12 +349,12 @@ fn parse(args: &[Bytes], form: Form, zset: Option<&ZSet>) -> Result<Request, Cmd
         }));
     }
     let name = String::from_utf8_lossy(&args[0]);
-    if form.is_search() && !(from_member || from_lonlat) {
+    if form.is_search() && !(from_member || from_lonlat || by_polygon) {
         return Err(CmdError::err(format!(
             "exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}"
         )));
     }
-    if form.is_search() && !(by_radius || by_box) {
+    if form.is_search() && !(by_radius || by_box || by_polygon) {
         return Err(CmdError::err(format!(
             "exactly one of BYRADIUS, BYBOX and BYPOLYGON can be specified for {name}"
         )));
@@ -339,6 +372,26 @@ fn parse(args: &[Bytes], form: Form, zset: Option<&ZSet>) -> Result<Request, Cmd
         kind,
     });
     Ok(request)
+}
+
+/// `count lon lat [lon lat ...]` (what follows BYPOLYGON) → the vertices. The count must
+/// be a 32-bit integer of at least 3, with that many pairs following.
+fn polygon(args: &[Bytes]) -> Result<Vec<(f64, f64)>, CmdError> {
+    let count = args::int(&args[0])
+        .ok()
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| CmdError::err("invalid number of vertices"))?;
+    let pairs = (args.len() - 1) / 2;
+    if count < 3 || count as usize > pairs {
+        return Err(CmdError::err(
+            "GEOSEARCH BYPOLYGON must have at least 3 vertices",
+        ));
+    }
+    args[1..]
+        .chunks_exact(2)
+        .take(count as usize)
+        .map(|pair| lon_lat(&pair[0], &pair[1]))
+        .collect()
 }
 
 /// `radius unit` → (radius, metres per unit).

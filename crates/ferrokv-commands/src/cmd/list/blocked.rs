@@ -101,7 +101,10 @@ fn reply_pair(reply: &mut ferrokv_protocol::Reply, key: &[u8], popped: &[Vec<u8>
 
 fn serve_keys<'l, 'a>(cx: &'l mut ServeCx<'_, 'a>) -> Keys<'l, 'a> {
     Keys {
-        fill: cx.config.list_max_listpack_size,
+        limits: ferrokv_store::ListLimits::new(
+            cx.config.list_max_listpack_size,
+            cx.config.list_compress_depth,
+        ),
         db: cx.db,
         now_ms: cx.now_ms,
         access: cx.access(),
