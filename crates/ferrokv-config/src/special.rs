@@ -296,6 +296,15 @@ pub fn ipv6(new: &str, _old: &str) -> Result<String, String> {
     }
 }
 
+/// `tls-sni-cert`: entries of three words (server name, certificate file, key file).
+pub fn sni_certs(new: &str, _old: &str) -> Result<String, String> {
+    let words: Vec<&str> = new.split_whitespace().collect();
+    if !words.len().is_multiple_of(3) {
+        return Err("tls-sni-cert takes <server-name> <cert-file> <key-file>".into());
+    }
+    Ok(words.join(" "))
+}
+
 /// `locale-collate`: only the locales every C library has are known here.
 pub fn locale(new: &str, _old: &str) -> Result<String, String> {
     match new {
