@@ -26,6 +26,8 @@ mod server;
 mod session;
 mod settings;
 mod sni;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
 
 pub use client::{ClientTls, build_client};
 pub use context::{Context, configure, current, register_config_hooks, tls_in_use};
