@@ -76,7 +76,7 @@ fn decrypt_pkcs8(pem: &[u8], passphrase: &str) -> Result<PrivateKeyDer<'static>,
         .map(|i| start + i + end.len())
         .ok_or("unterminated encrypted key block")?;
     let (label, der) =
-        pkcs8::der::pem::decode_vec(text[start..stop].as_bytes()).map_err(|e| e.to_string())?;
+        pkcs8::der::pem::decode_vec(&text.as_bytes()[start..stop]).map_err(|e| e.to_string())?;
     if label != "ENCRYPTED PRIVATE KEY" {
         return Err(format!("unexpected PEM block {label}"));
     }
