@@ -53,6 +53,8 @@ pub struct ThreadStats {
     pub net_output_bytes: Counter,
     pub total_error_replies: Counter,
     pub dirty: Counter,
+    /// TLS clients whose certificate named no existing user (`tls-auth-clients-user`).
+    pub acl_access_denied_tls_cert: Counter,
     /// Error replies by code (INFO errorstats). Rare, so a lock is fine.
     pub errors: Mutex<HashMap<String, u64>>,
 }
@@ -75,6 +77,7 @@ impl ThreadStats {
             net_output_bytes: Counter::default(),
             total_error_replies: Counter::default(),
             dirty: Counter::default(),
+            acl_access_denied_tls_cert: Counter::default(),
             errors: Mutex::new(HashMap::new()),
         }
     }
@@ -105,6 +108,7 @@ impl ThreadStats {
             &self.net_input_bytes,
             &self.net_output_bytes,
             &self.total_error_replies,
+            &self.acl_access_denied_tls_cert,
         ] {
             c.reset();
         }

@@ -5,6 +5,7 @@ mod connection;
 mod cron;
 mod logging;
 mod network;
+mod tls_reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,13 @@ fn main() {
     for warning in ferrokv_config::load::pending_warnings(&config) {
         log::warn!("{warning}");
     }
+    if let Err(e) = ferrokv_tls::configure(&config) {
+        log::warn!("{e}");
+        log::warn!("Failed to configure TLS. Check logs for more info.");
+        std::process::exit(1);
+    }
+    // Only now: while the file was read, a half-loaded configuration must not build TLS.
+    ferrokv_tls::register_config_hooks();
     let executable = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -66,12 +74,18 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     );
 
     let mut bound = 0;
-    if config.port != 0 {
+    for (port, security) in [
+        (config.port, network::Security::Plain),
+        (config.tls_port, network::Security::Tls),
+    ] {
+        if port == 0 {
+            continue;
+        }
         for entry in &config.bind {
             let Some((ip, optional)) = network::parse_bind(entry) else {
                 return Err(format!("Invalid bind address '{entry}'"));
             };
-            let addr = SocketAddr::new(ip, config.port as u16);
+            let addr = SocketAddr::new(ip, port as u16);
             match network::bind_tcp(addr, config.tcp_backlog as i32) {
                 Ok(listener) => {
                     bound += 1;
@@ -80,6 +94,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
                         server.clone(),
                         workers.clone(),
                         listener,
+                        security,
                     ));
                 }
                 Err(e) if optional => log::debug!("Skipping optional bind {addr}: {e}"),
@@ -122,6 +137,9 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         config.port,
         workers.count()
     );
+    if config.tls_port != 0 {
+        log::info!("Ready to accept connections tls (port {})", config.tls_port);
+    }
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<&'static str>();
     {
@@ -146,6 +164,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         });
     }
     workers.first().spawn(cron::run(server.clone(), done_tx));
+    workers.first().spawn(tls_reload::run(server.clone()));
     let _ = done_rx.recv();
     log::warn!("User requested shutdown...");
     if !config.unixsocket.is_empty() {

@@ -107,11 +107,25 @@ pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::Tcp
     Ok(socket.into())
 }
 
+/// What a TCP listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// RESP in the clear (`port`).
+    Plain,
+    /// RESP inside TLS (`tls-port`), with the acceptor current when each client connects.
+    Tls,
+}
+
+/// How long a new TLS client has to complete its handshake before it is dropped (Valkey has
+/// no limit; one keeps a silent connection from holding a `maxclients` slot for ever).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts TCP connections forever on worker 0.
 pub async fn accept_tcp(
     server: Arc<Server>,
     workers: Arc<Workers>,
     listener: std::net::TcpListener,
+    security: Security,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -130,7 +144,20 @@ pub async fn accept_tcp(
             }
         };
         let config = server.config.load();
-        if let Some(refusal) = refusal(&config, server.clients.count(), Some(peer.ip())) {
+        let refused = refusal(&config, server.clients.count(), Some(peer.ip()));
+        if security == Security::Tls {
+            // Handshakes cost CPU: they run on the workers, not here.
+            accept_tls(
+                &server,
+                &workers,
+                stream,
+                peer,
+                refused,
+                config.tcp_keepalive,
+            );
+            continue;
+        }
+        if let Some(refusal) = refused {
             refuse(stream, refusal).await;
             continue;
         }
@@ -163,7 +190,7 @@ pub async fn accept_tcp(
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::TcpStream::from_std(std_stream) {
-                Ok(stream) => connection::serve(server, stream, shared).await,
+                Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
                     log::warn!("Registering client socket: {e}");
                     server.clients.unregister(shared.id);
@@ -171,6 +198,90 @@ pub async fn accept_tcp(
             }
         });
     }
+}
+
+/// Hands a connection accepted on `tls-port` to the next worker, which runs the TLS
+/// handshake and then serves it. A client the admission checks refuse still gets its error,
+/// inside TLS, as in Valkey. An accepted client is registered before its handshake, so it
+/// counts for `maxclients` at once.
+fn accept_tls(
+    server: &Arc<Server>,
+    workers: &Workers,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    refused: Option<&'static [u8]>,
+    keepalive: i64,
+) {
+    let Some(context) = ferrokv_tls::current() else {
+        log::warn!("TLS client {peer} dropped: TLS is not configured");
+        return;
+    };
+    let Some(tls) = context.server.as_ref() else {
+        log::warn!("TLS client {peer} dropped: TLS is not configured");
+        return;
+    };
+    let acceptor = tls.acceptor.clone();
+    let user_field = tls.user_field;
+    if let Err(e) = configure_tcp(&stream, keepalive) {
+        log::debug!("Socket options for {peer}: {e}");
+    }
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("Handing off client {peer}: {e}");
+            return;
+        }
+    };
+    let handshake = async move |stream: std::net::TcpStream| {
+        let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("handshake timed out".to_string()),
+        }
+    };
+    if let Some(refusal) = refused {
+        workers.next().spawn(async move {
+            if let Ok(tls) = handshake(std_stream).await {
+                refuse(tls, refusal).await;
+            }
+        });
+        return;
+    }
+    let fd = raw_fd(&std_stream);
+    let id = server.clients.next_id();
+    let shared = Arc::new(ClientShared::new(
+        id,
+        peer.to_string(),
+        laddr.clone(),
+        fd,
+        Transport::Tls,
+        clock::now_ms(),
+    ));
+    server.clients.register(shared.clone());
+    let server = server.clone();
+    workers.next().spawn(async move {
+        match handshake(std_stream).await {
+            Ok(stream) => {
+                let users = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|cert| ferrokv_tls::certificate_usernames(cert, user_field))
+                    .unwrap_or_default();
+                connection::serve(server, stream, shared, &users).await;
+            }
+            Err(e) => {
+                log::debug!("Error accepting a client connection: {e} (addr={peer} laddr={laddr})");
+                server.clients.unregister(shared.id);
+            }
+        }
+    });
 }
 
 /// Accepts Unix socket connections forever on worker 0.
@@ -219,7 +330,7 @@ pub async fn accept_unix(
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::UnixStream::from_std(std_stream) {
-                Ok(stream) => connection::serve(server, stream, shared).await,
+                Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
                     log::warn!("Registering unix client socket: {e}");
                     server.clients.unregister(shared.id);

@@ -129,6 +129,27 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Logs a TLS client in as the user its certificate names (`tls-auth-clients-user`): the
+/// first of `names` that is an existing, enabled user, with no password asked. Until ACL
+/// users exist the only user is `default`. When no name matches, the client stays as it
+/// was (it must AUTH as usual) and `acl_access_denied_tls_cert` counts it, as in Valkey.
+/// Returns whether the client was logged in.
+pub fn login_with_certificate(client: &mut crate::client::Client, names: &[String]) -> bool {
+    // After the ACL merge: look each name up in the user registry (enabled users only),
+    // record the user on the client, and add an ACL LOG entry (reason "tls-cert") on failure.
+    if names.iter().any(|name| name == "default") {
+        client.authenticated = true;
+        return true;
+    }
+    crate::stats::local().acl_access_denied_tls_cert.add(1);
+    log::debug!(
+        "TLS client id={} addr={}: no user matches its certificate",
+        client.id,
+        client.shared.addr
+    );
+    false
+}
+
 /// Checks credentials for the default user and marks the client authenticated on success.
 /// Failures leave the client's state as it was. Passwords are never logged.
 fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> CmdResult {
