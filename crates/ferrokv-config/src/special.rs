@@ -366,6 +366,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sni_cert_entries_come_in_threes() {
+        assert_eq!(sni_certs("", "").unwrap(), "");
+        assert_eq!(
+            sni_certs("a.example  a.crt a.key b b.crt b.key", "").unwrap(),
+            "a.example a.crt a.key b b.crt b.key"
+        );
+        assert!(sni_certs("a.example a.crt", "").is_err());
+    }
+
+    #[test]
+    fn repeated_sni_cert_lines_add_up() {
+        let config =
+            crate::load::parse("tls-sni-cert a a.crt a.key\ntls-sni-cert b b.crt b.key\n").unwrap();
+        assert_eq!(config.tls_sni_cert, "a a.crt a.key b b.crt b.key");
+        assert!(crate::load::parse("tls-sni-cert a a.crt\n").is_err());
+    }
+
+    #[test]
     fn save_rules() {
         assert_eq!(save("3600 1 300 100", "").unwrap(), "3600 1 300 100");
         assert_eq!(save("1 +5", "").unwrap(), "1 5");
