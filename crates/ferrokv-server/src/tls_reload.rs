@@ -12,7 +12,11 @@ type Stamp = (String, Option<SystemTime>, u64);
 
 pub async fn run(server: Arc<Server>) {
     let mut last_check = Instant::now();
-    let mut stamps: Option<Vec<Stamp>> = None;
+    // The files as the start-up context loaded them, so a change in the first interval
+    // counts too.
+    let initial = server.config.load();
+    let mut stamps: Option<Vec<Stamp>> =
+        ferrokv_tls::tls_in_use(&initial).then(|| file_stamps(&initial));
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let config = server.config.load();

@@ -359,6 +359,36 @@ fn config_set_reloads_certificates_for_new_connections() {
 }
 
 #[test]
+fn auto_reload_picks_up_renewed_files() {
+    let pki = Pki::new();
+    // The server reads copies, which the test then overwrites as a renewal would.
+    let cert = pki.dir.0.join("live.crt");
+    let key = pki.dir.0.join("live.key");
+    std::fs::copy(&pki.server.cert_file, &cert).unwrap();
+    std::fs::copy(&pki.server.key_file, &key).unwrap();
+    let (_server, port) = pki.start(&[
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-auto-reload-interval",
+        "1",
+    ]);
+    assert_eq!(presented_cn(&pki, port, None), "server");
+    std::fs::copy(&pki.renewed.key_file, &key).unwrap();
+    std::fs::copy(&pki.renewed.cert_file, &cert).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cn = presented_cn(&pki, port, None);
+        if cn == "renewed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {cn}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn certificate_names_the_user() {
     let pki = Pki::new();
     let (server, port) = pki.start(&["--requirepass", "secret", "--tls-auth-clients-user", "CN"]);
