@@ -7,7 +7,6 @@ mod logging;
 mod network;
 mod tls_reload;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ferrokv_commands::Server;
@@ -73,39 +72,47 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         std::process::id()
     );
 
+    let listeners = network::Listeners::install(server.clone(), workers.clone());
     let mut bound = 0;
     for (port, security) in [
         (config.port, network::Security::Plain),
         (config.tls_port, network::Security::Tls),
     ] {
-        if port == 0 {
-            continue;
-        }
-        for entry in &config.bind {
-            let Some((ip, optional)) = network::parse_bind(entry) else {
-                return Err(format!("Invalid bind address '{entry}'"));
-            };
-            let addr = SocketAddr::new(ip, port as u16);
-            match network::bind_tcp(addr, config.tcp_backlog as i32) {
-                Ok(listener) => {
-                    bound += 1;
-                    let _guard = workers.first().enter();
-                    workers.first().spawn(network::accept_tcp(
-                        server.clone(),
-                        workers.clone(),
-                        listener,
-                        security,
-                    ));
-                }
-                Err(e) if optional => log::debug!("Skipping optional bind {addr}: {e}"),
-                Err(e) => {
-                    return Err(format!(
-                        "Warning: Could not create server TCP listening socket {addr}: {e}"
-                    ));
-                }
-            }
-        }
+        bound += listeners.switch(security, port, &config.bind, config.tcp_backlog)?;
     }
+    // CONFIG SET port / tls-port move the listeners, as in Valkey.
+    ferrokv_config::hooks::on_change("port", |config| {
+        network::Listeners::get()
+            .switch(
+                network::Security::Plain,
+                config.port,
+                &config.bind,
+                config.tcp_backlog,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                log::warn!("{e}");
+                "Unable to listen on this port. Check server logs.".to_string()
+            })
+    });
+    ferrokv_config::hooks::on_change("tls-port", |config| {
+        ferrokv_tls::configure(config).map_err(|e| {
+            log::warn!("Failed to configure TLS: {e}");
+            "Unable to update TLS configuration. Check server logs.".to_string()
+        })?;
+        network::Listeners::get()
+            .switch(
+                network::Security::Tls,
+                config.tls_port,
+                &config.bind,
+                config.tcp_backlog,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                log::warn!("{e}");
+                "Unable to listen on this port. Check server logs.".to_string()
+            })
+    });
     if !config.unixsocket.is_empty() {
         let path = config.unixsocket.clone();
         let _ = std::fs::remove_file(&path);

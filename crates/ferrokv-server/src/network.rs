@@ -78,6 +78,96 @@ impl Workers {
     }
 }
 
+/// The TCP listeners of `port` and `tls-port`: opened at start-up, and moved by CONFIG SET
+/// of either port (new sockets first, then the old accept loops are stopped, so a port that
+/// cannot be bound leaves the old listener running).
+pub struct Listeners {
+    server: Arc<Server>,
+    workers: Arc<Workers>,
+    running: parking_lot::Mutex<Vec<(Security, u16, Vec<tokio::task::AbortHandle>)>>,
+}
+
+static LISTENERS: std::sync::OnceLock<Listeners> = std::sync::OnceLock::new();
+
+impl Listeners {
+    /// Sets up the process's listener registry (once, at start-up).
+    pub fn install(server: Arc<Server>, workers: Arc<Workers>) -> &'static Listeners {
+        LISTENERS.get_or_init(|| Listeners {
+            server,
+            workers,
+            running: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The registry [`Listeners::install`] set up. CONFIG SET hooks are registered only
+    /// after it, so it is always there when they run.
+    pub fn get() -> &'static Listeners {
+        LISTENERS
+            .get()
+            .unwrap_or_else(|| unreachable!("listeners are installed before any CONFIG SET"))
+    }
+
+    /// Makes `security`'s listeners accept on `port` (0: none) on every `bind` address.
+    /// Returns how many sockets are now listening for it.
+    pub fn switch(
+        &self,
+        security: Security,
+        port: i64,
+        bind: &[String],
+        backlog: i64,
+    ) -> Result<usize, String> {
+        let port = port as u16;
+        let mut running = self.running.lock();
+        let slot = running.iter().position(|(s, _, _)| *s == security);
+        if let Some(i) = slot
+            && running[i].1 == port
+        {
+            return Ok(running[i].2.len());
+        }
+        let mut opened = Vec::new();
+        if port != 0 {
+            for entry in bind {
+                let Some((ip, optional)) = parse_bind(entry) else {
+                    return Err(format!("Invalid bind address '{entry}'"));
+                };
+                let addr = SocketAddr::new(ip, port);
+                match bind_tcp(addr, backlog as i32) {
+                    Ok(listener) => opened.push(listener),
+                    Err(e) if optional => log::debug!("Skipping optional bind {addr}: {e}"),
+                    Err(e) => {
+                        return Err(format!(
+                            "Warning: Could not create server TCP listening socket {addr}: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+        let handles: Vec<_> = opened
+            .into_iter()
+            .map(|listener| {
+                self.workers
+                    .first()
+                    .spawn(accept_tcp(
+                        self.server.clone(),
+                        self.workers.clone(),
+                        listener,
+                        security,
+                    ))
+                    .abort_handle()
+            })
+            .collect();
+        let count = handles.len();
+        if let Some(i) = slot {
+            // Stopping an accept loop drops its socket: the old port closes.
+            for old in running.remove(i).2 {
+                old.abort();
+            }
+        }
+        running.push((security, port, handles));
+        Ok(count)
+    }
+}
+
 /// Parses one `bind` entry: `*` is every IPv4 address, `::*` every IPv6 address, and a leading
 /// `-` marks an address that may fail to bind (e.g. IPv6 unavailable) without stopping start-up.
 pub fn parse_bind(entry: &str) -> Option<(IpAddr, bool)> {

@@ -388,6 +388,53 @@ fn auto_reload_picks_up_renewed_files() {
     }
 }
 
+/// Waits (a little: the old accept loop stops on its worker) until nothing listens on `port`.
+fn assert_closes(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} still open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn config_set_moves_the_listeners() {
+    let pki = Pki::new();
+    let (server, port) = pki.start(&["--tls-auth-clients", "no"]);
+    let trust = ["--cacert", pki.ca.ca()];
+    let mut admin = common::RawClient::connect(server.port).unwrap();
+    let new_tls = free_port();
+    let reply = admin.command(&["CONFIG", "SET", "tls-port", &new_tls.to_string()]);
+    assert_eq!(reply, b"+OK\r\n");
+    assert_eq!(cli(new_tls, &trust, &["PING"]), "PONG");
+    assert_closes(port);
+    // A port that cannot be bound is refused, and the listener stays where it was.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    let reply = admin.command(&["CONFIG", "SET", "tls-port", &taken_port]);
+    assert_eq!(
+        common::show(&reply),
+        common::show(b"-ERR CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs.\r\n")
+    );
+    assert_eq!(cli(new_tls, &trust, &["PING"]), "PONG");
+    // tls-port 0 closes TLS; the plain port moves the same way.
+    assert_eq!(
+        admin.command(&["CONFIG", "SET", "tls-port", "0"]),
+        b"+OK\r\n"
+    );
+    assert_closes(new_tls);
+    let new_plain = free_port();
+    let reply = admin.command(&["CONFIG", "SET", "port", &new_plain.to_string()]);
+    assert_eq!(reply, b"+OK\r\n");
+    let mut moved = common::RawClient::connect(new_plain).unwrap();
+    assert_eq!(moved.command(&["PING"]), b"+PONG\r\n");
+    // The connection that made the changes is still served.
+    assert_eq!(admin.command(&["PING"]), b"+PONG\r\n");
+}
+
 #[test]
 fn certificate_names_the_user() {
     let pki = Pki::new();

@@ -89,8 +89,9 @@ pub fn configure(config: &Config) -> Result<(), TlsError> {
 }
 
 /// Directives whose change rebuilds the context.
+/// `tls-port` is not here: the component that owns the TLS listener registers a hook that
+/// configures and then moves its listener (the server's `network::Listeners`).
 const RELOADING: &[&str] = &[
-    "tls-port",
     "tls-cert-file",
     "tls-key-file",
     "tls-key-file-pass",
