@@ -167,6 +167,8 @@ pub mod flags {
 pub enum Transport {
     Tcp,
     Unix,
+    /// TCP with TLS (`tls-port`).
+    Tls,
 }
 
 /// What other threads can see of a client, and the switch to disconnect it.

@@ -563,50 +563,52 @@ directives! {
         "Seconds between TCP keepalive probes to clients; 0 disables.";
     timeout: i64 = "timeout" [], "0", Kind::int(0, I32), 0,
         "Close clients idle this many seconds; 0 never.";
-    tls_auth_clients: String = "tls-auth-clients" [], "yes", Kind::Enum(&["no", "yes", "optional"]), PENDING,
+    tls_auth_clients: String = "tls-auth-clients" [], "yes", Kind::Enum(&["no", "yes", "optional"]), 0,
         "Require client certificates: yes, no or optional.";
-    tls_auth_clients_user: String = "tls-auth-clients-user" [], "off", Kind::Enum(&["CN", "URI", "off"]), PENDING,
+    tls_auth_clients_user: String = "tls-auth-clients-user" [], "off", Kind::Enum(&["CN", "URI", "off"]), 0,
         "Log clients in as the user named in their certificate: CN, URI or off.";
-    tls_auto_reload_interval: i64 = "tls-auto-reload-interval" [], "0", Kind::int(0, I32), PENDING,
+    tls_auto_reload_interval: i64 = "tls-auto-reload-interval" [], "0", Kind::int(0, I32), 0,
         "Seconds between reloads of TLS certificates; 0 never.";
-    tls_ca_cert_dir: String = "tls-ca-cert-dir" [], "", Kind::Str, PENDING,
+    tls_ca_cert_dir: String = "tls-ca-cert-dir" [], "", Kind::Str, 0,
         "Directory of trusted CA certificates.";
-    tls_ca_cert_file: String = "tls-ca-cert-file" [], "", Kind::Str, PENDING,
+    tls_ca_cert_file: String = "tls-ca-cert-file" [], "", Kind::Str, 0,
         "File of trusted CA certificates.";
-    tls_cert_file: String = "tls-cert-file" [], "", Kind::Str, PENDING,
+    tls_cert_file: String = "tls-cert-file" [], "", Kind::Str, 0,
         "Server certificate.";
-    tls_ciphers: String = "tls-ciphers" [], "", Kind::Str, PENDING,
+    tls_ciphers: String = "tls-ciphers" [], "", Kind::Str, 0,
         "Ciphers allowed for TLS 1.2 and older.";
-    tls_ciphersuites: String = "tls-ciphersuites" [], "", Kind::Str, PENDING,
+    tls_ciphersuites: String = "tls-ciphersuites" [], "", Kind::Str, 0,
         "Cipher suites allowed for TLS 1.3.";
-    tls_client_cert_file: String = "tls-client-cert-file" [], "", Kind::Str, PENDING,
+    tls_client_cert_file: String = "tls-client-cert-file" [], "", Kind::Str, 0,
         "Certificate used when this server connects as a client.";
-    tls_client_key_file: String = "tls-client-key-file" [], "", Kind::Str, PENDING,
+    tls_client_key_file: String = "tls-client-key-file" [], "", Kind::Str, 0,
         "Key of the client certificate.";
-    tls_client_key_file_pass: String = "tls-client-key-file-pass" [], "", Kind::Str, SENSITIVE | PENDING,
+    tls_client_key_file_pass: String = "tls-client-key-file-pass" [], "", Kind::Str, SENSITIVE,
         "Passphrase of the client key.";
     tls_cluster: bool = "tls-cluster" [], "no", Kind::Bool, PENDING,
         "Use TLS on the cluster bus.";
     tls_dh_params_file: String = "tls-dh-params-file" [], "", Kind::Str, PENDING,
-        "Diffie-Hellman parameters file.";
-    tls_key_file: String = "tls-key-file" [], "", Kind::Str, PENDING,
+        "Diffie-Hellman parameters file; accepted and unused (rustls has no DHE key exchange).";
+    tls_key_file: String = "tls-key-file" [], "", Kind::Str, 0,
         "Key of the server certificate.";
-    tls_key_file_pass: String = "tls-key-file-pass" [], "", Kind::Str, SENSITIVE | PENDING,
+    tls_key_file_pass: String = "tls-key-file-pass" [], "", Kind::Str, SENSITIVE,
         "Passphrase of the server key.";
-    tls_port: i64 = "tls-port" [], "0", Kind::int(0, 65535), PENDING,
+    tls_port: i64 = "tls-port" [], "0", Kind::int(0, 65535), 0,
         "TLS port to listen on; 0 disables TLS.";
-    tls_prefer_server_ciphers: bool = "tls-prefer-server-ciphers" [], "no", Kind::Bool, PENDING,
+    tls_prefer_server_ciphers: bool = "tls-prefer-server-ciphers" [], "no", Kind::Bool, 0,
         "Prefer the server's cipher order over the client's.";
-    tls_protocols: String = "tls-protocols" [], "", Kind::Str, PENDING,
+    tls_protocols: String = "tls-protocols" [], "", Kind::Str, 0,
         "TLS versions allowed, e.g. \"TLSv1.2 TLSv1.3\".";
     tls_replication: bool = "tls-replication" [], "no", Kind::Bool, PENDING,
         "Use TLS for replication links.";
-    tls_session_cache_size: i64 = "tls-session-cache-size" [], "20480", Kind::int(0, I32), PENDING,
+    tls_session_cache_size: i64 = "tls-session-cache-size" [], "20480", Kind::int(0, I32), 0,
         "Number of cached TLS sessions.";
-    tls_session_cache_timeout: i64 = "tls-session-cache-timeout" [], "300", Kind::int(0, I32), PENDING,
+    tls_session_cache_timeout: i64 = "tls-session-cache-timeout" [], "300", Kind::int(0, I32), 0,
         "Seconds a cached TLS session stays valid.";
-    tls_session_caching: bool = "tls-session-caching" [], "yes", Kind::Bool, PENDING,
+    tls_session_caching: bool = "tls-session-caching" [], "yes", Kind::Bool, 0,
         "Cache TLS sessions for faster reconnects.";
+    tls_sni_cert: String = "tls-sni-cert" [], "", Kind::Custom(special::sni_certs), MULTI_ARG | APPEND | HIDDEN,
+        "Extra certificates chosen by the server name a TLS client asks for: <server-name> <cert-file> <key-file>, one line each. A ferrokv directive: hidden from CONFIG GET globs so their output stays Valkey's.";
     tracking_table_max_keys: i64 = "tracking-table-max-keys" [], "1000000", Kind::int(0, i64::MAX), PENDING,
         "Keys remembered for client-side caching; 0 is no limit.";
     unixsocket: String = "unixsocket" [], "", Kind::Str, IMMUTABLE,

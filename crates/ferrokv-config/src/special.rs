@@ -296,6 +296,15 @@ pub fn ipv6(new: &str, _old: &str) -> Result<String, String> {
     }
 }
 
+/// `tls-sni-cert`: entries of three words (server name, certificate file, key file).
+pub fn sni_certs(new: &str, _old: &str) -> Result<String, String> {
+    let words: Vec<&str> = new.split_whitespace().collect();
+    if !words.len().is_multiple_of(3) {
+        return Err("tls-sni-cert takes <server-name> <cert-file> <key-file>".into());
+    }
+    Ok(words.join(" "))
+}
+
 /// `locale-collate`: only the locales every C library has are known here.
 pub fn locale(new: &str, _old: &str) -> Result<String, String> {
     match new {
@@ -355,6 +364,24 @@ pub fn rdma_bind(new: &str, _old: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sni_cert_entries_come_in_threes() {
+        assert_eq!(sni_certs("", "").unwrap(), "");
+        assert_eq!(
+            sni_certs("a.example  a.crt a.key b b.crt b.key", "").unwrap(),
+            "a.example a.crt a.key b b.crt b.key"
+        );
+        assert!(sni_certs("a.example a.crt", "").is_err());
+    }
+
+    #[test]
+    fn repeated_sni_cert_lines_add_up() {
+        let config =
+            crate::load::parse("tls-sni-cert a a.crt a.key\ntls-sni-cert b b.crt b.key\n").unwrap();
+        assert_eq!(config.tls_sni_cert, "a a.crt a.key b b.crt b.key");
+        assert!(crate::load::parse("tls-sni-cert a a.crt\n").is_err());
+    }
 
     #[test]
     fn save_rules() {

@@ -26,8 +26,17 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Serves one client until it leaves, is killed, or breaks the protocol. The client must
 /// already be in `server.clients` (the listener registers it, so `maxclients` counts
 /// connections the moment they are accepted); it is removed here when the connection ends.
-pub async fn serve<S>(server: Arc<Server>, mut stream: S, shared: Arc<ClientShared>)
-where
+/// `certificate_users` are the user names a TLS client's certificate offers
+/// (`tls-auth-clients-user`); the client starts logged in as the first existing one.
+///
+/// Generic over the stream, so plain TCP and Unix sockets run their own copy of this loop
+/// with nothing TLS-specific in it.
+pub async fn serve<S>(
+    server: Arc<Server>,
+    mut stream: S,
+    shared: Arc<ClientShared>,
+    certificate_users: &[String],
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let wake = Arc::new(Notify::new());
@@ -39,6 +48,9 @@ where
 
     let mut client = Client::new(shared.clone(), server.config.load(), server.config.epoch());
     ferrokv_commands::acl::attach_new_client(&server, &mut client);
+    if !certificate_users.is_empty() {
+        ferrokv_commands::acl::login_with_certificate(&server, &mut client, certificate_users);
+    }
     let mut reply = Reply::new(false);
     let mut parser = RequestParser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
@@ -306,10 +318,11 @@ async fn wait_for_pause_end(
     outcome
 }
 
-/// Writes the pending replies. A kill (CLIENT KILL, a subscriber over its output buffer
-/// limit) interrupts the write, so a client that stopped reading cannot hold its
-/// connection open forever. Other wake-ups during the write are not lost: the main loop
-/// checks the outbox before it waits again.
+/// Writes the pending replies, then flushes the stream (a TLS stream may still hold the
+/// last records; for a socket the flush is a no-op). A kill (CLIENT KILL, a subscriber over
+/// its output buffer limit) interrupts the write, so a client that stopped reading cannot
+/// hold its connection open forever. Other wake-ups during the write are not lost: the main
+/// loop checks the outbox before it waits again.
 async fn flush<S: AsyncWrite + Unpin>(
     stream: &mut S,
     client: &Client,
@@ -324,11 +337,15 @@ async fn flush<S: AsyncWrite + Unpin>(
     let bytes = reply.bytes();
     let mut written = 0;
     let outcome = loop {
-        if written == bytes.len() {
-            break Ok(());
-        }
         if shared.is_killed() {
             break Err("killed while writing".to_string());
+        }
+        if written == bytes.len() {
+            tokio::select! {
+                biased;
+                r = stream.flush() => break r.map_err(|e| e.to_string()),
+                _ = wake.notified() => continue,
+            }
         }
         tokio::select! {
             biased;

@@ -5,8 +5,8 @@ mod connection;
 mod cron;
 mod logging;
 mod network;
+mod tls_reload;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ferrokv_commands::Server;
@@ -37,6 +37,13 @@ fn main() {
     for warning in ferrokv_config::load::pending_warnings(&config) {
         log::warn!("{warning}");
     }
+    if let Err(e) = ferrokv_tls::configure(&config) {
+        log::warn!("{e}");
+        log::warn!("Failed to configure TLS. Check logs for more info.");
+        std::process::exit(1);
+    }
+    // Only now: while the file was read, a half-loaded configuration must not build TLS.
+    ferrokv_tls::register_config_hooks();
     let executable = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -69,32 +76,47 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         std::process::id()
     );
 
+    let listeners = network::Listeners::install(server.clone(), workers.clone());
     let mut bound = 0;
-    if config.port != 0 {
-        for entry in &config.bind {
-            let Some((ip, optional)) = network::parse_bind(entry) else {
-                return Err(format!("Invalid bind address '{entry}'"));
-            };
-            let addr = SocketAddr::new(ip, config.port as u16);
-            match network::bind_tcp(addr, config.tcp_backlog as i32) {
-                Ok(listener) => {
-                    bound += 1;
-                    let _guard = workers.first().enter();
-                    workers.first().spawn(network::accept_tcp(
-                        server.clone(),
-                        workers.clone(),
-                        listener,
-                    ));
-                }
-                Err(e) if optional => log::debug!("Skipping optional bind {addr}: {e}"),
-                Err(e) => {
-                    return Err(format!(
-                        "Warning: Could not create server TCP listening socket {addr}: {e}"
-                    ));
-                }
-            }
-        }
+    for (port, security) in [
+        (config.port, network::Security::Plain),
+        (config.tls_port, network::Security::Tls),
+    ] {
+        bound += listeners.switch(security, port, &config.bind, config.tcp_backlog)?;
     }
+    // CONFIG SET port / tls-port move the listeners, as in Valkey.
+    ferrokv_config::hooks::on_change("port", |config| {
+        network::Listeners::get()
+            .switch(
+                network::Security::Plain,
+                config.port,
+                &config.bind,
+                config.tcp_backlog,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                log::warn!("{e}");
+                "Unable to listen on this port. Check server logs.".to_string()
+            })
+    });
+    ferrokv_config::hooks::on_change("tls-port", |config| {
+        ferrokv_tls::configure(config).map_err(|e| {
+            log::warn!("Failed to configure TLS: {e}");
+            "Unable to update TLS configuration. Check server logs.".to_string()
+        })?;
+        network::Listeners::get()
+            .switch(
+                network::Security::Tls,
+                config.tls_port,
+                &config.bind,
+                config.tcp_backlog,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                log::warn!("{e}");
+                "Unable to listen on this port. Check server logs.".to_string()
+            })
+    });
     if !config.unixsocket.is_empty() {
         let path = config.unixsocket.clone();
         let _ = std::fs::remove_file(&path);
@@ -126,6 +148,9 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         config.port,
         workers.count()
     );
+    if config.tls_port != 0 {
+        log::info!("Ready to accept connections tls (port {})", config.tls_port);
+    }
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<&'static str>();
     {
@@ -150,6 +175,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         });
     }
     workers.first().spawn(cron::run(server.clone(), done_tx));
+    workers.first().spawn(tls_reload::run(server.clone()));
     let _ = done_rx.recv();
     log::warn!("User requested shutdown...");
     if !config.unixsocket.is_empty() {

@@ -78,6 +78,96 @@ impl Workers {
     }
 }
 
+/// The TCP listeners of `port` and `tls-port`: opened at start-up, and moved by CONFIG SET
+/// of either port (new sockets first, then the old accept loops are stopped, so a port that
+/// cannot be bound leaves the old listener running).
+pub struct Listeners {
+    server: Arc<Server>,
+    workers: Arc<Workers>,
+    running: parking_lot::Mutex<Vec<(Security, u16, Vec<tokio::task::AbortHandle>)>>,
+}
+
+static LISTENERS: std::sync::OnceLock<Listeners> = std::sync::OnceLock::new();
+
+impl Listeners {
+    /// Sets up the process's listener registry (once, at start-up).
+    pub fn install(server: Arc<Server>, workers: Arc<Workers>) -> &'static Listeners {
+        LISTENERS.get_or_init(|| Listeners {
+            server,
+            workers,
+            running: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The registry [`Listeners::install`] set up. CONFIG SET hooks are registered only
+    /// after it, so it is always there when they run.
+    pub fn get() -> &'static Listeners {
+        LISTENERS
+            .get()
+            .unwrap_or_else(|| unreachable!("listeners are installed before any CONFIG SET"))
+    }
+
+    /// Makes `security`'s listeners accept on `port` (0: none) on every `bind` address.
+    /// Returns how many sockets are now listening for it.
+    pub fn switch(
+        &self,
+        security: Security,
+        port: i64,
+        bind: &[String],
+        backlog: i64,
+    ) -> Result<usize, String> {
+        let port = port as u16;
+        let mut running = self.running.lock();
+        let slot = running.iter().position(|(s, _, _)| *s == security);
+        if let Some(i) = slot
+            && running[i].1 == port
+        {
+            return Ok(running[i].2.len());
+        }
+        let mut opened = Vec::new();
+        if port != 0 {
+            for entry in bind {
+                let Some((ip, optional)) = parse_bind(entry) else {
+                    return Err(format!("Invalid bind address '{entry}'"));
+                };
+                let addr = SocketAddr::new(ip, port);
+                match bind_tcp(addr, backlog as i32) {
+                    Ok(listener) => opened.push(listener),
+                    Err(e) if optional => log::debug!("Skipping optional bind {addr}: {e}"),
+                    Err(e) => {
+                        return Err(format!(
+                            "Warning: Could not create server TCP listening socket {addr}: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+        let handles: Vec<_> = opened
+            .into_iter()
+            .map(|listener| {
+                self.workers
+                    .first()
+                    .spawn(accept_tcp(
+                        self.server.clone(),
+                        self.workers.clone(),
+                        listener,
+                        security,
+                    ))
+                    .abort_handle()
+            })
+            .collect();
+        let count = handles.len();
+        if let Some(i) = slot {
+            // Stopping an accept loop drops its socket: the old port closes.
+            for old in running.remove(i).2 {
+                old.abort();
+            }
+        }
+        running.push((security, port, handles));
+        Ok(count)
+    }
+}
+
 /// Parses one `bind` entry: `*` is every IPv4 address, `::*` every IPv6 address, and a leading
 /// `-` marks an address that may fail to bind (e.g. IPv6 unavailable) without stopping start-up.
 pub fn parse_bind(entry: &str) -> Option<(IpAddr, bool)> {
@@ -107,11 +197,25 @@ pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::Tcp
     Ok(socket.into())
 }
 
+/// What a TCP listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// RESP in the clear (`port`).
+    Plain,
+    /// RESP inside TLS (`tls-port`), with the acceptor current when each client connects.
+    Tls,
+}
+
+/// How long a new TLS client has to complete its handshake before it is dropped (Valkey has
+/// no limit; one keeps a silent connection from holding a `maxclients` slot for ever).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts TCP connections forever on worker 0.
 pub async fn accept_tcp(
     server: Arc<Server>,
     workers: Arc<Workers>,
     listener: std::net::TcpListener,
+    security: Security,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -130,7 +234,20 @@ pub async fn accept_tcp(
             }
         };
         let config = server.config.load();
-        if let Some(refusal) = refusal(&config, server.clients.count(), Some(peer.ip())) {
+        let refused = refusal(&config, server.clients.count(), Some(peer.ip()));
+        if security == Security::Tls {
+            // Handshakes cost CPU: they run on the workers, not here.
+            accept_tls(
+                &server,
+                &workers,
+                stream,
+                peer,
+                refused,
+                config.tcp_keepalive,
+            );
+            continue;
+        }
+        if let Some(refusal) = refused {
             refuse(stream, refusal).await;
             continue;
         }
@@ -163,7 +280,7 @@ pub async fn accept_tcp(
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::TcpStream::from_std(std_stream) {
-                Ok(stream) => connection::serve(server, stream, shared).await,
+                Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
                     log::warn!("Registering client socket: {e}");
                     server.clients.unregister(shared.id);
@@ -171,6 +288,90 @@ pub async fn accept_tcp(
             }
         });
     }
+}
+
+/// Hands a connection accepted on `tls-port` to the next worker, which runs the TLS
+/// handshake and then serves it. A client the admission checks refuse still gets its error,
+/// inside TLS, as in Valkey. An accepted client is registered before its handshake, so it
+/// counts for `maxclients` at once.
+fn accept_tls(
+    server: &Arc<Server>,
+    workers: &Workers,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    refused: Option<&'static [u8]>,
+    keepalive: i64,
+) {
+    let Some(context) = ferrokv_tls::current() else {
+        log::warn!("TLS client {peer} dropped: TLS is not configured");
+        return;
+    };
+    let Some(tls) = context.server.as_ref() else {
+        log::warn!("TLS client {peer} dropped: TLS is not configured");
+        return;
+    };
+    let acceptor = tls.acceptor.clone();
+    let user_field = tls.user_field;
+    if let Err(e) = configure_tcp(&stream, keepalive) {
+        log::debug!("Socket options for {peer}: {e}");
+    }
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("Handing off client {peer}: {e}");
+            return;
+        }
+    };
+    let handshake = async move |stream: std::net::TcpStream| {
+        let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("handshake timed out".to_string()),
+        }
+    };
+    if let Some(refusal) = refused {
+        workers.next().spawn(async move {
+            if let Ok(tls) = handshake(std_stream).await {
+                refuse(tls, refusal).await;
+            }
+        });
+        return;
+    }
+    let fd = raw_fd(&std_stream);
+    let id = server.clients.next_id();
+    let shared = Arc::new(ClientShared::new(
+        id,
+        peer.to_string(),
+        laddr.clone(),
+        fd,
+        Transport::Tls,
+        clock::now_ms(),
+    ));
+    server.clients.register(shared.clone());
+    let server = server.clone();
+    workers.next().spawn(async move {
+        match handshake(std_stream).await {
+            Ok(stream) => {
+                let users = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|cert| ferrokv_tls::certificate_usernames(cert, user_field))
+                    .unwrap_or_default();
+                connection::serve(server, stream, shared, &users).await;
+            }
+            Err(e) => {
+                log::debug!("Error accepting a client connection: {e} (addr={peer} laddr={laddr})");
+                server.clients.unregister(shared.id);
+            }
+        }
+    });
 }
 
 /// Accepts Unix socket connections forever on worker 0.
@@ -219,7 +420,7 @@ pub async fn accept_unix(
         let server = server.clone();
         workers.next().spawn(async move {
             match tokio::net::UnixStream::from_std(std_stream) {
-                Ok(stream) => connection::serve(server, stream, shared).await,
+                Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
                     log::warn!("Registering unix client socket: {e}");
                     server.clients.unregister(shared.id);

@@ -45,6 +45,8 @@ pub struct DeniedCounters {
     pub key: AtomicU64,
     pub channel: AtomicU64,
     pub db: AtomicU64,
+    /// TLS clients whose certificate named no enabled user (`tls-auth-clients-user`).
+    pub tls_cert: AtomicU64,
 }
 
 impl DeniedCounters {
@@ -55,6 +57,7 @@ impl DeniedCounters {
             &self.key,
             &self.channel,
             &self.db,
+            &self.tls_cert,
         ] {
             c.store(0, Relaxed);
         }
@@ -218,6 +221,37 @@ pub fn authenticate(
             Err(WRONGPASS)
         }
     }
+}
+
+/// A TLS client whose certificate names users (`tls-auth-clients-user`, the names from its
+/// CN or URI SAN): logged in, with no password asked, as the first that is an existing,
+/// enabled user. When none is, the client stays as it was (it must AUTH as usual), and the
+/// miss is counted (`acl_access_denied_tls_cert`) and logged with reason `tls-cert`.
+/// Returns whether the client was logged in.
+pub fn login_with_certificate(server: &Server, client: &mut Client, names: &[String]) -> bool {
+    for name in names {
+        if let Some(user) = server.acl.get(name.as_bytes())
+            && user.enabled
+        {
+            attach(server, client, user, true);
+            return true;
+        }
+    }
+    server.acl.denied.tls_cert.fetch_add(1, Relaxed);
+    let username = names.first().map(|n| Bytes::copy_from_slice(n.as_bytes()));
+    record(
+        server,
+        client,
+        log::Denied {
+            reason: "tls-cert",
+            context: "toplevel",
+            object: Bytes::new(),
+            username: username.unwrap_or_default(),
+            client_info: String::new(),
+        },
+        ferrokv_store::clock::now_ms(),
+    );
+    false
 }
 
 fn context_of(client: &Client) -> &'static str {

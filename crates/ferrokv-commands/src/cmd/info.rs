@@ -279,27 +279,49 @@ fn server_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("config_file", config_file);
     out.field("io_threads_active", 0);
     out.field("availability_zone", "");
-    let mut listener = 0;
+    // Valkey numbers listeners by connection type: tcp 0, unix 1, tls 2.
+    let binds: Vec<String> = config.bind.iter().map(|b| format!("bind={b}")).collect();
     if config.port != 0 {
-        let binds: Vec<String> = config.bind.iter().map(|b| format!("bind={b}")).collect();
         out.field(
-            &format!("listener{listener}"),
+            "listener0",
             format!("name=tcp,{},port={}", binds.join(","), config.port),
         );
-        listener += 1;
     }
     if !config.unixsocket.is_empty() {
+        out.field("listener1", format!("name=unix,bind={}", config.unixsocket));
+    }
+    if config.tls_port != 0 {
         out.field(
-            &format!("listener{listener}"),
-            format!("name=unix,bind={}", config.unixsocket),
+            "listener2",
+            format!("name=tls,{},port={}", binds.join(","), config.tls_port),
         );
     }
 }
 
+/// Serial numbers and remaining validity of the certificates in use (`none` and 0 without
+/// TLS), so monitoring can warn before one expires.
 fn tls_section(out: &mut Out, _server: &Server, _config: &Config) {
+    let context = ferrokv_tls::current();
+    let now = clock::now_ms() / 1000;
     for kind in ["server", "client", "ca"] {
-        out.field(&format!("tls_{kind}_cert_serial"), "none");
-        out.field(&format!("tls_{kind}_cert_expires_in_seconds"), 0);
+        let cert = context.as_ref().and_then(|c| match kind {
+            "server" => c.server_cert.clone(),
+            "client" => c.client_cert.clone(),
+            _ => c.ca_cert.clone(),
+        });
+        match cert {
+            Some(cert) => {
+                out.field(&format!("tls_{kind}_cert_serial"), &cert.serial);
+                out.field(
+                    &format!("tls_{kind}_cert_expires_in_seconds"),
+                    cert.expires_in(now),
+                );
+            }
+            None => {
+                out.field(&format!("tls_{kind}_cert_serial"), "none");
+                out.field(&format!("tls_{kind}_cert_expires_in_seconds"), 0);
+            }
+        }
     }
 }
 
@@ -637,7 +659,7 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("acl_access_denied_cmd", denied.command.load(Relaxed));
     out.field("acl_access_denied_key", denied.key.load(Relaxed));
     out.field("acl_access_denied_channel", denied.channel.load(Relaxed));
-    out.field("acl_access_denied_tls_cert", 0);
+    out.field("acl_access_denied_tls_cert", denied.tls_cert.load(Relaxed));
     out.field("acl_access_denied_db", denied.db.load(Relaxed));
 }
 
