@@ -35,6 +35,8 @@ pub struct Server {
     pub watches: crate::transaction::Watches,
     /// Channel, pattern and shard channel subscriptions.
     pub pubsub: crate::pubsub::PubSub,
+    /// Script cache, function libraries, and the running script's state.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl Server {
@@ -62,11 +64,14 @@ impl Server {
             blocking: Default::default(),
             watches: Default::default(),
             pubsub: Default::default(),
+            scripting: Default::default(),
         })
     }
 
     pub fn request_shutdown(&self) {
         self.shutdown_requested.store(true, Relaxed);
+        // A running script stops at its next hook, writes or not (SHUTDOWN NOSAVE).
+        self.scripting.busy.abort_all();
         for client in self.clients.all() {
             client.kill();
         }

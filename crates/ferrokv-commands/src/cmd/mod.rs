@@ -17,6 +17,7 @@ pub mod list;
 pub mod memory;
 pub mod pubsub;
 pub mod scan_options;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod stream;
@@ -49,4 +50,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     transaction::COMMANDS,
     pubsub::COMMANDS,
     stream::COMMANDS,
+    scripting::COMMANDS,
 ];
