@@ -615,6 +615,18 @@ fn build_library(ctx: &Ctx, code: &Bytes) -> Result<Library, CmdError> {
     if registered.is_empty() {
         return Err(CmdError::err("No functions registered"));
     }
+    let mut names = std::collections::HashSet::new();
+    if !registered.iter().all(|f| names.insert(f.name.as_str())) {
+        return Err(CmdError::err("Function already exists in the library"));
+    }
+    if registered
+        .iter()
+        .any(|f| !shebang::valid_name(f.name.as_bytes()))
+    {
+        return Err(CmdError::err(
+            "Function names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
     Ok(Library {
         name,
         code: code.clone(),
@@ -640,6 +652,18 @@ fn function_load(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     let code = &args[args.len() - 1];
+    let (name, _) = shebang::library_name(code)?;
+    if !replace
+        && ctx
+            .server
+            .scripting
+            .libraries
+            .read()
+            .libraries
+            .contains_key(&name)
+    {
+        return Err(CmdError::err(format!("Library '{name}' already exists")));
+    }
     let library = build_library(ctx, code)?;
     let name = library.name.clone();
     ctx.server.scripting.libraries.update(|state| {
@@ -886,7 +910,6 @@ fn function_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Return general information on all the libraries:",
             "    * Library name",
             "    * The engine used to run the Library",
-            "    * Library description",
             "    * Functions list",
             "    * Library code (if WITHCODE is given)",
             "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",

@@ -49,7 +49,7 @@ pub fn parse(code: &[u8]) -> Option<Shebang<'_>> {
     Some(Shebang {
         engine,
         options: parts.collect(),
-        line_len: line_end + 2,
+        line_len: line_end + 2, // "#!" + the line, up to its newline
     })
 }
 
@@ -99,6 +99,11 @@ pub fn library_name(code: &[u8]) -> Result<(String, Vec<u8>), CmdError> {
     let mut name = None;
     for option in &shebang.options {
         match option.strip_prefix(b"name=") {
+            Some(_) if name.is_some() => {
+                return Err(CmdError::err(
+                    "Invalid metadata value, name argument was given multiple times",
+                ));
+            }
             Some(value) => name = Some(String::from_utf8_lossy(value).into_owned()),
             None => {
                 return Err(CmdError::err(format!(
@@ -124,14 +129,10 @@ pub fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// `code` without its first line, but with that line's newline, so that line numbers in
+/// error messages stay those of the source.
 fn blank_first_line(code: &[u8], line_len: usize) -> Vec<u8> {
-    let cut = line_len.min(code.len());
-    let mut body = Vec::with_capacity(code.len() - cut + 1);
-    if cut < code.len() || code.get(cut.wrapping_sub(1)) == Some(&b'\n') {
-        body.push(b'\n');
-    }
-    body.extend_from_slice(&code[cut..]);
-    body
+    code[line_len.min(code.len())..].to_vec()
 }
 
 #[cfg(test)]

@@ -577,6 +577,18 @@ fn build_load_api(lua: &Lua) -> mlua::Result<Table> {
     Ok(api)
 }
 
+/// A string or number argument as bytes (Lua's `lua_isstring`).
+fn lua_str(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(_) | Value::Integer(_) | Value::Number(_) => lua
+            .coerce_string(v.clone())
+            .ok()
+            .flatten()
+            .map(|s| s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
 /// `redis.register_function(name, callback)` or
 /// `redis.register_function{function_name=, callback=, flags=, description=}`.
 fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
@@ -593,25 +605,22 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
             let mut description = None;
             for pair in t.pairs::<Value, Value>() {
                 let (k, v) = pair?;
-                let Value::String(k) = k else {
-                    return Err(raise(
-                        "ERR named argument key given to server.register_function is not a string",
-                    ));
+                let key = match k {
+                    Value::String(k) => k.as_bytes().to_vec(),
+                    _ => Vec::new(),
                 };
-                match &*k.as_bytes() {
-                    b"function_name" => match v {
-                        Value::String(s) => name = Some(s.as_bytes().to_vec()),
-                        _ => {
+                match &*key {
+                    b"function_name" => match lua_str(lua, &v) {
+                        Some(s) => name = Some(s),
+                        None => {
                             return Err(raise(
                                 "ERR function_name argument given to server.register_function must be a string",
                             ));
                         }
                     },
-                    b"description" => match v {
-                        Value::String(s) => {
-                            description = Some(Bytes::copy_from_slice(&s.as_bytes()))
-                        }
-                        _ => {
+                    b"description" => match lua_str(lua, &v) {
+                        Some(s) => description = Some(Bytes::from(s)),
+                        None => {
                             return Err(raise(
                                 "ERR description argument given to server.register_function must be a string",
                             ));
@@ -662,9 +671,9 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         }
         2 => {
             let mut it = args.iter();
-            let name = match it.next() {
-                Some(Value::String(s)) => s.as_bytes().to_vec(),
-                _ => {
+            let name = match it.next().and_then(|v| lua_str(lua, v)) {
+                Some(s) => s,
+                None => {
                     return Err(raise(
                         "ERR first argument to server.register_function must be a string",
                     ));
@@ -686,22 +695,15 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
             ));
         }
     };
-    if !super::shebang::valid_name(&name) {
-        return Err(raise(
-            "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long",
-        ));
-    }
+    // Names are checked once the library has loaded (`cmd/scripting.rs`), as Valkey does.
     let name = String::from_utf8_lossy(&name).into_owned();
     let Some(regs) = lua.app_data_ref::<Registrations>() else {
         return Err(raise(
             "ERR server.register_function can only be called on FUNCTION LOAD command",
         ));
     };
-    let mut regs = regs.0.borrow_mut();
-    if regs.iter().any(|r| r.name == name) {
-        return Err(raise("ERR Function already exists in the library"));
-    }
-    regs.push(Registration {
+    // Duplicates are refused once the library has loaded (`cmd/scripting.rs`).
+    regs.0.borrow_mut().push(Registration {
         name,
         callback,
         flags,
