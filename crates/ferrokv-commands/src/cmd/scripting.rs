@@ -450,8 +450,9 @@ fn flush_mode(args: &[Bytes], error: &'static str) -> CmdResult {
 }
 
 /// `SCRIPT KILL` / `FUNCTION KILL`
-fn kill(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.server.scripting.busy.kill()?;
+fn kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let function = args::is(&args[0], "function");
+    ctx.server.scripting.busy.kill(function)?;
     ctx.reply.ok();
     Ok(())
 }
@@ -785,6 +786,17 @@ fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         let state = ctx.server.scripting.libraries.read();
         (state.libraries.len(), state.function_count())
     };
+    // An EVAL script is not a function: Valkey answers BUSY while one runs.
+    if ctx
+        .server
+        .scripting
+        .busy
+        .with_running(|r| r.is_some_and(|r| r.function.is_none()))
+    {
+        return Err(CmdError::new(
+            "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+        ));
+    }
     let reply = &mut *ctx.reply;
     reply.map_len(2);
     reply.bulk(b"running_script");

@@ -124,14 +124,18 @@ impl Busy {
         }
     }
 
-    /// SCRIPT KILL / FUNCTION KILL.
-    pub fn kill(&self) -> Result<(), CmdError> {
+    /// SCRIPT KILL (`function` false) / FUNCTION KILL (`function` true). Each kills only
+    /// its own kind; the other kind gets the BUSY reply that names the right command.
+    pub fn kill(&self, function: bool) -> Result<(), CmdError> {
         let state = self.state.lock();
         match state.as_ref() {
             None => Err(CmdError::new("NOTBUSY No scripts in execution right now.")),
             Some(running) if running.wrote => Err(CmdError::new(
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
             )),
+            Some(running) if running.function.is_some() != function => {
+                Err(busy_error(running.function.is_some()))
+            }
             Some(_) => {
                 self.kill.store(true, SeqCst);
                 Ok(())
