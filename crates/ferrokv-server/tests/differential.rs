@@ -205,4 +205,6 @@ case_files! {
     pubsub => "pubsub.txt",
     streams => "streams.txt",
     stream_groups => "stream_groups.txt",
+    scripting => "scripting.txt",
+    functions => "functions.txt",
 }

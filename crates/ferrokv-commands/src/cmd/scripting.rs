@@ -556,6 +556,9 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let Some((meta, _lib)) = scripting.libraries.function(&name) else {
         return Err(CmdError::err("Function not found"));
     };
+    if args::int(&args[2]).is_err() {
+        return Err(CmdError::err("Bad number of keys provided"));
+    }
     let (keys, argv) = split_keys(args)?;
     if read_only && meta.flags & script_flag::NO_WRITES == 0 {
         return Err(ro_write_flag_error());

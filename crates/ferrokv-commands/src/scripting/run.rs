@@ -81,9 +81,7 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
         let call = scope.create_function(|lua, args: MultiValue| {
             match raw_call(lua, &mut state.borrow_mut(), &busy, args)? {
                 Ok(v) => Ok(v),
-                Err(text) => Err(mlua::Error::RuntimeError(
-                    String::from_utf8_lossy(&text).into_owned(),
-                )),
+                Err(text) => Err(super::vm::raise(String::from_utf8_lossy(&text))),
             }
         })?;
         let pcall = scope.create_function(|lua, args: MultiValue| {

@@ -90,6 +90,9 @@ pub fn library_name(code: &[u8]) -> Result<(String, Vec<u8>), CmdError> {
     let Some(shebang) = parse(code) else {
         return Err(CmdError::err("Missing library metadata"));
     };
+    if !code.contains(&b'\n') {
+        return Err(CmdError::err("Invalid library metadata"));
+    }
     if shebang.engine != b"lua" {
         return Err(CmdError::err(format!(
             "Engine '{}' not found",

@@ -86,9 +86,38 @@ pub fn with_vm<R>(busy: &Arc<Busy>, f: impl FnOnce(&mut Vm) -> R) -> mlua::Resul
     })
 }
 
-/// The text of an error raised by Rust code (`ERR ...`), or Lua's message for others.
+/// An error raised by the server side of the API (`redis.call`'s error replies, argument
+/// checks, kills): shown as it is, where a library's errors get the script position.
+#[derive(Debug)]
+pub struct ServerError(pub String);
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Raises `text` as a [`ServerError`].
+pub fn raise(text: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(ServerError(text.into()))
+}
+
+/// Whether `e` was raised by the server API.
+fn is_server_error(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ServerError>().is_some(),
+        mlua::Error::CallbackError { cause, .. } => is_server_error(cause),
+        mlua::Error::WithContext { cause, .. } => is_server_error(cause),
+        _ => false,
+    }
+}
+
+/// The text of an error raised by Rust code, or Lua's message for others.
 pub fn error_text(e: &mlua::Error) -> String {
     match e {
+        mlua::Error::ExternalError(inner) => inner.to_string(),
         mlua::Error::RuntimeError(m) => m.clone(),
         mlua::Error::CallbackError { cause, .. } => error_text(cause),
         mlua::Error::WithContext { cause, .. } => error_text(cause),
@@ -123,13 +152,13 @@ impl Vm {
         globals.raw_set("__server__err__handler", handler.clone())?;
 
         slots.raw_set(
-            "to_table",
+            "to_text",
             lua.create_function(|lua, v: Value| match v {
-                Value::Error(e) => {
-                    let t = lua.create_table()?;
-                    t.raw_set("err", error_text(&e))?;
-                    Ok(Value::Table(t))
-                }
+                Value::Error(e) => Ok(Value::String(lua.create_string(error_text(&e))?)),
+                Value::Table(t) => match t.raw_get::<Value>("err")? {
+                    Value::String(s) => Ok(Value::String(s)),
+                    _ => Ok(Value::Table(t)),
+                },
                 other => Ok(other),
             })?,
         )?;
@@ -180,16 +209,12 @@ impl Vm {
             HookTriggers::new().every_nth_instruction(HOOK_INTERVAL),
             move |_, _| match hook_busy.interrupt() {
                 None => Ok(VmState::Continue),
-                Some(Interrupt::Killed { function }) => {
-                    Err(mlua::Error::RuntimeError(if function {
-                        "ERR Script killed by user with FUNCTION KILL.".into()
-                    } else {
-                        "ERR Script killed by user with SCRIPT KILL.".into()
-                    }))
-                }
-                Some(Interrupt::Shutdown) => Err(mlua::Error::RuntimeError(
-                    "ERR Script killed by SHUTDOWN".into(),
-                )),
+                Some(Interrupt::Killed { function }) => Err(raise(if function {
+                    "ERR Script killed by user with FUNCTION KILL."
+                } else {
+                    "ERR Script killed by user with SCRIPT KILL."
+                })),
+                Some(Interrupt::Shutdown) => Err(raise("ERR Script killed by SHUTDOWN")),
             },
         )?;
         lua.set_app_data(ScriptResp(Cell::new(2)));
@@ -292,12 +317,13 @@ local function runner(f, a, b)
   return xpcall(function() return f(a, b) end, handler)
 end
 -- redis.call raises its errors from Rust (as error objects, so that `return
--- redis.call(...)` keeps the script's frame for the error position); a script's own
--- pcall sees them as {err=...} tables, as in Valkey.
-local raw_pcall, to_table = pcall, slots.to_table
+-- redis.call(...)` keeps the script's frame for the error position). As in Valkey, a
+-- script's own pcall hands back an error's text: the `err` of an error table, the message
+-- of an error raised by the server API or a library.
+local raw_pcall, to_text = pcall, slots.to_text
 local function settle(ok, ...)
   if ok then return ok, ... end
-  return false, to_table((...))
+  return false, to_text((...))
 end
 local function pcall_(f, ...)
   return settle(raw_pcall(f, ...))
@@ -309,11 +335,23 @@ return {readonly = readonly, strict = strict, protect_globals = protect_globals,
 /// Valkey's error handler: turns any error into a `{err=...}` table and records where in
 /// the user's code it happened (`source`, `line`).
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    let position = user_position(lua);
     let table = match err {
         Value::Table(t) => t,
         Value::Error(e) => {
+            let text = error_text(&e);
+            // The server API raises `ERR ...` texts as they are; a library (cjson, bit)
+            // raises a message that Valkey shows with the script position before it.
+            let text = match (&position, is_server_error(&e)) {
+                (_, true) => text,
+                (Some((source, Some(line))), false) => format!(
+                    "ERR {}:{line}: {text}",
+                    source.strip_prefix('@').unwrap_or(source)
+                ),
+                (_, false) => format!("ERR {text}"),
+            };
             let t = lua.create_table()?;
-            t.raw_set("err", error_text(&e))?;
+            t.raw_set("err", text)?;
             t
         }
         other => {
@@ -332,31 +370,30 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             t
         }
     };
-    for level in 1..200 {
-        let Some((skip, source, line)) = lua.inspect_stack(level, |d| {
-            let s = d.source();
-            let source = s.source.map(|x| x.into_owned());
-            let skip = s.what == "C" || source.as_deref() == Some(INTERNAL);
-            (skip, source, d.current_line())
-        }) else {
-            break;
-        };
-        if skip {
-            continue;
-        }
-        if let Some(source) = source {
-            table.raw_set("source", source)?;
-        }
+    if let Some((source, line)) = position {
+        table.raw_set("source", source)?;
         if let Some(line) = line {
             table.raw_set("line", line as i64)?;
         }
-        break;
     }
     Ok(table)
 }
 
-fn raise(text: &str) -> mlua::Error {
-    mlua::Error::RuntimeError(text.to_string())
+/// The innermost frame of user code on the stack (skipping C functions and this module's
+/// Lua helpers): its chunk name and current line.
+fn user_position(lua: &Lua) -> Option<(String, Option<usize>)> {
+    for level in 1..200 {
+        let (skip, source, line) = lua.inspect_stack(level, |d| {
+            let s = d.source();
+            let source = s.source.map(|x| x.into_owned());
+            let skip = s.what == "C" || source.as_deref() == Some(INTERNAL);
+            (skip, source, d.current_line())
+        })?;
+        if !skip {
+            return source.map(|s| (s, line));
+        }
+    }
+    None
 }
 
 fn add_constants(lua: &Lua, api: &Table) -> mlua::Result<()> {
