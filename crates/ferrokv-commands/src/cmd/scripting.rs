@@ -33,9 +33,9 @@ const RO_KEYS: &[KeySpec] = &[KeySpec {
     },
 }];
 const RW_NOTE: &[&str] =
-    &["We cannot tell how the keys will be used so we assume the worst, RW and UPDATE flags"];
+    &["We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"];
 const RO_NOTE: &[&str] =
-    &["We cannot tell how the keys will be used so we assume the worst, RO and ACCESS flags"];
+    &["We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"];
 
 const ALL_SHARDS_AND_SUCCEEDED: &[&str] =
     &["request_policy:all_shards", "response_policy:all_succeeded"];
@@ -116,7 +116,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Depends on subcommand.",
         )
         .subcommands(&[
-            CommandSpec::new("debug", 3, "scripting")
+            CommandSpec::new("debug", -3, "scripting")
                 .flags(flag::NOSCRIPT)
                 .categories(cat::SCRIPTING)
                 .doc(
@@ -473,6 +473,20 @@ fn script_show(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// `SCRIPT DEBUG YES|SYNC|NO`: accepted; the Lua debugger itself is not implemented, so
 /// scripts keep running normally.
 fn script_debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
+    if let Some(engine) = args.get(3)
+        && !args::is(engine, "lua")
+    {
+        return Err(CmdError::err(format!(
+            "No scripting engine found with name '{}' to enable debug",
+            String::from_utf8_lossy(engine)
+        )));
+    }
     let mode = &args[2];
     if !(args::is(mode, "yes") || args::is(mode, "sync") || args::is(mode, "no")) {
         return Err(CmdError::err("Use SCRIPT DEBUG YES/SYNC/NO"));
