@@ -98,6 +98,18 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         return Outcome::Postponed { may_write };
     }
 
+    // A script running on another thread holds the keyspace: wait for it, up to
+    // `busy-reply-threshold`, then answer BUSY (see `scripting::busy`).
+    if spec.flags & flag::ALLOW_BUSY == 0 && server.scripting.busy.active() {
+        let threshold = client.config.busy_reply_threshold;
+        if let Err(e) = server.scripting.busy.wait_or_refuse(threshold) {
+            stats.commands[entry.id].rejected_calls.add(1);
+            reject(server, client, reply, stats, Some(entry), e);
+            discard_if_silenced(client, reply, reply_start);
+            return Outcome::Done;
+        }
+    }
+
     // Inside MULTI, everything but the commands that end or steer the transaction waits for
     // EXEC. This comes after the pause check: a paused write is held back even when it
     // would only be queued, as in Valkey.

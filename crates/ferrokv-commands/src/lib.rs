@@ -17,6 +17,7 @@ pub mod expire_cycle;
 pub mod latency;
 pub mod pause;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod slowlog;
 pub mod spec;

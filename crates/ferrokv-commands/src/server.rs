@@ -37,6 +37,8 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// ACL users and the log of denials.
     pub acl: crate::acl::Acl,
+    /// Script cache, function libraries, and the running script's state.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl Server {
@@ -65,6 +67,7 @@ impl Server {
             watches: Default::default(),
             pubsub: Default::default(),
             acl: Default::default(),
+            scripting: Default::default(),
         });
         crate::acl::install_requirepass_hook(&server);
         server
@@ -72,6 +75,8 @@ impl Server {
 
     pub fn request_shutdown(&self) {
         self.shutdown_requested.store(true, Relaxed);
+        // A running script stops at its next hook, writes or not (SHUTDOWN NOSAVE).
+        self.scripting.busy.abort_all();
         for client in self.clients.all() {
             client.kill();
         }

@@ -233,7 +233,7 @@ directives! {
         "Source address for outgoing connections (replication, cluster bus).";
     bio_cpulist: String = "bio-cpulist" ["bio_cpulist"], "", Kind::Str, IMMUTABLE | PENDING,
         "CPUs the background I/O threads are pinned to.";
-    busy_reply_threshold: i64 = "busy-reply-threshold" ["lua-time-limit"], "5000", Kind::int(0, i64::MAX), PENDING,
+    busy_reply_threshold: i64 = "busy-reply-threshold" ["lua-time-limit"], "5000", Kind::int(0, i64::MAX), 0,
         "Milliseconds a script may run before other clients get BUSY.";
     client_output_buffer_limit: String = "client-output-buffer-limit" [], "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Kind::Custom(special::client_output_buffer_limit), MULTI_ARG,
         "Per class hard limit, soft limit and soft seconds of client output buffers.";

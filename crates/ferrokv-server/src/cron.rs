@@ -17,6 +17,11 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             return;
         }
         ferrokv_store::clock::tick();
+        if server.scripting.busy.active() {
+            // A script holds the keyspace: keyspace work would wait for it and stall
+            // this worker's clients, which must get BUSY replies meanwhile.
+            continue;
+        }
         cycle.run(&server, hz);
         ferrokv_commands::cmd::info::sample_metrics();
         evict::background(&server);

@@ -206,4 +206,6 @@ case_files! {
     streams => "streams.txt",
     stream_groups => "stream_groups.txt",
     acl => "acl.txt",
+    scripting => "scripting.txt",
+    functions => "functions.txt",
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::client::Client;
+use crate::client::{Client, ClientShared};
 use crate::context::CmdError;
 use crate::server::Server;
 use crate::table::TableEntry;
@@ -336,6 +336,30 @@ fn note_denial(
     args: &[Bytes],
     denial: &Denial,
 ) {
+    // CLIENT LIST shows the refused command as the client's last one, as Valkey does.
+    client.shared.last_command.store(entry.id + 1, Relaxed);
+    note_denial_of(
+        server,
+        client,
+        &client.shared,
+        context_of(client),
+        entry,
+        args,
+        denial,
+    );
+}
+
+/// Counts a denial and logs it for `user_client`'s user, with `shown`'s CLIENT LIST line
+/// (the caller of a script, when the script's own client was refused).
+fn note_denial_of(
+    server: &Server,
+    user_client: &Client,
+    shown: &ClientShared,
+    context: &'static str,
+    entry: &TableEntry,
+    args: &[Bytes],
+    denial: &Denial,
+) {
     let now_ms = ferrokv_store::clock::now_ms();
     let counters = &server.acl.denied;
     let (counter, object) = match denial {
@@ -345,20 +369,48 @@ fn note_denial(
         Denial::Db(object) => (&counters.db, object.clone()),
     };
     counter.fetch_add(1, Relaxed);
-    // CLIENT LIST shows the refused command as the client's last one, as Valkey does.
-    client.shared.last_command.store(entry.id + 1, Relaxed);
-    record(
-        server,
-        client,
-        log::Denied {
-            reason: denial.reason(),
-            context: context_of(client),
-            object,
-            username: client.user.name.clone(),
-            client_info: String::new(),
-        },
-        now_ms,
-    );
+    let denied = log::Denied {
+        reason: denial.reason(),
+        context,
+        object,
+        username: user_client.user.name.clone(),
+        client_info: crate::cmd::client::client_info(shown, now_ms),
+    };
+    let max_len = user_client.config.acllog_max_len.max(0) as usize;
+    server.acl.log.lock().add(denied, now_ms, max_len);
+}
+
+/// `redis.call` from a script: the script's client runs as the caller's user, and a
+/// denial is Valkey's "ACL failure in script" error, logged with context `lua` and the
+/// caller's CLIENT LIST line.
+pub fn authorize_in_script(
+    server: &Server,
+    script_client: &Client,
+    caller: &ClientShared,
+    entry: &'static TableEntry,
+    args: &[Bytes],
+) -> Result<(), String> {
+    if script_client.user.unrestricted {
+        return Ok(());
+    }
+    let Some(denial) = check_client(server, script_client, entry, args) else {
+        return Ok(());
+    };
+    note_denial_of(server, script_client, caller, "lua", entry, args, &denial);
+    let text = noperm(&script_client.user, entry, &denial).0;
+    let reason = text.strip_prefix("NOPERM ").unwrap_or(&text);
+    Err(format!("ERR ACL failure in script: {reason}"))
+}
+
+/// `server.acl_check_cmd`: whether the script's user may run the command with these
+/// arguments (nothing is counted or logged).
+pub fn script_may_run(
+    server: &Server,
+    script_client: &Client,
+    entry: &'static TableEntry,
+    args: &[Bytes],
+) -> bool {
+    script_client.user.unrestricted || check_client(server, script_client, entry, args).is_none()
 }
 
 /// The NOPERM error a refused command gets.

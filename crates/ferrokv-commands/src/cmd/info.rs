@@ -404,14 +404,19 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("allocator_muzzy", 0);
     out.field("total_system_memory", m.system_total);
     out.field("total_system_memory_human", human_bytes(m.system_total));
-    // No scripting engine yet: Valkey's Lua fields at their empty values.
+    // Lua states are per thread and not measured: their fields stay at 0.
+    let scripting = &server.scripting;
+    let (libraries, functions) = {
+        let state = scripting.libraries.read();
+        (state.libraries.len(), state.function_count())
+    };
     out.field("used_memory_lua", 0);
     out.field("used_memory_vm_eval", 0);
     out.field("used_memory_lua_human", "0B");
-    out.field("used_memory_scripts_eval", 0);
-    out.field("number_of_cached_scripts", 0);
-    out.field("number_of_functions", 0);
-    out.field("number_of_libraries", 0);
+    out.field("used_memory_scripts_eval", scripting.scripts.memory());
+    out.field("number_of_cached_scripts", scripting.scripts.len());
+    out.field("number_of_functions", functions);
+    out.field("number_of_libraries", libraries);
     out.field("used_memory_vm_functions", 0);
     out.field("used_memory_vm_total", 0);
     out.field("used_memory_vm_total_human", "0B");

@@ -18,6 +18,7 @@ pub mod list;
 pub mod memory;
 pub mod pubsub;
 pub mod scan_options;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod stream;
@@ -51,4 +52,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     pubsub::COMMANDS,
     stream::COMMANDS,
     acl::COMMANDS,
+    scripting::COMMANDS,
 ];

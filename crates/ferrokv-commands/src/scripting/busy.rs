@@ -1,0 +1,158 @@
+//! The server-wide "a script is running" state.
+//!
+//! A script holds every shard of the keyspace for its whole run (atomicity, like EXEC), so
+//! a command on another worker thread would wait on a shard lock until the script ends and
+//! could never answer BUSY. Instead, dispatch asks [`Busy::wait_or_refuse`] before running
+//! a command that is not `allow-busy`: while a script runs it waits (as every Valkey client
+//! waits) until the script ends or `busy-reply-threshold` has passed since it started, and
+//! then refuses with BUSY. SCRIPT KILL / FUNCTION KILL set a flag that the running script's
+//! instruction-count hook checks; a script that wrote cannot be killed (UNKILLABLE), and
+//! SHUTDOWN NOSAVE aborts it.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use crate::context::CmdError;
+
+/// What is running now (FUNCTION STATS shows it).
+pub struct Running {
+    thread: ThreadId,
+    pub started: Instant,
+    pub wrote: bool,
+    /// The function's name (FCALL), or `None` for an EVAL script.
+    pub function: Option<String>,
+    /// The command that started it, with its arguments.
+    pub command: Vec<Bytes>,
+}
+
+#[derive(Default)]
+pub struct Busy {
+    /// Fast check: is anything running.
+    active: AtomicBool,
+    kill: AtomicBool,
+    /// SHUTDOWN NOSAVE: end whatever runs, writes or not.
+    abort: AtomicBool,
+    state: Mutex<Option<Running>>,
+    ended: Condvar,
+}
+
+/// Why the running script must stop (the hook raises this).
+pub enum Interrupt {
+    Killed { function: bool },
+    Shutdown,
+}
+
+impl Busy {
+    /// Whether a script runs right now on some thread.
+    pub fn active(&self) -> bool {
+        self.active.load(SeqCst)
+    }
+
+    /// Records that a script starts on this thread.
+    pub fn begin(&self, function: Option<String>, command: Vec<Bytes>) {
+        let mut state = self.state.lock();
+        *state = Some(Running {
+            thread: std::thread::current().id(),
+            started: Instant::now(),
+            wrote: false,
+            function,
+            command,
+        });
+        self.kill.store(false, SeqCst);
+        self.active.store(true, SeqCst);
+    }
+
+    /// Records that the script ended, and wakes the threads waiting for it.
+    pub fn end(&self) {
+        let mut state = self.state.lock();
+        *state = None;
+        self.active.store(false, SeqCst);
+        self.kill.store(false, SeqCst);
+        self.ended.notify_all();
+    }
+
+    /// The running script wrote to the dataset: it can no longer be killed.
+    pub fn mark_wrote(&self) {
+        if let Some(running) = self.state.lock().as_mut() {
+            running.wrote = true;
+        }
+    }
+
+    /// What the hook of the running script must do now.
+    pub fn interrupt(&self) -> Option<Interrupt> {
+        if self.abort.load(Relaxed) {
+            return Some(Interrupt::Shutdown);
+        }
+        if self.kill.load(Relaxed) {
+            let function = self
+                .state
+                .lock()
+                .as_ref()
+                .is_some_and(|r| r.function.is_some());
+            return Some(Interrupt::Killed { function });
+        }
+        None
+    }
+
+    /// SHUTDOWN: any running script stops at its next hook.
+    pub fn abort_all(&self) {
+        self.abort.store(true, SeqCst);
+    }
+
+    /// Before a command that is not `allow-busy`: waits while a script runs on another
+    /// thread, up to `threshold_ms` after it started, then refuses with BUSY.
+    pub fn wait_or_refuse(&self, threshold_ms: i64) -> Result<(), CmdError> {
+        let me = std::thread::current().id();
+        let mut state = self.state.lock();
+        loop {
+            let Some(running) = state.as_ref() else {
+                return Ok(());
+            };
+            if running.thread == me {
+                return Ok(());
+            }
+            let threshold = Duration::from_millis(threshold_ms.max(0) as u64);
+            let elapsed = running.started.elapsed();
+            if elapsed >= threshold {
+                return Err(busy_error(running.function.is_some()));
+            }
+            self.ended.wait_for(&mut state, threshold - elapsed);
+        }
+    }
+
+    /// SCRIPT KILL (`function` false) / FUNCTION KILL (`function` true). Each kills only
+    /// its own kind; the other kind gets the BUSY reply that names the right command.
+    pub fn kill(&self, function: bool) -> Result<(), CmdError> {
+        let state = self.state.lock();
+        match state.as_ref() {
+            None => Err(CmdError::new("NOTBUSY No scripts in execution right now.")),
+            Some(running) if running.wrote => Err(CmdError::new(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+            )),
+            Some(running) if running.function.is_some() != function => {
+                Err(busy_error(running.function.is_some()))
+            }
+            Some(_) => {
+                self.kill.store(true, SeqCst);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `f` with the running script's description, if one runs.
+    pub fn with_running<R>(&self, f: impl FnOnce(Option<&Running>) -> R) -> R {
+        f(self.state.lock().as_ref())
+    }
+}
+
+fn busy_error(function: bool) -> CmdError {
+    CmdError::new(if function {
+        "BUSY Valkey is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    } else {
+        "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    })
+}

@@ -1,0 +1,152 @@
+//! The server-wide sources: EVAL scripts by SHA1, and function libraries.
+//!
+//! Only sources and metadata live here; each thread's Lua state compiles what it runs
+//! (`vm.rs`) and notices changes through the version counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+/// One cached EVAL script.
+pub struct Script {
+    /// The source as sent (SCRIPT SHOW).
+    pub source: Bytes,
+    /// What Lua compiles: the source with the shebang line blanked.
+    pub body: Vec<u8>,
+    /// `shebang::script_flag` bits.
+    pub flags: u32,
+}
+
+#[derive(Default)]
+pub struct ScriptCache {
+    scripts: RwLock<HashMap<String, Arc<Script>>>,
+    /// Bumped by SCRIPT FLUSH: threads drop their compiled scripts.
+    epoch: AtomicU64,
+}
+
+impl ScriptCache {
+    pub fn get(&self, sha: &str) -> Option<Arc<Script>> {
+        self.scripts.read().get(sha).cloned()
+    }
+
+    pub fn insert(&self, sha: String, script: Script) -> Arc<Script> {
+        let script = Arc::new(script);
+        self.scripts.write().insert(sha, script.clone());
+        script
+    }
+
+    pub fn contains(&self, sha: &str) -> bool {
+        self.scripts.read().contains_key(sha)
+    }
+
+    /// SCRIPT FLUSH: returns the old scripts so they can be freed elsewhere (ASYNC).
+    pub fn flush(&self) -> HashMap<String, Arc<Script>> {
+        let old = std::mem::take(&mut *self.scripts.write());
+        self.epoch.fetch_add(1, SeqCst);
+        old
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(SeqCst)
+    }
+
+    pub fn len(&self) -> usize {
+        self.scripts.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of source kept (INFO used_memory_scripts_eval).
+    pub fn memory(&self) -> usize {
+        self.scripts
+            .read()
+            .values()
+            .map(|s| s.source.len() + s.body.len() + 40)
+            .sum()
+    }
+}
+
+/// A function as registered by its library.
+#[derive(Clone)]
+pub struct FunctionMeta {
+    pub name: String,
+    pub description: Option<Bytes>,
+    /// `shebang::script_flag` bits.
+    pub flags: u32,
+}
+
+/// A loaded library.
+pub struct Library {
+    pub name: String,
+    pub code: Bytes,
+    /// What Lua compiles: the code with its shebang line blanked.
+    pub body: Vec<u8>,
+    pub functions: BTreeMap<String, FunctionMeta>,
+}
+
+#[derive(Default)]
+pub struct LibraryState {
+    pub libraries: BTreeMap<String, Arc<Library>>,
+    /// Function name → library name.
+    pub functions: HashMap<String, String>,
+}
+
+#[derive(Default)]
+pub struct Libraries {
+    state: RwLock<LibraryState>,
+    /// Bumped by every change: threads rebuild their compiled functions.
+    version: AtomicU64,
+}
+
+impl Libraries {
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, LibraryState> {
+        self.state.read()
+    }
+
+    /// Changes the libraries under the write lock and bumps the version.
+    pub fn update<R>(&self, f: impl FnOnce(&mut LibraryState) -> R) -> R {
+        let mut state = self.state.write();
+        let r = f(&mut state);
+        self.version.fetch_add(1, SeqCst);
+        r
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(SeqCst)
+    }
+
+    /// The function `name` and its library.
+    pub fn function(&self, name: &str) -> Option<(FunctionMeta, Arc<Library>)> {
+        let state = self.state.read();
+        let lib = state.libraries.get(state.functions.get(name)?)?;
+        Some((lib.functions.get(name)?.clone(), lib.clone()))
+    }
+}
+
+impl LibraryState {
+    /// Adds `lib`, replacing a library of the same name.
+    pub fn insert(&mut self, lib: Library) {
+        self.remove(&lib.name.clone());
+        for name in lib.functions.keys() {
+            self.functions.insert(name.clone(), lib.name.clone());
+        }
+        self.libraries.insert(lib.name.clone(), Arc::new(lib));
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Arc<Library>> {
+        let lib = self.libraries.remove(name)?;
+        for f in lib.functions.keys() {
+            self.functions.remove(f);
+        }
+        Some(lib)
+    }
+
+    pub fn function_count(&self) -> usize {
+        self.functions.len()
+    }
+}
