@@ -54,6 +54,8 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes)>,
     /// Channels, patterns and shard channels this client is subscribed to.
     pub subscriptions: crate::pubsub::Subscriptions,
+    /// In MONITOR mode (listed in `server.monitors`).
+    pub monitor: bool,
 }
 
 impl Client {
@@ -77,6 +79,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             subscriptions: Default::default(),
+            monitor: false,
         }
     }
 
@@ -139,9 +142,12 @@ pub mod flags {
     pub const MULTI: u32 = 1 << 7;
     /// A watched key was modified: EXEC will fail.
     pub const DIRTY_CAS: u32 = 1 << 8;
+    /// In MONITOR mode.
+    pub const MONITOR: u32 = 1 << 9;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
+        (MONITOR, 'O'),
         (PUBSUB, 'P'),
         (MULTI, 'x'),
         (PAUSED, 'b'),

@@ -35,6 +35,8 @@ pub struct Server {
     pub watches: crate::transaction::Watches,
     /// Channel, pattern and shard channel subscriptions.
     pub pubsub: crate::pubsub::PubSub,
+    /// Clients in MONITOR mode.
+    pub monitors: crate::monitor::Monitors,
 }
 
 impl Server {
@@ -45,6 +47,7 @@ impl Server {
     ) -> Arc<Server> {
         let databases = config.databases as usize;
         let now = clock::now_ms();
+        crate::notify::install(&config);
         Arc::new(Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),
@@ -62,6 +65,7 @@ impl Server {
             blocking: Default::default(),
             watches: Default::default(),
             pubsub: Default::default(),
+            monitors: Default::default(),
         })
     }
 

@@ -65,6 +65,7 @@ where
     server.blocking.cancel(shared.id);
     transaction::discard(&server, &mut client);
     pubsub::unsubscribe_all(&server, &mut client);
+    server.monitors.remove(shared.id);
     server.clients.unregister(shared.id);
 }
 

@@ -245,6 +245,7 @@ impl Db {
             self.volatile_items += 1;
         }
         let Some((bucket, node)) = self.table.find_mut(key) else {
+            events::notify(events::class::NEW, "new", self.index, key);
             let spare = &mut self.spare;
             let table = &mut self.table;
             encode(entry, spare, |access, expire_at, payload| {
@@ -326,6 +327,7 @@ impl Db {
             events::record_touch(self.index, key, true, true);
         }
         if self.delete_untouched(key) {
+            events::notify(events::class::EXPIRED, "expired", self.index, key);
             events::record(KeyEvent::Expired {
                 db: self.index,
                 key: key.into(),
@@ -529,8 +531,12 @@ impl Db {
                 key: key.clone(),
                 count: n,
             });
+            if n > 0 {
+                events::notify(events::class::HASH, "hexpired", self.index, &key);
+            }
             if emptied {
                 self.delete(&key);
+                events::notify(events::class::GENERIC, "del", self.index, &key);
             }
         }
         self.items_cursor = cursor;

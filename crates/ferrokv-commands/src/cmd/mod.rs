@@ -15,6 +15,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod monitor;
 pub mod pubsub;
 pub mod scan_options;
 pub mod server;
@@ -49,4 +50,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     transaction::COMMANDS,
     pubsub::COMMANDS,
     stream::COMMANDS,
+    monitor::COMMANDS,
 ];
