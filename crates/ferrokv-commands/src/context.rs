@@ -142,6 +142,12 @@ impl<'a> Ctx<'a> {
         events::notify(class, event, self.client.db, key);
     }
 
+    /// [`Ctx::notify`] for a key of another database.
+    #[inline]
+    pub fn notify_in(&self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        events::notify(class, event, db, key);
+    }
+
     /// A fresh entry for `value`, stamped with the current access clock.
     pub fn new_entry(&self, value: Value) -> Entry {
         Entry::new(value, self.client.access_policy.initial())

@@ -147,6 +147,19 @@ impl Db {
         self.open_at(bucket, addr)
     }
 
+    /// Deletes `key` if it has expired, without opening it (what Valkey's write lookup does
+    /// before a command overwrites a key); returns whether it did.
+    pub fn expire_if_due(&mut self, key: &[u8], now_ms: i64) -> bool {
+        let due = self
+            .table
+            .find(key)
+            .is_some_and(|node| self.view_expire(node).is_some_and(|at| at <= now_ms));
+        if due {
+            self.expire_now(key);
+        }
+        due
+    }
+
     /// Looks `key` up without expiring it (the entry may be logically expired).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
         self.peek_mut(key).map(|e| &*e)
