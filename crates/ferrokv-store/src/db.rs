@@ -545,7 +545,8 @@ impl Db {
                 count: n,
             });
             if n > 0 {
-                events::notify(events::class::HASH, "hexpired", self.index, &key);
+                // Valkey files the active expiry's field events under `x`, not `h`.
+                events::notify(events::class::EXPIRED, "hexpired", self.index, &key);
             }
             if emptied {
                 self.delete(&key);
