@@ -58,6 +58,8 @@ pub struct Client {
     /// read at.
     pub user: Arc<crate::acl::User>,
     pub acl_epoch: u64,
+    /// In MONITOR mode (listed in `server.monitors`).
+    pub monitor: bool,
 }
 
 impl Client {
@@ -85,6 +87,7 @@ impl Client {
             subscriptions: Default::default(),
             user: crate::acl::placeholder_user(),
             acl_epoch: 0,
+            monitor: false,
         }
     }
 
@@ -147,9 +150,12 @@ pub mod flags {
     pub const MULTI: u32 = 1 << 7;
     /// A watched key was modified: EXEC will fail.
     pub const DIRTY_CAS: u32 = 1 << 8;
+    /// In MONITOR mode.
+    pub const MONITOR: u32 = 1 << 9;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
+        (MONITOR, 'O'),
         (PUBSUB, 'P'),
         (MULTI, 'x'),
         (PAUSED, 'b'),
@@ -169,6 +175,8 @@ pub enum Transport {
     Unix,
     /// TCP with TLS (`tls-port`).
     Tls,
+    /// The client a script's `redis.call`s run as (MONITOR shows it as `lua`).
+    Script,
 }
 
 /// What other threads can see of a client, and the switch to disconnect it.

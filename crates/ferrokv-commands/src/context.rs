@@ -113,6 +113,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 s.keyspace_misses.add(1);
+                events::notify(events::class::KEY_MISS, "keymiss", db, key);
                 None
             }
         }
@@ -132,6 +133,19 @@ impl<'a> Ctx<'a> {
         let entry = locked.db(db, key).get(key, self.now_ms)?;
         self.client.access_policy.touch(&mut entry.access);
         Some(entry)
+    }
+
+    /// Reports a keyspace notification about `key` in the current database (published
+    /// after the command when `notify-keyspace-events` enables `class`).
+    #[inline]
+    pub fn notify(&self, class: u32, event: &'static str, key: &[u8]) {
+        events::notify(class, event, self.client.db, key);
+    }
+
+    /// [`Ctx::notify`] for a key of another database.
+    #[inline]
+    pub fn notify_in(&self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        events::notify(class, event, db, key);
     }
 
     /// A fresh entry for `value`, stamped with the current access clock.

@@ -40,6 +40,8 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     let Some(name) = args.first() else {
         return Outcome::Done;
     };
+    // Anything a rejected command or the eviction before it left to publish.
+    crate::notify::flush(server);
     let epoch = server.config.epoch();
     if epoch != client.config_epoch {
         client.refresh_config(server.config.load(), epoch);
@@ -130,6 +132,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
             transaction::process_touches(server, true, None);
         }
     }
+    crate::notify::flush(server);
     if client.blocked.is_some() {
         return Outcome::Blocked;
     }
@@ -160,6 +163,11 @@ pub(crate) fn call(
         );
         return;
     };
+    if spec.flags & flag::SKIP_MONITOR != 0 && spec.flags & flag::ADMIN == 0 {
+        // The EVAL family: monitors see the script's command before the commands it runs,
+        // and also when it fails (NOSCRIPT), as in Valkey.
+        crate::monitor::feed(server, client, args);
+    }
     let dirty_before = events::watching().then(|| stats.dirty.get());
     let saved_written = dirty_before.map(|_| transaction::begin_command(spec, args));
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
@@ -206,9 +214,13 @@ pub(crate) fn call(
             );
         }
     }
+    if spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
+        crate::monitor::feed(server, client, args);
+    }
     if events::pending() {
         handle_key_events(server, stats);
     }
+    crate::notify::flush(server);
     if let Some(saved) = saved_written {
         let changed = dirty_before.is_some_and(|before| stats.dirty.get() != before);
         transaction::end_command(server, changed, saved);
@@ -350,6 +362,10 @@ fn check(
             None => false,
         };
     crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
+    if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
+        return Err(CmdError::err("Replica can't interact with the keyspace"));
+    }
     if client.protocol == 2 && client.subscriptions.any() && !allowed_in_subscriber_mode(entry) {
         return Err(CmdError::err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -372,7 +388,7 @@ fn protected_allowed(client: &Client) -> bool {
 /// A unix socket or loopback client.
 fn is_local(client: &Client) -> bool {
     let shared = &client.shared;
-    if shared.transport == Transport::Unix {
+    if matches!(shared.transport, Transport::Unix | Transport::Script) {
         return true;
     }
     let host = shared

@@ -121,6 +121,7 @@ pub fn background(server: &Server) {
         config.lfu_decay_time,
     );
     perform(&server.keyspace, &config, access, &server::used_memory);
+    crate::notify::flush(server);
 }
 
 /// Valkey's eviction time budget for a tenacity: linear up to 500µs at 10, then growing by
@@ -305,6 +306,7 @@ fn evict_random(keyspace: &Keyspace, policy: Policy, rng: &mut impl Rng) -> bool
                 if let Some(key) = db.random_key(rng, volatile_only)
                     && db.delete(&key)
                 {
+                    notify_evicted(db.index(), &key);
                     return true;
                 }
             }
@@ -331,7 +333,15 @@ fn delete(
     if volatile_only && db.peek(key).is_none_or(|e| e.expire_at == NO_EXPIRE) {
         return false;
     }
-    db.delete(key)
+    let deleted = db.delete(key);
+    if deleted {
+        notify_evicted(db.index(), key);
+    }
+    deleted
+}
+
+fn notify_evicted(db: usize, key: &[u8]) {
+    ferrokv_store::events::notify(ferrokv_store::events::class::EVICTED, "evicted", db, key);
 }
 
 #[cfg(test)]

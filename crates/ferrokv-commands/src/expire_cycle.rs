@@ -73,5 +73,6 @@ impl ExpireCycle {
         if crate::blocking::pending() {
             crate::blocking::serve_pending(server, clock::now_ms());
         }
+        crate::notify::flush(server);
     }
 }

@@ -15,6 +15,8 @@ pub mod dispatch;
 pub mod evict;
 pub mod expire_cycle;
 pub mod latency;
+pub mod monitor;
+pub mod notify;
 pub mod pause;
 pub mod pubsub;
 pub mod scripting;

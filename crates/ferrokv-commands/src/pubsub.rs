@@ -96,10 +96,15 @@ impl Limits {
     /// Reads the `pubsub` class out of the directive's normalized value
     /// (`normal 0 0 0 slave ... pubsub 33554432 8388608 60`).
     pub fn from_directive(value: &str) -> Limits {
+        Limits::for_class(value, "pubsub")
+    }
+
+    /// The limits of one client class (`normal`, `replica`, `pubsub`).
+    pub fn for_class(value: &str, class: &str) -> Limits {
         let words: Vec<&str> = value.split_whitespace().collect();
         words
             .chunks(4)
-            .find(|c| c.len() == 4 && c[0].eq_ignore_ascii_case("pubsub"))
+            .find(|c| c.len() == 4 && c[0].eq_ignore_ascii_case(class))
             .map(|c| Limits {
                 hard: c[1].parse().unwrap_or(0),
                 soft: c[2].parse().unwrap_or(0),
@@ -286,6 +291,21 @@ fn deliver(
     }
     let resp3 = client.protocol.load(Relaxed) == 3;
     let message = frame.for_protocol(resp3);
+    push_to(server, client, message, limits, now_ms);
+}
+
+/// Appends an encoded frame to `client`'s outbox and wakes it, or cuts the client off when
+/// its buffer is over `limits` (shared by PUBLISH and MONITOR).
+pub(crate) fn push_to(
+    server: &Server,
+    client: &ClientShared,
+    message: Bytes,
+    limits: Limits,
+    now_ms: i64,
+) {
+    if client.is_killed() {
+        return;
+    }
     let in_flight = client.output_buffer.load(Relaxed);
     if client.outbox.push(message, limits, in_flight, now_ms) {
         client.wake();

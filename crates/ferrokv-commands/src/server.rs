@@ -39,6 +39,8 @@ pub struct Server {
     pub acl: crate::acl::Acl,
     /// Script cache, function libraries, and the running script's state.
     pub scripting: crate::scripting::Scripting,
+    /// Clients in MONITOR mode.
+    pub monitors: crate::monitor::Monitors,
 }
 
 impl Server {
@@ -49,6 +51,7 @@ impl Server {
     ) -> Arc<Server> {
         let databases = config.databases as usize;
         let now = clock::now_ms();
+        crate::notify::install(&config);
         let server = Arc::new(Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),
@@ -68,6 +71,7 @@ impl Server {
             pubsub: Default::default(),
             acl: Default::default(),
             scripting: Default::default(),
+            monitors: Default::default(),
         });
         crate::acl::install_requirepass_hook(&server);
         server

@@ -128,19 +128,22 @@ pub fn client_output_buffer_limit_lines(value: &str, default: &str) -> Vec<(Stri
     lines
 }
 
-/// Keyspace notification classes in the order Valkey prints them; `A` stands for all of them.
-const NOTIFY_CLASSES: &str = "g$lshzxetdn";
+/// Keyspace notification classes that `A` stands for, in the order Valkey prints them.
+const NOTIFY_CLASSES: &str = "g$lshzxetd";
 
-/// `notify-keyspace-events`: a set of class letters, printed in Valkey's canonical order.
+/// `notify-keyspace-events`: a set of class letters, printed in Valkey's canonical order:
+/// `A` when every class of `A` is on (a `n` given with it is not printed, as in Valkey),
+/// else the classes one by one, then `n`, `K`, `E`, `m`.
 pub fn notify_keyspace_events(new: &str, _old: &str) -> Result<String, String> {
     let mut classes = [false; NOTIFY_CLASSES.len()];
-    let (mut keyspace, mut keyevent, mut keymiss) = (false, false, false);
+    let (mut keyspace, mut keyevent, mut keymiss, mut new_keys) = (false, false, false, false);
     for c in new.chars() {
         match c {
             'A' => classes = [true; NOTIFY_CLASSES.len()],
             'K' => keyspace = true,
             'E' => keyevent = true,
             'm' => keymiss = true,
+            'n' => new_keys = true,
             _ => match NOTIFY_CLASSES.find(c) {
                 Some(i) => classes[i] = true,
                 None => {
@@ -157,6 +160,9 @@ pub fn notify_keyspace_events(new: &str, _old: &str) -> Result<String, String> {
             if on {
                 out.push(c);
             }
+        }
+        if new_keys {
+            out.push('n');
         }
     }
     for (flag, c) in [(keyspace, 'K'), (keyevent, 'E'), (keymiss, 'm')] {
@@ -420,6 +426,9 @@ mod tests {
         assert_eq!(n("mE"), "Em");
         assert_eq!(n("dtexzhsl$"), "$lshzxetd");
         assert_eq!(n("ndtexzhsl$g"), "A");
+        assert_eq!(n("g$lshzxetd"), "A");
+        assert_eq!(n("KEAnm"), "AKEm");
+        assert_eq!(n("KEnm"), "nKEm");
         assert!(notify_keyspace_events("Kq", "").is_err());
     }
 

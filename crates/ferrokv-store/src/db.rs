@@ -147,6 +147,19 @@ impl Db {
         self.open_at(bucket, addr)
     }
 
+    /// Deletes `key` if it has expired, without opening it (what Valkey's write lookup does
+    /// before a command overwrites a key); returns whether it did.
+    pub fn expire_if_due(&mut self, key: &[u8], now_ms: i64) -> bool {
+        let due = self
+            .table
+            .find(key)
+            .is_some_and(|node| self.view_expire(node).is_some_and(|at| at <= now_ms));
+        if due {
+            self.expire_now(key);
+        }
+        due
+    }
+
     /// Looks `key` up without expiring it (the entry may be logically expired).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
         self.peek_mut(key).map(|e| &*e)
@@ -245,6 +258,7 @@ impl Db {
             self.volatile_items += 1;
         }
         let Some((bucket, node)) = self.table.find_mut(key) else {
+            events::notify(events::class::NEW, "new", self.index, key);
             let spare = &mut self.spare;
             let table = &mut self.table;
             encode(entry, spare, |access, expire_at, payload| {
@@ -326,6 +340,7 @@ impl Db {
             events::record_touch(self.index, key, true, true);
         }
         if self.delete_untouched(key) {
+            events::notify(events::class::EXPIRED, "expired", self.index, key);
             events::record(KeyEvent::Expired {
                 db: self.index,
                 key: key.into(),
@@ -529,8 +544,13 @@ impl Db {
                 key: key.clone(),
                 count: n,
             });
+            if n > 0 {
+                // Valkey files the active expiry's field events under `x`, not `h`.
+                events::notify(events::class::EXPIRED, "hexpired", self.index, &key);
+            }
             if emptied {
                 self.delete(&key);
+                events::notify(events::class::GENERIC, "del", self.index, &key);
             }
         }
         self.items_cursor = cursor;

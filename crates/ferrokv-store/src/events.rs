@@ -114,3 +114,129 @@ pub fn touches_pending() -> bool {
 pub fn take_touched() -> Vec<Touch> {
     TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut()))
 }
+
+// ---- keyspace notifications ----
+//
+// Commands (and the store itself, for `new`, `expired` and field expiry) report what they did
+// to a key as (class, event, db, key). The command layer publishes the queue to
+// `__keyspace@<db>__:<key>` / `__keyevent@<db>__:<event>` after each command. The directive
+// `notify-keyspace-events` sets the mask; with notifications off (the default) reporting is
+// one relaxed load and a branch.
+
+/// Event classes of `notify-keyspace-events` (Valkey's letters in the comments).
+pub mod class {
+    /// `K`: publish on `__keyspace@<db>__:<key>`.
+    pub const KEYSPACE: u32 = 1 << 0;
+    /// `E`: publish on `__keyevent@<db>__:<event>`.
+    pub const KEYEVENT: u32 = 1 << 1;
+    /// `g`: generic commands (DEL, EXPIRE, RENAME ...).
+    pub const GENERIC: u32 = 1 << 2;
+    /// `$`
+    pub const STRING: u32 = 1 << 3;
+    /// `l`
+    pub const LIST: u32 = 1 << 4;
+    /// `s`
+    pub const SET: u32 = 1 << 5;
+    /// `h`
+    pub const HASH: u32 = 1 << 6;
+    /// `z`
+    pub const ZSET: u32 = 1 << 7;
+    /// `x`: a key expired.
+    pub const EXPIRED: u32 = 1 << 8;
+    /// `e`: a key was evicted.
+    pub const EVICTED: u32 = 1 << 9;
+    /// `t`
+    pub const STREAM: u32 = 1 << 10;
+    /// `m`: a read missed (not part of `A`).
+    pub const KEY_MISS: u32 = 1 << 11;
+    /// `d`: module key types (none exist here; accepted for compatibility).
+    pub const MODULE: u32 = 1 << 12;
+    /// `n`: a key was created (not part of `A`).
+    pub const NEW: u32 = 1 << 13;
+    /// What `A` stands for.
+    pub const ALL: u32 =
+        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+    /// The mask for a `notify-keyspace-events` value (unknown letters are ignored: the
+    /// config layer has already rejected them).
+    pub fn parse(letters: &str) -> u32 {
+        letters.chars().fold(0, |mask, c| {
+            mask | match c {
+                'A' => ALL,
+                'K' => KEYSPACE,
+                'E' => KEYEVENT,
+                'g' => GENERIC,
+                '$' => STRING,
+                'l' => LIST,
+                's' => SET,
+                'h' => HASH,
+                'z' => ZSET,
+                'x' => EXPIRED,
+                'e' => EVICTED,
+                't' => STREAM,
+                'm' => KEY_MISS,
+                'd' => MODULE,
+                'n' => NEW,
+                _ => 0,
+            }
+        })
+    }
+}
+
+/// The enabled classes; 0 unless `K` or `E` is set too (nothing would be published).
+static NOTIFY_MASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Sets the classes notified (from `notify-keyspace-events`).
+pub fn set_notify_mask(mask: u32) {
+    let channels = class::KEYSPACE | class::KEYEVENT;
+    let effective = if mask & channels == 0 { 0 } else { mask };
+    NOTIFY_MASK.store(effective, Relaxed);
+}
+
+pub fn notify_mask() -> u32 {
+    NOTIFY_MASK.load(Relaxed)
+}
+
+/// Whether events of `class` are published.
+#[inline]
+pub fn notifying(class: u32) -> bool {
+    NOTIFY_MASK.load(Relaxed) & class != 0
+}
+
+/// One keyspace notification waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub class: u32,
+    pub event: &'static str,
+    pub db: usize,
+    pub key: Box<[u8]>,
+}
+
+thread_local! {
+    static NOTIFICATIONS: RefCell<Vec<Notification>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reports `event` on `key` in database `db`, when its class is enabled.
+#[inline]
+pub fn notify(class: u32, event: &'static str, db: usize, key: &[u8]) {
+    if notifying(class) {
+        NOTIFICATIONS.with(|n| {
+            n.borrow_mut().push(Notification {
+                class,
+                event,
+                db,
+                key: key.into(),
+            })
+        });
+    }
+}
+
+/// Whether notifications wait on this thread.
+pub fn notifications_pending() -> bool {
+    NOTIFICATIONS.with(|n| !n.borrow().is_empty())
+}
+
+/// Takes every waiting notification, in the order they were reported.
+pub fn take_notifications() -> Vec<Notification> {
+    NOTIFICATIONS.with(|n| std::mem::take(&mut *n.borrow_mut()))
+}

@@ -147,12 +147,11 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let key = &args[1];
     let mut locked = ctx.lock(&[key]);
-    {
-        // Refuse a wrong type before growing anything.
-        if let Some(e) = ctx.write(&mut locked, key) {
-            string_of(&e.value)?;
-        }
-    }
+    // Refuse a wrong type before growing anything.
+    let old_len = match ctx.write(&mut locked, key) {
+        Some(e) => Some(string_of(&e.value)?.len()),
+        None => None,
+    };
     let byte = (offset >> 3) as usize;
     let bytes = writable_string(ctx, &mut locked, key, byte + 1)?;
     let mask = 0x80u8 >> (offset & 7);
@@ -161,6 +160,10 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         bytes[byte] |= mask;
     } else {
         bytes[byte] &= !mask;
+    }
+    // Valkey notifies only a change: a bit flipped, or the string created or grown.
+    if was != on || old_len.is_none_or(|len| len <= byte) {
+        ctx.notify(ferrokv_store::events::class::STRING, "setbit", key);
     }
     ctx.add_dirty(1);
     ctx.reply.int(was as i64);
@@ -382,11 +385,13 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if out.is_empty() {
         if ctx.write(&mut locked, dest).is_some() {
             locked.db(db, dest).remove(dest);
+            ctx.notify(ferrokv_store::events::class::GENERIC, "del", dest);
             ctx.add_dirty(1);
         }
     } else {
         let entry = ctx.new_entry(Value::Str(StrValue::Raw(out)));
         locked.db(db, dest).insert(dest, entry);
+        ctx.notify(ferrokv_store::events::class::STRING, "set", dest);
         ctx.add_dirty(1);
     }
     ctx.reply.int(len as i64);

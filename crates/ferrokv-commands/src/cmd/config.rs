@@ -179,7 +179,7 @@ fn protected_configs_allowed(ctx: &Ctx) -> bool {
 
 fn is_local(ctx: &Ctx) -> bool {
     let shared = &ctx.client.shared;
-    shared.transport == Transport::Unix
+    matches!(shared.transport, Transport::Unix | Transport::Script)
         || shared.addr.starts_with("127.")
         || shared.addr.starts_with("[::1]")
         || shared.addr.starts_with("::1")

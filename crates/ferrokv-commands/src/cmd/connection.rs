@@ -208,9 +208,21 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     crate::transaction::discard(ctx.server, ctx.client);
     crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
+    stop_monitoring(ctx);
     ctx.client.reset();
     crate::acl::attach_default(ctx.server, ctx.client);
     ctx.reply.set_resp3(false);
     ctx.reply.simple("RESET");
     Ok(())
+}
+
+/// RESET ends MONITOR mode, as in Valkey.
+fn stop_monitoring(ctx: &mut Ctx) {
+    if ctx.client.monitor {
+        ctx.client.monitor = false;
+        ctx.client
+            .shared
+            .set_flag(crate::client::flags::MONITOR, false);
+        ctx.server.monitors.remove(ctx.client.id);
+    }
 }

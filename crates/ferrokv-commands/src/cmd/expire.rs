@@ -182,11 +182,13 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], base_ms: i64, unit_ms: i64) -> 
     }
     if when <= ctx.now_ms {
         let removed = locked.db(db, key).remove(key);
+        ctx.notify(ferrokv_store::events::class::EXPIRED, "expired", key);
         drop(locked);
         drop(removed);
         stats::local().expired_keys.add(1);
     } else {
         locked.db(db, key).set_expire(key, when);
+        ctx.notify(ferrokv_store::events::class::GENERIC, "expire", key);
     }
     ctx.add_dirty(1);
     ctx.reply.int(1);
@@ -254,6 +256,7 @@ fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let had_ttl = ctx.write(&mut locked, key).is_some_and(|e| e.has_expire());
     if had_ttl {
         locked.db(db, key).set_expire(key, NO_EXPIRE);
+        ctx.notify(ferrokv_store::events::class::GENERIC, "persist", key);
         ctx.add_dirty(1);
     }
     ctx.reply.int(had_ttl as i64);

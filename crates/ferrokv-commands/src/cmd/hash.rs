@@ -15,6 +15,7 @@ mod random;
 use bytes::Bytes;
 use ferrokv_longdouble::LongDouble;
 use ferrokv_protocol::number::parse_i64;
+use ferrokv_store::events::{self, class};
 use ferrokv_store::types::hash::{HashLimits, HashValue};
 use ferrokv_store::{Locked, Value};
 
@@ -227,13 +228,15 @@ fn probe_for_write(ctx: &Ctx, locked: &mut Locked<'_>, key: &[u8]) -> Result<boo
 }
 
 /// Runs `change` on the hash at `key`, creating an empty one first if `create` and the key
-/// is absent (`Ok(None)` if absent and not created). A hash left without fields is deleted.
+/// is absent (`Ok(None)` if absent and not created), then `notify` with its result (the
+/// command's keyspace notifications). A hash left without fields is deleted (`del`).
 fn change_hash<R>(
     ctx: &Ctx,
     locked: &mut Locked<'_>,
     key: &[u8],
     create: bool,
     change: impl FnOnce(&mut HashValue) -> Result<R, CmdError>,
+    notify: impl FnOnce(&R),
 ) -> Result<Option<R>, CmdError> {
     let db = ctx.db();
     if ctx.write(locked, key).is_none() {
@@ -249,10 +252,27 @@ fn change_hash<R>(
     let hash = hash_of_mut(&mut entry.value)?;
     let result = change(hash);
     let emptied = hash.is_empty();
+    if let Ok(r) = &result {
+        notify(r);
+    }
     if emptied {
         locked.db(db, key).delete(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
     result.map(Some)
+}
+
+/// Valkey reclaims an expired field a write is about to overwrite (`hexpired`) first.
+fn reclaim_expired<'f>(
+    hash: &HashValue,
+    fields: impl IntoIterator<Item = &'f Bytes>,
+    now_ms: i64,
+    db: usize,
+    key: &[u8],
+) {
+    if fields.into_iter().any(|f| hash.holds_expired(f, now_ms)) {
+        events::notify(class::HASH, "hexpired", db, key);
+    }
 }
 
 /// Sets field/value pairs as HSET does, converting the encoding at the thresholds; returns
@@ -293,10 +313,19 @@ fn hset_generic(ctx: &Ctx, args: &[Bytes]) -> Result<i64, CmdError> {
     }
     let key = &args[1];
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
+    let db = ctx.db();
     let mut locked = ctx.lock(&[key]);
-    let created = change_hash(ctx, &mut locked, key, true, |hash| {
-        Ok(set_pairs(hash, &args[2..], now_ms, limits))
-    })?
+    let created = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        true,
+        |hash| {
+            reclaim_expired(hash, args[2..].iter().step_by(2), now_ms, db, key);
+            Ok(set_pairs(hash, &args[2..], now_ms, limits))
+        },
+        |_| ctx.notify(class::HASH, "hset", key),
+    )?
     .unwrap_or(0);
     ctx.add_dirty(((args.len() - 2) / 2) as u64);
     Ok(created)
@@ -306,15 +335,28 @@ fn hset_generic(ctx: &Ctx, args: &[Bytes]) -> Result<i64, CmdError> {
 fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (&args[1], &args[2]);
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
+    let db = ctx.db();
     let mut locked = ctx.lock(&[key]);
-    let created = change_hash(ctx, &mut locked, key, true, |hash| {
-        if hash.contains(field, now_ms) {
-            return Ok(false);
-        }
-        hash.set(field, &args[3], false, now_ms, limits);
-        hash.convert_if_too_many(limits);
-        Ok(true)
-    })?
+    let created = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        true,
+        |hash| {
+            if hash.contains(field, now_ms) {
+                return Ok(false);
+            }
+            reclaim_expired(hash, [field], now_ms, db, key);
+            hash.set(field, &args[3], false, now_ms, limits);
+            hash.convert_if_too_many(limits);
+            Ok(true)
+        },
+        |&created| {
+            if created {
+                ctx.notify(class::HASH, "hset", key)
+            }
+        },
+    )?
     .unwrap_or(false);
     if created {
         ctx.add_dirty(1);
@@ -356,12 +398,23 @@ fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let now_ms = ctx.now_ms;
     let mut locked = ctx.lock(&[key]);
-    let removed = change_hash(ctx, &mut locked, key, false, |hash| {
-        Ok(args[2..]
-            .iter()
-            .filter(|field| hash.remove(field, now_ms))
-            .count())
-    })?
+    let removed = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        false,
+        |hash| {
+            Ok(args[2..]
+                .iter()
+                .filter(|field| hash.remove(field, now_ms))
+                .count())
+        },
+        |&removed| {
+            if removed > 0 {
+                ctx.notify(class::HASH, "hdel", key)
+            }
+        },
+    )?
     .unwrap_or(0);
     ctx.add_dirty(removed as u64);
     ctx.reply.int(removed as i64);
@@ -449,20 +502,30 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (&args[1], &args[2]);
     let delta = args::int(&args[3])?;
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
+    let db = ctx.db();
     let mut locked = ctx.lock(&[key]);
-    let result = change_hash(ctx, &mut locked, key, true, |hash| {
-        let current = match hash.get(field, now_ms) {
-            Some(text) => {
-                parse_i64(text).ok_or_else(|| CmdError::err("hash value is not an integer"))?
-            }
-            None => 0,
-        };
-        let new = current.checked_add(delta).ok_or(errors::OVERFLOW)?;
-        let text = itoa::Buffer::new().format(new).as_bytes().to_vec();
-        hash.set(field, &text, true, now_ms, limits);
-        hash.convert_if_too_many(limits);
-        Ok(new)
-    })?
+    let notify = |_: &_| ctx.notify(class::HASH, "hincrby", key);
+    let result = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        true,
+        |hash| {
+            reclaim_expired(hash, [field], now_ms, db, key);
+            let current = match hash.get(field, now_ms) {
+                Some(text) => {
+                    parse_i64(text).ok_or_else(|| CmdError::err("hash value is not an integer"))?
+                }
+                None => 0,
+            };
+            let new = current.checked_add(delta).ok_or(errors::OVERFLOW)?;
+            let text = itoa::Buffer::new().format(new).as_bytes().to_vec();
+            hash.set(field, &text, true, now_ms, limits);
+            hash.convert_if_too_many(limits);
+            Ok(new)
+        },
+        notify,
+    )?
     .unwrap_or(0);
     ctx.add_dirty(1);
     ctx.reply.int(result);
@@ -478,23 +541,32 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
+    let db = ctx.db();
     let mut locked = ctx.lock(&[key]);
-    let text = change_hash(ctx, &mut locked, key, true, |hash| {
-        let current = match hash.get(field, now_ms) {
-            Some(text) => {
-                LongDouble::parse(text).ok_or_else(|| CmdError::err("hash value is not a float"))?
+    let notify = |_: &_| ctx.notify(class::HASH, "hincrbyfloat", key);
+    let text = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        true,
+        |hash| {
+            reclaim_expired(hash, [field], now_ms, db, key);
+            let current = match hash.get(field, now_ms) {
+                Some(text) => LongDouble::parse(text)
+                    .ok_or_else(|| CmdError::err("hash value is not a float"))?,
+                None => LongDouble::from_i64(0),
+            };
+            let sum = current.add(&incr);
+            if !sum.is_finite() {
+                return Err(CmdError::err("increment would produce NaN or Infinity"));
             }
-            None => LongDouble::from_i64(0),
-        };
-        let sum = current.add(&incr);
-        if !sum.is_finite() {
-            return Err(CmdError::err("increment would produce NaN or Infinity"));
-        }
-        let text = sum.to_human();
-        hash.set(field, &text, true, now_ms, limits);
-        hash.convert_if_too_many(limits);
-        Ok(text)
-    })?
+            let text = sum.to_human();
+            hash.set(field, &text, true, now_ms, limits);
+            hash.convert_if_too_many(limits);
+            Ok(text)
+        },
+        notify,
+    )?
     .unwrap_or_default();
     ctx.add_dirty(1);
     ctx.reply.bulk(&text);

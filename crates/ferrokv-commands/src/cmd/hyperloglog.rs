@@ -143,6 +143,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if updated > 0 {
         hll::invalidate_cache(bytes);
+        ctx.notify(ferrokv_store::events::class::STRING, "pfadd", key);
         ctx.add_dirty(updated);
     }
     ctx.reply.int((updated > 0) as i64);
@@ -202,6 +203,7 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let (bytes, _) = writable_hll(ctx, &mut locked, dest)?;
     hll::store_registers(bytes, &max, any_dense, max_bytes).map_err(|_| CORRUPTED)?;
+    ctx.notify(ferrokv_store::events::class::STRING, "pfadd", dest);
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())

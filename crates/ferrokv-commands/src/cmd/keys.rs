@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use ferrokv_store::access::lru_idle_seconds;
+use ferrokv_store::events::class;
 use ferrokv_store::glob::glob_match;
 use ferrokv_store::keyspace::{SHARD_BITS, SHARD_COUNT};
 use ferrokv_store::{Db, Entry, Locked};
@@ -285,6 +286,7 @@ fn remove_keys(ctx: &Ctx, keys: &[Bytes]) -> Vec<Entry> {
         if ctx.write(&mut locked, key).is_some()
             && let Some(entry) = locked.db(ctx.db(), key).remove(key)
         {
+            ctx.notify(class::GENERIC, "del", key);
             removed.push(entry);
         }
     }
@@ -373,6 +375,8 @@ fn rename_generic(ctx: &Ctx, from: &[u8], to: &[u8], only_if_new: bool) -> Resul
         return Err(errors::NO_SUCH_KEY);
     };
     locked.db(db, to).insert(to, entry);
+    ctx.notify(class::GENERIC, "rename_from", from);
+    ctx.notify(class::GENERIC, "rename_to", to);
     crate::blocking::signal_key_added(ctx.server, db, to);
     drop(locked);
     drop(replaced);
@@ -419,6 +423,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut entry = ctx.new_entry(value);
     entry.expire_at = expire_at;
     locked.db(dst_db, to).insert(to, entry);
+    ctx.notify_in(class::GENERIC, "copy_to", dst_db, to);
     crate::blocking::signal_key_added(ctx.server, dst_db, to);
     drop(locked);
     drop(replaced);
@@ -441,6 +446,8 @@ fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         && match locked.db(src_db, key).remove(key) {
             Some(entry) => {
                 locked.db(dst_db, key).insert(key, entry);
+                ctx.notify_in(class::GENERIC, "move_from", src_db, key);
+                ctx.notify_in(class::GENERIC, "move_to", dst_db, key);
                 crate::blocking::signal_key_added(ctx.server, dst_db, key);
                 true
             }

@@ -10,6 +10,7 @@ mod blocked;
 use bytes::Bytes;
 use ferrokv_protocol::Reply;
 use ferrokv_store::access::AccessPolicy;
+use ferrokv_store::events::{self, class};
 use ferrokv_store::types::listpack::{Elem, Probe};
 use ferrokv_store::{Entry, ListLimits, ListValue, Locked, Value};
 
@@ -318,6 +319,10 @@ impl Keys<'_, '_> {
         self.locked.db(self.db, key).remove(key);
     }
 
+    fn notify(&self, class: u32, event: &'static str, key: &[u8]) {
+        events::notify(class, event, self.db, key);
+    }
+
     /// Pops up to `count` elements from one end of the list at `key`, deleting the key when
     /// it empties. `Ok(None)`: no such key.
     pub fn pop(
@@ -338,10 +343,17 @@ impl Keys<'_, '_> {
                 out.push(v);
             }
         }
-        if list.is_empty() {
+        let emptied = list.is_empty();
+        if emptied {
             self.remove(key);
         } else {
             list.shrink_check(limits);
+        }
+        if !out.is_empty() {
+            self.notify(class::LIST, pop_event(front), key);
+            if emptied {
+                self.notify(class::GENERIC, "del", key);
+            }
         }
         Ok(Some(out))
     }
@@ -382,11 +394,15 @@ impl Keys<'_, '_> {
         let Some(value) = list.pop(from_front) else {
             return Ok(None);
         };
+        // Valkey reports the push before the pop.
         if src == dst {
             list.push(&value, to_front, limits);
+            self.notify(class::LIST, push_event(to_front), dst);
+            self.notify(class::LIST, pop_event(from_front), src);
             return Ok(Some(value));
         }
-        if list.is_empty() {
+        let emptied = list.is_empty();
+        if emptied {
             self.remove(src);
         } else {
             list.shrink_check(limits);
@@ -400,8 +416,21 @@ impl Keys<'_, '_> {
                 self.locked.db(self.db, dst).insert(dst, entry);
             }
         }
+        self.notify(class::LIST, push_event(to_front), dst);
+        self.notify(class::LIST, pop_event(from_front), src);
+        if emptied {
+            self.notify(class::GENERIC, "del", src);
+        }
         Ok(Some(value))
     }
+}
+
+fn pop_event(front: bool) -> &'static str {
+    if front { "lpop" } else { "rpop" }
+}
+
+fn push_event(front: bool) -> &'static str {
+    if front { "lpush" } else { "rpush" }
 }
 
 fn keys<'l, 'a>(ctx: &Ctx<'a>, locked: &'l mut Locked<'a>) -> Keys<'l, 'a> {
@@ -483,6 +512,7 @@ fn push(ctx: &mut Ctx, args: &[Bytes], front: bool, existing_only: bool) -> CmdR
             len
         }
     };
+    ctx.notify(class::LIST, push_event(front), key);
     ctx.add_dirty(values.len() as u64);
     blocking::signal_ready(ctx, key);
     serve_blocked(ctx, &mut locked);
@@ -512,6 +542,7 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     let len = list.len();
+    ctx.notify(class::LIST, "linsert", key);
     ctx.add_dirty(1);
     ctx.reply.int(len as i64);
     Ok(())
@@ -533,6 +564,7 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("index out of range"));
     }
     list.shrink_check(limits);
+    ctx.notify(class::LIST, "lset", key);
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -865,10 +897,17 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let list = list_of_mut(&mut entry.value)?;
     let removed = list.remove(count, &args[3]);
-    if list.is_empty() {
+    let emptied = list.is_empty();
+    if emptied {
         locked.db(ctx.db(), key).remove(key);
     } else if removed > 0 {
         list.shrink_check(limits);
+    }
+    if removed > 0 {
+        ctx.notify(class::LIST, "lrem", key);
+        if emptied {
+            ctx.notify(class::GENERIC, "del", key);
+        }
     }
     ctx.add_dirty(removed as u64);
     ctx.reply.int(removed as i64);
@@ -890,10 +929,15 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let before = list.len();
     list.trim(clamp_range(start, stop, before));
     let removed = before - list.len();
-    if list.is_empty() {
+    let emptied = list.is_empty();
+    if emptied {
         locked.db(ctx.db(), key).remove(key);
     } else {
         list.shrink_check(limits);
+    }
+    ctx.notify(class::LIST, "ltrim", key);
+    if emptied {
+        ctx.notify(class::GENERIC, "del", key);
     }
     ctx.add_dirty(removed as u64);
     ctx.reply.ok();

@@ -16,6 +16,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod monitor;
 pub mod pubsub;
 pub mod scan_options;
 pub mod scripting;
@@ -53,4 +54,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     stream::COMMANDS,
     acl::COMMANDS,
     scripting::COMMANDS,
+    monitor::COMMANDS,
 ];

@@ -9,6 +9,7 @@ mod random;
 
 use bytes::Bytes;
 use ferrokv_protocol::Reply;
+use ferrokv_store::events::class;
 use ferrokv_store::glob::glob_match;
 use ferrokv_store::types::set::Member;
 use ferrokv_store::{Locked, SetLimits, SetValue, Value};
@@ -269,11 +270,14 @@ fn store_result(ctx: &mut Ctx, locked: &mut Locked<'_>, key: &[u8], set: SetValu
     let len = set.len();
     if set.is_empty() {
         if locked.db(db, key).delete(key) {
+            ctx.notify(class::GENERIC, "del", key);
             ctx.add_dirty(1);
         }
     } else {
         let entry = ctx.new_entry(Value::Set(set));
         locked.db(db, key).insert(key, entry);
+        // The event is the command's name: sinterstore, sunionstore, sdiffstore.
+        ctx.notify(class::SET, ctx.spec.name, key);
         ctx.add_dirty(1);
     }
     ctx.reply.int(len as i64);
@@ -301,6 +305,9 @@ fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     };
     drop(locked);
+    if added > 0 {
+        ctx.notify(class::SET, "sadd", key);
+    }
     ctx.add_dirty(added as u64);
     ctx.reply.int(added as i64);
     Ok(())
@@ -316,8 +323,15 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let set = set_of_mut(&mut entry.value)?;
     let removed = members.iter().filter(|m| set.remove(m)).count();
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    if emptied {
         locked.db(ctx.db(), key).delete(key);
+    }
+    if removed > 0 {
+        ctx.notify(class::SET, "srem", key);
+        if emptied {
+            ctx.notify(class::GENERIC, "del", key);
+        }
     }
     drop(locked);
     ctx.add_dirty(removed as u64);
@@ -403,8 +417,13 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if let Some(entry) = locked.db(db, src).get(src, ctx.now_ms) {
         let set = set_of_mut(&mut entry.value)?;
         set.remove(member);
-        if set.is_empty() {
+        let emptied = set.is_empty();
+        if emptied {
             locked.db(db, src).delete(src);
+        }
+        ctx.notify(class::SET, "srem", src);
+        if emptied {
+            ctx.notify(class::GENERIC, "del", src);
         }
     }
     let added = if dst_exists {
@@ -420,6 +439,9 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         true
     };
     drop(locked);
+    if added {
+        ctx.notify(class::SET, "sadd", dst);
+    }
     ctx.add_dirty(1 + u64::from(added));
     ctx.reply.int(1);
     Ok(())

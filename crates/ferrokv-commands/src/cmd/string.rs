@@ -12,6 +12,7 @@ use bytes::Bytes;
 use ferrokv_longdouble::LongDouble;
 use ferrokv_protocol::Reply;
 use ferrokv_protocol::number::parse_i64;
+use ferrokv_store::events::class;
 use ferrokv_store::{Entry, Locked, NO_EXPIRE, StrValue, Value};
 
 use crate::cmd::args;
@@ -274,13 +275,18 @@ pub(crate) fn check_string_length(ctx: &Ctx, total: u128) -> Result<(), CmdError
 /// as Valkey does. Returns false if the key ended up deleted.
 fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) -> bool {
     let db = ctx.db();
+    // A write lookup first, as in Valkey: a key that has expired goes (`expired`) and the
+    // store below creates it afresh (`new`).
+    locked.db(db, key).expire_if_due(key, ctx.now_ms);
     let old_expire = locked.db(db, key).live_expire(key, ctx.now_ms);
     let had_ttl = old_expire.is_some_and(|at| at != NO_EXPIRE);
     let expire_at = match ttl {
         Ttl::Default | Ttl::Persist => NO_EXPIRE,
         Ttl::Keep => old_expire.unwrap_or(NO_EXPIRE),
         Ttl::At(at) if at <= ctx.now_ms => {
-            locked.db(db, key).remove(key);
+            if locked.db(db, key).remove(key).is_some() {
+                ctx.notify(class::EXPIRED, "expired", key);
+            }
             return false;
         }
         Ttl::At(at) => at,
@@ -290,6 +296,15 @@ fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: T
     entry.expire_at = expire_at;
     locked.db(db, key).set(key, entry);
     true
+}
+
+/// The notifications of a string stored by SET and its variants: `set`, and `expire`
+/// when the command gave it a TTL.
+fn notify_stored(ctx: &Ctx, key: &[u8], ttl: Ttl) {
+    ctx.notify(class::STRING, "set", key);
+    if matches!(ttl, Ttl::At(_)) {
+        ctx.notify(class::GENERIC, "expire", key);
+    }
 }
 
 /// What a write-lookup found: whether the key exists, and as what.
@@ -347,7 +362,9 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         (Condition::Equals(_), Found::Missing) => false,
     };
     if allowed {
-        store_string(ctx, &mut locked, key, value, ttl);
+        if store_string(ctx, &mut locked, key, value, ttl) {
+            notify_stored(ctx, key, ttl);
+        }
         ctx.add_dirty(1);
     }
     match current {
@@ -373,6 +390,7 @@ fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     store_string(ctx, &mut locked, key, &args[2], Ttl::Default);
+    ctx.notify(class::STRING, "set", key);
     ctx.add_dirty(1);
     ctx.reply.int(1);
     Ok(())
@@ -393,7 +411,9 @@ fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: ExpireUnit, name: &str) -> 
     let key = &args[1];
     let mut locked = ctx.lock(&[key]);
     ctx.write(&mut locked, key);
-    store_string(ctx, &mut locked, key, &args[3], Ttl::At(at));
+    if store_string(ctx, &mut locked, key, &args[3], Ttl::At(at)) {
+        notify_stored(ctx, key, Ttl::At(at));
+    }
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -409,6 +429,7 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Found::Missing => ctx.reply.null(),
     }
     store_string(ctx, &mut locked, key, &args[2], Ttl::Default);
+    ctx.notify(class::STRING, "set", key);
     ctx.add_dirty(1);
     Ok(())
 }
@@ -422,6 +443,7 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(e) => {
             reply_string(ctx.reply, string_of(&e.value)?);
             locked.db(ctx.db(), key).remove(key);
+            ctx.notify(class::GENERIC, "del", key);
             ctx.add_dirty(1);
         }
     }
@@ -444,14 +466,17 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match ttl {
         Ttl::At(at) if at <= ctx.now_ms => {
             db.remove(key);
+            ctx.notify(class::EXPIRED, "expired", key);
             ctx.add_dirty(1);
         }
         Ttl::At(at) => {
             db.set_expire(key, at);
+            ctx.notify(class::GENERIC, "expire", key);
             ctx.add_dirty(1);
         }
         Ttl::Persist if had_ttl => {
             db.set_expire(key, NO_EXPIRE);
+            ctx.notify(class::GENERIC, "persist", key);
             ctx.add_dirty(1);
         }
         _ => {}
@@ -491,6 +516,7 @@ fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut locked = ctx.lock(&keys_of(pairs));
     for pair in pairs.chunks_exact(2) {
         store_string(ctx, &mut locked, &pair[0], &pair[1], Ttl::Default);
+        ctx.notify(class::STRING, "set", &pair[0]);
     }
     ctx.add_dirty((pairs.len() / 2) as u64);
     ctx.reply.ok();
@@ -508,6 +534,7 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     for pair in pairs.chunks_exact(2) {
         store_string(ctx, &mut locked, &pair[0], &pair[1], Ttl::Default);
+        ctx.notify(class::STRING, "set", &pair[0]);
     }
     ctx.add_dirty((pairs.len() / 2) as u64);
     ctx.reply.int(1);
@@ -542,6 +569,8 @@ fn msetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if allowed {
         for pair in pairs.chunks_exact(2) {
             store_string(ctx, &mut locked, &pair[0], &pair[1], ttl);
+            // Valkey stores the pair even with a TTL in the past (it expires on access).
+            notify_stored(ctx, &pair[0], ttl);
         }
         ctx.add_dirty(numkeys as u64);
     }
@@ -559,6 +588,7 @@ fn delifeq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if equal {
         locked.db(ctx.db(), key).remove(key);
+        ctx.notify(class::GENERIC, "del", key);
         ctx.add_dirty(1);
     }
     ctx.reply.int(equal as i64);
@@ -573,6 +603,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut locked = ctx.lock(&[key]);
     let Some(entry) = ctx.write(&mut locked, key) else {
         store_string(ctx, &mut locked, key, tail, Ttl::Default);
+        ctx.notify(class::STRING, "append", key);
         ctx.add_dirty(1);
         ctx.reply.int(tail.len() as i64);
         return Ok(());
@@ -582,6 +613,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let bytes = s.make_raw();
     bytes.extend_from_slice(tail);
     let len = bytes.len();
+    ctx.notify(class::STRING, "append", key);
     ctx.add_dirty(1);
     ctx.reply.int(len as i64);
     Ok(())
@@ -664,6 +696,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         bytes[offset..].copy_from_slice(patch);
         let entry = ctx.new_entry(Value::Str(StrValue::Raw(bytes)));
         locked.db(ctx.db(), key).insert(key, entry);
+        ctx.notify(class::STRING, "setrange", key);
         ctx.add_dirty(1);
         ctx.reply.int((offset + patch.len()) as i64);
         return Ok(());
@@ -681,6 +714,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     bytes[offset..end].copy_from_slice(patch);
     let len = bytes.len();
+    ctx.notify(class::STRING, "setrange", key);
     ctx.add_dirty(1);
     ctx.reply.int(len as i64);
     Ok(())
@@ -733,6 +767,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
             delta
         }
     };
+    ctx.notify(class::STRING, "incrby", key);
     ctx.add_dirty(1);
     ctx.reply.int(result);
     Ok(())
@@ -767,6 +802,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut entry = ctx.new_entry(Value::Str(value));
     entry.expire_at = expire_at;
     locked.db(ctx.db(), key).insert(key, entry);
+    ctx.notify(class::STRING, "incrbyfloat", key);
     ctx.add_dirty(1);
     Ok(())
 }

@@ -498,20 +498,32 @@ pub(crate) fn store_result<'a>(
     let count = result.len();
     if count == 0 {
         if locked.db(db, key).delete(key) {
+            ctx.notify(ferrokv_store::events::class::GENERIC, "del", key);
             ctx.add_dirty(1);
         }
     } else {
         let zset = ZSet::from_sorted(result, limits(ctx));
         let entry = ctx.new_entry(Value::ZSet(zset));
         locked.db(db, key).insert(key, entry);
+        // The event is the command's name: zunionstore, zinterstore, zdiffstore, zrangestore.
+        ctx.notify(ferrokv_store::events::class::ZSET, ctx.spec.name, key);
         ctx.add_dirty(1);
         serve_blocked(ctx, locked, key);
     }
     ctx.reply.int(count as i64);
 }
 
-/// Deletes `key` if its sorted set became empty.
-pub(crate) fn delete_if_empty(ctx: &Ctx, locked: &mut Locked, key: &[u8]) {
+/// Reports `event` (when the command changed the set), then deletes `key` if its sorted set
+/// became empty (`del` after the event, as in Valkey).
+pub(crate) fn delete_if_empty(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    key: &[u8],
+    event: Option<&'static str>,
+) {
+    if let Some(event) = event {
+        ctx.notify(ferrokv_store::events::class::ZSET, event, key);
+    }
     let db = ctx.db();
     let empty = locked
         .db(db, key)
@@ -519,5 +531,8 @@ pub(crate) fn delete_if_empty(ctx: &Ctx, locked: &mut Locked, key: &[u8]) {
         .is_some_and(|e| matches!(&e.value, Value::ZSet(z) if z.is_empty()));
     if empty {
         locked.db(db, key).delete(key);
+        if event.is_some() {
+            ctx.notify(ferrokv_store::events::class::GENERIC, "del", key);
+        }
     }
 }

@@ -153,7 +153,7 @@ fn new_script_client(ctx: &Ctx) -> (Client, Reply) {
         "lua".into(),
         String::new(),
         -1,
-        Transport::Unix,
+        Transport::Script,
         ctx.now_ms,
     ));
     let mut client = Client::new(shared, ctx.client.config.clone(), ctx.client.config_epoch);

@@ -95,6 +95,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
         results.push(result);
     }
     if changes > 0 {
+        ctx.notify(ferrokv_store::events::class::STRING, "setbit", key);
         ctx.add_dirty(changes);
     }
     ctx.reply.array_len(results.len());

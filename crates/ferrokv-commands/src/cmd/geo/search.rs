@@ -162,6 +162,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], form: Form) -> CmdResult {
                 Some((dst, _)) => {
                     let db = ctx.db();
                     if locked.db(db, dst).delete(dst) {
+                        ctx.notify(ferrokv_store::events::class::GENERIC, "del", dst);
                         ctx.add_dirty(1);
                     }
                     ctx.reply.int(0);
@@ -525,6 +526,7 @@ fn store<'a>(
     let count = pairs.len();
     if count == 0 {
         if locked.db(db, dst).delete(dst) {
+            ctx.notify(ferrokv_store::events::class::GENERIC, "del", dst);
             ctx.add_dirty(1);
         }
         ctx.reply.int(0);
@@ -536,6 +538,12 @@ fn store<'a>(
     let zset = ZSet::from_sorted(pairs, limits(ctx));
     let entry = ctx.new_entry(Value::ZSet(zset));
     locked.db(db, dst).insert(dst, entry);
+    let event = if ctx.spec.name == "geosearchstore" {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    };
+    ctx.notify(ferrokv_store::events::class::ZSET, event, dst);
     ctx.add_dirty(count as u64);
     serve_blocked(ctx, locked, dst);
     ctx.reply.int(count as i64);

@@ -16,9 +16,10 @@ use bytes::Bytes;
 use ferrokv_store::NO_EXPIRE;
 use ferrokv_store::types::hash::HashValue;
 
-use super::{change_hash, limits, probe_for_write, read_hash};
+use super::{change_hash, limits, probe_for_write, read_hash, reclaim_expired};
 use crate::cmd::args;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
+use ferrokv_store::events::class;
 
 fn numfields_error() -> CmdError {
     CmdError::err("numfields should be greater than 0 and match the provided number of fields")
@@ -108,12 +109,26 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool) -
     let when = expire_at(ctx, amount, unit_ms, base)?;
     let now_ms = ctx.now_ms;
     let mut locked = ctx.lock(&[key]);
-    let codes = change_hash(ctx, &mut locked, key, false, |hash| {
-        Ok(fields
-            .iter()
-            .map(|field| expire_field(hash, field, &conditions, when, now_ms))
-            .collect::<Vec<i64>>())
-    })?
+    let codes = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        false,
+        |hash| {
+            Ok(fields
+                .iter()
+                .map(|field| expire_field(hash, field, &conditions, when, now_ms))
+                .collect::<Vec<i64>>())
+        },
+        |codes| {
+            if codes.contains(&1) {
+                ctx.notify(class::HASH, "hexpire", key);
+            }
+            if codes.contains(&2) {
+                ctx.notify(class::HASH, "hexpired", key);
+            }
+        },
+    )?
     .unwrap_or_else(|| vec![-2; fields.len()]);
     let changed = codes.iter().filter(|&&c| c == 1 || c == 2).count();
     ctx.add_dirty(changed as u64);
@@ -217,19 +232,30 @@ pub(super) fn hpersist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let fields = fixed_fields(args, numfields_error)?;
     let now_ms = ctx.now_ms;
     let mut locked = ctx.lock(&[key]);
-    let codes = change_hash(ctx, &mut locked, key, false, |hash| {
-        Ok(fields
-            .iter()
-            .map(|field| match hash.get_with_expiry(field, now_ms) {
-                None => -2,
-                Some((_, NO_EXPIRE)) => -1,
-                Some(_) => {
-                    hash.set_expire(field, NO_EXPIRE, now_ms);
-                    1
-                }
-            })
-            .collect::<Vec<i64>>())
-    })?
+    let codes = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        false,
+        |hash| {
+            Ok(fields
+                .iter()
+                .map(|field| match hash.get_with_expiry(field, now_ms) {
+                    None => -2,
+                    Some((_, NO_EXPIRE)) => -1,
+                    Some(_) => {
+                        hash.set_expire(field, NO_EXPIRE, now_ms);
+                        1
+                    }
+                })
+                .collect::<Vec<i64>>())
+        },
+        |codes| {
+            if codes.contains(&1) {
+                ctx.notify(class::HASH, "hpersist", key);
+            }
+        },
+    )?
     .unwrap_or_else(|| vec![-2; fields.len()]);
     ctx.add_dirty(codes.iter().filter(|&&c| c == 1).count() as u64);
     reply_codes(ctx, &codes);
@@ -242,18 +268,29 @@ pub(super) fn hgetdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let fields = fixed_fields(args, numfields_error)?;
     let now_ms = ctx.now_ms;
     let mut locked = ctx.lock(&[key]);
-    let values = change_hash(ctx, &mut locked, key, false, |hash| {
-        Ok(fields
-            .iter()
-            .map(|field| {
-                let value = hash.get(field, now_ms).map(<[u8]>::to_vec);
-                if value.is_some() {
-                    hash.remove(field, now_ms);
-                }
-                value
-            })
-            .collect::<Vec<Option<Vec<u8>>>>())
-    })?
+    let values = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        false,
+        |hash| {
+            Ok(fields
+                .iter()
+                .map(|field| {
+                    let value = hash.get(field, now_ms).map(<[u8]>::to_vec);
+                    if value.is_some() {
+                        hash.remove(field, now_ms);
+                    }
+                    value
+                })
+                .collect::<Vec<Option<Vec<u8>>>>())
+        },
+        |values: &Vec<Option<Vec<u8>>>| {
+            if values.iter().any(Option::is_some) {
+                ctx.notify(class::HASH, "hdel", key);
+            }
+        },
+    )?
     .unwrap_or_else(|| vec![None; fields.len()]);
     ctx.add_dirty(values.iter().flatten().count() as u64);
     reply_values(ctx, &values);
@@ -373,24 +410,44 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => None,
     };
     let values = if exists {
-        change_hash(ctx, &mut locked, key, false, |hash| {
-            Ok(fields
-                .iter()
-                .map(|field| {
-                    let value = hash.get(field, now_ms).map(<[u8]>::to_vec);
-                    if value.is_some()
-                        && let Some(at) = when
-                    {
-                        if at != NO_EXPIRE && at <= now_ms {
-                            hash.remove(field, now_ms);
-                        } else {
-                            hash.set_expire(field, at, now_ms);
+        change_hash(
+            ctx,
+            &mut locked,
+            key,
+            false,
+            |hash| {
+                Ok(fields
+                    .iter()
+                    .map(|field| {
+                        let value = hash.get(field, now_ms).map(<[u8]>::to_vec);
+                        if value.is_some()
+                            && let Some(at) = when
+                        {
+                            if at != NO_EXPIRE && at <= now_ms {
+                                hash.remove(field, now_ms);
+                            } else {
+                                hash.set_expire(field, at, now_ms);
+                            }
                         }
-                    }
-                    value
-                })
-                .collect::<Vec<Option<Vec<u8>>>>())
-        })?
+                        value
+                    })
+                    .collect::<Vec<Option<Vec<u8>>>>())
+            },
+            |values: &Vec<Option<Vec<u8>>>| {
+                let Some(at) = when else { return };
+                if values.iter().all(Option::is_none) {
+                    return;
+                }
+                let event = if at == NO_EXPIRE {
+                    "hpersist"
+                } else if at <= now_ms {
+                    "hexpired"
+                } else {
+                    "hexpire"
+                };
+                ctx.notify(class::HASH, event, key);
+            },
+        )?
         .unwrap_or_default()
     } else {
         vec![None; fields.len()]
@@ -445,39 +502,63 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(option) => option.resolve(ctx)?,
         None => Some(NO_EXPIRE),
     };
-    let done = change_hash(ctx, &mut locked, key, true, |hash| {
-        if let Some(wants_exist) = field_cond {
-            let all = pairs
-                .chunks_exact(2)
-                .all(|pair| hash.contains(&pair[0], now_ms) == wants_exist);
-            if !all {
-                return Ok(false);
+    let db = ctx.db();
+    let notify = |&done: &bool| {
+        if !done {
+            return;
+        }
+        match when {
+            Some(at) if at != NO_EXPIRE && at <= now_ms => {
+                ctx.notify(class::HASH, "hexpired", key);
             }
-        }
-        // A time already past deletes the fields without writing them, so (as in Valkey)
-        // neither their number nor their size converts the encoding.
-        if matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms) {
-            for pair in pairs.chunks_exact(2) {
-                hash.remove(&pair[0], now_ms);
+            Some(at) if at != NO_EXPIRE => {
+                ctx.notify(class::HASH, "hset", key);
+                ctx.notify(class::HASH, "hexpire", key);
             }
-            return Ok(true);
+            _ => ctx.notify(class::HASH, "hset", key),
         }
-        if pairs.len() / 2 > limits.max_entries {
-            hash.convert_to_table();
-        }
-        for pair in pairs.chunks_exact(2) {
-            let field = &pair[0];
-            hash.set(field, &pair[1], when.is_none(), now_ms, limits);
-            match when {
-                Some(at) if at != NO_EXPIRE => {
-                    hash.set_expire(field, at, now_ms);
+    };
+    let done = change_hash(
+        ctx,
+        &mut locked,
+        key,
+        true,
+        |hash| {
+            if let Some(wants_exist) = field_cond {
+                let all = pairs
+                    .chunks_exact(2)
+                    .all(|pair| hash.contains(&pair[0], now_ms) == wants_exist);
+                if !all {
+                    return Ok(false);
                 }
-                _ => {}
             }
-        }
-        hash.convert_if_too_many(limits);
-        Ok(true)
-    })?
+            // A time already past deletes the fields without writing them, so (as in Valkey)
+            // neither their number nor their size converts the encoding.
+            if matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms) {
+                for pair in pairs.chunks_exact(2) {
+                    hash.remove(&pair[0], now_ms);
+                }
+                return Ok(true);
+            }
+            if pairs.len() / 2 > limits.max_entries {
+                hash.convert_to_table();
+            }
+            reclaim_expired(hash, pairs.iter().step_by(2), now_ms, db, key);
+            for pair in pairs.chunks_exact(2) {
+                let field = &pair[0];
+                hash.set(field, &pair[1], when.is_none(), now_ms, limits);
+                match when {
+                    Some(at) if at != NO_EXPIRE => {
+                        hash.set_expire(field, at, now_ms);
+                    }
+                    _ => {}
+                }
+            }
+            hash.convert_if_too_many(limits);
+            Ok(true)
+        },
+        notify,
+    )?
     .unwrap_or(false);
     if done {
         ctx.add_dirty((pairs.len() / 2) as u64);

@@ -133,10 +133,17 @@ pub(super) fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             popped.len() as u64
         }
     };
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    if emptied {
         locked.db(db, key).delete(key);
     }
     drop(locked);
+    if popped > 0 {
+        ctx.notify(ferrokv_store::events::class::SET, "spop", key);
+        if emptied {
+            ctx.notify(ferrokv_store::events::class::GENERIC, "del", key);
+        }
+    }
     ctx.add_dirty(popped);
     Ok(())
 }

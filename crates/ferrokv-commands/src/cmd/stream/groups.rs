@@ -79,6 +79,7 @@ pub(super) fn create(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             locked.db(ctx.db(), key).insert(key, entry);
         }
     }
+    ctx.notify(ferrokv_store::events::class::STREAM, "xgroup-create", key);
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -114,6 +115,11 @@ pub(super) fn set_id(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         group.last_id = id;
         group.entries_read = entries_read;
     }
+    ctx.notify(
+        ferrokv_store::events::class::STREAM,
+        "xgroup-setid",
+        &args[2],
+    );
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -128,6 +134,7 @@ pub(super) fn destroy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     }
+    ctx.notify(ferrokv_store::events::class::STREAM, "xgroup-destroy", key);
     ctx.add_dirty(1);
     ctx.reply.int(1);
     // Readers blocked on the group learn it is gone.
@@ -144,6 +151,11 @@ pub(super) fn create_consumer(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let (_, created) = group.consumer_or_create(&args[4], ctx.now_ms);
     if created {
+        ctx.notify(
+            ferrokv_store::events::class::STREAM,
+            "xgroup-createconsumer",
+            &args[2],
+        );
         ctx.add_dirty(1);
     }
     ctx.reply.int(i64::from(created));
@@ -159,6 +171,11 @@ pub(super) fn del_consumer(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let pending = group.delete_consumer(&args[4]);
     if pending.is_some() {
+        ctx.notify(
+            ferrokv_store::events::class::STREAM,
+            "xgroup-delconsumer",
+            &args[2],
+        );
         ctx.add_dirty(1);
     }
     ctx.reply.int(pending.unwrap_or(0) as i64);
@@ -418,7 +435,14 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             group.last_id = last_id;
             dirty += 1;
         }
-        let (consumer, _) = group.consumer_or_create(&args[3], now);
+        let (consumer, created) = group.consumer_or_create(&args[3], now);
+        if created {
+            ctx.notify(
+                ferrokv_store::events::class::STREAM,
+                "xgroup-createconsumer",
+                &args[1],
+            );
+        }
         if let Some(c) = group.consumer_mut(&consumer) {
             c.seen_time = now;
         }
@@ -502,7 +526,14 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(group) = stream.groups.get_mut(group_name) else {
             return Err(no_such_key_or_group(&args[1], &args[2], ""));
         };
-        let (consumer, _) = group.consumer_or_create(&args[3], now);
+        let (consumer, created) = group.consumer_or_create(&args[3], now);
+        if created {
+            ctx.notify(
+                ferrokv_store::events::class::STREAM,
+                "xgroup-createconsumer",
+                &args[1],
+            );
+        }
         if let Some(c) = group.consumer_mut(&consumer) {
             c.seen_time = now;
         }

@@ -210,6 +210,21 @@ struct Served {
     streams: usize,
     body: Reply,
     dirty: u64,
+    /// Streams where XREADGROUP created its consumer (`xgroup-createconsumer`).
+    new_consumer_in: Vec<Bytes>,
+}
+
+impl Served {
+    fn notify(&self, db: usize) {
+        for key in &self.new_consumer_in {
+            ferrokv_store::events::notify(
+                ferrokv_store::events::class::STREAM,
+                "xgroup-createconsumer",
+                db,
+                key,
+            );
+        }
+    }
 }
 
 /// Step three: serves every stream that has something for this read.
@@ -224,6 +239,7 @@ fn serve(
         streams: 0,
         body: Reply::new(resp3),
         dirty: 0,
+        new_consumer_in: Vec::new(),
     };
     for (key, &start) in read.keys.iter().zip(from) {
         let Some(Entry {
@@ -250,6 +266,9 @@ fn serve(
                 };
                 let (consumer, created) = g.consumer_or_create(&group.consumer, now_ms);
                 served.dirty += u64::from(created);
+                if created {
+                    served.new_consumer_in.push(key.clone());
+                }
                 if let Some(c) = g.consumer_mut(&consumer) {
                     c.seen_time = now_ms;
                 }
@@ -424,6 +443,7 @@ fn read(ctx: &mut Ctx, args: &[Bytes], xreadgroup: bool) -> CmdResult {
         let served = serve(&mut source, &read, &from, ctx.now_ms, resp3);
         (from, served)
     };
+    served.notify(ctx.db());
     ctx.add_dirty(served.dirty);
     if served.streams > 0 {
         write_served(ctx.reply, &served);
@@ -478,6 +498,7 @@ impl BlockedOp for ParkedRead {
         };
         let (now, resp3) = (cx.now_ms, cx.reply.is_resp3());
         let served = serve(cx, &self.read, &from, now, resp3);
+        served.notify(cx.db);
         cx.add_dirty(served.dirty);
         if served.streams == 0 {
             return false;

@@ -202,12 +202,17 @@ pub(super) fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let id = new_entry_id(stream, parsed.id, ctx.now_ms)?;
     stream.append(id, &args[field_pos..], limits);
-    if let Some(to) = parsed.trim {
-        stream.trim(to, parsed.approx, parsed.limit);
-    }
+    let trimmed = match parsed.trim {
+        Some(to) => stream.trim(to, parsed.approx, parsed.limit),
+        None => 0,
+    };
     if let Some(stream) = fresh {
         let entry = ctx.new_entry(Value::Stream(Box::new(stream)));
         locked.db(ctx.db(), key).insert(key, entry);
+    }
+    ctx.notify(ferrokv_store::events::class::STREAM, "xadd", key);
+    if trimmed > 0 {
+        ctx.notify(ferrokv_store::events::class::STREAM, "xtrim", key);
     }
     ctx.add_dirty(1);
     reply_id(ctx.reply, id);
@@ -235,6 +240,9 @@ pub(super) fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .map(|a| ids::strict(a))
         .collect::<Result<Vec<_>, _>>()?;
     let deleted = stream.delete(&ids);
+    if deleted > 0 {
+        ctx.notify(ferrokv_store::events::class::STREAM, "xdel", &args[1]);
+    }
     ctx.add_dirty(deleted as u64);
     ctx.reply.int(deleted as i64);
     Ok(())
@@ -253,6 +261,9 @@ pub(super) fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(to) => stream.trim(to, parsed.approx, parsed.limit),
         None => 0,
     };
+    if deleted > 0 {
+        ctx.notify(ferrokv_store::events::class::STREAM, "xtrim", &args[1]);
+    }
     ctx.add_dirty(deleted);
     ctx.reply.int(deleted as i64);
     Ok(())
@@ -312,6 +323,7 @@ pub(super) fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !max_deleted.is_zero() {
         stream.max_deleted_id = max_deleted;
     }
+    ctx.notify(ferrokv_store::events::class::STREAM, "xsetid", &args[1]);
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())

@@ -135,7 +135,14 @@ fn generic(ctx: &mut Ctx, key: &[u8], pairs: &[Bytes], flags: Flags) -> CmdResul
         }
     }
     // Only a key this command created can be empty here, when nothing was added to it.
-    super::delete_if_empty(ctx, &mut locked, key);
+    let event = if added + updated == 0 {
+        None
+    } else if flags.incr {
+        Some("zincr")
+    } else {
+        Some("zadd")
+    };
+    super::delete_if_empty(ctx, &mut locked, key, event);
     ctx.add_dirty((added + updated) as u64);
     if added > 0 {
         super::serve_blocked(ctx, &mut locked, key);

@@ -86,8 +86,18 @@ impl BlockedOp for PopOp {
         if popped.is_empty() {
             return false;
         }
-        if zset.is_empty() {
+        let emptied = zset.is_empty();
+        if emptied {
             cx.locked.db(cx.db, key).delete(key);
+        }
+        let event = if self.end == End::Max {
+            "zpopmax"
+        } else {
+            "zpopmin"
+        };
+        ferrokv_store::events::notify(ferrokv_store::events::class::ZSET, event, cx.db, key);
+        if emptied {
+            ferrokv_store::events::notify(ferrokv_store::events::class::GENERIC, "del", cx.db, key);
         }
         cx.add_dirty(popped.len() as u64);
         self.reply(&mut cx.reply, key, &popped);

@@ -121,7 +121,7 @@ pub(super) fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     };
     if removed > 0 {
-        delete_if_empty(ctx, &mut locked, key);
+        delete_if_empty(ctx, &mut locked, key, Some("zrem"));
         ctx.add_dirty(removed as u64);
     }
     ctx.reply.int(removed as i64);

@@ -42,7 +42,12 @@ pub fn pop(
         }
     }
     if !popped.is_empty() {
-        delete_if_empty(ctx, locked, key);
+        let event = if end == End::Max {
+            "zpopmax"
+        } else {
+            "zpopmin"
+        };
+        delete_if_empty(ctx, locked, key, Some(event));
         ctx.add_dirty(popped.len() as u64);
     }
     Ok(Some(popped))

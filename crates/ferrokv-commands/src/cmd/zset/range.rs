@@ -455,7 +455,7 @@ fn remove_span(ctx: &mut Ctx, key: &[u8], span: impl Fn(&ZSet) -> (usize, usize)
         }
     };
     if removed > 0 {
-        delete_if_empty(ctx, &mut locked, key);
+        delete_if_empty(ctx, &mut locked, key, Some(ctx.spec.name));
         ctx.add_dirty(removed as u64);
     }
     ctx.reply.int(removed as i64);

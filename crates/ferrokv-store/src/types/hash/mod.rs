@@ -104,6 +104,14 @@ impl HashValue {
         self.get_with_expiry(field, now_ms).map(|(v, _)| v)
     }
 
+    /// Whether `field` is stored but has expired (not yet reclaimed).
+    pub fn holds_expired(&self, field: &[u8], now_ms: i64) -> bool {
+        match self {
+            HashValue::Listpack(_) => false,
+            HashValue::Table(t) => t.get(field).is_some_and(|f| f.is_expired(now_ms)),
+        }
+    }
+
     pub fn contains(&self, field: &[u8], now_ms: i64) -> bool {
         self.get_with_expiry(field, now_ms).is_some()
     }
