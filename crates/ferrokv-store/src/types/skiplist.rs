@@ -12,6 +12,7 @@
 //! SCAN's guarantee (see `ferrokv_store::table`): the cursor walks buckets in reverse-binary
 //! order.
 
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 
 use rand::Rng;
@@ -33,13 +34,18 @@ struct Link {
     span: u32,
 }
 
+/// A node's forward links, one per level. Three nodes in four have one level and almost all
+/// have at most two, so those are kept inside the node: a search step then reads the node it
+/// is on, not also a separate allocation (measured: `link` was 55% of a large ZADD load).
+type Links = SmallVec<[Link; 2]>;
+
 #[derive(Debug, Clone)]
 struct Node {
     member: Box<[u8]>,
     score: f64,
     /// The previous node on level 0 (`NIL` for the first element).
     prev: u32,
-    links: Vec<Link>,
+    links: Links,
     /// The next node in this node's member-index bucket.
     chain: u32,
 }
@@ -99,7 +105,7 @@ impl SkipList {
             member: Box::default(),
             score: 0.0,
             prev: NIL,
-            links: vec![Link { next: NIL, span: 0 }; MAX_LEVEL],
+            links: SmallVec::from_elem(Link { next: NIL, span: 0 }, MAX_LEVEL),
             chain: NIL,
         };
         SkipList {
@@ -123,7 +129,12 @@ impl SkipList {
 
     /// Approximate heap bytes, for MEMORY USAGE.
     pub fn heap_size(&self) -> usize {
-        let links: usize = self.nodes.iter().map(|n| n.links.capacity()).sum();
+        let links: usize = self
+            .nodes
+            .iter()
+            .filter(|n| n.links.spilled())
+            .map(|n| n.links.capacity())
+            .sum();
         self.nodes.capacity() * std::mem::size_of::<Node>()
             + links * std::mem::size_of::<Link>()
             + self.buckets.capacity() * 4
@@ -370,7 +381,7 @@ impl SkipList {
             member: member.into(),
             score,
             prev: NIL,
-            links: Vec::new(),
+            links: Links::new(),
             chain: NIL,
         };
         match self.free.pop() {
@@ -388,7 +399,7 @@ impl SkipList {
     fn release(&mut self, at: u32) {
         let node = &mut self.nodes[at as usize];
         node.member = Box::default();
-        node.links = Vec::new();
+        node.links = Links::new();
         if at as usize == self.nodes.len() - 1 {
             self.nodes.pop();
         } else {
@@ -436,7 +447,7 @@ impl SkipList {
             }
             self.level = height;
         }
-        let mut links = Vec::with_capacity(height);
+        let mut links = Links::with_capacity(height);
         for level in 0..height {
             let before = update[level] as usize;
             let passed = (rank[0] - rank[level]) as u32;
