@@ -386,7 +386,7 @@ fn protected_allowed(client: &Client) -> bool {
 }
 
 /// A unix socket or loopback client.
-fn is_local(client: &Client) -> bool {
+pub fn is_local(client: &Client) -> bool {
     let shared = &client.shared;
     if matches!(shared.transport, Transport::Unix | Transport::Script) {
         return true;
