@@ -56,7 +56,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     // An unauthenticated client learns nothing, not even whether a command exists: every
     // command without `no_auth` gets NOAUTH before lookup errors (Valkey 9 does the same).
     if !client.authenticated {
-        let found = TABLE.find(name);
+        let found = TABLE.lookup(name);
         if found.is_none_or(|e| e.spec.flags & flag::NO_AUTH == 0) {
             if let Some(entry) = found {
                 stats.commands[entry.id].rejected_calls.add(1);
@@ -304,7 +304,7 @@ pub fn finish_blocked(client: &mut Client, reply: &mut Reply, wake: blocking::Wa
 
 /// Finds the table entry for `args`, descending into subcommands.
 fn resolve(name: &Bytes, args: &[Bytes]) -> Result<&'static TableEntry, CmdError> {
-    let Some(entry) = TABLE.find(name) else {
+    let Some(entry) = TABLE.lookup(name) else {
         return Err(unknown_command(args));
     };
     // A container called alone runs itself (COMMAND) or fails its arity check (CONFIG).
@@ -386,7 +386,7 @@ fn protected_allowed(client: &Client) -> bool {
 }
 
 /// A unix socket or loopback client.
-fn is_local(client: &Client) -> bool {
+pub fn is_local(client: &Client) -> bool {
     let shared = &client.shared;
     if matches!(shared.transport, Transport::Unix | Transport::Script) {
         return true;

@@ -1,9 +1,9 @@
 //! The command table, built once from every family's `COMMANDS` list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use foldhash::fast::RandomState;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use crate::cmd;
 use crate::spec::CommandSpec;
@@ -24,6 +24,69 @@ pub struct CommandTable {
 }
 
 pub static TABLE: LazyLock<CommandTable> = LazyLock::new(|| CommandTable::build(cmd::FAMILIES));
+
+/// The `rename-command` lines of the config file, applied once at start-up before any client
+/// connects. Unset when the file renames nothing, so the usual lookup costs one atomic load.
+static RENAMES: OnceLock<Renames> = OnceLock::new();
+
+/// The names clients see once commands are renamed. The table itself keeps the original names:
+/// ACL rules, COMMAND INFO replies and statistics still use them, as in Valkey.
+struct Renames {
+    /// Lower-cased new name -> id of the renamed top-level command.
+    by_new_name: HashMap<Vec<u8>, usize, RandomState>,
+    /// Top-level commands whose original name no longer answers (renamed or disabled).
+    hidden: HashSet<usize, RandomState>,
+    /// Commands renamed to "": they vanish from COMMAND COUNT/LIST/INFO/DOCS too.
+    disabled: HashSet<usize, RandomState>,
+}
+
+/// Applies `rename-command old new` lines in order (`new` empty disables the command). On a bad
+/// line, returns its index and Valkey's reason. Only the first successful call takes effect.
+pub fn install_renames(pairs: &[(String, String)]) -> Result<(), (usize, &'static str)> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut renames = Renames {
+        by_new_name: HashMap::default(),
+        hidden: HashSet::default(),
+        disabled: HashSet::default(),
+    };
+    for (index, (old, new)) in pairs.iter().enumerate() {
+        let old_id = match TABLE.find(old.as_bytes()) {
+            Some(entry) if !renames.hidden.contains(&entry.id) => entry.id,
+            _ => return Err((index, "No such command in rename-command")),
+        };
+        if new.is_empty() {
+            renames.hidden.insert(old_id);
+            renames.disabled.insert(old_id);
+            continue;
+        }
+        if renames.find(&TABLE, new.as_bytes()).is_some() {
+            return Err((index, "Target command name already exists"));
+        }
+        renames.hidden.insert(old_id);
+        renames
+            .by_new_name
+            .insert(new.to_ascii_lowercase().into_bytes(), old_id);
+    }
+    let _ = RENAMES.set(renames);
+    Ok(())
+}
+
+impl Renames {
+    fn find<'t>(&self, table: &'t CommandTable, name: &[u8]) -> Option<&'t TableEntry> {
+        let mut buf = [0u8; 64];
+        let lower = lowercase(name, &mut buf)?;
+        if let Some(&id) = self.by_new_name.get(lower) {
+            return Some(&table.entries[id]);
+        }
+        table
+            .by_name
+            .get(lower)
+            .filter(|id| !self.hidden.contains(id))
+            .map(|&id| &table.entries[id])
+    }
+}
 
 impl CommandTable {
     fn build(families: &[&'static [CommandSpec]]) -> CommandTable {
@@ -91,6 +154,29 @@ impl CommandTable {
         self.by_name
             .get(lowercase(name, &mut [0u8; 64])?)
             .map(|&id| &self.entries[id])
+    }
+
+    /// Finds a top-level command by the name clients call it, after `rename-command`.
+    pub fn lookup(&self, name: &[u8]) -> Option<&TableEntry> {
+        match RENAMES.get() {
+            None => self.find(name),
+            Some(renames) => renames.find(self, name),
+        }
+    }
+
+    /// Finds `name` or `parent|sub` by the names clients call them, after `rename-command`.
+    pub fn lookup_full(&self, full: &[u8]) -> Option<&TableEntry> {
+        match full.iter().position(|&b| b == b'|') {
+            Some(bar) => self.find_sub(self.lookup(&full[..bar])?, &full[bar + 1..]),
+            None => self.lookup(full),
+        }
+    }
+
+    /// Top-level commands COMMAND lists: all but those `rename-command` disabled.
+    pub fn listed_commands(&self) -> impl Iterator<Item = &TableEntry> {
+        let disabled = RENAMES.get().map(|r| &r.disabled);
+        self.commands()
+            .filter(move |e| disabled.is_none_or(|d| !d.contains(&e.id)))
     }
 
     /// Finds a subcommand of `parent` by name, ignoring case.

@@ -335,9 +335,9 @@ directives! {
         "Run expensive internal consistency checks.";
     enable_debug_command: String = "enable-debug-command" [], "no", Kind::Enum(&["no", "yes", "local"]), IMMUTABLE,
         "Allow DEBUG: no, yes, or local (loopback and unix socket only).";
-    enable_module_command: String = "enable-module-command" [], "no", Kind::Enum(&["no", "yes", "local"]), IMMUTABLE | PENDING,
+    enable_module_command: String = "enable-module-command" [], "no", Kind::Enum(&["no", "yes", "local"]), IMMUTABLE,
         "Allow MODULE: no, yes or local.";
-    enable_protected_configs: String = "enable-protected-configs" [], "no", Kind::Enum(&["no", "yes", "local"]), IMMUTABLE | PENDING,
+    enable_protected_configs: String = "enable-protected-configs" [], "no", Kind::Enum(&["no", "yes", "local"]), IMMUTABLE,
         "Allow CONFIG SET of protected directives (dir, dbfilename): no, yes or local.";
     extended_redis_compatibility: bool = "extended-redis-compatibility" [], "no", Kind::Bool, PENDING,
         "Pretend to be Redis where clients check the server name.";

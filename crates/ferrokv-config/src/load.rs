@@ -278,10 +278,6 @@ pub fn pending_warnings(config: &Config) -> Vec<String> {
         .filter(|d| d.has(PENDING) && d.get(config) != d.default)
         .map(|d| format!("directive {} is accepted but not implemented yet", d.name))
         .chain(
-            (!config.extras.rename_commands.is_empty())
-                .then(|| "directive rename-command is accepted but not implemented yet".into()),
-        )
-        .chain(
             (!config.extras.modules.is_empty())
                 .then(|| "directive loadmodule is accepted but not implemented yet".into()),
         )

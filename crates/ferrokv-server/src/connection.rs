@@ -102,7 +102,7 @@ where
         // Messages published to this client while it waited.
         if !client.shared.outbox.is_empty() {
             client.shared.outbox.drain_into(reply);
-            flush(stream, client, reply, wake).await?;
+            flush(server, stream, client, reply, wake).await?;
         }
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
@@ -164,7 +164,7 @@ where
                         break;
                     }
                     if reply.len() >= FLUSH_THRESHOLD {
-                        flush(stream, client, reply, wake).await?;
+                        flush(server, stream, client, reply, wake).await?;
                     }
                 }
                 Ok(None) => break,
@@ -181,7 +181,7 @@ where
             }
         }
         client.shared.query_buffer.store(input.len(), Relaxed);
-        flush(stream, client, reply, wake).await?;
+        flush(server, stream, client, reply, wake).await?;
         if let Some(e) = protocol_error {
             return Err(format!("protocol error: {e}"));
         }
@@ -216,14 +216,14 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
         match dispatch::execute(server, client, reply, &args) {
             Outcome::Done => return Ok(()),
             Outcome::Postponed { may_write } => {
-                flush(stream, client, reply, wake).await?;
+                flush(server, stream, client, reply, wake).await?;
                 wait_for_pause_end(server, client, wake, may_write).await?;
             }
             Outcome::Blocked => {
                 let Some(parked) = client.blocked.take() else {
                     return Ok(());
                 };
-                flush(stream, client, reply, wake).await?;
+                flush(server, stream, client, reply, wake).await?;
                 let outcome = wait_while_blocked(server, stream, client, wake, input, parked).await;
                 let woken = outcome?;
                 dispatch::finish_blocked(client, reply, woken);
@@ -324,7 +324,12 @@ async fn wait_for_pause_end(
 /// its output buffer limit) interrupts the write, so a client that stopped reading cannot
 /// hold its connection open forever. Other wake-ups during the write are not lost: the main
 /// loop checks the outbox before it waits again.
+///
+/// `client-output-buffer-limit normal` applies here to ordinary clients: replies over the hard
+/// limit close the connection before anything is written, and replies that stay over the soft
+/// limit for its seconds close it while it waits.
 async fn flush<S: AsyncWrite + Unpin>(
+    server: &Server,
     stream: &mut S,
     client: &Client,
     reply: &mut Reply,
@@ -334,6 +339,15 @@ async fn flush<S: AsyncWrite + Unpin>(
         return Ok(());
     }
     let shared = &client.shared;
+    let limits = normal_limits(client);
+    if limits.is_some_and(|l| l.hard > 0 && reply.len() as u64 > l.hard) {
+        return Err(over_output_limit(server, client));
+    }
+    // When the pending bytes stay over the soft limit past this instant, the client is closed.
+    let soft_deadline = limits
+        .filter(|l| l.soft > 0 && reply.len() as u64 > l.soft)
+        .map(|l| tokio::time::Instant::now() + std::time::Duration::from_secs(l.soft_seconds));
+    let soft = limits.map_or(0, |l| l.soft);
     shared.output_buffer.store(reply.len(), Relaxed);
     let bytes = reply.bytes();
     let mut written = 0;
@@ -348,6 +362,7 @@ async fn flush<S: AsyncWrite + Unpin>(
                 _ = wake.notified() => continue,
             }
         }
+        let over_soft = soft_deadline.filter(|_| (bytes.len() - written) as u64 > soft);
         tokio::select! {
             biased;
             r = stream.write(&bytes[written..]) => match r {
@@ -359,6 +374,7 @@ async fn flush<S: AsyncWrite + Unpin>(
                 Err(e) => break Err(e.to_string()),
             },
             _ = wake.notified() => {}
+            _ = sleep_until_some(over_soft) => break Err(over_output_limit(server, client)),
         }
     };
     shared.output_buffer.store(0, Relaxed);
@@ -367,4 +383,38 @@ async fn flush<S: AsyncWrite + Unpin>(
     shared.net_out.fetch_add(reply.len() as u64, Relaxed);
     reply.clear();
     Ok(())
+}
+
+/// `client-output-buffer-limit normal` for this client, or None when it is unlimited or the
+/// client is of another class (subscribers and monitors are limited where their messages are
+/// queued, in `pubsub`).
+fn normal_limits(client: &Client) -> Option<pubsub::Limits> {
+    let value = &client.config.client_output_buffer_limit;
+    // The default, unlimited, costs one prefix comparison per flush.
+    if value.starts_with("normal 0 0 0 ") || client.subscriptions.any() || client.monitor {
+        return None;
+    }
+    let limits = pubsub::Limits::for_class(value, "normal");
+    (limits != pubsub::Limits::default()).then_some(limits)
+}
+
+/// Logs, counts and kills a client over its output buffer limit, as Valkey does; the
+/// returned text ends the connection.
+fn over_output_limit(server: &Server, client: &Client) -> String {
+    log::warn!(
+        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+        client.shared.id,
+        client.shared.addr
+    );
+    server.pubsub.limit_disconnections.fetch_add(1, Relaxed);
+    client.shared.kill();
+    "over the output buffer limit".to_string()
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

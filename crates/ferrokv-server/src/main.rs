@@ -30,6 +30,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Err((index, reason)) =
+        ferrokv_commands::table::install_renames(&config.extras.rename_commands)
+    {
+        let (old, new) = &config.extras.rename_commands[index];
+        eprintln!(
+            "\n*** FATAL CONFIG FILE ERROR (Version {}) ***\n>>> 'rename-command {old} {new}'\n{reason}",
+            env!("CARGO_PKG_VERSION")
+        );
+        std::process::exit(1);
+    }
     if let Err(e) = logging::init(&config.logfile, &config.loglevel) {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);

@@ -232,3 +232,89 @@ fn pending_directives_are_logged_at_start_up() {
     assert!(!text.contains("directive hz"), "{text}");
     drop(server);
 }
+
+#[test]
+fn rename_command_renames_and_disables_as_valkey() {
+    let dir = TempDir::new("cfg-rename");
+    let file = write(
+        &dir.0.join("r.conf"),
+        "rename-command GET fetch\nrename-command flushall \"\"\nrename-command CONFIG cfg\n",
+    );
+    let server = start_with_file(&file, dir);
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(
+        c.command(&["GET", "a"]),
+        b"-ERR unknown command 'GET', with args beginning with: 'a' \r\n"
+    );
+    assert_eq!(c.command(&["fetch", "a"]), b"$-1\r\n");
+    // Arity errors and COMMAND INFO keep the original name; ACL rules use it too.
+    assert_eq!(
+        c.command(&["FETCH", "a", "b"]),
+        b"-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(
+        c.command(&["FLUSHALL"]),
+        b"-ERR unknown command 'FLUSHALL', with args beginning with: \r\n"
+    );
+    assert!(
+        c.command(&["COMMAND", "INFO", "fetch"])
+            .starts_with(b"*1\r\n*10\r\n$3\r\nget\r\n")
+    );
+    assert_eq!(
+        c.command(&["COMMAND", "INFO", "get", "flushall"]),
+        b"*2\r\n$-1\r\n$-1\r\n"
+    );
+    assert_eq!(c.command(&["ACL", "SETUSER", "u", "+get"]), b"+OK\r\n");
+    assert!(
+        c.command(&["ACL", "SETUSER", "u", "+fetch"])
+            .starts_with(b"-ERR")
+    );
+    assert_eq!(
+        c.command(&["COMMAND", "GETKEYS", "get", "k"]),
+        b"-ERR Invalid command specified\r\n"
+    );
+    assert_eq!(
+        c.command(&["COMMAND", "GETKEYS", "fetch", "k"]),
+        b"*1\r\n$1\r\nk\r\n"
+    );
+    assert_eq!(config_get_via(&mut c, "cfg"), "0");
+    assert_eq!(
+        c.command(&["CFG", "NOPE"]),
+        b"-ERR unknown subcommand 'NOPE'. Try CFG HELP.\r\n"
+    );
+    // Disabled commands leave COMMAND's listings; renamed ones stay under their own name.
+    let list = String::from_utf8_lossy(&c.command(&["COMMAND", "LIST"])).to_string();
+    assert!(list.contains("\r\nget\r\n") && !list.contains("\r\nflushall\r\n"));
+    assert!(!list.contains("fetch"));
+    drop(server);
+
+    for (text, reason) in [
+        (
+            "rename-command nosuch x\n",
+            "No such command in rename-command",
+        ),
+        (
+            "rename-command get set\n",
+            "Target command name already exists",
+        ),
+    ] {
+        let dir = TempDir::new("cfg-rename-bad");
+        let file = write(&dir.0.join("bad.conf"), &format!("port 0\n{text}"));
+        let out = Command::new(ferrokv_binary())
+            .arg(&file)
+            .current_dir(&dir.0)
+            .output()
+            .expect("run ferrokv-server");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("*** FATAL CONFIG FILE ERROR"), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+    }
+}
+
+/// CONFIG GET maxmemory through a renamed CONFIG.
+fn config_get_via(client: &mut RawClient, config: &str) -> String {
+    let reply = client.command(&[config, "GET", "maxmemory"]);
+    let (_, items) = common::split_elements(&reply).expect("CONFIG GET replies an array");
+    bulk_text(&items[1])
+}

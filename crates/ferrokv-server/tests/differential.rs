@@ -186,6 +186,7 @@ macro_rules! case_files {
 
 case_files! {
     connection => "connection.txt",
+    module => "module.txt",
     strings => "strings.txt",
     bits => "bits.txt",
     client => "client.txt",

@@ -88,7 +88,7 @@ const HIDDEN_FLAGS: u64 = flag::MAY_REPLICATE
 
 /// `COMMAND`: the description of every command.
 fn command_all(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    let commands: Vec<&TableEntry> = TABLE.commands().collect();
+    let commands: Vec<&TableEntry> = TABLE.listed_commands().collect();
     ctx.reply.array_len(commands.len());
     for entry in commands {
         write_info(ctx.reply, entry);
@@ -98,7 +98,7 @@ fn command_all(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// `COMMAND COUNT`
 fn count(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.reply.int(TABLE.commands().count() as i64);
+    ctx.reply.int(TABLE.listed_commands().count() as i64);
     Ok(())
 }
 
@@ -109,7 +109,7 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.reply.array_len(args.len() - 2);
     for name in &args[2..] {
-        match TABLE.find_full(name) {
+        match TABLE.lookup_full(name) {
             Some(entry) => write_info(ctx.reply, entry),
             None => ctx.reply.null(),
         }
@@ -252,11 +252,11 @@ fn write_key_spec(reply: &mut Reply, spec: &KeySpec, notes: &str) {
 /// table yet, so this differs from Valkey's reply in content though not in shape.
 fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let entries: Vec<&TableEntry> = if args.len() == 2 {
-        TABLE.commands().collect()
+        TABLE.listed_commands().collect()
     } else {
         args[2..]
             .iter()
-            .filter_map(|name| TABLE.find_full(name))
+            .filter_map(|name| TABLE.lookup_full(name))
             .collect()
     };
     ctx.reply.map_len(entries.len());
@@ -327,7 +327,7 @@ fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Filter::Pattern(pattern) => glob_match(pattern, entry.full_name.as_bytes(), true),
     };
     let mut names = Vec::new();
-    for command in TABLE.commands() {
+    for command in TABLE.listed_commands() {
         if matches(command) {
             names.push(command.full_name.as_str());
         }
@@ -348,7 +348,7 @@ fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn keys_of(args: &[Bytes]) -> Result<Vec<(usize, &'static KeySpec)>, CmdError> {
     let target = &args[2..];
     let invalid_command = || CmdError::err("Invalid command specified");
-    let mut entry = TABLE.find(&target[0]).ok_or_else(invalid_command)?;
+    let mut entry = TABLE.lookup(&target[0]).ok_or_else(invalid_command)?;
     if !entry.spec.subcommands.is_empty() && target.len() > 1 {
         entry = TABLE
             .find_sub(entry, &target[1])

@@ -7,7 +7,6 @@ use ferrokv_config::directives::{self, Directive, HIDDEN, IMMUTABLE, PROTECTED};
 use ferrokv_config::{hooks, rewrite};
 use ferrokv_store::glob::glob_match;
 
-use crate::client::Transport;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::spec::{CommandSpec, flag};
 use crate::stats;
@@ -172,17 +171,9 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn protected_configs_allowed(ctx: &Ctx) -> bool {
     match ctx.server.config.load().enable_protected_configs.as_str() {
         "yes" => true,
-        "local" => is_local(ctx),
+        "local" => crate::dispatch::is_local(ctx.client),
         _ => false,
     }
-}
-
-fn is_local(ctx: &Ctx) -> bool {
-    let shared = &ctx.client.shared;
-    matches!(shared.transport, Transport::Unix | Transport::Script)
-        || shared.addr.starts_with("127.")
-        || shared.addr.starts_with("[::1]")
-        || shared.addr.starts_with("::1")
 }
 
 /// `CONFIG RESETSTAT`

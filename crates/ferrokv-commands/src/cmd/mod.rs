@@ -16,6 +16,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod module;
 pub mod monitor;
 pub mod pubsub;
 pub mod scan_options;
@@ -32,6 +33,7 @@ use crate::spec::CommandSpec;
 /// Every family's table, in the order COMMAND lists them.
 pub static FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
+    module::COMMANDS,
     string::COMMANDS,
     keys::COMMANDS,
     list::COMMANDS,

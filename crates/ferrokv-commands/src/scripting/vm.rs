@@ -554,7 +554,7 @@ pub fn acl_check_args(args: &MultiValue) -> mlua::Result<Vec<Bytes>> {
         Value::String(s) => s.as_bytes().to_vec(),
         _ => Vec::new(),
     };
-    if crate::table::TABLE.find(&name).is_none() {
+    if crate::table::TABLE.lookup(&name).is_none() {
         return Err(raise(
             "ERR Invalid command passed to server.acl_check_cmd()",
         ));
@@ -598,7 +598,7 @@ fn trim_crlf(mut s: &[u8]) -> &[u8] {
 
 /// The table entry for a command line, descending into subcommands.
 pub fn resolve(argv: &[Bytes]) -> Option<&'static crate::table::TableEntry> {
-    let entry = crate::table::TABLE.find(argv.first()?)?;
+    let entry = crate::table::TABLE.lookup(argv.first()?)?;
     if entry.spec.subcommands.is_empty() || argv.len() == 1 {
         return Some(entry);
     }
