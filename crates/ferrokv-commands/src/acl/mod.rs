@@ -263,8 +263,20 @@ fn context_of(client: &Client) -> &'static str {
 }
 
 /// Adds a denial to ACL LOG, with the client's CLIENT LIST line.
-fn record(server: &Server, client: &Client, mut denied: log::Denied, now_ms: i64) {
-    denied.client_info = crate::cmd::client::client_info(&client.shared, now_ms);
+fn record(server: &Server, client: &Client, denied: log::Denied, now_ms: i64) {
+    record_shown(server, client, &client.shared, denied, now_ms);
+}
+
+/// Adds a denial to ACL LOG with `shown`'s CLIENT LIST line (a script's caller) and the
+/// log length of `client`'s configuration.
+fn record_shown(
+    server: &Server,
+    client: &Client,
+    shown: &ClientShared,
+    mut denied: log::Denied,
+    now_ms: i64,
+) {
+    denied.client_info = crate::cmd::client::client_info(shown, now_ms);
     let max_len = client.config.acllog_max_len.max(0) as usize;
     server.acl.log.lock().add(denied, now_ms, max_len);
 }
@@ -374,10 +386,9 @@ fn note_denial_of(
         context,
         object,
         username: user_client.user.name.clone(),
-        client_info: crate::cmd::client::client_info(shown, now_ms),
+        client_info: String::new(),
     };
-    let max_len = user_client.config.acllog_max_len.max(0) as usize;
-    server.acl.log.lock().add(denied, now_ms, max_len);
+    record_shown(server, user_client, shown, denied, now_ms);
 }
 
 /// `redis.call` from a script: the script's client runs as the caller's user, and a
