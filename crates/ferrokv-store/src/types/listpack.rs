@@ -424,6 +424,102 @@ impl Listpack {
     }
 }
 
+/// The listpack as one self-contained blob, as RDB files and DUMP payloads carry it: a
+/// 4-byte total size and a 2-byte count (65535 when the count does not fit), both little
+/// endian, then the entries and the 0xFF terminator.
+impl Listpack {
+    pub fn to_blob(&self) -> Vec<u8> {
+        let total = self.buf.len() + HEADER_AND_END;
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+        out.extend_from_slice(&(self.count.min(u32::from(u16::MAX)) as u16).to_le_bytes());
+        out.extend_from_slice(&self.buf);
+        out.push(0xFF);
+        out
+    }
+
+    /// A listpack built from a blob written by any Valkey or Redis; `None` unless every
+    /// header, length and backlen in it is consistent. Entries are re-encoded, so integers
+    /// another writer stored as text become integers, as this type expects.
+    pub fn from_blob(blob: &[u8]) -> Option<Listpack> {
+        let mut lp = Listpack::new();
+        for elem in blob_elements(blob)? {
+            match elem {
+                Elem::Int(n) => lp.push_back(itoa::Buffer::new().format(n).as_bytes()),
+                Elem::Str(s) => lp.push_back(s),
+            }
+        }
+        Some(lp)
+    }
+}
+
+/// The elements of a listpack blob, after checking its whole structure; `None` when
+/// anything is inconsistent (a corrupt file must not make the reader index out of bounds).
+pub fn blob_elements(blob: &[u8]) -> Option<Vec<Elem<'_>>> {
+    let header: [u8; 6] = blob.get(..6)?.try_into().ok()?;
+    let total = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let declared = u16::from_le_bytes([header[4], header[5]]);
+    if total != blob.len() || blob.last() != Some(&0xFF) {
+        return None;
+    }
+    let body = &blob[6..blob.len() - 1];
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < body.len() {
+        let rest = &body[off..];
+        let first = rest[0];
+        let (head, payload): (usize, usize) = match first {
+            0x00..=0x7F => (1, 0),
+            0x80..=0xBF => (1, usize::from(first & 0x3F)),
+            0xC0..=0xDF => (2, 0),
+            0xE0..=0xEF => (
+                2,
+                (usize::from(first & 0x0F) << 8) | usize::from(*rest.get(1)?),
+            ),
+            0xF0 => (
+                5,
+                u32::from_le_bytes(rest.get(1..5)?.try_into().ok()?) as usize,
+            ),
+            0xF1 => (3, 0),
+            0xF2 => (4, 0),
+            0xF3 => (5, 0),
+            0xF4 => (9, 0),
+            _ => return None,
+        };
+        let len = head.checked_add(payload)?;
+        let backlen = backlen_size(len);
+        let entry = rest.get(..len + backlen)?;
+        // The backlen must read back as `len`, or walking backwards would go astray.
+        let mut stored = 0usize;
+        for (i, b) in entry[len..].iter().rev().enumerate() {
+            stored |= usize::from(b & 0x7F) << (7 * i);
+        }
+        if stored != len {
+            return None;
+        }
+        let data = &entry[1..len];
+        out.push(match first {
+            0x00..=0x7F => Elem::Int(i64::from(first)),
+            0x80..=0xBF | 0xE0..=0xEF | 0xF0 => Elem::Str(&entry[head..len]),
+            0xC0..=0xDF => {
+                let u = (u16::from(first & 0x1F) << 8) | u16::from(data[0]);
+                Elem::Int(i64::from((u << 3) as i16 >> 3))
+            }
+            0xF1 => Elem::Int(i64::from(i16::from_le_bytes([data[0], data[1]]))),
+            0xF2 => Elem::Int(i64::from(
+                i32::from_le_bytes([0, data[0], data[1], data[2]]) >> 8,
+            )),
+            0xF3 => Elem::Int(i64::from(i32::from_le_bytes(data[..4].try_into().ok()?))),
+            _ => Elem::Int(i64::from_le_bytes(data[..8].try_into().ok()?)),
+        });
+        off += len + backlen;
+    }
+    if declared != u16::MAX && usize::from(declared) != out.len() {
+        return None;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,5 +626,36 @@ mod tests {
         lp2.push_back(b"012345");
         assert!(lp2.get(0).matches(&probe));
         assert!(!lp2.get(lp2.next(0).unwrap()).matches(&probe));
+    }
+
+    #[test]
+    fn blobs_round_trip_and_reject_corruption() {
+        let mut lp = Listpack::new();
+        for v in [
+            &b"a"[..],
+            b"-5",
+            b"4000",
+            b"-30000",
+            b"8000000",
+            b"2000000000",
+            b"9000000000000",
+            &[b'x'; 70],
+            &[b'y'; 5000],
+        ] {
+            lp.push_back(v);
+        }
+        let blob = lp.to_blob();
+        assert_eq!(blob.len(), lp.bytes());
+        assert_eq!(Listpack::from_blob(&blob).as_ref(), Some(&lp));
+        for cut in 0..blob.len() {
+            assert!(Listpack::from_blob(&blob[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut bad = blob.clone();
+        bad[4] = 3;
+        assert!(Listpack::from_blob(&bad).is_none());
+        let mut bad = blob;
+        let n = bad.len();
+        bad[n - 2] ^= 0x01;
+        assert!(Listpack::from_blob(&bad).is_none());
     }
 }
