@@ -17,6 +17,8 @@ pub mod encode;
 pub mod error;
 pub mod file;
 pub mod format;
+pub mod stream;
+pub mod stream_node;
 pub mod value;
 
 pub use error::{RdbError, RdbResult};

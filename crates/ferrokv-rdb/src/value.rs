@@ -56,6 +56,10 @@ pub fn write_value(e: &mut Encoder, value: &Value, target: Target) {
             e.u8(kind::STRING);
             write_string(e, s);
         }
+        Value::Stream(s) => {
+            e.u8(crate::stream::type_byte(target));
+            crate::stream::write_stream(e, s, target);
+        }
         // Filled in per family (lists, sets, hashes, sorted sets, streams).
         other => unimplemented_type(e, other, target),
     }
@@ -84,6 +88,9 @@ pub fn read_value<R: Read>(
             Str::Int(n) => StrValue::Int(n),
             Str::Bytes(b) => StrValue::from_bytes(&b),
         })),
+        kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => Ok(
+            Value::Stream(Box::new(crate::stream::read_stream(d, type_byte)?)),
+        ),
         kind::MODULE_PRE_GA | kind::MODULE_2 => {
             Err(d.error(RdbErrorKind::Unsupported("module value")))
         }

@@ -99,6 +99,20 @@ impl Stream {
         radix::node_count(self.nodes.keys().copied())
     }
 
+    /// The nodes in ID order (for serializing).
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    /// Adds a node rebuilt from a snapshot after the existing ones; the caller checked that
+    /// its IDs follow theirs. Counts its live entries into the length; the counters and
+    /// groups are the caller's to set.
+    pub fn push_loaded_node(&mut self, mut node: Node) {
+        node.seal();
+        self.length += node.live() as u64;
+        self.nodes.insert(node.first_id(), node);
+    }
+
     /// The ID `*` gives at `now_ms`, or `None` when the last possible ID is taken.
     pub fn auto_id(&self, now_ms: i64) -> Option<StreamId> {
         let now = u64::try_from(now_ms).unwrap_or(0);

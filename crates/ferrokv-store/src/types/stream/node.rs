@@ -57,6 +57,12 @@ impl RawEntry {
     pub fn is_deleted(&self) -> bool {
         self.flags & DELETED != 0
     }
+
+    /// Whether the entry's field names are the node's master fields (Valkey's SAMEFIELDS
+    /// flag: only the values are stored).
+    pub fn has_master_fields(&self) -> bool {
+        self.flags & SAME_FIELDS != 0
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -202,6 +208,12 @@ impl Node {
         let mut pos = 0;
         let n = get_varint(&self.bytes, &mut pos) as usize;
         (n, pos)
+    }
+
+    /// The master field names: those of the entry that opened the node.
+    pub fn master_fields(&self) -> impl Iterator<Item = &[u8]> {
+        let (n, mut pos) = self.master();
+        (0..n).map(move |_| get_str(&self.bytes, &mut pos))
     }
 
     fn entries_start(&self) -> usize {
