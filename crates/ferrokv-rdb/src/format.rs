@@ -16,8 +16,10 @@ pub const VALKEY_MAGIC: &[u8] = b"VALKEY";
 pub mod opcode {
     /// Valkey 8: slot info hint (cluster), ignored on load.
     pub const SLOT_INFO: u8 = 0xF4;
-    pub const FUNCTION_PRE_GA: u8 = 0xF5;
-    pub const FUNCTION2: u8 = 0xF6;
+    /// A function library (Redis 7.0 GA and later, Valkey).
+    pub const FUNCTION2: u8 = 0xF5;
+    /// Redis 7.0's release candidates' function format, never in a released version.
+    pub const FUNCTION_PRE_GA: u8 = 0xF6;
     pub const MODULE_AUX: u8 = 0xF7;
     pub const IDLE: u8 = 0xF8;
     pub const FREQ: u8 = 0xF9;
