@@ -21,12 +21,12 @@ use ferrokv_rdb::decode::Decoder;
 use ferrokv_rdb::dump::{self, RestoreError};
 use ferrokv_rdb::encode::Encoder;
 use ferrokv_rdb::error::RdbErrorKind;
-use ferrokv_rdb::file::{FileReader, Item};
+use ferrokv_rdb::file::{self as rdb_file, FileReader, Item};
 use ferrokv_rdb::format::{self, Dialect};
 use ferrokv_rdb::value::{self, ReadOptions, Target};
-use ferrokv_store::Value;
 use ferrokv_store::types::stream::{ConsumerGroup, NodeLimits, Stream, StreamId, TrimTo};
-use rdb_fixtures::{Oracle, build_fixture, fixtures, run_all, start_oracle};
+use ferrokv_store::{Entry, StrValue, Value};
+use rdb_fixtures::{Oracle, build_fixture, fixtures, run_all, start_oracle, start_oracle_loading};
 
 fn words(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
@@ -73,6 +73,20 @@ fn script() -> Vec<Vec<String>> {
     out.push(words("XGROUP CREATE big g3 2000-0 ENTRIESREAD 42"));
     out.push(words("XREADGROUP GROUP g3 carol COUNT 5 STREAMS big >"));
     out
+}
+
+/// [`script`] with its stream key renamed.
+fn script_on(key: &str) -> Vec<Vec<String>> {
+    let mut script = script();
+    for cmd in &mut script {
+        let key_at = match cmd[0].as_str() {
+            "XGROUP" => 2,
+            "XREADGROUP" => cmd.len() - 2,
+            _ => 1,
+        };
+        cmd[key_at] = key.into();
+    }
+    script
 }
 
 /// Keys built by commands only (the decode direction), with edge cases the store side
@@ -403,16 +417,7 @@ fn ferrokv_payloads_restore_into_the_oracles() {
     for oracle in Oracle::ALL {
         let server = start_oracle(oracle);
         let mut c = RawClient::connect(server.port).expect("connect");
-        let mut script = script();
-        for cmd in &mut script {
-            let key_at = match cmd[0].as_str() {
-                "XGROUP" => 2,
-                "XREADGROUP" => cmd.len() - 2,
-                _ => 1,
-            };
-            cmd[key_at] = "theirs".into();
-        }
-        run_all(&mut c, &script);
+        run_all(&mut c, &script_on("theirs"));
         let expected = full_info(&mut c, "theirs");
 
         let mut targets = vec![(
@@ -540,6 +545,45 @@ fn damaged_oracle_payloads_fail_cleanly() {
         assert!(
             value::read_value(&mut d, body[0], &ReadOptions::new(Dialect::Valkey(80))).is_err(),
             "truncation at {at} unnoticed"
+        );
+    }
+}
+
+/// A whole dump.rdb written by ferrokv with streams in it starts redis-server 7.0 (RDB 10)
+/// and valkey 9.1 (RDB 10 and `VALKEY080`), and the streams read back as the oracle's own.
+#[test]
+fn ferrokv_files_with_streams_load_into_the_oracles() {
+    let ours = build_with_store_api(&script());
+    let file_for = |target: Target| {
+        let mut e = Encoder::new(true);
+        rdb_file::write_header(&mut e, target);
+        rdb_file::write_aux(&mut e, b"redis-ver", b"7.0.15");
+        rdb_file::write_select_db(&mut e, 0);
+        rdb_file::write_resize_db(&mut e, 2, 0);
+        let stream = Entry::new(Value::Stream(Box::new(ours.clone())), 0);
+        rdb_file::write_key(&mut e, b"ours", &stream, None, target);
+        let text = Entry::new(Value::Str(StrValue::from_bytes(b"plain")), 0);
+        rdb_file::write_key(&mut e, b"str", &text, None, target);
+        rdb_file::write_eof(&mut e);
+        let mut file = e.buf;
+        rdb_file::append_checksum(&mut file, true);
+        file
+    };
+    let runs = [
+        (Oracle::Redis7, Target::Rdb10),
+        (Oracle::Valkey9, Target::Rdb10),
+        (Oracle::Valkey9, Target::Valkey80),
+    ];
+    for (oracle, target) in runs {
+        let context = format!("{} loading a {target:?} file", oracle.name());
+        let server = start_oracle_loading(oracle, Some(&file_for(target)));
+        let mut c = RawClient::connect(server.port).expect("connect");
+        assert_eq!(show(&c.command(&["DBSIZE"])), ":2\\r\\n", "{context}");
+        run_all(&mut c, &script_on("theirs"));
+        assert_same_lines(
+            &full_info(&mut c, "ours"),
+            &full_info(&mut c, "theirs"),
+            &context,
         );
     }
 }

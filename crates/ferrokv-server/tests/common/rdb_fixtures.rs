@@ -44,6 +44,11 @@ impl Oracle {
 /// payloads can be compared byte for byte) and its working directory in a temp dir
 /// removed on drop.
 pub fn start_oracle(oracle: Oracle) -> ServerProcess {
+    start_oracle_loading(oracle, None)
+}
+
+/// Starts `oracle` as [`start_oracle`] does, loading `rdb` as its dump.rdb when given.
+pub fn start_oracle_loading(oracle: Oracle, rdb: Option<&[u8]>) -> ServerProcess {
     let binary = oracle.binary();
     assert!(
         binary.exists(),
@@ -54,6 +59,9 @@ pub fn start_oracle(oracle: Oracle) -> ServerProcess {
     for _attempt in 0..5 {
         let port = free_port();
         let dir = TempDir::new(oracle.name());
+        if let Some(bytes) = rdb {
+            std::fs::write(dir.0.join("dump.rdb"), bytes).expect("write dump.rdb");
+        }
         let child = Command::new(&binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--rdbcompression", "no"])
