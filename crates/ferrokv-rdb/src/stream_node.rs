@@ -19,6 +19,8 @@
 //! element; reading checks everything Valkey's deep sanitization checks, plus the ID order
 //! the store relies on.
 
+use std::borrow::Cow;
+
 use ferrokv_store::types::listpack::{Elem, Listpack, blob_elements};
 use ferrokv_store::types::stream::{Node, StreamId};
 
@@ -136,8 +138,12 @@ impl<'a> Cursor<'a> {
         Ok(n as usize)
     }
 
-    fn bytes(&mut self) -> NodeResult<Vec<u8>> {
-        Ok(self.elem()?.to_vec())
+    /// A string element as stored; an integer element as its text.
+    fn bytes(&mut self) -> NodeResult<Cow<'a, [u8]>> {
+        Ok(match self.elem()? {
+            Elem::Str(s) => Cow::Borrowed(s),
+            int => Cow::Owned(int.to_vec()),
+        })
     }
 }
 
@@ -163,6 +169,7 @@ pub fn listpack_to_node(master: StreamId, blob: &[u8]) -> NodeResult<Node> {
 
     let mut node: Option<Node> = None;
     let mut tombstones = Vec::new();
+    let mut pairs: Vec<Cow<'_, [u8]>> = Vec::new();
     let mut prev: Option<StreamId> = None;
     let (mut seen_live, mut seen_deleted) = (0i64, 0i64);
     while !c.at_end() {
@@ -178,7 +185,7 @@ pub fn listpack_to_node(master: StreamId, blob: &[u8]) -> NodeResult<Node> {
             return Err("stream entry IDs out of order");
         }
         prev = Some(id);
-        let mut pairs = Vec::new();
+        pairs.clear();
         let expected_count = if flags & FLAG_SAME_FIELDS != 0 {
             for field in &master_fields {
                 pairs.push(field.clone());
