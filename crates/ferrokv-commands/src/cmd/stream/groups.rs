@@ -304,7 +304,7 @@ pub(super) fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(pending) = group.pending.get(&id) else {
             continue;
         };
-        if min_idle != 0 && now - pending.delivery_time < min_idle {
+        if min_idle != 0 && now.saturating_sub(pending.delivery_time) < min_idle {
             continue;
         }
         remaining -= 1;
@@ -315,7 +315,7 @@ pub(super) fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         reply.array_len(4);
         reply_id(reply, id);
         reply.bulk(&pending.consumer);
-        reply.int((now - pending.delivery_time).max(0));
+        reply.int((now.saturating_sub(pending.delivery_time)).max(0));
         reply.int(pending.delivery_count as i64);
     }
     Ok(())
@@ -357,7 +357,9 @@ fn claim_one(
         pending.delivery_time = claim.delivery_time;
         match claim.retry_count {
             Some(n) => pending.delivery_count = n,
-            None if !claim.just_id => pending.delivery_count += 1,
+            None if !claim.just_id => {
+                pending.delivery_count = pending.delivery_count.saturating_add(1)
+            }
             None => {}
         }
     }
@@ -481,7 +483,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(pending) = group.pending.get(&id) else {
             continue;
         };
-        if !forced && min_idle > 0 && now - pending.delivery_time < min_idle {
+        if !forced && min_idle > 0 && now.saturating_sub(pending.delivery_time) < min_idle {
             continue;
         }
         claim_one(stream, group_name, &consumer, id, &claim, now, &mut body);
@@ -583,7 +585,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             dirty += 1;
             continue;
         }
-        if min_idle > 0 && now - delivered_at < min_idle {
+        if min_idle > 0 && now.saturating_sub(delivered_at) < min_idle {
             continue;
         }
         claim_one(stream, group_name, &consumer, id, &claim, now, &mut body);

@@ -60,10 +60,10 @@ pub(super) fn consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         reply.bulk(b"pending");
         reply.int(consumer.pending.len() as i64);
         reply.bulk(b"idle");
-        reply.int((now - consumer.seen_time).max(0));
+        reply.int((now.saturating_sub(consumer.seen_time)).max(0));
         reply.bulk(b"inactive");
         reply.int(if consumer.active_time != -1 {
-            now - consumer.active_time
+            now.saturating_sub(consumer.active_time)
         } else {
             -1
         });

@@ -404,7 +404,7 @@ fn reply_history(
         for id in redelivered {
             if let Some(p) = g.pending.get_mut(&id) {
                 p.delivery_time = now_ms;
-                p.delivery_count += 1;
+                p.delivery_count = p.delivery_count.saturating_add(1);
             }
         }
     }
