@@ -17,6 +17,13 @@ pub mod encode;
 pub mod error;
 pub mod file;
 pub mod format;
+pub mod hash;
+pub mod intset;
+pub mod list;
+pub mod set;
 pub mod value;
+pub mod ziplist;
+pub mod zipmap;
+pub mod zset;
 
 pub use error::{RdbError, RdbResult};
