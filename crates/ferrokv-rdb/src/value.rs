@@ -131,7 +131,7 @@ pub fn read_value<R: Read>(
         kind::HASH | kind::HASH_ZIPMAP | kind::HASH_ZIPLIST | kind::HASH_LISTPACK => {
             crate::hash::read_hash(d, type_byte, options)
         }
-        kind::VALKEY_HASH_2 if options.dialect.is_valkey() => {
+        kind::VALKEY_HASH_2 if options.dialect.has_valkey_hash() => {
             crate::hash::read_hash(d, type_byte, options)
         }
         kind::ZSET | kind::ZSET_2 | kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
