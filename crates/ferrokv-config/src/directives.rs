@@ -469,7 +469,7 @@ directives! {
         "How strictly RDB versions are checked on load: strict or relaxed.";
     rdbchecksum: bool = "rdbchecksum" [], "yes", Kind::Bool, IMMUTABLE | PENDING,
         "Write and check a checksum at the end of RDB files.";
-    rdbcompression: bool = "rdbcompression" [], "yes", Kind::Bool, PENDING,
+    rdbcompression: bool = "rdbcompression" [], "yes", Kind::Bool, 0,
         "Compress strings in RDB files.";
     rdma_bind: String = "rdma-bind" [], "", Kind::Custom(special::rdma_bind), PENDING,
         "Addresses to listen on for RDMA.";

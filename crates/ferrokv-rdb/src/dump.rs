@@ -5,7 +5,7 @@ use ferrokv_store::Value;
 
 use crate::decode::Decoder;
 use crate::encode::Encoder;
-use crate::error::{RdbError, RdbErrorKind, RdbResult};
+use crate::error::{RdbError, RdbResult};
 use crate::format::{self, Dialect};
 use crate::value::{self, ReadOptions, Target};
 
@@ -35,18 +35,19 @@ pub enum RestoreError {
 }
 
 /// Checks a payload's footer and decodes its value.
+///
+/// As in Valkey, the checksum must match (a zero checksum is not a pass), and the value is
+/// read from the whole payload: a value that runs into the footer, or stops short of it, is
+/// accepted as long as it parses, since the checksum already vouches for the bytes.
 pub fn restore(payload: &[u8], options: &ReadOptions) -> Result<Value, RestoreError> {
     let Some(body_len) = payload.len().checked_sub(10) else {
         return Err(RestoreError::VersionOrChecksum);
     };
-    let (body, footer) = payload.split_at(body_len);
+    let footer = &payload[body_len..];
     let version = u32::from(u16::from_le_bytes([footer[0], footer[1]]));
     let stored = u64::from_le_bytes(footer[2..10].try_into().unwrap_or_default());
     let known = version <= format::MAX_REDIS_VERSION || version == format::VALKEY_VERSION;
-    if !known {
-        return Err(RestoreError::VersionOrChecksum);
-    }
-    if stored != 0 && crate::crc64::checksum(&payload[..body_len + 2]) != stored {
+    if !known || crate::crc64::checksum(&payload[..body_len + 2]) != stored {
         return Err(RestoreError::VersionOrChecksum);
     }
     let dialect = if version == format::VALKEY_VERSION {
@@ -56,20 +57,13 @@ pub fn restore(payload: &[u8], options: &ReadOptions) -> Result<Value, RestoreEr
     };
     let mut options = options.clone();
     options.dialect = dialect;
-    decode_body(body, &options).map_err(RestoreError::BadData)
+    decode_body(payload, &options).map_err(RestoreError::BadData)
 }
 
-fn decode_body(body: &[u8], options: &ReadOptions) -> RdbResult<Value> {
-    let mut d = Decoder::new(body);
+fn decode_body(payload: &[u8], options: &ReadOptions) -> RdbResult<Value> {
+    let mut d = Decoder::new(payload);
     let type_byte = d.u8()?;
-    let value = value::read_value(&mut d, type_byte, options)?;
-    if d.offset() != body.len() as u64 {
-        return Err(RdbError::new(
-            d.offset(),
-            RdbErrorKind::Corrupt("trailing bytes after the value"),
-        ));
-    }
-    Ok(value)
+    value::read_value(&mut d, type_byte, options)
 }
 
 #[cfg(test)]

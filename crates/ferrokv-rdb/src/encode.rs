@@ -73,6 +73,16 @@ impl Encoder {
         self.buf.extend_from_slice(s);
     }
 
+    /// A string LZF-compressed whenever that makes it shorter, whatever `compress` says (a
+    /// quicklist node held compressed in memory is saved compressed, as Valkey does).
+    pub fn string_prefer_lzf(&mut self, s: &[u8]) {
+        if s.len() > 4 && self.try_lzf(s) {
+            return;
+        }
+        self.length(s.len() as u64);
+        self.buf.extend_from_slice(s);
+    }
+
     /// An integer value written as a string (a list element, a set member ...): the
     /// compact integer encoding when it fits 32 bits, its decimal text otherwise.
     pub fn int_string(&mut self, n: i64) {

@@ -24,6 +24,9 @@ pub enum RdbErrorKind {
     Unsupported(&'static str),
     /// An I/O error from the underlying reader (not end of data).
     Io(String),
+    /// A collection with no elements: a snapshot reader skips the key (as Valkey does),
+    /// RESTORE refuses the payload.
+    EmptyKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,7 @@ impl fmt::Display for RdbErrorKind {
             RdbErrorKind::Corrupt(what) => write!(f, "corrupt data: {what}"),
             RdbErrorKind::Unsupported(what) => write!(f, "unsupported: {what}"),
             RdbErrorKind::Io(e) => write!(f, "{e}"),
+            RdbErrorKind::EmptyKey => write!(f, "empty collection"),
         }
     }
 }

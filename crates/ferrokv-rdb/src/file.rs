@@ -242,7 +242,17 @@ impl<R: Read> FileReader<R> {
                 }
                 type_byte => {
                     let key = self.d.string()?;
-                    let value = value::read_value(&mut self.d, type_byte, &self.options)?;
+                    let value = match value::read_value(&mut self.d, type_byte, &self.options) {
+                        Ok(value) => value,
+                        // Valkey skips a key whose collection is empty; so do we.
+                        Err(e) if e.kind == RdbErrorKind::EmptyKey => {
+                            expire_at = NO_EXPIRE;
+                            idle_seconds = None;
+                            lfu_freq = None;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     return Ok(Item::Key {
                         key,
                         value,

@@ -89,4 +89,14 @@ impl Dialect {
     pub fn is_valkey(self) -> bool {
         matches!(self, Dialect::Valkey(_))
     }
+
+    /// Whether type byte 22 is read as Valkey's hash with field expiry: in Valkey files, and
+    /// in Redis-numbered data older than RDB 12, where no Redis type 22 exists (Valkey 9.1's
+    /// RESTORE accepts its type 22 under version 10, so we do too).
+    pub fn has_valkey_hash(self) -> bool {
+        match self {
+            Dialect::Valkey(_) => true,
+            Dialect::Redis(v) => v < 12,
+        }
+    }
 }

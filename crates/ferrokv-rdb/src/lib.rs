@@ -17,8 +17,15 @@ pub mod encode;
 pub mod error;
 pub mod file;
 pub mod format;
+pub mod hash;
+pub mod intset;
+pub mod list;
+pub mod set;
 pub mod stream;
 pub mod stream_node;
 pub mod value;
+pub mod ziplist;
+pub mod zipmap;
+pub mod zset;
 
 pub use error::{RdbError, RdbResult};

@@ -7,7 +7,9 @@
 
 use std::io::Read;
 
-use ferrokv_store::{StrValue, Value};
+use ferrokv_store::types::hash::HashLimits;
+use ferrokv_store::types::zset::ZSetLimits;
+use ferrokv_store::{ListLimits, SetLimits, StrValue, Value};
 
 use crate::decode::{Decoder, Str};
 use crate::encode::Encoder;
@@ -37,16 +39,49 @@ pub fn needs_valkey(value: &Value) -> bool {
     value.has_volatile_items()
 }
 
-/// How values read back are shaped; grows with the encodings that depend on configuration.
+/// How values read back are shaped: the file's dialect, and the encoding limits of the
+/// configuration (`list-max-listpack-size`, `set-max-intset-entries` ...), under which a
+/// value is built in the encoding this server would give it at its size.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub dialect: Dialect,
+    pub list: ListLimits,
+    pub set: SetLimits,
+    pub hash: HashLimits,
+    pub zset: ZSetLimits,
 }
 
 impl ReadOptions {
+    /// Valkey 9.1's default limits.
     pub fn new(dialect: Dialect) -> ReadOptions {
-        ReadOptions { dialect }
+        ReadOptions {
+            dialect,
+            list: ListLimits::new(-2, 0),
+            set: SetLimits::default(),
+            hash: HashLimits {
+                max_entries: 512,
+                max_value: 64,
+            },
+            zset: ZSetLimits {
+                max_listpack_entries: 128,
+                max_listpack_value: 64,
+            },
+        }
     }
+}
+
+/// Most elements preallocated for on the word of a count read from the data: a corrupt
+/// count must not reserve gigabytes before the data runs out.
+const PREALLOC_MAX: usize = 1 << 16;
+
+pub(crate) fn bounded(count: usize) -> usize {
+    count.min(PREALLOC_MAX)
+}
+
+/// A blob (ziplist, listpack, intset ...) and the offset where it starts, for errors.
+pub(crate) fn read_blob<R: Read>(d: &mut Decoder<R>) -> RdbResult<(u64, Vec<u8>)> {
+    let at = d.offset();
+    Ok((at, d.string()?))
 }
 
 /// Writes the type byte and the payload of `value`.
@@ -60,8 +95,10 @@ pub fn write_value(e: &mut Encoder, value: &Value, target: Target) {
             e.u8(crate::stream::type_byte(target));
             crate::stream::write_stream(e, s, target);
         }
-        // Filled in per family (lists, sets, hashes, sorted sets, streams).
-        other => unimplemented_type(e, other, target),
+        Value::List(l) => crate::list::write_list(e, l),
+        Value::Set(s) => crate::set::write_set(e, s, target),
+        Value::Hash(h) => crate::hash::write_hash(e, h, target),
+        Value::ZSet(z) => crate::zset::write_zset(e, z),
     }
 }
 
@@ -72,17 +109,12 @@ fn write_string(e: &mut Encoder, s: &StrValue) {
     }
 }
 
-fn unimplemented_type(_e: &mut Encoder, value: &Value, _target: Target) {
-    unreachable!("RDB encoding of {:?} not written yet", value.object_type())
-}
-
 /// Reads the payload of a value whose type byte was `type_byte`.
 pub fn read_value<R: Read>(
     d: &mut Decoder<R>,
     type_byte: u8,
     options: &ReadOptions,
 ) -> RdbResult<Value> {
-    let _ = options;
     match type_byte {
         kind::STRING => Ok(Value::Str(match d.string_or_int()? {
             Str::Int(n) => StrValue::Int(n),
@@ -91,6 +123,21 @@ pub fn read_value<R: Read>(
         kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => Ok(
             Value::Stream(Box::new(crate::stream::read_stream(d, type_byte)?)),
         ),
+        kind::LIST | kind::LIST_ZIPLIST | kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
+            crate::list::read_list(d, type_byte, options)
+        }
+        kind::SET | kind::SET_INTSET | kind::SET_LISTPACK => {
+            crate::set::read_set(d, type_byte, options)
+        }
+        kind::HASH | kind::HASH_ZIPMAP | kind::HASH_ZIPLIST | kind::HASH_LISTPACK => {
+            crate::hash::read_hash(d, type_byte, options)
+        }
+        kind::VALKEY_HASH_2 if options.dialect.has_valkey_hash() => {
+            crate::hash::read_hash(d, type_byte, options)
+        }
+        kind::ZSET | kind::ZSET_2 | kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
+            crate::zset::read_zset(d, type_byte, options)
+        }
         kind::MODULE_PRE_GA | kind::MODULE_2 => {
             Err(d.error(RdbErrorKind::Unsupported("module value")))
         }

@@ -20,7 +20,6 @@ use common::{RawClient, show};
 use ferrokv_rdb::decode::Decoder;
 use ferrokv_rdb::dump::{self, RestoreError};
 use ferrokv_rdb::encode::Encoder;
-use ferrokv_rdb::error::RdbErrorKind;
 use ferrokv_rdb::file::{self as rdb_file, FileReader, Item};
 use ferrokv_rdb::format::{self, Dialect};
 use ferrokv_rdb::value::{self, ReadOptions, Target};
@@ -455,11 +454,6 @@ fn ferrokv_payloads_restore_into_the_oracles() {
     }
 }
 
-/// Fixture families whose types the RDB reader does not decode yet on this branch (lists,
-/// sets, hashes and sorted sets come with the `rdbcodec` branch). Their files must fail on
-/// an unknown type, nothing else; once decoded, remove them here so the test holds all.
-const NOT_DECODED_YET: &[&str] = &["lists", "sets", "hashes", "zsets", "hash-field-expiry"];
-
 /// Reads a whole file; returns the keys per database and the functions seen.
 fn read_file(bytes: &[u8]) -> Result<(Vec<(usize, u64)>, usize), ferrokv_rdb::RdbError> {
     let mut r = FileReader::new(bytes)?;
@@ -487,9 +481,6 @@ fn oracle_dump_files_read_end_to_end() {
     for oracle in Oracle::ALL {
         let server = start_oracle(oracle);
         let families = fixtures(oracle);
-        let pending_in_everything = families
-            .iter()
-            .any(|f| NOT_DECODED_YET.contains(&f.name) && f.name != "everything");
         for fixture in &families {
             let (bytes, sizes) = build_fixture(&server, fixture);
             let context = format!("{} fixture {}", oracle.name(), fixture.name);
@@ -498,27 +489,12 @@ fn oracle_dump_files_read_end_to_end() {
                 Oracle::Valkey9 => format!("VALKEY{:03}", format::VALKEY_VERSION),
             };
             assert!(bytes.starts_with(magic.as_bytes()), "{context}: header");
-            let pending = NOT_DECODED_YET.contains(&fixture.name)
-                || (fixture.name == "everything" && pending_in_everything);
-            match read_file(&bytes) {
-                Ok((keys, functions)) => {
-                    assert!(
-                        !pending,
-                        "{context} decodes now: remove it from NOT_DECODED_YET"
-                    );
-                    assert_eq!(keys, sizes, "{context}: keys per database");
-                    let expected_functions =
-                        usize::from(matches!(fixture.name, "functions" | "everything"));
-                    assert_eq!(functions, expected_functions, "{context}: functions");
-                }
-                Err(e) => {
-                    assert!(
-                        pending && matches!(e.kind, RdbErrorKind::UnknownType(_)),
-                        "{context}: {e}"
-                    );
-                    eprintln!("{context}: not decoded yet ({e})");
-                }
-            }
+            let (keys, functions) =
+                read_file(&bytes).unwrap_or_else(|e| panic!("{context}: {e}"));
+            assert_eq!(keys, sizes, "{context}: keys per database");
+            let expected_functions =
+                usize::from(matches!(fixture.name, "functions" | "everything"));
+            assert_eq!(functions, expected_functions, "{context}: functions");
             // A flipped byte anywhere is an error (usually the checksum), never a panic.
             let mut damaged = bytes.clone();
             let at = bytes.len() / 2;

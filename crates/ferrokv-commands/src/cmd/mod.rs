@@ -8,6 +8,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub mod expire;
 pub mod geo;
 pub mod hash;
@@ -36,6 +37,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     module::COMMANDS,
     string::COMMANDS,
     keys::COMMANDS,
+    dump::COMMANDS,
     list::COMMANDS,
     bits::COMMANDS,
     client::COMMANDS,

@@ -22,11 +22,13 @@
 //! as Valkey does; inside a node they are addressed by [`Pos`] (node, byte offset).
 
 mod node;
+mod rdb;
 
 use std::collections::VecDeque;
 
 use super::listpack::{Elem, Listpack, Probe};
 use node::Node;
+pub use rdb::SavedNode;
 
 /// Overhead Valkey adds to an element's length when deciding whether it fits in a node.
 const INSERT_OVERHEAD: usize = 11;
