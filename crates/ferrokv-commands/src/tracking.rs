@@ -21,7 +21,7 @@
 //!   connection are appended to its pub/sub outbox (it may live on another worker thread).
 //!   Messages for the connection whose command is running go into its own reply buffer:
 //!   those caused by its own command after the reply (Valkey's pending invalidations), those
-//!   of keys that expired or were evicted before the command ran ahead of it.
+//!   of keys evicted (from the keyspace or the table) before the command ran ahead of it.
 //!
 //! # Where modified keys come from
 //!
@@ -169,7 +169,7 @@ impl Tracking {
 /// What goes to the running command's own connection, and when.
 #[derive(Default)]
 struct Own {
-    /// Ahead of the command's reply (keys expired or evicted before it looked).
+    /// Ahead of the command's reply (keys evicted before it ran).
     before: Vec<Bytes>,
     /// After the reply (its own changes; broadcasts).
     after: Vec<Bytes>,
@@ -353,9 +353,10 @@ pub fn invalidate_touched(server: &Server, touches: &[events::Touch]) {
                 {
                     continue;
                 }
-                // Valkey holds back a client's own changes until after its reply; what
-                // expired under it, or was changed before its command ran, goes at once.
-                let when = if own && in_handler && !touch.expired {
+                // Valkey holds back what a client's own command changed (expiries it
+                // caused included) until after its reply; what was changed before the
+                // command ran (eviction) goes at once.
+                let when = if own && in_handler {
                     When::AfterReply
                 } else {
                     When::BeforeReply
