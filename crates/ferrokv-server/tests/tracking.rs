@@ -126,7 +126,9 @@ fn default_mode_invalidates_reads_once_from_other_threads_and_databases() {
         s.run("t", &mut t, &["PING"]);
         s.run("w0", &mut writers[0], &["SADD", "k2", "n"]);
         s.read("t", &mut t);
-        s.run("t", &mut t, &["INFO", "clients"]);
+        let info = String::from_utf8_lossy(&t.command(&["INFO", "clients"])).into_owned();
+        let line = info.lines().find(|l| l.starts_with("tracking_clients:"));
+        s.transcript.push(format!("{line:?}"));
         s.run("t", &mut t, &["CLIENT", "TRACKING", "off"]);
         s.run("w1", &mut writers[1], &["SET", "k", "3"]);
         s.run("t", &mut t, &["PING"]);
