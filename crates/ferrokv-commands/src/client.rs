@@ -152,6 +152,10 @@ pub mod flags {
     pub const DIRTY_CAS: u32 = 1 << 8;
     /// In MONITOR mode.
     pub const MONITOR: u32 = 1 << 9;
+    /// CLIENT TRACKING is on (`t`), its REDIRECT client is gone (`R`), in BCAST mode (`B`).
+    pub const TRACKING: u32 = 1 << 10;
+    pub const TRACKING_BROKEN_REDIRECT: u32 = 1 << 11;
+    pub const TRACKING_BCAST: u32 = 1 << 12;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
@@ -160,6 +164,9 @@ pub mod flags {
         (MULTI, 'x'),
         (PAUSED, 'b'),
         (BLOCKED, 'b'),
+        (TRACKING, 't'),
+        (TRACKING_BROKEN_REDIRECT, 'R'),
+        (TRACKING_BCAST, 'B'),
         (DIRTY_CAS, 'd'),
         (CLOSE_AFTER_REPLY, 'c'),
         (UNIX_SOCKET, 'U'),
@@ -222,6 +229,8 @@ pub struct ClientShared {
     pub user: Mutex<Bytes>,
     /// Messages published to this client, waiting for its connection to send them.
     pub outbox: crate::pubsub::Outbox,
+    /// CLIENT TRACKING settings (other threads send this client invalidations).
+    pub tracking: crate::tracking::ClientTracking,
     killed: AtomicBool,
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
@@ -270,6 +279,7 @@ impl ClientShared {
             ssub_count: AtomicUsize::new(0),
             user: Mutex::new(Bytes::from_static(b"default")),
             outbox: Default::default(),
+            tracking: Default::default(),
             killed: AtomicBool::new(false),
             waker: OnceLock::new(),
         }

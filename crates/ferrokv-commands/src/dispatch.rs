@@ -18,6 +18,7 @@ use crate::server::Server;
 use crate::spec::flag;
 use crate::stats;
 use crate::table::{TABLE, TableEntry};
+use crate::tracking;
 use crate::transaction;
 use crate::{latency, slowlog};
 
@@ -35,8 +36,21 @@ pub enum Outcome {
     Blocked,
 }
 
-/// Runs one command and appends its reply (if any) to `reply`.
+/// Runs one command and appends its reply (if any) to `reply`, then the client-side caching
+/// invalidations its own command caused (see `tracking`).
 pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[Bytes]) -> Outcome {
+    let saved = tracking::begin_request(&client.shared);
+    let outcome = execute_request(server, client, reply, args);
+    tracking::end_request(server, reply, saved);
+    outcome
+}
+
+fn execute_request(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    args: &[Bytes],
+) -> Outcome {
     let Some(name) = args.first() else {
         return Outcome::Done;
     };
@@ -84,6 +98,11 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
         discard_if_silenced(client, reply, reply_start);
         return Outcome::Done;
     }
+
+    // Keep the tracking table within `tracking-table-max-keys`; what that invalidates for
+    // this client goes ahead of its reply, as in Valkey.
+    tracking::enforce_limit(server, client.config.tracking_table_max_keys);
+    tracking::place_before_reply(reply, reply.len());
 
     let now_ms = clock::now_ms();
     let flags = if is_exec(entry) {
@@ -168,8 +187,15 @@ pub(crate) fn call(
         // and also when it fails (NOSCRIPT), as in Valkey.
         crate::monitor::feed(server, client, args);
     }
-    let dirty_before = events::watching().then(|| stats.dirty.get());
+    if events::touches_pending() {
+        // Keys evicted before the command: their invalidations go ahead of its reply.
+        transaction::process_touches(server, false, None);
+    }
+    // Registered before the read too, so a write on another thread in between is not lost.
+    tracking::remember(server, spec, args, true);
+    let dirty_before = events::recording().then(|| stats.dirty.get());
     let saved_written = dirty_before.map(|_| transaction::begin_command(spec, args));
+    let saved_in_handler = tracking::enter_handler();
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = Instant::now();
@@ -229,6 +255,14 @@ pub(crate) fn call(
         // certainly changed counts.
         transaction::process_touches(server, false, None);
     }
+    tracking::leave_handler(saved_in_handler);
+    tracking::remember(server, spec, args, false);
+    tracking::place_before_reply(reply, reply_start);
+    tracking::command_done(
+        &client.shared,
+        entry.full_name.starts_with("client|"),
+        client.multi.is_some(),
+    );
 }
 
 fn is_exec(entry: &TableEntry) -> bool {

@@ -121,6 +121,9 @@ pub fn background(server: &Server) {
         config.lfu_decay_time,
     );
     perform(&server.keyspace, &config, access, &server::used_memory);
+    // Evicted keys someone watches or tracks.
+    crate::transaction::process_touches(server, false, None);
+    crate::tracking::flush_broadcasts(server);
     crate::notify::flush(server);
 }
 

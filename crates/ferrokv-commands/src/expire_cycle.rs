@@ -70,6 +70,7 @@ impl ExpireCycle {
         handle_key_events(server, stats::local());
         // Expired keys someone WATCHes.
         crate::transaction::process_touches(server, false, None);
+        crate::tracking::flush_broadcasts(server);
         if crate::blocking::pending() {
             crate::blocking::serve_pending(server, clock::now_ms());
         }

@@ -25,6 +25,7 @@ pub mod slowlog;
 pub mod spec;
 pub mod stats;
 pub mod table;
+pub mod tracking;
 pub mod transaction;
 
 pub use client::Client;

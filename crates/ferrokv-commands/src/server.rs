@@ -41,6 +41,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Clients in MONITOR mode.
     pub monitors: crate::monitor::Monitors,
+    /// Client-side caching: tracked keys, BCAST prefixes, tracking clients.
+    pub tracking: crate::tracking::Tracking,
 }
 
 impl Server {
@@ -72,6 +74,7 @@ impl Server {
             acl: Default::default(),
             scripting: Default::default(),
             monitors: Default::default(),
+            tracking: Default::default(),
         });
         crate::acl::install_requirepass_hook(&server);
         server

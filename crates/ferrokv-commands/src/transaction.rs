@@ -234,17 +234,25 @@ pub fn end_command(server: &Server, changed: bool, saved: WrittenKeys) {
 /// key is one of those it may write.
 pub fn process_touches(server: &Server, changed: bool, written: Option<&[Bytes]>) {
     let mut touches = events::take_touched();
-    if touches.is_empty() || server.watches.clients.load(Relaxed) == 0 {
+    let watched = server.watches.clients.load(Relaxed) != 0;
+    let tracked = events::tracking();
+    if touches.is_empty() || !(watched || tracked) {
         return;
     }
     touches.retain(|t| {
         t.definite || (changed && written.is_none_or(|keys| keys.iter().any(|k| **k == *t.key)))
     });
-    server.watches.touch(&touches);
+    if watched {
+        server.watches.touch(&touches);
+    }
+    if tracked {
+        // The same "key modified" facts drive client-side caching invalidations.
+        crate::tracking::invalidate_touched(server, &touches);
+    }
 }
 
 /// The command reported a change (`add_dirty`): marks the watchers of every key it touched
-/// that counts, while it still holds its keys' locks, so that an EXEC on another thread
+/// that counts (and invalidates it for tracking clients), while it still holds its keys' locks, so that an EXEC on another thread
 /// cannot run between the change and the mark.
 pub fn process_touches_on_change(server: &Server) {
     let written = WRITTEN.with(|w| w.borrow().clone()).flatten();

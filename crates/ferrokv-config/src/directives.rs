@@ -609,7 +609,7 @@ directives! {
         "Cache TLS sessions for faster reconnects.";
     tls_sni_cert: String = "tls-sni-cert" [], "", Kind::Custom(special::sni_certs), MULTI_ARG | APPEND | HIDDEN,
         "Extra certificates chosen by the server name a TLS client asks for: <server-name> <cert-file> <key-file>, one line each. A ferrokv directive: hidden from CONFIG GET globs so their output stays Valkey's.";
-    tracking_table_max_keys: i64 = "tracking-table-max-keys" [], "1000000", Kind::int(0, i64::MAX), PENDING,
+    tracking_table_max_keys: i64 = "tracking-table-max-keys" [], "1000000", Kind::int(0, i64::MAX), 0,
         "Keys remembered for client-side caching; 0 is no limit.";
     unixsocket: String = "unixsocket" [], "", Kind::Str, IMMUTABLE,
         "Unix socket path to listen on; empty disables it.";

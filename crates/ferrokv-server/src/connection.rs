@@ -78,6 +78,7 @@ pub async fn serve<S>(
     server.blocking.cancel(shared.id);
     transaction::discard(&server, &mut client);
     pubsub::unsubscribe_all(&server, &mut client);
+    ferrokv_commands::tracking::disable(&server, &shared);
     server.monitors.remove(shared.id);
     server.clients.unregister(shared.id);
 }

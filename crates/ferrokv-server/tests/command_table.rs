@@ -36,10 +36,7 @@ fn info_of(client: &mut RawClient, name: &str) -> Vec<u8> {
 
 /// Commands whose description deliberately differs today, with the reason. The test fails if
 /// one of them starts to match, so the entry is removed when the gap closes.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
-    "client",
-    "CLIENT TRACKING arrives with client-side caching (pub/sub and tracking issue)",
-)];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 #[test]
 fn command_info_matches_the_oracle_for_every_command() {

@@ -210,4 +210,5 @@ case_files! {
     scripting => "scripting.txt",
     functions => "functions.txt",
     dump => "dump.txt",
+    tracking => "tracking.txt",
 }

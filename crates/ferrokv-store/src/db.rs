@@ -336,7 +336,7 @@ impl Db {
     }
 
     fn expire_now(&mut self, key: &[u8]) {
-        if events::watching() {
+        if events::recording() {
             events::record_touch(self.index, key, true, true);
         }
         if self.delete_untouched(key) {

@@ -49,25 +49,50 @@ pub fn take() -> Vec<KeyEvent> {
 
 // ---- keys touched, for WATCH ----
 //
-// WATCH needs to know which keys a command changed. The store reports every structural
-// change (a key stored, deleted, expired, its TTL changed) and the command layer adds the
-// keys it looked up for writing; both land in a per-thread list that the command layer
-// turns into "watched key modified" marks. Nothing is recorded while no client watches
-// anything, so the common case costs one relaxed load per write.
+// WATCH and client-side caching (CLIENT TRACKING) need to know which keys a command
+// changed. The store reports every structural change (a key stored, deleted, expired, its
+// TTL changed) and the command layer adds the keys it looked up for writing; both land in a
+// per-thread list that the command layer turns into "watched key modified" marks and
+// tracking invalidations. Nothing is recorded while no client watches a key and no key is
+// tracked, so the common case costs one relaxed load per write.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
-static WATCHING: AtomicBool = AtomicBool::new(false);
+/// Why touches are recorded: one bit per consumer.
+static RECORDING: AtomicU8 = AtomicU8::new(0);
+const FOR_WATCH: u8 = 1;
+const FOR_TRACKING: u8 = 2;
+
+fn set_reason(bit: u8, on: bool) {
+    if on {
+        RECORDING.fetch_or(bit, Relaxed);
+    } else {
+        RECORDING.fetch_and(!bit, Relaxed);
+    }
+}
 
 /// Turns recording on while at least one client watches a key (set under the watched key's
 /// shard lock, so a writer holding that lock afterwards sees it).
 pub fn set_watching(on: bool) {
-    WATCHING.store(on, Relaxed);
+    set_reason(FOR_WATCH, on);
 }
 
+/// Turns recording on while a client tracks keys or the tracking table holds any (set
+/// before the tracking client reads a key under its shard lock, for the same reason).
+pub fn set_tracking(on: bool) {
+    set_reason(FOR_TRACKING, on);
+}
+
+/// Whether touches are recorded (someone watches or tracks).
 #[inline]
-pub fn watching() -> bool {
-    WATCHING.load(Relaxed)
+pub fn recording() -> bool {
+    RECORDING.load(Relaxed) != 0
+}
+
+/// Whether touches are recorded for client-side caching.
+#[inline]
+pub fn tracking() -> bool {
+    RECORDING.load(Relaxed) & FOR_TRACKING != 0
 }
 
 /// A key a command changed (`definite`) or may have changed (looked up for writing; it
@@ -86,10 +111,10 @@ thread_local! {
     static TOUCHED: RefCell<Vec<Touch>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records a touch of `key` in database `db`, when anyone watches.
+/// Records a touch of `key` in database `db`, when anyone watches or tracks.
 #[inline]
 pub fn touch(db: usize, key: &[u8], definite: bool) {
-    if watching() {
+    if recording() {
         record_touch(db, key, definite, false);
     }
 }

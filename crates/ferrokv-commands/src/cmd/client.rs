@@ -119,6 +119,13 @@ const SUBCOMMANDS: &[CommandSpec] = &[
             "O(1)",
         )
         .handler(no_evict),
+    sub("tracking", -3, BASE)
+        .doc(
+            "6.0.0",
+            "Controls server-assisted client-side caching for the connection.",
+            "O(1). Some options may introduce additional complexity.",
+        )
+        .handler(tracking),
     sub("trackinginfo", 2, BASE)
         .doc(
             "6.2.0",
@@ -327,31 +334,91 @@ fn unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// `CLIENT GETREDIR`: tracking is not on, so -1.
-fn getredir(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.reply.int(-1);
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN] [OPTOUT] [NOLOOP]`.
+/// Options are parsed (and REDIRECT checked) before ON/OFF is looked at, as in Valkey.
+fn tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut options = crate::tracking::Options::default();
+    let mut i = 3;
+    while i < args.len() {
+        let option = &args[i];
+        let has_value = i + 1 < args.len();
+        if args::is(option, "redirect") && has_value {
+            i += 1;
+            if options.redirect != 0 {
+                return Err(CmdError::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            let id = args::int(&args[i])?;
+            let exists = u64::try_from(id)
+                .ok()
+                .and_then(|id| ctx.server.clients.get(id))
+                .is_some_and(|c| !c.is_killed());
+            if !exists {
+                return Err(CmdError::err(
+                    "The client ID you want redirect to does not exist",
+                ));
+            }
+            options.redirect = id as u64;
+        } else if args::is(option, "bcast") {
+            options.bcast = true;
+        } else if args::is(option, "optin") {
+            options.optin = true;
+        } else if args::is(option, "optout") {
+            options.optout = true;
+        } else if args::is(option, "noloop") {
+            options.noloop = true;
+        } else if args::is(option, "prefix") && has_value {
+            i += 1;
+            options.prefixes.push(args[i].clone());
+        } else {
+            return Err(errors::SYNTAX);
+        }
+        i += 1;
+    }
+    match on_off(&args[2])? {
+        true => crate::tracking::enable(ctx.server, &ctx.client.shared, options)?,
+        false => crate::tracking::disable(ctx.server, &ctx.client.shared),
+    }
+    ctx.reply.ok();
     Ok(())
 }
 
-/// `CLIENT TRACKINGINFO` for a connection without tracking.
+/// `CLIENT GETREDIR`: the REDIRECT id, 0 without one, -1 when tracking is off.
+fn getredir(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let redirect = ctx.client.shared.tracking.redirect_reported();
+    ctx.reply.int(redirect);
+    Ok(())
+}
+
+/// `CLIENT TRACKINGINFO`: flags, redirect and prefixes.
 fn trackinginfo(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let shared = &ctx.client.shared;
+    let flags = crate::tracking::info_flags(shared);
+    let redirect = shared.tracking.redirect_reported();
+    let prefixes = ctx.server.tracking.prefixes_of(shared.id);
     let r = &mut *ctx.reply;
     r.map_len(3);
     r.bulk(b"flags");
-    r.set_len(1);
-    r.bulk(b"off");
+    r.set_len(flags.len());
+    for flag in flags {
+        r.bulk(flag.as_bytes());
+    }
     r.bulk(b"redirect");
-    r.int(-1);
+    r.int(redirect);
     r.bulk(b"prefixes");
-    r.array_len(0);
+    r.array_len(prefixes.len());
+    for prefix in &prefixes {
+        r.bulk(prefix);
+    }
     Ok(())
 }
 
-/// `CLIENT CACHING YES|NO`: only meaningful with OPTIN/OPTOUT tracking.
-fn caching(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(CmdError::err(
-        "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
-    ))
+/// `CLIENT CACHING YES|NO`: for the next command, in OPTIN/OPTOUT mode.
+fn caching(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    crate::tracking::caching(&ctx.client.shared, &args[2])?;
+    ctx.reply.ok();
+    Ok(())
 }
 
 /// `CLIENT IMPORT-SOURCE ON|OFF`: import mode does not exist yet; OFF is harmless.
@@ -682,7 +749,7 @@ fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Optio
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa={} db={} \
          sub={} psub={} ssub={} multi={} watch={} qbuf={qbuf} qbuf-free={qbuf_free} \
          argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbp} obl={obl} oll=0 omem={} \
-         tot-mem={} events=r cmd={cmd} user={} redir=-1 resp={} lib-name={} lib-ver={} \
+         tot-mem={} events=r cmd={cmd} user={} redir={} resp={} lib-name={} lib-ver={} \
          tot-net-in={} tot-net-out={} tot-cmds={}",
         c.id,
         c.addr,
@@ -706,6 +773,7 @@ fn describe(out: &mut String, c: &ClientShared, now_ms: i64, own_argv_mem: Optio
         c.outbox.pending_bytes(),
         rbs + obl + argv_mem + c.outbox.pending_bytes() + std::mem::size_of::<ClientShared>(),
         String::from_utf8_lossy(&c.user.lock()),
+        c.tracking.redirect_reported(),
         c.protocol.load(Relaxed),
         text(&c.lib_name),
         text(&c.lib_ver),

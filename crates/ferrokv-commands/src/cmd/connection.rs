@@ -208,6 +208,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     crate::transaction::discard(ctx.server, ctx.client);
     crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
+    crate::tracking::disable(ctx.server, &ctx.client.shared);
     stop_monitoring(ctx);
     ctx.client.reset();
     crate::acl::attach_default(ctx.server, ctx.client);

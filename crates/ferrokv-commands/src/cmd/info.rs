@@ -345,7 +345,7 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     let (blocking_keys, in_timeout_table) = server.blocking.counts();
     out.field("blocked_clients", server.blocking.blocked_clients());
     let (watching_clients, watched_keys) = server.watches.counts();
-    out.field("tracking_clients", 0);
+    out.field("tracking_clients", server.tracking.clients());
     out.field("pubsub_clients", server.pubsub.clients());
     out.field("watching_clients", watching_clients);
     out.field("clients_in_timeout_table", in_timeout_table);
@@ -620,13 +620,14 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
         "active_defrag_key_misses",
         "total_active_defrag_time",
         "current_active_defrag_time",
-        "tracking_total_keys",
-        "tracking_total_items",
-        "tracking_total_prefixes",
-        "unexpected_error_replies",
     ] {
         out.field(name, 0);
     }
+    let (_, tracked_keys, tracked_items, tracked_prefixes) = server.tracking.counts();
+    out.field("tracking_total_keys", tracked_keys);
+    out.field("tracking_total_items", tracked_items);
+    out.field("tracking_total_prefixes", tracked_prefixes);
+    out.field("unexpected_error_replies", 0);
     out.field("total_error_replies", sum(|s| s.total_error_replies.get()));
     // Counters the network layer does not keep yet.
     for name in [

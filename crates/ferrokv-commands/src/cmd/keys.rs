@@ -517,6 +517,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let in_background = flush_mode(args)?;
     let mut locked = ctx.lock_all();
     crate::transaction::touch_db(ctx.server, &mut locked, ctx.db(), None);
+    crate::tracking::invalidate_all(ctx.server);
     let detached = locked.take_db(ctx.db());
     drop(locked);
     let removed: usize = detached.iter().map(Db::len).sum();
@@ -534,6 +535,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for db in 0..ctx.server.keyspace.databases() {
         crate::transaction::touch_db(ctx.server, &mut locked, db, None);
     }
+    crate::tracking::invalidate_all(ctx.server);
     let detached: Vec<Db> = (0..ctx.server.keyspace.databases())
         .flat_map(|db| locked.take_db(db))
         .collect();
