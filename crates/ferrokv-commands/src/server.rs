@@ -41,6 +41,11 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Clients in MONITOR mode.
     pub monitors: crate::monitor::Monitors,
+    /// Every change to the dataset, in order, for the AOF and replicas (`propagate`).
+    /// Leaked once per server: the store's release hook reaches it from any thread.
+    pub stream: &'static crate::propagate::Stream,
+    /// The append-only file (`aof`).
+    pub aof: crate::aof::Aof,
 }
 
 impl Server {
@@ -72,13 +77,18 @@ impl Server {
             acl: Default::default(),
             scripting: Default::default(),
             monitors: Default::default(),
+            stream: Box::leak(Box::default()),
+            aof: Default::default(),
         });
+        crate::propagate::install();
         crate::acl::install_requirepass_hook(&server);
         server
     }
 
     pub fn request_shutdown(&self) {
         self.shutdown_requested.store(true, Relaxed);
+        // Everything acknowledged so far reaches the disk before the process goes.
+        self.aof.flush_all(self);
         // A running script stops at its next hook, writes or not (SHUTDOWN NOSAVE).
         self.scripting.busy.abort_all();
         for client in self.clients.all() {
