@@ -126,6 +126,11 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     if blocking::pending() && !Keyspace::holding() {
         // Keys made ready by a command that did not serve the blocked clients itself
         // (or by a transaction, whose waiters are served once it is over).
+        let _propagating = crate::propagate::Background::begin(
+            server.stream,
+            client.config.lazyfree_lazy_expire,
+            false,
+        );
         blocking::serve_pending(server, now_ms);
         if events::touches_pending() {
             // What serving the parked clients took from their keys.
@@ -383,7 +388,11 @@ fn check(
     // The AOF cannot be written: refuse writes until it can (Valkey's MISCONF).
     if server.aof.enabled() {
         let writes = spec.flags & flag::WRITE != 0
-            || (is_exec(entry) && client.multi.as_ref().is_some_and(|m| m.flags & flag::WRITE != 0));
+            || (is_exec(entry)
+                && client
+                    .multi
+                    .as_ref()
+                    .is_some_and(|m| m.flags & flag::WRITE != 0));
         if writes && let Some(e) = server.aof.write_refusal() {
             return Err(e);
         }

@@ -27,8 +27,8 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use bytes::Bytes;
 use ferrokv_store::effects::{self, Op};
@@ -226,6 +226,61 @@ fn select(inner: &mut Inner, db: usize) {
     }
 }
 
+/// An argument vector from static names and byte strings (the rewritten forms).
+#[macro_export]
+macro_rules! argv {
+    ($($arg:expr),* $(,)?) => {
+        vec![$($crate::propagate::Arg::arg($arg)),*]
+    };
+}
+
+/// What [`argv!`] accepts as one argument.
+pub trait Arg {
+    fn arg(self) -> Bytes;
+}
+
+impl Arg for &'static str {
+    fn arg(self) -> Bytes {
+        Bytes::from_static(self.as_bytes())
+    }
+}
+
+impl Arg for &Bytes {
+    fn arg(self) -> Bytes {
+        self.clone()
+    }
+}
+
+impl Arg for Bytes {
+    fn arg(self) -> Bytes {
+        self
+    }
+}
+
+impl Arg for &[u8] {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl Arg for &Vec<u8> {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl Arg for i64 {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(itoa::Buffer::new().format(self).as_bytes())
+    }
+}
+
+impl Arg for usize {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(itoa::Buffer::new().format(self).as_bytes())
+    }
+}
+
 /// RESP multibulk encoding of one command.
 pub fn encode(out: &mut Vec<u8>, args: &[Bytes]) {
     let mut n = itoa::Buffer::new();
@@ -345,6 +400,21 @@ pub fn begin_background(stream: &'static Stream, expire_unlink: bool, loose: boo
     });
     effects::arm(true, expire_unlink);
     true
+}
+
+/// [`begin_background`] .. [`end_background`] as a guard.
+pub struct Background(bool);
+
+impl Background {
+    pub fn begin(stream: &'static Stream, expire_unlink: bool, loose: bool) -> Background {
+        Background(begin_background(stream, expire_unlink, loose))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        end_background(self.0);
+    }
 }
 
 pub fn end_background(began: bool) {

@@ -61,7 +61,10 @@ pub(crate) fn expired(db: usize, key: &[u8]) {
         } else {
             b"DEL"
         };
-        push(db, vec![Bytes::from_static(name), Bytes::copy_from_slice(key)]);
+        push(
+            db,
+            vec![Bytes::from_static(name), Bytes::copy_from_slice(key)],
+        );
     }
 }
 

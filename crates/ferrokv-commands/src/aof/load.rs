@@ -113,21 +113,35 @@ pub fn load_dir(server: &Server, layout: &Layout, manifest: &Manifest) -> Result
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("The AOF file {} doesn't exist", entry.name));
+            }
+            Err(e) => {
                 return Err(format!(
-                    "The AOF file {} doesn't exist",
+                    "Fatal error: can't open the append log file {} for reading: {e}",
                     entry.name
                 ));
             }
-            Err(e) => return Err(format!("Fatal error: can't open the append log file {} for reading: {e}", entry.name)),
         };
         if bytes.is_empty() {
             continue;
         }
         loaded_any = true;
-        load_file(server, &mut client, &path, &entry.name, &bytes, i == last, config.aof_load_truncated)?;
+        load_file(
+            server,
+            &mut client,
+            &path,
+            &entry.name,
+            &bytes,
+            i == last,
+            config.aof_load_truncated,
+        )?;
         log::info!(
             "DB loaded from {} file {}: {:.3} seconds",
-            if entry.kind == FileKind::Base { "base" } else { "incr" },
+            if entry.kind == FileKind::Base {
+                "base"
+            } else {
+                "incr"
+            },
             entry.name,
             started.elapsed().as_secs_f64()
         );
@@ -212,9 +226,7 @@ fn truncated(
         .and_then(|f| f.set_len(valid_up_to as u64).map(|_| f))
         .and_then(|f| f.sync_all());
     if let Err(e) = file {
-        return Err(format!(
-            "Error truncating the AOF file {name}: {e}"
-        ));
+        return Err(format!("Error truncating the AOF file {name}: {e}"));
     }
     log::warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
     Ok(())
@@ -234,7 +246,10 @@ mod tests {
         let Parsed::Command(args, m) = parse_one(buf, n) else {
             panic!()
         };
-        assert_eq!(args, vec![Bytes::from_static(b"get"), Bytes::from_static(b"k")]);
+        assert_eq!(
+            args,
+            vec![Bytes::from_static(b"get"), Bytes::from_static(b"k")]
+        );
         assert!(matches!(parse_one(buf, n + m), Parsed::Truncated));
         assert!(matches!(parse_one(b"xyz\r\n", 0), Parsed::Bad));
         assert!(matches!(parse_one(b"*1\r\n$1\r\nab\r\n", 0), Parsed::Bad));

@@ -82,7 +82,11 @@ impl Manifest {
                 }
                 FileKind::History => manifest.history.push(entry),
                 FileKind::Incr => {
-                    if manifest.incrs.last().is_some_and(|last| last.seq >= entry.seq) {
+                    if manifest
+                        .incrs
+                        .last()
+                        .is_some_and(|last| last.seq >= entry.seq)
+                    {
                         return Err("Found a non-monotonic sequence number".into());
                     }
                     manifest.incrs.push(entry);

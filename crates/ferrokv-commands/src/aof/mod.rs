@@ -272,7 +272,10 @@ impl Aof {
         let mut tail = Vec::new();
         if self.enabled() {
             tail.extend([
-                ("aof_current_size", self.current_size.load(Relaxed).to_string()),
+                (
+                    "aof_current_size",
+                    self.current_size.load(Relaxed).to_string(),
+                ),
                 ("aof_base_size", self.base_size.load(Relaxed).to_string()),
                 ("aof_pending_rewrite", "0".into()),
                 ("aof_buffer_length", "0".into()),
@@ -341,11 +344,7 @@ pub fn start_at_boot(server: &Arc<Server>) -> Result<(), String> {
 
 /// Creates the directory with an empty base (or the current dataset, `base`), a first
 /// increment and the manifest.
-fn create_fresh(
-    server: &Server,
-    layout: &Layout,
-    base: Option<&[u8]>,
-) -> Result<Manifest, String> {
+fn create_fresh(server: &Server, layout: &Layout, base: Option<&[u8]>) -> Result<Manifest, String> {
     std::fs::create_dir_all(&layout.dir).map_err(|e| {
         format!(
             "Can't open or create append-only dir {}: {}",
@@ -496,7 +495,12 @@ fn start_at_runtime(server: &Server) -> Result<(), String> {
             manifest
                 .store(&layout.dir, &layout.manifest_name())
                 .map_err(|e| e.to_string())?;
-            for old_file in old.base.iter().chain(old.history.iter()).chain(old.incrs.iter()) {
+            for old_file in old
+                .base
+                .iter()
+                .chain(old.history.iter())
+                .chain(old.incrs.iter())
+            {
                 let _ = std::fs::remove_file(layout.path(&old_file.name));
             }
             manifest

@@ -68,10 +68,7 @@ fn batched(out: &mut Vec<u8>, command: &'static [u8], key: &[u8], items: Vec<Byt
 
 fn write_value(out: &mut Vec<u8>, key: &[u8], value: &Value, now: i64) {
     match value {
-        Value::Str(s) => encode(
-            out,
-            &[Bytes::from_static(b"SET"), b(key), b(&s.to_bytes())],
-        ),
+        Value::Str(s) => encode(out, &[Bytes::from_static(b"SET"), b(key), b(&s.to_bytes())]),
         Value::List(list) => {
             let items = list.to_vecs().into_iter().map(Bytes::from).collect();
             batched(out, b"RPUSH", key, items, 1);
