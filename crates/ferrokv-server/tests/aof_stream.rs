@@ -181,8 +181,7 @@ fn incr_commands(server: &ServerProcess) -> Vec<Vec<String>> {
     let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).expect("manifest");
     let incr = manifest
         .lines()
-        .filter(|l| l.ends_with("type i"))
-        .last()
+        .rfind(|l| l.ends_with("type i"))
         .and_then(|l| l.split_whitespace().nth(1))
         .expect("an increment file")
         .to_string();

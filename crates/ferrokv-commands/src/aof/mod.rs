@@ -49,6 +49,9 @@ fn policy_of(name: &str) -> u8 {
     }
 }
 
+/// One `name:value` line of INFO.
+pub type InfoField = (&'static str, String);
+
 /// The AOF's state, shared by every thread.
 #[derive(Default)]
 pub struct Aof {
@@ -248,7 +251,7 @@ impl Aof {
 
     /// INFO persistence's AOF fields, in the oracle's order: those before the module fork
     /// fields, and those after them (only while AOF is on).
-    pub fn info_fields(&self) -> (Vec<(&'static str, String)>, Vec<(&'static str, String)>) {
+    pub fn info_fields(&self) -> (Vec<InfoField>, Vec<InfoField>) {
         let fields = vec![
             ("aof_enabled", u8::from(self.enabled()).to_string()),
             ("aof_rewrite_in_progress", "0".into()),

@@ -112,13 +112,49 @@ fn write_value(out: &mut Vec<u8>, key: &[u8], value: &Value, now: i64) {
                 );
             }
         }
-        Value::Stream(_) => {
-            // TODO(aof rewrite): streams (XADD with explicit IDs, XSETID, XGROUP CREATE,
-            // XCLAIM for the PEL). Until then a stream is left out of the base with a warning.
-            log::warn!(
-                "AOF rewrite: stream key '{}' is not written to the base file yet",
-                String::from_utf8_lossy(key)
+        Value::Stream(stream) => {
+            use ferrokv_store::types::stream::StreamId;
+            for entry in stream.range(StreamId::ZERO, StreamId::MAX, false) {
+                let mut args = vec![
+                    Bytes::from_static(b"XADD"),
+                    b(key),
+                    Bytes::from(entry.id().to_bytes()),
+                ];
+                for (field, value) in entry.fields() {
+                    args.push(b(field));
+                    args.push(b(value));
+                }
+                encode(out, &args);
+            }
+            // An empty stream still exists; the last ID and deletion marks carry over.
+            encode(
+                out,
+                &[
+                    Bytes::from_static(b"XSETID"),
+                    b(key),
+                    Bytes::from(stream.last_id.to_bytes()),
+                    Bytes::from_static(b"ENTRIESADDED"),
+                    b(stream.entries_added.to_string().as_bytes()),
+                    Bytes::from_static(b"MAXDELETEDID"),
+                    Bytes::from(stream.max_deleted_id.to_bytes()),
+                ],
             );
+            for (name, group) in &stream.groups {
+                encode(
+                    out,
+                    &[
+                        Bytes::from_static(b"XGROUP"),
+                        Bytes::from_static(b"CREATE"),
+                        b(key),
+                        b(name),
+                        Bytes::from(group.last_id.to_bytes()),
+                        Bytes::from_static(b"ENTRIESREAD"),
+                        b(group.entries_read.to_string().as_bytes()),
+                    ],
+                );
+                // TODO(aof rewrite): consumers and the pending entries list (XCLAIM ...
+                // FORCE JUSTID per pending entry, as Valkey's rewrite does).
+            }
         }
     }
 }
