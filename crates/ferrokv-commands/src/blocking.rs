@@ -132,6 +132,11 @@ impl ServeCx<'_, '_> {
         }
     }
 
+    /// Propagates `args` (the non-blocking form of the served command) in the waiter's db.
+    pub fn propagate(&self, args: Vec<Bytes>) {
+        ferrokv_store::effects::push(self.db, args);
+    }
+
     /// The parked client's LRU/LFU stamping.
     pub fn access(&self) -> AccessPolicy {
         self.access
@@ -438,6 +443,8 @@ fn serve_with<'a>(
     now_ms: i64,
 ) -> Result<(), Vec<Bytes>> {
     let mut config: Option<Arc<Config>> = None;
+    // The serving command's effects first; then each served client is a unit of its own.
+    crate::propagate::flush_now();
     while let Some((db, key)) = READY.with(|r| r.borrow_mut().pop_front()) {
         if server.blocking.blocked.load(Relaxed) == 0 {
             READY.with(|r| r.borrow_mut().clear());
@@ -475,6 +482,7 @@ fn serve_with<'a>(
             if !waiter.op.serve(&mut cx, &key) {
                 continue;
             }
+            crate::propagate::flush_now();
             let reply = cx.reply.bytes().to_vec();
             inner.remove(&waiter);
             server.blocking.blocked.fetch_sub(1, Relaxed);

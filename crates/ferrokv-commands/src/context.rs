@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use ferrokv_protocol::Reply;
 use ferrokv_store::{Entry, Locked, Value, events};
 
@@ -146,6 +147,33 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn notify_in(&self, class: u32, event: &'static str, db: usize, key: &[u8]) {
         events::notify(class, event, db, key);
+    }
+
+    /// Whether this command's effects are collected for the propagation stream: build a
+    /// rewritten argv only then.
+    #[inline]
+    pub fn propagating(&self) -> bool {
+        crate::propagate::collecting()
+    }
+
+    /// Propagate `args` instead of this command's argv, if it changes the dataset (the
+    /// deterministic forms Valkey sends: SET .. PXAT, PEXPIREAT, SREM for SPOP ...).
+    pub fn propagate_as(&self, args: Vec<Bytes>) {
+        if self.propagating() {
+            crate::propagate::rewrite(args);
+        }
+    }
+
+    /// Propagate `args`, run in the current database, before this command's own effect.
+    pub fn propagate_also(&self, args: Vec<Bytes>) {
+        ferrokv_store::effects::push(self.client.db, args);
+    }
+
+    /// This command's argv is not propagated (its effects were added one by one).
+    pub fn propagate_none(&self) {
+        if self.propagating() {
+            crate::propagate::suppress();
+        }
     }
 
     /// A fresh entry for `value`, stamped with the current access clock.

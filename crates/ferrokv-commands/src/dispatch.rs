@@ -145,6 +145,11 @@ fn execute_request(
     if blocking::pending() && !Keyspace::holding() {
         // Keys made ready by a command that did not serve the blocked clients itself
         // (or by a transaction, whose waiters are served once it is over).
+        let _propagating = crate::propagate::Background::begin(
+            server.stream,
+            client.config.lazyfree_lazy_expire,
+            false,
+        );
         blocking::serve_pending(server, now_ms);
         if events::touches_pending() {
             // What serving the parked clients took from their keys.
@@ -196,6 +201,14 @@ pub(crate) fn call(
     let dirty_before = events::recording().then(|| stats.dirty.get());
     let saved_written = dirty_before.map(|_| transaction::begin_command(spec, args));
     let saved_in_handler = tracking::enter_handler();
+    // EXEC and scripts propagate the commands they run, not themselves.
+    let propagating = crate::propagate::begin_command(
+        server.stream,
+        client.config.lazyfree_lazy_expire,
+        client.db,
+        args,
+        propagates_effects_only(entry),
+    );
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = Instant::now();
@@ -209,6 +222,7 @@ pub(crate) fn call(
         };
         handler(&mut ctx, args)
     }));
+    crate::propagate::end_command(propagating);
     let elapsed = started.elapsed().as_micros() as u64;
     record_timing(client, entry, args, elapsed, now_ms);
 
@@ -263,6 +277,15 @@ pub(crate) fn call(
         entry.full_name.starts_with("client|"),
         client.multi.is_some(),
     );
+}
+
+/// EXEC and scripts: what they ran is propagated, never their own argv.
+fn propagates_effects_only(entry: &TableEntry) -> bool {
+    entry.parent.is_none()
+        && matches!(
+            entry.spec.name,
+            "exec" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        )
 }
 
 fn is_exec(entry: &TableEntry) -> bool {
@@ -396,6 +419,18 @@ fn check(
             None => false,
         };
     crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    // The AOF cannot be written: refuse writes until it can (Valkey's MISCONF).
+    if server.aof.enabled() {
+        let writes = spec.flags & flag::WRITE != 0
+            || (is_exec(entry)
+                && client
+                    .multi
+                    .as_ref()
+                    .is_some_and(|m| m.flags & flag::WRITE != 0));
+        if writes && let Some(e) = server.aof.write_refusal() {
+            return Err(e);
+        }
+    }
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));

@@ -99,6 +99,8 @@ pub fn before_command(
     if config.maxmemory <= 0 {
         return Ok(());
     }
+    let _propagating =
+        crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
     let outcome = perform(&server.keyspace, config, access, &server::used_memory);
     if outcome == Outcome::Fail && deny_on_oom {
         return Err(errors::OOM);
@@ -120,6 +122,8 @@ pub fn background(server: &Server) {
         config.lfu_log_factor,
         config.lfu_decay_time,
     );
+    let _propagating =
+        crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
     perform(&server.keyspace, &config, access, &server::used_memory);
     // Evicted keys someone watches or tracks.
     crate::transaction::process_touches(server, false, None);
@@ -151,6 +155,7 @@ pub fn perform(
     if used() <= limit {
         return Outcome::Ok;
     }
+    EVICT_UNLINK.store(config.lazyfree_lazy_eviction, Relaxed);
     let policy = Policy::from_name(&config.maxmemory_policy);
     if policy == Policy::NoEviction {
         return Outcome::Fail;
@@ -343,7 +348,16 @@ fn delete(
     deleted
 }
 
+/// Evicted keys propagate as UNLINK (lazyfree-lazy-eviction yes) or DEL.
+static EVICT_UNLINK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 fn notify_evicted(db: usize, key: &[u8]) {
+    let name = if EVICT_UNLINK.load(Relaxed) {
+        "UNLINK"
+    } else {
+        "DEL"
+    };
+    ferrokv_store::effects::push(db, crate::argv![name, key]);
     ferrokv_store::events::notify(ferrokv_store::events::class::EVICTED, "evicted", db, key);
 }
 

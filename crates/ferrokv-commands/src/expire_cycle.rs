@@ -35,6 +35,10 @@ impl ExpireCycle {
         let acceptable_stale_percent = (10 - effort + 1) as usize;
         let budget = Duration::from_micros(1_000_000 * (25 + 2 * (effort - 1)) / hz.max(1) / 100);
         let started = Instant::now();
+        // Each expired key propagates on its own (UNLINK or DEL per lazyfree-lazy-expire).
+        let config = server.config.load();
+        let _propagating =
+            crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
         for _ in 0..SHARD_COUNT {
             let index = self.next_shard;
             self.next_shard = (index + 1) % SHARD_COUNT;

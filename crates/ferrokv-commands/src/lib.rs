@@ -7,6 +7,7 @@
 //! Each command family lives in one file under [`cmd`].
 
 pub mod acl;
+pub mod aof;
 pub mod blocking;
 pub mod client;
 pub mod cmd;
@@ -18,6 +19,7 @@ pub mod latency;
 pub mod monitor;
 pub mod notify;
 pub mod pause;
+pub mod propagate;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;

@@ -43,6 +43,11 @@ pub struct Server {
     pub monitors: crate::monitor::Monitors,
     /// Client-side caching: tracked keys, BCAST prefixes, tracking clients.
     pub tracking: crate::tracking::Tracking,
+    /// Every change to the dataset, in order, for the AOF and replicas (`propagate`).
+    /// Leaked once per server: the store's release hook reaches it from any thread.
+    pub stream: &'static crate::propagate::Stream,
+    /// The append-only file (`aof`).
+    pub aof: crate::aof::Aof,
 }
 
 impl Server {
@@ -75,13 +80,18 @@ impl Server {
             scripting: Default::default(),
             monitors: Default::default(),
             tracking: Default::default(),
+            stream: Box::leak(Box::default()),
+            aof: Default::default(),
         });
+        crate::propagate::install();
         crate::acl::install_requirepass_hook(&server);
         server
     }
 
     pub fn request_shutdown(&self) {
         self.shutdown_requested.store(true, Relaxed);
+        // Everything acknowledged so far reaches the disk before the process goes.
+        self.aof.flush_all(self);
         // A running script stops at its next hook, writes or not (SHUTDOWN NOSAVE).
         self.scripting.busy.abort_all();
         for client in self.clients.all() {

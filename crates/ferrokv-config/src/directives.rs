@@ -201,23 +201,23 @@ directives! {
         "Print the ASCII logo even when logging to a file.";
     aof_disable_auto_gc: bool = "aof-disable-auto-gc" [], "no", Kind::Bool, HIDDEN | PENDING,
         "Keep old AOF history files instead of deleting them.";
-    aof_load_truncated: bool = "aof-load-truncated" [], "yes", Kind::Bool, PENDING,
+    aof_load_truncated: bool = "aof-load-truncated" [], "yes", Kind::Bool, 0,
         "Start anyway when the AOF ends in a truncated command.";
     aof_rewrite_cpulist: String = "aof-rewrite-cpulist" ["aof_rewrite_cpulist"], "", Kind::Str, IMMUTABLE | PENDING,
         "CPUs the AOF rewrite child is pinned to.";
     aof_rewrite_incremental_fsync: bool = "aof-rewrite-incremental-fsync" [], "yes", Kind::Bool, PENDING,
         "Fsync the rewritten AOF every 4 MB.";
-    aof_timestamp_enabled: bool = "aof-timestamp-enabled" [], "no", Kind::Bool, PENDING,
+    aof_timestamp_enabled: bool = "aof-timestamp-enabled" [], "no", Kind::Bool, 0,
         "Write timestamp annotations into the AOF.";
     aof_use_rdb_preamble: bool = "aof-use-rdb-preamble" [], "yes", Kind::Bool, PENDING,
         "Start rewritten AOFs with an RDB snapshot.";
-    appenddirname: String = "appenddirname" [], "appendonlydir", Kind::Str, IMMUTABLE | PENDING,
+    appenddirname: String = "appenddirname" [], "appendonlydir", Kind::Str, IMMUTABLE,
         "Directory (inside dir) holding the AOF files.";
-    appendfilename: String = "appendfilename" [], "appendonly.aof", Kind::Str, IMMUTABLE | PENDING,
+    appendfilename: String = "appendfilename" [], "appendonly.aof", Kind::Str, IMMUTABLE,
         "Base name of the AOF files.";
-    appendfsync: String = "appendfsync" [], "everysec", Kind::Enum(&["everysec", "always", "no"]), PENDING,
+    appendfsync: String = "appendfsync" [], "everysec", Kind::Enum(&["everysec", "always", "no"]), 0,
         "When the AOF is fsynced: always, everysec or no.";
-    appendonly: bool = "appendonly" [], "no", Kind::Bool, PENDING,
+    appendonly: bool = "appendonly" [], "no", Kind::Bool, 0,
         "Log every write to the append-only file.";
     auto_aof_rewrite_min_size: i64 = "auto-aof-rewrite-min-size" [], "67108864", Kind::memory(0, i64::MAX), PENDING,
         "Smallest AOF size that triggers an automatic rewrite.";

@@ -336,6 +336,9 @@ async fn flush<S: AsyncWrite + Unpin>(
     reply: &mut Reply,
     wake: &Notify,
 ) -> Result<(), String> {
+    // The effects of the commands answered here reach the AOF first (fsynced under
+    // `appendfsync always`), so no reply announces a write the file lacks.
+    server.aof.before_reply(server);
     if reply.is_empty() {
         return Ok(());
     }

@@ -62,6 +62,10 @@ fn main() {
         log::warn!("Aborting ferrokv startup because of ACL errors: {e}");
         std::process::exit(1);
     }
+    if let Err(e) = ferrokv_commands::aof::start_at_boot(&server) {
+        log::warn!("{e}");
+        std::process::exit(1);
+    }
     ferrokv_commands::server::set_used_memory_probe(alloc::used_memory);
     ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
     if let Err(e) = run(server) {

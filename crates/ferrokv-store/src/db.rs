@@ -340,6 +340,7 @@ impl Db {
             events::record_touch(self.index, key, true, true);
         }
         if self.delete_untouched(key) {
+            crate::effects::expired(self.index, key);
             events::notify(events::class::EXPIRED, "expired", self.index, key);
             events::record(KeyEvent::Expired {
                 db: self.index,

@@ -228,6 +228,8 @@ pub struct Hold<'a> {
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
         HELD.with(|h| h.set(NOT_HOLDING));
+        // The transaction's effects reach the stream while its shards are still locked.
+        crate::effects::on_release();
         // Then `guards` drops, unlocking every shard.
     }
 }
@@ -323,6 +325,16 @@ impl Keyspace {
 /// Shards locked by one command. Dropping it releases them.
 pub struct Locked<'a> {
     guards: SmallVec<[(usize, ShardGuard<'a>); 4]>,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // Inside a hold the shards stay locked: the hold's end moves the effects.
+        if !Keyspace::holding() {
+            crate::effects::on_release();
+        }
+        // Then `guards` drops, releasing the shards.
+    }
 }
 
 impl<'a> Locked<'a> {

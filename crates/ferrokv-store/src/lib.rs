@@ -9,6 +9,7 @@
 pub mod access;
 pub mod clock;
 pub mod db;
+pub mod effects;
 pub mod events;
 pub mod glob;
 pub mod keyspace;

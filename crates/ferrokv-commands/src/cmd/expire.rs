@@ -183,16 +183,34 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], base_ms: i64, unit_ms: i64) -> 
     if when <= ctx.now_ms {
         let removed = locked.db(db, key).remove(key);
         ctx.notify(ferrokv_store::events::class::EXPIRED, "expired", key);
+        ctx.propagate_as(crate::argv![expired_delete_name(ctx), key]);
+        ctx.add_dirty(1);
         drop(locked);
         drop(removed);
         stats::local().expired_keys.add(1);
     } else {
         locked.db(db, key).set_expire(key, when);
         ctx.notify(ferrokv_store::events::class::GENERIC, "expire", key);
+        if ctx.spec.name != "pexpireat" && ctx.propagating() {
+            // Relative and second-based forms go out as PEXPIREAT (conditions kept).
+            let mut rewritten = crate::argv!["PEXPIREAT", key, when];
+            rewritten.extend(args[3..].iter().cloned());
+            ctx.propagate_as(rewritten);
+        }
+        ctx.add_dirty(1);
     }
-    ctx.add_dirty(1);
     ctx.reply.int(1);
     Ok(())
+}
+
+/// How a key deleted because its new expiry is already past propagates (Valkey follows
+/// `lazyfree-lazy-expire`).
+pub(crate) fn expired_delete_name(ctx: &Ctx) -> &'static str {
+    if ctx.client.config.lazyfree_lazy_expire {
+        "UNLINK"
+    } else {
+        "DEL"
+    }
 }
 
 /// The expiry of `args[1]` (no access-time update): `Err(-2)` for a missing key,

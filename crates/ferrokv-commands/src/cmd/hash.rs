@@ -568,6 +568,8 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         notify,
     )?
     .unwrap_or_default();
+    // The exact result, not the increment (Valkey sends HSET).
+    ctx.propagate_as(crate::argv!["HSET", key, field, &text]);
     ctx.add_dirty(1);
     ctx.reply.bulk(&text);
     Ok(())

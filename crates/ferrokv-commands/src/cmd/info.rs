@@ -491,20 +491,16 @@ fn persistence_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("rdb_last_cow_size", 0);
     out.field("rdb_last_load_keys_expired", 0);
     out.field("rdb_last_load_keys_loaded", 0);
-    // Persistence is not built yet: AOF is off whatever `appendonly` says.
-    out.field("aof_enabled", 0);
-    out.field("aof_rewrite_in_progress", 0);
-    out.field("aof_rewrite_scheduled", 0);
-    out.field("aof_last_rewrite_time_sec", -1);
-    out.field("aof_current_rewrite_time_sec", -1);
-    out.field("aof_last_bgrewrite_status", "ok");
-    out.field("aof_rewrites", 0);
-    out.field("aof_rewrites_consecutive_failures", 0);
-    out.field("aof_last_write_status", "ok");
-    out.field("aof_last_cow_size", 0);
+    let (head, tail) = server.aof.info_fields();
+    for (name, value) in head {
+        out.field(name, value);
+    }
     out.field("module_fork_in_progress", 0);
     out.field("module_fork_last_cow_size", 0);
     out.field("slot_migration_fork_in_progress", 0);
+    for (name, value) in tail {
+        out.field(name, value);
+    }
 }
 
 /// Instantaneous rates, sampled every 100 ms by the cron over the last 16 samples, as Valkey.

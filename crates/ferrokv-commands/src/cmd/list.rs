@@ -666,6 +666,7 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for key in &keys_list {
         if let Some(popped) = keys.pop(key, front, count)? {
             ctx.add_dirty(popped.len() as u64);
+            ctx.propagate_as(crate::argv![blocked::pop_name(front), key, popped.len()]);
             reply_mpop(ctx.reply, key, &popped);
             return Ok(());
         }

@@ -365,6 +365,9 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if store_string(ctx, &mut locked, key, value, ttl) {
             notify_stored(ctx, key, ttl);
         }
+        if ctx.propagating() {
+            ctx.propagate_as(set_argv(args, ttl));
+        }
         ctx.add_dirty(1);
     }
     match current {
@@ -379,6 +382,38 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => ctx.reply.null(),
     }
     Ok(())
+}
+
+/// What SET propagates: a relative or second-based expiry becomes `PXAT <ms>`, GET goes
+/// (Valkey's rewrite); everything else is kept as sent.
+fn set_argv(args: &[Bytes], ttl: Ttl) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(args.len());
+    out.extend(args[..3].iter().cloned());
+    let mut i = 3;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg.eq_ignore_ascii_case(b"get") {
+            i += 1;
+            continue;
+        }
+        let relative = [&b"ex"[..], b"px", b"exat"]
+            .iter()
+            .any(|o| arg.eq_ignore_ascii_case(o));
+        if relative && let Ttl::At(at) = ttl {
+            out.extend(crate::argv!["PXAT", at]);
+            i += 2;
+            continue;
+        }
+        let takes_value =
+            relative || arg.eq_ignore_ascii_case(b"pxat") || arg.eq_ignore_ascii_case(b"ifeq");
+        out.push(arg.clone());
+        if takes_value && let Some(value) = args.get(i + 1) {
+            out.push(value.clone());
+            i += 1;
+        }
+        i += 1;
+    }
+    out
 }
 
 /// `SETNX key value`
@@ -414,6 +449,7 @@ fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: ExpireUnit, name: &str) -> 
     if store_string(ctx, &mut locked, key, &args[3], Ttl::At(at)) {
         notify_stored(ctx, key, Ttl::At(at));
     }
+    ctx.propagate_as(crate::argv!["SET", key, &args[3], "PXAT", at]);
     ctx.add_dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -444,6 +480,7 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             reply_string(ctx.reply, string_of(&e.value)?);
             locked.db(ctx.db(), key).remove(key);
             ctx.notify(class::GENERIC, "del", key);
+            ctx.propagate_as(crate::argv!["DEL", key]);
             ctx.add_dirty(1);
         }
     }
@@ -467,16 +504,22 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Ttl::At(at) if at <= ctx.now_ms => {
             db.remove(key);
             ctx.notify(class::EXPIRED, "expired", key);
+            ctx.propagate_as(crate::argv![
+                crate::cmd::expire::expired_delete_name(ctx),
+                key
+            ]);
             ctx.add_dirty(1);
         }
         Ttl::At(at) => {
             db.set_expire(key, at);
             ctx.notify(class::GENERIC, "expire", key);
+            ctx.propagate_as(crate::argv!["PEXPIREAT", key, at]);
             ctx.add_dirty(1);
         }
         Ttl::Persist if had_ttl => {
             db.set_expire(key, NO_EXPIRE);
             ctx.notify(class::GENERIC, "persist", key);
+            ctx.propagate_as(crate::argv!["PERSIST", key]);
             ctx.add_dirty(1);
         }
         _ => {}
@@ -798,11 +841,14 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let text = sum.to_human();
     ctx.reply.bulk(&text);
+    let text_bytes = text.to_vec();
     let value = StrValue::text_for_key(text, key.len(), had_ttl);
     let mut entry = ctx.new_entry(Value::Str(value));
     entry.expire_at = expire_at;
     locked.db(ctx.db(), key).insert(key, entry);
     ctx.notify(class::STRING, "incrbyfloat", key);
+    // The exact result, not the increment: replicas and the AOF must not redo float math.
+    ctx.propagate_as(crate::argv!["SET", key, Bytes::from(text_bytes), "KEEPTTL"]);
     ctx.add_dirty(1);
     Ok(())
 }

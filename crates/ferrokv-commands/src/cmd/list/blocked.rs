@@ -17,6 +17,7 @@ pub(super) fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], front: bool) -> CmdRes
     for key in watched {
         if let Some(popped) = keys.pop(key, front, 1)? {
             ctx.add_dirty(popped.len() as u64);
+            ctx.propagate_as(crate::argv![pop_name(front), key]);
             reply_pair(ctx.reply, key, &popped);
             return Ok(());
         }
@@ -41,6 +42,7 @@ pub(super) fn blocking_mpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for key in &watched {
         if let Some(popped) = keys.pop(key, front, count)? {
             ctx.add_dirty(popped.len() as u64);
+            ctx.propagate_as(crate::argv![pop_name(front), key, popped.len()]);
             reply_mpop(ctx.reply, key, &popped);
             return Ok(());
         }
@@ -70,8 +72,10 @@ pub(super) fn blocking_move(
     let deadline = blocking::parse_timeout(timeout, ctx.now_ms)?;
     let mut locked = ctx.lock(&[src, dst]);
     let mut keys = keys(ctx, &mut locked);
+    let rpoplpush = ctx.spec.name == "brpoplpush";
     if let Some(value) = keys.move_one(src, dst, from_front, to_front)? {
         ctx.add_dirty(1);
+        ctx.propagate_as(move_argv(rpoplpush, src, dst, from_front, to_front));
         blocking::signal_ready(ctx, dst);
         serve_blocked(ctx, &mut locked);
         ctx.reply.bulk(&value);
@@ -83,6 +87,7 @@ pub(super) fn blocking_move(
         return Ok(());
     }
     let op = MoveOp {
+        rpoplpush,
         dst: [dst.clone()],
         from_front,
         to_front,
@@ -90,6 +95,29 @@ pub(super) fn blocking_move(
     blocking::block(ctx, vec![src.clone()], deadline, Box::new(op));
     drop(locked);
     Ok(())
+}
+
+pub(super) fn pop_name(front: bool) -> &'static str {
+    if front { "LPOP" } else { "RPOP" }
+}
+
+fn side(front: bool) -> &'static str {
+    if front { "left" } else { "right" }
+}
+
+/// What a served or immediate BLMOVE / BRPOPLPUSH propagates, as Valkey.
+fn move_argv(
+    rpoplpush: bool,
+    src: &Bytes,
+    dst: &Bytes,
+    from_front: bool,
+    to_front: bool,
+) -> Vec<Bytes> {
+    if rpoplpush {
+        crate::argv!["RPOPLPUSH", src, dst]
+    } else {
+        crate::argv!["LMOVE", src, dst, side(from_front), side(to_front)]
+    }
 }
 
 /// `[key, element]`: BLPOP's reply.
@@ -125,6 +153,10 @@ impl BlockedOp for PopOp {
             return false;
         };
         cx.add_dirty(popped.len() as u64);
+        cx.propagate(match self.count {
+            None => crate::argv![pop_name(self.front), key],
+            Some(_) => crate::argv![pop_name(self.front), key, popped.len()],
+        });
         match self.count {
             None => reply_pair(&mut cx.reply, key, &popped),
             Some(_) => reply_mpop(&mut cx.reply, key, &popped),
@@ -135,6 +167,7 @@ impl BlockedOp for PopOp {
 
 /// A parked BLMOVE/BRPOPLPUSH.
 struct MoveOp {
+    rpoplpush: bool,
     dst: [Bytes; 1],
     from_front: bool,
     to_front: bool,
@@ -154,6 +187,13 @@ impl BlockedOp for MoveOp {
         match keys.move_one(key, dst, self.from_front, self.to_front) {
             Ok(Some(value)) => {
                 cx.add_dirty(1);
+                cx.propagate(move_argv(
+                    self.rpoplpush,
+                    key,
+                    dst,
+                    self.from_front,
+                    self.to_front,
+                ));
                 cx.signal_ready(dst);
                 cx.reply.bulk(&value);
             }

@@ -105,11 +105,20 @@ pub(super) fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let set = set_of_mut(&mut entry.value)?;
     let mut rng = rand::rng();
+    // Replicas and the AOF get the members taken (SREM), or the key's deletion when the
+    // whole set went, never the random choice itself.
+    let mut effect: Option<Vec<Bytes>> = None;
+    let propagating = ctx.propagating();
     let popped = match count {
         None => {
             let member = set.pop_random(&mut rng);
             match &member {
-                Some(m) => ctx.reply.bulk(m),
+                Some(m) => {
+                    ctx.reply.bulk(m);
+                    if propagating {
+                        effect = Some(crate::argv!["SREM", key, &m[..]]);
+                    }
+                }
                 None => ctx.reply.null(),
             }
             u64::from(member.is_some())
@@ -122,6 +131,12 @@ pub(super) fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             reply_set(ctx.reply, set);
             let all = set.len() as u64;
             *set = ferrokv_store::SetValue::new_intset();
+            let name = if ctx.client.config.lazyfree_lazy_server_del {
+                "UNLINK"
+            } else {
+                "DEL"
+            };
+            effect = Some(crate::argv![name, key]);
             all
         }
         Some(count) => {
@@ -130,6 +145,11 @@ pub(super) fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             for member in &popped {
                 ctx.reply.bulk(member);
             }
+            if propagating {
+                let mut srem = crate::argv!["SREM", key];
+                srem.extend(popped.iter().map(|m| Bytes::copy_from_slice(m)));
+                effect = Some(srem);
+            }
             popped.len() as u64
         }
     };
@@ -137,6 +157,11 @@ pub(super) fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if emptied {
         locked.db(db, key).delete(key);
     }
+    if let Some(effect) = effect {
+        ctx.propagate_as(effect);
+    }
+    // Counted while the key's shard is still locked: the effect reaches the stream in order.
+    ctx.add_dirty(popped);
     drop(locked);
     if popped > 0 {
         ctx.notify(ferrokv_store::events::class::SET, "spop", key);
@@ -144,6 +169,5 @@ pub(super) fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.notify(ferrokv_store::events::class::GENERIC, "del", key);
         }
     }
-    ctx.add_dirty(popped);
     Ok(())
 }

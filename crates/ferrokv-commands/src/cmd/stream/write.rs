@@ -214,6 +214,12 @@ pub(super) fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if trimmed > 0 {
         ctx.notify(ferrokv_store::events::class::STREAM, "xtrim", key);
     }
+    if ctx.propagating() && args[parsed.id_index].contains(&b'*') {
+        // An ID the server chose goes out explicitly, so every copy stores the same one.
+        let mut rewritten = args.to_vec();
+        rewritten[parsed.id_index] = Bytes::from(id.to_bytes().to_vec());
+        ctx.propagate_as(rewritten);
+    }
     ctx.add_dirty(1);
     reply_id(ctx.reply, id);
     wake_readers(ctx, &mut locked, key);

@@ -37,6 +37,7 @@ fn pop_or_park(ctx: &mut Ctx, watched: &[Bytes], deadline: Option<i64>, op: PopO
     for key in watched {
         let popped = pop(ctx, &mut locked, key, op.end, op.count.unwrap_or(1))?;
         if let Some(popped) = popped.filter(|p| !p.is_empty()) {
+            ctx.propagate_as(op.argv(key, popped.len()));
             op.reply(ctx.reply, key, &popped);
             return Ok(());
         }
@@ -58,6 +59,19 @@ struct PopOp {
 }
 
 impl PopOp {
+    /// The non-blocking form Valkey propagates: ZPOPMIN/ZPOPMAX key [popped count].
+    fn argv(&self, key: &Bytes, popped: usize) -> Vec<Bytes> {
+        let name = if self.end == End::Max {
+            "ZPOPMAX"
+        } else {
+            "ZPOPMIN"
+        };
+        match self.count {
+            None => crate::argv![name, key],
+            Some(_) => crate::argv![name, key, popped],
+        }
+    }
+
     fn reply(&self, reply: &mut ferrokv_protocol::Reply, key: &[u8], popped: &[Pair]) {
         match (self.count, popped.first()) {
             (None, Some(pair)) => reply_key_member_score(reply, key, pair),
@@ -100,6 +114,7 @@ impl BlockedOp for PopOp {
             ferrokv_store::events::notify(ferrokv_store::events::class::GENERIC, "del", cx.db, key);
         }
         cx.add_dirty(popped.len() as u64);
+        cx.propagate(self.argv(key, popped.len()));
         self.reply(&mut cx.reply, key, &popped);
         true
     }

@@ -127,6 +127,12 @@ pub(super) fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for key in keys {
         match pop(ctx, &mut locked, key, end, count)? {
             Some(popped) if !popped.is_empty() => {
+                let name = if end == End::Max {
+                    "ZPOPMAX"
+                } else {
+                    "ZPOPMIN"
+                };
+                ctx.propagate_as(crate::argv![name, key, popped.len()]);
                 reply_key_and_pairs(ctx.reply, key, &popped);
                 return Ok(());
             }

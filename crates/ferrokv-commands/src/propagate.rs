@@ -1,0 +1,589 @@
+//! The propagation stream: every change to the dataset, as the commands Valkey would send
+//! to its AOF and replicas, in one ordered byte stream.
+//!
+//! **Collecting.** A command's effects are gathered on its own thread while it runs: the
+//! store adds the deletions of keys it finds expired (`ferrokv_store::effects`), handlers add
+//! the extra commands they must propagate (`Ctx::propagate_also`) or replace their own
+//! argument vector by the deterministic form Valkey sends (`Ctx::propagate_as`: SET .. PXAT,
+//! PEXPIREAT, SREM for SPOP ...), and when the command changed the dataset (its dirty count
+//! moved) its own argv (or that replacement) closes the list. One top-level command, EXEC or
+//! script run is one *unit*: a unit of several commands is wrapped in MULTI/EXEC, as Valkey
+//! does, and SELECT is inserted whenever the database differs from the last one sent.
+//!
+//! **Ordering.** Commands run on several threads under sharded locks. The unit is moved into
+//! the stream while its shards are still locked (the store calls the release hook from
+//! `Locked`'s drop and from the end of a `Hold`), so two commands that touch the same shard
+//! reach the stream in the order they ran; commands on disjoint shards commute, so any order
+//! between them is a valid history. The cost is one short critical section (the stream's
+//! mutex: an append to a `Vec<u8>`) per write command while somebody consumes the stream.
+//!
+//! **Nobody listening.** With no consumer (appendonly no, no replicas) nothing is collected
+//! or formatted: a command pays one relaxed load. The offset then stays where it is, as
+//! Valkey's `master_repl_offset` does without a backlog.
+//!
+//! **Consuming.** A consumer subscribes (from the current end offset) and reads bytes from
+//! any offset still inside the backlog; a *pinned* consumer (the AOF) keeps its unread bytes
+//! from being trimmed, others (replicas, later) fall off when they lag past the backlog.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use bytes::Bytes;
+use ferrokv_store::effects::{self, Op};
+use parking_lot::Mutex;
+
+use crate::stats;
+
+/// Bytes kept behind the newest offset for consumers that read late (replication's
+/// `repl-backlog-size` will set it).
+const DEFAULT_BACKLOG: usize = 1 << 20;
+
+pub struct Stream {
+    consumers: AtomicUsize,
+    /// The end offset, readable without the lock (the AOF's "anything new?" check).
+    end: AtomicU64,
+    inner: Mutex<Inner>,
+    /// Woken after every append (replication consumers; the AOF writes on its own schedule).
+    wakers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
+
+struct Inner {
+    /// Offset of `buf[0]`.
+    start: u64,
+    buf: Vec<u8>,
+    /// The database the last SELECT sent chose (None: send one before the next command).
+    selected: Option<usize>,
+    /// Pinned consumers: id → the offset they have consumed up to.
+    pins: BTreeMap<u64, u64>,
+    next_id: u64,
+    backlog: usize,
+}
+
+impl Inner {
+    fn end(&self) -> u64 {
+        self.start + self.buf.len() as u64
+    }
+}
+
+/// A consumer's handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: u64,
+    /// The offset it starts reading from (the stream's end when it subscribed).
+    pub offset: u64,
+}
+
+/// A consumer asked for bytes that were trimmed away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged;
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream {
+            consumers: AtomicUsize::new(0),
+            end: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                start: 0,
+                buf: Vec::new(),
+                selected: None,
+                pins: BTreeMap::new(),
+                next_id: 1,
+                backlog: DEFAULT_BACKLOG,
+            }),
+            wakers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Stream {
+    /// Whether anybody consumes the stream (collect effects only then).
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.consumers.load(Relaxed) > 0
+    }
+
+    /// The end offset without taking the lock (may lag an append in progress).
+    #[inline]
+    pub fn end(&self) -> u64 {
+        self.end.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The offset of the next byte to be appended (`master_repl_offset`).
+    pub fn offset(&self) -> u64 {
+        self.inner.lock().end()
+    }
+
+    /// Starts consuming from the current end. The next command sent is preceded by a
+    /// SELECT, so that the consumer's copy starts with a known database.
+    pub fn subscribe(&self, pinned: bool) -> Subscription {
+        let mut inner = self.inner.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let offset = inner.end();
+        if pinned {
+            inner.pins.insert(id, offset);
+        }
+        inner.selected = None;
+        self.consumers.fetch_add(1, Relaxed);
+        Subscription { id, offset }
+    }
+
+    pub fn unsubscribe(&self, sub: Subscription) {
+        let mut inner = self.inner.lock();
+        inner.pins.remove(&sub.id);
+        self.consumers.fetch_sub(1, Relaxed);
+        if self.consumers.load(Relaxed) == 0 {
+            // Nobody reads: free the buffer (the offset is kept).
+            let end = inner.end();
+            inner.start = end;
+            inner.buf = Vec::new();
+        }
+    }
+
+    /// Forces a SELECT before the next command (a new AOF file starts).
+    pub fn reset_selected_db(&self) {
+        self.inner.lock().selected = None;
+    }
+
+    /// Appends the bytes from `from` to the end to `out`; returns the new end offset.
+    pub fn read(&self, from: u64, out: &mut Vec<u8>) -> Result<u64, Lagged> {
+        let inner = self.inner.lock();
+        if from < inner.start {
+            return Err(Lagged);
+        }
+        let at = ((from - inner.start) as usize).min(inner.buf.len());
+        out.extend_from_slice(&inner.buf[at..]);
+        Ok(inner.end())
+    }
+
+    /// A pinned consumer has consumed everything before `offset`.
+    pub fn consumed(&self, sub: Subscription, offset: u64) {
+        let mut inner = self.inner.lock();
+        if let Some(at) = inner.pins.get_mut(&sub.id) {
+            *at = (*at).max(offset);
+        }
+        trim(&mut inner);
+    }
+
+    /// Calls `waker` after each append (cheap, non-blocking callbacks only).
+    pub fn on_append(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        self.wakers.lock().push(waker);
+    }
+
+    /// Appends one unit: `ops` wrapped in MULTI/EXEC when `wrap` and there are several.
+    fn append(&self, ops: &[Op], wrap: bool) {
+        if ops.is_empty() {
+            return;
+        }
+        {
+            let mut inner = self.inner.lock();
+            let wrap = wrap && ops.len() > 1;
+            if wrap {
+                select(&mut inner, ops[0].db);
+                encode(&mut inner.buf, &[Bytes::from_static(b"MULTI")]);
+            }
+            for op in ops {
+                select(&mut inner, op.db);
+                encode(&mut inner.buf, &op.args);
+            }
+            if wrap {
+                encode(&mut inner.buf, &[Bytes::from_static(b"EXEC")]);
+            }
+            if inner.buf.len() > 2 * inner.backlog {
+                trim(&mut inner);
+            }
+            self.end
+                .store(inner.end(), std::sync::atomic::Ordering::Release);
+        }
+        for waker in self.wakers.lock().iter() {
+            waker();
+        }
+    }
+}
+
+/// Drops backlog bytes no pinned consumer still needs, keeping `backlog` bytes.
+fn trim(inner: &mut Inner) {
+    let end = inner.end();
+    let mut keep_from = end.saturating_sub(inner.backlog as u64);
+    if let Some(min_pin) = inner.pins.values().min() {
+        keep_from = keep_from.min(*min_pin);
+    }
+    if keep_from > inner.start {
+        let cut = (keep_from - inner.start) as usize;
+        inner.buf.drain(..cut);
+        inner.start = keep_from;
+    }
+}
+
+fn select(inner: &mut Inner, db: usize) {
+    if inner.selected != Some(db) {
+        let mut n = itoa::Buffer::new();
+        let db_text = Bytes::copy_from_slice(n.format(db).as_bytes());
+        encode(&mut inner.buf, &[Bytes::from_static(b"SELECT"), db_text]);
+        inner.selected = Some(db);
+    }
+}
+
+/// An argument vector from static names and byte strings (the rewritten forms).
+#[macro_export]
+macro_rules! argv {
+    ($($arg:expr),* $(,)?) => {
+        vec![$($crate::propagate::Arg::arg($arg)),*]
+    };
+}
+
+/// What [`argv!`] accepts as one argument.
+pub trait Arg {
+    fn arg(self) -> Bytes;
+}
+
+impl Arg for &'static str {
+    fn arg(self) -> Bytes {
+        Bytes::from_static(self.as_bytes())
+    }
+}
+
+impl Arg for &Bytes {
+    fn arg(self) -> Bytes {
+        self.clone()
+    }
+}
+
+impl Arg for Bytes {
+    fn arg(self) -> Bytes {
+        self
+    }
+}
+
+impl Arg for &[u8] {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl Arg for &Vec<u8> {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl Arg for i64 {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(itoa::Buffer::new().format(self).as_bytes())
+    }
+}
+
+impl Arg for usize {
+    fn arg(self) -> Bytes {
+        Bytes::copy_from_slice(itoa::Buffer::new().format(self).as_bytes())
+    }
+}
+
+/// RESP multibulk encoding of one command.
+pub fn encode(out: &mut Vec<u8>, args: &[Bytes]) {
+    let mut n = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(n.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.push(b'$');
+        out.extend_from_slice(n.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+// ---- the per-thread unit ----
+
+/// One command being run inside the current unit.
+struct Frame {
+    db: usize,
+    args: Vec<Bytes>,
+    dirty_start: u64,
+    rewrite: Option<Vec<Bytes>>,
+    /// EXEC and scripts propagate the commands they ran, never themselves.
+    suppress: bool,
+    emitted: bool,
+}
+
+#[derive(Default)]
+struct Unit {
+    stream: Option<&'static Stream>,
+    frames: Vec<Frame>,
+    /// Background work (active expiry, eviction): each effect is sent on its own.
+    loose: bool,
+    scratch: Vec<Op>,
+}
+
+thread_local! {
+    static UNIT: RefCell<Unit> = RefCell::new(Unit::default());
+}
+
+/// Installs the store's release hook (once per process).
+pub fn install() {
+    effects::set_release_hook(on_release);
+}
+
+/// Whether effects are being collected on this thread (so a handler builds its rewritten
+/// argv only when somebody will read it).
+#[inline]
+pub fn collecting() -> bool {
+    effects::armed()
+}
+
+/// Starts collecting for a command about to run (dispatch's `call`). Returns whether it
+/// did; pass that to [`end_command`].
+pub fn begin_command(
+    stream: &'static Stream,
+    expire_unlink: bool,
+    db: usize,
+    args: &[Bytes],
+    suppress: bool,
+) -> bool {
+    let nested = effects::armed();
+    if !nested && !stream.active() {
+        return false;
+    }
+    UNIT.with(|u| {
+        let mut u = u.borrow_mut();
+        if !nested || u.stream.is_none() {
+            u.stream = Some(stream);
+            u.loose = false;
+            effects::arm(true, expire_unlink);
+        }
+        u.frames.push(Frame {
+            db,
+            args: args.to_vec(),
+            dirty_start: stats::local().dirty.get(),
+            rewrite: None,
+            suppress,
+            emitted: false,
+        });
+    });
+    true
+}
+
+/// Ends the command [`begin_command`] started: its own argv joins the unit if it changed the
+/// dataset; the outermost command sends the unit unless a hold still keeps shards locked
+/// (its end sends it).
+pub fn end_command(began: bool) {
+    if !began {
+        return;
+    }
+    let outermost = UNIT.with(|u| {
+        let mut u = u.borrow_mut();
+        if let Some(frame) = u.frames.pop() {
+            finish(frame);
+        }
+        u.frames.is_empty()
+    });
+    if outermost {
+        flush();
+        UNIT.with(|u| u.borrow_mut().stream = None);
+        effects::arm(false, true);
+    }
+}
+
+/// Starts collecting for work outside any command (the expiry cycle, eviction, serving
+/// blocked clients). `loose`: every effect is its own unit.
+pub fn begin_background(stream: &'static Stream, expire_unlink: bool, loose: bool) -> bool {
+    if effects::armed() || !stream.active() {
+        return false;
+    }
+    UNIT.with(|u| {
+        let mut u = u.borrow_mut();
+        u.stream = Some(stream);
+        u.loose = loose;
+    });
+    effects::arm(true, expire_unlink);
+    true
+}
+
+/// [`begin_background`] .. [`end_background`] as a guard.
+pub struct Background(bool);
+
+impl Background {
+    pub fn begin(stream: &'static Stream, expire_unlink: bool, loose: bool) -> Background {
+        Background(begin_background(stream, expire_unlink, loose))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        end_background(self.0);
+    }
+}
+
+pub fn end_background(began: bool) {
+    if began {
+        flush();
+        UNIT.with(|u| {
+            let mut u = u.borrow_mut();
+            u.stream = None;
+            u.loose = false;
+        });
+        effects::arm(false, true);
+    }
+}
+
+/// The command's own argv is sent as `args` instead (when it changes the dataset).
+pub fn rewrite(args: Vec<Bytes>) {
+    UNIT.with(|u| {
+        if let Some(frame) = u.borrow_mut().frames.last_mut() {
+            frame.rewrite = Some(args);
+        }
+    });
+}
+
+/// The command's own argv is not sent (its effects were added one by one).
+pub fn suppress() {
+    UNIT.with(|u| {
+        if let Some(frame) = u.borrow_mut().frames.last_mut() {
+            frame.suppress = true;
+        }
+    });
+}
+
+/// Sends what the unit holds so far as one unit, now (serving blocked clients: the serving
+/// command, then each served client, are units of their own, as in Valkey).
+pub fn flush_now() {
+    if effects::armed() {
+        flush();
+    }
+}
+
+/// The store's release hook: a command's shards are about to be unlocked.
+fn on_release() {
+    flush();
+}
+
+/// Adds the top frame's argv if it is due, then sends everything collected as one unit.
+fn flush() {
+    UNIT.with(|u| {
+        let Ok(mut u) = u.try_borrow_mut() else {
+            return;
+        };
+        if let Some(frame) = u.frames.last_mut()
+            && !frame.emitted
+            && !frame.suppress
+            && stats::local().dirty.get() != frame.dirty_start
+        {
+            frame.emitted = true;
+            let args = frame
+                .rewrite
+                .take()
+                .unwrap_or_else(|| std::mem::take(&mut frame.args));
+            if !args.is_empty() {
+                effects::push(frame.db, args);
+            }
+        }
+        if !effects::pending() {
+            return;
+        }
+        let Some(stream) = u.stream else {
+            let mut dropped = Vec::new();
+            effects::take(&mut dropped);
+            return;
+        };
+        let mut ops = std::mem::take(&mut u.scratch);
+        effects::take(&mut ops);
+        if u.loose {
+            for op in ops.chunks(1) {
+                stream.append(op, false);
+            }
+        } else {
+            stream.append(&ops, true);
+        }
+        ops.clear();
+        u.scratch = ops;
+    });
+}
+
+/// Marks the end of an inner command (inside EXEC or a script): its argv joins the unit.
+fn finish(frame: Frame) {
+    if frame.emitted || frame.suppress || stats::local().dirty.get() == frame.dirty_start {
+        return;
+    }
+    let args = frame.rewrite.unwrap_or(frame.args);
+    if !args.is_empty() {
+        effects::push(frame.db, args);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(items: &[&str]) -> Vec<Bytes> {
+        items
+            .iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn units_are_wrapped_and_selects_inserted() {
+        let stream = Stream::default();
+        assert!(!stream.active());
+        let sub = stream.subscribe(true);
+        stream.append(
+            &[Op {
+                db: 0,
+                args: args(&["set", "a", "1"]),
+            }],
+            true,
+        );
+        stream.append(
+            &[
+                Op {
+                    db: 2,
+                    args: args(&["UNLINK", "k"]),
+                },
+                Op {
+                    db: 2,
+                    args: args(&["incr", "k"]),
+                },
+            ],
+            true,
+        );
+        let mut out = Vec::new();
+        let end = stream.read(sub.offset, &mut out).unwrap();
+        assert_eq!(end, out.len() as u64);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n\
+             *2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*1\r\n$5\r\nMULTI\r\n\
+             *2\r\n$6\r\nUNLINK\r\n$1\r\nk\r\n*2\r\n$4\r\nincr\r\n$1\r\nk\r\n*1\r\n$4\r\nEXEC\r\n"
+        );
+    }
+
+    #[test]
+    fn pinned_consumers_keep_their_bytes_and_others_lag() {
+        let stream = Stream::default();
+        stream.inner.lock().backlog = 16;
+        let pinned = stream.subscribe(true);
+        let loose = stream.subscribe(false);
+        for i in 0..20 {
+            stream.append(
+                &[Op {
+                    db: 0,
+                    args: args(&["set", "k", &i.to_string()]),
+                }],
+                true,
+            );
+        }
+        let mut out = Vec::new();
+        let end = stream.read(pinned.offset, &mut out).unwrap();
+        assert_eq!(out.len() as u64, end - pinned.offset);
+        stream.consumed(pinned, end);
+        assert_eq!(stream.read(loose.offset, &mut Vec::new()), Err(Lagged));
+        assert!(stream.read(end - 16, &mut Vec::new()).is_ok());
+        stream.unsubscribe(pinned);
+        stream.unsubscribe(loose);
+        assert!(!stream.active());
+        assert_eq!(stream.offset(), end);
+    }
+}

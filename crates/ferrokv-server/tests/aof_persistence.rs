@@ -1,0 +1,294 @@
+//! AOF durability and loading: a restart brings every key back, a directory written by
+//! valkey-server 9.1 loads, a truncated tail loads or refuses per `aof-load-truncated`, and
+//! `appendonly no` writes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{RawClient, TempDir, ferrokv_binary, free_port, start_valkey};
+
+struct Proc {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts ferrokv in `dir` (kept across restarts); None if it exited (refused to start).
+fn start_in(dir: &Path, args: &[&str]) -> Result<Proc, String> {
+    let port = free_port();
+    let mut child = Command::new(ferrokv_binary())
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            let out = child.wait_with_output().expect("output");
+            return Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if let Ok(mut c) = RawClient::connect(port)
+            && c.command(&["PING"]).starts_with(b"+PONG")
+        {
+            return Ok(Proc { child, port });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("ferrokv did not start");
+}
+
+const AOF: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
+fn fill(c: &mut RawClient) {
+    for cmd in [
+        &["set", "s", "hello"][..],
+        &["set", "ttl", "v", "ex", "1000"],
+        &["rpush", "l", "a", "b", "c"],
+        &["sadd", "set", "x", "y"],
+        &["hset", "h", "f", "1", "g", "2"],
+        &["zadd", "z", "1.5", "a", "2", "b"],
+        &["xadd", "st", "1-1", "f", "v"],
+        &["incrbyfloat", "fl", "2.5"],
+        &["select", "4"],
+        &["set", "in4", "1"],
+        &["select", "0"],
+        &["multi"],
+        &["incr", "counter"],
+        &["incr", "counter"],
+        &["exec"],
+    ] {
+        c.command(cmd);
+    }
+}
+
+fn snapshot(c: &mut RawClient) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for cmd in [
+        &["get", "s"][..],
+        &["lrange", "l", "0", "-1"],
+        &["smembers", "set"],
+        &["hgetall", "h"],
+        &["zrange", "z", "0", "-1", "withscores"],
+        &["xrange", "st", "-", "+"],
+        &["get", "fl"],
+        &["get", "counter"],
+        &["dbsize"],
+        &["select", "4"],
+        &["get", "in4"],
+        &["select", "0"],
+    ] {
+        let mut reply = c.command(cmd);
+        if cmd[0] == "smembers" {
+            reply.sort();
+        }
+        out.push(reply);
+    }
+    let ttl = String::from_utf8_lossy(&c.command(&["ttl", "ttl"])).to_string();
+    out.push(vec![u8::from(
+        ttl.starts_with(":99") || ttl.starts_with(":1000"),
+    )]);
+    out
+}
+
+#[test]
+fn a_restart_brings_every_key_back() {
+    let dir = TempDir::new("aof-restart");
+    let before = {
+        let server = start_in(&dir.0, AOF).expect("start");
+        let mut c = RawClient::connect(server.port).unwrap();
+        fill(&mut c);
+        snapshot(&mut c)
+        // killed (SIGKILL) on drop: acknowledged writes must already be in the file
+    };
+    let server = start_in(&dir.0, AOF).expect("restart");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(snapshot(&mut c), before);
+    let info = String::from_utf8_lossy(&c.command(&["info", "persistence"])).to_string();
+    assert!(info.contains("aof_enabled:1"), "{info}");
+    assert!(info.contains("aof_last_write_status:ok"), "{info}");
+}
+
+#[test]
+fn switching_appendonly_on_at_run_time_writes_the_dataset_as_base() {
+    let dir = TempDir::new("aof-config-set");
+    let before = {
+        let server = start_in(&dir.0, &[]).expect("start");
+        let mut c = RawClient::connect(server.port).unwrap();
+        fill(&mut c);
+        assert!(
+            !dir.0.join("appendonlydir").exists(),
+            "appendonly no wrote files"
+        );
+        assert_eq!(
+            c.command(&["config", "set", "appendonly", "yes"]),
+            b"+OK\r\n"
+        );
+        c.command(&["set", "after", "1"]);
+        let mut snap = snapshot(&mut c);
+        snap.push(c.command(&["get", "after"]));
+        snap
+    };
+    let server = start_in(&dir.0, AOF).expect("restart");
+    let mut c = RawClient::connect(server.port).unwrap();
+    let mut snap = snapshot(&mut c);
+    snap.push(c.command(&["get", "after"]));
+    assert_eq!(snap, before);
+}
+
+#[test]
+fn a_directory_written_by_valkey_loads() {
+    let valkey = start_valkey(&[
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+        "--appendfsync",
+        "always",
+    ]);
+    let mut v = RawClient::connect(valkey.port).unwrap();
+    fill(&mut v);
+    let expected = snapshot(&mut v);
+    let dir = TempDir::new("aof-from-valkey");
+    let src = valkey.dir.0.join("appendonlydir");
+    let dst = dir.0.join("appendonlydir");
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    let server = start_in(&dir.0, AOF).expect("start on valkey's directory");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(snapshot(&mut c), expected);
+}
+
+fn incr_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("appendonlydir").join("appendonly.aof.1.incr.aof")
+}
+
+#[test]
+fn a_truncated_tail_loads_or_refuses_per_aof_load_truncated() {
+    let dir = TempDir::new("aof-truncated");
+    {
+        let server = start_in(&dir.0, AOF).expect("start");
+        let mut c = RawClient::connect(server.port).unwrap();
+        c.command(&["set", "kept", "1"]);
+        c.command(&["set", "cut", "2"]);
+    }
+    let path = incr_path(&dir.0);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len - 3).unwrap();
+    drop(file);
+
+    let refused = start_in(&dir.0, &[AOF, &["--aof-load-truncated", "no"]].concat());
+    let Err(log) = refused else {
+        panic!("started with a truncated AOF and aof-load-truncated no");
+    };
+    assert!(
+        log.contains(
+            "Unexpected end of file reading the append only file appendonly.aof.1.incr.aof"
+        ),
+        "{log}"
+    );
+
+    let server = start_in(&dir.0, AOF).expect("aof-load-truncated yes starts");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(c.command(&["get", "kept"]), b"$1\r\n1\r\n");
+    assert_eq!(c.command(&["get", "cut"]), b"$-1\r\n");
+    // The tail was cut: new writes follow a complete command.
+    c.command(&["set", "new", "3"]);
+    drop(c);
+    drop(server);
+    let server = start_in(&dir.0, &[AOF, &["--aof-load-truncated", "no"]].concat())
+        .expect("the repaired file loads strictly");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(c.command(&["get", "new"]), b"$1\r\n3\r\n");
+}
+
+#[test]
+fn a_corrupt_file_refuses_to_start() {
+    let dir = TempDir::new("aof-corrupt");
+    {
+        let server = start_in(&dir.0, AOF).expect("start");
+        RawClient::connect(server.port)
+            .unwrap()
+            .command(&["set", "a", "1"]);
+    }
+    let path = incr_path(&dir.0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"garbage\r\n*1\r\n$4\r\nPING\r\n");
+    std::fs::write(&path, bytes).unwrap();
+    let Err(log) = start_in(&dir.0, AOF) else {
+        panic!("started with a corrupt AOF");
+    };
+    assert!(
+        log.contains("Bad file format reading the append only file"),
+        "{log}"
+    );
+}
+
+#[test]
+fn kill_9_under_load_with_fsync_always_loses_no_acknowledged_write() {
+    let dir = TempDir::new("aof-kill9");
+    let server = start_in(&dir.0, AOF).expect("start");
+    let port = server.port;
+    let acked: Vec<u64> = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut c = RawClient::connect(port).unwrap();
+                    let mut acked = Vec::new();
+                    let deadline = Instant::now() + Duration::from_millis(800);
+                    let mut i = 0u64;
+                    while Instant::now() < deadline {
+                        let key = format!("k{t}:{i}");
+                        if c.command(&["set", &key, "v"]) != b"+OK\r\n" {
+                            break;
+                        }
+                        acked.push(t * 1_000_000 + i);
+                        i += 1;
+                    }
+                    acked
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    drop(server); // SIGKILL
+    assert!(!acked.is_empty());
+    let server = start_in(&dir.0, AOF).expect("restart");
+    let mut c = RawClient::connect(server.port).unwrap();
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|n| {
+            let key = format!("k{}:{}", *n / 1_000_000, *n % 1_000_000);
+            c.command(&["exists", &key]) != b":1\r\n"
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost",
+        missing.len()
+    );
+}
