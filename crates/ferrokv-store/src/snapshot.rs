@@ -66,11 +66,18 @@ impl Keyspace {
         drop(self.lock_shard(index));
     }
 
-    /// Ends the snapshot (finished, or abandoned halfway): no shard is pending any more and
-    /// the dumper is released. A thread already dumping finishes its shard.
-    pub fn end_snapshot(&self) {
-        self.clear_pending();
-        *self.dumper.current.lock() = None;
+    /// Ends the snapshot that `dumper` serves (finished, or abandoned halfway): no shard is
+    /// pending any more and the dumper is released. A thread already dumping finishes its
+    /// shard. Does nothing if another snapshot has replaced it.
+    pub fn end_snapshot(&self, dumper: &dyn ShardDumper) {
+        let mut current = self.dumper.current.lock();
+        let is_current = current
+            .as_ref()
+            .is_some_and(|d| std::ptr::addr_eq(Arc::as_ptr(d), dumper as *const dyn ShardDumper));
+        if is_current {
+            self.clear_pending();
+            *current = None;
+        }
     }
 }
 
@@ -132,7 +139,7 @@ mod tests {
         for i in 0..SHARD_COUNT {
             ks.dump_shard_now(i);
         }
-        ks.end_snapshot();
+        ks.end_snapshot(&*summer);
         assert_eq!(summer.sum.load(SeqCst), 1000);
         assert_eq!(summer.shards.load(SeqCst), SHARD_COUNT);
         assert!((0..SHARD_COUNT).all(|i| !ks.shard_pending(i)));
