@@ -231,6 +231,21 @@ pub(crate) fn call(
     }
 }
 
+/// A write command, or an EXEC whose transaction holds one.
+fn is_write(client: &Client, entry: &TableEntry) -> bool {
+    if is_exec(entry) {
+        return client
+            .multi
+            .as_ref()
+            .is_some_and(|m| m.flags & flag::WRITE != 0);
+    }
+    entry.spec.flags & flag::WRITE != 0
+}
+
+fn is_ping(entry: &TableEntry) -> bool {
+    entry.parent.is_none() && entry.spec.name == "ping"
+}
+
 fn is_exec(entry: &TableEntry) -> bool {
     entry.parent.is_none() && entry.spec.name == "exec"
 }
@@ -362,6 +377,12 @@ fn check(
             None => false,
         };
     crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    // The last background save failed: refuse writes (and PING, as Valkey) until a save works.
+    if server.persistence.writes_refused(&client.config)
+        && (is_write(client, entry) || is_ping(entry))
+    {
+        return Err(CmdError::new(crate::persistence::MISCONF));
+    }
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));

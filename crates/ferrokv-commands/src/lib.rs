@@ -18,6 +18,7 @@ pub mod latency;
 pub mod monitor;
 pub mod notify;
 pub mod pause;
+pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;

@@ -41,6 +41,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Clients in MONITOR mode.
     pub monitors: crate::monitor::Monitors,
+    /// Snapshot saving and loading, and their status.
+    pub persistence: crate::persistence::Persistence,
 }
 
 impl Server {
@@ -72,7 +74,9 @@ impl Server {
             acl: Default::default(),
             scripting: Default::default(),
             monitors: Default::default(),
+            persistence: Default::default(),
         });
+        crate::persistence::Persistence::install(&server);
         crate::acl::install_requirepass_hook(&server);
         server
     }

@@ -10,10 +10,10 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use ferrokv_rdb::file::{FileReader, Item};
-use ferrokv_rdb::format::Dialect;
 use ferrokv_rdb::RdbError;
 use ferrokv_rdb::error::RdbErrorKind;
+use ferrokv_rdb::file::{FileReader, Item};
+use ferrokv_rdb::format::Dialect;
 use ferrokv_store::access::AccessPolicy;
 use ferrokv_store::{Entry, Keyspace, NO_EXPIRE, StrValue, Value};
 
@@ -171,5 +171,11 @@ pub fn load_from<R: Read>(
 
 /// Whether an error means the data ended early (a truncated file).
 pub fn is_truncation(e: &LoadError) -> bool {
-    matches!(e, LoadError::Format(RdbError { kind: RdbErrorKind::Truncated, .. }))
+    matches!(
+        e,
+        LoadError::Format(RdbError {
+            kind: RdbErrorKind::Truncated,
+            ..
+        })
+    )
 }

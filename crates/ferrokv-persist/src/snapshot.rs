@@ -27,6 +27,9 @@ use parking_lot::Mutex;
 
 use crate::sink::SnapshotSink;
 
+/// Aux fields: (name, value) pairs.
+pub type AuxFields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What a snapshot writes besides the keys, and how.
 #[derive(Debug, Clone)]
 pub struct SaveOptions {
@@ -39,10 +42,10 @@ pub struct SaveOptions {
     /// The policy that decays LFU counters.
     pub policy: AccessPolicy,
     /// Aux fields, in order, after the header.
-    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    pub aux: AuxFields,
     /// Aux fields only a `VALKEY080` file carries (`valkey-ver`), or only an RDB 10 one
     /// (`redis-ver`): (for Valkey, for RDB 10).
-    pub version_aux: (Vec<(Vec<u8>, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>)>),
+    pub version_aux: (AuxFields, AuxFields),
     /// Function libraries' code.
     pub functions: Vec<Vec<u8>>,
     /// Microseconds the saver waits per key it dumped itself (`rdb-key-save-delay`: tests
@@ -193,10 +196,7 @@ impl Snapshot {
 
     /// (keys dumped, keys at the start).
     pub fn progress(&self) -> (u64, u64) {
-        (
-            self.keys_done.load(Relaxed),
-            self.keys_total.load(Relaxed),
-        )
+        (self.keys_done.load(Relaxed), self.keys_total.load(Relaxed))
     }
 
     /// Bytes serialized and not yet handed to the sink, now.

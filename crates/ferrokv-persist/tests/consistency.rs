@@ -193,7 +193,11 @@ fn an_aborted_snapshot_is_discarded() {
 #[test]
 fn expired_keys_are_dropped_on_load_and_ttls_kept() {
     let ks = Keyspace::new(1);
-    for (k, expire) in [(&b"gone"[..], 1_000), (b"kept", 4_000_000_000_000), (b"plain", -1)] {
+    for (k, expire) in [
+        (&b"gone"[..], 1_000),
+        (b"kept", 4_000_000_000_000),
+        (b"plain", -1),
+    ] {
         let mut e = Entry::new(Value::Str(StrValue::from_bytes(b"v")), 0);
         e.expire_at = expire;
         ks.lock(&[k]).db(0, k).insert(k, e);
