@@ -209,4 +209,5 @@ case_files! {
     acl => "acl.txt",
     scripting => "scripting.txt",
     functions => "functions.txt",
+    persistence => "persistence.txt",
 }
