@@ -36,10 +36,36 @@ struct Running {
     dirty_at_start: u64,
 }
 
+/// The save slot. `Starting` covers the moment a save waits for every shard lock: the slot's
+/// mutex is never held across that wait, since a thread holding shards (EXEC, a script)
+/// may need the slot meanwhile (INFO, FLUSHALL).
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Idle,
+    Starting {
+        background: bool,
+    },
+    Running(Running),
+}
+
+impl Slot {
+    fn running(&self) -> Option<&Running> {
+        match self {
+            Slot::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        matches!(self, Slot::Idle)
+    }
+}
+
 #[derive(Default)]
 pub struct Persistence {
     server: OnceLock<Weak<Server>>,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Slot>,
     /// Total changes (the sum of every thread's dirty counter) covered by the last save.
     dirty_saved: AtomicU64,
     /// Whether the last background save failed (`rdb_last_bgsave_status:err`).
@@ -89,17 +115,18 @@ impl Persistence {
     }
 
     pub fn status(&self) -> Status {
-        let running = self.running.lock();
-        let background = running.as_ref().filter(|r| r.background);
-        let (keys_processed, keys_total) =
-            running.as_ref().map_or((0, 0), |r| r.snapshot.progress());
+        let slot = self.running.lock();
+        let running = slot.running();
+        let background = running.filter(|r| r.background);
+        let starting_in_background = matches!(*slot, Slot::Starting { background: true });
+        let (keys_processed, keys_total) = running.map_or((0, 0), |r| r.snapshot.progress());
         let started = self.bgsave_started_unix.load(Relaxed);
         Status {
             changes_since_save: total_dirty().saturating_sub(self.dirty_saved.load(Relaxed)),
-            bgsave_in_progress: background.is_some(),
+            bgsave_in_progress: background.is_some() || starting_in_background,
             last_bgsave_ok: !self.last_bgsave_failed.load(Relaxed),
             last_bgsave_secs: self.last_bgsave_secs.load(Relaxed),
-            current_bgsave_secs: if background.is_some() {
+            current_bgsave_secs: if background.is_some() || starting_in_background {
                 now_unix() - started
             } else {
                 -1
@@ -117,7 +144,7 @@ impl Persistence {
     }
 
     pub fn save_in_progress(&self) -> bool {
-        self.running.lock().is_some()
+        !self.running.lock().is_idle()
     }
 
     /// Whether write commands (and PING) get MISCONF: the last background save failed,
@@ -204,31 +231,52 @@ pub enum StartError {
 /// Starts a snapshot and records it as running.
 fn start(server: &Server, config: &Config, background: bool) -> Result<Arc<Snapshot>, StartError> {
     let p = &server.persistence;
-    let mut running = p.running.lock();
-    if running.is_some() {
-        return Err(StartError::InProgress);
+    {
+        let mut slot = p.running.lock();
+        if !slot.is_idle() {
+            return Err(StartError::InProgress);
+        }
+        *slot = Slot::Starting { background };
     }
-    let sink = open_sink(config).map_err(StartError::Failed)?;
-    let dirty_at_start = total_dirty();
-    let snapshot = Snapshot::start(
-        &server.keyspace,
-        Box::new(sink),
-        save_options(server, config),
-    )
-    .map_err(StartError::Failed)?;
-    *running = Some(Running {
-        snapshot: snapshot.clone(),
-        background,
-        dirty_at_start,
+    let started = open_sink(config).and_then(|sink| {
+        // Read just before the snapshot's instant: a change made in between is in the file
+        // yet still counted as unsaved, never the other way round.
+        let dirty_at_start = total_dirty();
+        Snapshot::start(
+            &server.keyspace,
+            Box::new(sink),
+            save_options(server, config),
+        )
+        .map(|snapshot| (snapshot, dirty_at_start))
     });
-    Ok(snapshot)
+    let mut slot = p.running.lock();
+    match started {
+        Ok((snapshot, dirty_at_start)) => {
+            *slot = Slot::Running(Running {
+                snapshot: snapshot.clone(),
+                background,
+                dirty_at_start,
+            });
+            Ok(snapshot)
+        }
+        Err(e) => {
+            *slot = Slot::Idle;
+            Err(StartError::Failed(e))
+        }
+    }
 }
 
 /// Records the end of `snapshot`'s save (unless a newer one replaced it).
 fn finish(server: &Server, snapshot: &Arc<Snapshot>, result: &Result<SaveReport, String>) {
     let p = &server.persistence;
-    let mut running = p.running.lock();
-    let Some(current) = running.take_if(|r| Arc::ptr_eq(&r.snapshot, snapshot)) else {
+    let mut slot = p.running.lock();
+    if !slot
+        .running()
+        .is_some_and(|r| Arc::ptr_eq(&r.snapshot, snapshot))
+    {
+        return;
+    }
+    let Slot::Running(current) = std::mem::take(&mut *slot) else {
         return;
     };
     if current.background {
@@ -344,7 +392,18 @@ pub fn save(server: &Server, config: &Config, count: bool) -> Result<(), StartEr
 /// was running.
 pub fn abort_running(server: &Server) -> bool {
     let p = &server.persistence;
-    let running = p.running.lock().take();
+    let running = {
+        let mut slot = p.running.lock();
+        match std::mem::take(&mut *slot) {
+            Slot::Running(r) => Some(r),
+            // Still waiting for the shard locks: its instant comes after whatever the caller
+            // does now, so there is nothing to stop.
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    };
     match running {
         Some(r) => {
             r.snapshot.abort(&server.keyspace);
@@ -363,7 +422,7 @@ pub fn abort_running(server: &Server) -> bool {
 pub fn cron(server: &Server) {
     let p = &server.persistence;
     let config = server.config.load();
-    if config.save.trim().is_empty() || p.running.lock().is_some() {
+    if config.save.trim().is_empty() || !p.running.lock().is_idle() {
         return;
     }
     let changes = total_dirty().saturating_sub(p.dirty_saved.load(Relaxed));
