@@ -214,7 +214,7 @@ fn open_sink(config: &Config) -> Result<FileSink, String> {
     })?;
     FileSink::create(&dir, &config.dbfilename).map_err(|e| {
         format!(
-            "Failed opening the temp RDB file temp-{}.rdb (in server root dir {}) for saving: {}",
+            "Failed opening the temp RDB file temp-{}-N.rdb (in server root dir {}) for saving: {}",
             std::process::id(),
             dir.display(),
             ferrokv_config::special::os_error_text(&e)

@@ -2,7 +2,7 @@
 //!
 //! A [`SnapshotSink`] receives the file in order, piece by piece, from whichever thread
 //! dumps a shard (the snapshot serializes those calls), and is told at the end whether the
-//! snapshot is complete. [`FileSink`] writes `temp-<pid>.rdb` in the data directory and
+//! snapshot is complete. [`FileSink`] writes `temp-<pid>-<n>.rdb` in the data directory and
 //! renames it over `dbfilename` only once it is complete and on stable storage; a full
 //! resync will add a sink that streams to a replica.
 
@@ -34,7 +34,11 @@ impl FileSink {
     /// Creates the temporary file in `dir` (absolute, resolved by the caller when the
     /// save starts, so a later CONFIG SET dir does not split the file from its rename).
     pub fn create(dir: &Path, dbfilename: &str) -> io::Result<FileSink> {
-        let temp = dir.join(format!("temp-{}.rdb", std::process::id()));
+        // Unique per save: an aborted save still removing its file must not remove the
+        // file of the save that replaced it.
+        static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!("temp-{}-{n}.rdb", std::process::id()));
         let file = File::create(&temp)?;
         Ok(FileSink {
             dir: dir.to_path_buf(),
