@@ -288,6 +288,21 @@ fn propagates_effects_only(entry: &TableEntry) -> bool {
         )
 }
 
+/// A write command, or an EXEC whose transaction holds one.
+fn is_write(client: &Client, entry: &TableEntry) -> bool {
+    if is_exec(entry) {
+        return client
+            .multi
+            .as_ref()
+            .is_some_and(|m| m.flags & flag::WRITE != 0);
+    }
+    entry.spec.flags & flag::WRITE != 0
+}
+
+fn is_ping(entry: &TableEntry) -> bool {
+    entry.parent.is_none() && entry.spec.name == "ping"
+}
+
 fn is_exec(entry: &TableEntry) -> bool {
     entry.parent.is_none() && entry.spec.name == "exec"
 }
@@ -419,17 +434,18 @@ fn check(
             None => false,
         };
     crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
-    // The AOF cannot be written: refuse writes until it can (Valkey's MISCONF).
-    if server.aof.enabled() {
-        let writes = spec.flags & flag::WRITE != 0
-            || (is_exec(entry)
-                && client
-                    .multi
-                    .as_ref()
-                    .is_some_and(|m| m.flags & flag::WRITE != 0));
-        if writes && let Some(e) = server.aof.write_refusal() {
-            return Err(e);
-        }
+    // The last background save failed: refuse writes (and PING, as Valkey) until a save works.
+    if server.persistence.writes_refused(&client.config)
+        && (is_write(client, entry) || is_ping(entry))
+    {
+        return Err(CmdError::new(crate::persistence::MISCONF));
+    }
+    // The AOF cannot be written: refuse writes until it can (Valkey checks the RDB first).
+    if server.aof.enabled()
+        && is_write(client, entry)
+        && let Some(e) = server.aof.write_refusal()
+    {
+        return Err(e);
     }
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {

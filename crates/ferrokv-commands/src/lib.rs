@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pause;
 pub mod propagate;
+pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;

@@ -48,6 +48,8 @@ pub struct Server {
     pub stream: &'static crate::propagate::Stream,
     /// The append-only file (`aof`).
     pub aof: crate::aof::Aof,
+    /// Snapshot saving and loading, and their status.
+    pub persistence: crate::persistence::Persistence,
 }
 
 impl Server {
@@ -82,8 +84,10 @@ impl Server {
             tracking: Default::default(),
             stream: Box::leak(Box::default()),
             aof: Default::default(),
+            persistence: Default::default(),
         });
         crate::propagate::install();
+        crate::persistence::Persistence::install(&server);
         crate::acl::install_requirepass_hook(&server);
         server
     }

@@ -321,7 +321,7 @@ directives! {
         "Detach from the terminal and run in the background.";
     databases: i64 = "databases" [], "16", Kind::int(1, I32), IMMUTABLE,
         "Number of logical databases (SELECT 0 to N-1).";
-    dbfilename: String = "dbfilename" [], "dump.rdb", Kind::Custom(special::dbfilename), PROTECTED | PENDING,
+    dbfilename: String = "dbfilename" [], "dump.rdb", Kind::Custom(special::dbfilename), PROTECTED,
         "Name of the RDB snapshot file inside dir.";
     debug_context: String = "debug-context" [], "", Kind::Str, HIDDEN | PENDING,
         "Free text kept for debugging sessions.";
@@ -461,13 +461,13 @@ directives! {
         "Largest bulk string a client may send.";
     rdb_del_sync_files: bool = "rdb-del-sync-files" [], "no", Kind::Bool, PENDING,
         "Delete RDB files used only for replication.";
-    rdb_key_save_delay: i64 = "rdb-key-save-delay" [], "0", Kind::int(-I32 - 1, I32), HIDDEN | PENDING,
+    rdb_key_save_delay: i64 = "rdb-key-save-delay" [], "0", Kind::int(-I32 - 1, I32), HIDDEN,
         "Testing aid: microseconds to pause per key saved.";
     rdb_save_incremental_fsync: bool = "rdb-save-incremental-fsync" [], "yes", Kind::Bool, PENDING,
         "Fsync the snapshot every 4 MB while writing it.";
     rdb_version_check: String = "rdb-version-check" [], "strict", Kind::Enum(&["strict", "relaxed"]), PENDING,
         "How strictly RDB versions are checked on load: strict or relaxed.";
-    rdbchecksum: bool = "rdbchecksum" [], "yes", Kind::Bool, IMMUTABLE | PENDING,
+    rdbchecksum: bool = "rdbchecksum" [], "yes", Kind::Bool, IMMUTABLE,
         "Write and check a checksum at the end of RDB files.";
     rdbcompression: bool = "rdbcompression" [], "yes", Kind::Bool, 0,
         "Compress strings in RDB files.";
@@ -521,7 +521,7 @@ directives! {
         "Primary to replicate from: host and port.";
     requirepass: String = "requirepass" [], "", Kind::Str, SENSITIVE,
         "Password of the default user; empty means no password.";
-    save: String = "save" [], "3600 1 300 100 60 10000", Kind::Custom(special::save), MULTI_ARG | APPEND | ALWAYS_REWRITE | PENDING,
+    save: String = "save" [], "3600 1 300 100 60 10000", Kind::Custom(special::save), MULTI_ARG | APPEND | ALWAYS_REWRITE,
         "Snapshot after <seconds> if at least <changes> writes happened; empty disables.";
     server_cpulist: String = "server-cpulist" ["server_cpulist"], "", Kind::Str, IMMUTABLE | PENDING,
         "CPUs the main and I/O threads are pinned to.";
@@ -543,7 +543,7 @@ directives! {
         "Replication lag allowed before failing over during slot migration; -1 is no limit.";
     socket_mark_id: i64 = "socket-mark-id" [], "0", Kind::int(0, U32), IMMUTABLE | PENDING,
         "Mark set on listening sockets for routing rules.";
-    stop_writes_on_bgsave_error: bool = "stop-writes-on-bgsave-error" [], "yes", Kind::Bool, PENDING,
+    stop_writes_on_bgsave_error: bool = "stop-writes-on-bgsave-error" [], "yes", Kind::Bool, 0,
         "Refuse writes while the last background save failed.";
     stream_node_max_bytes: i64 = "stream-node-max-bytes" [], "4096", Kind::memory(0, i64::MAX), 0,
         "Largest stream node in bytes; 0 is no limit.";

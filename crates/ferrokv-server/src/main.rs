@@ -68,6 +68,12 @@ fn main() {
     }
     ferrokv_commands::server::set_used_memory_probe(alloc::used_memory);
     ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
+    // The data comes back before any client can connect (INFO never shows `loading:1`).
+    if let Err(e) = ferrokv_commands::persistence::load_at_startup(&server) {
+        log::warn!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     if let Err(e) = run(server) {
         log::warn!("{e}");
         std::process::exit(1);
@@ -179,19 +185,30 @@ fn run(server: Arc<Server>) -> Result<(), String> {
                 log::warn!("Could not install signal handlers");
                 return;
             };
-            let which = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            log::warn!("Received {which} scheduling shutdown...");
-            server.request_shutdown();
-            let _ = done_tx.send(which);
+            loop {
+                let which = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                log::warn!("Received {which} scheduling shutdown...");
+                log::warn!("User requested shutdown...");
+                // Saving blocks this worker, as Valkey's final save blocks its event loop.
+                if ferrokv_commands::persistence::save_before_exit(&server, false, false).is_err()
+                {
+                    log::warn!(
+                        "{which} received but errors trying to shut down the server, check the logs for more information"
+                    );
+                    continue;
+                }
+                server.request_shutdown();
+                let _ = done_tx.send(which);
+                return;
+            }
         });
     }
     workers.first().spawn(cron::run(server.clone(), done_tx));
     workers.first().spawn(tls_reload::run(server.clone()));
     let _ = done_rx.recv();
-    log::warn!("User requested shutdown...");
     if !config.unixsocket.is_empty() {
         let _ = std::fs::remove_file(&config.unixsocket);
     }

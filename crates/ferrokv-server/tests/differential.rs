@@ -211,4 +211,5 @@ case_files! {
     functions => "functions.txt",
     dump => "dump.txt",
     tracking => "tracking.txt",
+    persistence => "persistence.txt",
 }

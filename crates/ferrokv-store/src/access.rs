@@ -71,6 +71,25 @@ impl AccessPolicy {
     }
 }
 
+impl AccessPolicy {
+    /// The stamp of a key loaded from a snapshot that recorded how long it had been idle
+    /// or its LFU counter (each kept only under the policy it belongs to, as Valkey loads
+    /// them); a fresh stamp otherwise.
+    pub fn restored(self, idle_seconds: Option<u64>, lfu_counter: Option<u8>) -> u32 {
+        match (self, idle_seconds, lfu_counter) {
+            (AccessPolicy::Lru, Some(idle), _) => {
+                let period = u64::from(clock::LRU_CLOCK_MAX) + 1;
+                let now = u64::from(clock::lru_clock());
+                ((now + period - idle % period) % period) as u32
+            }
+            (AccessPolicy::Lfu { .. }, _, Some(counter)) => {
+                (lfu_minutes() << 8) | u32::from(counter)
+            }
+            _ => self.initial(),
+        }
+    }
+}
+
 /// Seconds since an LRU stamp (OBJECT IDLETIME).
 pub fn lru_idle_seconds(stamp: u32) -> u64 {
     clock::idle_seconds(stamp)

@@ -8,12 +8,14 @@
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 use crate::db::Db;
+use crate::snapshot::SnapshotSlot;
 use crate::table::hash_key;
 
 /// log2 of the number of shards. 64 shards keep contention low on many cores while locking
@@ -27,21 +29,37 @@ pub struct Shard {
     pub dbs: Box<[Db]>,
 }
 
+/// A shard's lock and, on the same cache line, whether a snapshot still has to dump it (see
+/// `snapshot.rs`: checking the flag is one relaxed load per lock acquisition).
+struct ShardSlot {
+    lock: Mutex<Shard>,
+    pending: AtomicBool,
+}
+
 pub struct Keyspace {
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shards: Box<[CachePadded<ShardSlot>]>,
     databases: usize,
+    /// The running snapshot's dumper, consulted only when a shard is pending.
+    pub(crate) dumper: SnapshotSlot,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
         let shards = (0..SHARD_COUNT)
             .map(|_| {
-                CachePadded::new(Mutex::new(Shard {
-                    dbs: (0..databases).map(Db::new).collect(),
-                }))
+                CachePadded::new(ShardSlot {
+                    lock: Mutex::new(Shard {
+                        dbs: (0..databases).map(Db::new).collect(),
+                    }),
+                    pending: AtomicBool::new(false),
+                })
             })
             .collect();
-        Keyspace { shards, databases }
+        Keyspace {
+            shards,
+            databases,
+            dumper: SnapshotSlot::default(),
+        }
     }
 
     pub fn databases(&self) -> usize {
@@ -245,7 +263,7 @@ impl Keyspace {
         );
         let guards = (0..SHARD_COUNT)
             .filter(|i| mask & (1u64 << i) != 0)
-            .map(|i| self.shards[i].lock())
+            .map(|i| self.shards[i].lock.lock())
             .collect();
         HELD.with(|h| {
             h.set(HeldShards {
@@ -290,15 +308,23 @@ impl Keyspace {
         // live inside the commands the transaction runs). The `lent` bit allows one borrow
         // at a time, so no two live guards reach this shard's data. The borrowed guard is
         // never dropped (`ManuallyDrop`), so it never unlocks the mutex.
-        let guard = unsafe { self.shards[index].make_guard_unchecked() };
+        let guard = unsafe { self.shards[index].lock.make_guard_unchecked() };
         Some(ShardGuard::Borrowed {
             guard: ManuallyDrop::new(guard),
             index,
         })
     }
 
-    /// Locks shard `index`, or borrows it from this thread's hold.
+    /// Locks shard `index`, or borrows it from this thread's hold. Every way to a shard's
+    /// data passes here (or through `try_guard`), which is where a pending snapshot dump
+    /// happens: before the caller can see, let alone change, the shard.
     fn guard(&self, index: usize) -> ShardGuard<'_> {
+        let mut guard = self.guard_unchecked(index);
+        self.dump_if_pending(index, &mut guard);
+        guard
+    }
+
+    fn guard_unchecked(&self, index: usize) -> ShardGuard<'_> {
         if let Some(borrowed) = self.borrow_held(index) {
             return borrowed;
         }
@@ -306,19 +332,53 @@ impl Keyspace {
             // A shard outside the hold: waiting could deadlock against a thread that waits
             // for one we hold, so only try. Reaching here means a key the transaction's plan
             // did not include (a key spec bug); the command fails instead of hanging.
-            return match self.shards[index].try_lock() {
+            return match self.shards[index].lock.try_lock() {
                 Some(g) => ShardGuard::Owned(g),
                 None => panic!("shard {index} is outside the transaction's locks"),
             };
         }
-        ShardGuard::Owned(self.shards[index].lock())
+        ShardGuard::Owned(self.shards[index].lock.lock())
     }
 
     fn try_guard(&self, index: usize) -> Option<ShardGuard<'_>> {
-        if let Some(borrowed) = self.borrow_held(index) {
-            return Some(borrowed);
+        let mut guard = match self.borrow_held(index) {
+            Some(borrowed) => borrowed,
+            None => self.shards[index].lock.try_lock().map(ShardGuard::Owned)?,
+        };
+        self.dump_if_pending(index, &mut guard);
+        Some(guard)
+    }
+
+    /// The snapshot hook: one relaxed load when no snapshot runs. The flag is only set
+    /// while every shard lock is held and only cleared under this shard's lock, so the
+    /// mutex orders it: a thread that holds the lock sees the current value.
+    #[inline]
+    fn dump_if_pending(&self, index: usize, guard: &mut ShardGuard<'_>) {
+        let slot = &self.shards[index];
+        if slot.pending.load(Relaxed) {
+            self.dumper.dump(index, guard);
+            slot.pending.store(false, Relaxed);
         }
-        self.shards[index].try_lock().map(ShardGuard::Owned)
+    }
+
+    /// Marks every shard pending. Only `snapshot.rs` calls this, with every shard locked.
+    pub(crate) fn mark_all_pending(&self, _all: &Locked<'_>) {
+        for slot in self.shards.iter() {
+            slot.pending.store(true, Relaxed);
+        }
+    }
+
+    /// Clears every pending flag (an aborted snapshot). Threads that read a flag before
+    /// it cleared may still call the dumper, which an aborted snapshot ignores.
+    pub(crate) fn clear_pending(&self) {
+        for slot in self.shards.iter() {
+            slot.pending.store(false, Relaxed);
+        }
+    }
+
+    /// Whether shard `index` still waits for its dump (tests).
+    pub fn shard_pending(&self, index: usize) -> bool {
+        self.shards[index].pending.load(Relaxed)
     }
 }
 
@@ -450,7 +510,14 @@ mod tests {
             ks.lock(&keys).db(0, &keys[0]).remove(&keys[0]);
             // Another thread cannot get in while the hold lasts.
             std::thread::scope(|s| {
-                s.spawn(|| assert!(ks.shards[Keyspace::shard_of(&keys[1])].try_lock().is_none()));
+                s.spawn(|| {
+                    assert!(
+                        ks.shards[Keyspace::shard_of(&keys[1])]
+                            .lock
+                            .try_lock()
+                            .is_none()
+                    )
+                });
             });
         }
         assert!(!Keyspace::holding());

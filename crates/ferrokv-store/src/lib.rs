@@ -14,12 +14,14 @@ pub mod events;
 pub mod glob;
 pub mod keyspace;
 mod node;
+pub mod snapshot;
 pub mod table;
 pub mod types;
 pub mod value;
 
 pub use db::{Db, Entry, NO_EXPIRE};
-pub use keyspace::{Hold, Keyspace, Locked};
+pub use keyspace::{Hold, Keyspace, Locked, SHARD_COUNT, Shard};
+pub use snapshot::ShardDumper;
 pub use types::list::{ListLimits, ListValue, QuicklistStats};
 pub use types::set::{SetLimits, SetValue};
 pub use value::{ObjectType, StrValue, Value};

@@ -63,6 +63,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(())
         }
         ("populate", 3..=5) => populate(ctx, args),
+        ("reload", 2) => {
+            crate::persistence::debug_reload(ctx.server)?;
+            ctx.reply.ok();
+            Ok(())
+        }
         ("object", 3 | 4) => object(ctx, args),
         ("log", 3) => {
             log::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));

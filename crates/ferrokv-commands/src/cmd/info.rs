@@ -467,30 +467,37 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("lazyfreed_objects", 0);
 }
 
+/// Without fork there is no copy-on-write: the `*cow*` fields report the snapshot's extra
+/// memory instead (serialized shards not yet written, see `ferrokv-persist`), and
+/// `current_fork_perc` the share of keys already dumped.
 fn persistence_section(out: &mut Out, server: &Server, _config: &Config) {
-    let dirty = stats::sum(|s| s.dirty.get());
-    for name in [
-        "loading",
-        "async_loading",
-        "current_cow_peak",
-        "current_cow_size",
-        "current_cow_size_age",
-    ] {
-        out.field(name, 0);
-    }
-    out.field("current_fork_perc", "0.00");
-    out.field("current_save_keys_processed", 0);
-    out.field("current_save_keys_total", 0);
-    out.field("rdb_changes_since_last_save", dirty);
-    out.field("rdb_bgsave_in_progress", 0);
+    let s = server.persistence.status();
+    out.field("loading", s.loading as u8);
+    out.field("async_loading", 0);
+    out.field("current_cow_peak", s.current_peak_bytes);
+    out.field("current_cow_size", s.current_extra_bytes);
+    out.field("current_cow_size_age", 0);
+    let percent = if s.keys_total > 0 {
+        s.keys_processed as f64 * 100.0 / s.keys_total as f64
+    } else {
+        0.0
+    };
+    out.field("current_fork_perc", format!("{percent:.2}"));
+    out.field("current_save_keys_processed", s.keys_processed);
+    out.field("current_save_keys_total", s.keys_total);
+    out.field("rdb_changes_since_last_save", s.changes_since_save);
+    out.field("rdb_bgsave_in_progress", s.bgsave_in_progress as u8);
     out.field("rdb_last_save_time", server.last_save_unix.load(Relaxed));
-    out.field("rdb_last_bgsave_status", "ok");
-    out.field("rdb_last_bgsave_time_sec", -1);
-    out.field("rdb_current_bgsave_time_sec", -1);
-    out.field("rdb_saves", 0);
-    out.field("rdb_last_cow_size", 0);
-    out.field("rdb_last_load_keys_expired", 0);
-    out.field("rdb_last_load_keys_loaded", 0);
+    out.field(
+        "rdb_last_bgsave_status",
+        if s.last_bgsave_ok { "ok" } else { "err" },
+    );
+    out.field("rdb_last_bgsave_time_sec", s.last_bgsave_secs);
+    out.field("rdb_current_bgsave_time_sec", s.current_bgsave_secs);
+    out.field("rdb_saves", s.saves);
+    out.field("rdb_last_cow_size", s.last_extra_bytes);
+    out.field("rdb_last_load_keys_expired", s.last_load_keys_expired);
+    out.field("rdb_last_load_keys_loaded", s.last_load_keys_loaded);
     let (head, tail) = server.aof.info_fields();
     for (name, value) in head {
         out.field(name, value);

@@ -531,6 +531,9 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// `FLUSHALL [ASYNC|SYNC]`
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let in_background = flush_mode(args)?;
+    // A save in progress would write the data being flushed: stop it (Valkey kills its
+    // child), before taking the locks its saver may be waiting for.
+    crate::persistence::abort_running(ctx.server);
     let mut locked = ctx.lock_all();
     for db in 0..ctx.server.keyspace.databases() {
         crate::transaction::touch_db(ctx.server, &mut locked, db, None);
@@ -544,6 +547,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     free_databases(detached, in_background);
     crate::blocking::signal_all_waited(ctx.server, None);
     ctx.add_dirty(removed as u64);
+    crate::persistence::after_flushall(ctx.server, &ctx.client.config);
     ctx.reply.ok();
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod list;
 pub mod memory;
 pub mod module;
 pub mod monitor;
+pub mod persistence;
 pub mod pubsub;
 pub mod scan_options;
 pub mod scripting;
@@ -45,6 +46,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     command::COMMANDS,
     info::COMMANDS,
     server::COMMANDS,
+    persistence::COMMANDS,
     memory::COMMANDS,
     debug::COMMANDS,
     config::COMMANDS,

@@ -613,8 +613,31 @@ fn fcall_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// Compiles and runs a library's code on this thread; returns the library to register.
 fn build_library(ctx: &Ctx, code: &Bytes) -> Result<Library, CmdError> {
+    build_library_on(ctx.server, code)
+}
+
+/// Registers a library read from a snapshot at start-up (FUNCTION2 items).
+pub fn load_library_at_startup(server: &crate::server::Server, code: &[u8]) -> Result<(), String> {
+    let lib = build_library_on(server, &Bytes::copy_from_slice(code)).map_err(|e| e.0)?;
+    server.scripting.libraries.update(|state| {
+        if state.libraries.contains_key(&lib.name) {
+            return Err(format!("Library '{}' already exists", lib.name));
+        }
+        if let Some(f) = lib
+            .functions
+            .keys()
+            .find(|f| state.functions.contains_key(*f))
+        {
+            return Err(format!("Function {f} already exists"));
+        }
+        state.insert(lib);
+        Ok(())
+    })
+}
+
+fn build_library_on(server: &crate::server::Server, code: &Bytes) -> Result<Library, CmdError> {
     let (name, body) = shebang::library_name(code)?;
-    let scripting = &ctx.server.scripting;
+    let scripting = &server.scripting;
     let registered = vm::with_vm(&scripting.busy, |vm| {
         let regs = vm.load_library(&body).map_err(CmdError::err)?;
         // This thread's compiled set no longer matches the registry.

@@ -163,12 +163,12 @@ fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`
 ///
 /// With no replicas to wait for, a shutdown is never left pending: it happens at once, so
-/// ABORT always finds nothing to abort, and NOW and FORCE change nothing yet. Saving is part of
-/// the flow (SAVE, or save points configured without NOSAVE), but until persistence exists
-/// there is nothing to write: the server logs that no snapshot was written and stops. No reply
-/// is sent; the connection closes, as with Valkey.
+/// ABORT always finds nothing to abort, and NOW changes nothing yet. The dataset is saved
+/// first with SAVE, or when `save` rules exist and NOSAVE was not given; if that save fails
+/// the server stays up and says so (FORCE exits anyway). Otherwise no reply is sent; the
+/// connection closes, as with Valkey.
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (mut save, mut nosave, mut abort) = (false, false, false);
+    let (mut save, mut nosave, mut abort, mut force) = (false, false, false, false);
     for arg in &args[1..] {
         if args::is(arg, "save") {
             save = true;
@@ -176,7 +176,9 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             nosave = true;
         } else if args::is(arg, "abort") {
             abort = true;
-        } else if !args::is(arg, "now") && !args::is(arg, "force") {
+        } else if args::is(arg, "force") {
+            force = true;
+        } else if !args::is(arg, "now") {
             return Err(errors::SYNTAX);
         }
     }
@@ -186,11 +188,9 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
-    let wants_save = save || (!nosave && !ctx.client.config.save.trim().is_empty());
-    if wants_save {
-        log::warn!(
-            "Saving is not available yet (no persistence): shutting down without a snapshot."
-        );
+    log::warn!("User requested shutdown...");
+    if crate::persistence::save_before_exit(ctx.server, save, nosave).is_err() && !force {
+        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
     }
     ctx.client.close_after_reply = true;
     ctx.server.request_shutdown();

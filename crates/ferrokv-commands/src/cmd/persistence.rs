@@ -1,0 +1,69 @@
+//! SAVE and BGSAVE (LASTSAVE and SHUTDOWN are in `server.rs`; the machinery in
+//! `crate::persistence`).
+
+use bytes::Bytes;
+
+use crate::cmd::args;
+use crate::context::{CmdError, CmdResult, Ctx, errors};
+use crate::persistence::{self, StartError};
+use crate::spec::{CommandSpec, category as cat, flag};
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("save", 1, "server")
+        .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI)
+        .categories(cat::ADMIN | cat::SLOW | cat::DANGEROUS)
+        .doc(
+            "1.0.0",
+            "Writes the dataset to disk and waits for it to be done.",
+            "O(N) where N is the total number of keys in all databases",
+        )
+        .handler(save),
+    CommandSpec::new("bgsave", -1, "server")
+        .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING)
+        .categories(cat::ADMIN | cat::SLOW | cat::DANGEROUS)
+        .doc(
+            "1.0.0",
+            "Writes the dataset to disk in the background.",
+            "O(1)",
+        )
+        .handler(bgsave),
+];
+
+/// `SAVE`: Valkey answers a failed save with a bare `ERR`.
+fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let config = ctx.client.config.clone();
+    match persistence::save(ctx.server, &config, true) {
+        Ok(()) => {
+            ctx.reply.ok();
+            Ok(())
+        }
+        Err(StartError::InProgress) => Err(CmdError::err("Background save already in progress")),
+        Err(StartError::Failed(_)) => Err(CmdError::new("ERR")),
+    }
+}
+
+/// `BGSAVE [SCHEDULE | CANCEL]`
+fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut schedule, mut cancel) = (false, false);
+    match args.get(1) {
+        None => {}
+        Some(a) if args.len() == 2 && args::is(a, "schedule") => schedule = true,
+        Some(a) if args.len() == 2 && args::is(a, "cancel") => cancel = true,
+        Some(_) => return Err(errors::SYNTAX),
+    }
+    if cancel {
+        if persistence::abort_running(ctx.server) {
+            ctx.reply.simple("Background saving cancelled");
+            return Ok(());
+        }
+        return Err(CmdError::err(
+            "Background saving is currently not in progress or scheduled",
+        ));
+    }
+    // SCHEDULE only waits for an AOF rewrite; against a running save it fails like BGSAVE.
+    let _ = schedule;
+    let config = ctx.client.config.clone();
+    persistence::bgsave(ctx.server, &config)?;
+    ctx.reply.simple("Background saving started");
+    Ok(())
+}

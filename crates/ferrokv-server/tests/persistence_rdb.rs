@@ -1,0 +1,472 @@
+//! RDB persistence end to end: SAVE/BGSAVE and restarts, save rules, SHUTDOWN with and
+//! without saving, refusing corrupt files, an unwritable directory (MISCONF and recovery),
+//! and files exchanged with valkey-server 9.1 and redis-server 7.0 both ways.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{RawClient, ServerProcess, TempDir, free_port, start_ferrokv, start_valkey};
+
+fn cmd(c: &mut RawClient, args: &[&str]) -> String {
+    String::from_utf8_lossy(&c.command(args)).into_owned()
+}
+
+fn info_field(c: &mut RawClient, name: &str) -> String {
+    let info = cmd(c, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Polls until `done` holds or `secs` pass.
+fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn wait_bgsave_done(c: &mut RawClient) {
+    assert!(
+        wait_for(20, || info_field(c, "rdb_bgsave_in_progress") == "0"),
+        "background save never ended"
+    );
+}
+
+fn ferrokv_in(dir: &Path, extra: &[&str]) -> ServerProcess {
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut args = vec!["--dir", dir];
+    args.extend_from_slice(extra);
+    start_ferrokv(&args)
+}
+
+fn connect(s: &ServerProcess) -> RawClient {
+    RawClient::connect(s.port).expect("connect")
+}
+
+/// Runs the server binary on `dir` expecting it to refuse to start; returns its output.
+fn refused_start(dir: &Path) -> String {
+    let mut child = Command::new(common::ferrokv_binary())
+        .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+        .args(["--dir", dir.to_str().expect("utf-8"), "--save", ""])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            assert!(!status.success(), "started on a bad file");
+            return format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on a corrupt file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn save_then_restart_brings_keys_and_ttls_back() {
+    let dir = TempDir::new("rdb-restart");
+    {
+        let s = ferrokv_in(&dir.0, &["--save", ""]);
+        let mut c = connect(&s);
+        cmd(&mut c, &["SET", "plain", "value"]);
+        cmd(&mut c, &["SET", "number", "12345"]);
+        cmd(&mut c, &["SET", "long", &"abc".repeat(100)]);
+        cmd(&mut c, &["SET", "ttl", "v", "PX", "100000"]);
+        cmd(&mut c, &["SET", "soon", "v", "PX", "300"]);
+        cmd(&mut c, &["SELECT", "3"]);
+        cmd(&mut c, &["SET", "in3", "three"]);
+        assert_eq!(cmd(&mut c, &["SAVE"]), "+OK\r\n");
+        assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+        assert_eq!(info_field(&mut c, "rdb_saves"), "1");
+        assert!(dir.0.join("dump.rdb").exists());
+        // Killed without a chance to save again.
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let s = ferrokv_in(&dir.0, &["--save", ""]);
+    let mut c = connect(&s);
+    assert_eq!(cmd(&mut c, &["GET", "plain"]), "$5\r\nvalue\r\n");
+    assert_eq!(
+        cmd(&mut c, &["OBJECT", "ENCODING", "number"]),
+        "$3\r\nint\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["GET", "long"]),
+        format!("$300\r\n{}\r\n", "abc".repeat(100))
+    );
+    let pttl: i64 = cmd(&mut c, &["PTTL", "ttl"])
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .expect("pttl");
+    assert!((90_000..=100_000).contains(&pttl), "{pttl}");
+    assert_eq!(cmd(&mut c, &["EXISTS", "soon"]), ":0\r\n");
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), ":4\r\n");
+    cmd(&mut c, &["SELECT", "3"]);
+    assert_eq!(cmd(&mut c, &["GET", "in3"]), "$5\r\nthree\r\n");
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), "5");
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_expired"), "1");
+}
+
+/// Writers move amounts between counters inside MULTI while a slowed-down BGSAVE runs: the
+/// file must hold the starting total, as at one instant.
+#[test]
+fn bgsave_under_writes_is_point_in_time() {
+    const KEYS: usize = 200;
+    let dir = TempDir::new("rdb-bgsave");
+    let total_in_file;
+    {
+        let s = ferrokv_in(&dir.0, &["--save", "", "--rdb-key-save-delay", "2000"]);
+        let mut c = connect(&s);
+        for i in 0..KEYS {
+            cmd(&mut c, &["SET", &format!("counter:{i}"), "100"]);
+        }
+        let port = s.port;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Set once BGSAVE has answered: keys created from then on must not be in the file.
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (stop, started) = (stop.clone(), started.clone());
+                std::thread::spawn(move || {
+                    let mut c = RawClient::connect(port).expect("connect");
+                    let mut n = 0usize;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let a = format!("counter:{}", (n * 7 + w) % KEYS);
+                        let b = format!("counter:{}", (n * 13 + 5) % KEYS);
+                        n += 1;
+                        cmd(&mut c, &["MULTI"]);
+                        cmd(&mut c, &["DECRBY", &a, "3"]);
+                        cmd(&mut c, &["INCRBY", &b, "3"]);
+                        assert!(cmd(&mut c, &["EXEC"]).starts_with('*'));
+                        if started.load(std::sync::atomic::Ordering::Relaxed) {
+                            cmd(&mut c, &["SET", &format!("late:{w}:{n}"), "x"]);
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
+        started.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "1");
+        assert_eq!(
+            cmd(&mut c, &["BGSAVE"]),
+            "-ERR Background save already in progress\r\n"
+        );
+        assert_eq!(
+            cmd(&mut c, &["SAVE"]),
+            "-ERR Background save already in progress\r\n"
+        );
+        wait_bgsave_done(&mut c);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let moves: usize = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+        assert!(moves > 10, "writers did not run during the save ({moves})");
+        assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+        total_in_file = KEYS * 100;
+    }
+    let s = ferrokv_in(&dir.0, &["--save", ""]);
+    let mut c = connect(&s);
+    let mut sum = 0i64;
+    for i in 0..KEYS {
+        let v = cmd(&mut c, &["GET", &format!("counter:{i}")]);
+        sum += v
+            .lines()
+            .nth(1)
+            .expect("value")
+            .parse::<i64>()
+            .expect("int");
+    }
+    assert_eq!(sum, total_in_file as i64);
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), format!(":{KEYS}\r\n"));
+}
+
+#[test]
+fn save_rules_fire_and_cancel_works() {
+    let dir = TempDir::new("rdb-rules");
+    let s = ferrokv_in(&dir.0, &["--save", "1 2"]);
+    let mut c = connect(&s);
+    cmd(&mut c, &["SET", "a", "1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    // One change is not enough for the rule.
+    assert!(!dir.0.join("dump.rdb").exists());
+    cmd(&mut c, &["SET", "b", "2"]);
+    assert!(
+        wait_for(5, || dir.0.join("dump.rdb").exists()),
+        "the save rule did not fire"
+    );
+    wait_bgsave_done(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    // CANCEL: nothing to cancel, then a slowed-down save cancelled; its file is removed.
+    assert_eq!(
+        cmd(&mut c, &["BGSAVE", "CANCEL"]),
+        "-ERR Background saving is currently not in progress or scheduled\r\n"
+    );
+    cmd(&mut c, &["CONFIG", "SET", "save", ""]);
+    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "100000"]);
+    assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
+    assert_eq!(
+        cmd(&mut c, &["BGSAVE", "CANCEL"]),
+        "+Background saving cancelled\r\n"
+    );
+    wait_bgsave_done(&mut c);
+    assert!(wait_for(5, || std::fs::read_dir(&dir.0)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .all(|e| !e.file_name().to_string_lossy().starts_with("temp-"))));
+}
+
+#[test]
+fn shutdown_saves_only_when_configured() {
+    // Persistence off: nothing is ever written, SHUTDOWN included.
+    let off = TempDir::new("rdb-off");
+    {
+        let mut s = ferrokv_in(&off.0, &["--save", ""]);
+        let mut c = connect(&s);
+        cmd(&mut c, &["SET", "k", "v"]);
+        cmd(&mut c, &["FLUSHALL"]);
+        cmd(&mut c, &["SET", "k", "v"]);
+        let _ = c.command(&["SHUTDOWN"]);
+        assert!(wait_for(5, || s.child.try_wait().ok().flatten().is_some()));
+    }
+    assert_eq!(std::fs::read_dir(&off.0).expect("dir").count(), 0);
+
+    // Save rules: SHUTDOWN saves; SHUTDOWN NOSAVE does not; SIGTERM saves.
+    let on = TempDir::new("rdb-on");
+    for (how, saved) in [("SHUTDOWN", true), ("NOSAVE", false), ("SIGTERM", true)] {
+        let _ = std::fs::remove_file(on.0.join("dump.rdb"));
+        let mut s = ferrokv_in(&on.0, &["--save", "3600 1"]);
+        let mut c = connect(&s);
+        cmd(&mut c, &["SET", "k", how]);
+        match how {
+            "SIGTERM" => {
+                Command::new("kill")
+                    .args(["-TERM", &s.child.id().to_string()])
+                    .status()
+                    .expect("kill");
+            }
+            "NOSAVE" => drop(c.command(&["SHUTDOWN", "NOSAVE"])),
+            _ => drop(c.command(&["SHUTDOWN"])),
+        }
+        assert!(wait_for(10, || s.child.try_wait().ok().flatten().is_some()));
+        assert_eq!(on.0.join("dump.rdb").exists(), saved, "{how}");
+    }
+    // A default start (save rules on) loads what SIGTERM saved.
+    let s = ferrokv_in(&on.0, &[]);
+    let mut c = connect(&s);
+    assert_eq!(cmd(&mut c, &["GET", "k"]), "$7\r\nSIGTERM\r\n");
+}
+
+#[test]
+fn corrupt_or_truncated_files_refuse_the_start_with_the_offset() {
+    let dir = TempDir::new("rdb-corrupt");
+    {
+        let s = ferrokv_in(&dir.0, &["--save", ""]);
+        let mut c = connect(&s);
+        for i in 0..50 {
+            cmd(&mut c, &["SET", &format!("key:{i}"), &format!("value:{i}")]);
+        }
+        assert_eq!(cmd(&mut c, &["SAVE"]), "+OK\r\n");
+    }
+    let path = dir.0.join("dump.rdb");
+    let good = std::fs::read(&path).expect("file");
+    std::fs::write(&path, &good[..good.len() / 2]).expect("truncate");
+    let out = refused_start(&dir.0);
+    assert!(
+        out.contains("dump.rdb") && out.contains("at offset"),
+        "{out}"
+    );
+    let mut flipped = good.clone();
+    let at = good.len() - 20;
+    flipped[at] ^= 0x55;
+    std::fs::write(&path, &flipped).expect("corrupt");
+    let out = refused_start(&dir.0);
+    assert!(out.contains("dump.rdb") && out.contains("offset"), "{out}");
+    std::fs::write(&path, b"not an rdb file at all").expect("garbage");
+    let out = refused_start(&dir.0);
+    assert!(out.contains("offset 0"), "{out}");
+}
+
+/// Saves fail while the directory is gone: MISCONF for writes (and PING) exactly as
+/// Valkey words it, reads still served; a successful save lifts it.
+#[test]
+fn unwritable_dir_gives_misconf_until_a_save_succeeds() {
+    let base = TempDir::new("rdb-misconf");
+    let base_dir = base.0.to_str().expect("utf-8").to_string();
+    let ferrokv = ferrokv_in(
+        &base.0,
+        &["--save", "3600 1", "--enable-protected-configs", "yes"],
+    );
+    let valkey = start_valkey(&[
+        "--dir",
+        &base_dir,
+        "--save",
+        "3600 1",
+        "--enable-protected-configs",
+        "yes",
+    ]);
+    let mut replies = Vec::new();
+    for (name, server) in [("ferrokv", &ferrokv), ("valkey", &valkey)] {
+        let mut c = connect(server);
+        let gone = base.0.join(format!("gone-{name}"));
+        std::fs::create_dir(&gone).expect("mkdir");
+        assert_eq!(
+            cmd(
+                &mut c,
+                &["CONFIG", "SET", "dir", gone.to_str().expect("utf-8")]
+            ),
+            "+OK\r\n"
+        );
+        cmd(&mut c, &["SET", "k", "v"]);
+        std::fs::remove_dir(&gone).expect("rmdir");
+        assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
+        wait_bgsave_done(&mut c);
+        assert_eq!(
+            info_field(&mut c, "rdb_last_bgsave_status"),
+            "err",
+            "{name}"
+        );
+        let mut seen = vec![
+            cmd(&mut c, &["SET", "k", "w"]),
+            cmd(&mut c, &["PING"]),
+            cmd(&mut c, &["GET", "k"]),
+            cmd(&mut c, &["SAVE"]),
+        ];
+        cmd(&mut c, &["MULTI"]);
+        seen.push(cmd(&mut c, &["INCR", "n"]));
+        seen.push(cmd(&mut c, &["EXEC"]));
+        // Recovery: a writable directory and a successful save.
+        assert_eq!(cmd(&mut c, &["CONFIG", "SET", "dir", &base_dir]), "+OK\r\n");
+        assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
+        wait_bgsave_done(&mut c);
+        assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok", "{name}");
+        seen.push(cmd(&mut c, &["SET", "k", "x"]));
+        replies.push(seen);
+    }
+    assert_eq!(replies[0], replies[1], "ferrokv vs valkey");
+    assert!(replies[0][0].starts_with("-MISCONF "), "{:?}", replies[0]);
+}
+
+// ---- interoperability with valkey-server 9.1 and redis-server 7.0 ----
+
+const REDIS_7: &str = "/usr/bin/redis-server";
+
+fn start_redis7(dir: &Path) -> ServerProcess {
+    let port = free_port();
+    let child = Command::new(REDIS_7)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--dir", dir.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server 7.0");
+    let server = ServerProcess {
+        child,
+        port,
+        name: "redis7",
+        dir: TempDir::new("redis7-cwd"),
+    };
+    assert!(
+        wait_for(10, || RawClient::connect(port)
+            .map(|mut c| cmd(&mut c, &["PING"]) == "+PONG\r\n")
+            .unwrap_or(false)),
+        "redis-server 7.0 did not start"
+    );
+    server
+}
+
+/// Strings of every encoding, a TTL and a second database.
+fn fill(c: &mut RawClient) {
+    cmd(c, &["SET", "s", "hello"]);
+    cmd(c, &["SET", "i", "-42"]);
+    cmd(c, &["SET", "big", "9223372036854775807"]);
+    cmd(c, &["SET", "lzf", &"0123456789".repeat(50)]);
+    cmd(c, &["SET", "bin", "\u{0}\u{1}\u{2}\u{ff}"]);
+    cmd(c, &["SET", "t", "ttl", "EX", "5000"]);
+    cmd(c, &["SELECT", "2"]);
+    cmd(c, &["SET", "db2", "two"]);
+    cmd(c, &["SELECT", "0"]);
+}
+
+fn check(c: &mut RawClient, who: &str) {
+    for (key, want) in [
+        ("s", "hello".to_string()),
+        ("i", "-42".to_string()),
+        ("big", "9223372036854775807".to_string()),
+        ("lzf", "0123456789".repeat(50)),
+        ("bin", "\u{0}\u{1}\u{2}\u{ff}".to_string()),
+        ("t", "ttl".to_string()),
+    ] {
+        assert_eq!(
+            cmd(c, &["GET", key]),
+            format!("${}\r\n{want}\r\n", want.len()),
+            "{who}: {key}"
+        );
+    }
+    let ttl: i64 = cmd(c, &["TTL", "t"])
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .expect("ttl");
+    assert!((4900..=5000).contains(&ttl), "{who}: ttl {ttl}");
+    cmd(c, &["SELECT", "2"]);
+    assert_eq!(cmd(c, &["GET", "db2"]), "$3\r\ntwo\r\n", "{who}");
+    cmd(c, &["SELECT", "0"]);
+    assert_eq!(cmd(c, &["DBSIZE"]), ":6\r\n", "{who}");
+}
+
+fn saved_by(start: impl FnOnce(&Path) -> ServerProcess) -> TempDir {
+    let dir = TempDir::new("rdb-interop");
+    let s = start(&dir.0);
+    let mut c = connect(&s);
+    fill(&mut c);
+    assert_eq!(cmd(&mut c, &["SAVE"]), "+OK\r\n");
+    dir
+}
+
+fn valkey_in(dir: &Path) -> ServerProcess {
+    start_valkey(&["--dir", dir.to_str().expect("utf-8")])
+}
+
+#[test]
+fn files_from_valkey_and_redis_7_load_into_ferrokv() {
+    for (who, dir) in [
+        ("valkey 9.1", saved_by(valkey_in)),
+        ("redis 7.0", saved_by(start_redis7)),
+    ] {
+        let s = ferrokv_in(&dir.0, &["--save", ""]);
+        check(&mut connect(&s), who);
+    }
+}
+
+#[test]
+fn ferrokv_files_load_into_valkey_and_redis_7() {
+    let dir = saved_by(|d| ferrokv_in(d, &["--save", ""]));
+    let path: PathBuf = dir.0.join("dump.rdb");
+    assert!(path.exists());
+    let s = valkey_in(&dir.0);
+    check(&mut connect(&s), "valkey 9.1");
+    drop(s);
+    let s = start_redis7(&dir.0);
+    check(&mut connect(&s), "redis 7.0");
+}
