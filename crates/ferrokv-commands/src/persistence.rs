@@ -468,9 +468,20 @@ pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<()
 
 /// Loads `dir`/`dbfilename` into the (empty) keyspace, before clients are accepted. A file
 /// that cannot be read completely is an error: the server must not start without its data.
+/// With `appendonly yes` the AOF is the source of truth and `dump.rdb` is not read, as Valkey.
 pub fn load_at_startup(server: &Server) -> Result<(), String> {
     let config = server.config.load();
+    if config.appendonly {
+        return Ok(());
+    }
     let path = std::path::Path::new(&config.dbfilename);
+    load_snapshot(server, path).map(|_| ())
+}
+
+/// Loads the snapshot at `path` (a `dump.rdb`, or an AOF's RDB-format base) into the
+/// keyspace with its function libraries; `Ok(false)` when there is no such file.
+pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, String> {
+    let config = server.config.load();
     let started = Instant::now();
     let p = &server.persistence;
     p.loading.store(true, Relaxed);
@@ -490,9 +501,9 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
     p.loading.store(false, Relaxed);
     let full_path = std::env::current_dir()
         .map(|d| d.join(path).display().to_string())
-        .unwrap_or_else(|_| config.dbfilename.clone());
+        .unwrap_or_else(|_| path.display().to_string());
     let report = match loaded {
-        Ok(None) => return Ok(()),
+        Ok(None) => return Ok(false),
         Ok(Some(report)) => report,
         Err(e) => {
             let at = e
@@ -538,7 +549,7 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
     );
     // What was just loaded is on disk already.
     p.mark_all_saved();
-    Ok(())
+    Ok(true)
 }
 
 /// DEBUG RELOAD: save, empty the keyspace, load the file again.

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TempDir, ferrokv_binary, free_port, start_valkey};
+use common::{
+    RawClient, ServerProcess, TempDir, ferrokv_binary, free_port, start_redis7, start_valkey,
+};
 
 struct Proc {
     child: std::process::Child,
@@ -177,6 +179,57 @@ fn a_directory_written_by_valkey_loads() {
     let server = start_in(&dir.0, AOF).expect("start on valkey's directory");
     let mut c = RawClient::connect(server.port).unwrap();
     assert_eq!(snapshot(&mut c), expected);
+}
+
+/// Redis 7.0 and Valkey 9.1 with their default `aof-use-rdb-preamble yes`: after a rewrite
+/// the base is an RDB file and later writes go to an increment; both load.
+#[test]
+fn directories_with_an_rdb_preamble_base_load() {
+    let starters: [(&str, fn(&[&str]) -> ServerProcess); 2] =
+        [("redis 7.0", start_redis7), ("valkey 9.1", start_valkey)];
+    for (name, start) in starters {
+        let source = start(&["--appendonly", "yes", "--appendfsync", "always"]);
+        let mut v = RawClient::connect(source.port).unwrap();
+        fill(&mut v);
+        assert_eq!(
+            v.command(&["bgrewriteaof"]),
+            b"+Background append only file rewriting started\r\n".to_vec(),
+            "{name}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = String::from_utf8_lossy(&v.command(&["info", "persistence"])).to_string();
+            if info.contains("aof_rewrite_in_progress:0")
+                && info.contains("aof_rewrite_scheduled:0")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: rewrite did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // After the rewrite: into the new increment.
+        v.command(&["rpush", "l", "d"]);
+        v.command(&["set", "s", "changed"]);
+        let expected = snapshot(&mut v);
+        let src = source.dir.0.join("appendonlydir");
+        let names: Vec<String> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with(".base.rdb")),
+            "{name}: no RDB base in {names:?}"
+        );
+        let dir = TempDir::new("aof-preamble");
+        let dst = dir.0.join("appendonlydir");
+        std::fs::create_dir_all(&dst).unwrap();
+        for n in &names {
+            std::fs::copy(src.join(n), dst.join(n)).unwrap();
+        }
+        let server = start_in(&dir.0, AOF).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut c = RawClient::connect(server.port).unwrap();
+        assert_eq!(snapshot(&mut c), expected, "{name}");
+    }
 }
 
 fn incr_path(dir: &Path) -> std::path::PathBuf {

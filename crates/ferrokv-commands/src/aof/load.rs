@@ -103,12 +103,18 @@ pub fn load_dir(server: &Server, layout: &Layout, manifest: &Manifest) -> Result
     for (i, entry) in files.iter().enumerate() {
         let path = layout.path(&entry.name);
         if entry.kind == FileKind::Base && entry.name.ends_with(".rdb") {
-            // TODO(rdb): an RDB-preamble base is loaded by the RDB loader of crate
-            // `ferrokv-rdb` once it exists; until then such a directory cannot start.
-            return Err(format!(
-                "The AOF base file {} is in RDB format, which this build cannot load yet",
-                entry.name
-            ));
+            // An RDB-preamble base (`aof-use-rdb-preamble yes`, Valkey's default): the
+            // snapshot loader reads it; the increments replay on top.
+            if !crate::persistence::load_snapshot(server, &path)? {
+                return Err(format!("The AOF file {} doesn't exist", entry.name));
+            }
+            loaded_any = true;
+            log::info!(
+                "DB loaded from base file {}: {:.3} seconds",
+                entry.name,
+                started.elapsed().as_secs_f64()
+            );
+            continue;
         }
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,

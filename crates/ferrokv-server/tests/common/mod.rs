@@ -94,6 +94,17 @@ pub fn start_valkey(args: &[&str]) -> ServerProcess {
     start("valkey", &valkey_binary(), &all)
 }
 
+/// Starts Debian's redis-server 7.0 (or `FERROKV_REDIS7_SERVER`) with persistence off and
+/// `args`.
+#[allow(dead_code)]
+pub fn start_redis7(args: &[&str]) -> ServerProcess {
+    let binary =
+        std::env::var("FERROKV_REDIS7_SERVER").unwrap_or_else(|_| "/usr/bin/redis-server".into());
+    let mut all = vec!["--save", "", "--appendonly", "no"];
+    all.extend_from_slice(args);
+    start("redis7", &PathBuf::from(binary), &all)
+}
+
 fn start(name: &'static str, binary: &PathBuf, args: &[&str]) -> ServerProcess {
     for _attempt in 0..5 {
         let port = free_port();
