@@ -185,8 +185,8 @@ fn a_directory_written_by_valkey_loads() {
 /// the base is an RDB file and later writes go to an increment; both load.
 #[test]
 fn directories_with_an_rdb_preamble_base_load() {
-    let starters: [(&str, fn(&[&str]) -> ServerProcess); 2] =
-        [("redis 7.0", start_redis7), ("valkey 9.1", start_valkey)];
+    type Start = fn(&[&str]) -> ServerProcess;
+    let starters: [(&str, Start); 2] = [("redis 7.0", start_redis7), ("valkey 9.1", start_valkey)];
     for (name, start) in starters {
         let source = start(&["--appendonly", "yes", "--appendfsync", "always"]);
         let mut v = RawClient::connect(source.port).unwrap();
