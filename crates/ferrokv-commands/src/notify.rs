@@ -32,7 +32,7 @@ pub fn install(config: &Config) {
 }
 
 fn apply(config: &Config) {
-    events::set_notify_mask(class::parse(&config.notify_keyspace_events));
+    events::set_notify_mask(class::parse(config.notify_keyspace_events.letters()));
 }
 
 /// Publishes every notification waiting on this thread.

@@ -59,6 +59,15 @@ pub fn begin(client: &mut Client) {
     client.shared.set_flag(flags::MULTI, true);
 }
 
+/// `multi=` after a transaction: Valkey allocates a client's transaction state on its
+/// first MULTI or WATCH and keeps it, so it shows -1 before that and 0 between
+/// transactions.
+fn end_queue(client: &Client) {
+    if client.shared.multi_queued.load(Relaxed) >= 0 {
+        client.shared.multi_queued.store(0, Relaxed);
+    }
+}
+
 /// Queues a command that passed the checks.
 pub fn queue(client: &mut Client, entry: &'static TableEntry, args: &[Bytes]) {
     if let Some(multi) = client.multi.as_mut() {
@@ -81,7 +90,7 @@ pub fn flag_aborted(client: &mut Client) {
 /// Ends the transaction state (after EXEC, DISCARD, RESET); the watched keys are released.
 pub fn discard(server: &Server, client: &mut Client) -> Option<MultiState> {
     let multi = client.multi.take();
-    client.shared.multi_queued.store(-1, Relaxed);
+    end_queue(client);
     client.shared.set_flag(flags::MULTI, false);
     unwatch_all(server, client);
     multi
@@ -437,7 +446,7 @@ pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64
     drop(hold);
     // The transaction ends whatever its commands did (a queued RESET ...).
     client.multi = None;
-    client.shared.multi_queued.store(-1, Relaxed);
+    end_queue(client);
     client.shared.set_flag(flags::MULTI, false);
     ExecOutcome::Ran
 }

@@ -435,7 +435,7 @@ directives! {
         "Accept Multipath TCP connections.";
     no_appendfsync_on_rewrite: bool = "no-appendfsync-on-rewrite" [], "no", Kind::Bool, PENDING,
         "Skip AOF fsyncs while a rewrite or snapshot runs.";
-    notify_keyspace_events: String = "notify-keyspace-events" [], "", Kind::Custom(special::notify_keyspace_events), 0,
+    notify_keyspace_events: special::NotifyEvents = "notify-keyspace-events" [], "", Kind::Custom(special::notify_keyspace_events), 0,
         "Classes of keyspace events published; empty disables notifications.";
     oom_score_adj: String = "oom-score-adj" [], "no", Kind::Custom(special::oom_score_adj), PENDING,
         "Set the kernel OOM score: no, yes/relative or absolute.";

@@ -128,12 +128,52 @@ pub fn client_output_buffer_limit_lines(value: &str, default: &str) -> Vec<(Stri
     lines
 }
 
+/// The value of `notify-keyspace-events`: its stored form (see [`notify_keyspace_events`]),
+/// printed as Valkey prints it (without an `n` that comes with `A`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyEvents(pub String);
+
+impl NotifyEvents {
+    /// The letters that are in effect (what the notifier parses).
+    pub fn letters(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for NotifyEvents {
+    fn from(letters: &str) -> Self {
+        NotifyEvents(letters.to_string())
+    }
+}
+
+impl std::fmt::Display for NotifyEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.strip_prefix("An") {
+            Some(rest) => write!(f, "A{rest}"),
+            None => f.write_str(&self.0),
+        }
+    }
+}
+
+impl crate::kind::FieldValue for NotifyEvents {
+    fn parse(kind: &crate::kind::Kind, text: &str, current: &Self) -> Result<Self, String> {
+        match kind {
+            crate::kind::Kind::Custom(parse) => parse(text, &current.0).map(NotifyEvents),
+            _ => Err("internal error: directive kind does not fit its field".into()),
+        }
+    }
+    fn print(_kind: &crate::kind::Kind, value: &Self) -> String {
+        value.to_string()
+    }
+}
+
 /// Keyspace notification classes that `A` stands for, in the order Valkey prints them.
 const NOTIFY_CLASSES: &str = "g$lshzxetd";
 
-/// `notify-keyspace-events`: a set of class letters, printed in Valkey's canonical order:
-/// `A` when every class of `A` is on (a `n` given with it is not printed, as in Valkey),
-/// else the classes one by one, then `n`, `K`, `E`, `m`.
+/// `notify-keyspace-events`: a set of class letters in Valkey's canonical order: `A` when
+/// every class of `A` is on, else the classes one by one, then `n`, `K`, `E`, `m`. This is
+/// the stored form: it keeps an `n` given with `A` (new-key events still fire), which
+/// [`NotifyEvents`] does not print, as Valkey does not.
 pub fn notify_keyspace_events(new: &str, _old: &str) -> Result<String, String> {
     let mut classes = [false; NOTIFY_CLASSES.len()];
     let (mut keyspace, mut keyevent, mut keymiss, mut new_keys) = (false, false, false, false);
@@ -161,9 +201,9 @@ pub fn notify_keyspace_events(new: &str, _old: &str) -> Result<String, String> {
                 out.push(c);
             }
         }
-        if new_keys {
-            out.push('n');
-        }
+    }
+    if new_keys {
+        out.push('n');
     }
     for (flag, c) in [(keyspace, 'K'), (keyevent, 'E'), (keymiss, 'm')] {
         if flag {
@@ -419,7 +459,7 @@ mod tests {
 
     #[test]
     fn notify_order() {
-        let n = |s| notify_keyspace_events(s, "").unwrap();
+        let n = |s| NotifyEvents(notify_keyspace_events(s, "").unwrap()).to_string();
         assert_eq!(n("KEA"), "AKE");
         assert_eq!(n("Ex"), "xE");
         assert_eq!(n("KEn"), "nKE");
@@ -430,6 +470,8 @@ mod tests {
         assert_eq!(n("KEAnm"), "AKEm");
         assert_eq!(n("KEnm"), "nKEm");
         assert!(notify_keyspace_events("Kq", "").is_err());
+        // Stored with the `n` that is not printed.
+        assert_eq!(notify_keyspace_events("KEAn", "").unwrap(), "AnKE");
     }
 
     #[test]

@@ -208,6 +208,7 @@ case_files! {
     stream_groups => "stream_groups.txt",
     acl => "acl.txt",
     scripting => "scripting.txt",
+    scripting_libs => "scripting_libs.txt",
     functions => "functions.txt",
     dump => "dump.txt",
     tracking => "tracking.txt",

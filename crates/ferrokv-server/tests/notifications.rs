@@ -429,6 +429,28 @@ fn streams() {
     compare("Ktgn", STREAMS);
 }
 
+/// `A` does not include `n`, and CONFIG GET does not show an `n` given with it, yet the
+/// new-key events fire.
+const ALL_WITH_NEW_KEYS: Script = &[
+    "CONFIG GET notify-keyspace-events",
+    "SET n1 v",
+    "SET n1 v2",
+    "RPUSH nl a",
+    "RPUSH nl b",
+    "HSET nh f v",
+    "SADD ns m",
+    "ZADD nz 1 m",
+    "DEL n1",
+    "SET n1 x",
+];
+
+#[test]
+fn all_classes_with_new_keys() {
+    compare("KEAn", ALL_WITH_NEW_KEYS);
+    compare("EAn", ALL_WITH_NEW_KEYS);
+    compare("KEA", ALL_WITH_NEW_KEYS);
+}
+
 #[test]
 fn nothing_is_published_without_k_or_e() {
     compare("A", STRINGS);

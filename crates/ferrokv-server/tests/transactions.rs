@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, encode, show, start_ferrokv};
+use common::{RawClient, ServerProcess, encode, show, start_ferrokv, start_valkey};
 
 fn server() -> ServerProcess {
     // Several workers, so that consecutive connections land on different threads.
@@ -280,4 +280,64 @@ fn blocked_clients_are_served_after_exec() {
         "*2\\r\\n$1\\r\\nl\\r\\n$1\\r\\nb\\r\\n"
     );
     assert_eq!(cmd(&mut control, &["EXISTS", "l"]), ":0\\r\\n");
+}
+
+/// `multi=` of CLIENT INFO in every state, against the oracle: -1 until the client's first
+/// MULTI or WATCH, the queued count inside MULTI (CLIENT INFO itself queued), 0 after EXEC,
+/// DISCARD, EXECABORT and RESET.
+#[test]
+fn multi_field_matches_the_oracle_in_every_state() {
+    let scripts: &[&[&[&str]]] = &[
+        &[
+            &["CLIENT", "INFO"],
+            &["UNWATCH"],
+            &["EXEC"],
+            &["DISCARD"],
+            &["RESET"],
+            &["CLIENT", "INFO"],
+        ],
+        &[
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["GET", "a"],
+            &["CLIENT", "INFO"],
+            &["EXEC"],
+            &["CLIENT", "INFO"],
+        ],
+        &[&["MULTI"], &["DISCARD"], &["CLIENT", "INFO"]],
+        &[
+            &["MULTI"],
+            &["NOSUCHCOMMAND"],
+            &["EXEC"],
+            &["CLIENT", "INFO"],
+        ],
+        &[&["MULTI"], &["EXEC"], &["RESET"], &["CLIENT", "INFO"]],
+        &[
+            &["WATCH", "k"],
+            &["CLIENT", "INFO"],
+            &["UNWATCH"],
+            &["CLIENT", "INFO"],
+        ],
+    ];
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    let multi_fields = |port: u16, script: &[&[&str]]| -> Vec<String> {
+        let mut client = RawClient::connect(port).expect("connect");
+        let mut fields = Vec::new();
+        for args in script {
+            let reply = String::from_utf8_lossy(&client.command(args)).into_owned();
+            for word in reply.split([' ', '\n', '\r']) {
+                if word.starts_with("multi=") {
+                    fields.push(format!("{} -> {word}", args.join(" ")));
+                }
+            }
+        }
+        fields
+    };
+    for script in scripts {
+        let ours = multi_fields(ferrokv.port, script);
+        let theirs = multi_fields(valkey.port, script);
+        assert!(!theirs.is_empty());
+        assert_eq!(ours, theirs, "script {script:?}");
+    }
 }

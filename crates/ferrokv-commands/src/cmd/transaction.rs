@@ -87,6 +87,13 @@ fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ctx.client.shared.flags() & crate::client::flags::DIRTY_CAS == 0 {
         transaction::watch(ctx.server, ctx.client, &args[1..], ctx.now_ms);
     }
+    // WATCH allocates the transaction state (`multi=0` from now on, see `end_queue`).
+    let _ = ctx.client.shared.multi_queued.compare_exchange(
+        -1,
+        0,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     ctx.reply.ok();
     Ok(())
 }

@@ -174,9 +174,10 @@ fn write_value(reply: &mut Reply, value: &Value, script_resp: u8, depth: usize) 
     }
 }
 
-/// A Lua number as Valkey's `(long long)` cast turns it into an integer reply.
+/// A Lua number as Valkey's `(long long)` cast turns it into an integer reply (on x86-64:
+/// NaN and out-of-range numbers give `INT64_MIN`).
 fn truncate(n: f64) -> i64 {
-    if n.is_nan() { i64::MIN } else { n as i64 }
+    super::lauxlib::c_double_to_i64(n)
 }
 
 fn string_field(t: &Table, name: &str) -> Option<mlua::LuaString> {

@@ -1,5 +1,5 @@
-//! The libraries Valkey gives scripts beside Lua's own: `bit` (LuaBitOp), and for now a
-//! subset of `cjson`.
+//! The libraries Valkey gives scripts beside Lua's own: `bit` (LuaBitOp), `cjson`,
+//! `cmsgpack` and `struct`.
 
 use mlua::{Lua, MultiValue, Table, Value};
 
@@ -7,6 +7,8 @@ use mlua::{Lua, MultiValue, Table, Value};
 pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     globals.raw_set("bit", bit(lua)?)?;
     globals.raw_set("cjson", super::json::library(lua)?)?;
+    globals.raw_set("cmsgpack", super::msgpack::library(lua)?)?;
+    globals.raw_set("struct", super::lua_struct::library(lua)?)?;
     Ok(())
 }
 
