@@ -489,8 +489,7 @@ fn oracle_dump_files_read_end_to_end() {
                 Oracle::Valkey9 => format!("VALKEY{:03}", format::VALKEY_VERSION),
             };
             assert!(bytes.starts_with(magic.as_bytes()), "{context}: header");
-            let (keys, functions) =
-                read_file(&bytes).unwrap_or_else(|e| panic!("{context}: {e}"));
+            let (keys, functions) = read_file(&bytes).unwrap_or_else(|e| panic!("{context}: {e}"));
             assert_eq!(keys, sizes, "{context}: keys per database");
             let expected_functions =
                 usize::from(matches!(fixture.name, "functions" | "everything"));
