@@ -211,7 +211,7 @@ mod consume_tests {
         let mut reply = Reply::new(false);
         reply.simple("OK");
         reply.int(7);
-        reply.consume(3);
+        reply.consume(2);
         assert_eq!(reply.bytes(), b"K\r\n:7\r\n");
         let start = reply.len();
         reply.int(8);
