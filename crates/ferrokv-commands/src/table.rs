@@ -46,6 +46,19 @@ pub fn install_renames(pairs: &[(String, String)]) -> Result<(), (usize, &'stati
     if pairs.is_empty() {
         return Ok(());
     }
+    let _ = RENAMES.set(build_renames(pairs)?);
+    Ok(())
+}
+
+/// Whether the last of these `rename-command` lines applies after the others: Valkey's reason
+/// when it does not. Installs nothing (the config loader checks each line as it reads it).
+pub fn check_renames(pairs: &[(String, String)]) -> Result<(), String> {
+    build_renames(pairs)
+        .map(|_| ())
+        .map_err(|(_, reason)| reason.to_string())
+}
+
+fn build_renames(pairs: &[(String, String)]) -> Result<Renames, (usize, &'static str)> {
     let mut renames = Renames {
         by_new_name: HashMap::default(),
         hidden: HashSet::default(),
@@ -69,8 +82,7 @@ pub fn install_renames(pairs: &[(String, String)]) -> Result<(), (usize, &'stati
             .by_new_name
             .insert(new.to_ascii_lowercase().into_bytes(), old_id);
     }
-    let _ = RENAMES.set(renames);
-    Ok(())
+    Ok(renames)
 }
 
 impl Renames {

@@ -106,8 +106,9 @@ pub fn all_names() -> impl Iterator<Item = (&'static str, &'static Directive)> {
 pub struct FileExtras {
     /// `rename-command <name> <new-name>`.
     pub rename_commands: Vec<(String, String)>,
-    /// `user <name> <rules...>`, each as its arguments joined with spaces.
-    pub users: Vec<String>,
+    /// `user <name> <rules...>`: each line's words after `user` (a quoted password keeps
+    /// its spaces).
+    pub users: Vec<Vec<String>>,
     /// `loadmodule <path> [args...]`.
     pub modules: Vec<Vec<String>>,
 }

@@ -12,6 +12,10 @@ use ferrokv_store::glob::glob_match;
 use crate::directives::{self, APPEND, Config, Directive, MULTI_ARG, PENDING};
 use crate::values::repr;
 
+/// The Valkey version named in fatal config errors: the one whose behaviour ferrokv
+/// reproduces (INFO's `valkey_version`), so the message is Valkey's byte for byte.
+pub const VALKEY_VERSION: &str = "9.1.2";
+
 /// A configuration error, printed the way Valkey prints its fatal config errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -34,8 +38,7 @@ impl std::fmt::Display for ConfigError {
                 reason,
             } => write!(
                 f,
-                "\n*** FATAL CONFIG FILE ERROR (Version {}) ***\nReading the configuration file, at line {line_number}\n>>> '{line}'\n{reason}",
-                env!("CARGO_PKG_VERSION"),
+                "\n*** FATAL CONFIG FILE ERROR (Version {VALKEY_VERSION}) ***\nReading the configuration file, at line {line_number}\n>>> '{line}'\n{reason}",
             ),
             ConfigError::Fatal(text) => f.write_str(text),
         }
@@ -58,6 +61,23 @@ const IGNORED: &[&str] = &[
 /// How deep `include` may nest before it is taken for a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// Checks every `rename-command` pair so far (the new one last): Valkey's reason when the
+/// last one cannot apply.
+pub type RenameCheck = fn(&[(String, String)]) -> Result<(), String>;
+
+/// Checks the rules of a `user` line (the words after its name): on a refused rule, the
+/// position Valkey reports (see [`user_declaration_error`]) and its reason.
+pub type UserRulesCheck = fn(&[String]) -> Result<(), (usize, String)>;
+
+/// Checks of the lines whose meaning belongs to other crates (the command table, ACL
+/// rules). They run as each line is read, so the first bad line of the file is the one
+/// reported, with its line number, as in Valkey.
+#[derive(Default, Clone, Copy)]
+pub struct LineChecks {
+    pub rename_command: Option<RenameCheck>,
+    pub user_rules: Option<UserRulesCheck>,
+}
+
 /// State kept across the lines of one load.
 #[derive(Default)]
 struct Loader {
@@ -65,13 +85,25 @@ struct Loader {
     /// lines add to it.
     appended: Vec<&'static str>,
     depth: usize,
+    checks: LineChecks,
 }
 
 /// Parses `valkey-server`-style arguments: an optional config file path, then
 /// `--name value ...` overrides. Returns the config and the file's absolute path.
 pub fn from_args(args: &[String]) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    from_args_checked(args, LineChecks::default())
+}
+
+/// [`from_args`], with `checks` run on the lines other crates interpret.
+pub fn from_args_checked(
+    args: &[String],
+    checks: LineChecks,
+) -> Result<(Config, Option<PathBuf>), ConfigError> {
     let mut config = Config::default();
-    let mut loader = Loader::default();
+    let mut loader = Loader {
+        checks,
+        ..Loader::default()
+    };
     let mut path = None;
     let mut rest = args;
     if let Some(first) = rest.first()
@@ -172,10 +204,26 @@ impl Loader {
                     .extras
                     .rename_commands
                     .push((values[0].clone(), values[1].clone()));
+                if let Some(check) = self.checks.rename_command {
+                    check(&config.extras.rename_commands).map_err(LineError::Reason)?;
+                }
                 return Ok(());
             }
             ("user", n) if n >= 1 => {
-                config.extras.users.push(values.join(" "));
+                if config.extras.users.iter().any(|u| u[0] == values[0]) {
+                    return Err(user_declaration_error(
+                        name,
+                        values,
+                        1,
+                        "Duplicate user found. A user can only be defined once in config files",
+                    ));
+                }
+                if let Some(check) = self.checks.user_rules {
+                    check(&values[1..]).map_err(|(at, reason)| {
+                        user_declaration_error(name, values, at, &reason)
+                    })?;
+                }
+                config.extras.users.push(values.to_vec());
                 return Ok(());
             }
             ("loadmodule", n) if n >= 1 => {
@@ -229,6 +277,24 @@ impl Loader {
         self.depth -= 1;
         result.map_err(LineError::Nested)
     }
+}
+
+/// Valkey's "Error in user declaration" reason. It names the word of the whole line
+/// (`user` counted as word 0) at `at`, where `at` is the position of the refused rule among
+/// the rules (after selectors are merged), or 1 for a duplicate user: Valkey's own indexing,
+/// reproduced for identical messages.
+fn user_declaration_error(
+    directive: &str,
+    values: &[String],
+    at: usize,
+    reason: &str,
+) -> LineError {
+    let word = if at == 0 {
+        directive
+    } else {
+        values.get(at - 1).map_or("", String::as_str)
+    };
+    LineError::Reason(format!("Error in user declaration '{word}': {reason}"))
 }
 
 /// An error from one line: a reason (reported at that line) or an error already located in an

@@ -9,6 +9,9 @@
 #[derive(Debug, Default)]
 pub struct Reply {
     buf: Vec<u8>,
+    /// Bytes at the front of `buf` already written to the client (see [`Reply::consume`]).
+    /// Every position the API takes or gives counts from here.
+    head: usize,
     resp3: bool,
 }
 
@@ -16,6 +19,7 @@ impl Reply {
     pub fn new(resp3: bool) -> Self {
         Reply {
             buf: Vec::with_capacity(16 * 1024),
+            head: 0,
             resp3,
         }
     }
@@ -30,23 +34,37 @@ impl Reply {
 
     /// The encoded bytes waiting to be written.
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        &self.buf[self.head..]
     }
 
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.head
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len() == 0
     }
 
     /// Drops everything after `len`: used to take back a reply that must not be sent.
     pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(len);
+        self.buf.truncate(self.head + len);
+    }
+
+    /// Forgets the first `n` pending bytes (written to the client while more replies may
+    /// still be appended). The written prefix is moved out only once it is large and most of
+    /// the buffer, so a long trickle of partial writes costs amortised O(1) per byte.
+    pub fn consume(&mut self, n: usize) {
+        self.head = (self.head + n).min(self.buf.len());
+        if self.head == self.buf.len() {
+            self.clear();
+        } else if self.head > 1 << 20 && self.head * 2 > self.buf.len() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
     }
 
     pub fn clear(&mut self) {
+        self.head = 0;
         self.buf.clear();
         // A one-off huge reply should not pin its memory for the connection's lifetime.
         if self.buf.capacity() > 1 << 20 {
@@ -181,6 +199,32 @@ impl Reply {
         self.buf.push(prefix);
         self.buf.extend_from_slice(digits.format(n).as_bytes());
         self.buf.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod consume_tests {
+    use super::Reply;
+
+    #[test]
+    fn consumed_bytes_leave_and_positions_follow() {
+        let mut reply = Reply::new(false);
+        reply.simple("OK");
+        reply.int(7);
+        reply.consume(2);
+        assert_eq!(reply.bytes(), b"K\r\n:7\r\n");
+        let start = reply.len();
+        reply.int(8);
+        reply.truncate(start);
+        assert_eq!(reply.bytes(), b"K\r\n:7\r\n");
+        reply.consume(reply.len());
+        assert!(reply.is_empty());
+        // A large written prefix is compacted away.
+        reply.raw(&vec![b'x'; 3 << 20]);
+        reply.consume(2 << 20);
+        reply.raw(b"y");
+        assert_eq!(reply.len(), (1 << 20) + 1);
+        assert_eq!(reply.bytes().last(), Some(&b'y'));
     }
 }
 

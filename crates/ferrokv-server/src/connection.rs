@@ -3,9 +3,17 @@
 //! Every request already in the read buffer is executed before anything is written, and all
 //! their replies go out in one write: a pipeline of N requests costs one read and one write
 //! syscall, not N of each.
+//!
+//! Output never stops input: when the socket does not take all the replies at once, the rest
+//! stays pending in the reply buffer and the loop waits for whichever comes first, room to
+//! write or more requests, as Valkey keeps reading a client that does not read its replies.
+//! `client-output-buffer-limit normal` is what bounds the pending output (see
+//! [`OutputLimit`]); with the default, unlimited, it grows as in Valkey.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,7 +23,7 @@ use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 
 /// Replies are flushed early once this much is pending, so one huge pipeline does not build
@@ -96,14 +104,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let stats = stats::local();
+    let mut output = OutputLimit::default();
     loop {
         if client.shared.is_killed() {
             return Err("killed".into());
         }
-        // Messages published to this client while it waited.
+        // Messages published to this client while it waited. They go out whole (a subscriber
+        // is limited where its messages queue, in `pubsub`, not here).
         if !client.shared.outbox.is_empty() {
             client.shared.outbox.drain_into(reply);
             flush(server, stream, client, reply, wake).await?;
+            output.needs_flush = false;
         }
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
@@ -118,14 +129,17 @@ where
             client.refresh_config(server.config.load(), epoch);
         }
         let idle_timeout = client.config.timeout;
-        let read = async {
+        let pending = !reply.is_empty() || output.needs_flush;
+        let io = async {
+            if pending {
+                read_or_write(stream, input, reply.bytes(), output.needs_flush).await
+            } else {
+                stream.read_buf(input).await.map(Io::Read)
+            }
+        };
+        let io = async {
             if idle_timeout > 0 {
-                match tokio::time::timeout(
-                    Duration::from_secs(idle_timeout as u64),
-                    stream.read_buf(input),
-                )
-                .await
-                {
+                match tokio::time::timeout(Duration::from_secs(idle_timeout as u64), io).await {
                     Ok(r) => r,
                     Err(_) => Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
@@ -133,13 +147,30 @@ where
                     )),
                 }
             } else {
-                stream.read_buf(input).await
+                io.await
             }
         };
+        let soft_deadline = output.soft_deadline();
         let n = tokio::select! {
             biased;
             _ = wake.notified() => continue,
-            r = read => r.map_err(|e| e.to_string())?,
+            _ = sleep_until_some(soft_deadline) => {
+                output.check(server, client, reply.len())?;
+                continue;
+            }
+            r = io => match r.map_err(|e| e.to_string())? {
+                Io::Read(n) => n,
+                Io::Wrote(n) => {
+                    wrote(client, reply, n);
+                    output.needs_flush = reply.is_empty();
+                    output.check(server, client, reply.len())?;
+                    continue;
+                }
+                Io::Flushed => {
+                    output.needs_flush = false;
+                    continue;
+                }
+            },
         };
         if n == 0 {
             return Err("connection closed by client".into());
@@ -150,6 +181,7 @@ where
         shared.last_interaction_ms.store(clock::now_ms(), Relaxed);
 
         let mut protocol_error = None;
+        output.refresh(client);
         loop {
             let limits = ParseLimits {
                 max_bulk_len: client.config.proto_max_bulk_len,
@@ -165,8 +197,9 @@ where
                         break;
                     }
                     if reply.len() >= FLUSH_THRESHOLD {
-                        flush(server, stream, client, reply, wake).await?;
+                        write_some(stream, client, reply, &mut output)?;
                     }
+                    output.check(server, client, reply.len())?;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -182,7 +215,12 @@ where
             }
         }
         client.shared.query_buffer.store(input.len(), Relaxed);
-        flush(server, stream, client, reply, wake).await?;
+        if protocol_error.is_some() || client.close_after_reply {
+            // The last replies must reach the client before the connection closes.
+            flush(server, stream, client, reply, wake).await?;
+        } else {
+            write_some(stream, client, reply, &mut output)?;
+        }
         if let Some(e) = protocol_error {
             return Err(format!("protocol error: {e}"));
         }
@@ -387,6 +425,138 @@ async fn flush<S: AsyncWrite + Unpin>(
     shared.net_out.fetch_add(reply.len() as u64, Relaxed);
     reply.clear();
     Ok(())
+}
+
+/// What the socket did while replies were pending.
+enum Io {
+    Read(usize),
+    Wrote(usize),
+    Flushed,
+}
+
+/// Waits until the socket takes some of `pending` (or, with nothing pending, completes the
+/// flush a TLS stream may need) or brings more input, whichever comes first. Writing is
+/// tried first so replies leave before more requests are taken on.
+///
+/// Input goes through a small stack buffer: this path only runs while output is backed up,
+/// and copying keeps it free of unsafe code; the common path reads straight into `input`.
+async fn read_or_write<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    input: &mut BytesMut,
+    pending: &[u8],
+    needs_flush: bool,
+) -> std::io::Result<Io> {
+    std::future::poll_fn(|cx| {
+        if !pending.is_empty() {
+            if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, pending) {
+                return Poll::Ready(match r {
+                    Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+                    r => r.map(Io::Wrote),
+                });
+            }
+        } else if needs_flush && let Poll::Ready(r) = Pin::new(&mut *stream).poll_flush(cx) {
+            return Poll::Ready(r.map(|()| Io::Flushed));
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                input.extend_from_slice(buf.filled());
+                Poll::Ready(Ok(Io::Read(buf.filled().len())))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Writes what the socket takes now without waiting, leaving the rest pending.
+fn write_some<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    client: &Client,
+    reply: &mut Reply,
+    output: &mut OutputLimit,
+) -> Result<(), String> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    while !reply.is_empty() {
+        match Pin::new(&mut *stream).poll_write(&mut cx, reply.bytes()) {
+            Poll::Ready(Ok(0)) => return Err("connection closed while writing".into()),
+            Poll::Ready(Ok(n)) => wrote(client, reply, n),
+            Poll::Ready(Err(e)) => return Err(e.to_string()),
+            Poll::Pending => break,
+        }
+    }
+    // A TLS stream may hold the last records until flushed; the main loop finishes it.
+    output.needs_flush = reply.is_empty()
+        && match Pin::new(&mut *stream).poll_flush(&mut cx) {
+            Poll::Ready(r) => {
+                r.map_err(|e| e.to_string())?;
+                false
+            }
+            Poll::Pending => true,
+        };
+    client.shared.output_buffer.store(reply.len(), Relaxed);
+    Ok(())
+}
+
+/// Accounts for `n` bytes of `reply` taken by the socket.
+fn wrote(client: &Client, reply: &mut Reply, n: usize) {
+    reply.consume(n);
+    stats::local().net_output_bytes.add(n as u64);
+    client.shared.net_out.fetch_add(n as u64, Relaxed);
+    client.shared.output_buffer.store(reply.len(), Relaxed);
+}
+
+/// `client-output-buffer-limit normal` applied to the replies pending for an ordinary client
+/// while it keeps sending requests: over the hard limit it is closed at once; over the soft
+/// limit for longer than its seconds it is closed too (checked as replies are added or
+/// written, and at the deadline while nothing happens).
+#[derive(Default)]
+struct OutputLimit {
+    limits: Option<pubsub::Limits>,
+    /// Since when the pending output has been over the soft limit.
+    over_soft_since: Option<tokio::time::Instant>,
+    /// Everything was written but the stream still has to be flushed (TLS).
+    needs_flush: bool,
+}
+
+impl OutputLimit {
+    /// Re-reads the limits (they follow CONFIG SET and the client's class).
+    fn refresh(&mut self, client: &Client) {
+        self.limits = normal_limits(client);
+        if self.limits.is_none() {
+            self.over_soft_since = None;
+        }
+    }
+
+    fn check(&mut self, server: &Server, client: &Client, pending: usize) -> Result<(), String> {
+        let Some(limits) = self.limits else {
+            return Ok(());
+        };
+        let pending = pending as u64;
+        if limits.hard > 0 && pending > limits.hard {
+            return Err(over_output_limit(server, client));
+        }
+        if limits.soft == 0 || pending <= limits.soft {
+            self.over_soft_since = None;
+            return Ok(());
+        }
+        let now = tokio::time::Instant::now();
+        let since = *self.over_soft_since.get_or_insert(now);
+        if now.duration_since(since) >= Duration::from_secs(limits.soft_seconds) && since != now {
+            return Err(over_output_limit(server, client));
+        }
+        Ok(())
+    }
+
+    /// When the pending output, if it stays over the soft limit, must be cut off.
+    fn soft_deadline(&self) -> Option<tokio::time::Instant> {
+        let limits = self.limits?;
+        self.over_soft_since
+            .map(|since| since + Duration::from_secs(limits.soft_seconds))
+    }
 }
 
 /// `client-output-buffer-limit normal` for this client, or None when it is unlimited or the

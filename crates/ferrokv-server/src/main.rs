@@ -23,7 +23,13 @@ fn main() {
         );
         return;
     }
-    let (config, path) = match ferrokv_config::load::from_args(&args) {
+    // Renamed commands and ACL users are checked as their lines are read, so their errors
+    // name the line like any other directive's.
+    let checks = ferrokv_config::load::LineChecks {
+        rename_command: Some(ferrokv_commands::table::check_renames),
+        user_rules: Some(ferrokv_commands::acl::file::check_user_rules),
+    };
+    let (config, path) = match ferrokv_config::load::from_args_checked(&args, checks) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -33,11 +39,9 @@ fn main() {
     if let Err((index, reason)) =
         ferrokv_commands::table::install_renames(&config.extras.rename_commands)
     {
+        // Not reached: the loader checked the same lines in the same order.
         let (old, new) = &config.extras.rename_commands[index];
-        eprintln!(
-            "\n*** FATAL CONFIG FILE ERROR (Version {}) ***\n>>> 'rename-command {old} {new}'\n{reason}",
-            env!("CARGO_PKG_VERSION")
-        );
+        eprintln!("rename-command {old} {new}: {reason}");
         std::process::exit(1);
     }
     if let Err(e) = logging::init(&config.logfile, &config.loglevel) {
@@ -58,8 +62,10 @@ fn main() {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let server = Server::new(config, path, executable);
-    if let Err(e) = ferrokv_commands::acl::file::load_at_startup(&server) {
-        log::warn!("Aborting ferrokv startup because of ACL errors: {e}");
+    if let Err(lines) = ferrokv_commands::acl::file::load_at_startup(&server) {
+        for line in lines {
+            log::warn!("{line}");
+        }
         std::process::exit(1);
     }
     if let Err(e) = ferrokv_commands::aof::start_at_boot(&server) {

@@ -7,12 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, TempDir, ferrokv_binary, free_port};
+use common::{RawClient, ServerProcess, TempDir, ferrokv_binary, free_port, valkey_binary};
 
 /// Starts ferrokv with `file` as its config file, on a free port bound to loopback.
 fn start_with_file(file: &Path, dir: TempDir) -> ServerProcess {
+    start_binary_with_file(&ferrokv_binary(), "ferrokv", file, dir)
+}
+
+/// Starts `binary` (ferrokv or the oracle) with `file` as its config file.
+fn start_binary_with_file(
+    binary: &Path,
+    name: &'static str,
+    file: &Path,
+    dir: TempDir,
+) -> ServerProcess {
     let port = free_port();
-    let child = Command::new(ferrokv_binary())
+    let child = Command::new(binary)
         .arg(file)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .current_dir(&dir.0)
@@ -23,13 +33,13 @@ fn start_with_file(file: &Path, dir: TempDir) -> ServerProcess {
     let mut server = ServerProcess {
         child,
         port,
-        name: "ferrokv",
+        name,
         dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("ferrokv exited early: {status}");
+            panic!("{name} exited early: {status}");
         }
         if let Ok(mut c) = RawClient::connect(server.port)
             && c.command(&["PING"]).starts_with(b"+PONG")
@@ -38,7 +48,7 @@ fn start_with_file(file: &Path, dir: TempDir) -> ServerProcess {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("ferrokv did not start");
+    panic!("{name} did not start");
 }
 
 /// CONFIG GET of one directive, as its value.
@@ -317,4 +327,172 @@ fn config_get_via(client: &mut RawClient, config: &str) -> String {
     let reply = client.command(&[config, "GET", "maxmemory"]);
     let (_, items) = common::split_elements(&reply).expect("CONFIG GET replies an array");
     bulk_text(&items[1])
+}
+
+/// Runs `binary` with the config file `text`, which must make it stop at start-up: its exit
+/// code, stderr and stdout (a server that starts anyway is killed after 10 seconds).
+fn run_refused(binary: &Path, text: &str) -> (Option<i32>, String, String) {
+    let dir = TempDir::new("cfg-refused");
+    let file = write(&dir.0.join("bad.conf"), text);
+    let mut child = Command::new(binary)
+        .arg(&file)
+        .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .current_dir(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("server output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn config_line_errors_match_the_oracle_byte_for_byte() {
+    let cases = [
+        "port 0\nnosuch 1\n",
+        "hz 5\nrename-command nosuch x\n",
+        "# c\n\nrename-command get set\n",
+        "rename-command get fetch\nrename-command set fetch\n",
+        "rename-command get\n",
+        "user\n",
+        "user alice on badrule\n",
+        "user alice a b c d badrule\n",
+        "user alice (~a +get) badrule\n",
+        "user alice on \"&x\" bad bad2\n",
+        "user alice on ~a ~b (~c\n",
+        "user alice on ~a ~b (~c +get) ) x\n",
+        "user alice on >a\nuser bob on >b\nuser alice\n",
+        "user alice allkeys ~x\n",
+        "user alice on #abc\n",
+        "user alice on <nopw\n",
+        "user alice\nuser bob on \"\n",
+        "USER alice on \">pass word\" ~* +@all\nhz 10\nrename-command flushall \"\"\nuser bob on \"~a b\"\n",
+    ];
+    for text in cases {
+        let ours = run_refused(&ferrokv_binary(), text);
+        let oracle = run_refused(&valkey_binary(), text);
+        assert_eq!(oracle.0, Some(1), "{text:?}: {}", oracle.1);
+        assert!(
+            oracle.1.contains("FATAL CONFIG FILE ERROR"),
+            "{text:?}: {}",
+            oracle.1
+        );
+        assert_eq!((ours.0, &ours.1), (oracle.0, &oracle.1), "{text:?}");
+    }
+}
+
+#[test]
+fn unknown_commands_in_user_lines_stop_start_up_as_in_valkey() {
+    for text in [
+        "user alice on +nosuch\n",
+        "user alice on +get|nosuch -@nosuch\n",
+    ] {
+        for binary in [ferrokv_binary(), valkey_binary()] {
+            let (code, stderr, stdout) = run_refused(&binary, text);
+            assert_eq!(code, Some(1), "{text:?} {binary:?}: {stderr}");
+            assert_eq!(stderr, "", "{text:?} {binary:?}");
+            let rule = if text.contains("-@nosuch") {
+                "-@nosuch"
+            } else {
+                "+nosuch"
+            };
+            assert!(
+                stdout.contains(&format!(
+                    "Error loading ACL rule '{rule}' for the user named 'alice': Unknown command or category name in ACL\n"
+                )),
+                "{text:?} {binary:?}: {stdout}"
+            );
+            assert!(
+                stdout.contains("Critical error while loading ACLs. Exiting."),
+                "{stdout}"
+            );
+        }
+    }
+}
+
+/// ACL LIST, as text.
+fn acl_list(client: &mut RawClient) -> String {
+    common::show(&client.command(&["ACL", "LIST"]))
+}
+
+/// The `user` lines of a config file, and the part of it before the appended section.
+fn user_lines_and_head(path: &Path) -> (Vec<String>, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let users = text
+        .lines()
+        .filter(|l| l.starts_with("user "))
+        .map(str::to_string)
+        .collect();
+    let head = text
+        .split("# Generated by CONFIG REWRITE")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (users, head)
+}
+
+#[test]
+fn user_lines_with_quoted_passwords_and_config_rewrite_as_valkey() {
+    let original = "# top\nuser alice on \">pass word\" ~* +@all\n# mid\nhz 11\n\
+                    USER carol off\nuser dave on '>say \"hi\"' ~k* +get\nuser erin on >e\nsave \"\"\n";
+    let mut rewritten = Vec::new();
+    for (binary, name) in [(ferrokv_binary(), "ferrokv"), (valkey_binary(), "valkey")] {
+        let dir = TempDir::new("cfg-users");
+        let file = write(&dir.0.join("users.conf"), original);
+        let server = start_binary_with_file(&binary, name, &file, dir);
+        let mut c = RawClient::connect(server.port).unwrap();
+        assert_eq!(
+            c.command(&["AUTH", "alice", "pass word"]),
+            b"+OK\r\n",
+            "{name}"
+        );
+        assert_eq!(
+            c.command(&["AUTH", "dave", "say \"hi\""]),
+            b"+OK\r\n",
+            "{name}"
+        );
+        assert_eq!(c.command(&["AUTH", "alice", "pass word"]), b"+OK\r\n");
+        for cmd in [
+            &[
+                "ACL",
+                "SETUSER",
+                "bob",
+                "on",
+                ">x y",
+                "~k*",
+                "+get",
+                "(~a +set)",
+            ][..],
+            &["ACL", "SETUSER", "carol", "on", ">it's"],
+            &["CONFIG", "REWRITE"],
+        ] {
+            assert_eq!(c.command(cmd), b"+OK\r\n", "{name} {cmd:?}");
+        }
+        assert_eq!(c.command(&["ACL", "DELUSER", "erin"]), b":1\r\n");
+        assert_eq!(c.command(&["CONFIG", "REWRITE"]), b"+OK\r\n");
+        let before = acl_list(&mut c);
+        rewritten.push((user_lines_and_head(&file), before.clone()));
+        drop(c);
+        let dir = std::mem::replace(&mut { server }.dir, TempDir::new("cfg-users-gone"));
+        // Restarted from the rewritten file: the same users, the same passwords.
+        let again = start_binary_with_file(&binary, name, &file, dir);
+        let mut c = RawClient::connect(again.port).unwrap();
+        assert_eq!(acl_list(&mut c), before, "{name}");
+        assert_eq!(c.command(&["AUTH", "bob", "x y"]), b"+OK\r\n", "{name}");
+        assert_eq!(c.command(&["AUTH", "carol", "it's"]), b"+OK\r\n", "{name}");
+    }
+    assert_eq!(rewritten[0], rewritten[1]);
+    let (users, head) = &rewritten[0].0;
+    assert_eq!(users.len(), 5, "{users:?}");
+    assert!(head.starts_with("# top\nuser alice on #"), "{head}");
 }

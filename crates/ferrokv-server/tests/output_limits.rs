@@ -94,3 +94,148 @@ fn normal_class_limits_close_ordinary_clients() {
 fn normal_class_limits_on_the_oracle() {
     scenario(&start_valkey(&[]));
 }
+
+/// `count` ECHOs of a 1 KiB argument: as much input as output, so a server that stops reading
+/// while its replies are unread also stops the client's writes.
+fn echo_pipeline(count: usize) -> Vec<u8> {
+    let one = common::encode(&["ECHO", &"e".repeat(1024)]);
+    one.repeat(count)
+}
+
+/// Writes `pipeline` on a raw socket without reading anything (bounded: a write that makes no
+/// progress for 20 seconds fails). Returns whether every byte was written.
+fn write_without_reading(stream: &mut std::net::TcpStream, pipeline: &[u8]) -> bool {
+    use std::io::Write;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(pipeline).is_ok()
+}
+
+/// PING from another client while `busy` runs: every reply comes back within a second.
+fn served_throughout<T>(port: u16, busy: impl FnOnce() -> T + Send) -> T
+where
+    T: Send,
+{
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let pinger = scope.spawn(|| {
+            let mut other = RawClient::connect(port).unwrap();
+            let mut worst = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                assert_eq!(other.command(&["PING"]), b"+PONG\r\n");
+                worst = worst.max(start.elapsed());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            worst
+        });
+        // Stops the pinger even when `busy` panics, so a failure cannot hang the test.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stop = Stop(&done);
+        let result = busy();
+        drop(stop);
+        let worst = pinger.join().unwrap();
+        assert!(worst < Duration::from_secs(1), "a PING took {worst:?}");
+        result
+    })
+}
+
+fn pipelining_scenario(server: &ServerProcess) {
+    const COUNT: usize = 16 * 1024; // 16 MiB of requests, 16 MiB of replies
+    let pipeline = echo_pipeline(COUNT);
+    let mut admin = RawClient::connect(server.port).unwrap();
+
+    // Unlimited (the default): the server keeps reading and buffering, so a client that
+    // writes its whole pipeline before reading gets every reply.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let written = served_throughout(server.port, || {
+        write_without_reading(&mut stream, &pipeline)
+    });
+    assert!(written, "{}: the pipeline stalled", server.name);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let expected = format!("$1024\r\n{}\r\n", "e".repeat(1024)).repeat(COUNT);
+    let mut replies = vec![0u8; expected.len()];
+    std::io::Read::read_exact(&mut reader, &mut replies).unwrap();
+    assert!(replies == expected.as_bytes(), "{}", server.name);
+    drop(reader);
+
+    // With a normal-class hard limit, the same client is cut off once its unread replies
+    // pass it, and counted; everybody else is served throughout.
+    let before = stat(
+        &mut admin,
+        "stats",
+        "client_output_buffer_limit_disconnections",
+    )
+    .unwrap();
+    assert_eq!(
+        admin.command(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 1mb 0 0"
+        ]),
+        b"+OK\r\n"
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    served_throughout(server.port, || {
+        write_without_reading(&mut stream, &pipeline);
+        wait_stat(
+            &mut admin,
+            "stats",
+            "client_output_buffer_limit_disconnections",
+            before + 1,
+        );
+    });
+    wait_stat(&mut admin, "clients", "connected_clients", 1);
+
+    // Soft limit only: over it for longer than its second, the client is closed as well
+    // (the whole pipeline again, so that more than the kernel's socket buffers is pending).
+    assert_eq!(
+        admin.command(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 1mb 1"
+        ]),
+        b"+OK\r\n"
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    served_throughout(server.port, || {
+        write_without_reading(&mut stream, &pipeline);
+        wait_stat(
+            &mut admin,
+            "stats",
+            "client_output_buffer_limit_disconnections",
+            before + 2,
+        );
+    });
+    wait_stat(&mut admin, "clients", "connected_clients", 1);
+    assert_eq!(admin.command(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn pipelining_client_that_does_not_read_is_buffered_or_cut_off() {
+    let logs = common::TempDir::new("obl-log");
+    let log = logs.0.join("ferrokv.log");
+    let server = start_ferrokv(&["--logfile", log.to_str().unwrap()]);
+    pipelining_scenario(&server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("scheduled to be closed ASAP for overcoming of output buffer limits."),
+        "{text}"
+    );
+}
+
+#[test]
+fn pipelining_client_that_does_not_read_on_the_oracle() {
+    pipelining_scenario(&start_valkey(&[]));
+}

@@ -19,8 +19,8 @@ pub fn all_channels_default(config: &Config) -> bool {
 }
 
 /// Sets up the users at start-up: `requirepass`, then the `user` directives or the ACL
-/// file. An error aborts the start, as in Valkey.
-pub fn load_at_startup(server: &Server) -> Result<(), String> {
+/// file. An error aborts the start, as in Valkey: it returns the lines to log.
+pub fn load_at_startup(server: &Server) -> Result<(), Vec<String>> {
     let config = server.config.load();
     if !config.requirepass.is_empty() {
         server
@@ -28,35 +28,47 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
             .set_default_password(config.requirepass.as_bytes());
     }
     if !config.extras.users.is_empty() && !config.aclfile.is_empty() {
-        return Err(BOTH_CONFIGURED.into());
+        return Err(vec![BOTH_CONFIGURED.into()]);
     }
     if !config.aclfile.is_empty() {
-        let users = read_file(&config.aclfile, all_channels_default(&config))?;
+        let users = read_file(&config.aclfile, all_channels_default(&config)).map_err(|e| {
+            vec![format!(
+                "Aborting ferrokv startup because of ACL errors: {e}"
+            )]
+        })?;
         server.acl.replace_all(users);
         return Ok(());
     }
     if config.extras.users.is_empty() {
         return Ok(());
     }
+    let all_channels = all_channels_default(&config);
     let mut users: Vec<User> = Vec::new();
-    for line in &config.extras.users {
-        let words: Vec<Bytes> = line
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
+    for words in &config.extras.users {
         let Some((name, rule_args)) = words.split_first() else {
             continue;
         };
-        let shown = String::from_utf8_lossy(name);
-        if users.iter().any(|u| u.name == name) {
-            return Err(format!(
-                "Error in user declaration '{shown}': Duplicate user found. A user can only be defined once in config files"
-            ));
+        // The loader already refused duplicates and malformed rules, naming their line;
+        // what is left are names unknown to the command table, refused only now as in Valkey.
+        let args: Vec<Bytes> = rule_args
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let rules = rules::merge_selectors(&args).map_err(|e| vec![e.0.into_owned()])?;
+        let mut user = User::new(Bytes::copy_from_slice(name.as_bytes()), all_channels);
+        for rule in &rules {
+            rules::apply_rule(&mut user, rule, all_channels).map_err(|e| {
+                vec![
+                    format!(
+                        "Error loading ACL rule '{}' for the user named '{name}': {}",
+                        String::from_utf8_lossy(rule),
+                        e.text()
+                    ),
+                    "Critical error while loading ACLs. Exiting.".into(),
+                ]
+            })?;
         }
-        let mut user = User::new(name.clone(), all_channels_default(&config));
-        rules::apply_rules(&mut user, rule_args, all_channels_default(&config))
-            .map_err(|e| format!("Error in user declaration '{shown}': {}", e.0))?;
+        user.finish();
         users.push(user);
     }
     if !users.iter().any(|u| &u.name[..] == b"default") {
@@ -64,6 +76,27 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
         users.push((*server.acl.default_user()).clone());
     }
     server.acl.replace_all(users);
+    Ok(())
+}
+
+/// The check the config loader runs on each `user` line's rules, as Valkey does while it
+/// reads the file: the rules are tried on a throw-away user. Names missing from the command
+/// table are let through here (Valkey refuses them later, when the users are created). On
+/// an error, the position Valkey reports: the refused rule's index among the merged rules,
+/// or, for a selector never closed, the index of the argument that opens it.
+pub fn check_user_rules(rule_args: &[String]) -> Result<(), (usize, String)> {
+    let args: Vec<Bytes> = rule_args
+        .iter()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect();
+    let rules = rules::merge_selectors_at(&args).map_err(|open| (open, "Wrong format".into()))?;
+    let mut user = User::new(Bytes::from_static(b"check"), false);
+    for (index, rule) in rules.iter().enumerate() {
+        match rules::apply_rule(&mut user, rule, false) {
+            Ok(()) | Err(rules::RuleError::Unknown) => {}
+            Err(e) => return Err((index, e.text().to_string())),
+        }
+    }
     Ok(())
 }
 

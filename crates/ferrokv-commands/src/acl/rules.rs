@@ -50,11 +50,23 @@ impl RuleError {
 /// Groups the arguments of ACL SETUSER (or of a `user` line) into rules: a selector written
 /// over several arguments, `(~a` `+get)`, becomes one rule `(~a +get)`.
 pub fn merge_selectors(args: &[Bytes]) -> Result<Vec<Bytes>, CmdError> {
+    merge_selectors_at(args).map_err(|open| {
+        CmdError::err(format!(
+            "Unmatched parenthesis in acl selector starting at '{}'.",
+            String::from_utf8_lossy(&args[open])
+        ))
+    })
+}
+
+/// [`merge_selectors`], failing with the position of the argument that opens a selector
+/// never closed.
+pub fn merge_selectors_at(args: &[Bytes]) -> Result<Vec<Bytes>, usize> {
     let mut rules = Vec::with_capacity(args.len());
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         if arg.first() == Some(&b'(') && arg.last() != Some(&b')') {
+            let open = i;
             let mut merged = arg.to_vec();
             let mut closed = false;
             for next in &args[i + 1..] {
@@ -67,10 +79,7 @@ pub fn merge_selectors(args: &[Bytes]) -> Result<Vec<Bytes>, CmdError> {
                 }
             }
             if !closed {
-                return Err(CmdError::err(format!(
-                    "Unmatched parenthesis in acl selector starting at '{}'.",
-                    String::from_utf8_lossy(arg)
-                )));
+                return Err(open);
             }
             rules.push(Bytes::from(merged));
         } else {
@@ -205,6 +214,9 @@ fn apply_selector_rule(sel: &mut Selector, op: &[u8]) -> Result<(), RuleError> {
                 if sel.all_channels {
                     return Err(RuleError::ChannelAfterAll);
                 }
+                if has_spaces(&op[1..]) {
+                    return Err(RuleError::Syntax);
+                }
                 let channel = Bytes::copy_from_slice(&op[1..]);
                 if !sel.channels.contains(&channel) {
                     sel.channels.push(channel);
@@ -255,6 +267,9 @@ fn add_key_pattern(sel: &mut Selector, op: &[u8]) -> Result<(), RuleError> {
     if sel.all_keys {
         return Err(RuleError::KeyAfterAll);
     }
+    if has_spaces(pattern) {
+        return Err(RuleError::Syntax);
+    }
     match sel.keys.iter_mut().find(|k| k.pattern == pattern) {
         Some(existing) => {
             existing.read |= read;
@@ -267,6 +282,14 @@ fn add_key_pattern(sel: &mut Selector, op: &[u8]) -> Result<(), RuleError> {
         }),
     }
     Ok(())
+}
+
+/// Key and channel patterns may not hold white space or NUL: ACL LIST and ACL files separate
+/// rules with spaces, so such a pattern could not be written back (Valkey refuses them too).
+fn has_spaces(pattern: &[u8]) -> bool {
+    pattern
+        .iter()
+        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0))
 }
 
 fn set_all_commands(sel: &mut Selector, allow: bool) {

@@ -192,7 +192,14 @@ fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     };
     let _writer = ctx.server.config_write.lock();
     let config = ctx.server.config.load();
-    match rewrite::rewrite_file(path, &config) {
+    let users: Vec<String> = ctx
+        .server
+        .acl
+        .users()
+        .iter()
+        .map(|u| String::from_utf8_lossy(&u.describe()).into_owned())
+        .collect();
+    match rewrite::rewrite_file(path, &config, &users) {
         Ok(()) => {
             log::info!("CONFIG REWRITE executed with success.");
             ctx.reply.ok();
