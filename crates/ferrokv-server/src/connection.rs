@@ -197,7 +197,7 @@ where
                         break;
                     }
                     if reply.len() >= FLUSH_THRESHOLD {
-                        write_some(stream, client, reply, &mut output)?;
+                        write_some(server, stream, client, reply, &mut output)?;
                     }
                     output.check(server, client, reply.len())?;
                 }
@@ -219,7 +219,7 @@ where
             // The last replies must reach the client before the connection closes.
             flush(server, stream, client, reply, wake).await?;
         } else {
-            write_some(stream, client, reply, &mut output)?;
+            write_some(server, stream, client, reply, &mut output)?;
         }
         if let Some(e) = protocol_error {
             return Err(format!("protocol error: {e}"));
@@ -471,13 +471,17 @@ async fn read_or_write<S: AsyncRead + AsyncWrite + Unpin>(
     .await
 }
 
-/// Writes what the socket takes now without waiting, leaving the rest pending.
+/// Writes what the socket takes now without waiting, leaving the rest pending. Every reply
+/// byte leaves through here or `flush`, and both first put the answered commands' effects in
+/// the AOF (fsynced under `appendfsync always`); bytes left pending were covered then.
 fn write_some<S: AsyncWrite + Unpin>(
+    server: &Server,
     stream: &mut S,
     client: &Client,
     reply: &mut Reply,
     output: &mut OutputLimit,
 ) -> Result<(), String> {
+    server.aof.before_reply(server);
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     while !reply.is_empty() {
