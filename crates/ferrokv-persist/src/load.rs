@@ -15,6 +15,7 @@ use ferrokv_rdb::error::RdbErrorKind;
 use ferrokv_rdb::file::{FileReader, Item};
 use ferrokv_rdb::format::Dialect;
 use ferrokv_store::access::AccessPolicy;
+use ferrokv_store::keyspace::SHARD_COUNT;
 use ferrokv_store::{Entry, Keyspace, NO_EXPIRE, StrValue, Value};
 
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +134,18 @@ pub fn load_from<R: Read>(
                 }
                 db = n;
             }
-            Item::ResizeDb { .. } | Item::SlotInfo => {}
+            Item::ResizeDb { keys, .. } => {
+                // Sized once for what is coming (spread evenly over the shards by the hash)
+                // rather than doubled over and over during the load. Capped, so that a
+                // header that lies costs at most a few MB per shard; bigger loads grow.
+                let per_shard = (keys / SHARD_COUNT as u64 + 1).min(1 << 18) as usize;
+                for i in 0..SHARD_COUNT {
+                    if let Some(table) = keyspace.lock_shard(i).shard_db(i, db) {
+                        table.reserve(per_shard + per_shard / 8);
+                    }
+                }
+            }
+            Item::SlotInfo => {}
             Item::Function(code) => report.functions.push(code),
             Item::Key {
                 key,

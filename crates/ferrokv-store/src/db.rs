@@ -566,6 +566,12 @@ impl Db {
         })
     }
 
+    /// Makes room for `total` keys (a snapshot being loaded says how many are coming).
+    pub fn reserve(&mut self, total: usize) {
+        self.close();
+        self.table.reserve(total);
+    }
+
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &Entry)) {
         let mut scratch = placeholder();
         self.table

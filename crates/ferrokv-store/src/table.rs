@@ -180,6 +180,18 @@ impl Table {
         }
     }
 
+    /// Grows the bucket array for `total` entries at once (loading a snapshot that announces
+    /// its size), instead of doubling step by step as they arrive.
+    pub fn reserve(&mut self, total: usize) {
+        if total > self.buckets.len() * MAX_LOAD {
+            let target = total
+                .div_ceil(MAX_LOAD)
+                .next_power_of_two()
+                .max(MIN_BUCKETS);
+            self.resize(target);
+        }
+    }
+
     fn resize(&mut self, new_size: usize) {
         let mut fresh = Vec::with_capacity(new_size);
         fresh.resize_with(new_size, || None);
