@@ -57,6 +57,8 @@ impl ExpireCycle {
                     }
                     // Hash fields with a TTL: reclaimed in bounded batches while any are
                     // due and the budget lasts (a hash left empty goes with its fields).
+                    // Each hash's effects form one unit (the store ends it).
+                    crate::propagate::set_loose(false);
                     loop {
                         let (sampled, reclaimed) =
                             db.active_expire_items_step(now_ms, samples, ITEMS_PER_STEP);
@@ -64,6 +66,7 @@ impl ExpireCycle {
                             break;
                         }
                     }
+                    crate::propagate::set_loose(true);
                 }
             }
             drop(locked);

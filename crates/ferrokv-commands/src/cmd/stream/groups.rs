@@ -6,6 +6,7 @@ use bytes::Bytes;
 use ferrokv_store::Value;
 use ferrokv_store::types::stream::{ConsumerGroup, Stream, StreamId, UNKNOWN_ENTRIES_READ};
 
+use super::effects;
 use super::write::wake_readers;
 use super::{ids, no_such_group, no_such_key_or_group, opt_stream, reply_entry, reply_id};
 use crate::cmd::args;
@@ -462,6 +463,9 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut body = ferrokv_protocol::Reply::new(ctx.reply.is_resp3());
     let mut claimed = 0;
+    // Each claim propagates as its own deterministic XCLAIM (see `effects`).
+    let propagating = ctx.propagating();
+    ctx.propagate_none();
     for id in ids {
         let exists = stream.contains(id);
         let Some(group) = stream.groups.get_mut(group_name) else {
@@ -469,6 +473,9 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         if !exists {
             if group.pending.contains_key(&id) {
+                if propagating && let Some(form) = effects::claimed(&args[1], &args[2], group, id) {
+                    ctx.propagate_also(form);
+                }
                 group.ack(id);
                 dirty += 1;
             }
@@ -487,6 +494,14 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             continue;
         }
         claim_one(stream, group_name, &consumer, id, &claim, now, &mut body);
+        if propagating
+            && let Some(form) = stream
+                .groups
+                .get(group_name)
+                .and_then(|g| effects::claimed(&args[1], &args[2], g, id))
+        {
+            ctx.propagate_also(form);
+        }
         claimed += 1;
         dirty += 1;
     }
@@ -559,6 +574,8 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut dirty = 0;
     let mut from = Bound::Included(start);
+    let propagating = ctx.propagating();
+    ctx.propagate_none();
     loop {
         if attempts == 0 {
             break;
@@ -578,6 +595,9 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         from = Bound::Excluded(id);
         if !stream.contains(id) {
             if let Some(group) = stream.groups.get_mut(group_name) {
+                if propagating && let Some(form) = effects::claimed(&args[1], &args[2], group, id) {
+                    ctx.propagate_also(form);
+                }
                 group.ack(id);
             }
             deleted.push(id);
@@ -589,6 +609,14 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             continue;
         }
         claim_one(stream, group_name, &consumer, id, &claim, now, &mut body);
+        if propagating
+            && let Some(form) = stream
+                .groups
+                .get(group_name)
+                .and_then(|g| effects::claimed(&args[1], &args[2], g, id))
+        {
+            ctx.propagate_also(form);
+        }
         claimed += 1;
         remaining -= 1;
         dirty += 1;
