@@ -430,12 +430,14 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let group_name = args[2].as_ref();
     let mut dirty = 0;
+    let mut moved_last_id = false;
     let consumer = {
         let Some(group) = stream.groups.get_mut(group_name) else {
             return Err(no_such_key_or_group(&args[1], &args[2], ""));
         };
         if last_id > group.last_id {
             group.last_id = last_id;
+            moved_last_id = true;
             dirty += 1;
         }
         let (consumer, created) = group.consumer_or_create(&args[3], now);
@@ -504,6 +506,13 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         claimed += 1;
         dirty += 1;
+    }
+    // LASTID moved the group's cursor: the claims above are followed by the new cursor.
+    if propagating
+        && moved_last_id
+        && let Some(group) = stream.groups.get(group_name)
+    {
+        ctx.propagate_also(effects::setid(&args[1], &args[2], group));
     }
     ctx.add_dirty(dirty);
     ctx.reply.array_len(claimed);

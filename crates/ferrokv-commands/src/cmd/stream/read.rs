@@ -272,6 +272,14 @@ fn serve(
                 served.dirty += u64::from(created);
                 if created {
                     served.new_consumer_in.push(key.clone());
+                    // Without NOACK the XCLAIMs create the consumer on the other side.
+                    if propagating && group.noack {
+                        served.effects.push(effects::create_consumer(
+                            key,
+                            &group.name,
+                            &group.consumer,
+                        ));
+                    }
                 }
                 if let Some(c) = g.consumer_mut(&consumer) {
                     c.seen_time = now_ms;
@@ -305,7 +313,6 @@ fn serve(
                                 key,
                                 stream,
                                 group,
-                                created,
                                 &delivered,
                             );
                         }
@@ -335,15 +342,14 @@ fn reply_after(reply: &mut Reply, stream: &Stream, after: StreamId, count: usize
     }
 }
 
-/// What delivering `delivered` propagates, as Valkey: an XCLAIM per entry (each with the
-/// group's last ID as it was right after that entry), or with NOACK the consumer's
-/// creation; then the group's new cursor.
+/// What delivering `delivered` propagates, as Valkey: an XCLAIM per entry unless NOACK
+/// (each with the group's last ID as it was right after that entry), then the group's new
+/// cursor.
 fn undelivered_effects(
     out: &mut Vec<Vec<Bytes>>,
     key: &Bytes,
     stream: &Stream,
     group: &GroupArgs,
-    created: bool,
     delivered: &[StreamId],
 ) {
     let Some(g) = stream.groups.get(group.name.as_ref()) else {
@@ -352,11 +358,7 @@ fn undelivered_effects(
     if delivered.is_empty() {
         return;
     }
-    if group.noack {
-        if created {
-            out.push(effects::create_consumer(key, &group.name, &group.consumer));
-        }
-    } else {
+    if !group.noack {
         for &id in delivered {
             if let Some(pending) = g.pending.get(&id) {
                 out.push(effects::xclaim_form(key, &group.name, id, pending, id));
