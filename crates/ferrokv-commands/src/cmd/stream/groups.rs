@@ -467,6 +467,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut claimed = 0;
     // Each claim propagates as its own deterministic XCLAIM (see `effects`).
     let propagating = ctx.propagating();
+    let mut sent_claim = false;
     ctx.propagate_none();
     for id in ids {
         let exists = stream.contains(id);
@@ -477,6 +478,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if group.pending.contains_key(&id) {
                 if propagating && let Some(form) = effects::claimed(&args[1], &args[2], group, id) {
                     ctx.propagate_also(form);
+                    sent_claim = true;
                 }
                 group.ack(id);
                 dirty += 1;
@@ -503,13 +505,15 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .and_then(|g| effects::claimed(&args[1], &args[2], g, id))
         {
             ctx.propagate_also(form);
+            sent_claim = true;
         }
         claimed += 1;
         dirty += 1;
     }
-    // LASTID moved the group's cursor: the claims above are followed by the new cursor.
+    // LASTID moved the group's cursor: each XCLAIM sent carries it, else XGROUP SETID.
     if propagating
         && moved_last_id
+        && !sent_claim
         && let Some(group) = stream.groups.get(group_name)
     {
         ctx.propagate_also(effects::setid(&args[1], &args[2], group));
