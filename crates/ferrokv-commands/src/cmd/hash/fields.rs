@@ -132,7 +132,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool) -
     .unwrap_or_else(|| vec![-2; fields.len()]);
     let changed = codes.iter().filter(|&&c| c == 1 || c == 2).count();
     if changed > 0 && ctx.propagating() {
-        ctx.propagate_as(expire_effect(args, &fields, &codes, when));
+        ctx.propagate_as(expire_effect(args, fields, &codes, when));
     }
     ctx.add_dirty(changed as u64);
     reply_codes(ctx, &codes);
