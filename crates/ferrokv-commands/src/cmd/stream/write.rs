@@ -37,11 +37,14 @@ struct AddOrTrim {
     approx_threshold_index: Option<usize>,
 }
 
+/// `obey`: the AOF loader, which may send LIMIT with an exact trim (what an approximate
+/// trim propagates as).
 fn parse_add_or_trim(
     args: &[Bytes],
     start: usize,
     xadd: bool,
     max_entries: i64,
+    obey: bool,
 ) -> Result<AddOrTrim, CmdError> {
     let mut parsed = AddOrTrim {
         trim: None,
@@ -122,7 +125,7 @@ fn parse_add_or_trim(
         ));
     }
     if limit_given {
-        if !parsed.approx {
+        if !parsed.approx && !obey {
             return Err(CmdError::err(
                 "syntax error, LIMIT cannot be used without the special ~ option",
             ));
@@ -177,7 +180,7 @@ pub(super) fn wake_readers<'a>(ctx: &Ctx<'a>, locked: &mut Locked<'a>, key: &Byt
 /// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...`
 pub(super) fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let limits = node_limits(&ctx.client.config);
-    let parsed = parse_add_or_trim(args, 2, true, limits.max_entries)?;
+    let parsed = parse_add_or_trim(args, 2, true, limits.max_entries, ctx.client.must_obey)?;
     let field_pos = parsed.id_index + 1;
     if args.len() < field_pos + 2 || !(args.len() - field_pos).is_multiple_of(2) {
         return Err(arity_error("xadd"));
@@ -289,7 +292,7 @@ pub(super) fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`
 pub(super) fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max_entries = ctx.client.config.stream_node_max_entries;
-    let parsed = parse_add_or_trim(args, 2, false, max_entries)?;
+    let parsed = parse_add_or_trim(args, 2, false, max_entries, ctx.client.must_obey)?;
     let mut locked = ctx.lock(&[&args[1]]);
     let Some(stream) = opt_stream(ctx.write(&mut locked, &args[1]))? else {
         ctx.reply.int(0);
