@@ -48,6 +48,9 @@ pub struct Client {
     /// Blocking commands must not wait: set while running inside MULTI/EXEC or a script,
     /// where they answer at once as if they had timed out.
     pub deny_blocking: bool,
+    /// The AOF loader (later: the replication master): what it sends is obeyed, as Valkey's
+    /// `mustObeyClient` (e.g. the exact trims with LIMIT that approximate trims propagate as).
+    pub must_obey: bool,
     /// Commands queued since MULTI; `None` outside a transaction.
     pub multi: Option<crate::transaction::MultiState>,
     /// Keys this client WATCHes, as (database, key).
@@ -82,6 +85,7 @@ impl Client {
             config_epoch,
             blocked: None,
             deny_blocking: false,
+            must_obey: false,
             multi: None,
             watched: Vec::new(),
             subscriptions: Default::default(),

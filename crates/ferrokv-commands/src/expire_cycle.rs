@@ -39,6 +39,7 @@ impl ExpireCycle {
         let config = server.config.load();
         let _propagating =
             crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
+        let propagating = crate::propagate::collecting();
         for _ in 0..SHARD_COUNT {
             let index = self.next_shard;
             self.next_shard = (index + 1) % SHARD_COUNT;
@@ -57,12 +58,19 @@ impl ExpireCycle {
                     }
                     // Hash fields with a TTL: reclaimed in bounded batches while any are
                     // due and the budget lasts (a hash left empty goes with its fields).
+                    // Each hash's effects form one unit (the store ends it).
+                    if propagating {
+                        crate::propagate::set_loose(false);
+                    }
                     loop {
                         let (sampled, reclaimed) =
                             db.active_expire_items_step(now_ms, samples, ITEMS_PER_STEP);
                         if sampled == 0 || reclaimed == 0 || started.elapsed() > budget {
                             break;
                         }
+                    }
+                    if propagating {
+                        crate::propagate::set_loose(true);
                     }
                 }
             }

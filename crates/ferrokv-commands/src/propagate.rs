@@ -181,7 +181,8 @@ impl Stream {
             let mut inner = self.inner.lock();
             let wrap = wrap && ops.len() > 1;
             if wrap {
-                select(&mut inner, ops[0].db);
+                // Valkey sends MULTI and EXEC without a database: the first command's
+                // SELECT, if any, comes after MULTI.
                 encode(&mut inner.buf, &[Bytes::from_static(b"MULTI")]);
             }
             for op in ops {
@@ -310,6 +311,25 @@ struct Frame {
     /// EXEC and scripts propagate the commands they ran, never themselves.
     suppress: bool,
     emitted: bool,
+    /// A script's `server.set_repl` left the AOF out of this command's targets.
+    not_to_aof: bool,
+}
+
+/// `server.set_repl` flags (Valkey's values): where a script's next writes propagate.
+pub const REPL_AOF: u8 = 1;
+pub const REPL_REPLICA: u8 = 2;
+pub const REPL_ALL: u8 = REPL_AOF | REPL_REPLICA;
+
+thread_local! {
+    /// The running script's `set_repl` targets (reset to all by each top-level command).
+    static SCRIPT_TARGETS: std::cell::Cell<u8> = const { std::cell::Cell::new(REPL_ALL) };
+}
+
+/// `server.set_repl(flags)` in the running script. The stream has one target for now, the
+/// AOF: a command run without `REPL_AOF` is not propagated at all. When replication joins,
+/// `REPL_REPLICA`-only commands must reach the replicas' stream alone (not done yet).
+pub fn set_script_targets(flags: u8) {
+    SCRIPT_TARGETS.with(|t| t.set(flags & REPL_ALL));
 }
 
 #[derive(Default)]
@@ -350,6 +370,10 @@ pub fn begin_command(
     if !nested && !stream.active() {
         return false;
     }
+    if !nested {
+        SCRIPT_TARGETS.with(|t| t.set(REPL_ALL));
+    }
+    let not_to_aof = SCRIPT_TARGETS.with(|t| t.get() & REPL_AOF == 0);
     UNIT.with(|u| {
         let mut u = u.borrow_mut();
         if !nested || u.stream.is_none() {
@@ -364,6 +388,7 @@ pub fn begin_command(
             rewrite: None,
             suppress,
             emitted: false,
+            not_to_aof,
         });
     });
     true
@@ -432,6 +457,14 @@ pub fn end_background(began: bool) {
     }
 }
 
+/// Background work: whether every effect is its own unit from now on (what was collected
+/// so far is sent first). The expiry cycle turns it off while it reclaims hash fields,
+/// whose `HDEL` and the emptied key's deletion form one unit.
+pub fn set_loose(loose: bool) {
+    flush_now();
+    UNIT.with(|u| u.borrow_mut().loose = loose);
+}
+
 /// The command's own argv is sent as `args` instead (when it changes the dataset).
 pub fn rewrite(args: Vec<Bytes>) {
     UNIT.with(|u| {
@@ -472,6 +505,7 @@ fn flush() {
         if let Some(frame) = u.frames.last_mut()
             && !frame.emitted
             && !frame.suppress
+            && !frame.not_to_aof
             && stats::local().dirty.get() != frame.dirty_start
         {
             frame.emitted = true;
@@ -507,7 +541,11 @@ fn flush() {
 
 /// Marks the end of an inner command (inside EXEC or a script): its argv joins the unit.
 fn finish(frame: Frame) {
-    if frame.emitted || frame.suppress || stats::local().dirty.get() == frame.dirty_start {
+    if frame.emitted
+        || frame.suppress
+        || frame.not_to_aof
+        || stats::local().dirty.get() == frame.dirty_start
+    {
         return;
     }
     let args = frame.rewrite.unwrap_or(frame.args);
@@ -558,7 +596,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n\
-             *2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*1\r\n$5\r\nMULTI\r\n\
+             *1\r\n$5\r\nMULTI\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n\
              *2\r\n$6\r\nUNLINK\r\n$1\r\nk\r\n*2\r\n$4\r\nincr\r\n$1\r\nk\r\n*1\r\n$4\r\nEXEC\r\n"
         );
     }

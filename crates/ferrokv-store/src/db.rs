@@ -16,6 +16,9 @@
 
 use std::ptr::NonNull;
 
+use bytes::Bytes;
+
+use crate::effects;
 use crate::events::{self, KeyEvent};
 use crate::node::{INLINE_MAX, Kind, Node, PACKED_MAX, Payload, PayloadRef};
 use crate::table::Table;
@@ -536,9 +539,26 @@ impl Db {
             let Some(entry) = self.peek_mut(&key) else {
                 continue;
             };
-            let n = entry.value.expire_items(now_ms, max_items - reclaimed);
+            let propagating = effects::armed();
+            let mut names = Vec::new();
+            let n = entry.value.expire_items_named(
+                now_ms,
+                max_items - reclaimed,
+                propagating.then_some(&mut names),
+            );
             let emptied = entry.value.is_empty_collection();
             self.close();
+            if propagating && n > 0 {
+                // Valkey propagates `HDEL key field...`, with the key's deletion in the same
+                // MULTI when it empties; each key is one unit.
+                let mut hdel = vec![Bytes::from_static(b"HDEL"), Bytes::copy_from_slice(&key)];
+                hdel.append(&mut names);
+                effects::push(self.index, hdel);
+                if emptied {
+                    effects::expired(self.index, &key);
+                }
+                effects::on_release();
+            }
             reclaimed += n;
             events::record(KeyEvent::ItemsExpired {
                 db: self.index,

@@ -118,8 +118,18 @@ impl Value {
 
     /// Reclaims up to `max` items expired at `now_ms`; returns how many.
     pub fn expire_items(&mut self, now_ms: i64, max: usize) -> usize {
+        self.expire_items_named(now_ms, max, None)
+    }
+
+    /// [`Self::expire_items`], adding the reclaimed items' names to `names` when given.
+    pub fn expire_items_named(
+        &mut self,
+        now_ms: i64,
+        max: usize,
+        names: Option<&mut Vec<bytes::Bytes>>,
+    ) -> usize {
         match self {
-            Value::Hash(h) => h.expire_due(now_ms, max),
+            Value::Hash(h) => h.expire_due_named(now_ms, max, names),
             _ => 0,
         }
     }

@@ -89,6 +89,7 @@ fn loading_client(server: &Server) -> Client {
     let mut client = Client::new(shared, config, epoch);
     client.authenticated = true;
     client.deny_blocking = true;
+    client.must_obey = true;
     client
 }
 

@@ -161,11 +161,12 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         bytes[byte] &= !mask;
     }
-    // Valkey notifies only a change: a bit flipped, or the string created or grown.
+    // Valkey notifies (and counts, so propagates) only a change: a bit flipped, or the
+    // string created or grown.
     if was != on || old_len.is_none_or(|len| len <= byte) {
         ctx.notify(ferrokv_store::events::class::STRING, "setbit", key);
+        ctx.add_dirty(1);
     }
-    ctx.add_dirty(1);
     ctx.reply.int(was as i64);
     Ok(())
 }

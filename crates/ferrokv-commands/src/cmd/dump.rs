@@ -177,6 +177,12 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let had_key = deleted.is_some();
         if had_key {
             ctx.notify(class::GENERIC, "del", key);
+            let name = if ctx.client.config.lazyfree_lazy_server_del {
+                "UNLINK"
+            } else {
+                "DEL"
+            };
+            ctx.propagate_as(crate::argv![name, key]);
         }
         drop(locked);
         drop(deleted);
@@ -193,6 +199,13 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         (Some(freq), _) if policy.is_lfu() => entry.access = (entry.access & !0xff) | freq as u32,
         (_, Some(idle)) if !policy.is_lfu() => entry.access = idle_stamp(idle),
         _ => {}
+    }
+    if expire_at != NO_EXPIRE && !options.absttl && ctx.propagating() {
+        // Valkey propagates the absolute time: the TTL argument rewritten, ABSTTL added.
+        let mut rewritten = args.to_vec();
+        rewritten[2] = Bytes::copy_from_slice(itoa::Buffer::new().format(expire_at).as_bytes());
+        rewritten.push(Bytes::from_static(b"ABSTTL"));
+        ctx.propagate_as(rewritten);
     }
     let db = ctx.db();
     locked.db(db, key).insert(key, entry);

@@ -275,6 +275,29 @@ fn reclaim_expired<'f>(
     }
 }
 
+/// What HSETNX, HINCRBY and HINCRBYFLOAT propagate in a hash with fields that have a TTL,
+/// as Valkey: the field's new value as `HSETEX key PXAT ms FIELDS 1 field value` when the
+/// field has a TTL, else as `HSET key field value` (None: the hash has no such fields).
+fn volatile_hash_form(
+    propagating: bool,
+    hash: &HashValue,
+    key: &Bytes,
+    field: &Bytes,
+    now_ms: i64,
+) -> Option<Vec<Bytes>> {
+    if !propagating || hash.volatile_len() == 0 {
+        return None;
+    }
+    let (value, at) = hash.get_with_expiry(field, now_ms)?;
+    let value = Bytes::copy_from_slice(value);
+    Some(if at == ferrokv_store::NO_EXPIRE {
+        crate::argv!["HSET", key, field, value]
+    } else {
+        let at = Bytes::copy_from_slice(itoa::Buffer::new().format(at).as_bytes());
+        crate::argv!["HSETEX", key, "PXAT", at, "FIELDS", "1", field, value]
+    })
+}
+
 /// Sets field/value pairs as HSET does, converting the encoding at the thresholds; returns
 /// how many fields are new.
 fn set_pairs(hash: &mut HashValue, pairs: &[Bytes], now_ms: i64, limits: HashLimits) -> i64 {
@@ -336,6 +359,7 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (&args[1], &args[2]);
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
     let db = ctx.db();
+    let (propagating, mut form): (bool, Option<Vec<Bytes>>) = (ctx.propagating(), None);
     let mut locked = ctx.lock(&[key]);
     let created = change_hash(
         ctx,
@@ -349,6 +373,7 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             reclaim_expired(hash, [field], now_ms, db, key);
             hash.set(field, &args[3], false, now_ms, limits);
             hash.convert_if_too_many(limits);
+            form = volatile_hash_form(propagating, hash, key, field, now_ms);
             Ok(true)
         },
         |&created| {
@@ -359,6 +384,9 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     )?
     .unwrap_or(false);
     if created {
+        if let Some(form) = form {
+            ctx.propagate_as(form);
+        }
         ctx.add_dirty(1);
     }
     ctx.reply.int(created as i64);
@@ -503,6 +531,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let delta = args::int(&args[3])?;
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
     let db = ctx.db();
+    let (propagating, mut form): (bool, Option<Vec<Bytes>>) = (ctx.propagating(), None);
     let mut locked = ctx.lock(&[key]);
     let notify = |_: &_| ctx.notify(class::HASH, "hincrby", key);
     let result = change_hash(
@@ -522,11 +551,15 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let text = itoa::Buffer::new().format(new).as_bytes().to_vec();
             hash.set(field, &text, true, now_ms, limits);
             hash.convert_if_too_many(limits);
+            form = volatile_hash_form(propagating, hash, key, field, now_ms);
             Ok(new)
         },
         notify,
     )?
     .unwrap_or(0);
+    if let Some(form) = form {
+        ctx.propagate_as(form);
+    }
     ctx.add_dirty(1);
     ctx.reply.int(result);
     Ok(())
@@ -542,6 +575,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let (now_ms, limits) = (ctx.now_ms, limits(ctx));
     let db = ctx.db();
+    let (propagating, mut form): (bool, Option<Vec<Bytes>>) = (ctx.propagating(), None);
     let mut locked = ctx.lock(&[key]);
     let notify = |_: &_| ctx.notify(class::HASH, "hincrbyfloat", key);
     let text = change_hash(
@@ -563,13 +597,14 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let text = sum.to_human();
             hash.set(field, &text, true, now_ms, limits);
             hash.convert_if_too_many(limits);
+            form = volatile_hash_form(propagating, hash, key, field, now_ms);
             Ok(text)
         },
         notify,
     )?
     .unwrap_or_default();
     // The exact result, not the increment (Valkey sends HSET).
-    ctx.propagate_as(crate::argv!["HSET", key, field, &text]);
+    ctx.propagate_as(form.unwrap_or_else(|| crate::argv!["HSET", key, field, &text]));
     ctx.add_dirty(1);
     ctx.reply.bulk(&text);
     Ok(())

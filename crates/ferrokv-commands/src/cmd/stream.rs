@@ -3,6 +3,7 @@
 //! reads (`range.rs`), XREAD/XREADGROUP with blocking (`read.rs`), consumer groups
 //! (`groups.rs`) and XINFO (`info.rs`).
 
+mod effects;
 mod groups;
 mod ids;
 mod info;

@@ -384,9 +384,21 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// What SET propagates: a relative or second-based expiry becomes `PXAT <ms>`, GET goes
-/// (Valkey's rewrite); everything else is kept as sent.
+/// What SET propagates: a relative or second-based expiry becomes `PXAT <ms>` (in place
+/// when it is the only option, else Valkey rebuilds `SET key value PXAT <ms>` without the
+/// other options); otherwise the command without GET.
 fn set_argv(args: &[Bytes], ttl: Ttl) -> Vec<Bytes> {
+    let relative_expiry = args[3..].iter().any(|a| {
+        [&b"ex"[..], b"px", b"exat"]
+            .iter()
+            .any(|o| a.eq_ignore_ascii_case(o))
+    });
+    if relative_expiry
+        && args.len() != 5
+        && let Ttl::At(at) = ttl
+    {
+        return crate::argv!["SET", &args[1], &args[2], "PXAT", at];
+    }
     let mut out = Vec::with_capacity(args.len());
     out.extend(args[..3].iter().cloned());
     let mut i = 3;
@@ -466,6 +478,7 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     store_string(ctx, &mut locked, key, &args[2], Ttl::Default);
     ctx.notify(class::STRING, "set", key);
+    ctx.propagate_as(crate::argv!["SET", key, &args[2]]);
     ctx.add_dirty(1);
     Ok(())
 }

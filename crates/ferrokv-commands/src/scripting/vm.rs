@@ -530,6 +530,7 @@ fn build_api(lua: &Lua) -> mlua::Result<Table> {
                     "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
                 ));
             }
+            crate::propagate::set_script_targets(flags as u8);
             Ok(())
         })?,
     )?;

@@ -30,7 +30,7 @@ pub(super) fn geoadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(errors::SYNTAX);
     }
     let mut zadd_args = Vec::with_capacity(first_point + points.len() / 3 * 2);
-    zadd_args.push(Bytes::from_static(b"zadd"));
+    zadd_args.push(Bytes::from_static(b"ZADD"));
     zadd_args.extend_from_slice(&args[1..first_point]);
     for point in points.chunks_exact(3) {
         let (lon, lat) = lon_lat(&point[0], &point[1])?;
@@ -39,6 +39,8 @@ pub(super) fn geoadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         zadd_args.push(Bytes::from(score.to_string()));
         zadd_args.push(point[2].clone());
     }
+    // Valkey propagates the ZADD it runs.
+    ctx.propagate_as(zadd_args.clone());
     zset::add::zadd(ctx, &zadd_args)
 }
 

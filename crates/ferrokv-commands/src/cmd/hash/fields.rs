@@ -131,9 +131,45 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool) -
     )?
     .unwrap_or_else(|| vec![-2; fields.len()]);
     let changed = codes.iter().filter(|&&c| c == 1 || c == 2).count();
+    if changed > 0 && ctx.propagating() {
+        ctx.propagate_as(expire_effect(args, fields, &codes, when));
+    }
     ctx.add_dirty(changed as u64);
     reply_codes(ctx, &codes);
     Ok(())
+}
+
+/// What an HEXPIRE-family command propagates, as Valkey: `HDEL` of the fields a past time
+/// deleted, else the command as HPEXPIREAT with the absolute time (options, FIELDS and
+/// every field named as given).
+fn expire_effect(args: &[Bytes], fields: &[Bytes], codes: &[i64], when: i64) -> Vec<Bytes> {
+    if codes.contains(&2) {
+        return hdel_form(
+            &args[1],
+            fields
+                .iter()
+                .zip(codes)
+                .filter(|(_, c)| **c == 2)
+                .map(|(f, _)| f),
+        );
+    }
+    let mut rewritten = args.to_vec();
+    if !args::is(&args[0], "hpexpireat") {
+        rewritten[0] = Bytes::from_static(b"HPEXPIREAT");
+        rewritten[2] = int_arg(when);
+    }
+    rewritten
+}
+
+/// `HDEL key field...`.
+fn hdel_form<'f>(key: &Bytes, fields: impl IntoIterator<Item = &'f Bytes>) -> Vec<Bytes> {
+    let mut form = crate::argv!["HDEL", key];
+    form.extend(fields.into_iter().cloned());
+    form
+}
+
+fn int_arg(n: i64) -> Bytes {
+    Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes())
 }
 
 fn expire_field(
@@ -409,6 +445,8 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(option) => option.resolve(ctx)?,
         None => None,
     };
+    // The fields whose TTL PERSIST removed (only they count as changed).
+    let mut persisted: Vec<&Bytes> = Vec::new();
     let values = if exists {
         change_hash(
             ctx,
@@ -419,7 +457,11 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Ok(fields
                     .iter()
                     .map(|field| {
-                        let value = hash.get(field, now_ms).map(<[u8]>::to_vec);
+                        let found = hash.get_with_expiry(field, now_ms);
+                        let value = found.map(|(v, _)| v.to_vec());
+                        if when == Some(NO_EXPIRE) && found.is_some_and(|(_, at)| at != NO_EXPIRE) {
+                            persisted.push(field);
+                        }
                         if value.is_some()
                             && let Some(at) = when
                         {
@@ -452,11 +494,41 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         vec![None; fields.len()]
     };
-    if when.is_some() {
-        ctx.add_dirty(values.iter().flatten().count() as u64);
+    if let Some(at) = when {
+        let found: Vec<&Bytes> = fields
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_some())
+            .map(|(f, _)| f)
+            .collect();
+        let changed = if at == NO_EXPIRE {
+            persisted.len()
+        } else {
+            found.len()
+        };
+        if changed > 0 && ctx.propagating() {
+            ctx.propagate_as(if at == NO_EXPIRE {
+                fields_form("HPERSIST", key, None, &persisted)
+            } else if at <= now_ms {
+                hdel_form(key, found.iter().copied())
+            } else {
+                fields_form("HPEXPIREAT", key, Some(at), &found)
+            });
+        }
+        ctx.add_dirty(changed as u64);
     }
     reply_values(ctx, &values);
     Ok(())
+}
+
+/// `NAME key [time] FIELDS n field...` (what HGETEX propagates).
+fn fields_form(name: &'static str, key: &Bytes, at: Option<i64>, fields: &[&Bytes]) -> Vec<Bytes> {
+    let mut form = crate::argv![name, key];
+    form.extend(at.map(int_arg));
+    form.push(Bytes::from_static(b"FIELDS"));
+    form.push(int_arg(fields.len() as i64));
+    form.extend(fields.iter().map(|f| (*f).clone()));
+    form
 }
 
 /// `HSETEX key [NX|XX] [FNX|FXX] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]
@@ -467,6 +539,8 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let end = find_fields_token(args, 2).ok_or_else(numfields_error)?;
     let (mut key_cond, mut field_cond): (Option<bool>, Option<bool>) = (None, None);
     let mut expiry = None;
+    // Where the (last) expiry option starts: the propagated form keeps PXAT and KEEPTTL.
+    let mut expiry_index = 0;
     let mut i = 2;
     while i < end {
         let word = args[i].to_ascii_lowercase();
@@ -478,6 +552,7 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             _ => {
                 let (option, taken) = expiry_option(args, i, end, true)?.ok_or(errors::SYNTAX)?;
                 set_once(&mut expiry, option)?;
+                expiry_index = i;
                 i += taken;
                 continue;
             }
@@ -518,6 +593,7 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             _ => ctx.notify(class::HASH, "hset", key),
         }
     };
+    let mut deleted: Vec<&Bytes> = Vec::new();
     let done = change_hash(
         ctx,
         &mut locked,
@@ -536,7 +612,9 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             // neither their number nor their size converts the encoding.
             if matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms) {
                 for pair in pairs.chunks_exact(2) {
-                    hash.remove(&pair[0], now_ms);
+                    if hash.remove(&pair[0], now_ms) {
+                        deleted.push(&pair[0]);
+                    }
                 }
                 return Ok(true);
             }
@@ -560,9 +638,51 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         notify,
     )?
     .unwrap_or(false);
+    if done && ctx.propagating() {
+        let past = matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms);
+        if !past {
+            ctx.propagate_as(hsetex_form(
+                args,
+                end,
+                expiry.map(|o| (o, when)),
+                expiry_index,
+            ));
+        } else if deleted.is_empty() {
+            ctx.propagate_none();
+        } else {
+            ctx.propagate_as(hdel_form(key, deleted.iter().copied()));
+        }
+    }
     if done {
         ctx.add_dirty((pairs.len() / 2) as u64);
     }
     ctx.reply.int(done as i64);
     Ok(())
+}
+
+/// What HSETEX propagates, as Valkey: the key and field conditions dropped (they held), a
+/// relative or second-based time as `PXAT ms`, PXAT and KEEPTTL as given, then `FIELDS`
+/// and the pairs as given.
+fn hsetex_form(
+    args: &[Bytes],
+    fields_at: usize,
+    expiry: Option<(ExpiryOption<'_>, Option<i64>)>,
+    expiry_index: usize,
+) -> Vec<Bytes> {
+    let mut form = vec![args[0].clone(), args[1].clone()];
+    match expiry {
+        Some((option, _)) if option.kind == ExpiryKind::KeepTtl => {
+            form.push(args[expiry_index].clone());
+        }
+        Some((option, _)) if option.kind == ExpiryKind::PxAt => {
+            form.extend_from_slice(&args[expiry_index..expiry_index + 2]);
+        }
+        Some((_, Some(at))) => {
+            form.push(Bytes::from_static(b"PXAT"));
+            form.push(int_arg(at));
+        }
+        _ => {}
+    }
+    form.extend_from_slice(&args[fields_at..]);
+    form
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use ferrokv_store::Value;
 use ferrokv_store::types::stream::{ConsumerGroup, Stream, StreamId, UNKNOWN_ENTRIES_READ};
 
+use super::effects;
 use super::write::wake_readers;
 use super::{ids, no_such_group, no_such_key_or_group, opt_stream, reply_entry, reply_id};
 use crate::cmd::args;
@@ -429,12 +430,14 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let group_name = args[2].as_ref();
     let mut dirty = 0;
+    let mut moved_last_id = false;
     let consumer = {
         let Some(group) = stream.groups.get_mut(group_name) else {
             return Err(no_such_key_or_group(&args[1], &args[2], ""));
         };
         if last_id > group.last_id {
             group.last_id = last_id;
+            moved_last_id = true;
             dirty += 1;
         }
         let (consumer, created) = group.consumer_or_create(&args[3], now);
@@ -462,6 +465,10 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut body = ferrokv_protocol::Reply::new(ctx.reply.is_resp3());
     let mut claimed = 0;
+    // Each claim propagates as its own deterministic XCLAIM (see `effects`).
+    let propagating = ctx.propagating();
+    let mut sent_claim = false;
+    ctx.propagate_none();
     for id in ids {
         let exists = stream.contains(id);
         let Some(group) = stream.groups.get_mut(group_name) else {
@@ -469,6 +476,10 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         if !exists {
             if group.pending.contains_key(&id) {
+                if propagating && let Some(form) = effects::claimed(&args[1], &args[2], group, id) {
+                    ctx.propagate_also(form);
+                    sent_claim = true;
+                }
                 group.ack(id);
                 dirty += 1;
             }
@@ -487,8 +498,25 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             continue;
         }
         claim_one(stream, group_name, &consumer, id, &claim, now, &mut body);
+        if propagating
+            && let Some(form) = stream
+                .groups
+                .get(group_name)
+                .and_then(|g| effects::claimed(&args[1], &args[2], g, id))
+        {
+            ctx.propagate_also(form);
+            sent_claim = true;
+        }
         claimed += 1;
         dirty += 1;
+    }
+    // LASTID moved the group's cursor: each XCLAIM sent carries it, else XGROUP SETID.
+    if propagating
+        && moved_last_id
+        && !sent_claim
+        && let Some(group) = stream.groups.get(group_name)
+    {
+        ctx.propagate_also(effects::setid(&args[1], &args[2], group));
     }
     ctx.add_dirty(dirty);
     ctx.reply.array_len(claimed);
@@ -559,6 +587,8 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut dirty = 0;
     let mut from = Bound::Included(start);
+    let propagating = ctx.propagating();
+    ctx.propagate_none();
     loop {
         if attempts == 0 {
             break;
@@ -578,6 +608,9 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         from = Bound::Excluded(id);
         if !stream.contains(id) {
             if let Some(group) = stream.groups.get_mut(group_name) {
+                if propagating && let Some(form) = effects::claimed(&args[1], &args[2], group, id) {
+                    ctx.propagate_also(form);
+                }
                 group.ack(id);
             }
             deleted.push(id);
@@ -589,6 +622,14 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             continue;
         }
         claim_one(stream, group_name, &consumer, id, &claim, now, &mut body);
+        if propagating
+            && let Some(form) = stream
+                .groups
+                .get(group_name)
+                .and_then(|g| effects::claimed(&args[1], &args[2], g, id))
+        {
+            ctx.propagate_also(form);
+        }
         claimed += 1;
         remaining -= 1;
         dirty += 1;

@@ -16,7 +16,7 @@ use ferrokv_protocol::number::parse_i64;
 use ferrokv_store::types::stream::{Stream, StreamId};
 use ferrokv_store::{Entry, Locked, Value};
 
-use super::{ids, no_such_key_or_group, opt_stream, reply_entry, reply_id};
+use super::{effects, ids, no_such_key_or_group, opt_stream, reply_entry, reply_id};
 use crate::blocking::{self, BlockedOp, ServeCx};
 use crate::cmd::args;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
@@ -212,6 +212,8 @@ struct Served {
     dirty: u64,
     /// Streams where XREADGROUP created its consumer (`xgroup-createconsumer`).
     new_consumer_in: Vec<Bytes>,
+    /// What the read propagates instead of itself (XREADGROUP: see `effects`).
+    effects: Vec<Vec<Bytes>>,
 }
 
 impl Served {
@@ -240,7 +242,9 @@ fn serve(
         body: Reply::new(resp3),
         dirty: 0,
         new_consumer_in: Vec::new(),
+        effects: Vec::new(),
     };
+    let propagating = crate::propagate::collecting();
     for (key, &start) in read.keys.iter().zip(from) {
         let Some(Entry {
             value: Value::Stream(stream),
@@ -268,6 +272,14 @@ fn serve(
                 served.dirty += u64::from(created);
                 if created {
                     served.new_consumer_in.push(key.clone());
+                    // Without NOACK the XCLAIMs create the consumer on the other side.
+                    if propagating && group.noack {
+                        served.effects.push(effects::create_consumer(
+                            key,
+                            &group.name,
+                            &group.consumer,
+                        ));
+                    }
                 }
                 if let Some(c) = g.consumer_mut(&consumer) {
                     c.seen_time = now_ms;
@@ -287,7 +299,23 @@ fn serve(
                         served.streams += 1;
                         served.dirty += 1;
                         write_key(reply, key);
-                        reply_undelivered(reply, stream, group, last_delivered, read.count, now_ms);
+                        let delivered = reply_undelivered(
+                            reply,
+                            stream,
+                            group,
+                            last_delivered,
+                            read.count,
+                            now_ms,
+                        );
+                        if propagating {
+                            undelivered_effects(
+                                &mut served.effects,
+                                key,
+                                stream,
+                                group,
+                                &delivered,
+                            );
+                        }
                     }
                 }
             }
@@ -314,8 +342,34 @@ fn reply_after(reply: &mut Reply, stream: &Stream, after: StreamId, count: usize
     }
 }
 
+/// What delivering `delivered` propagates, as Valkey: an XCLAIM per entry unless NOACK
+/// (each with the group's last ID as it was right after that entry), then the group's new
+/// cursor.
+fn undelivered_effects(
+    out: &mut Vec<Vec<Bytes>>,
+    key: &Bytes,
+    stream: &Stream,
+    group: &GroupArgs,
+    delivered: &[StreamId],
+) {
+    let Some(g) = stream.groups.get(group.name.as_ref()) else {
+        return;
+    };
+    if delivered.is_empty() {
+        return;
+    }
+    if !group.noack {
+        for &id in delivered {
+            if let Some(pending) = g.pending.get(&id) {
+                out.push(effects::xclaim_form(key, &group.name, id, pending, id));
+            }
+        }
+    }
+    out.push(effects::setid(key, &group.name, g));
+}
+
 /// New entries for a group: delivered to the consumer (unless NOACK) and moving the
-/// group's last delivered ID and read counter.
+/// group's last delivered ID and read counter. Returns the IDs delivered.
 fn reply_undelivered(
     reply: &mut Reply,
     stream: &mut Stream,
@@ -323,10 +377,10 @@ fn reply_undelivered(
     after: StreamId,
     count: usize,
     now_ms: i64,
-) {
+) -> Vec<StreamId> {
     let Some(start) = after.successor() else {
         reply.array_len(0);
-        return;
+        return Vec::new();
     };
     let limit = if count == 0 { usize::MAX } else { count };
     let delivered: Vec<StreamId> = {
@@ -340,7 +394,7 @@ fn reply_undelivered(
         }
         entries.iter().map(|e| e.id()).collect()
     };
-    for id in delivered {
+    for &id in &delivered {
         stream.advance_group(&group.name, id);
         if group.noack {
             continue;
@@ -357,6 +411,7 @@ fn reply_undelivered(
             c.active_time = now_ms;
         }
     }
+    delivered
 }
 
 /// The consumer's own pending entries after `after`; entries deleted since delivery are
@@ -444,6 +499,12 @@ fn read(ctx: &mut Ctx, args: &[Bytes], xreadgroup: bool) -> CmdResult {
         (from, served)
     };
     served.notify(ctx.db());
+    if xreadgroup {
+        ctx.propagate_none();
+        for effect in served.effects.iter().cloned() {
+            ctx.propagate_also(effect);
+        }
+    }
     ctx.add_dirty(served.dirty);
     if served.streams > 0 {
         write_served(ctx.reply, &served);
@@ -499,6 +560,9 @@ impl BlockedOp for ParkedRead {
         let (now, resp3) = (cx.now_ms, cx.reply.is_resp3());
         let served = serve(cx, &self.read, &from, now, resp3);
         served.notify(cx.db);
+        for effect in served.effects.iter().cloned() {
+            cx.propagate(effect);
+        }
         cx.add_dirty(served.dirty);
         if served.streams == 0 {
             return false;

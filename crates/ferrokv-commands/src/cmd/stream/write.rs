@@ -32,13 +32,19 @@ struct AddOrTrim {
     id: Option<(StreamId, bool)>,
     /// Index of XADD's ID argument (`args.len()` when none was found).
     id_index: usize,
+    /// Index of the threshold argument, when `~` preceded it (the propagated form rewrites
+    /// both to an exact trim).
+    approx_threshold_index: Option<usize>,
 }
 
+/// `obey`: the AOF loader, which may send LIMIT with an exact trim (what an approximate
+/// trim propagates as).
 fn parse_add_or_trim(
     args: &[Bytes],
     start: usize,
     xadd: bool,
     max_entries: i64,
+    obey: bool,
 ) -> Result<AddOrTrim, CmdError> {
     let mut parsed = AddOrTrim {
         trim: None,
@@ -47,6 +53,7 @@ fn parse_add_or_trim(
         no_mkstream: false,
         id: None,
         id_index: args.len(),
+        approx_threshold_index: None,
     };
     let mut limit_given = false;
     let mut i = start;
@@ -63,9 +70,11 @@ fn parse_add_or_trim(
                 ));
             }
             parsed.approx = false;
+            parsed.approx_threshold_index = None;
             let next = &args[i + 1];
             if more >= 2 && next.as_ref() == b"~" {
                 parsed.approx = true;
+                parsed.approx_threshold_index = Some(i + 2);
                 i += 1;
             } else if more >= 2 && next.as_ref() == b"=" {
                 i += 1;
@@ -116,7 +125,7 @@ fn parse_add_or_trim(
         ));
     }
     if limit_given {
-        if !parsed.approx {
+        if !parsed.approx && !obey {
             return Err(CmdError::err(
                 "syntax error, LIMIT cannot be used without the special ~ option",
             ));
@@ -171,7 +180,7 @@ pub(super) fn wake_readers<'a>(ctx: &Ctx<'a>, locked: &mut Locked<'a>, key: &Byt
 /// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...`
 pub(super) fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let limits = node_limits(&ctx.client.config);
-    let parsed = parse_add_or_trim(args, 2, true, limits.max_entries)?;
+    let parsed = parse_add_or_trim(args, 2, true, limits.max_entries, ctx.client.must_obey)?;
     let field_pos = parsed.id_index + 1;
     if args.len() < field_pos + 2 || !(args.len() - field_pos).is_multiple_of(2) {
         return Err(arity_error("xadd"));
@@ -214,16 +223,42 @@ pub(super) fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if trimmed > 0 {
         ctx.notify(ferrokv_store::events::class::STREAM, "xtrim", key);
     }
-    if ctx.propagating() && args[parsed.id_index].contains(&b'*') {
-        // An ID the server chose goes out explicitly, so every copy stores the same one.
+    let auto_id = args[parsed.id_index].contains(&b'*');
+    if ctx.propagating() && (auto_id || parsed.approx_threshold_index.is_some()) {
+        // An ID the server chose goes out explicitly, so every copy stores the same one;
+        // an approximate trim goes out as the exact trim it amounted to.
         let mut rewritten = args.to_vec();
-        rewritten[parsed.id_index] = Bytes::from(id.to_bytes().to_vec());
+        if auto_id {
+            rewritten[parsed.id_index] = Bytes::from(id.to_bytes().to_vec());
+        }
+        if let Some(stream) = opt_stream(ctx.read(&mut locked, key))? {
+            exact_trim_form(&mut rewritten, &parsed, stream);
+        }
         ctx.propagate_as(rewritten);
     }
     ctx.add_dirty(1);
     reply_id(ctx.reply, id);
     wake_readers(ctx, &mut locked, key);
     Ok(())
+}
+
+/// Rewrites `~ threshold` in `args` to the exact trim that leaves `stream` as it is now
+/// (what Valkey propagates): `= length` for MAXLEN, `= first ID` for MINID (the largest ID
+/// when the stream is empty). LIMIT stays; replicas accept it with `=`.
+fn exact_trim_form(args: &mut [Bytes], parsed: &AddOrTrim, stream: &Stream) {
+    let Some(at) = parsed.approx_threshold_index else {
+        return;
+    };
+    args[at - 1] = Bytes::from_static(b"=");
+    args[at] = match parsed.trim {
+        Some(TrimTo::MaxLen(_)) => {
+            Bytes::copy_from_slice(itoa::Buffer::new().format(stream.len()).as_bytes())
+        }
+        _ => {
+            let first = stream.first_entry().map_or(StreamId::MAX, |e| e.id());
+            Bytes::from(first.to_bytes().to_vec())
+        }
+    };
 }
 
 /// `XLEN key`
@@ -257,7 +292,7 @@ pub(super) fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`
 pub(super) fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max_entries = ctx.client.config.stream_node_max_entries;
-    let parsed = parse_add_or_trim(args, 2, false, max_entries)?;
+    let parsed = parse_add_or_trim(args, 2, false, max_entries, ctx.client.must_obey)?;
     let mut locked = ctx.lock(&[&args[1]]);
     let Some(stream) = opt_stream(ctx.write(&mut locked, &args[1]))? else {
         ctx.reply.int(0);
@@ -269,6 +304,11 @@ pub(super) fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if deleted > 0 {
         ctx.notify(ferrokv_store::events::class::STREAM, "xtrim", &args[1]);
+        if ctx.propagating() && parsed.approx_threshold_index.is_some() {
+            let mut rewritten = args.to_vec();
+            exact_trim_form(&mut rewritten, &parsed, stream);
+            ctx.propagate_as(rewritten);
+        }
     }
     ctx.add_dirty(deleted);
     ctx.reply.int(deleted as i64);

@@ -16,6 +16,8 @@ mod table;
 pub use listpack::Listpack;
 pub use table::{FieldRef, FieldTable};
 
+use bytes::Bytes;
+
 use crate::db::NO_EXPIRE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,9 +84,19 @@ impl HashValue {
 
     /// Reclaims up to `max` expired fields; returns how many.
     pub fn expire_due(&mut self, now_ms: i64, max: usize) -> usize {
+        self.expire_due_named(now_ms, max, None)
+    }
+
+    /// [`Self::expire_due`], adding the reclaimed fields' names to `names` when given.
+    pub fn expire_due_named(
+        &mut self,
+        now_ms: i64,
+        max: usize,
+        names: Option<&mut Vec<Bytes>>,
+    ) -> usize {
         match self {
             HashValue::Listpack(_) => 0,
-            HashValue::Table(t) => t.expire_due(now_ms, max),
+            HashValue::Table(t) => t.expire_due_named(now_ms, max, names),
         }
     }
 

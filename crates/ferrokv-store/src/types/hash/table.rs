@@ -12,6 +12,8 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
+
 use crate::db::NO_EXPIRE;
 use crate::table::hash_key;
 
@@ -285,6 +287,17 @@ impl FieldTable {
     /// Removes up to `max` fields whose expiry is at or before `now_ms`, earliest first;
     /// returns how many it removed.
     pub fn expire_due(&mut self, now_ms: i64, max: usize) -> usize {
+        self.expire_due_named(now_ms, max, None)
+    }
+
+    /// [`Self::expire_due`], adding the removed fields' names to `names` when given (they
+    /// are propagated as HDEL).
+    pub fn expire_due_named(
+        &mut self,
+        now_ms: i64,
+        max: usize,
+        mut names: Option<&mut Vec<Bytes>>,
+    ) -> usize {
         let mut removed = 0;
         while removed < max {
             let Some((at, field)) = self.volatile.first() else {
@@ -294,6 +307,9 @@ impl FieldTable {
                 break;
             }
             let field = field.clone();
+            if let Some(names) = names.as_deref_mut() {
+                names.push(Bytes::copy_from_slice(&field));
+            }
             if !self.remove(&field) {
                 // Not stored (cannot happen: the index follows the slots); drop the entry.
                 self.volatile.pop_first();
