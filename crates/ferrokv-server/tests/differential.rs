@@ -47,6 +47,8 @@ fn run_case_file(name: &str, protocol: u8) {
         }
         if let Some(title) = line.strip_prefix("===") {
             scenario = title.trim().to_string();
+            // The old connections close first, so no scenario sees the last one's clients.
+            drop(clients);
             clients = fresh_clients(&ferrokv, &valkey, protocol);
             continue;
         }
@@ -115,6 +117,16 @@ fn fresh_clients(
             c.command(&["HELLO", "3"]);
         }
         c.command(&["FLUSHALL"]);
+        // A closed connection leaves a server when its thread notices: wait (bounded) until
+        // this is the only client, as INFO/CLIENT LIST lines expect.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let info = c.command(&["INFO", "clients"]);
+            if info.windows(21).any(|w| w == b"connected_clients:1\r\n") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
     (ours, theirs)
 }
