@@ -104,11 +104,100 @@ pub fn load_file(
     load_from(BufReader::with_capacity(1 << 20, file), keyspace, options).map(Some)
 }
 
+/// Keys handed to an inserting thread at a time.
+const BATCH: usize = 512;
+/// Batches queued per inserting thread: bounds the memory in flight when decoding runs ahead.
+const QUEUED_BATCHES: usize = 4;
+
+/// A decoded key on its way into the keyspace.
+struct Pending {
+    db: usize,
+    key: Vec<u8>,
+    entry: Entry,
+    offset: u64,
+}
+
 /// Loads a snapshot from any reader (a file, later a primary's stream).
+///
+/// This thread reads and decodes; inserting threads (one per core, up to 8) put the keys into
+/// the keyspace, each owning a fixed set of shards, so they never wait on each other's locks.
+/// Inserting is half of a load's time (a lookup for duplicates, the node allocation), and on
+/// a multi-core machine it overlaps with decoding.
 pub fn load_from<R: Read>(
     reader: R,
     keyspace: &Keyspace,
     options: LoadOptions,
+) -> Result<LoadReport, LoadError> {
+    let inserters = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    std::thread::scope(|scope| {
+        let mut queues = Vec::with_capacity(inserters);
+        let mut workers = Vec::with_capacity(inserters);
+        for _ in 0..inserters {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Pending>>(QUEUED_BATCHES);
+            queues.push(tx);
+            workers.push(scope.spawn(move || insert_batches(keyspace, rx)));
+        }
+        let decoded = decode_into(reader, keyspace, options, &queues);
+        drop(queues);
+        let mut first_duplicate: Option<LoadError> = None;
+        for worker in workers {
+            let found = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if let Some(e) = found {
+                let earlier = match (&first_duplicate, &e) {
+                    (Some(a), b) => b.offset() < a.offset(),
+                    (None, _) => true,
+                };
+                if earlier {
+                    first_duplicate = Some(e);
+                }
+            }
+        }
+        let report = decoded?;
+        match first_duplicate {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    })
+}
+
+/// Inserts what arrives on `batches`; the first duplicate key is the error (the rest of the
+/// queue is drained so the decoder never blocks on a thread that stopped).
+fn insert_batches(
+    keyspace: &Keyspace,
+    batches: std::sync::mpsc::Receiver<Vec<Pending>>,
+) -> Option<LoadError> {
+    let mut failed = None;
+    for batch in batches {
+        if failed.is_some() {
+            continue;
+        }
+        for p in batch {
+            let replaced = keyspace
+                .lock(&[&p.key])
+                .db(p.db, &p.key)
+                .insert(&p.key, p.entry);
+            if replaced.is_some() {
+                failed = Some(LoadError::DuplicateKey {
+                    offset: p.offset,
+                    key: p.key,
+                });
+                break;
+            }
+        }
+    }
+    failed
+}
+
+/// Reads and decodes every item, sending keys to the inserter that owns their shard.
+fn decode_into<R: Read>(
+    reader: R,
+    keyspace: &Keyspace,
+    options: LoadOptions,
+    queues: &[std::sync::mpsc::SyncSender<Vec<Pending>>],
 ) -> Result<LoadReport, LoadError> {
     let mut reader = FileReader::new(reader).map_err(LoadError::Format)?;
     let mut report = LoadReport {
@@ -118,6 +207,11 @@ pub fn load_from<R: Read>(
         aux: Vec::new(),
         functions: Vec::new(),
         bytes: 0,
+    };
+    let mut batches: Vec<Vec<Pending>> = queues.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+    let send = |queue: usize, batch: Vec<Pending>| {
+        // A closed queue means its inserter panicked; join reports that.
+        let _ = queues[queue].send(batch);
     };
     let mut db = 0usize;
     loop {
@@ -169,12 +263,26 @@ pub fn load_from<R: Read>(
                 };
                 let mut entry = Entry::new(value, options.policy.restored(idle_seconds, lfu_freq));
                 entry.expire_at = expire_at;
-                let replaced = keyspace.lock(&[&key]).db(db, &key).insert(&key, entry);
-                if replaced.is_some() {
-                    return Err(LoadError::DuplicateKey { offset: at, key });
+                let queue = Keyspace::shard_of(&key) % queues.len();
+                batches[queue].push(Pending {
+                    db,
+                    key,
+                    entry,
+                    offset: at,
+                });
+                if batches[queue].len() >= BATCH {
+                    send(
+                        queue,
+                        std::mem::replace(&mut batches[queue], Vec::with_capacity(BATCH)),
+                    );
                 }
                 report.keys_loaded += 1;
             }
+        }
+    }
+    for (queue, batch) in batches.into_iter().enumerate() {
+        if !batch.is_empty() {
+            send(queue, batch);
         }
     }
     report.bytes = reader.offset();
