@@ -74,10 +74,8 @@ pub fn analyze(buf: &[u8], start: usize) -> Analysis {
                         }
                         multi_at = Some(command_at);
                     }
-                    Some(b"EXEC") => {
-                        if multi_at.take().is_none() {
-                            break Some((command_at as u64, "Unexpected EXEC".into()));
-                        }
+                    Some(b"EXEC") if multi_at.take().is_none() => {
+                        break Some((command_at as u64, "Unexpected EXEC".into()));
                     }
                     _ => {}
                 }
