@@ -414,6 +414,7 @@ pub fn start_at_boot(server: &Arc<Server>) -> Result<(), String> {
     }
     let layout = Layout::from_config(&config);
     let manifest_path = layout.path(&layout.manifest_name());
+    remove_leftover_temp_files(&layout);
     let manifest = if manifest_path.exists() {
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| format!("Fail to open AOF manifest file: {e}"))?;
@@ -438,6 +439,23 @@ pub fn start_at_boot(server: &Arc<Server>) -> Result<(), String> {
         create_fresh(server, &layout)?
     };
     open_for_append(server, &layout, &manifest)
+}
+
+/// A rewrite or a manifest update cut short by a crash leaves `temp-*` files in the
+/// directory; nothing refers to them.
+fn remove_leftover_temp_files(layout: &Layout) {
+    let Ok(entries) = std::fs::read_dir(&layout.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("temp-") {
+            log::info!(
+                "Removing the leftover temporary file {}",
+                entry.file_name().to_string_lossy()
+            );
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates the directory with an empty base, a first increment and the manifest.
