@@ -151,6 +151,12 @@ pub(super) fn start(server: &Arc<Server>, enabling: bool) -> Requested {
     let mode = {
         let mut state = aof.rewrite.lock();
         if state.running.is_some() {
+            if enabling {
+                // AOF switched on while a rewrite (of AOF off, or being stopped) runs:
+                // the switch-on rewrite starts after it.
+                state.scheduled = true;
+                return Requested::Scheduled;
+            }
             return Requested::InProgress;
         }
         if !server.persistence.claim_for_rewrite() {
