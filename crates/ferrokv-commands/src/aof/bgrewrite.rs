@@ -155,15 +155,20 @@ pub(super) fn start(server: &Arc<Server>, enabling: bool) -> Requested {
                 // AOF switched on while a rewrite (of AOF off, or being stopped) runs:
                 // the switch-on rewrite starts after it.
                 state.scheduled = true;
+                aof.enable_scheduled.store(true, Relaxed);
                 return Requested::Scheduled;
             }
             return Requested::InProgress;
         }
         if !server.persistence.claim_for_rewrite() {
             state.scheduled = true;
+            if enabling {
+                aof.enable_scheduled.store(true, Relaxed);
+            }
             return Requested::Scheduled;
         }
         state.scheduled = false;
+        aof.enable_scheduled.store(false, Relaxed);
         state.last_attempt = Some(Instant::now());
         state.running = Some(Running {
             job: Job::Starting,
@@ -374,6 +379,7 @@ fn abort_job(server: &Server, job: &Job) {
 pub(super) fn abort(server: &Server) {
     let mut state = server.aof.rewrite.lock();
     state.scheduled = false;
+    server.aof.enable_scheduled.store(false, Relaxed);
     if let Some(running) = state.running.as_mut() {
         running.aborted = true;
         abort_job(server, &running.job);
@@ -420,8 +426,10 @@ fn finish(server: &Server, plan: Plan, result: Result<(u64, u64), String>) {
         }
     }
     aof.rewriting.store(false, Relaxed);
-    drop(state);
+    // Under the rewrite lock, as `start` claims it: a BGREWRITEAOF that finds no rewrite
+    // running also finds the snapshot slot free.
     server.persistence.release_rewrite();
+    drop(state);
 }
 
 /// Writes the new manifest (old files as history), deletes the old files, and writes the

@@ -79,6 +79,8 @@ pub struct Aof {
     /// AOF switched on at run time, its first rewrite not done yet: writes go to a
     /// temporary increment.
     waiting: AtomicBool,
+    /// AOF switched on, its rewrite scheduled behind a save: INFO shows it enabled already.
+    enable_scheduled: AtomicBool,
     /// `current_size` at the last rewrite's instant.
     size_at_instant: AtomicU64,
 }
@@ -315,7 +317,10 @@ impl Aof {
     pub fn info_fields(&self) -> (Vec<InfoField>, Vec<InfoField>) {
         let rw = self.rewrite.lock().info();
         let fields = vec![
-            ("aof_enabled", u8::from(self.enabled()).to_string()),
+            (
+                "aof_enabled",
+                u8::from(self.enabled() || self.enable_scheduled.load(Relaxed)).to_string(),
+            ),
             (
                 "aof_rewrite_in_progress",
                 u8::from(rw.in_progress).to_string(),
