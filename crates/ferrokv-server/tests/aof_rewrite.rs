@@ -458,3 +458,41 @@ fn a_kill_right_after_the_rewrite_starts_loses_nothing() {
     assert_eq!(c.command(&["get", "n"]), b"$2\r\n15\r\n");
     assert_eq!(int_reply(&c.command(&["dbsize"])), 5001);
 }
+
+#[test]
+fn a_failed_rewrite_keeps_the_old_file_set() {
+    let dir = TempDir::new("aofrw-fail");
+    let args = ["--appendonly", "yes"];
+    let aof_dir = dir.0.join("appendonlydir");
+    {
+        let server = start_in(&dir.0, &args);
+        let mut c = RawClient::connect(server.port).unwrap();
+        c.command(&["set", "before", "1"]);
+        // The new base cannot be renamed into place: a directory holds its name.
+        std::fs::create_dir(aof_dir.join("appendonly.aof.2.base.rdb")).unwrap();
+        assert_eq!(
+            c.command(&["bgrewriteaof"]),
+            b"+Background append only file rewriting started\r\n"
+        );
+        wait_field(&mut c, "aof_rewrite_in_progress", "0");
+        assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "err");
+        assert_eq!(info_field(&mut c, "aof_rewrites_consecutive_failures"), "1");
+        c.command(&["set", "after", "2"]);
+        let files = files_in(&aof_dir);
+        assert!(!files.iter().any(|f| f.starts_with("temp-")), "{files:?}");
+        assert!(
+            files.contains(&"appendonly.aof.1.base.aof".to_string()),
+            "{files:?}"
+        );
+    }
+    let server = start_in(&dir.0, &args);
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(c.command(&["get", "before"]), b"$1\r\n1\r\n");
+    assert_eq!(c.command(&["get", "after"]), b"$1\r\n2\r\n");
+    // Once the obstacle is gone, the next rewrite succeeds.
+    std::fs::remove_dir(aof_dir.join("appendonly.aof.2.base.rdb")).unwrap();
+    c.command(&["bgrewriteaof"]);
+    wait_field(&mut c, "aof_rewrite_in_progress", "0");
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(info_field(&mut c, "aof_rewrites_consecutive_failures"), "0");
+}
