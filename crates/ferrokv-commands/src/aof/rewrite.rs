@@ -263,8 +263,46 @@ fn write_value(out: &mut Vec<u8>, key: &[u8], value: &Value, now: i64) {
                         b(group.entries_read.to_string().as_bytes()),
                     ],
                 );
-                // TODO(aof rewrite): consumers and the pending entries list (XCLAIM ...
-                // FORCE JUSTID per pending entry, as Valkey's rewrite does).
+                // Each consumer's pending entries come back through XCLAIM .. JUSTID FORCE
+                // with their delivery time and count, as Valkey's rewrite writes them; a
+                // consumer with nothing pending through CREATECONSUMER.
+                for (consumer, state) in &group.consumers {
+                    if state.pending.is_empty() {
+                        encode(
+                            out,
+                            &[
+                                Bytes::from_static(b"XGROUP"),
+                                Bytes::from_static(b"CREATECONSUMER"),
+                                b(key),
+                                b(name),
+                                b(consumer),
+                            ],
+                        );
+                        continue;
+                    }
+                    for id in &state.pending {
+                        let Some(entry) = group.pending.get(id) else {
+                            continue;
+                        };
+                        encode(
+                            out,
+                            &[
+                                Bytes::from_static(b"XCLAIM"),
+                                b(key),
+                                b(name),
+                                b(consumer),
+                                Bytes::from_static(b"0"),
+                                Bytes::from(id.to_bytes()),
+                                Bytes::from_static(b"TIME"),
+                                b(entry.delivery_time.to_string().as_bytes()),
+                                Bytes::from_static(b"RETRYCOUNT"),
+                                b(entry.delivery_count.to_string().as_bytes()),
+                                Bytes::from_static(b"JUSTID"),
+                                Bytes::from_static(b"FORCE"),
+                            ],
+                        );
+                    }
+                }
             }
         }
     }
