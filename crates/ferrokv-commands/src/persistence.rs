@@ -178,6 +178,15 @@ impl Persistence {
         }
     }
 
+    /// Waits until no AOF rewrite holds the snapshot slot (at most `limit`). Only for
+    /// callers that hold no shard lock (SAVE, SHUTDOWN): the rewrite needs every shard.
+    pub fn wait_for_rewrite(&self, limit: std::time::Duration) {
+        let deadline = Instant::now() + limit;
+        while matches!(*self.running.lock(), Slot::AofRewrite) && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Whether a background save runs (not an AOF rewrite).
     pub fn bgsave_running(&self) -> bool {
         matches!(
@@ -516,6 +525,13 @@ pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<()
     }
     if nosave || (!force && config.save.trim().is_empty()) {
         return Ok(());
+    }
+    // As Valkey kills its AOF rewrite child: the final save needs the snapshot slot.
+    if crate::aof::abort_rewrite(server) {
+        log::warn!("There is a child rewriting the AOF. Killing it!");
+        server
+            .persistence
+            .wait_for_rewrite(std::time::Duration::from_secs(10));
     }
     log::info!("Saving the final RDB snapshot before exiting.");
     match save(server, &config, false) {

@@ -512,3 +512,44 @@ fn a_failed_rewrite_keeps_the_old_file_set() {
     assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
     assert_eq!(info_field(&mut c, "aof_rewrites_consecutive_failures"), "0");
 }
+
+#[test]
+fn save_waits_for_a_rewrite_and_shutdown_stops_it() {
+    let dir = TempDir::new("aofrw-save");
+    let mut server = start_in(&dir.0, &["--appendonly", "yes"]);
+    let mut c = RawClient::connect(server.port).unwrap();
+    c.command(&["debug", "populate", "300"]);
+    c.command(&["config", "set", "rdb-key-save-delay", "2000"]);
+    assert_eq!(
+        c.command(&["bgrewriteaof"]),
+        b"+Background append only file rewriting started\r\n"
+    );
+    assert_eq!(c.command(&["save"]), b"+OK\r\n");
+    assert!(dir.0.join("dump.rdb").exists());
+    assert_eq!(info_field(&mut c, "aof_rewrites"), "1");
+    // SHUTDOWN with save rules during a rewrite: the rewrite is stopped, the save done.
+    std::fs::remove_file(dir.0.join("dump.rdb")).unwrap();
+    c.command(&["config", "set", "save", "3600 1"]);
+    assert_eq!(
+        c.command(&["bgrewriteaof"]),
+        b"+Background append only file rewriting started\r\n"
+    );
+    c.send_raw(&common::encode(&["shutdown"]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "SHUTDOWN did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dir.0.join("dump.rdb").exists());
+    let files = files_in(&dir.0.join("appendonlydir"));
+    // The stopped rewrite's new increment stays listed; its base never appeared.
+    assert!(!files.iter().any(|f| f.contains(".3.base")), "{files:?}");
+    drop(server);
+    let server = start_in(&dir.0, &["--appendonly", "yes"]);
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(int_reply(&c.command(&["dbsize"])), 300);
+}

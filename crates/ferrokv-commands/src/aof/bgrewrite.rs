@@ -374,16 +374,20 @@ fn abort_job(server: &Server, job: &Job) {
     }
 }
 
-/// `CONFIG SET appendonly no`: stops a running rewrite (its files are removed) and forgets
-/// a scheduled one, as Valkey kills its rewrite child.
-pub(super) fn abort(server: &Server) {
+/// `CONFIG SET appendonly no`, SHUTDOWN: stops a running rewrite (its files are removed)
+/// and forgets a scheduled one, as Valkey kills its rewrite child. Returns whether one ran.
+pub fn abort(server: &Server) -> bool {
     let mut state = server.aof.rewrite.lock();
     state.scheduled = false;
     server.aof.enable_scheduled.store(false, Relaxed);
-    if let Some(running) = state.running.as_mut() {
-        running.aborted = true;
-        abort_job(server, &running.job);
-        log::info!("Killing running AOF rewrite child");
+    match state.running.as_mut() {
+        Some(running) => {
+            running.aborted = true;
+            abort_job(server, &running.job);
+            log::info!("Killing running AOF rewrite child");
+            true
+        }
+        None => false,
     }
 }
 

@@ -37,7 +37,7 @@ use crate::propagate::Subscription;
 use crate::server::Server;
 use manifest::{FileEntry, FileKind, Manifest};
 
-pub use bgrewrite::{Requested, bgrewriteaof, cron};
+pub use bgrewrite::{Requested, abort as abort_rewrite, bgrewriteaof, cron};
 pub use load::load_dir;
 
 const POLICY_ALWAYS: u8 = 0;
@@ -597,7 +597,7 @@ impl Aof {
 
 /// CONFIG SET appendonly no: a running rewrite is stopped, then appending.
 fn stop(server: &Server) {
-    bgrewrite::abort(server);
+    let _ = bgrewrite::abort(server);
     server.aof.stop_writer(server);
     *server.aof.manifest.lock() = None;
 }

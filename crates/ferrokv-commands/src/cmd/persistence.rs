@@ -65,6 +65,11 @@ fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// `SAVE`: Valkey answers a failed save with a bare `ERR`.
 fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let config = ctx.client.config.clone();
+    // One snapshot at a time: SAVE waits for a running AOF rewrite (SAVE runs outside
+    // transactions and scripts, so no shard is held here).
+    ctx.server
+        .persistence
+        .wait_for_rewrite(std::time::Duration::from_secs(3600));
     match persistence::save(ctx.server, &config, true) {
         Ok(()) => {
             ctx.reply.ok();
