@@ -52,6 +52,7 @@ enum Mode {
     Enabling,
 }
 
+#[derive(Clone)]
 enum Job {
     /// Waiting for every shard lock.
     Starting,
@@ -334,18 +335,15 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
     {
         let mut state = aof.rewrite.lock();
         if let Some(running) = state.running.as_mut() {
-            running.job = match &job {
-                Job::Rdb(s) => Job::Rdb(s.clone()),
-                Job::Commands(c) => Job::Commands(c.clone()),
-                Job::Starting => Job::Starting,
-            };
+            running.job = job.clone();
             if running.aborted {
                 abort_job(server, &running.job);
             }
         }
     }
     let owner = server.clone();
-    std::thread::Builder::new()
+    let handle = job.clone();
+    let spawned = std::thread::Builder::new()
         .name("ferrokv-aofrw".into())
         .spawn(move || {
             // Bytes written to the previous increment before the instant reach the disk
@@ -361,8 +359,12 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
                 Job::Starting => Err("no job".into()),
             };
             finish(&owner, plan, result);
-        })
-        .map_err(|e| format!("Can't start the rewrite thread: {e}"))?;
+        });
+    if let Err(e) = spawned {
+        // Nobody will complete the snapshot: stop it so no shard stays pending.
+        abort_job(server, &handle);
+        return Err(format!("Can't start the rewrite thread: {e}"));
+    }
     Ok(())
 }
 
