@@ -49,6 +49,19 @@ pub fn run(path: &Path) -> ExitCode {
     }
 }
 
+/// Checks an RDB image at the start of `input` (an AOF's RDB preamble) with the summary
+/// printed: the offset just after its checksum, or the offset and reason of the damage.
+pub fn check_preamble(input: impl std::io::Read) -> Result<u64, (u64, String)> {
+    let mut summary = Summary::default();
+    let result = check(input, &mut summary);
+    if let Err(e) = &result {
+        println!("--- RDB ERROR DETECTED ---");
+        println!("[offset {}] {}", e.offset, e.kind);
+    }
+    print_summary(&summary);
+    result.map_err(|e| (e.offset, e.kind.to_string()))
+}
+
 /// Reads the whole file; the offset at its end on success.
 fn check(input: impl std::io::Read, summary: &mut Summary) -> RdbResult<u64> {
     let mut reader = FileReader::new(input)?;

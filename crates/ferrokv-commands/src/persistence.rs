@@ -47,6 +47,9 @@ enum Slot {
         background: bool,
     },
     Running(Running),
+    /// An AOF rewrite holds the keyspace's snapshot machinery (one snapshot at a time, as
+    /// Valkey runs one child at a time).
+    AofRewrite,
 }
 
 impl Slot {
@@ -75,6 +78,8 @@ pub struct Persistence {
     /// Unix seconds a background save started, or 0.
     bgsave_started_unix: AtomicI64,
     saves: AtomicU64,
+    /// `BGSAVE SCHEDULE` while an AOF rewrite runs: the cron starts it afterwards.
+    bgsave_scheduled: AtomicBool,
     last_extra_bytes: AtomicU64,
     pub loading: AtomicBool,
     last_load_keys_loaded: AtomicU64,
@@ -155,6 +160,59 @@ impl Persistence {
             && !config.save.trim().is_empty()
     }
 
+    /// Takes the snapshot slot for an AOF rewrite; false while a save runs.
+    pub fn claim_for_rewrite(&self) -> bool {
+        let mut slot = self.running.lock();
+        if !slot.is_idle() {
+            return false;
+        }
+        *slot = Slot::AofRewrite;
+        true
+    }
+
+    /// The AOF rewrite is over: the slot is free again.
+    pub fn release_rewrite(&self) {
+        let mut slot = self.running.lock();
+        if matches!(*slot, Slot::AofRewrite) {
+            *slot = Slot::Idle;
+        }
+    }
+
+    /// Waits until no AOF rewrite holds the snapshot slot (at most `limit`). Only for
+    /// callers that hold no shard lock (SAVE, SHUTDOWN): the rewrite needs every shard.
+    pub fn wait_for_rewrite(&self, limit: std::time::Duration) {
+        let deadline = Instant::now() + limit;
+        while matches!(*self.running.lock(), Slot::AofRewrite) && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Whether a background save runs (not an AOF rewrite).
+    pub fn bgsave_running(&self) -> bool {
+        matches!(
+            *self.running.lock(),
+            Slot::Running(Running {
+                background: true,
+                ..
+            }) | Slot::Starting { background: true }
+        )
+    }
+
+    /// `BGSAVE SCHEDULE` behind an AOF rewrite. Returns false when a save (not a rewrite)
+    /// runs: then it fails like BGSAVE.
+    pub fn schedule_bgsave(&self) -> bool {
+        if matches!(*self.running.lock(), Slot::AofRewrite) {
+            self.bgsave_scheduled.store(true, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// `BGSAVE CANCEL` of a scheduled save: whether one was scheduled.
+    pub fn cancel_scheduled_bgsave(&self) -> bool {
+        self.bgsave_scheduled.swap(false, Relaxed)
+    }
+
     /// Forgets the changes made so far (FLUSHALL with save rules saves and starts afresh).
     pub fn mark_all_saved(&self) {
         self.dirty_saved.store(total_dirty(), Relaxed);
@@ -162,7 +220,7 @@ impl Persistence {
 }
 
 /// How a save writes keys, from the configuration.
-fn save_options(server: &Server, config: &Config) -> SaveOptions {
+pub(crate) fn save_options(server: &Server, config: &Config) -> SaveOptions {
     let policy = AccessPolicy::from_config(
         &config.maxmemory_policy,
         config.lfu_log_factor,
@@ -331,6 +389,11 @@ pub fn bgsave(server: &Server, config: &Config) -> Result<(), CmdError> {
             }
             Ok(())
         }
+        Err(StartError::InProgress) if matches!(*p.running.lock(), Slot::AofRewrite) => {
+            Err(CmdError::err(
+                "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+            ))
+        }
         Err(StartError::InProgress) => Err(CmdError::err("Background save already in progress")),
         Err(StartError::Failed(e)) => {
             p.saves.fetch_add(1, Relaxed);
@@ -422,7 +485,14 @@ pub fn abort_running(server: &Server) -> bool {
 pub fn cron(server: &Server) {
     let p = &server.persistence;
     let config = server.config.load();
-    if config.save.trim().is_empty() || !p.running.lock().is_idle() {
+    if !p.running.lock().is_idle() {
+        return;
+    }
+    if p.bgsave_scheduled.swap(false, Relaxed) {
+        let _ = bgsave(server, &config);
+        return;
+    }
+    if config.save.trim().is_empty() {
         return;
     }
     let changes = total_dirty().saturating_sub(p.dirty_saved.load(Relaxed));
@@ -455,6 +525,13 @@ pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<()
     }
     if nosave || (!force && config.save.trim().is_empty()) {
         return Ok(());
+    }
+    // As Valkey kills its AOF rewrite child: the final save needs the snapshot slot.
+    if crate::aof::abort_rewrite(server) {
+        log::warn!("There is a child rewriting the AOF. Killing it!");
+        server
+            .persistence
+            .wait_for_rewrite(std::time::Duration::from_secs(10));
     }
     log::info!("Saving the final RDB snapshot before exiting.");
     match save(server, &config, false) {

@@ -210,7 +210,7 @@ directives! {
         "Fsync the rewritten AOF every 4 MB.";
     aof_timestamp_enabled: bool = "aof-timestamp-enabled" [], "no", Kind::Bool, 0,
         "Write timestamp annotations into the AOF.";
-    aof_use_rdb_preamble: bool = "aof-use-rdb-preamble" [], "yes", Kind::Bool, PENDING,
+    aof_use_rdb_preamble: bool = "aof-use-rdb-preamble" [], "yes", Kind::Bool, 0,
         "Start rewritten AOFs with an RDB snapshot.";
     appenddirname: String = "appenddirname" [], "appendonlydir", Kind::Str, IMMUTABLE,
         "Directory (inside dir) holding the AOF files.";
@@ -220,9 +220,9 @@ directives! {
         "When the AOF is fsynced: always, everysec or no.";
     appendonly: bool = "appendonly" [], "no", Kind::Bool, 0,
         "Log every write to the append-only file.";
-    auto_aof_rewrite_min_size: i64 = "auto-aof-rewrite-min-size" [], "67108864", Kind::memory(0, i64::MAX), PENDING,
+    auto_aof_rewrite_min_size: i64 = "auto-aof-rewrite-min-size" [], "67108864", Kind::memory(0, i64::MAX), 0,
         "Smallest AOF size that triggers an automatic rewrite.";
-    auto_aof_rewrite_percentage: i64 = "auto-aof-rewrite-percentage" [], "100", Kind::int(0, I32), PENDING,
+    auto_aof_rewrite_percentage: i64 = "auto-aof-rewrite-percentage" [], "100", Kind::int(0, I32), 0,
         "AOF growth percent that triggers a rewrite; 0 disables.";
     availability_zone: String = "availability-zone" [], "", Kind::Str, PENDING,
         "Zone name reported to clients (HELLO, CLUSTER SHARDS).";
@@ -434,7 +434,7 @@ directives! {
         "The same threshold when I/O threads are in use.";
     mptcp: bool = "mptcp" [], "no", Kind::Bool, IMMUTABLE | PENDING,
         "Accept Multipath TCP connections.";
-    no_appendfsync_on_rewrite: bool = "no-appendfsync-on-rewrite" [], "no", Kind::Bool, PENDING,
+    no_appendfsync_on_rewrite: bool = "no-appendfsync-on-rewrite" [], "no", Kind::Bool, 0,
         "Skip AOF fsyncs while a rewrite or snapshot runs.";
     notify_keyspace_events: special::NotifyEvents = "notify-keyspace-events" [], "", Kind::Custom(special::notify_keyspace_events), 0,
         "Classes of keyspace events published; empty disables notifications.";

@@ -91,6 +91,19 @@ impl Snapshot {
         sink: Box<dyn SnapshotSink>,
         options: SaveOptions,
     ) -> Result<Arc<Snapshot>, String> {
+        Self::start_with(keyspace, sink, options, || Ok(()))
+    }
+
+    /// [`Snapshot::start`], running `at_instant` at the snapshot's instant (every shard
+    /// locked, the preamble written): an AOF rewrite switches its increment file there, so
+    /// that every write is either in the snapshot or after it in the new increment. If it
+    /// fails, nothing starts.
+    pub fn start_with(
+        keyspace: &Keyspace,
+        sink: Box<dyn SnapshotSink>,
+        options: SaveOptions,
+        at_instant: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Arc<Snapshot>, String> {
         let snapshot = Arc::new(Snapshot {
             output: Mutex::new(Output {
                 sink: Some(sink),
@@ -131,10 +144,10 @@ impl Snapshot {
             let mut e = Encoder::new(this.options.compress);
             this.write_preamble(&mut e, target, &counts);
             this.append(&e.buf);
-            match this.output.lock().error.clone() {
-                Some(error) => Err(error),
-                None => Ok(()),
+            if let Some(error) = this.output.lock().error.clone() {
+                return Err(error);
             }
+            at_instant()
         });
         if let Err(error) = started {
             snapshot.discard();

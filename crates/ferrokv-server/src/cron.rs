@@ -24,6 +24,7 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         }
         cycle.run(&server, hz);
         ferrokv_commands::persistence::cron(&server);
+        ferrokv_commands::aof::cron(&server);
         ferrokv_commands::cmd::info::sample_metrics();
         evict::background(&server);
     }

@@ -144,6 +144,15 @@ fn switching_appendonly_on_at_run_time_writes_the_dataset_as_base() {
             b"+OK\r\n"
         );
         c.command(&["set", "after", "1"]);
+        // The base is written in the background (as Valkey): the new file set is in place
+        // once the rewrite is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !String::from_utf8_lossy(&c.command(&["info", "persistence"]))
+            .contains("aof_rewrites:1\r\n")
+        {
+            assert!(std::time::Instant::now() < deadline, "rewrite never ended");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let mut snap = snapshot(&mut c);
         snap.push(c.command(&["get", "after"]));
         snap

@@ -1,7 +1,8 @@
 //! The append-only file: a pinned consumer of the propagation stream that appends it to the
 //! current increment file of a multi-part AOF directory (`manifest.rs`), loads the
-//! directory at start-up (`load.rs`), and writes a base file from the dataset when AOF is
-//! switched on at run time (`rewrite.rs`).
+//! directory at start-up (`load.rs`), and rewrites it in the background from a snapshot
+//! (`bgrewrite.rs`: BGREWRITEAOF, automatic rewrites, switching AOF on at run time; the
+//! command-form base is `rewrite.rs`).
 //!
 //! **When bytes reach the file.** Before a connection writes its replies it calls
 //! [`Aof::before_reply`]: the stream's new bytes are written (one `write`) by whichever
@@ -16,6 +17,7 @@
 //! The background thread also writes what no connection wrote (a batch whose writer lost
 //! the race for the lock) every 100 ms, and retries after a write error.
 
+mod bgrewrite;
 mod load;
 pub mod manifest;
 mod rewrite;
@@ -35,6 +37,7 @@ use crate::propagate::Subscription;
 use crate::server::Server;
 use manifest::{FileEntry, FileKind, Manifest};
 
+pub use bgrewrite::{Requested, abort as abort_rewrite, bgrewriteaof, cron};
 pub use load::load_dir;
 
 const POLICY_ALWAYS: u8 = 0;
@@ -68,6 +71,18 @@ pub struct Aof {
     base_size: AtomicU64,
     timestamps: AtomicBool,
     last_fsync_ms: AtomicI64,
+    /// The directory's manifest while the AOF is on.
+    manifest: Mutex<Option<Manifest>>,
+    rewrite: Mutex<bgrewrite::RewriteState>,
+    /// A rewrite runs (read by the fsync policy without the rewrite lock).
+    rewriting: AtomicBool,
+    /// AOF switched on at run time, its first rewrite not done yet: writes go to a
+    /// temporary increment.
+    waiting: AtomicBool,
+    /// AOF switched on, its rewrite scheduled behind a save: INFO shows it enabled already.
+    enable_scheduled: AtomicBool,
+    /// `current_size` at the last rewrite's instant.
+    size_at_instant: AtomicU64,
 }
 
 struct Writer {
@@ -119,7 +134,7 @@ impl Aof {
             }
             if let Some(w) = guard.as_mut() {
                 self.write_locked(server, w);
-                if !self.failing.load(Relaxed) {
+                if !self.failing.load(Relaxed) && !self.fsync_paused(server) {
                     self.sync_locked(w);
                 }
                 if self.failing.load(Relaxed) {
@@ -226,6 +241,7 @@ impl Aof {
         let now = ferrokv_store::clock::now_ms();
         if self.policy.load(Relaxed) == POLICY_EVERYSEC
             && now - self.last_fsync_ms.load(Relaxed) >= 1000
+            && !self.fsync_paused(server)
         {
             let written = self.written.load(Acquire);
             if written > self.synced.load(Acquire)
@@ -240,6 +256,53 @@ impl Aof {
         }
     }
 
+    /// `no-appendfsync-on-rewrite yes` while a rewrite or a background save runs: no fsync
+    /// (the disk is busy with the snapshot; Valkey makes the same trade).
+    fn fsync_paused(&self, server: &Server) -> bool {
+        server.config.load().no_appendfsync_on_rewrite
+            && (self.rewriting.load(Relaxed) || server.persistence.bgsave_running())
+    }
+
+    /// At a rewrite's instant (every shard locked, so the stream cannot grow): writes what
+    /// is pending to the current increment and makes `file` the increment from now on.
+    /// Returns the previous file, to be fsynced outside the locks.
+    fn switch_increment(&self, server: &Server, file: File) -> Result<Option<File>, String> {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(None);
+        };
+        self.write_locked(server, w);
+        if self.failing.load(Relaxed) {
+            return Err(self.last_error.lock().clone());
+        }
+        if self.policy.load(Relaxed) == POLICY_ALWAYS {
+            // Replies waiting for `synced` must not be released by the new file's fsync.
+            self.sync_locked(w);
+        }
+        let sync_handle = file
+            .try_clone()
+            .map_err(|e| format!("Can't open the new AOF increment: {e}"))?;
+        w.sync_handle = sync_handle;
+        let old = std::mem::replace(&mut w.file, file);
+        self.size_at_instant
+            .store(self.current_size.load(Relaxed), Relaxed);
+        // The new increment follows the new base: it must start with its own SELECT.
+        server.stream.reset_selected_db();
+        Ok(Some(old))
+    }
+
+    /// A rewrite installed a base of `base_bytes`: the AOF is now that base plus what the
+    /// new increment received since the instant.
+    fn rewritten(&self, base_bytes: u64) {
+        let _guard = self.writer.lock();
+        let since = self
+            .current_size
+            .load(Relaxed)
+            .saturating_sub(self.size_at_instant.load(Relaxed));
+        self.current_size.store(base_bytes + since, Relaxed);
+        self.base_size.store(base_bytes + since, Relaxed);
+    }
+
     /// Writes and fsyncs everything (SHUTDOWN, turning AOF off).
     pub fn flush_all(&self, server: &Server) {
         let mut guard = self.writer.lock();
@@ -252,15 +315,28 @@ impl Aof {
     /// INFO persistence's AOF fields, in the oracle's order: those before the module fork
     /// fields, and those after them (only while AOF is on).
     pub fn info_fields(&self) -> (Vec<InfoField>, Vec<InfoField>) {
+        let rw = self.rewrite.lock().info();
         let fields = vec![
-            ("aof_enabled", u8::from(self.enabled()).to_string()),
-            ("aof_rewrite_in_progress", "0".into()),
-            ("aof_rewrite_scheduled", "0".into()),
-            ("aof_last_rewrite_time_sec", "-1".into()),
-            ("aof_current_rewrite_time_sec", "-1".into()),
-            ("aof_last_bgrewrite_status", "ok".into()),
-            ("aof_rewrites", "0".into()),
-            ("aof_rewrites_consecutive_failures", "0".into()),
+            (
+                "aof_enabled",
+                u8::from(self.enabled() || self.enable_scheduled.load(Relaxed)).to_string(),
+            ),
+            (
+                "aof_rewrite_in_progress",
+                u8::from(rw.in_progress).to_string(),
+            ),
+            ("aof_rewrite_scheduled", u8::from(rw.scheduled).to_string()),
+            ("aof_last_rewrite_time_sec", rw.last_secs.to_string()),
+            ("aof_current_rewrite_time_sec", rw.current_secs.to_string()),
+            (
+                "aof_last_bgrewrite_status",
+                if rw.last_ok { "ok" } else { "err" }.into(),
+            ),
+            ("aof_rewrites", rw.rewrites.to_string()),
+            (
+                "aof_rewrites_consecutive_failures",
+                rw.consecutive_failures.to_string(),
+            ),
             (
                 "aof_last_write_status",
                 if self.failing.load(Relaxed) {
@@ -270,7 +346,7 @@ impl Aof {
                 }
                 .into(),
             ),
-            ("aof_last_cow_size", "0".into()),
+            ("aof_last_cow_size", rw.last_peak_bytes.to_string()),
         ];
         let mut tail = Vec::new();
         if self.enabled() {
@@ -280,7 +356,7 @@ impl Aof {
                     self.current_size.load(Relaxed).to_string(),
                 ),
                 ("aof_base_size", self.base_size.load(Relaxed).to_string()),
-                ("aof_pending_rewrite", "0".into()),
+                ("aof_pending_rewrite", u8::from(rw.scheduled).to_string()),
                 ("aof_buffer_length", "0".into()),
                 ("aof_pending_bio_fsync", "0".into()),
                 ("aof_delayed_fsync", "0".into()),
@@ -313,6 +389,16 @@ impl Layout {
         format!("{}.{seq}.base.aof", self.file_name)
     }
 
+    /// The base in RDB format (`aof-use-rdb-preamble yes`).
+    pub fn rdb_base_name(&self, seq: u64) -> String {
+        format!("{}.{seq}.base.rdb", self.file_name)
+    }
+
+    /// The increment that collects writes while AOF is being switched on.
+    pub fn temp_incr_name(&self) -> String {
+        format!("temp-{}.incr", self.file_name)
+    }
+
     pub fn incr_name(&self, seq: u64) -> String {
         format!("{}.{seq}.incr.aof", self.file_name)
     }
@@ -333,21 +419,52 @@ pub fn start_at_boot(server: &Arc<Server>) -> Result<(), String> {
     }
     let layout = Layout::from_config(&config);
     let manifest_path = layout.path(&layout.manifest_name());
+    remove_leftover_temp_files(&layout);
     let manifest = if manifest_path.exists() {
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| format!("Fail to open AOF manifest file: {e}"))?;
-        let manifest = Manifest::parse(&text)?;
+        let mut manifest = Manifest::parse(&text)?;
         load::load_dir(server, &layout, &manifest)?;
+        if manifest.incrs.is_empty() {
+            // A base written while AOF was off (BGREWRITEAOF): appending needs an increment.
+            let seq = manifest.history.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+            let incr = FileEntry {
+                name: layout.incr_name(seq),
+                seq,
+                kind: FileKind::Incr,
+            };
+            write_durably(&layout.path(&incr.name), &[])?;
+            manifest.incrs.push(incr);
+            manifest
+                .store(&layout.dir, &layout.manifest_name())
+                .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
+        }
         manifest
     } else {
-        create_fresh(server, &layout, None)?
+        create_fresh(server, &layout)?
     };
     open_for_append(server, &layout, &manifest)
 }
 
-/// Creates the directory with an empty base (or the current dataset, `base`), a first
-/// increment and the manifest.
-fn create_fresh(server: &Server, layout: &Layout, base: Option<&[u8]>) -> Result<Manifest, String> {
+/// A rewrite or a manifest update cut short by a crash leaves `temp-*` files in the
+/// directory; nothing refers to them.
+fn remove_leftover_temp_files(layout: &Layout) {
+    let Ok(entries) = std::fs::read_dir(&layout.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("temp-") {
+            log::info!(
+                "Removing the leftover temporary file {}",
+                entry.file_name().to_string_lossy()
+            );
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Creates the directory with an empty base, a first increment and the manifest.
+fn create_fresh(server: &Server, layout: &Layout) -> Result<Manifest, String> {
     std::fs::create_dir_all(&layout.dir).map_err(|e| {
         format!(
             "Can't open or create append-only dir {}: {}",
@@ -360,11 +477,8 @@ fn create_fresh(server: &Server, layout: &Layout, base: Option<&[u8]>) -> Result
         seq: 1,
         kind: FileKind::Base,
     };
-    write_durably(&layout.path(&base_entry.name), base.unwrap_or_default())?;
-    server
-        .aof
-        .base_size
-        .store(base.map_or(0, |b| b.len() as u64), Relaxed);
+    write_durably(&layout.path(&base_entry.name), &[])?;
+    server.aof.base_size.store(0, Relaxed);
     let incr = FileEntry {
         name: layout.incr_name(1),
         seq: 1,
@@ -398,20 +512,20 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+fn open_append(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("Can't open the append-only file {}: {e}", path.display()))
+}
+
 /// Subscribes to the stream and opens the last increment file for appending.
 fn open_for_append(server: &Server, layout: &Layout, manifest: &Manifest) -> Result<(), String> {
     let Some(last) = manifest.incrs.last() else {
         return Err("The AOF manifest names no increment file".into());
     };
-    let path = layout.path(&last.name);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| format!("Can't open the append-only file {}: {e}", last.name))?;
-    let sync_handle = file
-        .try_clone()
-        .map_err(|e| format!("Can't open the append-only file {}: {e}", last.name))?;
+    let file = open_append(&layout.path(&last.name))?;
     let sizes: u64 = manifest
         .incrs
         .iter()
@@ -419,100 +533,82 @@ fn open_for_append(server: &Server, layout: &Layout, manifest: &Manifest) -> Res
         .filter_map(|e| std::fs::metadata(layout.path(&e.name)).ok())
         .map(|m| m.len())
         .sum();
-    let base_size = manifest
-        .base
-        .as_ref()
-        .and_then(|e| std::fs::metadata(layout.path(&e.name)).ok())
-        .map_or(0, |m| m.len());
-    let aof = &server.aof;
     let config = server.config.load();
-    let mut guard = aof.writer.lock();
-    let sub = server.stream.subscribe(true);
-    aof.written.store(sub.offset, Release);
-    aof.synced.store(sub.offset, Release);
-    aof.current_size.store(sizes, Relaxed);
-    aof.base_size.store(base_size, Relaxed);
-    aof.policy.store(policy_of(&config.appendfsync), Relaxed);
-    aof.timestamps.store(config.aof_timestamp_enabled, Relaxed);
-    *guard = Some(Writer {
-        sub,
-        file,
-        sync_handle,
-        offset: sub.offset,
-        buf: Vec::new(),
-        last_ts: 0,
-    });
-    aof.enabled.store(true, Relaxed);
-    drop(guard);
-    start_background_thread();
+    server.aof.begin_appending(server, &config, file, false)?;
+    // As Valkey after loading: the size the automatic rewrite's growth is measured from.
+    server.aof.current_size.store(sizes, Relaxed);
+    server.aof.base_size.store(sizes, Relaxed);
+    *server.aof.manifest.lock() = Some(manifest.clone());
     Ok(())
 }
 
-/// Stops appending (CONFIG SET appendonly no): everything written and fsynced first.
-fn stop(server: &Server) {
-    let aof = &server.aof;
-    aof.flush_all(server);
-    let mut guard = aof.writer.lock();
-    if let Some(w) = guard.take() {
-        server.stream.unsubscribe(w.sub);
+impl Aof {
+    /// Subscribes to the stream (from its end now) and appends it to `file`. `waiting`:
+    /// `file` is the temporary increment of AOF being switched on.
+    fn begin_appending(
+        &self,
+        server: &Server,
+        config: &ferrokv_config::Config,
+        file: File,
+        waiting: bool,
+    ) -> Result<(), String> {
+        let sync_handle = file
+            .try_clone()
+            .map_err(|e| format!("Can't open the append-only file: {e}"))?;
+        let mut guard = self.writer.lock();
+        if let Some(w) = guard.take() {
+            server.stream.unsubscribe(w.sub);
+        }
+        let sub = server.stream.subscribe(true);
+        self.written.store(sub.offset, Release);
+        self.synced.store(sub.offset, Release);
+        self.current_size.store(0, Relaxed);
+        self.size_at_instant.store(0, Relaxed);
+        self.policy.store(policy_of(&config.appendfsync), Relaxed);
+        self.timestamps.store(config.aof_timestamp_enabled, Relaxed);
+        self.failing.store(false, Relaxed);
+        *guard = Some(Writer {
+            sub,
+            file,
+            sync_handle,
+            offset: sub.offset,
+            buf: Vec::new(),
+            last_ts: 0,
+        });
+        self.waiting.store(waiting, Relaxed);
+        self.enabled.store(true, Relaxed);
+        drop(guard);
+        start_background_thread();
+        Ok(())
     }
-    aof.enabled.store(false, Relaxed);
-    aof.failing.store(false, Relaxed);
+
+    /// Stops appending: everything written and fsynced first.
+    fn stop_writer(&self, server: &Server) {
+        self.flush_all(server);
+        let mut guard = self.writer.lock();
+        if let Some(w) = guard.take() {
+            server.stream.unsubscribe(w.sub);
+        }
+        self.enabled.store(false, Relaxed);
+        self.waiting.store(false, Relaxed);
+        self.failing.store(false, Relaxed);
+    }
 }
 
-/// CONFIG SET appendonly yes at run time: a new directory state whose base is the current
-/// dataset (written while every shard is locked, so the stream resumes exactly after it).
-fn start_at_runtime(server: &Server) -> Result<(), String> {
-    let config = server.config.load();
-    let layout = Layout::from_config(&config);
-    let manifest_path = layout.path(&layout.manifest_name());
-    // Hold the keyspace: no write between the snapshot and the subscription.
-    let locked = server.keyspace.lock_all();
-    let base = rewrite::dataset_as_commands(server, locked);
-    let next_seq = std::fs::read_to_string(&manifest_path)
-        .ok()
-        .and_then(|t| Manifest::parse(&t).ok());
-    let manifest = match next_seq {
-        Some(old) => {
-            // Rewrite over an existing directory: the next sequence numbers.
-            let base_seq = old.base.as_ref().map_or(0, |b| b.seq) + 1;
-            let incr_seq = old.incrs.last().map_or(0, |i| i.seq) + 1;
-            std::fs::create_dir_all(&layout.dir).map_err(|e| e.to_string())?;
-            let base_entry = FileEntry {
-                name: layout.base_name(base_seq),
-                seq: base_seq,
-                kind: FileKind::Base,
-            };
-            write_durably(&layout.path(&base_entry.name), &base.bytes)?;
-            let incr = FileEntry {
-                name: layout.incr_name(incr_seq),
-                seq: incr_seq,
-                kind: FileKind::Incr,
-            };
-            write_durably(&layout.path(&incr.name), &[])?;
-            let manifest = Manifest {
-                base: Some(base_entry),
-                history: Vec::new(),
-                incrs: vec![incr],
-            };
-            manifest
-                .store(&layout.dir, &layout.manifest_name())
-                .map_err(|e| e.to_string())?;
-            for old_file in old
-                .base
-                .iter()
-                .chain(old.history.iter())
-                .chain(old.incrs.iter())
-            {
-                let _ = std::fs::remove_file(layout.path(&old_file.name));
-            }
-            manifest
-        }
-        None => create_fresh(server, &layout, Some(&base.bytes))?,
-    };
-    let result = open_for_append(server, &layout, &manifest);
-    drop(base.locked);
-    result
+/// CONFIG SET appendonly no: a running rewrite is stopped, then appending.
+fn stop(server: &Server) {
+    let _ = bgrewrite::abort(server);
+    server.aof.stop_writer(server);
+    *server.aof.manifest.lock() = None;
+}
+
+/// CONFIG SET appendonly yes at run time: a background rewrite whose instant starts the
+/// writer (into a temporary increment until the base is complete), as Valkey.
+fn start_at_runtime(server: &Arc<Server>) -> Result<(), String> {
+    match bgrewrite::start(server, true) {
+        Requested::Failed => Err("Can't start the AOF background rewrite".into()),
+        Requested::Started | Requested::Scheduled | Requested::InProgress => Ok(()),
+    }
 }
 
 fn register_hooks() {
@@ -526,7 +622,6 @@ fn register_hooks() {
                     log::warn!("Background append only file rewriting failed: {e}");
                     return Err(e);
                 }
-                log::info!("Background append only file rewriting terminated with success");
             }
             (false, true) => stop(&server),
             _ => {}

@@ -1,59 +1,170 @@
-//! The dataset as commands (an AOF-format base file), written when AOF is switched on while
-//! the server runs. Collections go out in batches of 64 items per command, like Valkey's
-//! `AOF_REWRITE_ITEMS_PER_CMD`; TTLs as PEXPIREAT, hash field TTLs as HPEXPIREAT.
+//! The dataset as commands: the AOF-format base a rewrite writes with
+//! `aof-use-rdb-preamble no`. Each shard is serialized on first touch, like an RDB
+//! snapshot ([`CommandsBase`] is a `ShardDumper`), each database's keys after a SELECT.
+//! Collections go out in batches of 64 items per command, like Valkey's
+//! `AOF_REWRITE_ITEMS_PER_CMD`; TTLs as PEXPIREAT, hash field TTLs as HPEXPIREAT. Keys
+//! already expired are left out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
-use ferrokv_store::{Locked, NO_EXPIRE, Value};
+use ferrokv_persist::SnapshotSink;
+use ferrokv_store::{Keyspace, NO_EXPIRE, SHARD_COUNT, Shard, ShardDumper, Value};
+use parking_lot::Mutex;
 
 use crate::propagate::encode;
-use crate::server::Server;
 
 const ITEMS_PER_COMMAND: usize = 64;
-
-/// The base file's bytes, and the locks still held so the caller can subscribe to the
-/// stream before any other write.
-pub struct Base<'a> {
-    pub bytes: Vec<u8>,
-    pub locked: Locked<'a>,
-}
 
 fn b(s: &[u8]) -> Bytes {
     Bytes::copy_from_slice(s)
 }
 
-pub fn dataset_as_commands<'a>(server: &'a Server, mut locked: Locked<'a>) -> Base<'a> {
-    let now = ferrokv_store::clock::now_ms();
-    let mut out = Vec::new();
-    let databases = server.keyspace.databases();
-    for db in 0..databases {
-        let mut wrote_select = false;
-        for (_, shard) in locked.shards() {
-            shard.dbs[db].for_each(|key, entry| {
-                if entry.expire_at != NO_EXPIRE && entry.expire_at <= now {
-                    return;
-                }
-                if !wrote_select {
-                    encode(
-                        &mut out,
-                        &[Bytes::from_static(b"SELECT"), b(db.to_string().as_bytes())],
-                    );
-                    wrote_select = true;
-                }
-                write_value(&mut out, key, &entry.value, now);
-                if entry.expire_at != NO_EXPIRE {
-                    encode(
-                        &mut out,
-                        &[
-                            Bytes::from_static(b"PEXPIREAT"),
-                            b(key),
-                            b(entry.expire_at.to_string().as_bytes()),
-                        ],
-                    );
-                }
-            });
+/// Appends every live key of `shard` as commands.
+pub fn shard_as_commands(shard: &Shard, out: &mut Vec<u8>, now: i64) -> u64 {
+    let mut keys = 0;
+    for db in shard.dbs.iter() {
+        if db.is_empty() {
+            continue;
         }
+        let mut wrote_select = false;
+        db.for_each(|key, entry| {
+            if entry.expire_at != NO_EXPIRE && entry.expire_at <= now {
+                return;
+            }
+            if !wrote_select {
+                encode(
+                    out,
+                    &[
+                        Bytes::from_static(b"SELECT"),
+                        b(db.index().to_string().as_bytes()),
+                    ],
+                );
+                wrote_select = true;
+            }
+            write_value(out, key, &entry.value, now);
+            keys += 1;
+            if entry.expire_at != NO_EXPIRE {
+                encode(
+                    out,
+                    &[
+                        Bytes::from_static(b"PEXPIREAT"),
+                        b(key),
+                        b(entry.expire_at.to_string().as_bytes()),
+                    ],
+                );
+            }
+        });
     }
-    Base { bytes: out, locked }
+    keys
+}
+
+struct Output {
+    sink: Option<Box<dyn SnapshotSink>>,
+    bytes: u64,
+    error: Option<String>,
+}
+
+/// A point-in-time AOF-format base being written (the command-form twin of
+/// `ferrokv_persist::Snapshot`).
+pub struct CommandsBase {
+    output: Mutex<Output>,
+    aborted: AtomicBool,
+    keys_done: AtomicU64,
+    key_save_delay_us: i64,
+}
+
+impl CommandsBase {
+    /// Starts the base: `at_instant` runs with every shard locked, then every shard is
+    /// pending until dumped.
+    pub fn start(
+        keyspace: &Keyspace,
+        sink: Box<dyn SnapshotSink>,
+        key_save_delay_us: i64,
+        at_instant: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Arc<CommandsBase>, String> {
+        let base = Arc::new(CommandsBase {
+            output: Mutex::new(Output {
+                sink: Some(sink),
+                bytes: 0,
+                error: None,
+            }),
+            aborted: AtomicBool::new(false),
+            keys_done: AtomicU64::new(0),
+            key_save_delay_us,
+        });
+        if let Err(e) = keyspace.begin_snapshot(base.clone(), |_| at_instant()) {
+            base.aborted.store(true, Relaxed);
+            if let Some(sink) = base.output.lock().sink.take() {
+                sink.discard();
+            }
+            return Err(e);
+        }
+        Ok(base)
+    }
+
+    /// Dumps every shard nobody touched yet and commits the file; returns its size.
+    pub fn run(&self, keyspace: &Keyspace) -> Result<u64, String> {
+        for index in 0..SHARD_COUNT {
+            if self.aborted.load(Relaxed) {
+                break;
+            }
+            let before = self.keys_done.load(Relaxed);
+            keyspace.dump_shard_now(index);
+            if self.key_save_delay_us > 0 {
+                let keys = self.keys_done.load(Relaxed).saturating_sub(before);
+                std::thread::sleep(Duration::from_micros(
+                    keys.saturating_mul(self.key_save_delay_us as u64),
+                ));
+            }
+        }
+        keyspace.end_snapshot(self);
+        let mut out = self.output.lock();
+        let Some(sink) = out.sink.take() else {
+            return Err("rewrite already finished".into());
+        };
+        if let Some(error) = out.error.clone() {
+            sink.discard();
+            return Err(error);
+        }
+        if self.aborted.load(Relaxed) {
+            sink.discard();
+            return Err("rewrite aborted".into());
+        }
+        sink.commit().map_err(|e| e.to_string())?;
+        Ok(out.bytes)
+    }
+
+    pub fn abort(&self, keyspace: &Keyspace) {
+        self.aborted.store(true, Relaxed);
+        keyspace.end_snapshot(self);
+    }
+}
+
+impl ShardDumper for CommandsBase {
+    fn dump_shard(&self, _index: usize, shard: &mut Shard) {
+        if self.aborted.load(Relaxed) || self.output.lock().error.is_some() {
+            return;
+        }
+        let mut buf = Vec::new();
+        let keys = shard_as_commands(shard, &mut buf, ferrokv_store::clock::now_ms());
+        let mut out = self.output.lock();
+        if out.error.is_some() {
+            return;
+        }
+        let written = match out.sink.as_mut() {
+            Some(sink) => sink.write_all(&buf),
+            None => return,
+        };
+        match written {
+            Ok(()) => out.bytes += buf.len() as u64,
+            Err(e) => out.error = Some(e.to_string()),
+        }
+        drop(out);
+        self.keys_done.fetch_add(keys, Relaxed);
+    }
 }
 
 fn batched(out: &mut Vec<u8>, command: &'static [u8], key: &[u8], items: Vec<Bytes>, per: usize) {
@@ -152,8 +263,46 @@ fn write_value(out: &mut Vec<u8>, key: &[u8], value: &Value, now: i64) {
                         b(group.entries_read.to_string().as_bytes()),
                     ],
                 );
-                // TODO(aof rewrite): consumers and the pending entries list (XCLAIM ...
-                // FORCE JUSTID per pending entry, as Valkey's rewrite does).
+                // Each consumer's pending entries come back through XCLAIM .. JUSTID FORCE
+                // with their delivery time and count, as Valkey's rewrite writes them; a
+                // consumer with nothing pending through CREATECONSUMER.
+                for (consumer, state) in &group.consumers {
+                    if state.pending.is_empty() {
+                        encode(
+                            out,
+                            &[
+                                Bytes::from_static(b"XGROUP"),
+                                Bytes::from_static(b"CREATECONSUMER"),
+                                b(key),
+                                b(name),
+                                b(consumer),
+                            ],
+                        );
+                        continue;
+                    }
+                    for id in &state.pending {
+                        let Some(entry) = group.pending.get(id) else {
+                            continue;
+                        };
+                        encode(
+                            out,
+                            &[
+                                Bytes::from_static(b"XCLAIM"),
+                                b(key),
+                                b(name),
+                                b(consumer),
+                                Bytes::from_static(b"0"),
+                                Bytes::from(id.to_bytes()),
+                                Bytes::from_static(b"TIME"),
+                                b(entry.delivery_time.to_string().as_bytes()),
+                                Bytes::from_static(b"RETRYCOUNT"),
+                                b(entry.delivery_count.to_string().as_bytes()),
+                                Bytes::from_static(b"JUSTID"),
+                                Bytes::from_static(b"FORCE"),
+                            ],
+                        );
+                    }
+                }
             }
         }
     }

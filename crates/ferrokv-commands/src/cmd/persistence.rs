@@ -27,11 +27,49 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(1)",
         )
         .handler(bgsave),
+    CommandSpec::new("bgrewriteaof", 1, "server")
+        .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING)
+        .categories(cat::ADMIN | cat::SLOW | cat::DANGEROUS)
+        .doc(
+            "1.0.0",
+            "Rewrites the append-only file from the dataset in the background.",
+            "O(1)",
+        )
+        .handler(bgrewriteaof),
 ];
+
+/// `BGREWRITEAOF`
+fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    use crate::aof::Requested;
+    match crate::aof::bgrewriteaof(ctx.server) {
+        Requested::Started => ctx
+            .reply
+            .simple("Background append only file rewriting started"),
+        Requested::Scheduled => ctx
+            .reply
+            .simple("Background append only file rewriting scheduled"),
+        Requested::InProgress => {
+            return Err(CmdError::err(
+                "Background append only file rewriting already in progress",
+            ));
+        }
+        Requested::Failed => {
+            return Err(CmdError::err(
+                "Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// `SAVE`: Valkey answers a failed save with a bare `ERR`.
 fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let config = ctx.client.config.clone();
+    // One snapshot at a time: SAVE waits for a running AOF rewrite (SAVE runs outside
+    // transactions and scripts, so no shard is held here).
+    ctx.server
+        .persistence
+        .wait_for_rewrite(std::time::Duration::from_secs(3600));
     match persistence::save(ctx.server, &config, true) {
         Ok(()) => {
             ctx.reply.ok();
@@ -53,7 +91,12 @@ fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if cancel {
         if persistence::abort_running(ctx.server) {
+            ctx.server.persistence.cancel_scheduled_bgsave();
             ctx.reply.simple("Background saving cancelled");
+            return Ok(());
+        }
+        if ctx.server.persistence.cancel_scheduled_bgsave() {
+            ctx.reply.simple("Scheduled background saving cancelled");
             return Ok(());
         }
         return Err(CmdError::err(
@@ -61,7 +104,10 @@ fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ));
     }
     // SCHEDULE only waits for an AOF rewrite; against a running save it fails like BGSAVE.
-    let _ = schedule;
+    if schedule && ctx.server.persistence.schedule_bgsave() {
+        ctx.reply.simple("Background saving scheduled");
+        return Ok(());
+    }
     let config = ctx.client.config.clone();
     persistence::bgsave(ctx.server, &config)?;
     ctx.reply.simple("Background saving started");
