@@ -5,6 +5,7 @@
 //! This crate knows the keyspace and the RDB format, not the server: the command layer
 //! decides when to save and keeps the status INFO reports.
 
+pub mod durable;
 pub mod load;
 pub mod sink;
 pub mod snapshot;

@@ -1,7 +1,6 @@
 //! Users from the configuration: `user` directives, or an ACL file (`aclfile`) that
 //! ACL LOAD re-reads and ACL SAVE rewrites (temporary file, fsync, rename).
 
-use std::io::Write;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -192,26 +191,12 @@ pub fn save(path: &str, users: &[std::sync::Arc<User>]) -> std::io::Result<()> {
             .unwrap_or_default(),
         std::process::id()
     ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        let mut text = Vec::new();
-        for user in users {
-            text.extend_from_slice(&user.describe());
-            text.push(b'\n');
-        }
-        file.write_all(&text)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, target)?;
-        // The rename itself is made durable by syncing the directory.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    let mut text = Vec::new();
+    for user in users {
+        text.extend_from_slice(&user.describe());
+        text.push(b'\n');
     }
-    result
+    ferrokv_persist::durable::replace_file(target, &temp, &text)
 }
 
 #[cfg(test)]

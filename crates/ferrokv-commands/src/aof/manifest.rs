@@ -2,7 +2,6 @@
 //! one line per file, `file <name> seq <n> type <b|h|i>`, base first, then history, then
 //! the increments in order. Written to a temporary name, fsynced and renamed.
 
-use std::io::Write;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,23 +118,15 @@ impl Manifest {
 
     /// Writes the manifest to `path` through a temporary file, fsync and rename.
     pub fn store(&self, dir: &Path, file_name: &str) -> std::io::Result<()> {
-        let tmp = dir.join(format!("temp-{file_name}"));
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(self.to_text().as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, dir.join(file_name))?;
-        sync_dir(dir);
-        Ok(())
+        ferrokv_persist::durable::replace_file(
+            &dir.join(file_name),
+            &dir.join(format!("temp-{file_name}")),
+            self.to_text().as_bytes(),
+        )
     }
 }
 
-/// Makes a rename or a creation in `dir` durable (best effort).
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
+pub use ferrokv_persist::durable::sync_dir;
 
 #[cfg(test)]
 mod tests {

@@ -497,19 +497,8 @@ fn create_fresh(server: &Server, layout: &Layout) -> Result<Manifest, String> {
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    };
-    write().map_err(|e| format!("Can't write {}: {e}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        manifest::sync_dir(dir);
-    }
-    Ok(())
+    ferrokv_persist::durable::replace_file(path, &path.with_extension("tmp"), bytes)
+        .map_err(|e| format!("Can't write {}: {e}", path.display()))
 }
 
 fn open_append(path: &Path) -> Result<File, String> {
