@@ -5,56 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    RawClient, ServerProcess, TempDir, ferrokv_binary, free_port, start_redis7, start_valkey,
-};
+use common::{InDir, RawClient, ServerProcess, TempDir, start_redis7, start_valkey};
 
-struct Proc {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts ferrokv in `dir` (kept across restarts); None if it exited (refused to start).
-fn start_in(dir: &Path, args: &[&str]) -> Result<Proc, String> {
-    let port = free_port();
-    let mut child = Command::new(ferrokv_binary())
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            let out = child.wait_with_output().expect("output");
-            return Err(format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        if let Ok(mut c) = RawClient::connect(port)
-            && c.command(&["PING"]).starts_with(b"+PONG")
-        {
-            return Ok(Proc { child, port });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("ferrokv did not start");
+/// Starts ferrokv in `dir` (kept across restarts); `Err` with its output if it refused.
+fn start_in(dir: &Path, args: &[&str]) -> Result<InDir, String> {
+    common::start_ferrokv_in(dir, args)
 }
 
 const AOF: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];

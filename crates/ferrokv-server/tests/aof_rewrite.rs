@@ -6,59 +6,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TempDir, ferrokv_binary, free_port, start_redis7, start_valkey};
+use common::{InDir, RawClient, TempDir, start_redis7, start_valkey};
 
-struct Proc {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SIGKILL: whatever was acknowledged must already be on disk.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_in(dir: &Path, args: &[&str]) -> Proc {
-    for _attempt in 0..5 {
-        let port = free_port();
-        let mut child = Command::new(ferrokv_binary())
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--enable-debug-command", "yes"])
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if let Ok(mut c) = RawClient::connect(port)
-                && c.command(&["PING"]).starts_with(b"+PONG")
-            {
-                return Proc { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("ferrokv did not start");
+fn start_in(dir: &Path, args: &[&str]) -> InDir {
+    let mut all = vec!["--save", "", "--enable-debug-command", "yes"];
+    all.extend_from_slice(args);
+    common::start_ferrokv_in(dir, &all).unwrap_or_else(|e| panic!("ferrokv did not start: {e}"))
 }
 
 fn info_field(c: &mut RawClient, name: &str) -> String {

@@ -94,6 +94,64 @@ pub fn start_valkey(args: &[&str]) -> ServerProcess {
     start("valkey", &valkey_binary(), &all)
 }
 
+/// A ferrokv running in a directory the caller keeps across restarts; killed with SIGKILL on
+/// drop, so whatever it acknowledged must already be on disk.
+#[allow(dead_code)]
+pub struct InDir {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for InDir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts ferrokv with `args` in `dir`; `Err` with its output when it exits instead (it
+/// refused to start). A port taken meanwhile by another test is retried on a new one.
+#[allow(dead_code)]
+pub fn start_ferrokv_in(dir: &std::path::Path, args: &[&str]) -> Result<InDir, String> {
+    let mut last = String::new();
+    'attempts: for _attempt in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(ferrokv_binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferrokv");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                let out = child.wait_with_output().expect("output");
+                last = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                if last.contains("in use") {
+                    continue 'attempts;
+                }
+                return Err(last);
+            }
+            if let Ok(mut c) = RawClient::connect(port)
+                && c.command(&["PING"]).starts_with(b"+PONG")
+            {
+                return Ok(InDir { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("ferrokv did not start");
+    }
+    Err(last)
+}
+
 /// Starts Debian's redis-server 7.0 (or `FERROKV_REDIS7_SERVER`) with persistence off and
 /// `args`.
 #[allow(dead_code)]
