@@ -402,3 +402,25 @@ fn rewritten_effects_replay_to_the_same_state() {
     let mut c = RawClient::connect(server.port).unwrap();
     assert_eq!(read(&mut c), before);
 }
+
+/// With `appendonly yes` the AOF is the only source of data at start-up: a dump.rdb beside
+/// it is not read (as Valkey), so keys saved only in the snapshot do not come back.
+#[test]
+fn with_appendonly_yes_dump_rdb_is_not_loaded() {
+    let dir = TempDir::new("aof-ignores-rdb");
+    {
+        let server = start_in(&dir.0, &[]).expect("start");
+        let mut c = RawClient::connect(server.port).unwrap();
+        c.command(&["set", "only-in-rdb", "1"]);
+        assert_eq!(c.command(&["save"]), b"+OK\r\n");
+    }
+    assert!(dir.0.join("dump.rdb").exists());
+    let server = start_in(&dir.0, AOF).expect("start with AOF");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(c.command(&["exists", "only-in-rdb"]), b":0\r\n");
+    // Without AOF the same file loads.
+    drop(server);
+    let server = start_in(&dir.0, &[]).expect("start without AOF");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(c.command(&["exists", "only-in-rdb"]), b":1\r\n");
+}
