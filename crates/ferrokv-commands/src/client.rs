@@ -63,6 +63,17 @@ pub struct Client {
     pub acl_epoch: u64,
     /// In MONITOR mode (listed in `server.monitors`).
     pub monitor: bool,
+    /// What a replica announced with REPLCONF before its PSYNC.
+    pub repl_handshake: Option<Box<crate::replication::Handshake>>,
+    /// Set by PSYNC/SYNC: the connection stops serving commands and becomes a replica feed.
+    pub handoff: Option<Handoff>,
+}
+
+/// What the connection turns into after the current command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handoff {
+    /// A replica asked to synchronize: `PSYNC replid offset` (`SYNC`: `None`).
+    Replica { psync: Option<(String, i64)> },
 }
 
 impl Client {
@@ -92,6 +103,8 @@ impl Client {
             user: crate::acl::placeholder_user(),
             acl_epoch: 0,
             monitor: false,
+            repl_handshake: None,
+            handoff: None,
         }
     }
 

@@ -447,6 +447,7 @@ fn check(
     {
         return Err(e);
     }
+    crate::replication::check_command(server, client, entry, is_write(client, entry))?;
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));

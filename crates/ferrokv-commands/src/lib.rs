@@ -22,6 +22,7 @@ pub mod pause;
 pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod slowlog;

@@ -170,6 +170,17 @@ impl Persistence {
         true
     }
 
+    /// Takes the snapshot slot for a replica's full sync (the same slot as an AOF rewrite:
+    /// BGSAVE answers that another child is active, as Valkey's does during a diskless
+    /// sync); false while another snapshot runs.
+    pub fn claim_for_replica_sync(&self) -> bool {
+        self.claim_for_rewrite()
+    }
+
+    pub fn release_replica_sync(&self) {
+        self.release_rewrite()
+    }
+
     /// The AOF rewrite is over: the slot is free again.
     pub fn release_rewrite(&self) {
         let mut slot = self.running.lock();
@@ -220,7 +231,7 @@ impl Persistence {
 }
 
 /// How a save writes keys, from the configuration.
-pub(crate) fn save_options(server: &Server, config: &Config) -> SaveOptions {
+pub fn save_options(server: &Server, config: &Config) -> SaveOptions {
     let policy = AccessPolicy::from_config(
         &config.maxmemory_policy,
         config.lfu_log_factor,

@@ -22,13 +22,21 @@
 //! Valkey's `master_repl_offset` does without a backlog.
 //!
 //! **Consuming.** A consumer subscribes (from the current end offset) and reads bytes from
-//! any offset still inside the backlog; a *pinned* consumer (the AOF) keeps its unread bytes
-//! from being trimmed, others (replicas, later) fall off when they lag past the backlog.
+//! any offset still inside the backlog; a *pinned* consumer (the AOF, a replica) keeps its
+//! unread bytes from being trimmed (a replica is bounded by its output buffer limit instead).
+//!
+//! **Replicas only.** The primary's pings and `REPLCONF GETACK` go into the stream (they count
+//! in the replication offset every replica must agree on) but not into the AOF: their byte
+//! ranges are recorded and [`Stream::read_for_aof`] skips them.
+//!
+//! **On a replica** the stream holds exactly the bytes received from the primary
+//! ([`Stream::append_raw`]), so its offsets are the primary's and its own replicas can resume
+//! from it after a failover; nothing the replica runs itself is collected (`proxy` mode).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use bytes::Bytes;
 use ferrokv_store::effects::{self, Op};
@@ -46,7 +54,10 @@ pub struct Stream {
     end: AtomicU64,
     inner: Mutex<Inner>,
     /// Woken after every append (replication consumers; the AOF writes on its own schedule).
-    wakers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    wakers: Mutex<BTreeMap<u64, Box<dyn Fn() + Send + Sync>>>,
+    next_waker: AtomicU64,
+    /// A replica: only the primary's bytes enter the stream; commands collect nothing.
+    proxy: AtomicBool,
 }
 
 struct Inner {
@@ -59,6 +70,8 @@ struct Inner {
     pins: BTreeMap<u64, u64>,
     next_id: u64,
     backlog: usize,
+    /// Byte ranges `[from, to)` that only replicas receive (pings, GETACK), oldest first.
+    replica_only: VecDeque<(u64, u64)>,
 }
 
 impl Inner {
@@ -91,8 +104,11 @@ impl Default for Stream {
                 pins: BTreeMap::new(),
                 next_id: 1,
                 backlog: DEFAULT_BACKLOG,
+                replica_only: VecDeque::new(),
             }),
-            wakers: Mutex::new(Vec::new()),
+            wakers: Mutex::new(BTreeMap::new()),
+            next_waker: AtomicU64::new(1),
+            proxy: AtomicBool::new(false),
         }
     }
 }
@@ -101,7 +117,86 @@ impl Stream {
     /// Whether anybody consumes the stream (collect effects only then).
     #[inline]
     pub fn active(&self) -> bool {
-        self.consumers.load(Relaxed) > 0
+        self.consumers.load(Relaxed) > 0 && !self.proxy.load(Relaxed)
+    }
+
+    /// Proxy mode (a replica): commands collect nothing; only [`Stream::append_raw`] adds.
+    pub fn set_proxy(&self, proxy: bool) {
+        self.proxy.store(proxy, Relaxed);
+        // A promoted replica's first own command must say which database it is in.
+        self.inner.lock().selected = None;
+    }
+
+    pub fn is_proxy(&self) -> bool {
+        self.proxy.load(Relaxed)
+    }
+
+    /// Bytes kept behind the end for late readers (`repl-backlog-size`).
+    pub fn set_backlog(&self, bytes: usize) {
+        let mut inner = self.inner.lock();
+        inner.backlog = bytes.max(1);
+        trim(&mut inner);
+    }
+
+    /// The backlog's bounds: (offset of its first byte, bytes held) — INFO's
+    /// `repl_backlog_first_byte_offset` (one more, counting from 1) and `repl_backlog_histlen`.
+    pub fn backlog_bounds(&self) -> (u64, u64) {
+        let inner = self.inner.lock();
+        (inner.start, inner.buf.len() as u64)
+    }
+
+    /// Empties the stream and moves it to `offset` (a replica after a full sync: its history
+    /// starts at the snapshot's offset). Pinned consumers are moved there too; the AOF
+    /// starts a new file after a full sync anyway.
+    pub fn reset_to(&self, offset: u64) {
+        let mut inner = self.inner.lock();
+        inner.start = offset;
+        inner.buf = Vec::new();
+        inner.replica_only.clear();
+        inner.selected = None;
+        for pin in inner.pins.values_mut() {
+            *pin = offset;
+        }
+        self.end.store(offset, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Appends bytes as they are (a replica proxying its primary's stream, or an encoded
+    /// command for replicas only when `replica_only`).
+    pub fn append_raw(&self, bytes: &[u8], replica_only: bool) {
+        if bytes.is_empty() {
+            return;
+        }
+        {
+            let mut inner = self.inner.lock();
+            let from = inner.end();
+            inner.buf.extend_from_slice(bytes);
+            if replica_only {
+                let to = inner.end();
+                match inner.replica_only.back_mut() {
+                    Some(last) if last.1 == from => last.1 = to,
+                    _ => inner.replica_only.push_back((from, to)),
+                }
+            }
+            if inner.buf.len() > 2 * inner.backlog {
+                trim(&mut inner);
+            }
+            self.end
+                .store(inner.end(), std::sync::atomic::Ordering::Release);
+        }
+        self.wake();
+    }
+
+    /// Appends one command that only replicas receive (PING, REPLCONF GETACK).
+    pub fn append_replica_only(&self, args: &[Bytes]) {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, args);
+        self.append_raw(&bytes, true);
+    }
+
+    fn wake(&self) {
+        for waker in self.wakers.lock().values() {
+            waker();
+        }
     }
 
     /// The end offset without taking the lock (may lag an append in progress).
@@ -149,13 +244,47 @@ impl Stream {
 
     /// Appends the bytes from `from` to the end to `out`; returns the new end offset.
     pub fn read(&self, from: u64, out: &mut Vec<u8>) -> Result<u64, Lagged> {
+        self.read_up_to(from, usize::MAX, out)
+    }
+
+    /// Like [`Stream::read`], at most `limit` bytes; returns the offset after the last byte
+    /// read.
+    pub fn read_up_to(&self, from: u64, limit: usize, out: &mut Vec<u8>) -> Result<u64, Lagged> {
         let inner = self.inner.lock();
         if from < inner.start {
             return Err(Lagged);
         }
         let at = ((from - inner.start) as usize).min(inner.buf.len());
-        out.extend_from_slice(&inner.buf[at..]);
-        Ok(inner.end())
+        let to = inner.buf.len().min(at.saturating_add(limit));
+        out.extend_from_slice(&inner.buf[at..to]);
+        Ok(inner.start + to as u64)
+    }
+
+    /// [`Stream::read`] without the replicas-only ranges (what the AOF writes).
+    pub fn read_for_aof(&self, from: u64, out: &mut Vec<u8>) -> Result<u64, Lagged> {
+        let inner = self.inner.lock();
+        if from < inner.start {
+            return Err(Lagged);
+        }
+        let end = inner.end();
+        let mut at = from.min(end);
+        for &(skip_from, skip_to) in &inner.replica_only {
+            if skip_to <= at {
+                continue;
+            }
+            if skip_from > at {
+                let (a, b) = (
+                    (at - inner.start) as usize,
+                    (skip_from - inner.start) as usize,
+                );
+                out.extend_from_slice(&inner.buf[a..b]);
+            }
+            at = skip_to;
+        }
+        if at < end {
+            out.extend_from_slice(&inner.buf[(at - inner.start) as usize..]);
+        }
+        Ok(end)
     }
 
     /// A pinned consumer has consumed everything before `offset`.
@@ -167,9 +296,16 @@ impl Stream {
         trim(&mut inner);
     }
 
-    /// Calls `waker` after each append (cheap, non-blocking callbacks only).
-    pub fn on_append(&self, waker: Box<dyn Fn() + Send + Sync>) {
-        self.wakers.lock().push(waker);
+    /// Calls `waker` after each append (cheap, non-blocking callbacks only); returns the id
+    /// that [`Stream::remove_waker`] takes.
+    pub fn on_append(&self, waker: Box<dyn Fn() + Send + Sync>) -> u64 {
+        let id = self.next_waker.fetch_add(1, Relaxed);
+        self.wakers.lock().insert(id, waker);
+        id
+    }
+
+    pub fn remove_waker(&self, id: u64) {
+        self.wakers.lock().remove(&id);
     }
 
     /// Appends one unit: `ops` wrapped in MULTI/EXEC when `wrap` and there are several.
@@ -198,9 +334,7 @@ impl Stream {
             self.end
                 .store(inner.end(), std::sync::atomic::Ordering::Release);
         }
-        for waker in self.wakers.lock().iter() {
-            waker();
-        }
+        self.wake();
     }
 }
 
@@ -218,6 +352,9 @@ fn trim(inner: &mut Inner) {
         let cut = (keep_from - inner.start) as usize;
         inner.buf.drain(..cut);
         inner.start = keep_from;
+        while inner.replica_only.front().is_some_and(|r| r.1 <= keep_from) {
+            inner.replica_only.pop_front();
+        }
     }
 }
 
@@ -626,5 +763,55 @@ mod tests {
         stream.unsubscribe(loose);
         assert!(!stream.active());
         assert_eq!(stream.offset(), end);
+    }
+
+    #[test]
+    fn the_aof_reads_around_replica_only_ranges() {
+        let stream = Stream::default();
+        let sub = stream.subscribe(true);
+        stream.append(
+            &[Op {
+                db: 0,
+                args: args(&["set", "a", "1"]),
+            }],
+            true,
+        );
+        stream.append_replica_only(&args(&["PING"]));
+        stream.append_replica_only(&args(&["PING"]));
+        stream.append(
+            &[Op {
+                db: 0,
+                args: args(&["del", "a"]),
+            }],
+            true,
+        );
+        stream.append_replica_only(&args(&["PING"]));
+        let mut all = Vec::new();
+        let end = stream.read(sub.offset, &mut all).unwrap();
+        let mut aof = Vec::new();
+        assert_eq!(stream.read_for_aof(sub.offset, &mut aof), Ok(end));
+        let text = String::from_utf8(aof).unwrap();
+        assert!(!text.contains("PING"), "{text}");
+        assert!(text.ends_with("*2\r\n$3\r\ndel\r\n$1\r\na\r\n"), "{text}");
+        assert_eq!(all.len() - text.len(), 3 * 14);
+        // From the middle of the stream too.
+        let mut tail = Vec::new();
+        stream.read_for_aof(end - 14, &mut tail).unwrap();
+        assert!(tail.is_empty());
+    }
+
+    #[test]
+    fn reset_moves_everything_to_the_new_offset() {
+        let stream = Stream::default();
+        let sub = stream.subscribe(true);
+        stream.append_raw(b"*1\r\n$4\r\nPING\r\n", false);
+        stream.reset_to(1000);
+        assert_eq!(stream.end(), 1000);
+        assert_eq!(stream.read(999, &mut Vec::new()), Err(Lagged));
+        stream.append_raw(b"abc", false);
+        let mut out = Vec::new();
+        assert_eq!(stream.read_up_to(1000, 2, &mut out), Ok(1002));
+        assert_eq!(out, b"ab");
+        stream.unsubscribe(sub);
     }
 }

@@ -50,6 +50,8 @@ pub struct Server {
     pub aof: crate::aof::Aof,
     /// Snapshot saving and loading, and their status.
     pub persistence: crate::persistence::Persistence,
+    /// Role, replication ids, attached replicas, the link to a primary.
+    pub replication: crate::replication::Replication,
 }
 
 impl Server {
@@ -85,6 +87,7 @@ impl Server {
             stream: Box::leak(Box::default()),
             aof: Default::default(),
             persistence: Default::default(),
+            replication: Default::default(),
         });
         crate::propagate::install();
         crate::persistence::Persistence::install(&server);

@@ -81,6 +81,9 @@ pub struct Snapshot {
     buffered: AtomicU64,
     peak_buffered: AtomicU64,
     started: Instant,
+    /// Called by the saver before each shard it dumps, holding no lock: a sink slower than
+    /// the saver (a replica's socket) makes the saver wait there, never a client's thread.
+    throttle: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Snapshot {
@@ -118,6 +121,7 @@ impl Snapshot {
             keys_done: AtomicU64::new(0),
             buffered: AtomicU64::new(0),
             peak_buffered: AtomicU64::new(0),
+            throttle: OnceLock::new(),
             started: Instant::now(),
         });
         let this = snapshot.clone();
@@ -177,11 +181,19 @@ impl Snapshot {
         }
     }
 
+    /// Makes the saver call `throttle` before each shard (see the field).
+    pub fn set_throttle(&self, throttle: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.throttle.set(throttle);
+    }
+
     /// The saver: makes sure every shard was dumped, then completes the file. Runs on the
     /// thread that saves (a background thread for BGSAVE, the caller for SAVE).
     pub fn run(&self, keyspace: &Keyspace) -> Result<SaveReport, String> {
         let delay = self.options.key_save_delay_us;
         for index in 0..SHARD_COUNT {
+            if let Some(throttle) = self.throttle.get() {
+                throttle();
+            }
             if self.aborted.load(Relaxed) {
                 break;
             }

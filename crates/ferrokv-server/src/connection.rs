@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ferrokv_commands::blocking::{Parked, Wake};
-use ferrokv_commands::client::{ClientShared, flags};
+use ferrokv_commands::client::{ClientShared, Handoff, flags};
 use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
@@ -73,6 +73,20 @@ pub async fn serve<S>(
         &wake,
     )
     .await;
+    // PSYNC/SYNC turned the connection into a replica feed.
+    let outcome = match (outcome, client.handoff.take()) {
+        (Ok(()), Some(Handoff::Replica { psync })) => {
+            ferrokv_replication::primary::serve_replica(
+                &server,
+                &mut stream,
+                &mut client,
+                &mut input,
+                psync,
+            )
+            .await
+        }
+        (outcome, _) => outcome,
+    };
     if let Err(reason) = outcome {
         log::debug!(
             "Client id={} addr={} closed: {reason}",
@@ -193,6 +207,11 @@ where
                     // Published messages go out in order with the replies around them.
                     client.shared.outbox.drain_into(reply);
                     run_request(server, stream, client, reply, wake, input, args).await?;
+                    if client.handoff.is_some() {
+                        // What was answered before PSYNC goes out first.
+                        flush(server, stream, client, reply, wake).await?;
+                        return Ok(());
+                    }
                     if client.close_after_reply {
                         break;
                     }
@@ -301,6 +320,14 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
             _ = async { tokio::time::sleep(wait.unwrap_or_default()).await }, if wait.is_some() => {
                 if server.blocking.cancel(client.id) {
                     break Ok(Wake::Timeout);
+                }
+                // WAIT answers its count so far.
+                if let Some(answer) = server
+                    .replication
+                    .waits
+                    .expire(client.id, &server.replication.replicas())
+                {
+                    break Ok(answer);
                 }
                 // Served or unblocked at this very moment: its delivery is on the way.
                 deadline = None;

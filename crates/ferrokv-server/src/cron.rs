@@ -22,10 +22,17 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             // this worker's clients, which must get BUSY replies meanwhile.
             continue;
         }
-        cycle.run(&server, hz);
+        // A replica's keys expire and are evicted only when its primary says so.
+        let replica = server.stream.is_proxy();
+        if !replica {
+            cycle.run(&server, hz);
+        }
         ferrokv_commands::persistence::cron(&server);
         ferrokv_commands::aof::cron(&server);
+        ferrokv_commands::replication::cron(&server);
         ferrokv_commands::cmd::info::sample_metrics();
-        evict::background(&server);
+        if !replica {
+            evict::background(&server);
+        }
     }
 }

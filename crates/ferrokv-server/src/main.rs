@@ -80,6 +80,8 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
+    // Follows `replicaof` from the configuration, and every later REPLICAOF.
+    ferrokv_replication::replica::start(server.clone());
     if let Err(e) = run(server) {
         log::warn!("{e}");
         std::process::exit(1);

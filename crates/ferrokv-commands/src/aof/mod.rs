@@ -161,7 +161,7 @@ impl Aof {
     /// the bytes are read again next time.
     fn write_locked(&self, server: &Server, w: &mut Writer) {
         w.buf.clear();
-        let end = match server.stream.read(w.offset, &mut w.buf) {
+        let end = match server.stream.read_for_aof(w.offset, &mut w.buf) {
             Ok(end) => end,
             Err(_) => return, // cannot happen: the AOF is pinned
         };

@@ -187,7 +187,11 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     r.bulk(b"mode");
     r.bulk(b"standalone");
     r.bulk(b"role");
-    r.bulk(b"master");
+    r.bulk(if ctx.server.replication.is_replica() {
+        b"replica".as_slice()
+    } else {
+        b"master".as_slice()
+    });
     r.bulk(b"modules");
     // Valkey lists its built-in Lua engine as a module; clients that parse this see the
     // same shape from ferrokv.

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
@@ -202,16 +201,6 @@ pub fn render(server: &Server, config: &Config, requested: &[Bytes]) -> String {
     }
     out.0
 }
-
-/// A random 40-hex-digit id, as replication ids are.
-fn random_id() -> String {
-    (0..40)
-        .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
-        .collect()
-}
-
-/// The replication id of this primary's history (new at every start, as Valkey's).
-pub static REPLICATION_ID: LazyLock<String> = LazyLock::new(random_id);
 
 fn os_name() -> String {
     let read = |p: &str| {
@@ -672,20 +661,120 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("acl_access_denied_db", denied.db.load(Relaxed));
 }
 
-/// What Valkey shows for a primary without replicas.
-fn replication_section(out: &mut Out, _server: &Server, _config: &Config) {
-    out.field("role", "master");
-    out.field("connected_slaves", 0);
+/// Valkey's fields, in Valkey's order, for a primary or a replica.
+fn replication_section(out: &mut Out, server: &Server, config: &Config) {
+    let replication = &server.replication;
+    let end = server.stream.end();
+    let now = ferrokv_store::clock::now_ms();
+    match replication.primary() {
+        None => {
+            out.field("role", "master");
+            replicas_fields(out, server, config, now);
+        }
+        Some(link) => {
+            let up = link.state == crate::replication::LinkState::Connected;
+            out.field("role", "slave");
+            out.field("master_host", &link.host);
+            out.field("master_port", link.port);
+            out.field("master_link_status", if up { "up" } else { "down" });
+            out.field(
+                "master_last_io_seconds_ago",
+                if link.last_io_ms > 0 {
+                    (now - link.last_io_ms).max(0) / 1000
+                } else {
+                    -1
+                },
+            );
+            let syncing = link.state == crate::replication::LinkState::Transfer;
+            out.field("master_sync_in_progress", syncing as u8);
+            out.field("slave_read_repl_offset", end);
+            out.field("slave_repl_offset", end);
+            if syncing {
+                out.field("master_sync_total_bytes", link.transfer_size);
+                out.field("master_sync_read_bytes", link.transfer_read);
+                let left = if link.transfer_size >= 0 {
+                    link.transfer_size - link.transfer_read
+                } else {
+                    -1
+                };
+                out.field("master_sync_left_bytes", left);
+                out.field(
+                    "master_sync_perc",
+                    if link.transfer_size > 0 {
+                        format!(
+                            "{:.2}",
+                            link.transfer_read as f64 * 100.0 / link.transfer_size as f64
+                        )
+                    } else {
+                        "-0.00".to_string()
+                    },
+                );
+                out.field(
+                    "master_sync_last_io_seconds_ago",
+                    (now - link.last_io_ms).max(0) / 1000,
+                );
+            }
+            out.field("replicas_repl_buffer_size", 0);
+            out.field("replicas_repl_buffer_peak", 0);
+            if !up {
+                out.field(
+                    "master_link_down_since_seconds",
+                    if link.down_since_ms > 0 {
+                        (now - link.down_since_ms).max(0) / 1000
+                    } else {
+                        -1
+                    },
+                );
+            }
+            out.field("slave_priority", config.replica_priority);
+            out.field("slave_read_only", config.replica_read_only as u8);
+            out.field("replica_announced", config.replica_announced as u8);
+            replicas_fields(out, server, config, now);
+        }
+    }
+    let ids = replication.ids();
+    let (first, histlen) = server.stream.backlog_bounds();
+    let active = replication.backlog_active();
     out.field("replicas_waiting_psync", 0);
     out.field("master_failover_state", "no-failover");
-    out.field("master_replid", &*REPLICATION_ID);
-    out.field("master_replid2", "0".repeat(40));
-    out.field("master_repl_offset", 0);
-    out.field("second_repl_offset", -1);
-    out.field("repl_backlog_active", 0);
-    out.field("repl_backlog_size", 10 * 1024 * 1024);
-    out.field("repl_backlog_first_byte_offset", 0);
-    out.field("repl_backlog_histlen", 0);
+    out.field("master_replid", &ids.replid);
+    out.field("master_replid2", &ids.replid2);
+    out.field("master_repl_offset", end);
+    out.field("second_repl_offset", ids.second_offset);
+    out.field("repl_backlog_active", active as u8);
+    out.field("repl_backlog_size", config.repl_backlog_size);
+    out.field(
+        "repl_backlog_first_byte_offset",
+        if active { first + 1 } else { 0 },
+    );
+    out.field("repl_backlog_histlen", if active { histlen } else { 0 });
+}
+
+/// `connected_slaves`, `min_slaves_good_slaves` when min-replicas-to-write is on, one line
+/// per replica.
+fn replicas_fields(out: &mut Out, server: &Server, config: &Config, now: i64) {
+    let replicas = server.replication.replicas();
+    out.field("connected_slaves", replicas.len());
+    if config.min_replicas_to_write > 0 && config.min_replicas_max_lag > 0 {
+        out.field(
+            "min_slaves_good_slaves",
+            server.replication.good_replicas.load(Relaxed),
+        );
+    }
+    for (i, peer) in replicas.iter().enumerate() {
+        let lag = (now - peer.ack_ms.load(Relaxed)).max(0) / 1000;
+        out.field(
+            &format!("slave{i}"),
+            format!(
+                "ip={},port={},state={},offset={},lag={},type=replica",
+                peer.ip,
+                peer.listening_port,
+                peer.state_name(),
+                peer.ack_offset.load(Relaxed),
+                lag
+            ),
+        );
+    }
 }
 
 /// CPU seconds from `/proc/<path>/stat`: (user, system, children user, children system).

@@ -21,6 +21,7 @@ pub mod module;
 pub mod monitor;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod scan_options;
 pub mod scripting;
 pub mod server;
@@ -47,6 +48,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     info::COMMANDS,
     server::COMMANDS,
     persistence::COMMANDS,
+    replication::COMMANDS,
     memory::COMMANDS,
     debug::COMMANDS,
     config::COMMANDS,

@@ -1,0 +1,427 @@
+//! Replication state shared by the command layer and the replication tasks: this server's
+//! role, its replication ids, the replicas attached to it (primary side) and the link to its
+//! primary (replica side).
+//!
+//! The I/O lives in the `ferrokv-replication` crate: feeding a replica connection after its
+//! PSYNC, and the replica's link task. The command layer only changes and reads this state
+//! (REPLICAOF, REPLCONF, ROLE, INFO replication, WAIT, min-replicas-to-write) and wakes the
+//! link task through [`Replication::set_link_waker`].
+//!
+//! Offsets are the propagation stream's (`propagate.rs`): `master_repl_offset` is the
+//! stream's end, the count of bytes ever appended under the current history.
+
+pub mod wait;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64};
+
+use parking_lot::Mutex;
+
+use crate::propagate::{Stream, Subscription};
+
+/// A random 40-hex-digit replication id.
+pub fn random_id() -> String {
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
+        .collect()
+}
+
+/// The two histories a server can continue (Valkey's `replid`/`replid2`): a promoted replica
+/// keeps its old primary's id as `replid2`, valid up to `second_offset`, so the other
+/// replicas of that primary can continue from it with a partial sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplIds {
+    pub replid: String,
+    pub replid2: String,
+    /// The first offset *not* in the `replid2` history (`second_repl_offset`); -1 for none.
+    pub second_offset: i64,
+}
+
+impl ReplIds {
+    fn new() -> ReplIds {
+        ReplIds {
+            replid: random_id(),
+            replid2: "0".repeat(40),
+            second_offset: -1,
+        }
+    }
+}
+
+/// Where a replica's link to its primary stands (INFO's `master_link_status` is `up` only in
+/// `Connected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Must (re)connect.
+    Connect,
+    Connecting,
+    /// PING, AUTH, REPLCONF, PSYNC.
+    Handshake,
+    /// Receiving the snapshot.
+    Transfer,
+    Connected,
+}
+
+impl LinkState {
+    /// ROLE's state names.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Transfer => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// The replica side: which primary, and how the link is doing.
+#[derive(Debug, Clone)]
+pub struct PrimaryLink {
+    pub host: String,
+    pub port: u16,
+    pub state: LinkState,
+    /// Bumped by every REPLICAOF: a link task working for an older one gives up.
+    pub generation: u64,
+    /// Unix ms of the last byte received from the primary.
+    pub last_io_ms: i64,
+    /// Unix ms the link went down (for `master_link_down_since_seconds`); 0 while up.
+    pub down_since_ms: i64,
+    /// Snapshot transfer progress: (bytes expected, -1 for EOF-marked; bytes read so far).
+    pub transfer_size: i64,
+    pub transfer_read: i64,
+    pub sync_started_ms: i64,
+}
+
+/// What a replica connection announced before its PSYNC (REPLCONF), kept on its client.
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    pub listening_port: u16,
+    pub ip: Option<String>,
+    pub capa_eof: bool,
+    pub capa_psync2: bool,
+}
+
+/// A replica connection's state as INFO shows it.
+pub mod peer_state {
+    pub const WAIT_BGSAVE: u8 = 0;
+    pub const SEND_BULK: u8 = 1;
+    pub const ONLINE: u8 = 2;
+}
+
+/// One replica attached to this server.
+#[derive(Debug)]
+pub struct ReplicaPeer {
+    pub client_id: u64,
+    pub ip: String,
+    pub listening_port: u16,
+    pub state: AtomicU8,
+    /// The offset its last REPLCONF ACK reported.
+    pub ack_offset: AtomicU64,
+    /// Unix ms of its last ACK (INFO `lag`, min-replicas-max-lag).
+    pub ack_ms: AtomicI64,
+}
+
+impl ReplicaPeer {
+    pub fn state_name(&self) -> &'static str {
+        match self.state.load(Relaxed) {
+            peer_state::WAIT_BGSAVE => "wait_bgsave",
+            peer_state::SEND_BULK => "send_bulk",
+            _ => "online",
+        }
+    }
+
+    pub fn online(&self) -> bool {
+        self.state.load(Relaxed) == peer_state::ONLINE
+    }
+}
+
+type Waker = Box<dyn Fn() + Send + Sync>;
+
+pub struct Replication {
+    ids: Mutex<ReplIds>,
+    /// `Some` while this server is a replica.
+    primary: Mutex<Option<PrimaryLink>>,
+    replicas: Mutex<BTreeMap<u64, Arc<ReplicaPeer>>>,
+    /// Keeps the stream collecting (and its backlog) once a replica has attached, as
+    /// Valkey's backlog outlives its replicas for `repl-backlog-ttl` seconds.
+    backlog: Mutex<Option<Subscription>>,
+    /// Unix ms the last replica left (for `repl-backlog-ttl`); 0 while some are attached.
+    no_replicas_since_ms: AtomicI64,
+    generation: AtomicU64,
+    link_waker: Mutex<Option<Waker>>,
+    /// Replicas that acknowledged within `min-replicas-max-lag` (recomputed by the cron).
+    pub good_replicas: AtomicU64,
+    /// Set by REPLICAOF: replica connections must close (they resynchronize with the new
+    /// history); each feeder checks it against the generation it started under.
+    pub replicas_generation: AtomicU64,
+    /// WAIT's waiting clients.
+    pub waits: wait::Waits,
+    /// A full sync is being loaded (INFO `master_sync_in_progress`, `loading`).
+    pub sync_in_progress: AtomicBool,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            ids: Mutex::new(ReplIds::new()),
+            primary: Mutex::new(None),
+            replicas: Mutex::new(BTreeMap::new()),
+            backlog: Mutex::new(None),
+            no_replicas_since_ms: AtomicI64::new(0),
+            generation: AtomicU64::new(0),
+            link_waker: Mutex::new(None),
+            good_replicas: AtomicU64::new(0),
+            replicas_generation: AtomicU64::new(0),
+            waits: Default::default(),
+            sync_in_progress: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Replication {
+    pub fn ids(&self) -> ReplIds {
+        self.ids.lock().clone()
+    }
+
+    /// A replica adopts its primary's history (after `+FULLRESYNC`, or the new id a
+    /// `+CONTINUE` names).
+    pub fn set_ids(&self, ids: ReplIds) {
+        *self.ids.lock() = ids;
+    }
+
+    /// Starts a new history where the current one ends (a replica promoted): the old id
+    /// stays valid up to `offset` for replicas that followed it.
+    pub fn shift_ids(&self, offset: u64) {
+        let mut ids = self.ids.lock();
+        ids.replid2 = std::mem::replace(&mut ids.replid, random_id());
+        ids.second_offset = offset as i64 + 1;
+    }
+
+    /// Whether a replica asking to continue `replid` from `offset` (Valkey's counting: the
+    /// first byte it lacks, from 1) can do so from a history ending at `end`.
+    pub fn can_continue(&self, replid: &str, offset: i64, end: u64) -> bool {
+        let ids = self.ids.lock();
+        if replid == ids.replid {
+            return true;
+        }
+        replid == ids.replid2 && offset <= ids.second_offset && offset as u64 <= end + 1
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.primary.lock().is_some()
+    }
+
+    pub fn primary(&self) -> Option<PrimaryLink> {
+        self.primary.lock().clone()
+    }
+
+    /// Changes the link's state if `generation` is still the current one.
+    pub fn update_link(&self, generation: u64, change: impl FnOnce(&mut PrimaryLink)) -> bool {
+        let mut primary = self.primary.lock();
+        match primary.as_mut() {
+            Some(link) if link.generation == generation => {
+                change(link);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// REPLICAOF host port: follow a new primary. Returns false when it already follows it.
+    pub fn follow(&self, stream: &Stream, host: &str, port: u16) -> bool {
+        let mut primary = self.primary.lock();
+        if let Some(link) = primary.as_ref()
+            && link.host.eq_ignore_ascii_case(host)
+            && link.port == port
+        {
+            return false;
+        }
+        let generation = self.generation.fetch_add(1, Relaxed) + 1;
+        *primary = Some(PrimaryLink {
+            host: host.to_string(),
+            port,
+            state: LinkState::Connect,
+            generation,
+            last_io_ms: 0,
+            down_since_ms: ferrokv_store::clock::now_ms(),
+            transfer_size: -1,
+            transfer_read: 0,
+            sync_started_ms: 0,
+        });
+        drop(primary);
+        // From now on the stream holds the new primary's bytes only.
+        stream.set_proxy(true);
+        self.replicas_generation.fetch_add(1, Relaxed);
+        self.wake_link();
+        true
+    }
+
+    /// REPLICAOF NO ONE: become a primary, continuing the history so far under a new id.
+    /// Returns false when already a primary.
+    pub fn promote(&self, stream: &Stream) -> bool {
+        let mut primary = self.primary.lock();
+        if primary.take().is_none() {
+            return false;
+        }
+        self.generation.fetch_add(1, Relaxed);
+        drop(primary);
+        stream.set_proxy(false);
+        self.shift_ids(stream.end());
+        // Our replicas reconnect and learn the new id (continuing, thanks to replid2).
+        self.replicas_generation.fetch_add(1, Relaxed);
+        self.wake_link();
+        true
+    }
+
+    /// The link task registers how to wake it when the target changes.
+    pub fn set_link_waker(&self, waker: Waker) {
+        *self.link_waker.lock() = Some(waker);
+    }
+
+    fn wake_link(&self) {
+        if let Some(waker) = self.link_waker.lock().as_ref() {
+            waker();
+        }
+    }
+
+    // ---- primary side ----
+
+    /// A replica connection passed PSYNC: it is listed from now on, and the stream keeps
+    /// collecting for it.
+    pub fn attach(&self, stream: &Stream, peer: Arc<ReplicaPeer>, backlog_bytes: usize) {
+        {
+            let mut backlog = self.backlog.lock();
+            if backlog.is_none() {
+                *backlog = Some(stream.subscribe(false));
+            }
+            stream.set_backlog(backlog_bytes);
+        }
+        self.no_replicas_since_ms.store(0, Relaxed);
+        self.replicas.lock().insert(peer.client_id, peer);
+    }
+
+    pub fn detach(&self, client_id: u64) {
+        let mut replicas = self.replicas.lock();
+        if replicas.remove(&client_id).is_some() && replicas.is_empty() {
+            self.no_replicas_since_ms
+                .store(ferrokv_store::clock::now_ms(), Relaxed);
+        }
+    }
+
+    pub fn replicas(&self) -> Vec<Arc<ReplicaPeer>> {
+        self.replicas.lock().values().cloned().collect()
+    }
+
+    /// Once a second: recounts the replicas that count for `min-replicas-to-write`, and
+    /// frees the backlog `ttl_secs` after the last replica left (0: never).
+    pub fn cron(&self, stream: &Stream, max_lag_secs: i64, ttl_secs: i64) {
+        let now = ferrokv_store::clock::now_ms();
+        let good = self
+            .replicas()
+            .iter()
+            .filter(|r| r.online() && now - r.ack_ms.load(Relaxed) <= max_lag_secs * 1000)
+            .count();
+        self.good_replicas.store(good as u64, Relaxed);
+        let since = self.no_replicas_since_ms.load(Relaxed);
+        if ttl_secs > 0
+            && since > 0
+            && now - since > ttl_secs * 1000
+            && !self.is_replica()
+            && let Some(sub) = self.backlog.lock().take()
+        {
+            stream.unsubscribe(sub);
+            self.no_replicas_since_ms.store(0, Relaxed);
+        }
+    }
+
+    /// Whether a backlog exists (INFO `repl_backlog_active`).
+    pub fn backlog_active(&self) -> bool {
+        self.backlog.lock().is_some()
+    }
+
+    /// A replica also keeps a backlog, for the replicas it will have after a promotion.
+    pub fn ensure_backlog(&self, stream: &Stream, backlog_bytes: usize) {
+        let mut backlog = self.backlog.lock();
+        if backlog.is_none() {
+            *backlog = Some(stream.subscribe(false));
+        }
+        stream.set_backlog(backlog_bytes);
+    }
+}
+
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+pub const READONLY: &str = "READONLY You can't write against a read only replica.";
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+/// Dispatch's replication checks, in Valkey's order: too few good replicas for a write on a
+/// primary, a write on a read-only replica, any non-`stale` command on a replica whose link
+/// is down when it must not serve stale data. The primary's own stream is exempt.
+pub fn check_command(
+    server: &crate::Server,
+    client: &crate::Client,
+    entry: &crate::table::TableEntry,
+    is_write: bool,
+) -> Result<(), crate::context::CmdError> {
+    use crate::context::CmdError;
+    if client.must_obey {
+        return Ok(());
+    }
+    let config = &client.config;
+    let replication = &server.replication;
+    if is_write
+        && config.min_replicas_to_write > 0
+        && config.min_replicas_max_lag > 0
+        && replication.good_replicas.load(Relaxed) < config.min_replicas_to_write as u64
+        && !replication.is_replica()
+    {
+        return Err(CmdError::new(NOREPLICAS));
+    }
+    if !server.stream.is_proxy() {
+        // A primary: nothing else applies (one relaxed load on the hot path).
+        return Ok(());
+    }
+    if is_write && config.replica_read_only {
+        return Err(CmdError::new(READONLY));
+    }
+    if !config.replica_serve_stale_data
+        && entry.spec.flags & crate::spec::flag::STALE == 0
+        && replication
+            .primary()
+            .is_some_and(|link| link.state != LinkState::Connected)
+    {
+        return Err(CmdError::new(MASTERDOWN));
+    }
+    Ok(())
+}
+
+/// The server cron's replication work, once a second: counting good replicas, freeing an
+/// unused backlog, and pinging the replicas every `repl-ping-replica-period` seconds (the
+/// ping travels in the stream, so it also moves the offset, as Valkey's does).
+pub fn cron(server: &crate::Server) {
+    static LAST_RUN_MS: AtomicI64 = AtomicI64::new(0);
+    static LAST_PING_MS: AtomicI64 = AtomicI64::new(0);
+    let now = ferrokv_store::clock::now_ms();
+    if now - LAST_RUN_MS.load(Relaxed) < 1000 {
+        return;
+    }
+    LAST_RUN_MS.store(now, Relaxed);
+    let config = server.config.load();
+    let replication = &server.replication;
+    replication.cron(
+        server.stream,
+        config.min_replicas_max_lag,
+        config.repl_backlog_ttl,
+    );
+    if !server.stream.is_proxy()
+        && !replication.replicas.lock().is_empty()
+        && now - LAST_PING_MS.load(Relaxed) >= config.repl_ping_replica_period * 1000
+    {
+        LAST_PING_MS.store(now, Relaxed);
+        server
+            .stream
+            .append_replica_only(&[bytes::Bytes::from_static(b"PING")]);
+    }
+}

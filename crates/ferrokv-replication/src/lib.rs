@@ -1,0 +1,9 @@
+//! Replication's I/O: a primary feeding its replicas ([`primary`]) and a replica following
+//! its primary ([`replica`]). The shared state (role, ids, attached replicas, the link's
+//! status) is `ferrokv_commands::replication`; the byte stream both sides carry is the
+//! propagation stream (`ferrokv_commands::propagate`).
+
+pub mod primary;
+pub mod replica;
+#[allow(dead_code)] // used by the primary feed, being written
+mod snapshot_channel;
