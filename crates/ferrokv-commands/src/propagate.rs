@@ -225,6 +225,22 @@ impl Stream {
         Subscription { id, offset }
     }
 
+    /// Starts consuming from `offset` if the backlog still holds it (a replica continuing
+    /// with a partial sync).
+    pub fn subscribe_at(&self, offset: u64, pinned: bool) -> Result<Subscription, Lagged> {
+        let mut inner = self.inner.lock();
+        if offset < inner.start || offset > inner.end() {
+            return Err(Lagged);
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        if pinned {
+            inner.pins.insert(id, offset);
+        }
+        self.consumers.fetch_add(1, Relaxed);
+        Ok(Subscription { id, offset })
+    }
+
     pub fn unsubscribe(&self, sub: Subscription) {
         let mut inner = self.inner.lock();
         inner.pins.remove(&sub.id);

@@ -5,5 +5,5 @@
 
 pub mod primary;
 pub mod replica;
-#[allow(dead_code)] // used by the primary feed, being written
 mod snapshot_channel;
+mod sync_job;

@@ -500,9 +500,17 @@ enum ClientType {
     PubSub,
 }
 
-/// Every client is a normal one until pub/sub and replication mark theirs.
-fn client_type(_client: &ClientShared) -> ClientType {
-    ClientType::Normal
+/// Replication links are marked by their flags; subscribers by theirs.
+fn client_type(client: &ClientShared) -> ClientType {
+    use crate::client::flags;
+    let bits = client.flags();
+    if bits & flags::REPLICA != 0 {
+        ClientType::Replica
+    } else if bits & flags::PRIMARY != 0 {
+        ClientType::Primary
+    } else {
+        ClientType::Normal
+    }
 }
 
 /// Letters CLIENT KILL/LIST FLAGS accept (those CLIENT LIST can print).

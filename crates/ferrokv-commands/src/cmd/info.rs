@@ -577,9 +577,13 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
         "rejected_connections",
         sum(|s| s.rejected_connections.get()),
     );
-    out.field("sync_full", 0);
-    out.field("sync_partial_ok", 0);
-    out.field("sync_partial_err", 0);
+    let replication = &server.replication;
+    out.field("sync_full", replication.sync_full.load(Relaxed));
+    out.field("sync_partial_ok", replication.sync_partial_ok.load(Relaxed));
+    out.field(
+        "sync_partial_err",
+        replication.sync_partial_err.load(Relaxed),
+    );
     out.field("expired_keys", sum(|s| s.expired_keys.get()));
     out.field("expired_fields", sum(|s| s.expired_fields.get()));
     out.field("expired_stale_perc", "0.00");

@@ -160,6 +160,10 @@ pub struct Replication {
     pub waits: wait::Waits,
     /// A full sync is being loaded (INFO `master_sync_in_progress`, `loading`).
     pub sync_in_progress: AtomicBool,
+    /// INFO stats: full syncs served, partial syncs accepted and refused.
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
 }
 
 impl Default for Replication {
@@ -176,6 +180,9 @@ impl Default for Replication {
             replicas_generation: AtomicU64::new(0),
             waits: Default::default(),
             sync_in_progress: AtomicBool::new(false),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
         }
     }
 }
