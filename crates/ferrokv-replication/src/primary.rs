@@ -14,8 +14,9 @@
 //!
 //! Writes made during a full sync stay in the stream (the subscription is pinned), not in a
 //! per-replica buffer, and only the hard `client-output-buffer-limit replica` applies to
-//! them until the snapshot is sent: the soft limit, which makes Valkey's single-channel full
-//! syncs loop under a heavy write load, counts from the moment the replica is online.
+//! them: the soft limit, which makes Valkey's single-channel full syncs loop under a heavy
+//! write load, counts only the bytes written after the replica came online (the effect
+//! Valkey 8's dual-channel replication gets by buffering on the replica).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -71,6 +72,9 @@ where
     let continued = psync
         .as_ref()
         .and_then(|(replid, offset)| try_continue(server, replid, *offset));
+    // After a streamed snapshot the replica cannot tell the EOF mark from stream bytes that
+    // arrive in the same read: the stream starts once it acknowledged (as Valkey does).
+    let mut hold_until_ack = false;
     let sub = match continued {
         Some(sub) => {
             replication.sync_partial_ok.fetch_add(1, Relaxed);
@@ -105,7 +109,8 @@ where
             replication.attach(server.stream, peer.clone(), backlog);
             let capa_eof = handshake.capa_eof;
             let synced = full_sync(server, socket, client, &peer, psync.is_some(), capa_eof).await;
-            match synced {
+            hold_until_ack = synced.as_ref().is_ok_and(|(_, streamed)| *streamed);
+            match synced.map(|(sub, _)| sub) {
                 Ok(sub) => sub,
                 Err(e) => {
                     replication.detach(client.id);
@@ -115,7 +120,12 @@ where
         }
     };
     peer.ack_ms.store(clock::now_ms(), Relaxed);
-    let result = stream_to_replica(server, socket, client, input, &peer, sub, generation).await;
+    let feed = Feed {
+        sub,
+        generation,
+        hold_until_ack,
+    };
+    let result = stream_to_replica(server, socket, client, input, &peer, feed).await;
     server.stream.unsubscribe(sub);
     replication.detach(client.id);
     if let Err(e) = &result {
@@ -146,7 +156,8 @@ fn try_continue(server: &Server, replid: &str, offset: i64) -> Option<Subscripti
     server.stream.subscribe_at(offset as u64 - 1, true).ok()
 }
 
-/// Sends a snapshot and returns the subscription that continues right after it.
+/// Sends a snapshot and returns the subscription that continues right after it, and whether
+/// the snapshot was streamed with an EOF mark.
 async fn full_sync<S>(
     server: &Arc<Server>,
     socket: &mut S,
@@ -154,7 +165,7 @@ async fn full_sync<S>(
     peer: &ReplicaPeer,
     announce: bool,
     capa_eof: bool,
-) -> Result<Subscription, String>
+) -> Result<(Subscription, bool), String>
 where
     S: AsyncWrite + Unpin,
 {
@@ -223,7 +234,7 @@ where
             log::info!("Synchronization with replica {} succeeded", describe(peer));
             peer.state.store(peer_state::ONLINE, Relaxed);
             member.leave();
-            Ok(sub)
+            Ok((sub, matches!(member.payload, Payload::Streamed(_))))
         }
         Err(e) => {
             member.leave();
@@ -233,7 +244,16 @@ where
     }
 }
 
-/// Sends the stream from `sub` on, reading the replica's ACKs, until it goes away, is
+/// Where a replica's stream starts.
+struct Feed {
+    sub: Subscription,
+    /// `replicas_generation` when it attached: a role change ends the feed.
+    generation: u64,
+    /// Send nothing before its first ACK (after a streamed snapshot).
+    hold_until_ack: bool,
+}
+
+/// Sends the stream from `feed.sub` on, reading the replica's ACKs, until it goes away, is
 /// killed, falls too far behind, or this server's role changes.
 async fn stream_to_replica<S>(
     server: &Arc<Server>,
@@ -241,8 +261,7 @@ async fn stream_to_replica<S>(
     client: &Client,
     input: &mut BytesMut,
     peer: &Arc<ReplicaPeer>,
-    sub: Subscription,
-    generation: u64,
+    feed: Feed,
 ) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -259,17 +278,24 @@ where
     let mut parser = RequestParser::new();
     let mut out: Vec<u8> = Vec::new();
     let mut out_at = 0usize;
+    let Feed {
+        sub,
+        generation,
+        hold_until_ack,
+    } = feed;
     let mut next = sub.offset;
     let mut soft_since: Option<Instant> = None;
     let mut acked_ever = false;
+    let online_at = stream.end();
     loop {
+        let holding = hold_until_ack && !acked_ever;
         if client.shared.is_killed() {
             return Err("killed".into());
         }
         if replication.replicas_generation.load(Relaxed) != generation {
             return Err("the replication role changed".into());
         }
-        if out_at == out.len() {
+        if out_at == out.len() && !holding {
             out.clear();
             out_at = 0;
             next = stream
@@ -278,7 +304,10 @@ where
             stream.consumed(sub, next);
         }
         let config = server.config.load();
-        let pending = stream.end() - next + (out.len() - out_at) as u64;
+        let end = stream.end();
+        let sent = next - (out.len() - out_at) as u64;
+        // The soft limit ignores what was written during the full sync (see the module doc).
+        let pending = (end - sent, end - sent.max(online_at));
         check_output_limit(&config.client_output_buffer_limit, pending, &mut soft_since)
             .inspect_err(|_| {
                 log::warn!(
@@ -290,7 +319,7 @@ where
             })?;
         let idle_limit = Duration::from_secs(config.repl_timeout.max(1) as u64);
         tokio::select! {
-            _ = appended.notified(), if out_at == out.len() => {}
+            _ = appended.notified(), if out_at == out.len() && !holding => {}
             written = writer.write(&out[out_at..]), if out_at < out.len() => {
                 let n = written.map_err(|e| e.to_string())?;
                 if n == 0 {
@@ -359,17 +388,19 @@ fn parse_u64(text: &Bytes) -> Option<u64> {
     std::str::from_utf8(text).ok()?.parse().ok()
 }
 
-/// `client-output-buffer-limit replica` over what the replica has yet to receive.
+/// `client-output-buffer-limit replica` over what the replica has yet to receive: `(all of
+/// it, the part written since the replica came online)` — the hard limit counts the first,
+/// the soft limit the second.
 fn check_output_limit(
     directive: &str,
-    pending: u64,
+    (pending, pending_since_online): (u64, u64),
     soft_since: &mut Option<Instant>,
 ) -> Result<(), String> {
     let limits = Limits::for_class(directive, "slave");
     if limits.hard > 0 && pending > limits.hard {
         return Err("over the hard output buffer limit".into());
     }
-    if limits.soft > 0 && pending > limits.soft {
+    if limits.soft > 0 && pending_since_online > limits.soft {
         let since = *soft_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_secs(limits.soft_seconds) {
             return Err("over the soft output buffer limit for too long".into());
@@ -430,13 +461,15 @@ mod tests {
     fn the_soft_limit_waits_its_seconds_and_the_hard_one_does_not() {
         let mut since = None;
         let directive = "normal 0 0 0 slave 1000 100 60 pubsub 0 0 0";
-        assert!(check_output_limit(directive, 50, &mut since).is_ok());
-        assert!(check_output_limit(directive, 500, &mut since).is_ok());
+        assert!(check_output_limit(directive, (50, 50), &mut since).is_ok());
+        assert!(check_output_limit(directive, (500, 500), &mut since).is_ok());
         assert!(since.is_some());
-        assert!(check_output_limit(directive, 50, &mut since).is_ok());
+        assert!(check_output_limit(directive, (50, 50), &mut since).is_ok());
         assert!(since.is_none());
-        assert!(check_output_limit(directive, 1001, &mut since).is_err());
+        assert!(check_output_limit(directive, (1001, 0), &mut since).is_err());
         let zero_seconds = "normal 0 0 0 slave 0 100 0 pubsub 0 0 0";
-        assert!(check_output_limit(zero_seconds, 500, &mut None).is_err());
+        assert!(check_output_limit(zero_seconds, (500, 500), &mut None).is_err());
+        // What piled up during the full sync does not count for the soft limit.
+        assert!(check_output_limit(zero_seconds, (900, 50), &mut None).is_ok());
     }
 }

@@ -23,6 +23,8 @@ impl Drop for ServerProcess {
     }
 }
 
+pub mod dataset;
+
 mod tempdir {
     /// A scratch directory removed on drop (for server working dirs and config files).
     pub struct TempDir(pub std::path::PathBuf);
