@@ -424,9 +424,9 @@ directives! {
         "Keys sampled per eviction decision.";
     min_io_threads_avoid_copy_reply: i64 = "min-io-threads-avoid-copy-reply" [], "7", Kind::int(0, I32), HIDDEN | PENDING,
         "I/O threads from which large replies are sent without copying.";
-    min_replicas_max_lag: i64 = "min-replicas-max-lag" ["min-slaves-max-lag"], "10", Kind::int(0, I32), PENDING,
+    min_replicas_max_lag: i64 = "min-replicas-max-lag" ["min-slaves-max-lag"], "10", Kind::int(0, I32), 0,
         "Seconds of lag under which a replica counts for min-replicas-to-write.";
-    min_replicas_to_write: i64 = "min-replicas-to-write" ["min-slaves-to-write"], "0", Kind::int(0, I32), PENDING,
+    min_replicas_to_write: i64 = "min-replicas-to-write" ["min-slaves-to-write"], "0", Kind::int(0, I32), 0,
         "Refuse writes unless this many replicas are connected; 0 disables.";
     min_string_size_avoid_copy_reply: i64 = "min-string-size-avoid-copy-reply" [], "16384", Kind::int(0, I32), HIDDEN | PENDING,
         "Strings at least this long are sent without copying.";
@@ -480,31 +480,31 @@ directives! {
         "RDMA port; 0 disables RDMA.";
     rdma_rx_size: i64 = "rdma-rx-size" [], "1048576", Kind::int(65536, 16777216), IMMUTABLE | PENDING,
         "RDMA receive buffer size.";
-    repl_backlog_size: i64 = "repl-backlog-size" [], "10485760", Kind::Memory { min: 1, max: i64::MAX, lo: 16384 }, PENDING,
+    repl_backlog_size: i64 = "repl-backlog-size" [], "10485760", Kind::Memory { min: 1, max: i64::MAX, lo: 16384 }, 0,
         "Replication backlog size (at least 16 KB).";
-    repl_backlog_ttl: i64 = "repl-backlog-ttl" [], "3600", Kind::int(0, i64::MAX), PENDING,
+    repl_backlog_ttl: i64 = "repl-backlog-ttl" [], "3600", Kind::int(0, i64::MAX), 0,
         "Seconds a primary without replicas keeps its backlog; 0 keeps it forever.";
     repl_disable_tcp_nodelay: bool = "repl-disable-tcp-nodelay" [], "no", Kind::Bool, PENDING,
         "Batch replication traffic into fewer packets.";
     repl_diskless_load: String = "repl-diskless-load" [], "disabled", Kind::Enum(&["disabled", "on-empty-db", "swapdb", "flush-before-load"]), PENDING,
         "How a replica loads the snapshot: disabled, on-empty-db, swapdb or flush-before-load.";
-    repl_diskless_sync: bool = "repl-diskless-sync" [], "yes", Kind::Bool, PENDING,
+    repl_diskless_sync: bool = "repl-diskless-sync" [], "yes", Kind::Bool, 0,
         "Send snapshots to replicas without writing them to disk.";
-    repl_diskless_sync_delay: i64 = "repl-diskless-sync-delay" [], "5", Kind::int(0, I32), PENDING,
+    repl_diskless_sync_delay: i64 = "repl-diskless-sync-delay" [], "5", Kind::int(0, I32), 0,
         "Seconds to wait for more replicas before a diskless sync.";
-    repl_diskless_sync_max_replicas: i64 = "repl-diskless-sync-max-replicas" [], "0", Kind::int(0, I32), PENDING,
+    repl_diskless_sync_max_replicas: i64 = "repl-diskless-sync-max-replicas" [], "0", Kind::int(0, I32), 0,
         "Start a diskless sync as soon as this many replicas wait; 0 waits the full delay.";
     repl_mptcp: bool = "repl-mptcp" [], "no", Kind::Bool, IMMUTABLE | PENDING,
         "Use Multipath TCP for replication.";
-    repl_ping_replica_period: i64 = "repl-ping-replica-period" ["repl-ping-slave-period"], "10", Kind::int(1, I32), PENDING,
+    repl_ping_replica_period: i64 = "repl-ping-replica-period" ["repl-ping-slave-period"], "10", Kind::int(1, I32), 0,
         "Seconds between pings from primary to replicas.";
-    repl_timeout: i64 = "repl-timeout" [], "60", Kind::int(1, I32), PENDING,
+    repl_timeout: i64 = "repl-timeout" [], "60", Kind::int(1, I32), 0,
         "Seconds of silence before a replication link is considered broken.";
     replica_announce_ip: String = "replica-announce-ip" ["slave-announce-ip"], "", Kind::Str, PENDING,
         "Address a replica reports to its primary.";
     replica_announce_port: i64 = "replica-announce-port" ["slave-announce-port"], "0", Kind::int(0, 65535), PENDING,
         "Port a replica reports to its primary; 0 uses port.";
-    replica_announced: bool = "replica-announced" [], "yes", Kind::Bool, PENDING,
+    replica_announced: bool = "replica-announced" [], "yes", Kind::Bool, 0,
         "List this replica in Sentinel's replica lists.";
     replica_ignore_disk_write_errors: bool = "replica-ignore-disk-write-errors" [], "no", Kind::Bool, PENDING,
         "Keep replicating even when the replica cannot write to disk.";
@@ -512,11 +512,11 @@ directives! {
         "Replicas ignore maxmemory and evict nothing themselves.";
     replica_lazy_flush: bool = "replica-lazy-flush" ["slave-lazy-flush"], "yes", Kind::Bool, PENDING,
         "Replicas flush their data in the background before a full sync.";
-    replica_priority: i64 = "replica-priority" ["slave-priority"], "100", Kind::int(0, I32), PENDING,
+    replica_priority: i64 = "replica-priority" ["slave-priority"], "100", Kind::int(0, I32), 0,
         "Failover preference for this replica; lower wins, 0 never.";
-    replica_read_only: bool = "replica-read-only" ["slave-read-only"], "yes", Kind::Bool, PENDING,
+    replica_read_only: bool = "replica-read-only" ["slave-read-only"], "yes", Kind::Bool, 0,
         "Replicas refuse writes from clients.";
-    replica_serve_stale_data: bool = "replica-serve-stale-data" ["slave-serve-stale-data"], "yes", Kind::Bool, PENDING,
+    replica_serve_stale_data: bool = "replica-serve-stale-data" ["slave-serve-stale-data"], "yes", Kind::Bool, 0,
         "Replicas answer while their link to the primary is down.";
     replicaof: String = "replicaof" ["slaveof"], "", Kind::Custom(special::replicaof), IMMUTABLE | MULTI_ARG | PENDING,
         "Primary to replicate from: host and port.";

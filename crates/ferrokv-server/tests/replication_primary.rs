@@ -356,3 +356,19 @@ fn a_replica_that_stops_reading_is_cut_by_its_output_limit() {
     );
     assert_eq!(disconnections.as_deref(), Some("1"));
 }
+
+#[test]
+fn publish_reaches_subscribers_of_the_replicas() {
+    let primary = primary(&[]);
+    let valkey = start_valkey(&as_strs(&replica_args(primary.port)));
+    wait_link_up(&valkey);
+    let mut subscriber = RawClient::connect(valkey.port).unwrap();
+    subscriber.command(&["SUBSCRIBE", "news"]);
+    let mut c = RawClient::connect(primary.port).unwrap();
+    c.command(&["PUBLISH", "news", "hello"]);
+    let message = subscriber.read_reply().unwrap();
+    assert_eq!(
+        show(&message),
+        "*3\\r\\n$7\\r\\nmessage\\r\\n$4\\r\\nnews\\r\\n$5\\r\\nhello\\r\\n"
+    );
+}

@@ -175,8 +175,13 @@ fn publish_to(ctx: &mut Ctx, args: &[Bytes], shard: bool) -> CmdResult {
     Ok(())
 }
 
-/// `PUBLISH channel message`
+/// `PUBLISH channel message`. A primary also sends it to its replicas (their subscribers
+/// get it too, as in Valkey); the AOF does not keep it.
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let server = ctx.server;
+    if server.replication.backlog_active() && !server.stream.is_proxy() {
+        server.stream.append_replica_only(&args[..3]);
+    }
     publish_to(ctx, args, false)
 }
 

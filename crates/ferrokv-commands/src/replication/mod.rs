@@ -417,6 +417,12 @@ pub fn cron(server: &crate::Server) {
     LAST_RUN_MS.store(now, Relaxed);
     let config = server.config.load();
     let replication = &server.replication;
+    if replication.backlog_active() {
+        // CONFIG SET repl-backlog-size applies within a second.
+        server
+            .stream
+            .set_backlog(config.repl_backlog_size.max(1) as usize);
+    }
     replication.cron(
         server.stream,
         config.min_replicas_max_lag,
