@@ -160,6 +160,11 @@ pub struct Replication {
     pub waits: wait::Waits,
     /// A full sync is being loaded (INFO `master_sync_in_progress`, `loading`).
     pub sync_in_progress: AtomicBool,
+    /// On a replica, a command from the primary is applied and its bytes appended to the
+    /// stream under this lock (shared); a full sync for a sub-replica starts its snapshot
+    /// under it (exclusive), so the snapshot never holds a command whose bytes come after
+    /// the sub-replica's starting offset, or the other way round.
+    pub apply: parking_lot::RwLock<()>,
     /// INFO stats: full syncs served, partial syncs accepted and refused.
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
@@ -180,6 +185,7 @@ impl Default for Replication {
             replicas_generation: AtomicU64::new(0),
             waits: Default::default(),
             sync_in_progress: AtomicBool::new(false),
+            apply: parking_lot::RwLock::new(()),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
