@@ -138,7 +138,7 @@ fn fill(c: &mut RawClient) {
     big.extend((0..300).map(|i| format!("element-{i}")));
     c.command(&big);
     let mut hash = vec!["HSET".to_string(), "bighash".into()];
-    hash.extend((0..300).flat_map(|i| [format!("f{i}"), format!("{}", "v".repeat(i % 90))]));
+    hash.extend((0..300).flat_map(|i| [format!("f{i}"), "v".repeat(i % 90)]));
     c.command(&hash);
 }
 
@@ -301,4 +301,39 @@ fn authenticates_to_a_primary_with_requirepass() {
     );
     wait_link_up(&mut r);
     assert_eq!(r.command(&["GET", "k"]), b"$1\r\nv\r\n");
+}
+
+#[test]
+fn follows_the_replicaof_directive_at_start() {
+    let primary = start_valkey(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut p = RawClient::connect(primary.port).expect("primary");
+    p.command(&["SET", "k", "v"]);
+    // (The one-argument form `--replicaof "host port"` that Valkey also takes is refused by
+    // ferrokv's command line parsing today.)
+    let port = primary.port.to_string();
+    let replica = start_ferrokv(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = RawClient::connect(replica.port).expect("replica");
+    wait_link_up(&mut r);
+    assert_eq!(r.command(&["GET", "k"]), b"$1\r\nv\r\n");
+    // A replica keeps a key past its expiry until the primary's DEL: its clients do not see
+    // it meanwhile. (The primary's active expiry is paused by DEBUG SET-ACTIVE-EXPIRE 0.)
+    assert_eq!(p.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), b"+OK\r\n");
+    p.command(&["SET", "gone", "v", "PX", "200"]);
+    wait_for("the key on the replica", || {
+        r.command(&["EXISTS", "gone"]) == b":1\r\n"
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(r.command(&["GET", "gone"]), b"$-1\r\n");
+    assert_eq!(r.command(&["EXISTS", "gone"]), b":0\r\n");
+    // Still held (DBSIZE counts it, as Valkey's replica does) until the primary deletes it.
+    assert_eq!(r.command(&["DBSIZE"]), b":2\r\n");
+    p.command(&["GET", "gone"]);
+    wait_for("the primary's DEL applied", || {
+        r.command(&["DBSIZE"]) == b":1\r\n"
+    });
 }
