@@ -112,6 +112,9 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
     send_ack(conn, server.stream.end())?;
     let mut last_ack = Instant::now();
     loop {
+        // Nothing more of an abandoned link may change the data: a full check once per
+        // batch read, and per command the one REPLICAOF NO ONE flips (a relaxed load).
+        conn.check()?;
         loop {
             let (args, len) = match parse(conn.available()) {
                 Parsed::Incomplete => break,
@@ -127,8 +130,9 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
                 }
                 Parsed::Command(args, len) => (args, len),
             };
-            // Nothing more of an abandoned link may change the data.
-            conn.check()?;
+            if !server.stream.is_proxy() {
+                return Err(Stop::Abandoned);
+            }
             let replica_only = apply_one(conn, server, client, &mut reply, &args)?;
             server
                 .stream

@@ -155,6 +155,12 @@ impl<'s> Conn<'s> {
         Ok(())
     }
 
+    /// Restarts the `repl-timeout` clock (after loading a snapshot, which reads nothing for
+    /// a while when it loads from a file).
+    pub fn touch(&mut self) {
+        self.last_read = Instant::now();
+    }
+
     /// The bytes received and not consumed.
     pub fn available(&self) -> &[u8] {
         &self.buf[self.start..]

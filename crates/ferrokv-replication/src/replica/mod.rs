@@ -157,6 +157,7 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
     match handshake::run(&mut conn, resume)? {
         Psync::Full { replid, offset } => {
             snapshot::receive(&mut conn)?;
+            conn.touch();
             conn.check()?;
             server.stream.reset_to(offset);
             server.replication.set_ids(ReplIds {
