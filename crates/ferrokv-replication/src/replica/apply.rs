@@ -139,6 +139,9 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
                 .append_raw(&conn.available()[..len], replica_only);
             conn.consume(len);
         }
+        // What the batch appended reaches the AOF as a client's writes do before its reply
+        // (the ACKs below promise it to the primary).
+        server.aof.before_reply(server);
         if last_ack.elapsed() >= ACK_EVERY {
             send_ack(conn, server.stream.end())?;
             last_ack = Instant::now();

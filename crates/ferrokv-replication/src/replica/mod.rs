@@ -168,6 +168,22 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
             session.client.select(0);
             session.client.multi = None;
             log::info!("PRIMARY <-> REPLICA sync: Finished with success");
+            if server.aof.enabled() {
+                // The AOF's history ends before the snapshot: start a new one from the data
+                // just loaded, as Valkey restarts its AOF after a full sync.
+                let mut reply = ferrokv_protocol::Reply::new(false);
+                let rewrite = [bytes::Bytes::from_static(b"BGREWRITEAOF")];
+                ferrokv_commands::dispatch::execute(
+                    server,
+                    &mut session.client,
+                    &mut reply,
+                    &rewrite,
+                );
+                log::info!(
+                    "PRIMARY <-> REPLICA sync: AOF rewrite after the full sync: {}",
+                    String::from_utf8_lossy(reply.bytes()).trim_end()
+                );
+            }
         }
         Psync::Continue { new_replid } => {
             if let Some(replid) = new_replid {
