@@ -433,7 +433,13 @@ fn check(
             }
             None => false,
         };
-    crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    // A replica ignoring maxmemory (Valkey's default) neither evicts nor refuses: its
+    // primary decides what goes. The primary's own commands are never refused.
+    let replica_ignores_maxmemory =
+        server.stream.is_proxy() && client.config.replica_ignore_maxmemory;
+    if !(client.must_obey || replica_ignores_maxmemory) {
+        crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    }
     // The last background save failed: refuse writes (and PING, as Valkey) until a save works.
     if server.persistence.writes_refused(&client.config)
         && (is_write(client, entry) || is_ping(entry))

@@ -448,9 +448,9 @@ directives! {
         "TCP port to listen on; 0 disables TCP.";
     prefetch_batch_max_size: i64 = "prefetch-batch-max-size" [], "16", Kind::int(0, 128), PENDING,
         "Keys prefetched per batch by I/O threads; 0 or 1 disables.";
-    primaryauth: String = "primaryauth" ["masterauth"], "", Kind::Str, SENSITIVE | PENDING,
+    primaryauth: String = "primaryauth" ["masterauth"], "", Kind::Str, SENSITIVE,
         "Password used to authenticate to the primary.";
-    primaryuser: String = "primaryuser" ["masteruser"], "", Kind::Str, PENDING,
+    primaryuser: String = "primaryuser" ["masteruser"], "", Kind::Str, 0,
         "User name used to authenticate to the primary.";
     proc_title_template: String = "proc-title-template" [], "{title} {listen-addr} {server-mode}", Kind::Custom(special::proc_title_template), PENDING,
         "Process title shown by ps.";
@@ -486,7 +486,7 @@ directives! {
         "Seconds a primary without replicas keeps its backlog; 0 keeps it forever.";
     repl_disable_tcp_nodelay: bool = "repl-disable-tcp-nodelay" [], "no", Kind::Bool, PENDING,
         "Batch replication traffic into fewer packets.";
-    repl_diskless_load: String = "repl-diskless-load" [], "disabled", Kind::Enum(&["disabled", "on-empty-db", "swapdb", "flush-before-load"]), PENDING,
+    repl_diskless_load: String = "repl-diskless-load" [], "disabled", Kind::Enum(&["disabled", "on-empty-db", "swapdb", "flush-before-load"]), 0,
         "How a replica loads the snapshot: disabled, on-empty-db, swapdb or flush-before-load.";
     repl_diskless_sync: bool = "repl-diskless-sync" [], "yes", Kind::Bool, 0,
         "Send snapshots to replicas without writing them to disk.";
@@ -500,17 +500,17 @@ directives! {
         "Seconds between pings from primary to replicas.";
     repl_timeout: i64 = "repl-timeout" [], "60", Kind::int(1, I32), 0,
         "Seconds of silence before a replication link is considered broken.";
-    replica_announce_ip: String = "replica-announce-ip" ["slave-announce-ip"], "", Kind::Str, PENDING,
+    replica_announce_ip: String = "replica-announce-ip" ["slave-announce-ip"], "", Kind::Str, 0,
         "Address a replica reports to its primary.";
-    replica_announce_port: i64 = "replica-announce-port" ["slave-announce-port"], "0", Kind::int(0, 65535), PENDING,
+    replica_announce_port: i64 = "replica-announce-port" ["slave-announce-port"], "0", Kind::int(0, 65535), 0,
         "Port a replica reports to its primary; 0 uses port.";
     replica_announced: bool = "replica-announced" [], "yes", Kind::Bool, 0,
         "List this replica in Sentinel's replica lists.";
     replica_ignore_disk_write_errors: bool = "replica-ignore-disk-write-errors" [], "no", Kind::Bool, PENDING,
         "Keep replicating even when the replica cannot write to disk.";
-    replica_ignore_maxmemory: bool = "replica-ignore-maxmemory" ["slave-ignore-maxmemory"], "yes", Kind::Bool, PENDING,
+    replica_ignore_maxmemory: bool = "replica-ignore-maxmemory" ["slave-ignore-maxmemory"], "yes", Kind::Bool, 0,
         "Replicas ignore maxmemory and evict nothing themselves.";
-    replica_lazy_flush: bool = "replica-lazy-flush" ["slave-lazy-flush"], "yes", Kind::Bool, PENDING,
+    replica_lazy_flush: bool = "replica-lazy-flush" ["slave-lazy-flush"], "yes", Kind::Bool, 0,
         "Replicas flush their data in the background before a full sync.";
     replica_priority: i64 = "replica-priority" ["slave-priority"], "100", Kind::int(0, I32), 0,
         "Failover preference for this replica; lower wins, 0 never.";
@@ -518,7 +518,7 @@ directives! {
         "Replicas refuse writes from clients.";
     replica_serve_stale_data: bool = "replica-serve-stale-data" ["slave-serve-stale-data"], "yes", Kind::Bool, 0,
         "Replicas answer while their link to the primary is down.";
-    replicaof: String = "replicaof" ["slaveof"], "", Kind::Custom(special::replicaof), IMMUTABLE | MULTI_ARG | PENDING,
+    replicaof: String = "replicaof" ["slaveof"], "", Kind::Custom(special::replicaof), IMMUTABLE | MULTI_ARG,
         "Primary to replicate from: host and port.";
     requirepass: String = "requirepass" [], "", Kind::Str, SENSITIVE,
         "Password of the default user; empty means no password.";

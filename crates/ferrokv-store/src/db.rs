@@ -21,6 +21,7 @@ use bytes::Bytes;
 use crate::effects;
 use crate::events::{self, KeyEvent};
 use crate::node::{INLINE_MAX, Kind, Node, PACKED_MAX, Payload, PayloadRef};
+use crate::replica_view;
 use crate::table::Table;
 use crate::types::hash::{HashValue, Listpack};
 use crate::types::set::{IntSet, SetValue, Width};
@@ -56,7 +57,9 @@ impl Entry {
     }
 
     pub fn is_expired(&self, now_ms: i64) -> bool {
-        self.expire_at != NO_EXPIRE && self.expire_at <= now_ms
+        self.expire_at != NO_EXPIRE
+            && self.expire_at <= now_ms
+            && !replica_view::expired_key_still_alive()
     }
 }
 
@@ -142,7 +145,9 @@ impl Db {
         let (bucket, node) = self.table.find_mut(key)?;
         let (addr, expired) = (node.addr(), is_expired(node, now_ms));
         if expired {
-            self.expire_now(key);
+            if !replica_view::keep_expired_keys() {
+                self.expire_now(key);
+            }
             return None;
         }
         // Handed out mutably: a change if the command then reports one (WATCH).
@@ -157,6 +162,11 @@ impl Db {
             .table
             .find(key)
             .is_some_and(|node| self.view_expire(node).is_some_and(|at| at <= now_ms));
+        if due && replica_view::keep_expired_keys() {
+            // A replica waits for the primary's DEL; the write that follows replaces the key
+            // (a writable replica) or, from the primary, sees it alive.
+            return false;
+        }
         if due {
             self.expire_now(key);
         }
@@ -179,9 +189,10 @@ impl Db {
 
     /// Whether `key` exists and is not expired, without deleting anything.
     pub fn contains_live(&self, key: &[u8], now_ms: i64) -> bool {
-        self.table
-            .find(key)
-            .is_some_and(|node| self.view_expire(node).is_none_or(|at| at > now_ms))
+        self.table.find(key).is_some_and(|node| {
+            self.view_expire(node)
+                .is_none_or(|at| at > now_ms || replica_view::expired_key_still_alive())
+        })
     }
 
     /// The expiry of `key` (`NO_EXPIRE` for none) if it exists and has not expired, read from
@@ -189,7 +200,7 @@ impl Db {
     pub fn live_expire(&self, key: &[u8], now_ms: i64) -> Option<i64> {
         let node = self.table.find(key)?;
         match self.view_expire(node) {
-            Some(at) if at <= now_ms => None,
+            Some(at) if at <= now_ms && !replica_view::expired_key_still_alive() => None,
             Some(at) => Some(at),
             None => Some(NO_EXPIRE),
         }
@@ -707,7 +718,7 @@ fn node_has_volatile_items(node: &Node) -> bool {
 
 fn is_expired(node: &Node, now_ms: i64) -> bool {
     let at = node.expire_at();
-    at != NO_EXPIRE && at <= now_ms
+    at != NO_EXPIRE && at <= now_ms && !replica_view::expired_key_still_alive()
 }
 
 /// Whether a value is stored inline (not boxed) in its node.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod glob;
 pub mod keyspace;
 mod node;
+pub mod replica_view;
 pub mod snapshot;
 pub mod table;
 pub mod types;

@@ -264,8 +264,10 @@ impl Replication {
             sync_started_ms: 0,
         });
         drop(primary);
-        // From now on the stream holds the new primary's bytes only.
+        // From now on the stream holds the new primary's bytes only, and expired keys wait
+        // for the primary's DEL.
         stream.set_proxy(true);
+        ferrokv_store::replica_view::set_replica(true);
         self.replicas_generation.fetch_add(1, Relaxed);
         self.wake_link();
         true
@@ -281,6 +283,7 @@ impl Replication {
         self.generation.fetch_add(1, Relaxed);
         drop(primary);
         stream.set_proxy(false);
+        ferrokv_store::replica_view::set_replica(false);
         self.shift_ids(stream.end());
         // Our replicas reconnect and learn the new id (continuing, thanks to replid2).
         self.replicas_generation.fetch_add(1, Relaxed);

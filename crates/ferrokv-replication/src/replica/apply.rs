@@ -1,0 +1,211 @@
+//! The command stream after a sync: each command from the primary runs through dispatch as
+//! a client that must obey, and its exact bytes join this server's own stream, so that this
+//! replica's offsets are the primary's. `REPLCONF GETACK` is answered at once, and an ACK
+//! goes out every second.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferrokv_commands::dispatch::{self, Outcome};
+use ferrokv_commands::{Client, Server};
+use ferrokv_protocol::Reply;
+
+use super::conn::{Conn, LinkResult, Stop, encode};
+
+const ACK_EVERY: Duration = Duration::from_secs(1);
+/// The most arguments and the longest argument a primary's command may have (Valkey lets
+/// its primary exceed the client limits too).
+const MAX_ARGS: usize = 1 << 20;
+const MAX_ARG_LEN: usize = 1 << 32;
+
+/// One unit parsed from the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Command(Vec<Bytes>, usize),
+    /// Newlines between commands (a keepalive): counted in the offset, nothing to run.
+    Blank(usize),
+    Incomplete,
+    Bad(&'static str),
+}
+
+fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = &buf[at..];
+    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+    Some((&rest[..end], at + end + 2))
+}
+
+fn number(text: &[u8]) -> Option<usize> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Parses the next command (a RESP multibulk) at the start of `buf`.
+pub fn parse(buf: &[u8]) -> Parsed {
+    let Some(&first) = buf.first() else {
+        return Parsed::Incomplete;
+    };
+    if first == b'\n' || first == b'\r' {
+        let n = buf
+            .iter()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .count();
+        return Parsed::Blank(n);
+    }
+    if first != b'*' {
+        return Parsed::Bad("expected '*'");
+    }
+    let Some((head, mut at)) = line(buf, 0) else {
+        return if buf.len() > 32 {
+            Parsed::Bad("invalid multibulk length")
+        } else {
+            Parsed::Incomplete
+        };
+    };
+    let Some(count) = number(&head[1..]).filter(|&n| n <= MAX_ARGS) else {
+        return Parsed::Bad("invalid multibulk length");
+    };
+    if count == 0 {
+        return Parsed::Blank(at);
+    }
+    let mut args = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        if at >= buf.len() {
+            return Parsed::Incomplete;
+        }
+        if buf[at] != b'$' {
+            return Parsed::Bad("expected '$'");
+        }
+        let Some((len_text, data_at)) = line(buf, at) else {
+            return if buf.len() - at > 32 {
+                Parsed::Bad("invalid bulk length")
+            } else {
+                Parsed::Incomplete
+            };
+        };
+        let Some(len) = number(&len_text[1..]).filter(|&n| n <= MAX_ARG_LEN) else {
+            return Parsed::Bad("invalid bulk length");
+        };
+        if data_at + len + 2 > buf.len() {
+            return Parsed::Incomplete;
+        }
+        if &buf[data_at + len..data_at + len + 2] != b"\r\n" {
+            return Parsed::Bad("bulk not terminated by CRLF");
+        }
+        args.push(Bytes::copy_from_slice(&buf[data_at..data_at + len]));
+        at = data_at + len + 2;
+    }
+    Parsed::Command(args, at)
+}
+
+fn send_ack(conn: &mut Conn<'_>, offset: u64) -> LinkResult<()> {
+    conn.send(&encode(&[
+        b"REPLCONF",
+        b"ACK",
+        offset.to_string().as_bytes(),
+    ]))
+}
+
+/// Applies the stream until the link ends.
+pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
+    let server = conn.server();
+    let mut reply = Reply::new(false);
+    // The first ACK tells a diskless primary that the snapshot was loaded.
+    send_ack(conn, server.stream.end())?;
+    let mut last_ack = Instant::now();
+    loop {
+        // Nothing more of an abandoned link may change the data: a full check once per
+        // batch read, and per command the one REPLICAOF NO ONE flips (a relaxed load).
+        conn.check()?;
+        loop {
+            let (args, len) = match parse(conn.available()) {
+                Parsed::Incomplete => break,
+                Parsed::Blank(n) => {
+                    server.stream.append_raw(&conn.available()[..n], false);
+                    conn.consume(n);
+                    continue;
+                }
+                Parsed::Bad(what) => {
+                    return Err(Stop::failed(format!(
+                        "Protocol error from the PRIMARY ({what})"
+                    )));
+                }
+                Parsed::Command(args, len) => (args, len),
+            };
+            if !server.stream.is_proxy() {
+                return Err(Stop::Abandoned);
+            }
+            let replica_only = apply_one(conn, server, client, &mut reply, &args)?;
+            server
+                .stream
+                .append_raw(&conn.available()[..len], replica_only);
+            conn.consume(len);
+        }
+        // What the batch appended reaches the AOF as a client's writes do before its reply
+        // (the ACKs below promise it to the primary).
+        server.aof.before_reply(server);
+        if last_ack.elapsed() >= ACK_EVERY {
+            send_ack(conn, server.stream.end())?;
+            last_ack = Instant::now();
+        }
+        conn.fill()?;
+    }
+}
+
+/// Runs one command from the primary; returns whether it is for replicas only (pings and
+/// REPLCONF, which the AOF does not get).
+fn apply_one(
+    conn: &mut Conn<'_>,
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    args: &[Bytes],
+) -> LinkResult<bool> {
+    let name = &args[0];
+    if name.eq_ignore_ascii_case(b"PING") {
+        return Ok(true);
+    }
+    if name.eq_ignore_ascii_case(b"REPLCONF") {
+        if args.len() >= 2 && args[1].eq_ignore_ascii_case(b"GETACK") {
+            // The offset before this GETACK's own bytes, as Valkey answers.
+            send_ack(conn, server.stream.end())?;
+        }
+        return Ok(true);
+    }
+    while let Outcome::Postponed { .. } = dispatch::execute(server, client, reply, args) {
+        // CLIENT PAUSE holds the primary's writes too; wait it out.
+        conn.check()?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reply.bytes().first() == Some(&b'-') && client.multi.is_none() {
+        log::warn!(
+            "== CRITICAL == This replica is sending an error to its primary: '{}' after processing the command '{}'",
+            String::from_utf8_lossy(reply.bytes().strip_suffix(b"\r\n").unwrap_or(reply.bytes())),
+            String::from_utf8_lossy(name)
+        );
+    }
+    reply.truncate(0);
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands_blanks_and_partial_input() {
+        let buf = b"*2\r\n$3\r\nget\r\n$1\r\nk\r\n";
+        assert_eq!(
+            parse(buf),
+            Parsed::Command(
+                vec![Bytes::from_static(b"get"), Bytes::from_static(b"k")],
+                buf.len()
+            )
+        );
+        for cut in 0..buf.len() {
+            assert_eq!(parse(&buf[..cut]), Parsed::Incomplete, "cut at {cut}");
+        }
+        assert_eq!(parse(b"\n\n*1"), Parsed::Blank(2));
+        assert!(matches!(parse(b"+OK\r\n"), Parsed::Bad(_)));
+        assert!(matches!(parse(b"*1\r\n$1\r\nab\r\n"), Parsed::Bad(_)));
+        assert!(matches!(parse(b"*x\r\n"), Parsed::Bad(_)));
+    }
+}

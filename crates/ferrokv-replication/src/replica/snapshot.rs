@@ -1,0 +1,395 @@
+//! A full synchronization's snapshot: reading the payload (`$<len>` or `$EOF:<mark>`),
+//! emptying the keyspace, and loading the primary's RDB, through a file in `dir`
+//! (`repl-diskless-load disabled`) or straight from the socket.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use ferrokv_commands::Server;
+use ferrokv_persist::{LoadOptions, LoadReport};
+use ferrokv_store::Db;
+use ferrokv_store::access::AccessPolicy;
+
+use super::conn::{Conn, LinkResult, Stop};
+
+/// The EOF mark's length (40 random characters).
+const MARK_LEN: usize = 40;
+
+/// How the payload's end is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Framing {
+    Sized(u64),
+    Marked([u8; MARK_LEN]),
+}
+
+fn parse_header(line: &[u8]) -> LinkResult<Framing> {
+    if let Some(rest) = line.strip_prefix(b"$EOF:") {
+        let mark: [u8; MARK_LEN] = rest.try_into().map_err(|_| {
+            Stop::failed("Bad protocol from PRIMARY, the EOF mark is not 40 bytes long")
+        })?;
+        return Ok(Framing::Marked(mark));
+    }
+    if let Some(rest) = line.strip_prefix(b"$")
+        && let Some(len) = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+    {
+        return Ok(Framing::Sized(len));
+    }
+    if line.starts_with(b"-") {
+        return Err(Stop::failed(format!(
+            "PRIMARY aborted replication with an error: {}",
+            String::from_utf8_lossy(&line[1..])
+        )));
+    }
+    Err(Stop::failed(format!(
+        "Bad protocol from PRIMARY, the first byte is not '$' (we received '{}'), are you sure the host and port are right?",
+        String::from_utf8_lossy(line)
+    )))
+}
+
+/// The payload's bytes, as a `Read` that ends where the payload ends; what follows it (the
+/// command stream) stays in the connection's buffer.
+struct Payload<'c, 's> {
+    conn: &'c mut Conn<'s>,
+    framing: Framing,
+    done: bool,
+    read: u64,
+    /// Why reading stopped, when the link failed under the loader.
+    stopped: Option<Stop>,
+    last_report: Instant,
+}
+
+impl Payload<'_, '_> {
+    fn report_progress(&mut self, force: bool) {
+        if !force && self.last_report.elapsed().as_millis() < 100 {
+            return;
+        }
+        self.last_report = Instant::now();
+        let read = self.read as i64;
+        self.conn
+            .server()
+            .replication
+            .update_link(self.conn.generation(), |link| link.transfer_read = read);
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        match self.conn.fill() {
+            Ok(_) => Ok(()),
+            Err(stop) => {
+                self.stopped = Some(stop);
+                Err(io::Error::other("replication link stopped"))
+            }
+        }
+    }
+
+    /// Copies up to `n` available bytes into `out`.
+    fn take(&mut self, out: &mut [u8], n: usize) -> usize {
+        let n = n.min(out.len());
+        out[..n].copy_from_slice(&self.conn.available()[..n]);
+        self.conn.consume(n);
+        self.read += n as u64;
+        self.report_progress(false);
+        n
+    }
+}
+
+impl Read for Payload<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.done {
+                return Ok(0);
+            }
+            let available = self.conn.available().len();
+            match &self.framing {
+                Framing::Sized(len) => {
+                    let left = len - self.read;
+                    if left == 0 {
+                        self.done = true;
+                        continue;
+                    }
+                    if available > 0 {
+                        let n = available.min(usize::try_from(left).unwrap_or(usize::MAX));
+                        return Ok(self.take(out, n));
+                    }
+                }
+                Framing::Marked(mark) => {
+                    // The mark can arrive split over reads: bytes that could be its start are
+                    // held back until enough follows them.
+                    let found = find(self.conn.available(), mark);
+                    match found {
+                        Some(0) => {
+                            self.conn.consume(MARK_LEN);
+                            self.done = true;
+                            continue;
+                        }
+                        Some(at) => return Ok(self.take(out, at)),
+                        None if available >= MARK_LEN => {
+                            return Ok(self.take(out, available - (MARK_LEN - 1)));
+                        }
+                        None => {}
+                    }
+                }
+            }
+            self.fill()?;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(at) = haystack[from..].iter().position(|&b| b == first) {
+        let at = from + at;
+        if haystack.len() - at < needle.len() {
+            return None;
+        }
+        if &haystack[at..at + needle.len()] == needle {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Empties every database and the function libraries before a snapshot is loaded (what
+/// FLUSHALL does, without propagating or saving).
+pub fn empty_data(server: &Server, in_background: bool) {
+    ferrokv_commands::persistence::abort_running(server);
+    let databases = server.keyspace.databases();
+    let mut locked = server.keyspace.lock_all();
+    for db in 0..databases {
+        ferrokv_commands::transaction::touch_db(server, &mut locked, db, None);
+    }
+    ferrokv_commands::tracking::invalidate_all(server);
+    let detached: Vec<Db> = (0..databases).flat_map(|db| locked.take_db(db)).collect();
+    drop(locked);
+    if in_background && !detached.iter().all(Db::is_empty) {
+        let _ = std::thread::Builder::new()
+            .name("ferrokv-lazyfree".into())
+            .spawn(move || drop(detached));
+    } else {
+        drop(detached);
+    }
+    ferrokv_commands::blocking::signal_all_waited(server, None);
+    server
+        .scripting
+        .libraries
+        .update(|state| *state = Default::default());
+}
+
+fn load_options(server: &Server) -> LoadOptions {
+    let config = server.config.load();
+    LoadOptions {
+        databases: server.keyspace.databases(),
+        policy: AccessPolicy::from_config(
+            &config.maxmemory_policy,
+            config.lfu_log_factor,
+            config.lfu_decay_time,
+        ),
+        // A replica loads every key, expired or not: they go when the primary's DELs come.
+        now_ms: i64::MIN,
+    }
+}
+
+/// Receives and loads the snapshot that follows `+FULLRESYNC`.
+pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
+    let server = conn.server();
+    let generation = conn.generation();
+    let header = loop {
+        let line = conn.read_line()?;
+        if !line.is_empty() {
+            break line;
+        }
+    };
+    let framing = parse_header(&header)?;
+    let size = match framing {
+        Framing::Sized(len) => len as i64,
+        Framing::Marked(_) => -1,
+    };
+    let now = ferrokv_store::clock::now_ms();
+    server.replication.update_link(generation, |link| {
+        link.state = ferrokv_commands::replication::LinkState::Transfer;
+        link.transfer_size = size;
+        link.transfer_read = 0;
+        link.sync_started_ms = now;
+    });
+    server.replication.sync_in_progress.store(true, Relaxed);
+    let config = server.config.load();
+    let to_disk = config.repl_diskless_load == "disabled";
+    match &framing {
+        Framing::Sized(len) => log::info!(
+            "PRIMARY <-> REPLICA sync: receiving {len} bytes from primary to {}",
+            if to_disk { "disk" } else { "parser" }
+        ),
+        Framing::Marked(_) => log::info!(
+            "PRIMARY <-> REPLICA sync: receiving streamed RDB from primary with EOF to {}",
+            if to_disk { "disk" } else { "parser" }
+        ),
+    }
+    let mut payload = Payload {
+        conn,
+        framing,
+        done: false,
+        read: 0,
+        stopped: None,
+        last_report: Instant::now(),
+    };
+    let result = if to_disk {
+        load_through_file(
+            server,
+            &mut payload,
+            &config.dbfilename,
+            !config.save.trim().is_empty(),
+        )
+    } else {
+        load_from_socket(server, &mut payload, config.replica_lazy_flush)
+    };
+    payload.report_progress(true);
+    server.replication.sync_in_progress.store(false, Relaxed);
+    server.persistence.loading.store(false, Relaxed);
+    match result {
+        Ok(report) => after_load(server, &report),
+        Err(stop) => {
+            // Whatever part was loaded is not a state of the primary's.
+            empty_data(server, true);
+            Err(stop)
+        }
+    }
+}
+
+fn load_from_socket(
+    server: &Server,
+    payload: &mut Payload<'_, '_>,
+    lazy_flush: bool,
+) -> LinkResult<LoadReport> {
+    log::info!("PRIMARY <-> REPLICA sync: Flushing old data");
+    empty_data(server, lazy_flush);
+    log::info!("PRIMARY <-> REPLICA sync: Loading DB in memory");
+    server.persistence.loading.store(true, Relaxed);
+    let loaded = {
+        let mut reader = BufReader::with_capacity(1 << 20, &mut *payload);
+        ferrokv_persist::load::load_from(&mut reader, &server.keyspace, load_options(server))
+    };
+    if let Some(stop) = payload.stopped.take() {
+        return Err(stop);
+    }
+    let report = loaded.map_err(|e| {
+        Stop::failed(format!(
+            "Failed trying to load the PRIMARY synchronization DB from socket: {e}"
+        ))
+    })?;
+    // The loader stops at the RDB's end; a payload never has more, but a stray tail must not
+    // be taken for commands.
+    io::copy(payload, &mut io::sink()).map_err(|_| {
+        payload
+            .stopped
+            .take()
+            .unwrap_or_else(|| Stop::failed("Error reading the payload's end"))
+    })?;
+    Ok(report)
+}
+
+fn temp_name() -> PathBuf {
+    PathBuf::from(format!(
+        "temp-{}.{}.rdb",
+        ferrokv_store::clock::now_ms() / 1000,
+        std::process::id()
+    ))
+}
+
+fn load_through_file(
+    server: &Server,
+    payload: &mut Payload<'_, '_>,
+    dbfilename: &str,
+    keep_file: bool,
+) -> LinkResult<LoadReport> {
+    let temp = temp_name();
+    let written = write_file(&temp, payload);
+    if let Some(stop) = payload.stopped.take() {
+        let _ = std::fs::remove_file(&temp);
+        return Err(stop);
+    }
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Stop::failed(format!(
+            "Failed trying to write the temp DB to disk: {e}"
+        )));
+    }
+    let target = Path::new(dbfilename);
+    if let Err(e) = std::fs::rename(&temp, target) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Stop::failed(format!(
+            "Failed trying to rename the temp DB into {dbfilename} in PRIMARY <-> REPLICA synchronization: {e}"
+        )));
+    }
+    log::info!("PRIMARY <-> REPLICA sync: Flushing old data");
+    empty_data(server, server.config.load().replica_lazy_flush);
+    log::info!("PRIMARY <-> REPLICA sync: Loading DB in memory");
+    server.persistence.loading.store(true, Relaxed);
+    let loaded = ferrokv_persist::load_file(target, &server.keyspace, load_options(server));
+    if !keep_file {
+        // Persistence is off: the received file was only a way to load.
+        let _ = std::fs::remove_file(target);
+    }
+    match loaded {
+        Ok(Some(report)) => Ok(report),
+        Ok(None) => Err(Stop::failed("The received DB file vanished before loading")),
+        Err(e) => Err(Stop::failed(format!(
+            "Failed trying to load the PRIMARY synchronization DB from disk: {e}"
+        ))),
+    }
+}
+
+fn write_file(path: &Path, payload: &mut Payload<'_, '_>) -> io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    io::copy(payload, &mut out)?;
+    out.flush()?;
+    out.get_ref().sync_all()
+}
+
+fn after_load(server: &Server, report: &LoadReport) -> LinkResult<()> {
+    for code in &report.functions {
+        if let Err(e) = ferrokv_commands::cmd::scripting::load_library_at_startup(server, code) {
+            return Err(Stop::failed(format!(
+                "Failed trying to load the PRIMARY synchronization DB: function library: {e}"
+            )));
+        }
+    }
+    log::info!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        report.keys_loaded,
+        report.keys_expired
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        assert_eq!(parse_header(b"$123").ok(), Some(Framing::Sized(123)));
+        let mark = [b'a'; MARK_LEN];
+        let mut line = b"$EOF:".to_vec();
+        line.extend_from_slice(&mark);
+        assert_eq!(parse_header(&line).ok(), Some(Framing::Marked(mark)));
+        assert!(parse_header(b"$EOF:abc").is_err());
+        assert!(parse_header(b"+OK").is_err());
+        assert!(parse_header(b"-ERR x").is_err());
+    }
+
+    #[test]
+    fn find_locates_the_mark() {
+        assert_eq!(find(b"xxabcx", b"abc"), Some(2));
+        assert_eq!(find(b"xxab", b"abc"), None);
+        assert_eq!(find(b"aabc", b"abc"), Some(1));
+    }
+}
