@@ -275,7 +275,7 @@ fn snapshot(server: &Arc<Server>, job: &Arc<Job>) -> Result<Option<PathBuf>, Str
     let options = ferrokv_commands::persistence::save_options(server, &config);
     let mut offset = 0;
     // A replica feeding its own replicas: no command from its primary is half applied.
-    let applying = server.replication.apply.write();
+    let applying = server.replication.quiesce_link(server.stream);
     let snapshot = Snapshot::start_with(&server.keyspace, sink, options, || {
         let mut state = job.state.lock();
         for member in state.members.iter_mut().filter(|m| !m.left) {

@@ -302,6 +302,8 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
         }
         Ok(())
     };
+    // On a replica, no command from the primary is half applied at the instant.
+    let applying = server.replication.quiesce_link(server.stream);
     let job = if config.aof_use_rdb_preamble {
         let mut options = crate::persistence::save_options(server, &config);
         for (key, value) in options.aux.iter_mut() {
@@ -323,6 +325,7 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
             at_instant,
         )?)
     };
+    drop(applying);
     let plan = Plan {
         mode,
         layout,

@@ -116,6 +116,18 @@ impl Aof {
         )))
     }
 
+    /// The stream was moved to `offset` (a replica's full sync, `Stream::reset_to`): the
+    /// AOF goes on from there. What it held of the old history is replaced by the rewrite
+    /// the replica starts after loading.
+    pub fn stream_reset(&self, offset: u64) {
+        let mut guard = self.writer.lock();
+        if let Some(w) = guard.as_mut() {
+            w.offset = offset;
+        }
+        self.written.store(offset, Release);
+        self.synced.store(offset, Release);
+    }
+
     /// Called before a connection writes replies: see the module comment.
     pub fn before_reply(&self, server: &Server) {
         if !self.enabled() {

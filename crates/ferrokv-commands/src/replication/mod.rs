@@ -352,6 +352,14 @@ impl Replication {
         }
     }
 
+    /// On a replica, excludes the link's apply-and-append step (see `apply`) while a snapshot
+    /// that subscribes to the stream starts. Not taken inside a transaction's hold: the link
+    /// takes the apply lock before shard locks, so waiting here while holding shards could
+    /// deadlock (that rare case keeps a window of one command).
+    pub fn quiesce_link(&self, stream: &Stream) -> Option<parking_lot::RwLockWriteGuard<'_, ()>> {
+        (stream.is_proxy() && !ferrokv_store::Keyspace::holding()).then(|| self.apply.write())
+    }
+
     /// Whether a backlog exists (INFO `repl_backlog_active`).
     pub fn backlog_active(&self) -> bool {
         self.backlog.lock().is_some()

@@ -133,10 +133,14 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
             if !server.stream.is_proxy() {
                 return Err(Stop::Abandoned);
             }
+            // Applied and appended as one step for a sub-replica's full sync (see
+            // `Replication::apply`).
+            let applying = server.replication.apply.read();
             let replica_only = apply_one(conn, server, client, &mut reply, &args)?;
             server
                 .stream
                 .append_raw(&conn.available()[..len], replica_only);
+            drop(applying);
             conn.consume(len);
         }
         // What the batch appended reaches the AOF as a client's writes do before its reply

@@ -160,6 +160,7 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
             conn.touch();
             conn.check()?;
             server.stream.reset_to(offset);
+            server.aof.stream_reset(offset);
             server.replication.set_ids(ReplIds {
                 replid,
                 replid2: "0".repeat(40),

@@ -1,0 +1,152 @@
+//! The seeds' HA topology in ferrokv alone: one primary, two ferrokv replicas. A replica
+//! stopped (SIGSTOP) past the primary's `repl-timeout` resumes with a partial sync; a replica
+//! promoted with REPLICAOF NO ONE lets its sibling and the demoted primary continue with
+//! partial syncs; a replica's AOF keeps what its primary sent across a kill -9.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::dataset::{dataset, fill_every_type};
+use common::{RawClient, TempDir, show, start_ferrokv, start_ferrokv_in};
+
+fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
+    let mut c = RawClient::connect(port).ok()?;
+    let info = String::from_utf8_lossy(&c.command(&["INFO", section])).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(str::to_string)
+}
+
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn link_up(port: u16) -> bool {
+    info_field(port, "replication", "master_link_status").as_deref() == Some("up")
+}
+
+fn command(port: u16, args: &[&str]) -> String {
+    let mut c = RawClient::connect(port).expect("connect");
+    show(&c.command(args))
+}
+
+/// Every replica acknowledged everything the primary has.
+fn caught_up(primary: u16, replicas: usize) {
+    assert_eq!(
+        command(primary, &["WAIT", &replicas.to_string(), "10000"]),
+        format!(":{replicas}\\r\\n")
+    );
+}
+
+fn same_data(a: u16, b: u16) {
+    let (x, y) = (dataset(a), dataset(b));
+    assert!(!x.is_empty());
+    assert_eq!(x, y);
+}
+
+fn stats(port: u16) -> (String, String) {
+    (
+        info_field(port, "stats", "sync_full").unwrap_or_default(),
+        info_field(port, "stats", "sync_partial_ok").unwrap_or_default(),
+    )
+}
+
+#[test]
+fn stopped_replica_resumes_and_a_promotion_keeps_everyone_partial() {
+    let primary = start_ferrokv(&["--repl-diskless-sync-delay", "0", "--repl-timeout", "1"]);
+    fill_every_type(primary.port);
+    let of = format!("{}", primary.port);
+    let first = start_ferrokv(&["--replicaof", "127.0.0.1", &of]);
+    let second_dir = TempDir::new("replica-aof");
+    let second = start_ferrokv_in(
+        &second_dir.0,
+        &["--replicaof", "127.0.0.1", &of, "--appendonly", "yes"],
+    )
+    .expect("second replica");
+    eventually(20, "both links up", || {
+        link_up(first.port) && link_up(second.port)
+    });
+    caught_up(primary.port, 2);
+    assert_eq!(stats(primary.port), ("2".into(), "0".into()));
+
+    // SIGSTOP past repl-timeout: the primary drops it; after SIGCONT it continues.
+    let pid = first.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for i in 0..100 {
+        command(primary.port, &["SET", &format!("while-stopped:{i}"), "x"]);
+    }
+    eventually(10, "the stopped replica dropped", || {
+        info_field(primary.port, "replication", "connected_slaves").as_deref() == Some("1")
+    });
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually(20, "the stopped replica back", || {
+        info_field(primary.port, "replication", "connected_slaves").as_deref() == Some("2")
+    });
+    caught_up(primary.port, 2);
+    let (full, partial) = stats(primary.port);
+    assert_eq!(full, "2", "no new full sync");
+    assert!(
+        partial.parse::<u32>().unwrap() >= 1,
+        "partial syncs: {partial}"
+    );
+    same_data(primary.port, first.port);
+    same_data(primary.port, second.port);
+
+    // Promote the first replica; the second and the old primary follow it, partially.
+    assert_eq!(
+        command(first.port, &["REPLICAOF", "NO", "ONE"]),
+        "+OK\\r\\n"
+    );
+    let new_primary = format!("{}", first.port);
+    assert_eq!(
+        command(second.port, &["REPLICAOF", "127.0.0.1", &new_primary]),
+        "+OK\\r\\n"
+    );
+    assert_eq!(
+        command(primary.port, &["REPLICAOF", "127.0.0.1", &new_primary]),
+        "+OK\\r\\n"
+    );
+    eventually(20, "links to the new primary", || {
+        link_up(second.port) && link_up(primary.port)
+    });
+    assert_eq!(stats(first.port), ("0".into(), "2".into()));
+    assert_eq!(
+        command(first.port, &["SET", "after-failover", "1"]),
+        "+OK\\r\\n"
+    );
+    assert_eq!(
+        command(primary.port, &["SET", "x", "1"]),
+        "-READONLY You can\\'t write against a read only replica.\\r\\n"
+    );
+    caught_up(first.port, 2);
+    same_data(first.port, second.port);
+    same_data(first.port, primary.port);
+    let expected = dataset(first.port);
+
+    // The second replica's AOF has its primaries' stream: a kill -9 and a restart on its own
+    // (no replicaof) bring back the same data.
+    drop(second);
+    let restarted =
+        start_ferrokv_in(&second_dir.0, &["--appendonly", "yes"]).expect("restart from the AOF");
+    assert_eq!(dataset(restarted.port), expected);
+}
