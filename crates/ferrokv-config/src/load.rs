@@ -242,7 +242,8 @@ impl Loader {
             return Err(LineError::Reason(BAD.into()));
         };
         let arity_ok = if directive.name == "replicaof" {
-            values.len() == 2
+            // Valkey also takes `replicaof "host port"` as one (quoted) argument.
+            values.len() == 2 || (values.len() == 1 && values[0].split(' ').count() == 2)
         } else if directive.has(MULTI_ARG) {
             !values.is_empty()
         } else {
@@ -413,6 +414,7 @@ mod tests {
             ("port", "wrong number of arguments"),
             ("hz 1 2", "wrong number of arguments"),
             ("replicaof h", "wrong number of arguments"),
+            ("replicaof \"h 1 2\"", "wrong number of arguments"),
             ("include", "Bad directive or wrong number of arguments"),
             (
                 "requirepass \"a b",
