@@ -225,7 +225,7 @@ fn pending_directives_are_logged_at_start_up() {
     let file = write(
         &dir.0.join("p.conf"),
         &format!(
-            "logfile {}\nactivedefrag yes\nslave-priority 5\nhz 20\n",
+            "logfile {}\nactivedefrag yes\ncluster-slave-no-failover yes\nhz 20\n",
             log.display()
         ),
     );
@@ -236,7 +236,7 @@ fn pending_directives_are_logged_at_start_up() {
         "{text}"
     );
     assert!(
-        text.contains("directive replica-priority is accepted but not implemented yet"),
+        text.contains("directive cluster-replica-no-failover is accepted but not implemented yet"),
         "{text}"
     );
     assert!(!text.contains("directive hz"), "{text}");
