@@ -67,9 +67,7 @@ impl Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),
             clients: ClientRegistry::default(),
-            run_id: (0..40)
-                .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
-                .collect(),
+            run_id: crate::replication::random_id(),
             started: Instant::now(),
             started_unix_ms: now,
             executable,

@@ -198,9 +198,8 @@ where
         peer.state.store(peer_state::SEND_BULK, Relaxed);
         match &member.payload {
             Payload::Streamed(channel) => {
-                let mark: String = (0..40)
-                    .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
-                    .collect();
+                // The EOF mark has the form of a replication id (40 random hex digits).
+                let mark = ferrokv_commands::replication::random_id();
                 socket
                     .write_all(format!("$EOF:{mark}\r\n").as_bytes())
                     .await?;
