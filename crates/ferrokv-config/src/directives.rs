@@ -600,7 +600,7 @@ directives! {
         "Prefer the server's cipher order over the client's.";
     tls_protocols: String = "tls-protocols" [], "", Kind::Str, 0,
         "TLS versions allowed, e.g. \"TLSv1.2 TLSv1.3\".";
-    tls_replication: bool = "tls-replication" [], "no", Kind::Bool, PENDING,
+    tls_replication: bool = "tls-replication" [], "no", Kind::Bool, 0,
         "Use TLS for replication links.";
     tls_session_cache_size: i64 = "tls-session-cache-size" [], "20480", Kind::int(0, I32), 0,
         "Number of cached TLS sessions.";
