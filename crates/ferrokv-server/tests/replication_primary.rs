@@ -6,30 +6,13 @@
 mod common;
 
 use std::io::{BufRead, Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::dataset::{dataset, fill_every_type};
-use common::{RawClient, ServerProcess, show, start_ferrokv, start_redis7, start_valkey};
-
-fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
-    let mut c = RawClient::connect(port).ok()?;
-    let info = String::from_utf8_lossy(&c.command(&["INFO", section])).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(str::to_string)
-}
-
-/// Polls `check` for up to `secs` seconds.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{
+    RawClient, ServerProcess, eventually, info_field, show, start_ferrokv, start_redis7,
+    start_valkey,
+};
 
 fn wait_link_up(replica: &ServerProcess) {
     eventually(20, &format!("{} replica link up", replica.name), || {

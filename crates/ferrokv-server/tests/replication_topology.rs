@@ -5,29 +5,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::dataset::{dataset, fill_every_type};
-use common::{RawClient, TempDir, show, start_ferrokv, start_ferrokv_in};
-
-fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
-    let mut c = RawClient::connect(port).ok()?;
-    let info = String::from_utf8_lossy(&c.command(&["INFO", section])).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(str::to_string)
-}
-
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{RawClient, TempDir, eventually, info_field, show, start_ferrokv, start_ferrokv_in};
 
 fn link_up(port: u16) -> bool {
     info_field(port, "replication", "master_link_status").as_deref() == Some("up")

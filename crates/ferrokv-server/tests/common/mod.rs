@@ -356,3 +356,24 @@ pub fn split_elements(reply: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
 pub fn show(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
+
+/// One `INFO section` field of the server on `port`, as text.
+pub fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
+    let mut c = RawClient::connect(port).ok()?;
+    let info = String::from_utf8_lossy(&c.command(&["INFO", section])).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(str::to_string)
+}
+
+/// Polls `check` every 50 ms for up to `secs` seconds; panics naming `what` if it never holds.
+pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
