@@ -173,15 +173,13 @@ pub mod flags {
     pub const TRACKING: u32 = 1 << 10;
     pub const TRACKING_BROKEN_REDIRECT: u32 = 1 << 11;
     pub const TRACKING_BCAST: u32 = 1 << 12;
-    /// A replica's connection to this server (`S`), this replica's link to its primary (`M`).
+    /// A replica's connection to this server (`S`).
     pub const REPLICA: u32 = 1 << 13;
-    pub const PRIMARY: u32 = 1 << 14;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
         (MONITOR, 'O'),
         (REPLICA, 'S'),
-        (PRIMARY, 'M'),
         (PUBSUB, 'P'),
         (MULTI, 'x'),
         (PAUSED, 'b'),

@@ -440,20 +440,19 @@ fn check(
     if !(client.must_obey || replica_ignores_maxmemory) {
         crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
     }
+    let write = is_write(client, entry);
     // The last background save failed: refuse writes (and PING, as Valkey) until a save works.
-    if server.persistence.writes_refused(&client.config)
-        && (is_write(client, entry) || is_ping(entry))
-    {
+    if server.persistence.writes_refused(&client.config) && (write || is_ping(entry)) {
         return Err(CmdError::new(crate::persistence::MISCONF));
     }
     // The AOF cannot be written: refuse writes until it can (Valkey checks the RDB first).
     if server.aof.enabled()
-        && is_write(client, entry)
+        && write
         && let Some(e) = server.aof.write_refusal()
     {
         return Err(e);
     }
-    crate::replication::check_command(server, client, entry, is_write(client, entry))?;
+    crate::replication::check_command(server, client, entry, write)?;
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));

@@ -1,5 +1,6 @@
-//! A snapshot sink that hands the snapshot's bytes to the replica connection's task, which
-//! writes them to the socket (a diskless full sync).
+//! The queue between a diskless full sync's snapshot (the sending side, through
+//! `sync_job`'s fan-out sink) and a replica connection's task, which writes the pieces to
+//! the socket.
 //!
 //! Shards are serialized by whichever thread touches them first (`ferrokv_persist::snapshot`)
 //! and those threads must never wait on a replica's socket, so a piece is queued, not
@@ -14,8 +15,6 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
-
-use ferrokv_persist::sink::SnapshotSink;
 
 const SAVER_AHEAD: usize = 8 << 20;
 
@@ -85,19 +84,9 @@ impl Channel {
         self.drained.notify_all();
     }
 
-    fn finish(&self, ok: bool) {
-        self.queue.lock().done = Some(ok);
-        self.ready.notify_one();
-    }
-}
-
-/// The sending side, owned by the snapshot.
-pub struct ChannelSink(pub Arc<Channel>);
-
-impl SnapshotSink for ChannelSink {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let channel = &self.0;
-        let mut queue = channel.queue.lock();
+    /// Sending side: queues one piece; fails once the receiving side has gone.
+    pub fn push(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut queue = self.queue.lock();
         if queue.closed {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -107,16 +96,13 @@ impl SnapshotSink for ChannelSink {
         queue.bytes += bytes.len();
         queue.pieces.push_back(bytes.to_vec());
         drop(queue);
-        channel.ready.notify_one();
+        self.ready.notify_one();
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> io::Result<()> {
-        self.0.finish(true);
-        Ok(())
-    }
-
-    fn discard(self: Box<Self>) {
-        self.0.finish(false);
+    /// Sending side: the snapshot is complete (`true`) or abandoned.
+    pub fn finish(&self, ok: bool) {
+        self.queue.lock().done = Some(ok);
+        self.ready.notify_one();
     }
 }

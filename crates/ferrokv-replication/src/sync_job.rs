@@ -25,7 +25,7 @@ use ferrokv_persist::snapshot::Snapshot;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
-use crate::snapshot_channel::{Channel, ChannelSink};
+use crate::snapshot_channel::Channel;
 
 /// How a member receives the snapshot.
 pub enum Payload {
@@ -348,7 +348,7 @@ impl SnapshotSink for FanOut {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut delivered = false;
         for channel in &self.channels {
-            delivered |= ChannelSink(channel.clone()).write_all(bytes).is_ok();
+            delivered |= channel.push(bytes).is_ok();
         }
         if delivered {
             Ok(())
@@ -362,14 +362,14 @@ impl SnapshotSink for FanOut {
 
     fn commit(self: Box<Self>) -> io::Result<()> {
         for channel in self.channels {
-            Box::new(ChannelSink(channel)).commit()?;
+            channel.finish(true);
         }
         Ok(())
     }
 
     fn discard(self: Box<Self>) {
         for channel in self.channels {
-            Box::new(ChannelSink(channel)).discard();
+            channel.finish(false);
         }
     }
 }

@@ -500,14 +500,11 @@ enum ClientType {
     PubSub,
 }
 
-/// Replication links are marked by their flags; subscribers by theirs.
+/// A replica's connection is marked by its flag (the replica side's link to its primary is
+/// not a listed client).
 fn client_type(client: &ClientShared) -> ClientType {
-    use crate::client::flags;
-    let bits = client.flags();
-    if bits & flags::REPLICA != 0 {
+    if client.flags() & crate::client::flags::REPLICA != 0 {
         ClientType::Replica
-    } else if bits & flags::PRIMARY != 0 {
-        ClientType::Primary
     } else {
         ClientType::Normal
     }

@@ -15,7 +15,7 @@ pub mod wait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64};
 
 use parking_lot::Mutex;
 
@@ -158,8 +158,6 @@ pub struct Replication {
     pub replicas_generation: AtomicU64,
     /// WAIT's waiting clients.
     pub waits: wait::Waits,
-    /// A full sync is being loaded (INFO `master_sync_in_progress`, `loading`).
-    pub sync_in_progress: AtomicBool,
     /// On a replica, a command from the primary is applied and its bytes appended to the
     /// stream under this lock (shared); a full sync for a sub-replica starts its snapshot
     /// under it (exclusive), so the snapshot never holds a command whose bytes come after
@@ -184,7 +182,6 @@ impl Default for Replication {
             good_replicas: AtomicU64::new(0),
             replicas_generation: AtomicU64::new(0),
             waits: Default::default(),
-            sync_in_progress: AtomicBool::new(false),
             apply: parking_lot::RwLock::new(()),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
@@ -307,13 +304,7 @@ impl Replication {
     /// A replica connection passed PSYNC: it is listed from now on, and the stream keeps
     /// collecting for it.
     pub fn attach(&self, stream: &Stream, peer: Arc<ReplicaPeer>, backlog_bytes: usize) {
-        {
-            let mut backlog = self.backlog.lock();
-            if backlog.is_none() {
-                *backlog = Some(stream.subscribe(false));
-            }
-            stream.set_backlog(backlog_bytes);
-        }
+        self.ensure_backlog(stream, backlog_bytes);
         self.no_replicas_since_ms.store(0, Relaxed);
         self.replicas.lock().insert(peer.client_id, peer);
     }
@@ -365,7 +356,8 @@ impl Replication {
         self.backlog.lock().is_some()
     }
 
-    /// A replica also keeps a backlog, for the replicas it will have after a promotion.
+    /// Keeps the stream collecting and its backlog (a primary once a replica attached; a
+    /// replica too, for the replicas it will have after a promotion).
     pub fn ensure_backlog(&self, stream: &Stream, backlog_bytes: usize) {
         let mut backlog = self.backlog.lock();
         if backlog.is_none() {
@@ -399,7 +391,7 @@ pub fn check_command(
         && config.min_replicas_to_write > 0
         && config.min_replicas_max_lag > 0
         && replication.good_replicas.load(Relaxed) < config.min_replicas_to_write as u64
-        && !replication.is_replica()
+        && !server.stream.is_proxy()
     {
         return Err(CmdError::new(NOREPLICAS));
     }

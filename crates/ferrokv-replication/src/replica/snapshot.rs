@@ -219,7 +219,6 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
         link.transfer_read = 0;
         link.sync_started_ms = now;
     });
-    server.replication.sync_in_progress.store(true, Relaxed);
     let config = server.config.load();
     let to_disk = config.repl_diskless_load == "disabled";
     match &framing {
@@ -251,7 +250,6 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
         load_from_socket(server, &mut payload, config.replica_lazy_flush)
     };
     payload.report_progress(true);
-    server.replication.sync_in_progress.store(false, Relaxed);
     server.persistence.loading.store(false, Relaxed);
     match result {
         Ok(report) => after_load(server, &report),
