@@ -5,101 +5,41 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::dataset::dataset_of;
 use common::{
-    RawClient, ServerProcess, show, split_elements, start_ferrokv, start_redis7, start_valkey,
+    RawClient, ServerProcess, eventually, info_field_of, show, start_ferrokv, start_redis7,
+    start_valkey,
 };
 
 fn text(reply: &[u8]) -> String {
     String::from_utf8_lossy(reply).into_owned()
 }
 
-/// The elements of an array reply, each as its raw bytes, sorted when `sorted`.
-fn elements(reply: &[u8], sorted: bool) -> String {
-    let Some((_, mut items)) = split_elements(reply) else {
-        return show(reply);
-    };
-    if sorted {
-        items.sort();
-    }
-    items.iter().map(|i| show(i)).collect::<Vec<_>>().join(",")
-}
-
-/// Field/value pairs of a flat array reply, sorted by field.
-fn pairs(reply: &[u8]) -> String {
-    let Some((_, items)) = split_elements(reply) else {
-        return show(reply);
-    };
-    let mut pairs: Vec<_> = items.chunks(2).map(|p| p.concat()).collect();
-    pairs.sort();
-    pairs.iter().map(|i| show(i)).collect::<Vec<_>>().join(",")
-}
-
-/// Every key of database `db` with its type, value and absolute expiry.
-fn contents(c: &mut RawClient, db: usize) -> BTreeMap<Vec<u8>, String> {
-    assert_eq!(c.command(&["SELECT", &db.to_string()]), b"+OK\r\n");
-    let keys = c.command(&["KEYS", "*"]);
-    let (_, keys) = split_elements(&keys).expect("KEYS reply");
-    let mut out = BTreeMap::new();
-    for raw in keys {
-        // "$<len>\r\n<key>\r\n"
-        let start = raw.iter().position(|&b| b == b'\n').expect("bulk") + 1;
-        let key = raw[start..raw.len() - 2].to_vec();
-        let k = key.as_slice();
-        let kind = text(&c.command(&[b"TYPE", k]));
-        let value = match kind.trim() {
-            "+string" => show(&c.command(&[b"GET", k])),
-            "+list" => elements(&c.command(&[&b"LRANGE"[..], k, b"0", b"-1"]), false),
-            "+set" => elements(&c.command(&[b"SMEMBERS", k]), true),
-            "+hash" => pairs(&c.command(&[b"HGETALL", k])),
-            "+zset" => elements(
-                &c.command(&[&b"ZRANGE"[..], k, b"0", b"-1", b"WITHSCORES"]),
-                false,
-            ),
-            "+stream" => show(&c.command(&[&b"XRANGE"[..], k, b"-", b"+"])),
-            other => other.to_string(),
-        };
-        let expiry = text(&c.command(&[b"PEXPIRETIME", k]));
-        out.insert(key, format!("{kind} {value} {expiry}"));
-    }
-    c.command(&["SELECT", "0"]);
-    out
-}
-
+/// Waits (10 s at most) until the replica holds exactly the primary's data.
 fn assert_same_data(primary: &mut RawClient, replica: &mut RawClient, what: &str) {
-    for db in [0, 3] {
-        let expected = contents(primary, db);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = contents(replica, db);
-            if got == expected {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: db {db} differs\nprimary: {expected:?}\nreplica: {got:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    let expected = dataset_of(primary);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = dataset_of(replica);
+        if got == expected {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the data differs\nprimary: {expected:?}\nreplica: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn info_field(c: &mut RawClient, section: &str, field: &str) -> String {
-    let info = text(&c.command(&["INFO", section]));
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or("")
-        .to_string()
+    info_field_of(c, section, field).unwrap_or_default()
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    eventually(15, what, ok);
 }
 
 fn wait_link_up(replica: &mut RawClient) {

@@ -11,25 +11,8 @@ use std::time::Duration;
 use common::dataset::{dataset, fill_every_type};
 use common::{
     RawClient, ServerProcess, eventually, info_field, show, start_ferrokv, start_redis7,
-    start_valkey,
+    start_valkey, wait_caught_up, wait_link_up,
 };
-
-fn wait_link_up(replica: &ServerProcess) {
-    eventually(20, &format!("{} replica link up", replica.name), || {
-        info_field(replica.port, "replication", "master_link_status").as_deref() == Some("up")
-    });
-}
-
-/// The replica has everything the primary wrote (WAIT on the primary, then offsets equal).
-fn wait_caught_up(primary: u16, replicas: &[&ServerProcess]) {
-    let mut c = RawClient::connect(primary).expect("connect primary");
-    let reply = c.command(&["WAIT", &replicas.len().to_string(), "10000"]);
-    assert_eq!(
-        show(&reply),
-        format!(":{}\\r\\n", replicas.len()),
-        "WAIT counts every replica"
-    );
-}
 
 fn assert_same_data(primary: u16, replica: &ServerProcess) {
     let ours = dataset(primary);
@@ -106,10 +89,10 @@ fn valkey_and_redis7_replicate_from_ferrokv() {
     let args = replica_args(primary.port);
     let valkey = start_valkey(&as_strs(&args));
     let redis = start_redis7(&as_strs(&args));
-    wait_link_up(&valkey);
-    wait_link_up(&redis);
+    wait_link_up(valkey.port);
+    wait_link_up(redis.port);
     write_mixed(primary.port);
-    wait_caught_up(primary.port, &[&valkey, &redis]);
+    wait_caught_up(primary.port, 2);
     assert_same_data(primary.port, &valkey);
     assert_same_data(primary.port, &redis);
 
@@ -145,7 +128,7 @@ fn a_cut_link_resumes_with_a_partial_sync() {
     fill_every_type(primary.port);
     let args = replica_args(primary.port);
     let valkey = start_valkey(&as_strs(&args));
-    wait_link_up(&valkey);
+    wait_link_up(valkey.port);
     let mut c = RawClient::connect(primary.port).unwrap();
     for round in 0..3 {
         let killed = c.command(&["CLIENT", "KILL", "TYPE", "replica"]);
@@ -154,8 +137,8 @@ fn a_cut_link_resumes_with_a_partial_sync() {
         for i in 0..50 {
             c.command(&["SET", &format!("during:{round}:{i}"), "x"]);
         }
-        wait_link_up(&valkey);
-        wait_caught_up(primary.port, &[&valkey]);
+        wait_link_up(valkey.port);
+        wait_caught_up(primary.port, 1);
     }
     assert_eq!(
         info_field(primary.port, "stats", "sync_full").as_deref(),
@@ -174,9 +157,9 @@ fn disk_backed_sync_and_replicas_arriving_together_share_a_snapshot() {
     let disk = primary(&["--repl-diskless-sync", "no"]);
     fill_every_type(disk.port);
     let valkey = start_valkey(&as_strs(&replica_args(disk.port)));
-    wait_link_up(&valkey);
+    wait_link_up(valkey.port);
     write_mixed(disk.port);
-    wait_caught_up(disk.port, &[&valkey]);
+    wait_caught_up(disk.port, 1);
     assert_same_data(disk.port, &valkey);
 
     // Diskless with a delay: two replicas starting together get one snapshot.
@@ -185,9 +168,9 @@ fn disk_backed_sync_and_replicas_arriving_together_share_a_snapshot() {
     let args = replica_args(shared.port);
     let first = start_valkey(&as_strs(&args));
     let second = start_redis7(&as_strs(&args));
-    wait_link_up(&first);
-    wait_link_up(&second);
-    wait_caught_up(shared.port, &[&first, &second]);
+    wait_link_up(first.port);
+    wait_link_up(second.port);
+    wait_caught_up(shared.port, 2);
     assert_same_data(shared.port, &first);
     assert_same_data(shared.port, &second);
     assert_eq!(
@@ -251,7 +234,7 @@ fn wait_and_min_replicas_to_write() {
     assert_eq!(show(&c.command(&["GET", "k"])), "$-1\\r\\n");
     assert_eq!(show(&c.command(&["WAIT", "1", "100"])), ":0\\r\\n");
     let valkey = start_valkey(&as_strs(&replica_args(primary.port)));
-    wait_link_up(&valkey);
+    wait_link_up(valkey.port);
     eventually(5, "a good replica", || {
         info_field(primary.port, "replication", "min_slaves_good_slaves").as_deref() == Some("1")
     });
@@ -301,12 +284,12 @@ fn a_full_sync_under_write_load_completes() {
         })
     };
     let valkey = start_valkey(&as_strs(&replica_args(primary.port)));
-    wait_link_up(&valkey);
+    wait_link_up(valkey.port);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writes = writer.join().unwrap();
     assert!(writes > 500, "the writer kept writing ({writes})");
-    wait_caught_up(primary.port, &[&valkey]);
+    wait_caught_up(primary.port, 1);
     assert_same_data(primary.port, &valkey);
     assert_eq!(
         info_field(primary.port, "stats", "sync_full").as_deref(),
@@ -344,7 +327,7 @@ fn a_replica_that_stops_reading_is_cut_by_its_output_limit() {
 fn publish_reaches_subscribers_of_the_replicas() {
     let primary = primary(&[]);
     let valkey = start_valkey(&as_strs(&replica_args(primary.port)));
-    wait_link_up(&valkey);
+    wait_link_up(valkey.port);
     let mut subscriber = RawClient::connect(valkey.port).unwrap();
     subscriber.command(&["SUBSCRIBE", "news"]);
     let mut c = RawClient::connect(primary.port).unwrap();

@@ -5,10 +5,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::dataset::{dataset, fill_every_type};
-use common::{RawClient, ServerProcess, TempDir, free_port, start_ferrokv, start_redis7};
+use common::{
+    RawClient, TempDir, free_port, info_field, start_ferrokv, start_redis7, wait_caught_up,
+    wait_link_up,
+};
 use ferrokv_tls::test_pki::{Issued, Spec, TestCa};
 
 struct Pki {
@@ -60,34 +63,6 @@ fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
-fn link_status(port: u16) -> String {
-    let Ok(mut c) = RawClient::connect(port) else {
-        return String::new();
-    };
-    let info = String::from_utf8_lossy(&c.command(&["INFO", "replication"])).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix("master_link_status:"))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn wait_up(replica: &ServerProcess) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if link_status(replica.port) == "up" {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} replica never came up over TLS", replica.name);
-}
-
-fn caught_up(primary: u16, replicas: usize) {
-    let mut c = RawClient::connect(primary).unwrap();
-    let reply = c.command(&["WAIT", &replicas.to_string(), "10000"]);
-    assert_eq!(reply, format!(":{replicas}\r\n").into_bytes());
-}
-
 #[test]
 fn ferrokv_and_redis7_replicate_over_mutual_tls() {
     let pki = pki();
@@ -111,12 +86,12 @@ fn ferrokv_and_redis7_replicate_over_mutual_tls() {
     let redis = start_redis7(&strs(
         &[tls_args(&pki, &pki.node, free_port()), replicaof.clone()].concat(),
     ));
-    wait_up(&ours);
-    wait_up(&redis);
+    wait_link_up(ours.port);
+    wait_link_up(redis.port);
     let mut c = RawClient::connect(primary.port).unwrap();
     c.command(&["SET", "over-tls", "1"]);
     c.command(&["INCR", "counter"]);
-    caught_up(primary.port, 2);
+    wait_caught_up(primary.port, 2);
     let expected = dataset(primary.port);
     assert_eq!(dataset(ours.port), expected);
     assert_eq!(dataset(redis.port), expected);
@@ -126,7 +101,10 @@ fn ferrokv_and_redis7_replicate_over_mutual_tls() {
         &[tls_args(&pki, &pki.stranger, free_port()), replicaof].concat(),
     ));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(link_status(stranger.port), "down");
+    assert_eq!(
+        info_field(stranger.port, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
     assert_eq!(
         RawClient::connect(stranger.port)
             .unwrap()
@@ -152,9 +130,9 @@ fn ferrokv_replicates_from_redis7_over_mutual_tls() {
         ]
         .concat(),
     ));
-    wait_up(&replica);
+    wait_link_up(replica.port);
     let mut c = RawClient::connect(primary.port).unwrap();
     c.command(&["SET", "from-redis", "1"]);
-    caught_up(primary.port, 1);
+    wait_caught_up(primary.port, 1);
     assert_eq!(dataset(replica.port), dataset(primary.port));
 }

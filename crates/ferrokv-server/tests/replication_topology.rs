@@ -6,23 +6,14 @@
 mod common;
 
 use common::dataset::{dataset, fill_every_type};
-use common::{RawClient, TempDir, eventually, info_field, show, start_ferrokv, start_ferrokv_in};
-
-fn link_up(port: u16) -> bool {
-    info_field(port, "replication", "master_link_status").as_deref() == Some("up")
-}
+use common::{
+    RawClient, TempDir, eventually, info_field, link_up, show, start_ferrokv, start_ferrokv_in,
+    wait_caught_up,
+};
 
 fn command(port: u16, args: &[&str]) -> String {
     let mut c = RawClient::connect(port).expect("connect");
     show(&c.command(args))
-}
-
-/// Every replica acknowledged everything the primary has.
-fn caught_up(primary: u16, replicas: usize) {
-    assert_eq!(
-        command(primary, &["WAIT", &replicas.to_string(), "10000"]),
-        format!(":{replicas}\\r\\n")
-    );
 }
 
 fn same_data(a: u16, b: u16) {
@@ -53,7 +44,7 @@ fn stopped_replica_resumes_and_a_promotion_keeps_everyone_partial() {
     eventually(20, "both links up", || {
         link_up(first.port) && link_up(second.port)
     });
-    caught_up(primary.port, 2);
+    wait_caught_up(primary.port, 2);
     assert_eq!(stats(primary.port), ("2".into(), "0".into()));
 
     // SIGSTOP past repl-timeout: the primary drops it; after SIGCONT it continues.
@@ -81,7 +72,7 @@ fn stopped_replica_resumes_and_a_promotion_keeps_everyone_partial() {
     eventually(20, "the stopped replica back", || {
         info_field(primary.port, "replication", "connected_slaves").as_deref() == Some("2")
     });
-    caught_up(primary.port, 2);
+    wait_caught_up(primary.port, 2);
     let (full, partial) = stats(primary.port);
     assert_eq!(full, "2", "no new full sync");
     assert!(
@@ -117,7 +108,7 @@ fn stopped_replica_resumes_and_a_promotion_keeps_everyone_partial() {
         command(primary.port, &["SET", "x", "1"]),
         "-READONLY You can\\'t write against a read only replica.\\r\\n"
     );
-    caught_up(first.port, 2);
+    wait_caught_up(first.port, 2);
     same_data(first.port, second.port);
     same_data(first.port, primary.port);
     let expected = dataset(first.port);

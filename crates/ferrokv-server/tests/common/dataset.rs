@@ -1,7 +1,7 @@
 //! A server's whole dataset in a canonical, comparable form: for replication tests, where
 //! two different servers (ferrokv, valkey, redis) must end with the same data. Each key is
 //! read with its type's full read (sorted where order is not part of the value) plus its
-//! expiry as a whole second, so encodings and internal layouts never matter.
+//! absolute expiry in milliseconds, so encodings and internal layouts never matter.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +27,12 @@ fn sorted(reply: &[u8], pairs: bool) -> String {
 
 /// Every key of every database that has keys: (db, key) → its canonical value.
 pub fn dataset(port: u16) -> BTreeMap<(usize, Vec<u8>), String> {
-    let mut client = RawClient::connect(port).expect("connect");
+    dataset_of(&mut RawClient::connect(port).expect("connect"))
+}
+
+/// [`dataset`] through a connection the caller has (authenticated, ...); it is left in
+/// database 0.
+pub fn dataset_of(client: &mut RawClient) -> BTreeMap<(usize, Vec<u8>), String> {
     let mut all = BTreeMap::new();
     for db in 0..16usize {
         client.command(&["SELECT", &db.to_string()]);
@@ -55,7 +60,7 @@ pub fn dataset(port: u16) -> BTreeMap<(usize, Vec<u8>), String> {
                 }
                 _ => String::new(),
             };
-            let ttl = text(&client.command(&[b"EXPIRETIME".as_slice(), &key]));
+            let ttl = text(&client.command(&[b"PEXPIRETIME".as_slice(), &key]));
             all.insert(
                 (db, key),
                 format!("{} {} ttl={}", kind.trim(), value, ttl.trim()),

@@ -359,11 +359,41 @@ pub fn show(bytes: &[u8]) -> String {
 
 /// One `INFO section` field of the server on `port`, as text.
 pub fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
-    let mut c = RawClient::connect(port).ok()?;
-    let info = String::from_utf8_lossy(&c.command(&["INFO", section])).into_owned();
+    info_field_of(&mut RawClient::connect(port).ok()?, section, field)
+}
+
+/// [`info_field`] through a connection the caller has.
+pub fn info_field_of(client: &mut RawClient, section: &str, field: &str) -> Option<String> {
+    let info = String::from_utf8_lossy(&client.command(&["INFO", section])).into_owned();
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .map(str::to_string)
+}
+
+/// Whether the replica on `port` has its link to the primary up.
+pub fn link_up(port: u16) -> bool {
+    info_field(port, "replication", "master_link_status").as_deref() == Some("up")
+}
+
+/// Waits (20 s at most) for the replica on `port` to have its link up.
+pub fn wait_link_up(port: u16) {
+    eventually(
+        20,
+        &format!("the replica on {port} linked to its primary"),
+        || link_up(port),
+    );
+}
+
+/// Every one of `replicas` replicas acknowledged everything the primary on `port` has
+/// (WAIT, 10 s at most).
+pub fn wait_caught_up(port: u16, replicas: usize) {
+    let mut c = RawClient::connect(port).expect("connect primary");
+    let reply = c.command(&["WAIT", &replicas.to_string(), "10000"]);
+    assert_eq!(
+        show(&reply),
+        format!(":{replicas}\\r\\n"),
+        "WAIT counts every replica"
+    );
 }
 
 /// Polls `check` every 50 ms for up to `secs` seconds; panics naming `what` if it never holds.
