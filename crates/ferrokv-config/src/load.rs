@@ -426,6 +426,11 @@ mod tests {
     }
 
     #[test]
+    fn replicaof_host_and_port_as_one_quoted_argument() {
+        assert_eq!(parse("replicaof \"h 6380\"\n").unwrap().replicaof, "h 6380");
+    }
+
+    #[test]
     fn multi_arg_and_append() {
         let c = parse(
             "save 100 1\nsave 200 2\nbind 127.0.0.1 ::1\nreplicaof h 6380\n\
