@@ -120,3 +120,35 @@ fn stopped_replica_resumes_and_a_promotion_keeps_everyone_partial() {
         start_ferrokv_in(&second_dir.0, &["--appendonly", "yes"]).expect("restart from the AOF");
     assert_eq!(dataset(restarted.port), expected);
 }
+
+#[test]
+fn a_former_primary_with_a_longer_history_keeps_its_aof_as_a_replica() {
+    // The AOF's position in the stream is far past the new primary's offset: after the full
+    // sync the AOF must go on from the new offset, or the writes that follow never reach it.
+    let dir = TempDir::new("demoted-aof");
+    let server = start_ferrokv_in(&dir.0, &["--appendonly", "yes"]).expect("start");
+    for i in 0..2000 {
+        command(server.port, &["SET", &format!("old:{i}"), &"x".repeat(100)]);
+    }
+    let primary = start_ferrokv(&["--repl-diskless-sync-delay", "0"]);
+    command(primary.port, &["SET", "new", "1"]);
+    let of = primary.port.to_string();
+    assert_eq!(
+        command(server.port, &["REPLICAOF", "127.0.0.1", &of]),
+        "+OK\\r\\n"
+    );
+    eventually(20, "the link up", || link_up(server.port));
+    for i in 0..20 {
+        command(primary.port, &["RPUSH", "streamed", &i.to_string()]);
+    }
+    wait_caught_up(primary.port, 1);
+    // The AOF rewrite the full sync started, then the streamed writes, reach the disk.
+    eventually(10, "the AOF rewrite done", || {
+        info_field(server.port, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+    });
+    let expected = dataset(primary.port);
+    assert_eq!(dataset(server.port), expected);
+    drop(server);
+    let restarted = start_ferrokv_in(&dir.0, &["--appendonly", "yes"]).expect("restart");
+    assert_eq!(dataset(restarted.port), expected);
+}
