@@ -338,3 +338,61 @@ fn publish_reaches_subscribers_of_the_replicas() {
         "*3\\r\\n$7\\r\\nmessage\\r\\n$4\\r\\nnews\\r\\n$5\\r\\nhello\\r\\n"
     );
 }
+
+#[test]
+fn after_a_streamed_snapshot_the_stream_waits_for_the_first_ack() {
+    // A replica reading an EOF-marked snapshot cannot tell the mark from stream bytes that
+    // arrive in the same read, so nothing may follow the mark before it acknowledges.
+    let primary = primary(&[]);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", primary.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut replica = std::io::BufReader::new(stream);
+    writer
+        .write_all(b"REPLCONF capa eof\r\nPSYNC ? -1\r\n")
+        .unwrap();
+    let mut line = String::new();
+    replica.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK\r\n");
+    line.clear();
+    replica.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+FULLRESYNC "), "{line:?}");
+    line.clear();
+    replica.read_line(&mut line).unwrap();
+    let mark = line
+        .strip_prefix("$EOF:")
+        .map(|m| m.trim_end().as_bytes().to_vec())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let mut payload = Vec::new();
+    while !payload.ends_with(&mark) {
+        let mut byte = [0u8; 1];
+        replica.read_exact(&mut byte).unwrap();
+        payload.push(byte[0]);
+    }
+    let mut c = RawClient::connect(primary.port).unwrap();
+    c.command(&["SET", "after", "1"]);
+    replica
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut early = [0u8; 1];
+    assert!(
+        replica.read(&mut early).is_err(),
+        "stream bytes sent before the replica acknowledged"
+    );
+    writer
+        .write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n")
+        .unwrap();
+    replica
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut streamed = vec![0; 54];
+    replica.read_exact(&mut streamed).unwrap();
+    assert_eq!(
+        show(&streamed),
+        "*2\\r\\n$6\\r\\nSELECT\\r\\n$1\\r\\n0\\r\\n*3\\r\\n$3\\r\\nSET\\r\\n$5\\r\\nafter\\r\\n$1\\r\\n1\\r\\n"
+    );
+}
