@@ -22,16 +22,19 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             // this worker's clients, which must get BUSY replies meanwhile.
             continue;
         }
-        // A replica's keys expire and are evicted only when its primary says so.
-        let replica = server.stream.is_proxy();
-        if !replica {
+        // A replica's keys expire and are evicted only when its primary says so; while writes
+        // are paused (CLIENT PAUSE WRITE, FAILOVER) the dataset must not change either, as
+        // in Valkey.
+        let dataset_frozen =
+            server.stream.is_proxy() || server.pause.is_paused(ferrokv_store::clock::now_ms());
+        if !dataset_frozen {
             cycle.run(&server, hz);
         }
         ferrokv_commands::persistence::cron(&server);
         ferrokv_commands::aof::cron(&server);
         ferrokv_commands::replication::cron(&server);
         ferrokv_commands::cmd::info::sample_metrics();
-        if !replica {
+        if !dataset_frozen {
             evict::background(&server);
         }
     }

@@ -740,7 +740,10 @@ fn replication_section(out: &mut Out, server: &Server, config: &Config) {
     let (first, histlen) = server.stream.backlog_bounds();
     let active = replication.backlog_active();
     out.field("replicas_waiting_psync", 0);
-    out.field("master_failover_state", "no-failover");
+    out.field(
+        "master_failover_state",
+        replication.failover.lock().phase.name(),
+    );
     out.field("master_replid", &ids.replid);
     out.field("master_replid2", &ids.replid2);
     out.field("master_repl_offset", end);

@@ -1,4 +1,4 @@
-//! REPLICAOF/SLAVEOF, ROLE, REPLCONF, PSYNC/SYNC and WAIT. The state is in
+//! REPLICAOF/SLAVEOF, ROLE, REPLCONF, PSYNC/SYNC, WAIT and FAILOVER. The state is in
 //! `crate::replication`; the replica feed and the link to a primary run in the
 //! `ferrokv-replication` crate.
 
@@ -11,7 +11,7 @@ use crate::blocking::{Delivery, Parked};
 use crate::client::Handoff;
 use crate::cmd::args;
 use crate::context::{CmdError, CmdResult, Ctx};
-use crate::replication::{Handshake, LinkState, wait};
+use crate::replication::{Handshake, LinkState, failover, wait};
 use crate::spec::{CommandSpec, category as cat, flag};
 
 const REPLICAOF_FLAGS: u64 = flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING;
@@ -83,11 +83,23 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(1)",
         )
         .handler(wait),
+    CommandSpec::new("failover", -1, "server")
+        .flags(flag::ADMIN | flag::NOSCRIPT | flag::STALE)
+        .categories(ADMIN_CATS)
+        .doc(
+            "6.2.0",
+            "Starts a coordinated failover from a server to one of its replicas.",
+            "O(1)",
+        )
+        .handler(failover_command),
 ];
 
 /// `REPLICAOF host port | NO ONE`
 fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let server = ctx.server;
+    if server.replication.failover.lock().phase != failover::Phase::None {
+        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
+    }
     if args::is(&args[1], "no") && args::is(&args[2], "one") {
         if server.replication.promote(server.stream) {
             log::info!(
@@ -199,6 +211,14 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// A primary handing its role over takes no new replicas.
+fn refuse_sync_during_failover(ctx: &Ctx) -> CmdResult {
+    if ctx.server.replication.failover.lock().phase != failover::Phase::None {
+        return Err(CmdError::new("NOMASTERLINK Can't SYNC while failing over"));
+    }
+    Ok(())
+}
+
 /// A replica of a disconnected primary has nothing current to offer.
 fn refuse_sync_without_link(ctx: &Ctx) -> CmdResult {
     if ctx
@@ -214,9 +234,31 @@ fn refuse_sync_without_link(ctx: &Ctx) -> CmdResult {
     Ok(())
 }
 
-/// `PSYNC replid offset`: the connection becomes a replica feed after this command (the
-/// feed answers `+FULLRESYNC` or `+CONTINUE`).
+/// `PSYNC replid offset [FAILOVER]`: the connection becomes a replica feed after this
+/// command (the feed answers `+FULLRESYNC` or `+CONTINUE`). With FAILOVER, our primary hands
+/// its role over: this server becomes a primary first, so the former primary continues from
+/// it under `replid2`.
 fn psync(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let server = ctx.server;
+    if args.len() > 3 && args::is(&args[3], "failover") {
+        if !server.replication.is_replica() {
+            return Err(CmdError::err("PSYNC FAILOVER can't be sent to a master."));
+        }
+        if args[1] != server.replication.ids().replid.as_bytes() {
+            return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
+        }
+        log::info!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&args[1])
+        );
+        if server.replication.promote(server.stream) {
+            log::info!(
+                "PRIMARY MODE enabled (failover request from 'id={}')",
+                ctx.client.id
+            );
+        }
+    }
+    refuse_sync_during_failover(ctx)?;
     refuse_sync_without_link(ctx)?;
     let replid = String::from_utf8_lossy(&args[1]).into_owned();
     let offset = args::int(&args[2]).unwrap_or(-1);
@@ -228,6 +270,7 @@ fn psync(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// `SYNC`: the pre-PSYNC protocol (always a full copy, no `+FULLRESYNC` line).
 fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    refuse_sync_during_failover(ctx)?;
     refuse_sync_without_link(ctx)?;
     ctx.client.handoff = Some(Handoff::Replica { psync: None });
     Ok(())
@@ -274,5 +317,84 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Bytes::from_static(b"*"),
         ]);
     }
+    Ok(())
+}
+
+/// `FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]`: checks, in Valkey's
+/// order, then starts the switch (`replication::failover`) and answers at once.
+fn failover_command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let server = ctx.server;
+    let mut target: Option<(String, i64)> = None;
+    let mut force = false;
+    let mut abort = false;
+    let mut timeout_ms: Option<i64> = None;
+    let mut i = 1;
+    while i < args.len() {
+        let rest = args.len() - i - 1;
+        if args::is(&args[i], "to") && rest >= 2 && target.is_none() {
+            let port = args::int(&args[i + 2])?;
+            target = Some((String::from_utf8_lossy(&args[i + 1]).into_owned(), port));
+            i += 3;
+        } else if args::is(&args[i], "timeout") && rest >= 1 && timeout_ms.is_none() {
+            let ms = args::int(&args[i + 1])?;
+            if ms <= 0 {
+                return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
+            }
+            timeout_ms = Some(ms);
+            i += 2;
+        } else if args::is(&args[i], "force") && !force {
+            force = true;
+            i += 1;
+        } else if args::is(&args[i], "abort") && !abort {
+            abort = true;
+            i += 1;
+        } else {
+            return Err(crate::context::errors::SYNTAX);
+        }
+    }
+    if abort {
+        if target.is_some() || force || timeout_ms.is_some() {
+            return Err(crate::context::errors::SYNTAX);
+        }
+        if !failover::abort(server, "Failover manually aborted") {
+            return Err(CmdError::err("No failover in progress."));
+        }
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if server.replication.is_replica() {
+        return Err(CmdError::err(
+            "FAILOVER is not valid when server is a replica.",
+        ));
+    }
+    if server.replication.replicas().is_empty() {
+        return Err(CmdError::err("FAILOVER requires connected replicas."));
+    }
+    if server.replication.failover.lock().phase != failover::Phase::None {
+        return Err(CmdError::err("FAILOVER already in progress."));
+    }
+    if force && (target.is_none() || timeout_ms.is_none()) {
+        return Err(CmdError::err(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    let target = match target {
+        None => None,
+        Some((host, port)) => {
+            let replicas = server.replication.replicas();
+            let peer = replicas
+                .iter()
+                .find(|peer| {
+                    peer.ip.eq_ignore_ascii_case(&host) && i64::from(peer.listening_port) == port
+                })
+                .ok_or_else(|| CmdError::err("FAILOVER target HOST and PORT is not a replica."))?;
+            if !peer.online() {
+                return Err(CmdError::err("FAILOVER target replica is not online."));
+            }
+            Some((host, peer.listening_port))
+        }
+    };
+    failover::start(server, target, timeout_ms, force);
+    ctx.reply.ok();
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! Offsets are the propagation stream's (`propagate.rs`): `master_repl_offset` is the
 //! stream's end, the count of bytes ever appended under the current history.
 
+pub mod failover;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -163,6 +164,8 @@ pub struct Replication {
     /// under it (exclusive), so the snapshot never holds a command whose bytes come after
     /// the sub-replica's starting offset, or the other way round.
     pub apply: parking_lot::RwLock<()>,
+    /// A FAILOVER under way (`failover.rs`).
+    pub failover: Mutex<failover::Failover>,
     /// INFO stats: full syncs served, partial syncs accepted and refused.
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
@@ -183,6 +186,7 @@ impl Default for Replication {
             replicas_generation: AtomicU64::new(0),
             waits: Default::default(),
             apply: parking_lot::RwLock::new(()),
+            failover: Mutex::new(failover::Failover::default()),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -413,10 +417,13 @@ pub fn check_command(
     Ok(())
 }
 
-/// The server cron's replication work, once a second: counting good replicas, freeing an
-/// unused backlog, and pinging the replicas every `repl-ping-replica-period` seconds (the
-/// ping travels in the stream, so it also moves the offset, as Valkey's does).
+/// The server cron's replication work: moving a FAILOVER on (every tick); once a second,
+/// counting good replicas, freeing an unused backlog, and pinging the replicas every
+/// `repl-ping-replica-period` seconds (the ping travels in the stream, so it also moves the
+/// offset, as Valkey's does; none while writes are paused, so a FAILOVER's replica can
+/// catch up).
 pub fn cron(server: &crate::Server) {
+    failover::tick(server);
     static LAST_RUN_MS: AtomicI64 = AtomicI64::new(0);
     static LAST_PING_MS: AtomicI64 = AtomicI64::new(0);
     let now = ferrokv_store::clock::now_ms();
@@ -438,6 +445,7 @@ pub fn cron(server: &crate::Server) {
         config.repl_backlog_ttl,
     );
     if !server.stream.is_proxy()
+        && !server.pause.is_paused(now)
         && !replication.replicas.lock().is_empty()
         && now - LAST_PING_MS.load(Relaxed) >= config.repl_ping_replica_period * 1000
     {

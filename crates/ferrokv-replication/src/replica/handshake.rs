@@ -13,7 +13,13 @@ pub enum Psync {
 }
 
 /// Runs the handshake; `resume` is the (replid, offset) this replica can continue from.
-pub fn run(conn: &mut Conn<'_>, resume: Option<(String, u64)>) -> LinkResult<Psync> {
+/// `failover`: this server was the primary and hands its role to the one it connects to
+/// (`PSYNC ... FAILOVER`, see `ferrokv_commands::replication::failover`).
+pub fn run(
+    conn: &mut Conn<'_>,
+    resume: Option<(String, u64)>,
+    failover: bool,
+) -> LinkResult<Psync> {
     let config = conn.server().config.load();
     let pong = conn.command(&[b"PING"])?;
     // A primary that wants AUTH answers the PING with an error; AUTH comes next anyway.
@@ -72,7 +78,11 @@ pub fn run(conn: &mut Conn<'_>, resume: Option<(String, u64)>) -> LinkResult<Psy
                 offset + 1
             );
             let next = (offset + 1).to_string();
-            conn.command(&[b"PSYNC", replid.as_bytes(), next.as_bytes()])?
+            let mut psync: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), next.as_bytes()];
+            if failover {
+                psync.push(b"FAILOVER");
+            }
+            conn.command(&psync)?
         }
         None => {
             log::info!("Partial resynchronization not possible (no cached primary)");

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use ferrokv_commands::client::{ClientShared, Transport};
-use ferrokv_commands::replication::{LinkState, PrimaryLink, ReplIds};
+use ferrokv_commands::replication::{LinkState, PrimaryLink, ReplIds, failover};
 use ferrokv_commands::{Client, Server};
 use parking_lot::{Condvar, Mutex};
 
@@ -121,6 +121,13 @@ fn run(server: &Server, signal: &Signal) {
             Ok(()) => {}
             Err(Stop::Failed(why)) => {
                 log::warn!("{why}");
+                // A FAILOVER's target that cannot be reached or refuses: stay the primary.
+                if failover::in_progress(server) {
+                    failover::abort(
+                        server,
+                        &format!("Failover target rejected psync request: {why}"),
+                    );
+                }
                 let now = ferrokv_store::clock::now_ms();
                 server.replication.update_link(link.generation, |l| {
                     if l.state == LinkState::Connected {
@@ -152,9 +159,15 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
     let mut conn = Conn::new(io, server, generation)?;
     log::info!("PRIMARY <-> REPLICA sync started");
     set_state(server, generation, LinkState::Handshake);
-    let resume = (session.synced || server.stream.end() > 0)
+    // A former primary handing over always offers its own history: the target continues it.
+    let failover = failover::in_progress(server);
+    let resume = (failover || session.synced || server.stream.end() > 0)
         .then(|| (server.replication.ids().replid, server.stream.end()));
-    match handshake::run(&mut conn, resume)? {
+    let psync = handshake::run(&mut conn, resume, failover)?;
+    if failover {
+        failover::completed(server);
+    }
+    match psync {
         Psync::Full { replid, offset } => {
             snapshot::receive(&mut conn)?;
             conn.touch();
