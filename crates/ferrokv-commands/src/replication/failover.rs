@@ -72,6 +72,9 @@ pub fn start(server: &Server, target: Option<(String, u16)>, timeout_ms: Option<
     server
         .pause
         .pause(PausePurpose::Failover, PauseKind::Write, i64::MAX / 2);
+    // Reads of expired keys delete nothing meanwhile (no DEL moves the offset), as on a
+    // replica, which this server is about to become.
+    ferrokv_store::replica_view::set_replica(true);
 }
 
 /// Ends a failover that did not happen: writes resume here. Once this server followed the
@@ -88,6 +91,7 @@ pub fn abort(server: &Server, why: &str) -> bool {
     if phase == Phase::InProgress && server.replication.promote(server.stream) {
         log::info!("MASTER MODE enabled (failover aborted)");
     }
+    ferrokv_store::replica_view::set_replica(server.stream.is_proxy());
     pause::unpause_and_wake(server, PausePurpose::Failover);
     true
 }
