@@ -61,6 +61,7 @@ where
         listening_port: handshake.listening_port,
         state: peer_state::WAIT_BGSAVE.into(),
         ack_offset: 0.into(),
+        aof_ack_offset: 0.into(),
         ack_ms: clock::now_ms().into(),
     });
     client.shared.set_flag(flags::REPLICA, true);
@@ -336,7 +337,7 @@ where
                 if take_acks(&mut parser, input, peer)? {
                     acked_ever = true;
                     if !replication.waits.is_empty() {
-                        replication.waits.on_ack(&replication.replicas());
+                        replication.waits.on_progress(server);
                     }
                 }
             }
@@ -370,12 +371,18 @@ fn take_acks(
         .next_request(input, &limits)
         .map_err(|e| format!("protocol error from replica: {e}"))?
     {
-        if let [name, sub, offset, ..] = args.as_slice()
+        if let [name, sub, offset, rest @ ..] = args.as_slice()
             && name.eq_ignore_ascii_case(b"replconf")
             && sub.eq_ignore_ascii_case(b"ack")
             && let Some(offset) = parse_u64(offset)
         {
             peer.ack_offset.fetch_max(offset, Relaxed);
+            if let [fack, fsynced, ..] = rest
+                && fack.eq_ignore_ascii_case(b"fack")
+                && let Some(fsynced) = parse_u64(fsynced)
+            {
+                peer.aof_ack_offset.fetch_max(fsynced, Relaxed);
+            }
             peer.ack_ms.store(clock::now_ms(), Relaxed);
             acked = true;
         }
@@ -442,6 +449,7 @@ mod tests {
             listening_port: 1,
             state: 0.into(),
             ack_offset: 0.into(),
+            aof_ack_offset: 0.into(),
             ack_ms: 0.into(),
         };
         let mut parser = RequestParser::new();
@@ -450,6 +458,7 @@ mod tests {
         );
         assert_eq!(take_acks(&mut parser, &mut input, &peer), Ok(true));
         assert_eq!(peer.ack_offset.load(Relaxed), 120);
+        assert_eq!(peer.aof_ack_offset.load(Relaxed), 99);
         input.extend_from_slice(b"0\r\n");
         // A lower offset never moves it back.
         assert_eq!(take_acks(&mut parser, &mut input, &peer), Ok(true));

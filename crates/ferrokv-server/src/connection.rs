@@ -321,12 +321,8 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
                 if server.blocking.cancel(client.id) {
                     break Ok(Wake::Timeout);
                 }
-                // WAIT answers its count so far.
-                if let Some(answer) = server
-                    .replication
-                    .waits
-                    .expire(client.id, &server.replication.replicas())
-                {
+                // WAIT and WAITAOF answer their counts so far.
+                if let Some(answer) = server.replication.waits.expire(client.id, server) {
                     break Ok(answer);
                 }
                 // Served or unblocked at this very moment: its delivery is on the way.

@@ -105,6 +105,11 @@ impl Aof {
         self.enabled.load(Relaxed)
     }
 
+    /// The stream offset up to which the file is fsynced (WAITAOF).
+    pub fn fsynced_offset(&self) -> u64 {
+        self.synced.load(Acquire)
+    }
+
     /// Refusal of write commands while the AOF cannot be written (Valkey's MISCONF text).
     pub fn write_refusal(&self) -> Option<CmdError> {
         if !self.failing.load(Relaxed) {
@@ -262,6 +267,9 @@ impl Aof {
                 // Outside the lock: writers go on while the disk flushes.
                 if handle.sync_data().is_ok() {
                     self.synced.fetch_max(written, Release);
+                    if !server.replication.waits.is_empty() {
+                        server.replication.waits.on_progress(server);
+                    }
                 }
             }
             self.last_fsync_ms.store(now, Relaxed);

@@ -1,4 +1,4 @@
-//! REPLICAOF/SLAVEOF, ROLE, REPLCONF, PSYNC/SYNC, WAIT and FAILOVER. The state is in
+//! REPLICAOF/SLAVEOF, ROLE, REPLCONF, PSYNC/SYNC, WAIT, WAITAOF and FAILOVER. The state is in
 //! `crate::replication`; the replica feed and the link to a primary run in the
 //! `ferrokv-replication` crate.
 
@@ -83,6 +83,16 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(1)",
         )
         .handler(wait),
+    CommandSpec::new("waitaof", 4, "generic")
+        .flags(flag::BLOCKING)
+        .categories(cat::SLOW | cat::BLOCKING | cat::CONNECTION)
+        .tips(&["request_policy:all_shards", "response_policy:agg_min"])
+        .doc(
+            "7.2.0",
+            "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the primary and/or replicas.",
+            "O(1)",
+        )
+        .handler(waitaof),
     CommandSpec::new("failover", -1, "server")
         .flags(flag::ADMIN | flag::NOSCRIPT | flag::STALE)
         .categories(ADMIN_CATS)
@@ -278,33 +288,83 @@ fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// `WAIT numreplicas timeout`
 fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let server = ctx.server;
-    if server.replication.is_replica() {
+    if ctx.server.replication.is_replica() {
         return Err(CmdError::err(
             "WAIT cannot be used with replica instances. Please also note that if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
         ));
     }
     let needed = args::int(&args[1])?;
-    let timeout = args::int(&args[2])
-        .map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+    let timeout = wait_timeout(&args[2])?;
+    wait_or_park(
+        ctx,
+        wait::Want::Acked {
+            replicas: needed.max(0) as usize,
+        },
+        timeout,
+    )
+}
+
+/// `WAITAOF numlocal numreplicas timeout`
+fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let local = args::int(&args[1])?;
+    if !(0..=1).contains(&local) {
+        return Err(CmdError::err(
+            "value is out of range, value must between 0 and 1",
+        ));
+    }
+    let replicas = args::int(&args[2])
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| CmdError::err("value is out of range, must be positive"))?;
+    let timeout = wait_timeout(&args[3])?;
+    let server = ctx.server;
+    if server.replication.is_replica() {
+        return Err(CmdError::err(
+            "WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.",
+        ));
+    }
+    if local == 1 && !server.aof.enabled() {
+        return Err(CmdError::err(
+            "WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+        ));
+    }
+    wait_or_park(
+        ctx,
+        wait::Want::Fsynced {
+            local: local == 1,
+            replicas: replicas as usize,
+        },
+        timeout,
+    )
+}
+
+/// The timeout of WAIT and WAITAOF, in milliseconds (0: none).
+fn wait_timeout(arg: &[u8]) -> Result<i64, CmdError> {
+    let timeout =
+        args::int(arg).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
     if timeout < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
+    Ok(timeout)
+}
+
+/// Answers at once when `want` is reached (or the client may not block), else parks the
+/// client until an ACK or a local fsync reaches it, or its timeout.
+fn wait_or_park(ctx: &mut Ctx, want: wait::Want, timeout: i64) -> CmdResult {
+    let server = ctx.server;
     // Everything this client wrote is before the stream's current end.
     let offset = server.stream.end();
     let replicas = server.replication.replicas();
-    let acked = wait::acked(&replicas, offset);
-    if acked as i64 >= needed || ctx.client.deny_blocking {
-        ctx.reply.int(acked as i64);
+    let (reply, reached) = wait::answer(server, &replicas, offset, want);
+    if reached || ctx.client.deny_blocking {
+        ctx.reply.raw(&reply);
         return Ok(());
     }
     let delivery: Delivery = Default::default();
-    server.replication.waits.add(
-        ctx.client.shared.clone(),
-        offset,
-        needed.max(0) as usize,
-        delivery.clone(),
-    );
+    server
+        .replication
+        .waits
+        .add(ctx.client.shared.clone(), offset, want, delivery.clone());
     ctx.client.blocked = Some(Parked {
         delivery,
         deadline_ms: (timeout > 0).then(|| clock::now_ms() + timeout),

@@ -120,6 +120,8 @@ pub struct ReplicaPeer {
     pub state: AtomicU8,
     /// The offset its last REPLCONF ACK reported.
     pub ack_offset: AtomicU64,
+    /// The offset its last ACK reported fsynced to its AOF (`FACK`, for WAITAOF).
+    pub aof_ack_offset: AtomicU64,
     /// Unix ms of its last ACK (INFO `lag`, min-replicas-max-lag).
     pub ack_ms: AtomicI64,
 }
@@ -417,13 +419,18 @@ pub fn check_command(
     Ok(())
 }
 
-/// The server cron's replication work: moving a FAILOVER on (every tick); once a second,
+/// The server cron's replication work: moving a FAILOVER on and re-counting WAITAOF's
+/// waiters (every tick); once a second,
 /// counting good replicas, freeing an unused backlog, and pinging the replicas every
 /// `repl-ping-replica-period` seconds (the ping travels in the stream, so it also moves the
 /// offset, as Valkey's does; none while writes are paused, so a FAILOVER's replica can
 /// catch up).
 pub fn cron(server: &crate::Server) {
     failover::tick(server);
+    if !server.replication.waits.is_empty() {
+        // WAITAOF's local fsync, made by a background thread or another client.
+        server.replication.waits.on_progress(server);
+    }
     static LAST_RUN_MS: AtomicI64 = AtomicI64::new(0);
     static LAST_PING_MS: AtomicI64 = AtomicI64::new(0);
     let now = ferrokv_store::clock::now_ms();

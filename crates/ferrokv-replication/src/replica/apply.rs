@@ -96,11 +96,21 @@ pub fn parse(buf: &[u8]) -> Parsed {
     Parsed::Command(args, at)
 }
 
+/// `REPLCONF ACK <offset> FACK <offset in the AOF, fsynced>` (for WAITAOF; without an AOF
+/// everything applied counts, as Valkey reports it).
 fn send_ack(conn: &mut Conn<'_>, offset: u64) -> LinkResult<()> {
+    let aof = &conn.server().aof;
+    let fsynced = if aof.enabled() {
+        aof.fsynced_offset().min(offset)
+    } else {
+        offset
+    };
     conn.send(&encode(&[
         b"REPLCONF",
         b"ACK",
         offset.to_string().as_bytes(),
+        b"FACK",
+        fsynced.to_string().as_bytes(),
     ]))
 }
 
