@@ -82,6 +82,9 @@ pub struct Persistence {
     bgsave_scheduled: AtomicBool,
     last_extra_bytes: AtomicU64,
     pub loading: AtomicBool,
+    /// A replica loads its primary's snapshot aside while serving the old data (INFO
+    /// `async_loading`, `repl-diskless-load swapdb`).
+    pub async_loading: AtomicBool,
     last_load_keys_loaded: AtomicU64,
     last_load_keys_expired: AtomicU64,
 }

@@ -95,6 +95,10 @@ pub struct Db {
 }
 
 impl Db {
+    pub(crate) fn prefetch(&self, hash: u64, stage: crate::table::Stage) {
+        self.table.prefetch(hash, stage);
+    }
+
     pub fn new(index: usize) -> Db {
         Db {
             index,

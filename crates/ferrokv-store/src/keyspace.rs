@@ -70,6 +70,19 @@ impl Keyspace {
         (hash_key(key) >> (64 - SHARD_BITS)) as usize
     }
 
+    /// Prefetches one stage of the lookup of `key` in database `db` (see
+    /// [`crate::table::Table::prefetch`]). Only tries the shard's lock: a busy shard is
+    /// skipped, as a prefetch is only a hint.
+    pub fn prefetch(&self, db: usize, key: &[u8], stage: crate::table::Stage) {
+        let hash = hash_key(key);
+        let slot = &self.shards[(hash >> (64 - SHARD_BITS)) as usize];
+        if let Some(shard) = slot.lock.try_lock()
+            && let Some(db) = shard.dbs.get(db)
+        {
+            db.prefetch(hash, stage);
+        }
+    }
+
     /// Locks the shards holding `keys`.
     pub fn lock<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
         if let [key] = keys {
@@ -438,6 +451,17 @@ impl<'a> Locked<'a> {
         self.guards.len() == SHARD_COUNT
     }
 
+    /// Exchanges the contents of every database with `other`'s, both holding every shard of
+    /// keyspaces with the same number of databases (a replica's `repl-diskless-load swapdb`
+    /// installs the snapshot it loaded aside).
+    pub fn exchange_with(&mut self, other: &mut Locked<'_>) {
+        assert!(self.holds_all() && other.holds_all());
+        for ((_, mine), (_, theirs)) in self.guards.iter_mut().zip(other.guards.iter_mut()) {
+            assert_eq!(mine.dbs.len(), theirs.dbs.len());
+            std::mem::swap(&mut mine.dbs, &mut theirs.dbs);
+        }
+    }
+
     /// Swaps two databases in every locked shard (SWAPDB needs all shards locked).
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         for (_, shard) in self.guards.iter_mut() {
@@ -467,6 +491,31 @@ mod tests {
         drop(locked);
         assert_eq!(ks.db_len(3), 200);
         assert_eq!(ks.db_len(0), 0);
+    }
+
+    #[test]
+    fn exchange_swaps_every_database_and_a_prefetch_changes_nothing() {
+        let live = Keyspace::new(2);
+        let staged = Keyspace::new(2);
+        let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("k{i}").into_bytes()).collect();
+        let mut locked = staged.lock(&keys);
+        for k in &keys {
+            locked
+                .db(1, k)
+                .insert(k, Entry::new(Value::Str(StrValue::from_bytes(b"1")), 0));
+        }
+        drop(locked);
+        live.lock(&[b"old"]).db(0, b"old").insert(
+            b"old",
+            Entry::new(Value::Str(StrValue::from_bytes(b"1")), 0),
+        );
+        for k in &keys {
+            staged.prefetch(1, k, crate::table::Stage::Bucket);
+            staged.prefetch(1, k, crate::table::Stage::Node);
+        }
+        live.lock_all().exchange_with(&mut staged.lock_all());
+        assert_eq!((live.db_len(0), live.db_len(1)), (0, 100));
+        assert_eq!((staged.db_len(0), staged.db_len(1)), (1, 0));
     }
 
     #[test]

@@ -462,7 +462,10 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
 fn persistence_section(out: &mut Out, server: &Server, _config: &Config) {
     let s = server.persistence.status();
     out.field("loading", s.loading as u8);
-    out.field("async_loading", 0);
+    out.field(
+        "async_loading",
+        server.persistence.async_loading.load(Relaxed) as u8,
+    );
     out.field("current_cow_peak", s.current_peak_bytes);
     out.field("current_cow_size", s.current_extra_bytes);
     out.field("current_cow_size_age", 0);

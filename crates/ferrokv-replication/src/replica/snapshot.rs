@@ -221,6 +221,7 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
     });
     let config = server.config.load();
     let to_disk = config.repl_diskless_load == "disabled";
+    let aside = config.repl_diskless_load == "swapdb";
     match &framing {
         Framing::Sized(len) => log::info!(
             "PRIMARY <-> REPLICA sync: receiving {len} bytes from primary to {}",
@@ -246,6 +247,8 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
             &config.dbfilename,
             !config.save.trim().is_empty(),
         )
+    } else if aside {
+        load_aside(server, &mut payload, config.replica_lazy_flush)
     } else {
         load_from_socket(server, &mut payload, config.replica_lazy_flush)
     };
@@ -253,12 +256,55 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
     server.persistence.loading.store(false, Relaxed);
     match result {
         Ok(report) => after_load(server, &report),
+        Err(stop) if aside => {
+            log::warn!("PRIMARY <-> REPLICA sync: the load failed; the old data stays");
+            Err(stop)
+        }
         Err(stop) => {
             // Whatever part was loaded is not a state of the primary's.
             empty_data(server, true);
             Err(stop)
         }
     }
+}
+
+/// `repl-diskless-load swapdb`: the snapshot is loaded into a keyspace of its own while
+/// clients keep reading the old data (no LOADING replies); only a complete load replaces
+/// it, in one step under every shard lock. A failed transfer leaves the old data as it was.
+/// The price is memory for both datasets during the load, as in Valkey.
+fn load_aside(
+    server: &Server,
+    payload: &mut Payload<'_, '_>,
+    lazy_flush: bool,
+) -> LinkResult<LoadReport> {
+    log::info!("PRIMARY <-> REPLICA sync: Loading DB aside, the current data is still served");
+    let staged = ferrokv_store::Keyspace::new(server.keyspace.databases());
+    server.persistence.async_loading.store(true, Relaxed);
+    let report = read_rdb(payload, &staged, load_options(server));
+    server.persistence.async_loading.store(false, Relaxed);
+    let report = report?;
+    {
+        let mut locked = server.keyspace.lock_all();
+        for db in 0..server.keyspace.databases() {
+            ferrokv_commands::transaction::touch_db(server, &mut locked, db, None);
+        }
+        ferrokv_commands::tracking::invalidate_all(server);
+        locked.exchange_with(&mut staged.lock_all());
+    }
+    // `staged` now holds the old data.
+    if lazy_flush {
+        let _ = std::thread::Builder::new()
+            .name("ferrokv-lazyfree".into())
+            .spawn(move || drop(staged));
+    } else {
+        drop(staged);
+    }
+    ferrokv_commands::blocking::signal_all_waited(server, None);
+    server
+        .scripting
+        .libraries
+        .update(|state| *state = Default::default());
+    Ok(report)
 }
 
 fn load_from_socket(
@@ -270,9 +316,18 @@ fn load_from_socket(
     empty_data(server, lazy_flush);
     log::info!("PRIMARY <-> REPLICA sync: Loading DB in memory");
     server.persistence.loading.store(true, Relaxed);
+    read_rdb(payload, &server.keyspace, load_options(server))
+}
+
+/// Loads the payload's RDB into `keyspace` and reads the payload to its end.
+fn read_rdb(
+    payload: &mut Payload<'_, '_>,
+    keyspace: &ferrokv_store::Keyspace,
+    options: LoadOptions,
+) -> LinkResult<LoadReport> {
     let loaded = {
         let mut reader = BufReader::with_capacity(1 << 20, &mut *payload);
-        ferrokv_persist::load::load_from(&mut reader, &server.keyspace, load_options(server))
+        ferrokv_persist::load::load_from(&mut reader, keyspace, options)
     };
     if let Some(stop) = payload.stopped.take() {
         return Err(stop);
