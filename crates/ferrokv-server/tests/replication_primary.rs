@@ -396,3 +396,32 @@ fn after_a_streamed_snapshot_the_stream_waits_for_the_first_ack() {
         "*2\\r\\n$6\\r\\nSELECT\\r\\n$1\\r\\n0\\r\\n*3\\r\\n$3\\r\\nSET\\r\\n$5\\r\\nafter\\r\\n$1\\r\\n1\\r\\n"
     );
 }
+
+#[test]
+fn hash_fields_expire_on_replicas_with_the_primarys_hdel() {
+    // A replica never reclaims an expired field itself (reads hide it); the primary's
+    // active expiry sends `HDEL key field...`, which must remove it there too.
+    let primary = primary(&["--hz", "50"]);
+    let args = replica_args(primary.port);
+    let ours = start_ferrokv(&as_strs(&args));
+    let valkey = start_valkey(&as_strs(&args));
+    wait_link_up(ours.port);
+    wait_link_up(valkey.port);
+    let mut c = RawClient::connect(primary.port).unwrap();
+    c.command(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
+    c.command(&["HPEXPIRE", "h", "100", "FIELDS", "2", "a", "b"]);
+    eventually(10, "the primary reclaimed the fields", || {
+        show(&c.command(&["HLEN", "h"])) == ":1\\r\\n"
+    });
+    wait_caught_up(primary.port, 2);
+    for replica in [&ours, &valkey] {
+        let mut r = RawClient::connect(replica.port).unwrap();
+        assert_eq!(
+            show(&r.command(&["HLEN", "h"])),
+            ":1\\r\\n",
+            "{}",
+            replica.name
+        );
+        assert_same_data(primary.port, replica);
+    }
+}

@@ -176,8 +176,15 @@ impl HashValue {
     }
 
     /// Removes the live field `field`; returns whether it was there. An expired field is
-    /// absent, so it is left for the active expiry, as in Valkey.
+    /// absent, so it is left for the active expiry, as in Valkey. On a replica, the
+    /// primary's HDEL (its active expiry reclaiming the field) removes it all the same: the
+    /// replica never reclaims fields itself.
     pub fn remove(&mut self, field: &[u8], now_ms: i64) -> bool {
+        let now_ms = if crate::replica_view::expired_key_still_alive() {
+            i64::MIN
+        } else {
+            now_ms
+        };
         match self {
             HashValue::Listpack(lp) => lp.remove(field),
             HashValue::Table(t) => {
