@@ -175,11 +175,14 @@ pub mod flags {
     pub const TRACKING_BCAST: u32 = 1 << 12;
     /// A replica's connection to this server (`S`).
     pub const REPLICA: u32 = 1 << 13;
+    /// On a replica, the link to its primary (`M`).
+    pub const PRIMARY: u32 = 1 << 14;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
         (MONITOR, 'O'),
         (REPLICA, 'S'),
+        (PRIMARY, 'M'),
         (PUBSUB, 'P'),
         (MULTI, 'x'),
         (PAUSED, 'b'),

@@ -277,3 +277,57 @@ fn follows_the_replicaof_directive_at_start() {
         r.command(&["DBSIZE"]) == b":1\r\n"
     });
 }
+
+/// The field names of a CLIENT LIST line, and the values of `flags` and `addr`.
+fn client_line_shape(line: &str) -> (Vec<String>, String, String) {
+    let pairs: Vec<(&str, &str)> = line
+        .split(' ')
+        .filter_map(|field| field.split_once('='))
+        .collect();
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    (
+        pairs.iter().map(|(k, _)| k.to_string()).collect(),
+        value("flags"),
+        value("addr"),
+    )
+}
+
+#[test]
+fn the_link_to_the_primary_is_a_listed_client_that_client_kill_ends() {
+    let primary = start_valkey(&["--repl-diskless-sync-delay", "0"]);
+    let port = primary.port.to_string();
+    let ours = start_ferrokv(&["--replicaof", "127.0.0.1", &port]);
+    let oracle = start_valkey(&["--replicaof", "127.0.0.1", &port]);
+    let mut p = RawClient::connect(primary.port).expect("primary");
+    let mut shapes = Vec::new();
+    for replica in [&ours, &oracle] {
+        let mut r = RawClient::connect(replica.port).expect("replica");
+        wait_link_up(&mut r);
+        let list = text(&r.command(&["CLIENT", "LIST", "TYPE", "master"]));
+        let lines: Vec<&str> = list.lines().filter(|l| l.contains("id=")).collect();
+        assert_eq!(lines.len(), 1, "{list}");
+        shapes.push(client_line_shape(lines[0]));
+    }
+    assert_eq!(shapes[0].0, shapes[1].0, "the same fields as valkey's");
+    assert_eq!(shapes[0].1, "M");
+    assert_eq!(shapes[0].2, format!("127.0.0.1:{port}"));
+
+    let mut r = RawClient::connect(ours.port).expect("replica");
+    let partial = primary_stat(&mut p, "sync_partial_ok");
+    assert_eq!(
+        text(&r.command(&["CLIENT", "KILL", "TYPE", "master"])),
+        ":1\r\n"
+    );
+    wait_for("the link back with a partial sync", || {
+        primary_stat(&mut p, "sync_partial_ok") > partial
+    });
+    wait_link_up(&mut r);
+    p.command(&["SET", "after-kill", "1"]);
+    assert_same_data(&mut p, &mut r, "after the killed link resumed");
+}

@@ -500,11 +500,14 @@ enum ClientType {
     PubSub,
 }
 
-/// A replica's connection is marked by its flag (the replica side's link to its primary is
-/// not a listed client).
+/// Replication connections are marked by their flags: a replica's connection here (`S`),
+/// and on a replica the link to its primary (`M`).
 fn client_type(client: &ClientShared) -> ClientType {
-    if client.flags() & crate::client::flags::REPLICA != 0 {
+    let flags = client.flags();
+    if flags & crate::client::flags::REPLICA != 0 {
         ClientType::Replica
+    } else if flags & crate::client::flags::PRIMARY != 0 {
+        ClientType::Primary
     } else {
         ClientType::Normal
     }

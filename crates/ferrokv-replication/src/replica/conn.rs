@@ -4,9 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrokv_commands::Server;
+use ferrokv_commands::client::ClientShared;
 
 /// How often a blocked read wakes up to look at the generation and the timeout.
 const POLL: Duration = Duration::from_millis(100);
@@ -103,6 +106,8 @@ pub struct Conn<'s> {
     last_read: Instant,
     /// `repl-timeout`.
     timeout: Duration,
+    /// The link as a listed client: CLIENT KILL TYPE master ends it.
+    listed: Option<Arc<ClientShared>>,
 }
 
 impl<'s> Conn<'s> {
@@ -120,7 +125,26 @@ impl<'s> Conn<'s> {
             generation,
             last_read: Instant::now(),
             timeout: Duration::from_secs(timeout_secs),
+            listed: None,
         })
+    }
+
+    /// The primary's address and ours, as CLIENT LIST shows them (`addr`, `laddr`), and the
+    /// socket's descriptor.
+    pub fn addresses(&self) -> (String, String, i32) {
+        let tcp = self.io.tcp();
+        let text =
+            |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        (
+            text(tcp.peer_addr()),
+            text(tcp.local_addr()),
+            tcp.as_raw_fd(),
+        )
+    }
+
+    /// From now on a CLIENT KILL of `client` ends the link.
+    pub fn listed_as(&mut self, client: Arc<ClientShared>) {
+        self.listed = Some(client);
     }
 
     pub fn server(&self) -> &'s Server {
@@ -151,6 +175,11 @@ impl<'s> Conn<'s> {
         }
         if self.last_read.elapsed() > self.timeout {
             return Err(Stop::failed("Timeout connecting to the PRIMARY..."));
+        }
+        if self.listed.as_ref().is_some_and(|c| c.is_killed()) {
+            return Err(Stop::failed(
+                "Connection with primary closed by CLIENT KILL",
+            ));
         }
         Ok(())
     }

@@ -222,7 +222,46 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
         l.transfer_size = -1;
         l.transfer_read = 0;
     });
+    let _listed = list_link(server, &mut conn, &mut session.client);
     apply::run(&mut conn, &mut session.client)
+}
+
+/// Unlists the primary's link when the connection ends.
+struct Listed<'s> {
+    server: &'s Server,
+    id: u64,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.server.clients.unregister(self.id);
+    }
+}
+
+/// Lists the connection to the primary as a client (`flags=M` in CLIENT LIST, with the
+/// primary's address, as Valkey shows it once synced; MONITOR shows that address too), which
+/// CLIENT KILL TYPE master can end. Each connection is a new client; the database it
+/// selected carries over.
+fn list_link<'s>(server: &'s Server, conn: &mut Conn<'s>, client: &mut Client) -> Listed<'s> {
+    let (addr, laddr, fd) = conn.addresses();
+    let shared = Arc::new(ClientShared::new(
+        server.clients.next_id(),
+        addr,
+        laddr,
+        fd,
+        Transport::Tcp,
+        ferrokv_store::clock::now_ms(),
+    ));
+    shared.set_flag(ferrokv_commands::client::flags::PRIMARY, true);
+    client.id = shared.id;
+    client.shared = shared.clone();
+    client.select(client.db);
+    server.clients.register(shared.clone());
+    conn.listed_as(shared.clone());
+    Listed {
+        server,
+        id: shared.id,
+    }
 }
 
 fn ids_replid(server: &Server) -> String {
