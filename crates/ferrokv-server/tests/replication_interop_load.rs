@@ -75,7 +75,23 @@ fn same_data(primary: u16, replica: u16) {
         "a dataset worth comparing ({} keys)",
         p.len()
     );
-    assert_eq!(p, r, "replica on {replica} differs from its primary");
+    let differing: Vec<_> = p
+        .keys()
+        .chain(r.keys())
+        .filter(|k| p.get(*k) != r.get(*k))
+        .map(|k| {
+            (
+                String::from_utf8_lossy(&k.1).into_owned(),
+                p.get(k),
+                r.get(k),
+            )
+        })
+        .take(10)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "replica on {replica} differs from its primary (key, primary, replica): {differing:?}"
+    );
 }
 
 /// Starts `replicas` (each `start(args)`) of `primary` while a writer runs, cuts their links

@@ -99,8 +99,6 @@ pub fn parse(buf: &[u8]) -> Parsed {
     Parsed::Command(args, at)
 }
 
-/// `REPLCONF ACK <offset> FACK <offset in the AOF, fsynced>` (for WAITAOF; without an AOF
-/// everything applied counts, as Valkey reports it).
 /// Parses up to [`PREFETCH_BATCH`] units from the start of `buf` without consuming them; a
 /// protocol error ends the batch (after the units before it, which are applied first).
 fn parse_batch(buf: &[u8]) -> Vec<Parsed> {
@@ -142,6 +140,8 @@ fn prefetch_keys(server: &Server, db: usize, batch: &[Parsed]) {
     }
 }
 
+/// `REPLCONF ACK <offset> FACK <offset in the AOF, fsynced>` (for WAITAOF; without an AOF
+/// everything applied counts, as Valkey reports it).
 fn send_ack(conn: &mut Conn<'_>, offset: u64) -> LinkResult<()> {
     let aof = &conn.server().aof;
     let fsynced = if aof.enabled() {
@@ -177,7 +177,8 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
             prefetch_keys(server, client.db, &batch);
             for unit in batch {
                 let (args, len) = match unit {
-                    Parsed::Incomplete => unreachable!("parse_batch stops before"),
+                    // parse_batch stops before an incomplete command.
+                    Parsed::Incomplete => break,
                     Parsed::Blank(n) => {
                         server.stream.append_raw(&conn.available()[..n], false);
                         conn.consume(n);

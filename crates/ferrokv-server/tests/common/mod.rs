@@ -385,14 +385,39 @@ pub fn wait_link_up(port: u16) {
 }
 
 /// Every one of `replicas` replicas acknowledged everything the primary on `port` has
-/// (WAIT, 10 s at most).
+/// (10 s at most). WAIT alone is not enough with a valkey or redis primary: it waits for
+/// the offset of the waiting connection's own last write, and this connection wrote
+/// nothing. So the replicas' acknowledged offsets (INFO `slaveN:...,offset=`) are compared
+/// with the primary's `master_repl_offset` read before the WAIT (whose `REPLCONF GETACK`
+/// moves the offset again, and makes the replicas answer at once).
 pub fn wait_caught_up(port: u16, replicas: usize) {
     let mut c = RawClient::connect(port).expect("connect primary");
-    let reply = c.command(&["WAIT", &replicas.to_string(), "10000"]);
-    assert_eq!(
-        show(&reply),
-        format!(":{replicas}\\r\\n"),
-        "WAIT counts every replica"
+    let mut replication =
+        || String::from_utf8_lossy(&c.command(&["INFO", "replication"])).into_owned();
+    eventually(
+        10,
+        "every replica acknowledged the primary's offset",
+        || {
+            let Some(end) = replication()
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            else {
+                return false;
+            };
+            let mut w = RawClient::connect(port).expect("connect primary");
+            w.command(&["WAIT", &replicas.to_string(), "100"]);
+            let acked: Vec<u64> = replication()
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("offset="))
+                .filter_map(|l| {
+                    l.split(',')
+                        .find_map(|f| f.strip_prefix("offset="))
+                        .and_then(|v| v.parse().ok())
+                })
+                .collect();
+            acked.len() == replicas && acked.iter().all(|&o| o >= end)
+        },
     );
 }
 
