@@ -232,9 +232,24 @@ impl Table {
     fn resize(&mut self, new_size: usize) {
         let mut fresh = Vec::with_capacity(new_size);
         fresh.resize_with(new_size, || None);
-        let old = std::mem::replace(&mut self.buckets, fresh);
+        let mut old = std::mem::replace(&mut self.buckets, fresh);
         let mask = new_size - 1;
-        for mut head in old {
+        // Rehashing reads every node's key, one cache miss each: the chains a few buckets
+        // ahead are prefetched (their first node, then, once that is cached, the second), so
+        // the misses overlap instead of being paid one by one.
+        const AHEAD: usize = 8;
+        for i in 0..old.len() {
+            if let Some(node) = old.get(i + AHEAD).and_then(Option::as_ref) {
+                prefetch_addr(node.addr().as_ptr());
+            }
+            if let Some(second) = old
+                .get(i + AHEAD / 2)
+                .and_then(Option::as_ref)
+                .and_then(Node::next)
+            {
+                prefetch_addr(second.addr().as_ptr());
+            }
+            let mut head = old[i].take();
             while let Some(mut node) = head {
                 head = node.take_next();
                 let b = (hash_key(node.key()) as usize) & mask;
