@@ -12,24 +12,13 @@ use std::time::{Duration, Instant};
 
 use common::dataset::{dataset, fill_every_type};
 use common::{
-    RawClient, ServerProcess, eventually, info_field, link_up, show, start_ferrokv, start_valkey,
-    wait_caught_up,
+    RawClient, ServerProcess, eventually, info_field, link_up, show, signal, start_ferrokv,
+    start_valkey, wait_caught_up,
 };
 
 fn command(port: u16, args: &[&str]) -> String {
     let mut c = RawClient::connect(port).expect("connect");
     show(&c.command(args))
-}
-
-fn signal(server: &ServerProcess, sig: &str) {
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
 }
 
 fn failover_state(port: u16) -> String {

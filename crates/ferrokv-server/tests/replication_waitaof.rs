@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    RawClient, ServerProcess, eventually, link_up, show, start_ferrokv, start_valkey,
+    RawClient, ServerProcess, eventually, link_up, show, signal, start_ferrokv, start_valkey,
     wait_caught_up,
 };
 
@@ -101,22 +101,12 @@ fn counts_the_local_fsync_and_the_replicas_fsyncs() {
 #[test]
 fn a_stopped_replica_is_not_counted_at_the_timeout() {
     let (primary, replica) = pair(start_ferrokv, &["--appendonly", "yes"], start_ferrokv, &[]);
-    let pid = replica.child.id().to_string();
-    let kill = |sig: &str| {
-        assert!(
-            std::process::Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .expect("kill")
-                .success()
-        )
-    };
-    kill("-STOP");
+    signal(&replica, "-STOP");
     assert_eq!(
         write_then_waitaof(primary.port, "1", "500"),
         "*2\\r\\n:1\\r\\n:0\\r\\n"
     );
-    kill("-CONT");
+    signal(&replica, "-CONT");
 }
 
 #[test]

@@ -421,6 +421,13 @@ pub fn wait_caught_up(port: u16, replicas: usize) {
     );
 }
 
+/// Sends `sig` (`-STOP`, `-CONT`, ...) to the server's process.
+pub fn signal(server: &ServerProcess, sig: &str) {
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args([sig, &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {sig} {pid}");
+}
+
 /// Polls `check` every 50 ms for up to `secs` seconds; panics naming `what` if it never holds.
 pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
