@@ -166,9 +166,13 @@ impl Aof {
             if self.written.load(Acquire) >= end {
                 return;
             }
-            if let Some(mut guard) = self.writer.try_lock()
-                && let Some(w) = guard.as_mut()
-            {
+            // Wait for a writer at work rather than skip: it may have read the stream before
+            // this connection's bytes were appended, and the reply must not go out first.
+            let mut guard = self.writer.lock();
+            if self.written.load(Acquire) >= end {
+                return;
+            }
+            if let Some(w) = guard.as_mut() {
                 self.write_locked(server, w);
             }
         }
