@@ -152,3 +152,62 @@ fn a_former_primary_with_a_longer_history_keeps_its_aof_as_a_replica() {
     let restarted = start_ferrokv_in(&dir.0, &["--appendonly", "yes"]).expect("restart");
     assert_eq!(dataset(restarted.port), expected);
 }
+
+/// A ferrokv primary without persistence on a fixed port, killed with SIGKILL on drop.
+struct FixedPortPrimary(std::process::Child);
+
+impl FixedPortPrimary {
+    fn start(dir: &std::path::Path, port: u16) -> FixedPortPrimary {
+        let child = std::process::Command::new(common::ferrokv_binary())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--repl-diskless-sync-delay", "0"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ferrokv");
+        eventually(10, "the primary answering", || {
+            RawClient::connect(port).is_ok_and(|mut c| c.command(&["PING"]) == b"+PONG\r\n")
+        });
+        FixedPortPrimary(child)
+    }
+}
+
+impl Drop for FixedPortPrimary {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_primary_restarted_without_its_data_makes_its_replica_sync_in_full() {
+    let dir = TempDir::new("restarted-primary");
+    let port = common::free_port();
+    let first = FixedPortPrimary::start(&dir.0, port);
+    command(port, &["SET", "before", "1"]);
+    let replica = start_ferrokv(&["--replicaof", "127.0.0.1", &port.to_string()]);
+    eventually(20, "the replica linked", || link_up(replica.port));
+    wait_caught_up(port, 1);
+    drop(first);
+    // The restarted primary has a new history and none of the old data: the replica cannot
+    // continue, it must take the new dataset whole.
+    let _second = FixedPortPrimary::start(&dir.0, port);
+    command(port, &["SET", "after", "1"]);
+    eventually(20, "the replica resynchronized", || {
+        link_up(replica.port) && command(replica.port, &["EXISTS", "after"]) == ":1\\r\\n"
+    });
+    assert_eq!(command(replica.port, &["EXISTS", "before"]), ":0\\r\\n");
+    assert_eq!(info_field(port, "stats", "sync_full").as_deref(), Some("1"));
+    assert_eq!(
+        info_field(replica.port, "replication", "master_replid"),
+        info_field(port, "replication", "master_replid")
+    );
+}
