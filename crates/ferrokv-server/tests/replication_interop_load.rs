@@ -14,6 +14,15 @@ use common::{
     start_valkey, wait_caught_up,
 };
 
+/// The primaries' directives: a backlog that holds what the writer makes while a cut replica
+/// reconnects (a second with the default 1 MB could overflow it and force a full sync).
+const PRIMARY_ARGS: &[&str] = &[
+    "--repl-diskless-sync-delay",
+    "0",
+    "--repl-backlog-size",
+    "64mb",
+];
+
 /// Writes every type, with expiries, until `stop`; returns how many rounds it made.
 fn writer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -136,21 +145,21 @@ fn under_load(primary: &ServerProcess, starts: &[fn(&[&str]) -> ServerProcess]) 
 
 #[test]
 fn valkey_and_redis_replicas_of_ferrokv_under_load() {
-    let primary = start_ferrokv(&["--repl-diskless-sync-delay", "0"]);
+    let primary = start_ferrokv(PRIMARY_ARGS);
     let (full, partial) = under_load(&primary, &[start_valkey, start_redis7]);
     assert_eq!((full, partial), (2, 4));
 }
 
 #[test]
 fn ferrokv_replica_of_valkey_under_load() {
-    let primary = start_valkey(&["--repl-diskless-sync-delay", "0"]);
+    let primary = start_valkey(PRIMARY_ARGS);
     let (full, partial) = under_load(&primary, &[start_ferrokv]);
     assert_eq!((full, partial), (1, 2));
 }
 
 #[test]
 fn ferrokv_replica_of_redis_under_load() {
-    let primary = start_redis7(&["--repl-diskless-sync-delay", "0"]);
+    let primary = start_redis7(PRIMARY_ARGS);
     let (full, partial) = under_load(&primary, &[start_ferrokv]);
     assert_eq!((full, partial), (1, 2));
 }
