@@ -276,6 +276,21 @@ pub fn save_options(server: &Server, config: &Config) -> SaveOptions {
     }
 }
 
+/// How a snapshot loads into this server: its databases, the access metadata its eviction
+/// policy keeps, and `now_ms` to drop keys already expired (`i64::MIN`: keep them all).
+pub fn load_options(server: &Server, now_ms: i64) -> LoadOptions {
+    let config = server.config.load();
+    LoadOptions {
+        databases: server.keyspace.databases(),
+        policy: AccessPolicy::from_config(
+            &config.maxmemory_policy,
+            config.lfu_log_factor,
+            config.lfu_decay_time,
+        ),
+        now_ms,
+    }
+}
+
 /// Opens the temporary file in the current `dir`.
 fn open_sink(config: &Config) -> Result<FileSink, String> {
     let dir = std::env::current_dir().map_err(|e| {
@@ -572,22 +587,13 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
 /// Loads the snapshot at `path` (a `dump.rdb`, or an AOF's RDB-format base) into the
 /// keyspace with its function libraries; `Ok(false)` when there is no such file.
 pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, String> {
-    let config = server.config.load();
     let started = Instant::now();
     let p = &server.persistence;
     p.loading.store(true, Relaxed);
     let loaded = load_file(
         path,
         &server.keyspace,
-        LoadOptions {
-            databases: server.keyspace.databases(),
-            policy: AccessPolicy::from_config(
-                &config.maxmemory_policy,
-                config.lfu_log_factor,
-                config.lfu_decay_time,
-            ),
-            now_ms: clock::now_ms(),
-        },
+        load_options(server, clock::now_ms()),
     );
     p.loading.store(false, Relaxed);
     let full_path = std::env::current_dir()

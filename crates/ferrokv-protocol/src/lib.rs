@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod framing;
 mod grisu;
 pub mod number;
 pub mod reply;

@@ -70,11 +70,10 @@ impl Keyspace {
         (hash_key(key) >> (64 - SHARD_BITS)) as usize
     }
 
-    /// Prefetches one stage of the lookup of `key` in database `db` (see
-    /// [`crate::table::Table::prefetch`]). Only tries the shard's lock: a busy shard is
-    /// skipped, as a prefetch is only a hint.
-    pub fn prefetch(&self, db: usize, key: &[u8], stage: crate::table::Stage) {
-        let hash = hash_key(key);
+    /// Prefetches one stage of the lookup of the key with `hash` (its [`hash_key`]) in
+    /// database `db` (see [`crate::table::Table::prefetch`]). Only tries the shard's lock: a
+    /// busy shard is skipped, as a prefetch is only a hint.
+    pub fn prefetch(&self, db: usize, hash: u64, stage: crate::table::Stage) {
         let slot = &self.shards[(hash >> (64 - SHARD_BITS)) as usize];
         if let Some(shard) = slot.lock.try_lock()
             && let Some(db) = shard.dbs.get(db)
@@ -510,8 +509,8 @@ mod tests {
             Entry::new(Value::Str(StrValue::from_bytes(b"1")), 0),
         );
         for k in &keys {
-            staged.prefetch(1, k, crate::table::Stage::Bucket);
-            staged.prefetch(1, k, crate::table::Stage::Node);
+            staged.prefetch(1, hash_key(k), crate::table::Stage::Bucket);
+            staged.prefetch(1, hash_key(k), crate::table::Stage::Node);
         }
         live.lock_all().exchange_with(&mut staged.lock_all());
         assert_eq!((live.db_len(0), live.db_len(1)), (0, 100));

@@ -2,6 +2,7 @@
 //! command replayed through dispatch by a client of its own whose replies go nowhere
 //! (MULTI/EXEC blocks run as transactions, as they were written).
 
+use ferrokv_protocol::framing::{decimal, line};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,16 +24,6 @@ enum Parsed {
     Bad,
 }
 
-fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let rest = &buf[at..];
-    let end = rest.windows(2).position(|w| w == b"\r\n")?;
-    Some((&rest[..end], at + end + 2))
-}
-
-fn number(text: &[u8]) -> Option<usize> {
-    std::str::from_utf8(text).ok()?.parse().ok()
-}
-
 fn parse_one(buf: &[u8], start: usize) -> Parsed {
     if buf[start] == b'#' {
         return match line(buf, start) {
@@ -46,7 +37,7 @@ fn parse_one(buf: &[u8], start: usize) -> Parsed {
     let Some((head, mut at)) = line(buf, start) else {
         return Parsed::Truncated;
     };
-    let Some(count) = number(&head[1..]).filter(|&n| n >= 1) else {
+    let Some(count) = decimal(&head[1..]).filter(|&n| n >= 1) else {
         return Parsed::Bad;
     };
     let mut args = Vec::with_capacity(count.min(1024));
@@ -60,7 +51,7 @@ fn parse_one(buf: &[u8], start: usize) -> Parsed {
         let Some((len_text, data_at)) = line(buf, at) else {
             return Parsed::Truncated;
         };
-        let Some(len) = number(&len_text[1..]) else {
+        let Some(len) = decimal(&len_text[1..]) else {
             return Parsed::Bad;
         };
         if data_at + len + 2 > buf.len() {

@@ -3,13 +3,14 @@
 //! replica's offsets are the primary's. `REPLCONF GETACK` is answered at once, and an ACK
 //! goes out every second.
 
+use ferrokv_protocol::framing::{decimal, line};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrokv_commands::dispatch::{self, Outcome};
 use ferrokv_commands::{Client, Server};
 use ferrokv_protocol::Reply;
-use ferrokv_store::table::Stage;
+use ferrokv_store::table::{Stage, hash_key};
 
 use super::conn::{Conn, LinkResult, Stop, encode};
 
@@ -29,16 +30,6 @@ pub enum Parsed {
     Blank(usize),
     Incomplete,
     Bad(&'static str),
-}
-
-fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let rest = &buf[at..];
-    let end = rest.windows(2).position(|w| w == b"\r\n")?;
-    Some((&rest[..end], at + end + 2))
-}
-
-fn number(text: &[u8]) -> Option<usize> {
-    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// Parses the next command (a RESP multibulk) at the start of `buf`.
@@ -63,7 +54,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
             Parsed::Incomplete
         };
     };
-    let Some(count) = number(&head[1..]).filter(|&n| n <= MAX_ARGS) else {
+    let Some(count) = decimal(&head[1..]).filter(|&n| n <= MAX_ARGS) else {
         return Parsed::Bad("invalid multibulk length");
     };
     if count == 0 {
@@ -84,7 +75,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 Parsed::Incomplete
             };
         };
-        let Some(len) = number(&len_text[1..]).filter(|&n| n <= MAX_ARG_LEN) else {
+        let Some(len) = decimal(&len_text[1..]).filter(|&n| n <= MAX_ARG_LEN) else {
             return Parsed::Bad("invalid bulk length");
         };
         if data_at + len + 2 > buf.len() {
@@ -129,13 +120,20 @@ fn prefetch_keys(server: &Server, db: usize, batch: &[Parsed]) {
     if batch.len() < 2 {
         return;
     }
+    let mut hashes = [0u64; PREFETCH_BATCH];
+    let mut n = 0;
+    for unit in batch {
+        if let Parsed::Command(args, _) = unit
+            && let Some(key) = args.get(1)
+            && n < PREFETCH_BATCH
+        {
+            hashes[n] = hash_key(key);
+            n += 1;
+        }
+    }
     for stage in [Stage::Bucket, Stage::Node] {
-        for unit in batch {
-            if let Parsed::Command(args, _) = unit
-                && let Some(key) = args.get(1)
-            {
-                server.keyspace.prefetch(db, key, stage);
-            }
+        for &hash in &hashes[..n] {
+            server.keyspace.prefetch(db, hash, stage);
         }
     }
 }

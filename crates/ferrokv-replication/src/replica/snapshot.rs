@@ -10,7 +10,6 @@ use std::time::Instant;
 use ferrokv_commands::Server;
 use ferrokv_persist::{LoadOptions, LoadReport};
 use ferrokv_store::Db;
-use ferrokv_store::access::AccessPolicy;
 
 use super::conn::{Conn, LinkResult, Stop};
 
@@ -184,17 +183,8 @@ pub fn empty_data(server: &Server, in_background: bool) {
 }
 
 fn load_options(server: &Server) -> LoadOptions {
-    let config = server.config.load();
-    LoadOptions {
-        databases: server.keyspace.databases(),
-        policy: AccessPolicy::from_config(
-            &config.maxmemory_policy,
-            config.lfu_log_factor,
-            config.lfu_decay_time,
-        ),
-        // A replica loads every key, expired or not: they go when the primary's DELs come.
-        now_ms: i64::MIN,
-    }
+    // A replica loads every key, expired or not: they go when the primary's DELs come.
+    ferrokv_commands::persistence::load_options(server, i64::MIN)
 }
 
 /// Receives and loads the snapshot that follows `+FULLRESYNC`.
