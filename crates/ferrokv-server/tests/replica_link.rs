@@ -17,11 +17,13 @@ fn text(reply: &[u8]) -> String {
     String::from_utf8_lossy(reply).into_owned()
 }
 
-/// Waits (10 s at most) until the replica holds exactly the primary's data.
+/// Waits (10 s at most) until the replica holds exactly the primary's data. The primary's
+/// side is read again each time: a key with a short TTL may expire meanwhile, and the
+/// replica then hides it too.
 fn assert_same_data(primary: &mut RawClient, replica: &mut RawClient, what: &str) {
-    let expected = dataset_of(primary);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        let expected = dataset_of(primary);
         let got = dataset_of(replica);
         if got == expected {
             return;
