@@ -12,6 +12,22 @@ use crate::format::len;
 /// memory anyway; Valkey's own limit on a string is 512 MB by default.)
 pub const MAX_ALLOC: u64 = 1 << 34;
 
+/// Large reads grow their buffer this much at a time, so that a corrupt length costs memory
+/// only as far as data really follows.
+const GROWTH_STEP: usize = 1 << 20;
+
+/// Appends exactly `n` bytes from `inner` to `out`, growing it step by step.
+fn read_growing<R: Read>(inner: &mut R, out: &mut Vec<u8>, n: usize) -> io::Result<()> {
+    let end = out.len() + n;
+    while out.len() < end {
+        let start = out.len();
+        let step = (end - start).min(GROWTH_STEP.max(start / 4));
+        out.resize(start + step, 0);
+        inner.read_exact(&mut out[start..])?;
+    }
+    Ok(())
+}
+
 /// A length, or the announcement of a specially encoded string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Length {
@@ -24,11 +40,29 @@ pub enum Length {
 pub struct Decoder<R> {
     inner: R,
     offset: u64,
+    /// While set, every byte read is also appended here (see [`Decoder::start_tee`]).
+    tee: Option<Vec<u8>>,
 }
 
 impl<R: Read> Decoder<R> {
     pub fn new(inner: R) -> Decoder<R> {
-        Decoder { inner, offset: 0 }
+        Decoder {
+            inner,
+            offset: 0,
+            tee: None,
+        }
+    }
+
+    /// From now on, keeps a verbatim copy of every byte read in `buf` (cleared first), so
+    /// that a value can be framed here and decoded elsewhere.
+    pub fn start_tee(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.tee = Some(buf);
+    }
+
+    /// Stops copying; returns the bytes read since [`Decoder::start_tee`].
+    pub fn stop_tee(&mut self) -> Vec<u8> {
+        self.tee.take().unwrap_or_default()
     }
 
     /// Bytes consumed so far.
@@ -57,12 +91,50 @@ impl<R: Read> Decoder<R> {
         match self.inner.read_exact(out) {
             Ok(()) => {
                 self.offset += out.len() as u64;
+                if let Some(tee) = &mut self.tee {
+                    tee.extend_from_slice(out);
+                }
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(e) => Err(self.read_error(&e)),
+        }
+    }
+
+    fn read_error(&self, e: &io::Error) -> RdbError {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            self.error(RdbErrorKind::Truncated)
+        } else {
+            self.error(RdbErrorKind::Io(e.to_string()))
+        }
+    }
+
+    /// Passes over `n` bytes (into the tee when one is running), refusing absurd sizes.
+    pub fn skip(&mut self, n: u64) -> RdbResult<()> {
+        if n > MAX_ALLOC {
+            return Err(self.corrupt("length too large"));
+        }
+        let Some(tee) = &mut self.tee else {
+            let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())
+                .map_err(|e| self.read_error(&e))?;
+            self.offset += copied;
+            return if copied == n {
+                Ok(())
+            } else {
                 Err(self.error(RdbErrorKind::Truncated))
+            };
+        };
+        // Read straight into the tee: no intermediate buffer for the bulk of a value.
+        let start = tee.len();
+        let result = read_growing(&mut self.inner, tee, n as usize);
+        match result {
+            Ok(()) => {
+                self.offset += n;
+                Ok(())
             }
-            Err(e) => Err(self.error(RdbErrorKind::Io(e.to_string()))),
+            Err(e) => {
+                tee.truncate(start);
+                Err(self.read_error(&e))
+            }
         }
     }
 
@@ -93,8 +165,17 @@ impl<R: Read> Decoder<R> {
         if n > MAX_ALLOC {
             return Err(self.corrupt("length too large"));
         }
-        let mut out = vec![0u8; n as usize];
-        self.exact(&mut out)?;
+        if n as usize <= GROWTH_STEP {
+            let mut out = vec![0u8; n as usize];
+            self.exact(&mut out)?;
+            return Ok(out);
+        }
+        let mut out = Vec::new();
+        read_growing(&mut self.inner, &mut out, n as usize).map_err(|e| self.read_error(&e))?;
+        self.offset += n;
+        if let Some(tee) = &mut self.tee {
+            tee.extend_from_slice(&out);
+        }
         Ok(out)
     }
 
@@ -145,6 +226,51 @@ impl<R: Read> Decoder<R> {
                 Str::Int(n) => Ok(itoa::Buffer::new().format(n).as_bytes().to_vec()),
                 Str::Bytes(b) => Ok(b),
             },
+        }
+    }
+
+    /// A string in any of its encodings, into `out` (cleared first; its allocation reused).
+    pub fn string_into(&mut self, out: &mut Vec<u8>) -> RdbResult<()> {
+        out.clear();
+        match self.length_or_encoding()? {
+            Length::Plain(n) => {
+                if n > MAX_ALLOC {
+                    return Err(self.corrupt("length too large"));
+                }
+                out.resize(n as usize, 0);
+                self.exact(out)
+            }
+            Length::Encoded(enc) => {
+                match self.encoded(enc)? {
+                    Str::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+                    Str::Bytes(b) => *out = b,
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Passes over a string in any of its encodings without decoding it.
+    pub fn skip_string(&mut self) -> RdbResult<()> {
+        match self.length_or_encoding()? {
+            Length::Plain(n) => self.skip(n),
+            Length::Encoded(len::ENC_INT8) => self.skip(1),
+            Length::Encoded(len::ENC_INT16) => self.skip(2),
+            Length::Encoded(len::ENC_INT32) => self.skip(4),
+            Length::Encoded(len::ENC_LZF) => {
+                let packed_len = self.length()?;
+                self.length()?;
+                self.skip(packed_len)
+            }
+            Length::Encoded(other) => Err(self.error(RdbErrorKind::UnknownEncoding(other))),
+        }
+    }
+
+    /// Passes over a pre-RDB-8 text double (see [`Decoder::text_double`]).
+    pub fn skip_text_double(&mut self) -> RdbResult<()> {
+        match self.u8()? {
+            253..=255 => Ok(()),
+            n => self.skip(u64::from(n)),
         }
     }
 
@@ -272,6 +398,29 @@ mod tests {
         // LZF that claims more output than it makes.
         let mut d = Decoder::new(&[0xc3, 0x02, 0x10, 0x01, b'a'][..]);
         assert!(d.string().is_err());
+    }
+
+    /// A length far past the data is a truncation, found without allocating that length
+    /// (the buffer grows only as far as bytes really arrive).
+    #[test]
+    fn a_lying_length_costs_only_the_data_present() {
+        let mut e = Encoder::new(false);
+        e.length(1 << 33);
+        e.bytes(&[b'x'; 3 << 20]);
+        let mut d = Decoder::new(&e.buf[..]);
+        assert_eq!(d.string().unwrap_err().kind, RdbErrorKind::Truncated);
+        let mut d = Decoder::new(&e.buf[..]);
+        d.start_tee(Vec::new());
+        assert_eq!(d.skip_string().unwrap_err().kind, RdbErrorKind::Truncated);
+        assert!(d.stop_tee().capacity() < 64 << 20);
+        // A length that is there is read whole, in steps or not.
+        let mut e = Encoder::new(false);
+        let long: Vec<u8> = (0..(5 << 20)).map(|i| (i % 251) as u8).collect();
+        e.string(&long);
+        let mut d = Decoder::new(&e.buf[..]);
+        d.start_tee(Vec::new());
+        assert_eq!(d.string().expect("whole"), long);
+        assert_eq!(d.stop_tee(), e.buf);
     }
 
     proptest::proptest! {

@@ -15,6 +15,7 @@ use crate::decode::Decoder;
 use crate::encode::Encoder;
 use crate::error::{RdbError, RdbErrorKind, RdbResult};
 use crate::format::{self, Dialect, opcode};
+use crate::frame;
 use crate::value::{self, ReadOptions, Target};
 
 /// Writes the magic and version for `target`.
@@ -132,18 +133,127 @@ pub enum Item {
     Eof,
 }
 
-/// A reader that checksums what passes through it.
+/// A buffered reader that checksums what its reader consumed.
+///
+/// The checksum runs over whole buffers (where the CRC's sixteen tables pay off) rather
+/// than over each of the many small reads a decoder makes: the consumed part of the buffer
+/// is added when the buffer is refilled, and the rest on [`Checksummed::digest_so_far`].
 struct Checksummed<R> {
     inner: R,
+    buf: Box<[u8]>,
+    /// Next byte to hand out.
+    pos: usize,
+    /// End of the valid bytes in `buf`.
+    filled: usize,
     digest: crc::Digest<'static, u64, crc::Table<16>>,
 }
 
-impl<R: Read> Read for Checksummed<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digest.update(&buf[..n]);
+const READ_BUFFER: usize = 1 << 20;
+
+impl<R: Read> Checksummed<R> {
+    fn new(inner: R) -> Checksummed<R> {
+        Checksummed {
+            inner,
+            buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
+            digest: crc64::digest(),
+        }
+    }
+
+    /// The checksum of every byte handed out so far.
+    fn digest_so_far(&mut self) -> u64 {
+        self.digest.update(&self.buf[..self.pos]);
+        // The consumed bytes are in the digest now; keep the unread rest in place.
+        let (pos, filled) = (self.pos, self.filled);
+        self.buf.copy_within(pos..filled, 0);
+        self.pos = 0;
+        self.filled = filled - pos;
+        self.digest.clone().finalize()
+    }
+
+    fn refill(&mut self) -> std::io::Result<usize> {
+        self.digest.update(&self.buf[..self.pos]);
+        self.pos = 0;
+        self.filled = 0;
+        let n = loop {
+            match self.inner.read(&mut self.buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        self.filled = n;
         Ok(n)
     }
+}
+
+impl<R: Read> Read for Checksummed<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.filled && self.refill()? == 0 {
+            return Ok(0);
+        }
+        let n = out.len().min(self.filled - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+
+    fn read_exact(&mut self, out: &mut [u8]) -> std::io::Result<()> {
+        // The common case: everything asked for is already buffered.
+        if let Some(bytes) = self.buf.get(self.pos..self.pos + out.len())
+            && self.pos + out.len() <= self.filled
+        {
+            out.copy_from_slice(bytes);
+            self.pos += out.len();
+            return Ok(());
+        }
+        let mut done = 0;
+        while done < out.len() {
+            match self.read(&mut out[done..])? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key whose value was framed but not decoded (see [`FileReader::next_framed`]).
+#[derive(Debug)]
+pub struct FramedKey<'a> {
+    pub key: &'a [u8],
+    pub type_byte: u8,
+    /// The value's payload, verbatim: [`value::read_value`] decodes it.
+    pub payload: &'a [u8],
+    /// Where the payload starts in the file: a decoding error's offset is relative to it.
+    pub payload_at: u64,
+    /// Where the key's item (its expiry, or its type byte) starts.
+    pub at: u64,
+    pub expire_at: i64,
+    pub idle_seconds: Option<u64>,
+    pub lfu_freq: Option<u8>,
+}
+
+/// What [`FileReader::next_framed`] yields.
+#[derive(Debug)]
+pub enum Framed<'a> {
+    /// Anything but a framed key: a key of a type decoded in place (a stream) included.
+    Item(Item),
+    Key(FramedKey<'a>),
+}
+
+/// What the shared item loop found.
+enum Next {
+    Item(Item),
+    /// A framed key: its key and payload are in the reader's buffers.
+    Framed {
+        type_byte: u8,
+        at: u64,
+        payload_at: u64,
+        expire_at: i64,
+        idle_seconds: Option<u64>,
+        lfu_freq: Option<u8>,
+    },
 }
 
 /// Reads a snapshot item by item.
@@ -152,15 +262,15 @@ pub struct FileReader<R> {
     pub dialect: Dialect,
     options: ReadOptions,
     done: bool,
+    /// The last framed key and payload (reused allocations).
+    key: Vec<u8>,
+    payload: Vec<u8>,
 }
 
 impl<R: Read> FileReader<R> {
     /// Reads and checks the header.
     pub fn new(inner: R) -> RdbResult<FileReader<R>> {
-        let mut d = Decoder::new(Checksummed {
-            inner,
-            digest: crc64::digest(),
-        });
+        let mut d = Decoder::new(Checksummed::new(inner));
         let mut magic = [0u8; 9];
         d.exact(&mut magic)?;
         let dialect = parse_magic(&magic).ok_or(RdbError::new(0, RdbErrorKind::BadHeader))?;
@@ -179,6 +289,8 @@ impl<R: Read> FileReader<R> {
             dialect,
             options: ReadOptions::new(dialect),
             done: false,
+            key: Vec::new(),
+            payload: Vec::new(),
         })
     }
 
@@ -195,33 +307,67 @@ impl<R: Read> FileReader<R> {
 
     /// The next item; [`Item::Eof`] once, after the checksum was verified.
     pub fn next_item(&mut self) -> RdbResult<Item> {
-        if self.done {
-            return Ok(Item::Eof);
+        match self.next(false)? {
+            Next::Item(item) => Ok(item),
+            Next::Framed { .. } => unreachable!("framing was not asked for"),
         }
+    }
+
+    /// The next item, with the values of most types framed rather than decoded, so that
+    /// the caller can decode them on other threads: see [`crate::frame`].
+    pub fn next_framed(&mut self) -> RdbResult<Framed<'_>> {
+        Ok(match self.next(true)? {
+            Next::Item(item) => Framed::Item(item),
+            Next::Framed {
+                type_byte,
+                at,
+                payload_at,
+                expire_at,
+                idle_seconds,
+                lfu_freq,
+            } => Framed::Key(FramedKey {
+                key: &self.key,
+                type_byte,
+                payload: &self.payload,
+                payload_at,
+                at,
+                expire_at,
+                idle_seconds,
+                lfu_freq,
+            }),
+        })
+    }
+
+    fn next(&mut self, framing: bool) -> RdbResult<Next> {
+        if self.done {
+            return Ok(Next::Item(Item::Eof));
+        }
+        let mut item_at = None;
         let mut expire_at = NO_EXPIRE;
         let mut idle_seconds = None;
         let mut lfu_freq = None;
         loop {
             let at = self.d.offset();
+            let item_start = *item_at.get_or_insert(at);
             let op = self.d.u8()?;
             match op {
-                opcode::EOF => return self.finish().map(|()| Item::Eof),
-                opcode::SELECTDB => return Ok(Item::SelectDb(self.d.count()?)),
+                opcode::EOF => return self.finish().map(|()| Next::Item(Item::Eof)),
+                opcode::SELECTDB => return Ok(Next::Item(Item::SelectDb(self.d.count()?))),
                 opcode::RESIZEDB => {
                     let keys = self.d.length()?;
                     let volatile = self.d.length()?;
-                    return Ok(Item::ResizeDb { keys, volatile });
+                    return Ok(Next::Item(Item::ResizeDb { keys, volatile }));
                 }
                 opcode::AUX => {
                     let key = self.d.string()?;
                     let value = self.d.string()?;
-                    return Ok(Item::Aux { key, value });
+                    return Ok(Next::Item(Item::Aux { key, value }));
                 }
                 opcode::EXPIRETIME_MS => expire_at = self.d.i64_le()?,
                 opcode::EXPIRETIME => expire_at = i64::from(self.d.u32_le()?) * 1000,
                 opcode::IDLE => idle_seconds = Some(self.d.length()?),
                 opcode::FREQ => lfu_freq = Some(self.d.u8()?),
-                opcode::FUNCTION2 => return Ok(Item::Function(self.d.string()?)),
+                opcode::FUNCTION2 => return Ok(Next::Item(Item::Function(self.d.string()?))),
                 opcode::FUNCTION_PRE_GA => {
                     return Err(RdbError::new(
                         at,
@@ -238,10 +384,33 @@ impl<R: Read> FileReader<R> {
                     for _ in 0..3 {
                         self.d.length()?;
                     }
-                    return Ok(Item::SlotInfo);
+                    return Ok(Next::Item(Item::SlotInfo));
                 }
                 type_byte => {
-                    let key = self.d.string()?;
+                    if framing {
+                        self.d.string_into(&mut self.key)?;
+                        let payload_at = self.d.offset();
+                        self.d.start_tee(std::mem::take(&mut self.payload));
+                        let framed = frame::skip_payload(&mut self.d, type_byte, self.dialect);
+                        self.payload = self.d.stop_tee();
+                        let framed =
+                            framed.map_err(|e| self.earliest_error(e, type_byte, payload_at))?;
+                        if framed {
+                            return Ok(Next::Framed {
+                                type_byte,
+                                at: item_start,
+                                payload_at,
+                                expire_at,
+                                idle_seconds,
+                                lfu_freq,
+                            });
+                        }
+                    }
+                    let key = if framing {
+                        self.key.clone()
+                    } else {
+                        self.d.string()?
+                    };
                     let value = match value::read_value(&mut self.d, type_byte, &self.options) {
                         Ok(value) => value,
                         // Valkey skips a key whose collection is empty; so do we.
@@ -249,19 +418,36 @@ impl<R: Read> FileReader<R> {
                             expire_at = NO_EXPIRE;
                             idle_seconds = None;
                             lfu_freq = None;
+                            item_at = None;
                             continue;
                         }
                         Err(e) => return Err(e),
                     };
-                    return Ok(Item::Key {
+                    return Ok(Next::Item(Item::Key {
                         key,
                         value,
                         expire_at,
                         idle_seconds,
                         lfu_freq,
-                    });
+                    }));
                 }
             }
+        }
+    }
+
+    /// The error a start-to-end decode would report for a payload whose framing failed
+    /// with `framing`: decoding the part read so far may find bad content (a repeated
+    /// member, bad compressed data) before the point where the framing broke.
+    fn earliest_error(&self, framing: RdbError, type_byte: u8, payload_at: u64) -> RdbError {
+        let partial = &self.payload[..];
+        match value::read_value(&mut Decoder::new(partial), type_byte, &self.options) {
+            Err(e)
+                if !(e.kind == RdbErrorKind::Truncated && e.offset == partial.len() as u64)
+                    && e.kind != RdbErrorKind::EmptyKey =>
+            {
+                RdbError::new(payload_at + e.offset, e.kind)
+            }
+            _ => framing,
         }
     }
 
@@ -274,7 +460,7 @@ impl<R: Read> FileReader<R> {
         if version < 5 {
             return Ok(());
         }
-        let computed = self.d.get_mut().digest.clone().finalize();
+        let computed = self.d.get_mut().digest_so_far();
         let stored = self.d.u64_le()?;
         if stored != 0 && stored != computed {
             return Err(self.d.error(RdbErrorKind::BadChecksum { stored, computed }));

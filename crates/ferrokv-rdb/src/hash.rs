@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use ferrokv_store::types::hash::{FieldTable, HashLimits, HashValue, Listpack as HashPack};
-use ferrokv_store::types::listpack::{self, Listpack};
+use ferrokv_store::types::listpack::{self, Elem, Listpack};
 use ferrokv_store::{NO_EXPIRE, Value};
 
 use crate::decode::Decoder;
@@ -93,6 +93,9 @@ pub fn read_hash<R: Read>(
             if !elements.len().is_multiple_of(2) {
                 return Err(RdbError::corrupt(at, "odd number of hash entries"));
             }
+            if type_byte == kind::HASH_LISTPACK && elements.len() / 2 <= limits.max_entries {
+                return pack_of(at, &elements, blob.len()).map(Value::Hash);
+            }
             let pairs: Vec<_> = elements
                 .chunks_exact(2)
                 .map(|pair| (pair[0].to_vec(), pair[1].to_vec()))
@@ -116,6 +119,32 @@ pub fn read_hash<R: Read>(
         return Err(d.error(RdbErrorKind::EmptyKey));
     }
     Ok(Value::Hash(hash))
+}
+
+/// A compact hash straight from a blob's elements (fields and values alternating), refusing
+/// a repeated field; `bytes` (the blob's size) sizes the buffer once.
+fn pack_of(at: u64, elements: &[Elem<'_>], bytes: usize) -> RdbResult<HashValue> {
+    let mut pack = HashPack::with_capacity(bytes);
+    let (mut field_text, mut value_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    for pair in elements.chunks_exact(2) {
+        let field = text_of(pair[0], &mut field_text);
+        let value = text_of(pair[1], &mut value_text);
+        if !pack.set(field, value) {
+            return Err(RdbError::corrupt(at, "duplicate hash field"));
+        }
+    }
+    if pack.is_empty() {
+        return Err(RdbError::new(at, RdbErrorKind::EmptyKey));
+    }
+    Ok(HashValue::Listpack(pack))
+}
+
+/// An element's text, formatted in `buf` when it is an integer.
+fn text_of<'a>(elem: Elem<'a>, buf: &'a mut itoa::Buffer) -> &'a [u8] {
+    match elem {
+        Elem::Int(n) => buf.format(n).as_bytes(),
+        Elem::Str(s) => s,
+    }
 }
 
 /// A hash from pairs, refusing a repeated field: compact unless it has more fields than

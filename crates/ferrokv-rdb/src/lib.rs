@@ -17,6 +17,7 @@ pub mod encode;
 pub mod error;
 pub mod file;
 pub mod format;
+pub mod frame;
 pub mod hash;
 pub mod intset;
 pub mod list;

@@ -107,9 +107,10 @@ fn read_plain<R: Read>(d: &mut Decoder<R>, limits: &SetLimits) -> RdbResult<SetV
         SetValue::new_intset()
     };
     let mut longest = 0usize;
+    let mut member = Vec::new();
     for _ in 0..count {
         let at = d.offset();
-        let member = d.string()?;
+        d.string_into(&mut member)?;
         longest = longest.max(member.len());
         let added = match &mut set {
             SetValue::Intset(ints) => match as_int(&member) {

@@ -101,7 +101,6 @@ fn blob_pairs(at: u64, elements: &[Elem<'_>]) -> RdbResult<Vec<Pair>> {
     if !elements.len().is_multiple_of(2) {
         return Err(RdbError::corrupt(at, "odd number of sorted set entries"));
     }
-    let mut seen = HashSet::with_capacity(elements.len() / 2);
     let mut pairs = Vec::with_capacity(elements.len() / 2);
     for pair in elements.chunks_exact(2) {
         let member = pair[0].to_vec();
@@ -114,10 +113,13 @@ fn blob_pairs(at: u64, elements: &[Elem<'_>]) -> RdbResult<Vec<Pair>> {
                 .ok_or_else(|| RdbError::corrupt(at, "invalid sorted set score"))?,
         };
         let score = if score == 0.0 { 0.0 } else { score };
-        if !seen.insert(member.clone()) {
-            return Err(RdbError::corrupt(at, "duplicate sorted set member"));
-        }
         pairs.push((member.into_boxed_slice(), score));
+    }
+    // Sorting references is cheaper than hashing each member for these small sets.
+    let mut members: Vec<&[u8]> = pairs.iter().map(|(m, _)| &m[..]).collect();
+    members.sort_unstable();
+    if members.windows(2).any(|w| w[0] == w[1]) {
+        return Err(RdbError::corrupt(at, "duplicate sorted set member"));
     }
     Ok(pairs)
 }

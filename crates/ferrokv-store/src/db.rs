@@ -863,7 +863,8 @@ fn encode<R>(
                 && packed(&value).is_some()
             {
                 // Sorted sets are stored front-coded (see ZPack::write_front_coded).
-                let mut coded = Vec::new();
+                // Sized as the plain pack, which front coding rarely exceeds.
+                let mut coded = Vec::with_capacity(pack.as_bytes().len() + 8);
                 pack.write_front_coded(&mut coded);
                 if coded.len() <= PACKED_MAX {
                     let kind = Kind::ZsetPack;

@@ -67,7 +67,12 @@ impl Keyspace {
     }
 
     pub fn shard_of(key: &[u8]) -> usize {
-        (hash_key(key) >> (64 - SHARD_BITS)) as usize
+        Self::shard_of_hash(hash_key(key))
+    }
+
+    /// The shard of the key whose [`hash_key`] is `hash`.
+    pub fn shard_of_hash(hash: u64) -> usize {
+        (hash >> (64 - SHARD_BITS)) as usize
     }
 
     /// Prefetches one stage of the lookup of the key with `hash` (its [`hash_key`]) in

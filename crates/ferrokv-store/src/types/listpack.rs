@@ -442,8 +442,32 @@ impl Listpack {
     /// header, length and backlen in it is consistent. Entries are re-encoded, so integers
     /// another writer stored as text become integers, as this type expects.
     pub fn from_blob(blob: &[u8]) -> Option<Listpack> {
+        let elements = blob_elements(blob)?;
+        // Entries are laid out as in Valkey's listpack, so a blob written as this type
+        // would write it is taken as it is (the usual case). It is if no string reads as
+        // an integer and every entry has its shortest encoding: each entry takes at least
+        // its shortest size, so equal totals mean every entry does.
+        let body = &blob[6..blob.len() - 1];
+        let mut shortest = 0usize;
+        let mut strings_are_text = true;
+        for e in &elements {
+            let len = match *e {
+                Elem::Int(n) => int_encoded_len(n),
+                Elem::Str(s) => {
+                    strings_are_text &= as_int(s).is_none();
+                    str_header_len(s.len()) + s.len()
+                }
+            };
+            shortest += len + backlen_size(len);
+        }
+        if strings_are_text
+            && shortest == body.len()
+            && let Ok(count) = u32::try_from(elements.len())
+        {
+            return Some(Listpack::from_entries(body.to_vec(), count));
+        }
         let mut lp = Listpack::new();
-        for elem in blob_elements(blob)? {
+        for elem in elements {
             match elem {
                 Elem::Int(n) => lp.push_back(itoa::Buffer::new().format(n).as_bytes()),
                 Elem::Str(s) => lp.push_back(s),
@@ -463,7 +487,8 @@ pub fn blob_elements(blob: &[u8]) -> Option<Vec<Elem<'_>>> {
         return None;
     }
     let body = &blob[6..blob.len() - 1];
-    let mut out = Vec::new();
+    // Every entry takes at least two bytes, which bounds a lying count.
+    let mut out = Vec::with_capacity(usize::from(declared).min(body.len() / 2));
     let mut off = 0;
     while off < body.len() {
         let rest = &body[off..];
@@ -657,5 +682,43 @@ mod tests {
         let n = bad.len();
         bad[n - 2] ^= 0x01;
         assert!(Listpack::from_blob(&bad).is_none());
+    }
+
+    /// Another writer's blob that stores an integer as text, or an entry in a longer
+    /// encoding than needed, is re-encoded (sizes decide list encodings, so they must be
+    /// this type's); one written as this type writes is taken as it is.
+    #[test]
+    fn foreign_blobs_are_re_encoded_only_when_needed() {
+        let blob_of = |entries: &[&[u8]], count: u16| {
+            let body: Vec<u8> = entries.concat();
+            let mut blob = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+            blob.extend_from_slice(&count.to_le_bytes());
+            blob.extend_from_slice(&body);
+            blob.push(0xFF);
+            blob
+        };
+        // "12" as a 6-bit string, then "ab": read back as the integer 12 and "ab".
+        let text_int = blob_of(&[&[0x82, b'1', b'2', 3], &[0x82, b'a', b'b', 3]], 2);
+        let lp = Listpack::from_blob(&text_int).expect("valid");
+        assert_eq!(lp.bytes(), 7 + 2 + 4);
+        assert_eq!(lp.get(lp.first().expect("first")), Elem::Int(12));
+        // 5 as a 16-bit integer (3 bytes + backlen) rather than one byte: shrunk to 2 bytes.
+        let wide_int = blob_of(&[&[0xF1, 5, 0, 3]], 1);
+        let lp = Listpack::from_blob(&wide_int).expect("valid");
+        assert_eq!(lp.bytes(), 7 + 2);
+        assert_eq!(texts(&lp), vec![b"5".to_vec()]);
+        // "ab" with a 12-bit length header: re-encoded with the 6-bit one.
+        let wide_str = blob_of(&[&[0xE0, 2, b'a', b'b', 4]], 1);
+        let lp = Listpack::from_blob(&wide_str).expect("valid");
+        assert_eq!(lp.bytes(), 7 + 4);
+        assert_eq!(texts(&lp), vec![b"ab".to_vec()]);
+        // This type's own blob comes back byte for byte.
+        let mut own = Listpack::new();
+        for v in [&b"x"[..], b"-7", b"70000", &[b'z'; 200]] {
+            own.push_back(v);
+        }
+        let blob = own.to_blob();
+        let back = Listpack::from_blob(&blob).expect("valid");
+        assert_eq!(back.to_blob(), blob);
     }
 }

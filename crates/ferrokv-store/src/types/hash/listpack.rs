@@ -51,6 +51,14 @@ fn get_len(buf: &[u8], mut pos: usize) -> (usize, usize) {
 }
 
 impl Listpack {
+    /// An empty pack with room for `bytes` of fields and values (with their lengths).
+    pub fn with_capacity(bytes: usize) -> Listpack {
+        Listpack {
+            buf: Vec::with_capacity(bytes),
+            pairs: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.pairs
     }
