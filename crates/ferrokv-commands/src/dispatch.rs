@@ -441,14 +441,13 @@ fn check(
         crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
     }
     let write = is_write(client, entry);
-    // The last background save failed: refuse writes (and PING, as Valkey) until a save works.
-    if server.persistence.writes_refused(&client.config) && (write || is_ping(entry)) {
-        return Err(CmdError::new(crate::persistence::MISCONF));
-    }
-    // The AOF cannot be written: refuse writes until it can (Valkey checks the RDB first).
-    if server.aof.enabled()
-        && write
-        && let Some(e) = server.aof.write_refusal()
+    // The data cannot be persisted: refuse writes (and PING, as Valkey does) until it can.
+    // A script that declares writes counts as a write (looked up only in that state).
+    if let Some(e) = disk_error(server, client)
+        && (write
+            || is_ping(entry)
+            || (entry.parent.is_none()
+                && crate::scripting::declares_writes(server, entry.spec.name, args)))
     {
         return Err(e);
     }
@@ -464,6 +463,19 @@ fn check(
         )));
     }
     Ok(())
+}
+
+/// The MISCONF refusal while the data cannot be persisted: the last background save failed
+/// (with `save` rules and `stop-writes-on-bgsave-error`), or the AOF cannot be written.
+/// Valkey checks the RDB first. Also asked by scripts before their first write.
+pub(crate) fn disk_error(server: &Server, client: &Client) -> Option<CmdError> {
+    if server.persistence.writes_refused(&client.config) {
+        return Some(CmdError::new(crate::persistence::MISCONF));
+    }
+    if server.aof.enabled() {
+        return server.aof.write_refusal();
+    }
+    None
 }
 
 /// Whether `enable-debug-command` lets this client run DEBUG (`local`: loopback or unix

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, TempDir, free_port, start_ferrokv, start_valkey};
+use common::{RawClient, ServerProcess, TempDir, free_port, misconf, start_ferrokv, start_valkey};
 
 fn cmd(c: &mut RawClient, args: &[&str]) -> String {
     String::from_utf8_lossy(&c.command(args)).into_owned()
@@ -364,6 +364,50 @@ fn unwritable_dir_gives_misconf_until_a_save_succeeds() {
     }
     assert_eq!(replies[0], replies[1], "ferrokv vs valkey");
     assert!(replies[0][0].starts_with("-MISCONF "), "{:?}", replies[0]);
+}
+
+/// Scripts' writes under MISCONF after a failed background save, byte for byte with Valkey.
+#[test]
+fn scripts_get_misconf_while_saves_fail() {
+    let base = TempDir::new("rdb-misconf-scripts");
+    let base_dir = base.0.to_str().expect("utf-8").to_string();
+    let args = ["--save", "3600 1", "--enable-protected-configs", "yes"];
+    let ferrokv = ferrokv_in(&base.0, &args);
+    let mut valkey_args = vec!["--dir", base_dir.as_str()];
+    valkey_args.extend_from_slice(&args);
+    let valkey = start_valkey(&valkey_args);
+    let mut replies = Vec::new();
+    for (name, server) in [("ferrokv", &ferrokv), ("valkey", &valkey)] {
+        let mut c = connect(server);
+        misconf::load_scripts(&mut c);
+        cmd(&mut c, &["SET", "k", "v"]);
+        let gone = base.0.join(format!("gone-{name}"));
+        std::fs::create_dir(&gone).expect("mkdir");
+        let gone = gone.to_str().expect("utf-8");
+        assert_eq!(cmd(&mut c, &["CONFIG", "SET", "dir", gone]), "+OK\r\n");
+        std::fs::remove_dir(gone).expect("rmdir");
+        assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
+        wait_bgsave_done(&mut c);
+        assert_eq!(
+            info_field(&mut c, "rdb_last_bgsave_status"),
+            "err",
+            "{name}"
+        );
+        let seen: Vec<String> = misconf::script_cases()
+            .iter()
+            .map(|case| cmd(&mut c, case))
+            .collect();
+        replies.push(seen);
+    }
+    for (i, case) in misconf::script_cases().iter().enumerate() {
+        assert_eq!(replies[0][i], replies[1][i], "ferrokv vs valkey: {case:?}");
+    }
+    assert!(
+        replies[0][0].starts_with("-MISCONF ")
+            && replies[0][0].ends_with(" script: on @user_script:1.\r\n"),
+        "{:?}",
+        replies[0][0]
+    );
 }
 
 // ---- interoperability with valkey-server 9.1 and redis-server 7.0 ----

@@ -240,6 +240,12 @@ fn raw_call(
             return fail(b"ERR Write commands are not allowed from read-only scripts.");
         }
         if !state.wrote {
+            // The data cannot be persisted: the script's first write is refused (MISCONF).
+            // After a write has been made the script is not failed halfway on the server's
+            // state (Valkey's rule: a script that wrote runs to its end).
+            if let Some(e) = crate::dispatch::disk_error(state.server, &state.client) {
+                return Ok(Err(e.0.into_owned().into_bytes()));
+            }
             state.wrote = true;
             busy.mark_wrote();
         }

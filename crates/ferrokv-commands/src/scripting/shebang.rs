@@ -56,8 +56,18 @@ pub fn parse(code: &[u8]) -> Option<Shebang<'_>> {
 /// The flags an EVAL script declares, and its body with the shebang line blanked (line
 /// numbers in error messages stay those of the source).
 pub fn eval_flags(code: &[u8]) -> Result<(u32, Vec<u8>), CmdError> {
+    let flags = declared_flags(code)?;
+    let body = match parse(code) {
+        Some(shebang) => blank_first_line(code, shebang.line_len),
+        None => code.to_vec(),
+    };
+    Ok((flags, body))
+}
+
+/// The flags an EVAL script declares (`EVAL_COMPAT` without a shebang), without copying it.
+pub fn declared_flags(code: &[u8]) -> Result<u32, CmdError> {
     let Some(shebang) = parse(code) else {
-        return Ok((script_flag::EVAL_COMPAT, code.to_vec()));
+        return Ok(script_flag::EVAL_COMPAT);
     };
     if shebang.engine != b"lua" {
         return Err(CmdError::err(format!(
@@ -82,7 +92,7 @@ pub fn eval_flags(code: &[u8]) -> Result<(u32, Vec<u8>), CmdError> {
             })?;
         }
     }
-    Ok((flags, blank_first_line(code, shebang.line_len)))
+    Ok(flags)
 }
 
 /// The library name a FUNCTION LOAD payload declares (`#!lua name=<lib>`).

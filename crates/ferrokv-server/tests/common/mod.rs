@@ -24,6 +24,7 @@ impl Drop for ServerProcess {
 }
 
 pub mod dataset;
+pub mod misconf;
 
 mod tempdir {
     /// A scratch directory removed on drop (for server working dirs and config files).
