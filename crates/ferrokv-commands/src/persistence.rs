@@ -474,7 +474,14 @@ pub fn save(server: &Server, config: &Config, count: bool) -> Result<(), StartEr
         }
         Err(other) => return Err(other),
     };
-    let result = snapshot.run(&server.keyspace);
+    // Clients wait for a foreground save anyway: every core serializes (a test's
+    // rdb-key-save-delay keeps the one thread it paces).
+    let threads = if config.rdb_key_save_delay > 0 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let result = snapshot.run_on(&server.keyspace, threads);
     report(&result, false, false);
     finish(server, &snapshot, &result);
     result.map(|_| ()).map_err(StartError::Failed)

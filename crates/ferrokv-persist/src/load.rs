@@ -112,8 +112,11 @@ pub fn load_file(
 const BATCH_KEYS: usize = 512;
 /// A batch is sent early once its bytes pass this, so big values do not pile up.
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches queued per inserting thread: bounds the memory in flight when framing runs ahead.
-const QUEUED_BATCHES: usize = 4;
+/// Batches queued per inserting thread: bounds the memory in flight when framing runs ahead
+/// (about 4 MB per thread), and deep enough that the framing thread rarely waits on one busy
+/// thread while another runs dry (4 kept both cores only 1.3 busy on a 2-core machine; 16
+/// keeps them 1.6 busy and loads a third faster).
+const QUEUED_BATCHES: usize = 16;
 /// Keys whose table slots are prefetched together before they are inserted.
 const PREFETCH_GROUP: usize = 16;
 
@@ -394,6 +397,12 @@ fn frame_keys<R: Read>(
     send: &impl Fn(usize, Batch),
 ) -> Result<(), LoadError> {
     let queues = batches.len();
+    // Most files store no access stamps: the fresh stamp is read from the clock once.
+    let fresh = options.policy.restored(None, None);
+    let access_of = |idle: Option<u64>, lfu: Option<u8>| match (idle, lfu) {
+        (None, None) => fresh,
+        _ => options.policy.restored(idle, lfu),
+    };
     let mut db = 0usize;
     loop {
         let item_at = reader.offset();
@@ -445,7 +454,7 @@ fn frame_keys<R: Read>(
                     body: Body::Decoded(value),
                     at: item_at,
                     expire_at,
-                    access: options.policy.restored(idle_seconds, lfu_freq),
+                    access: access_of(idle_seconds, lfu_freq),
                 });
                 queue
             }
@@ -472,7 +481,7 @@ fn frame_keys<R: Read>(
                     },
                     at: k.at,
                     expire_at: k.expire_at,
-                    access: options.policy.restored(k.idle_seconds, k.lfu_freq),
+                    access: access_of(k.idle_seconds, k.lfu_freq),
                 });
                 queue
             }

@@ -189,21 +189,41 @@ impl Snapshot {
     /// The saver: makes sure every shard was dumped, then completes the file. Runs on the
     /// thread that saves (a background thread for BGSAVE, the caller for SAVE).
     pub fn run(&self, keyspace: &Keyspace) -> Result<SaveReport, String> {
-        let delay = self.options.key_save_delay_us;
-        for index in 0..SHARD_COUNT {
-            if let Some(throttle) = self.throttle.get() {
-                throttle();
+        self.run_on(keyspace, 1)
+    }
+
+    /// [`Snapshot::run`] with `threads` threads serializing shards side by side (the calling
+    /// one among them): for a foreground save, where clients wait anyway. Only the appends
+    /// to the file are serialized (one shard at a time, under the output lock).
+    pub fn run_on(&self, keyspace: &Keyspace, threads: usize) -> Result<SaveReport, String> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let dump_shards = || {
+            let delay = self.options.key_save_delay_us;
+            loop {
+                let index = next.fetch_add(1, Relaxed);
+                if index >= SHARD_COUNT {
+                    break;
+                }
+                if let Some(throttle) = self.throttle.get() {
+                    throttle();
+                }
+                if self.aborted.load(Relaxed) {
+                    break;
+                }
+                let before = self.keys_done.load(Relaxed);
+                keyspace.dump_shard_now(index);
+                if delay > 0 {
+                    let keys = self.keys_done.load(Relaxed).saturating_sub(before);
+                    std::thread::sleep(Duration::from_micros(keys.saturating_mul(delay as u64)));
+                }
             }
-            if self.aborted.load(Relaxed) {
-                break;
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..threads.max(1) {
+                scope.spawn(dump_shards);
             }
-            let before = self.keys_done.load(Relaxed);
-            keyspace.dump_shard_now(index);
-            if delay > 0 {
-                let keys = self.keys_done.load(Relaxed).saturating_sub(before);
-                std::thread::sleep(Duration::from_micros(keys.saturating_mul(delay as u64)));
-            }
-        }
+            dump_shards();
+        });
         keyspace.end_snapshot(self);
         self.finish()
     }
