@@ -299,14 +299,22 @@ fn open_sink(config: &Config) -> Result<FileSink, String> {
             ferrokv_config::special::os_error_text(&e)
         )
     })?;
-    FileSink::create(&dir, &config.dbfilename).map_err(|e| {
-        format!(
-            "Failed opening the temp RDB file temp-{}-N.rdb (in server root dir {}) for saving: {}",
-            std::process::id(),
-            dir.display(),
-            ferrokv_config::special::os_error_text(&e)
-        )
-    })
+    FileSink::create(&dir, &config.dbfilename)
+        .map(|sink| {
+            sink.sync_every(
+                config
+                    .rdb_save_incremental_fsync
+                    .then_some(ferrokv_persist::sink::INCREMENTAL_SYNC_BYTES),
+            )
+        })
+        .map_err(|e| {
+            format!(
+                "Failed opening the temp RDB file temp-{}-N.rdb (in server root dir {}) for saving: {}",
+                std::process::id(),
+                dir.display(),
+                ferrokv_config::special::os_error_text(&e)
+            )
+        })
 }
 
 /// Why a save could not start.

@@ -206,7 +206,7 @@ directives! {
         "Start anyway when the AOF ends in a truncated command.";
     aof_rewrite_cpulist: String = "aof-rewrite-cpulist" ["aof_rewrite_cpulist"], "", Kind::Str, IMMUTABLE | PENDING,
         "CPUs the AOF rewrite child is pinned to.";
-    aof_rewrite_incremental_fsync: bool = "aof-rewrite-incremental-fsync" [], "yes", Kind::Bool, PENDING,
+    aof_rewrite_incremental_fsync: bool = "aof-rewrite-incremental-fsync" [], "yes", Kind::Bool, 0,
         "Fsync the rewritten AOF every 4 MB.";
     aof_timestamp_enabled: bool = "aof-timestamp-enabled" [], "no", Kind::Bool, 0,
         "Write timestamp annotations into the AOF.";
@@ -464,7 +464,7 @@ directives! {
         "Delete RDB files used only for replication.";
     rdb_key_save_delay: i64 = "rdb-key-save-delay" [], "0", Kind::int(-I32 - 1, I32), HIDDEN,
         "Testing aid: microseconds to pause per key saved.";
-    rdb_save_incremental_fsync: bool = "rdb-save-incremental-fsync" [], "yes", Kind::Bool, PENDING,
+    rdb_save_incremental_fsync: bool = "rdb-save-incremental-fsync" [], "yes", Kind::Bool, 0,
         "Fsync the snapshot every 4 MB while writing it.";
     rdb_version_check: String = "rdb-version-check" [], "strict", Kind::Enum(&["strict", "relaxed"]), PENDING,
         "How strictly RDB versions are checked on load: strict or relaxed.";

@@ -284,13 +284,21 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
             (Some(entry), Some(file))
         }
     };
-    let sink = FileSink::create(&dir, &base.name).map_err(|e| {
-        format!(
-            "Can't create the temporary AOF base file in {}: {}",
-            dir.display(),
-            ferrokv_config::special::os_error_text(&e)
-        )
-    })?;
+    let sink = FileSink::create(&dir, &base.name)
+        .map(|sink| {
+            sink.sync_every(
+                config
+                    .aof_rewrite_incremental_fsync
+                    .then_some(ferrokv_persist::sink::INCREMENTAL_SYNC_BYTES),
+            )
+        })
+        .map_err(|e| {
+            format!(
+                "Can't create the temporary AOF base file in {}: {}",
+                dir.display(),
+                ferrokv_config::special::os_error_text(&e)
+            )
+        })?;
     let mut old_file: Option<File> = None;
     let at_instant = || -> Result<(), String> {
         match (mode, incr_file) {
