@@ -248,6 +248,7 @@ pub async fn accept_tcp(
             continue;
         }
         if let Some(refusal) = refused {
+            count_refusal();
             refuse(stream, refusal).await;
             continue;
         }
@@ -335,6 +336,7 @@ fn accept_tls(
         }
     };
     if let Some(refusal) = refused {
+        count_refusal();
         workers.next().spawn(async move {
             if let Ok(tls) = handshake(std_stream).await {
                 refuse(tls, refusal).await;
@@ -398,6 +400,7 @@ pub async fn accept_unix(
             }
         };
         if let Some(refusal) = refusal(&server.config.load(), server.clients.count(), None) {
+            count_refusal();
             refuse(stream, refusal).await;
             continue;
         }
@@ -449,10 +452,17 @@ pub fn refusal(
     None
 }
 
+/// Sends a refused client its error and closes (counted by [`count_refusal`] when decided).
 async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, message: &[u8]) {
-    stats::local().rejected_connections.add(1);
     let _ = stream.write_all(message).await;
     let _ = stream.shutdown().await;
+}
+
+/// Counts a refused connection (`rejected_connections`) when the refusal is decided, before
+/// any TLS handshake: a client that never completes it was refused all the same (Valkey and
+/// Redis count it at accept).
+fn count_refusal() {
+    stats::local().rejected_connections.add(1);
 }
 
 fn is_loopback(ip: IpAddr) -> bool {

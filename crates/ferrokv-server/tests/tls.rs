@@ -539,3 +539,50 @@ fn a_bad_tls_configuration_stops_start_up() {
         "{log}"
     );
 }
+
+/// A client refused at `maxclients` on the TLS port counts in `rejected_connections` at once,
+/// whether or not it ever completes a handshake (one never starts one, one sends plain
+/// text): the same count redis-server 7.0 reports for the same clients.
+#[test]
+fn refused_tls_clients_count_without_a_handshake() {
+    let pki = Pki::new();
+    let (ferrokv, ferrokv_tls) = pki.start(&["--maxclients", "1", "--tls-auth-clients", "no"]);
+    let redis_tls = free_port().to_string();
+    let redis = common::start_redis7(&[
+        "--maxclients",
+        "1",
+        "--tls-port",
+        &redis_tls,
+        "--tls-cert-file",
+        pki.server.cert(),
+        "--tls-key-file",
+        pki.server.key(),
+        "--tls-ca-cert-file",
+        pki.ca.ca(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let mut counts = Vec::new();
+    for (server, tls_port) in [
+        (&ferrokv, ferrokv_tls),
+        (&redis, redis_tls.parse().unwrap()),
+    ] {
+        let mut holder = common::RawClient::connect(server.port).unwrap();
+        assert_eq!(holder.command(&["PING"]), b"+PONG\r\n", "{}", server.name);
+        let silent = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+        let mut plain = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+        plain.write_all(b"PING\r\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let count = loop {
+            let count = common::info_field_of(&mut holder, "stats", "rejected_connections")
+                .unwrap_or_default();
+            if count == "2" || std::time::Instant::now() > deadline {
+                break count;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop((silent, plain));
+        counts.push(count);
+    }
+    assert_eq!(counts, ["2", "2"], "ferrokv, redis 7.0");
+}
