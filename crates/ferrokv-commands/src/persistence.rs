@@ -282,6 +282,7 @@ pub fn load_options(server: &Server, now_ms: i64) -> LoadOptions {
     let config = server.config.load();
     LoadOptions {
         databases: server.keyspace.databases(),
+        read: crate::cmd::dump::read_options_for(&config),
         policy: AccessPolicy::from_config(
             &config.maxmemory_policy,
             config.lfu_log_factor,

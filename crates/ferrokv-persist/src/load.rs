@@ -24,6 +24,8 @@ use ferrokv_store::{Entry, Keyspace, NO_EXPIRE, StrValue, Value};
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
     pub databases: usize,
+    /// The configured encoding limits that shape loaded values (the dialect is the file's).
+    pub read: ReadOptions,
     pub policy: AccessPolicy,
     /// Keys expiring at or before this instant are not loaded.
     pub now_ms: i64,
@@ -197,14 +199,17 @@ pub fn load_from<R: Read>(
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let mut reader = FileReader::new(reader).map_err(LoadError::Format)?;
-    let read_options = ReadOptions::new(reader.dialect);
+    reader.set_options(options.read);
+    let read_options = ReadOptions {
+        dialect: reader.dialect,
+        ..options.read
+    };
     std::thread::scope(|scope| {
         let mut queues = Vec::with_capacity(inserters);
         let mut workers = Vec::with_capacity(inserters);
         for _ in 0..inserters {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
             queues.push(tx);
-            let read_options = read_options.clone();
             workers.push(scope.spawn(move || insert_batches(keyspace, &read_options, rx)));
         }
         let framed = frame_into(&mut reader, keyspace, options, &queues);

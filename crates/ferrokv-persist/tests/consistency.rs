@@ -143,6 +143,7 @@ fn a_snapshot_under_cross_shard_writes_is_one_instant() {
         &bytes[..],
         &loaded,
         LoadOptions {
+            read: ferrokv_rdb::value::ReadOptions::new(ferrokv_rdb::format::Dialect::Redis(10)),
             databases: 2,
             policy: AccessPolicy::Lru,
             now_ms: 0,
@@ -213,6 +214,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
         &bytes[..],
         &loaded,
         LoadOptions {
+            read: ferrokv_rdb::value::ReadOptions::new(ferrokv_rdb::format::Dialect::Redis(10)),
             databases: 1,
             policy: AccessPolicy::Lru,
             now_ms: 2_000,
@@ -231,6 +233,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
             &bytes[..cut],
             &Keyspace::new(1),
             LoadOptions {
+                read: ferrokv_rdb::value::ReadOptions::new(ferrokv_rdb::format::Dialect::Redis(10)),
                 databases: 1,
                 policy: AccessPolicy::Lru,
                 now_ms: 0,

@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 
 fn options() -> LoadOptions {
     LoadOptions {
+        read: ferrokv_rdb::value::ReadOptions::new(ferrokv_rdb::format::Dialect::Redis(10)),
         databases: 16,
         policy: AccessPolicy::from_config("noeviction", 10, 1),
         // Nothing counts as expired: every key is decoded by both readers.

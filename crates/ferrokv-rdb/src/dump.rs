@@ -55,7 +55,7 @@ pub fn restore(payload: &[u8], options: &ReadOptions) -> Result<Value, RestoreEr
     } else {
         Dialect::Redis(version)
     };
-    let mut options = options.clone();
+    let mut options = *options;
     options.dialect = dialect;
     decode_body(payload, &options).map_err(RestoreError::BadData)
 }

@@ -42,7 +42,7 @@ pub fn needs_valkey(value: &Value) -> bool {
 /// How values read back are shaped: the file's dialect, and the encoding limits of the
 /// configuration (`list-max-listpack-size`, `set-max-intset-entries` ...), under which a
 /// value is built in the encoding this server would give it at its size.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub dialect: Dialect,
     pub list: ListLimits,

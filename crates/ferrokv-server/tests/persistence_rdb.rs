@@ -514,3 +514,53 @@ fn ferrokv_files_load_into_valkey_and_redis_7() {
     let s = start_redis7(&dir.0);
     check(&mut connect(&s), "redis 7.0");
 }
+
+/// Loaded values take the encodings the configuration gives them (not the defaults): a hash
+/// and a set above the default compact limits but within raised ones stay compact across
+/// DEBUG RELOAD, as in valkey 9.1.
+#[test]
+fn a_reload_keeps_the_configured_encodings() {
+    let limits = [
+        "--hash-max-listpack-entries",
+        "1024",
+        "--set-max-intset-entries",
+        "1024",
+        "--zset-max-listpack-entries",
+        "1024",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let dir = TempDir::new("rdb-limits");
+    let ferrokv = ferrokv_in(&dir.0, &limits);
+    let valkey = start_valkey(&limits);
+    let mut seen = Vec::new();
+    for server in [&ferrokv, &valkey] {
+        let mut c = connect(server);
+        for i in 0..600 {
+            let n = i.to_string();
+            cmd(&mut c, &["HSET", "h", &format!("f{i}"), &n]);
+            cmd(&mut c, &["SADD", "s", &n]);
+            cmd(&mut c, &["ZADD", "z", &n, &format!("m{i}")]);
+        }
+        let encodings =
+            |c: &mut RawClient| ["h", "s", "z"].map(|k| cmd(c, &["OBJECT", "ENCODING", k]));
+        let before = encodings(&mut c);
+        assert_eq!(
+            cmd(&mut c, &["DEBUG", "RELOAD"]),
+            "+OK\r\n",
+            "{}",
+            server.name
+        );
+        seen.push((before, encodings(&mut c)));
+    }
+    assert_eq!(seen[0], seen[1], "ferrokv vs valkey");
+    assert_eq!(
+        seen[0].1,
+        [
+            "$8\r\nlistpack\r\n",
+            "$6\r\nintset\r\n",
+            "$8\r\nlistpack\r\n"
+        ]
+        .map(String::from)
+    );
+}

@@ -110,7 +110,11 @@ fn parse_options(args: &[Bytes]) -> Result<RestoreOptions, CmdError> {
 
 /// The encoding limits of the configuration, which shape restored values.
 fn read_options(ctx: &Ctx) -> ReadOptions {
-    let config = &ctx.client.config;
+    read_options_for(&ctx.client.config)
+}
+
+/// The encoding limits of `config`, which shape restored and loaded values.
+pub fn read_options_for(config: &ferrokv_config::Config) -> ReadOptions {
     let size = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
     let mut options = ReadOptions::new(Dialect::Redis(ferrokv_rdb::format::WRITE_VERSION));
     options.list =
