@@ -13,6 +13,9 @@ use crate::scripting::{Scripting, sha1_hex};
 use crate::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag};
 
 const EVAL_FLAGS: u64 = flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS;
+// EVAL, EVALSHA and FCALL are also `may_replicate` (hidden from COMMAND INFO): a script
+// without declared flags is held back by CLIENT PAUSE WRITE, as in Valkey. A script that
+// declares flags is checked by them instead (`scripting::command_flags`).
 
 const RW_KEYS: &[KeySpec] = &[KeySpec {
     flags: key_flag::RW | key_flag::ACCESS | key_flag::UPDATE,
@@ -45,7 +48,7 @@ const KILL_TIPS: &[&str] = &["request_policy:all_shards", "response_policy:one_s
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("eval", -3, "scripting")
-        .flags(EVAL_FLAGS)
+        .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
         .keys(RW_KEYS)
         .key_notes(RW_NOTE)
@@ -56,7 +59,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
         .handler(eval),
     CommandSpec::new("evalsha", -3, "scripting")
-        .flags(EVAL_FLAGS)
+        .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
         .keys(RW_KEYS)
         .doc(
@@ -87,7 +90,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
         .handler(evalsha_ro),
     CommandSpec::new("fcall", -3, "scripting")
-        .flags(EVAL_FLAGS)
+        .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
         .keys(RW_KEYS)
         .key_notes(RW_NOTE)
