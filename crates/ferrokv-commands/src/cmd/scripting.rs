@@ -324,8 +324,7 @@ fn compiled_script(
 ) -> Result<mlua::Function, CmdError> {
     let epoch = scripting.scripts.epoch();
     if vm.scripts_epoch != epoch {
-        vm.scripts.clear();
-        vm.scripts_epoch = epoch;
+        vm.forget_scripts(epoch);
     }
     if let Some(f) = vm.scripts.get(sha) {
         return Ok(f.clone());
@@ -440,6 +439,11 @@ fn script_exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     flush_mode(args, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")?;
     drop(ctx.server.scripting.scripts.flush());
+    // This thread's Lua state lets go of the compiled scripts now (the others when they
+    // next run one), so INFO shows the memory come back.
+    let scripting = &ctx.server.scripting;
+    let epoch = scripting.scripts.epoch();
+    let _ = vm::with_vm(&scripting.busy, |vm| vm.forget_scripts(epoch));
     ctx.reply.ok();
     Ok(())
 }
