@@ -90,8 +90,9 @@ fn execute_request(
         }
     };
     let spec = entry.spec;
+    let flags = checked_flags(server, entry, args);
 
-    let rejection = check(server, client, entry, args);
+    let rejection = check(server, client, entry, args, flags);
     if let Err(e) = rejection {
         stats.commands[entry.id].rejected_calls.add(1);
         reject(server, client, reply, stats, Some(entry), e);
@@ -105,12 +106,12 @@ fn execute_request(
     tracking::place_before_reply(reply, reply.len());
 
     let now_ms = clock::now_ms();
-    let flags = if is_exec(entry) {
+    let pause_flags = if is_exec(entry) {
         client.multi.as_ref().map_or(0, |m| m.flags)
     } else {
-        spec.flags
+        flags
     };
-    let may_write = flags & (flag::WRITE | flag::MAY_REPLICATE) != 0;
+    let may_write = pause_flags & (flag::WRITE | flag::MAY_REPLICATE) != 0;
     if server.pause.blocks(may_write, now_ms).is_some() {
         if client.reply_mode == ReplyMode::SkipThis {
             // The skip applies to this command, which has not run yet.
@@ -135,7 +136,7 @@ fn execute_request(
     // EXEC. This comes after the pause check: a paused write is held back even when it
     // would only be queued, as in Valkey.
     if client.multi.is_some() && !runs_inside_multi(entry) {
-        transaction::queue(client, entry, args);
+        transaction::queue(client, entry, args, flags);
         reply.simple("QUEUED");
         discard_if_silenced(client, reply, reply_start);
         return Outcome::Done;
@@ -288,15 +289,31 @@ fn propagates_effects_only(entry: &TableEntry) -> bool {
         )
 }
 
-/// A write command, or an EXEC whose transaction holds one.
-fn is_write(client: &Client, entry: &TableEntry) -> bool {
+/// The flags the checks before a command runs (and CLIENT PAUSE, and MULTI) go by: the
+/// command's own, except for a call that runs a script declaring flags, which is checked
+/// by what the script declares (see `scripting::command_flags`).
+fn checked_flags(server: &Server, entry: &TableEntry, args: &[Bytes]) -> u64 {
+    let spec = entry.spec;
+    // Only the EVAL and FCALL families skip the monitor: one test keeps the lookup off
+    // every other command's path.
+    if spec.flags & flag::SKIP_MONITOR == 0 || entry.parent.is_some() {
+        return spec.flags;
+    }
+    match crate::scripting::declared_flags(server, spec.name, args) {
+        Some(script_flags) => crate::scripting::command_flags(spec.flags, script_flags),
+        None => spec.flags,
+    }
+}
+
+/// A write command (`flags` are its checked flags), or an EXEC whose transaction holds one.
+fn is_write(client: &Client, entry: &TableEntry, flags: u64) -> bool {
     if is_exec(entry) {
         return client
             .multi
             .as_ref()
             .is_some_and(|m| m.flags & flag::WRITE != 0);
     }
-    entry.spec.flags & flag::WRITE != 0
+    flags & flag::WRITE != 0
 }
 
 fn is_ping(entry: &TableEntry) -> bool {
@@ -393,12 +410,14 @@ fn resolve(name: &Bytes, args: &[Bytes]) -> Result<&'static TableEntry, CmdError
     })
 }
 
-/// The checks a command must pass before it runs.
+/// The checks a command must pass before it runs; `flags` are its checked flags
+/// (`checked_flags`) where the state of the server matters (memory, persistence, replicas).
 fn check(
     server: &Server,
     client: &Client,
     entry: &'static TableEntry,
     args: &[Bytes],
+    flags: u64,
 ) -> Result<(), CmdError> {
     let spec = entry.spec;
     let argc = args.len() as i32;
@@ -422,38 +441,32 @@ fn check(
             entry.full_name
         )));
     }
-    // Queueing takes memory too: over `maxmemory`, only the commands that end a transaction
-    // are let through, and EXEC only if nothing it runs is denied (Valkey's rule).
-    let deny_on_oom = spec.flags & flag::DENYOOM != 0
-        || match &client.multi {
-            Some(multi) if is_exec(entry) => multi.flags & flag::DENYOOM != 0,
-            Some(_) => {
-                !(entry.parent.is_none()
-                    && matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
-            }
-            None => false,
-        };
+    // Over `maxmemory`, `denyoom` commands are refused, also while queueing in MULTI, and
+    // EXEC if its transaction holds one; anything else is queued (Valkey 9.1's rule).
+    let deny_on_oom = flags & flag::DENYOOM != 0
+        || (is_exec(entry)
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.flags & flag::DENYOOM != 0));
     // A replica ignoring maxmemory (Valkey's default) neither evicts nor refuses: its
     // primary decides what goes. The primary's own commands are never refused.
     let replica_ignores_maxmemory =
         server.stream.is_proxy() && client.config.replica_ignore_maxmemory;
-    if !(client.must_obey || replica_ignores_maxmemory) {
-        crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
-    }
-    let write = is_write(client, entry);
+    let out_of_memory = !(client.must_obey || replica_ignores_maxmemory)
+        && crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
+    // Scripts without declared flags refuse their first denied write by it.
+    crate::evict::set_out_of_memory_at_start(out_of_memory);
+    let write = is_write(client, entry, flags);
     // The data cannot be persisted: refuse writes (and PING, as Valkey does) until it can.
-    // A script that declares writes counts as a write (looked up only in that state).
     if let Some(e) = disk_error(server, client)
-        && (write
-            || is_ping(entry)
-            || (entry.parent.is_none()
-                && crate::scripting::declares_writes(server, entry.spec.name, args)))
+        && (write || is_ping(entry))
     {
         return Err(e);
     }
-    crate::replication::check_command(server, client, entry, write)?;
+    crate::replication::check_command(server, client, flags, write)?;
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
-    if client.monitor && spec.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
+    if client.monitor && flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));
     }
     if client.protocol == 2 && client.subscriptions.any() && !allowed_in_subscriber_mode(entry) {

@@ -89,15 +89,15 @@ pub enum Outcome {
 static BACKGROUND_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// The memory check before a command: evicts if needed, and refuses a `denyoom` command when
-/// memory stays over the limit.
+/// memory stays over the limit. `Ok(true)`: over the limit, but the command may run.
 pub fn before_command(
     server: &Server,
     config: &Config,
     access: AccessPolicy,
     deny_on_oom: bool,
-) -> Result<(), CmdError> {
+) -> Result<bool, CmdError> {
     if config.maxmemory <= 0 {
-        return Ok(());
+        return Ok(false);
     }
     let _propagating =
         crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
@@ -105,7 +105,25 @@ pub fn before_command(
     if outcome == Outcome::Fail && deny_on_oom {
         return Err(errors::OOM);
     }
-    Ok(())
+    Ok(outcome == Outcome::Fail)
+}
+
+thread_local! {
+    /// Whether the command this thread runs found memory over `maxmemory` (eviction could
+    /// not make room) when it was checked. A script without declared flags refuses its first
+    /// denied write by this state, as Valkey does by its `pre_command_oom_state`: the
+    /// script itself may not stop halfway, so memory is judged once, before it runs.
+    static OUT_OF_MEMORY_AT_START: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records the memory state found by the checks of the command about to run.
+pub fn set_out_of_memory_at_start(out_of_memory: bool) {
+    OUT_OF_MEMORY_AT_START.with(|c| c.set(out_of_memory));
+}
+
+/// Whether the running command found memory over `maxmemory` when it was checked.
+pub fn out_of_memory_at_start() -> bool {
+    OUT_OF_MEMORY_AT_START.with(|c| c.get())
 }
 
 /// The cron's share: keeps evicting after a command ran out of time while over the limit.

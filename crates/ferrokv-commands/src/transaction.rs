@@ -69,9 +69,10 @@ fn end_queue(client: &Client) {
 }
 
 /// Queues a command that passed the checks.
-pub fn queue(client: &mut Client, entry: &'static TableEntry, args: &[Bytes]) {
+/// `flags` are the command's checked flags (a script's declared ones for EVAL and FCALL).
+pub fn queue(client: &mut Client, entry: &'static TableEntry, args: &[Bytes], flags: u64) {
     if let Some(multi) = client.multi.as_mut() {
-        multi.flags |= entry.spec.flags;
+        multi.flags |= flags;
         multi.queued.push((entry, args.to_vec()));
         client
             .shared

@@ -32,7 +32,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
         .handler(pfadd),
     CommandSpec::new("pfcount", -2, "hyperloglog")
-        .flags(flag::READONLY)
+        // `may_replicate` (hidden): it may rewrite the cached cardinality, so CLIENT PAUSE
+        // WRITE holds it back and read-only scripts may not call it, as in Valkey.
+        .flags(flag::READONLY | flag::MAY_REPLICATE)
         .categories(HLL)
         .keys(&[KeySpec::to_end(1, 1, kf::RW | kf::ACCESS)])
         .key_notes(&[

@@ -393,25 +393,33 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("allocator_muzzy", 0);
     out.field("total_system_memory", m.system_total);
     out.field("total_system_memory_human", human_bytes(m.system_total));
-    // Lua states are per thread and not measured: their fields stay at 0.
+    // One Lua state per worker thread runs both scripts and functions: their memory,
+    // summed, is reported as the EVAL VM's; Valkey's separate functions VM shows 0.
     let scripting = &server.scripting;
-    let (libraries, functions) = {
+    let lua = scripting.busy.lua_memory() as u64;
+    let (libraries, functions, functions_memory) = {
         let state = scripting.libraries.read();
-        (state.libraries.len(), state.function_count())
+        (
+            state.libraries.len(),
+            state.function_count(),
+            state.memory(),
+        )
     };
-    out.field("used_memory_lua", 0);
-    out.field("used_memory_vm_eval", 0);
-    out.field("used_memory_lua_human", "0B");
-    out.field("used_memory_scripts_eval", scripting.scripts.memory());
+    let scripts_eval = scripting.scripts.memory();
+    out.field("used_memory_lua", lua);
+    out.field("used_memory_vm_eval", lua);
+    out.field("used_memory_lua_human", human_bytes(lua));
+    out.field("used_memory_scripts_eval", scripts_eval);
     out.field("number_of_cached_scripts", scripting.scripts.len());
     out.field("number_of_functions", functions);
     out.field("number_of_libraries", libraries);
     out.field("used_memory_vm_functions", 0);
-    out.field("used_memory_vm_total", 0);
-    out.field("used_memory_vm_total_human", "0B");
-    out.field("used_memory_functions", 0);
-    out.field("used_memory_scripts", 0);
-    out.field("used_memory_scripts_human", "0B");
+    out.field("used_memory_vm_total", lua);
+    out.field("used_memory_vm_total_human", human_bytes(lua));
+    out.field("used_memory_functions", functions_memory);
+    let scripts = (scripts_eval + functions_memory) as u64;
+    out.field("used_memory_scripts", scripts);
+    out.field("used_memory_scripts_human", human_bytes(scripts));
     out.field("maxmemory", config.maxmemory);
     out.field(
         "maxmemory_human",

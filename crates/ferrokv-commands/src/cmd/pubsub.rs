@@ -8,7 +8,10 @@ use crate::pubsub::{self, Kind, Limits};
 use crate::spec::{CommandSpec, KeySpec, category as cat, flag, key_flag};
 
 const SUB_FLAGS: u64 = flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE;
-const PUB_FLAGS: u64 = flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST;
+// Publishing is `may_replicate` (hidden from COMMAND INFO): CLIENT PAUSE WRITE holds it
+// back and read-only scripts may not publish, as in Valkey.
+const PUB_FLAGS: u64 =
+    flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST | flag::MAY_REPLICATE;
 const INTROSPECTION_FLAGS: u64 = flag::PUBSUB | flag::LOADING | flag::STALE;
 
 pub const COMMANDS: &[CommandSpec] = &[

@@ -13,6 +13,9 @@ use crate::scripting::{Scripting, sha1_hex};
 use crate::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag};
 
 const EVAL_FLAGS: u64 = flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS;
+// EVAL, EVALSHA and FCALL are also `may_replicate` (hidden from COMMAND INFO): a script
+// without declared flags is held back by CLIENT PAUSE WRITE, as in Valkey. A script that
+// declares flags is checked by them instead (`scripting::command_flags`).
 
 const RW_KEYS: &[KeySpec] = &[KeySpec {
     flags: key_flag::RW | key_flag::ACCESS | key_flag::UPDATE,
@@ -45,7 +48,7 @@ const KILL_TIPS: &[&str] = &["request_policy:all_shards", "response_policy:one_s
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("eval", -3, "scripting")
-        .flags(EVAL_FLAGS)
+        .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
         .keys(RW_KEYS)
         .key_notes(RW_NOTE)
@@ -56,7 +59,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
         .handler(eval),
     CommandSpec::new("evalsha", -3, "scripting")
-        .flags(EVAL_FLAGS)
+        .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
         .keys(RW_KEYS)
         .doc(
@@ -87,7 +90,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
         .handler(evalsha_ro),
     CommandSpec::new("fcall", -3, "scripting")
-        .flags(EVAL_FLAGS)
+        .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
         .keys(RW_KEYS)
         .key_notes(RW_NOTE)
@@ -321,8 +324,7 @@ fn compiled_script(
 ) -> Result<mlua::Function, CmdError> {
     let epoch = scripting.scripts.epoch();
     if vm.scripts_epoch != epoch {
-        vm.scripts.clear();
-        vm.scripts_epoch = epoch;
+        vm.forget_scripts(epoch);
     }
     if let Some(f) = vm.scripts.get(sha) {
         return Ok(f.clone());
@@ -437,6 +439,11 @@ fn script_exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     flush_mode(args, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")?;
     drop(ctx.server.scripting.scripts.flush());
+    // This thread's Lua state lets go of the compiled scripts now (the others when they
+    // next run one), so INFO shows the memory come back.
+    let scripting = &ctx.server.scripting;
+    let epoch = scripting.scripts.epoch();
+    let _ = vm::with_vm(&scripting.busy, |vm| vm.forget_scripts(epoch));
     ctx.reply.ok();
     Ok(())
 }

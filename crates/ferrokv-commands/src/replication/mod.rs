@@ -380,11 +380,12 @@ pub const MASTERDOWN: &str =
 
 /// Dispatch's replication checks, in Valkey's order: too few good replicas for a write on a
 /// primary, a write on a read-only replica, any non-`stale` command on a replica whose link
-/// is down when it must not serve stale data. The primary's own stream is exempt.
+/// is down when it must not serve stale data. The primary's own stream is exempt. `flags`
+/// are the command's checked flags (a script's declared ones for EVAL and FCALL).
 pub fn check_command(
     server: &crate::Server,
     client: &crate::Client,
-    entry: &crate::table::TableEntry,
+    flags: u64,
     is_write: bool,
 ) -> Result<(), crate::context::CmdError> {
     use crate::context::CmdError;
@@ -392,13 +393,7 @@ pub fn check_command(
         return Ok(());
     }
     let config = &client.config;
-    let replication = &server.replication;
-    if is_write
-        && config.min_replicas_to_write > 0
-        && config.min_replicas_max_lag > 0
-        && replication.good_replicas.load(Relaxed) < config.min_replicas_to_write as u64
-        && !server.stream.is_proxy()
-    {
+    if is_write && too_few_replicas(server, config) {
         return Err(CmdError::new(NOREPLICAS));
     }
     if !server.stream.is_proxy() {
@@ -408,15 +403,35 @@ pub fn check_command(
     if is_write && config.replica_read_only {
         return Err(CmdError::new(READONLY));
     }
-    if !config.replica_serve_stale_data
-        && entry.spec.flags & crate::spec::flag::STALE == 0
-        && replication
-            .primary()
-            .is_some_and(|link| link.state != LinkState::Connected)
-    {
+    if flags & crate::spec::flag::STALE == 0 && serving_stale(server, config) {
         return Err(CmdError::new(MASTERDOWN));
     }
     Ok(())
+}
+
+/// A primary with fewer good replicas than `min-replicas-to-write` asks for: writes are
+/// refused (NOREPLICAS).
+pub fn too_few_replicas(server: &crate::Server, config: &ferrokv_config::Config) -> bool {
+    config.min_replicas_to_write > 0
+        && config.min_replicas_max_lag > 0
+        && server.replication.good_replicas.load(Relaxed) < config.min_replicas_to_write as u64
+        && !server.stream.is_proxy()
+}
+
+/// A read-only replica: writes are refused (READONLY).
+pub fn read_only_replica(server: &crate::Server, config: &ferrokv_config::Config) -> bool {
+    server.stream.is_proxy() && config.replica_read_only
+}
+
+/// A replica whose link to its primary is down and that must not serve stale data: only
+/// `stale` commands run (others get MASTERDOWN).
+pub fn serving_stale(server: &crate::Server, config: &ferrokv_config::Config) -> bool {
+    server.stream.is_proxy()
+        && !config.replica_serve_stale_data
+        && server
+            .replication
+            .primary()
+            .is_some_and(|link| link.state != LinkState::Connected)
 }
 
 /// The server cron's replication work: moving a FAILOVER on and re-counting WAITAOF's

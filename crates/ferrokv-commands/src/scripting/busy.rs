@@ -38,6 +38,9 @@ pub struct Busy {
     abort: AtomicBool,
     state: Mutex<Option<Running>>,
     ended: Condvar,
+    /// Bytes the server's Lua states (one per worker thread) use, summed (INFO memory).
+    /// Kept here because it is the server-wide handle every Lua state holds.
+    lua_memory: std::sync::atomic::AtomicUsize,
 }
 
 /// Why the running script must stop (the hook raises this).
@@ -47,6 +50,20 @@ pub enum Interrupt {
 }
 
 impl Busy {
+    /// The memory of all the server's Lua states, as last reported by each.
+    pub fn lua_memory(&self) -> usize {
+        self.lua_memory.load(SeqCst)
+    }
+
+    /// A Lua state's memory went from `before` to `after` bytes.
+    pub fn report_lua_memory(&self, before: usize, after: usize) {
+        if after >= before {
+            self.lua_memory.fetch_add(after - before, SeqCst);
+        } else {
+            self.lua_memory.fetch_sub(before - after, SeqCst);
+        }
+    }
+
     /// Whether a script runs right now on some thread.
     pub fn active(&self) -> bool {
         self.active.load(SeqCst)

@@ -149,4 +149,29 @@ impl LibraryState {
     pub fn function_count(&self) -> usize {
         self.functions.len()
     }
+
+    /// Bytes the libraries' code and descriptions take, outside the Lua states (INFO
+    /// used_memory_functions): their sources, names and function entries.
+    pub fn memory(&self) -> usize {
+        // Rough per-entry bookkeeping (map nodes, `Arc`s, the name index), so that empty
+        // libraries and functions still count.
+        const LIBRARY_OVERHEAD: usize = 96;
+        const FUNCTION_OVERHEAD: usize = 64;
+        self.libraries
+            .values()
+            .map(|lib| {
+                let functions: usize = lib
+                    .functions
+                    .values()
+                    .map(|f| {
+                        // The name is kept twice: in the library and in the index.
+                        2 * f.name.len()
+                            + f.description.as_ref().map_or(0, |d| d.len())
+                            + FUNCTION_OVERHEAD
+                    })
+                    .sum();
+                lib.name.len() + lib.code.len() + lib.body.len() + LIBRARY_OVERHEAD + functions
+            })
+            .sum()
+    }
 }

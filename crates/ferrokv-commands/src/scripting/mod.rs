@@ -47,39 +47,48 @@ pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
-/// Whether an EVAL-family or FCALL-family call declares that it may write, as the checks
-/// before a command runs see it (Valkey takes a script's declared flags as the command's
-/// own: a shebang script or a function without `no-writes` is a write command, refused up
-/// front by MISCONF). A script without a shebang declares nothing: its writes are checked
-/// one `redis.call` at a time (`run.rs`). An unknown script or function declares nothing
-/// either: the command itself reports NOSCRIPT / "Function not found".
-pub fn declares_writes(server: &crate::Server, command: &str, args: &[Bytes]) -> bool {
-    let Some(target) = args.get(1) else {
-        return false;
-    };
+/// The flags an EVAL-family or FCALL-family call declares (`script_flag` bits), as the
+/// checks before a command runs see them: a cached or shebang script's, or a function's.
+/// `None` when the call declares nothing: a script without a shebang ("eval-compat", whose
+/// writes are checked one `redis.call` at a time in `run.rs`), or an unknown script or
+/// function (the command itself reports NOSCRIPT / "Function not found"), or a command
+/// that runs no script.
+pub fn declared_flags(server: &crate::Server, command: &str, args: &[Bytes]) -> Option<u32> {
+    let target = args.get(1)?;
     let flags = match command {
         "eval" | "eval_ro" => match server.scripting.scripts.get(&sha1_hex(target)) {
             Some(script) => script.flags,
-            None => shebang::declared_flags(target).unwrap_or(script_flag::EVAL_COMPAT),
+            // Not cached yet: its shebang says (a bad one fails when the command runs).
+            None => shebang::declared_flags(target).ok()?,
         },
         "evalsha" | "evalsha_ro" => {
             let sha = String::from_utf8_lossy(target).to_ascii_lowercase();
-            match server.scripting.scripts.get(&sha) {
-                Some(script) => script.flags,
-                None => return false,
-            }
+            server.scripting.scripts.get(&sha)?.flags
         }
         "fcall" | "fcall_ro" => {
-            match server
-                .scripting
-                .libraries
-                .function(&String::from_utf8_lossy(target))
-            {
-                Some((meta, _)) => meta.flags,
-                None => return false,
-            }
+            let name = String::from_utf8_lossy(target);
+            server.scripting.libraries.function(&name)?.0.flags
         }
-        _ => return false,
+        _ => return None,
     };
-    flags & (script_flag::EVAL_COMPAT | script_flag::NO_WRITES) == 0
+    (flags & script_flag::EVAL_COMPAT == 0).then_some(flags)
+}
+
+/// The command flags a call that runs a script declaring `script_flags` is checked with:
+/// the declared flags replace the command's own write, denyoom, stale and may-replicate
+/// flags (Valkey's rule). Without `no-writes` the call is a write, and also denied on OOM
+/// unless it declares `allow-oom`; it is served by a stale replica only with `allow-stale`.
+pub fn command_flags(spec_flags: u64, script_flags: u32) -> u64 {
+    use crate::spec::flag;
+    let mut flags = spec_flags & !(flag::WRITE | flag::DENYOOM | flag::STALE | flag::MAY_REPLICATE);
+    if script_flags & script_flag::NO_WRITES == 0 {
+        flags |= flag::WRITE;
+        if script_flags & script_flag::ALLOW_OOM == 0 {
+            flags |= flag::DENYOOM;
+        }
+    }
+    if script_flags & script_flag::ALLOW_STALE != 0 {
+        flags |= flag::STALE;
+    }
+    flags
 }

@@ -49,6 +49,12 @@ struct CallState<'s> {
     caller: Arc<ClientShared>,
     reply: Reply,
     read_only: bool,
+    /// The script declares `allow-oom`: its writes are not refused over `maxmemory`.
+    allow_oom: bool,
+    /// The caller is the primary's link (or the AOF): server state refuses nothing.
+    must_obey: bool,
+    /// A replica serving no stale data has lost its primary: only `stale` commands run.
+    stale: bool,
     wrote: bool,
     now_ms: i64,
 }
@@ -57,6 +63,20 @@ struct CallState<'s> {
 /// result or error as the reply.
 pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdResult {
     let server = ctx.server;
+    let must_obey = ctx.client.must_obey;
+    let stale = !must_obey && crate::replication::serving_stale(server, &ctx.client.config);
+    if stale && inv.flags & script_flag::ALLOW_STALE == 0 {
+        // Only reached when the checks before the command let it through: a script
+        // without declared flags (EVAL is a `stale` command), or one queued in MULTI.
+        return Err(CmdError::new(
+            if inv.flags & script_flag::EVAL_COMPAT != 0 {
+                crate::replication::MASTERDOWN
+            } else {
+                "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' \
+             and 'allow-stale' flag is not set"
+            },
+        ));
+    }
     let busy = server.scripting.busy.clone();
     let (mut client, reply) = SCRIPT_CLIENT
         .with(|c| c.borrow_mut().take())
@@ -73,6 +93,9 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
         caller: ctx.client.shared.clone(),
         reply,
         read_only: inv.read_only_command || inv.flags & script_flag::NO_WRITES != 0,
+        allow_oom: inv.flags & script_flag::ALLOW_OOM != 0,
+        must_obey,
+        stale,
         wrote: false,
         now_ms: ctx.now_ms,
     });
@@ -196,6 +219,49 @@ fn err_table(lua: &Lua, text: &[u8]) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
+/// Whether a command a script calls is refused because memory is over `maxmemory`: a
+/// `denyoom` command, before the script's first write, unless the script declares
+/// `allow-oom`. Memory is judged once, when the script's command was checked (the script
+/// cannot be stopped halfway once it wrote). Valkey 9.1 checks this right after the
+/// command's arity, before anything else (ACL, read-only scripts, a stale replica). A
+/// script that declares its flags and may write was refused up front instead.
+fn over_maxmemory(state: &CallState, flags: u64) -> bool {
+    flags & flag::DENYOOM != 0
+        && !state.wrote
+        && !state.allow_oom
+        && !state.must_obey
+        && state.client.config.maxmemory > 0
+        && crate::evict::out_of_memory_at_start()
+}
+
+/// Why a command a script calls may not write (`flags`: the command's), in Valkey's order:
+/// a read-only script may neither write nor replicate; a script's first write is refused by
+/// a read-only replica, data that cannot be persisted (MISCONF) or too few replicas. Once a
+/// script wrote, it is not failed halfway on the server's state (Valkey's rule: a script
+/// that wrote runs to its end). A script that declares its flags was checked up front by
+/// them, so the server's state matters here for scripts without a shebang.
+fn refuse_write(state: &CallState, flags: u64) -> Option<String> {
+    if state.read_only && flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
+        return Some("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    if state.wrote || flags & flag::WRITE == 0 {
+        return None;
+    }
+    // The primary's link is refused nothing but MISCONF (as for its other commands).
+    let obeyed = state.must_obey;
+    let config = &state.client.config;
+    if !obeyed && crate::replication::read_only_replica(state.server, config) {
+        return Some(crate::replication::READONLY.into());
+    }
+    if let Some(e) = crate::dispatch::disk_error(state.server, &state.client) {
+        return Some(e.0.into_owned());
+    }
+    if !obeyed && crate::replication::too_few_replicas(state.server, config) {
+        return Some(crate::replication::NOREPLICAS.into());
+    }
+    None
+}
+
 type CallOutcome = Result<Value, Vec<u8>>;
 
 fn fail(text: &[u8]) -> mlua::Result<CallOutcome> {
@@ -230,25 +296,23 @@ fn raw_call(
     if spec.flags & flag::NOSCRIPT != 0 {
         return fail(b"ERR This Valkey command is not allowed from script");
     }
+    if over_maxmemory(state, spec.flags) {
+        return Ok(Err(crate::context::errors::OOM.0.as_bytes().to_vec()));
+    }
+    if state.stale && spec.flags & flag::STALE == 0 {
+        return fail(b"ERR Can not execute the command on a stale replica");
+    }
     if let Err(text) =
         crate::acl::authorize_in_script(state.server, &state.client, &state.caller, entry, &argv)
     {
         return Ok(Err(text.into_bytes()));
     }
-    if spec.flags & flag::WRITE != 0 {
-        if state.read_only {
-            return fail(b"ERR Write commands are not allowed from read-only scripts.");
-        }
-        if !state.wrote {
-            // The data cannot be persisted: the script's first write is refused (MISCONF).
-            // After a write has been made the script is not failed halfway on the server's
-            // state (Valkey's rule: a script that wrote runs to its end).
-            if let Some(e) = crate::dispatch::disk_error(state.server, &state.client) {
-                return Ok(Err(e.0.into_owned().into_bytes()));
-            }
-            state.wrote = true;
-            busy.mark_wrote();
-        }
+    if let Some(refusal) = refuse_write(state, spec.flags) {
+        return Ok(Err(refusal.into_bytes()));
+    }
+    if spec.flags & flag::WRITE != 0 && !state.wrote {
+        state.wrote = true;
+        busy.mark_wrote();
     }
     let resp3 = lua
         .app_data_ref::<ScriptResp>()

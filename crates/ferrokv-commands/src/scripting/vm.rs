@@ -63,6 +63,31 @@ pub struct Vm {
     pub functions: HashMap<String, CompiledFunction>,
     pub libraries_version: Option<u64>,
     busy: Arc<Busy>,
+    /// This state's memory as last added to `busy`'s server-wide sum.
+    reported_memory: usize,
+}
+
+impl Vm {
+    /// Brings the server-wide Lua memory sum up to date with this state.
+    fn report_memory(&mut self) {
+        let now = self.lua.used_memory();
+        self.busy.report_lua_memory(self.reported_memory, now);
+        self.reported_memory = now;
+    }
+
+    /// Drops the compiled EVAL scripts (after SCRIPT FLUSH) and collects their memory.
+    pub fn forget_scripts(&mut self, epoch: u64) {
+        self.scripts.clear();
+        self.scripts_epoch = epoch;
+        let _ = self.lua.gc_collect();
+        self.report_memory();
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.busy.report_lua_memory(self.reported_memory, 0);
+    }
 }
 
 thread_local! {
@@ -80,7 +105,11 @@ pub fn with_vm<R>(busy: &Arc<Busy>, f: impl FnOnce(&mut Vm) -> R) -> mlua::Resul
             *slot = Some(Vm::new(busy.clone())?);
         }
         match slot.as_mut() {
-            Some(vm) => Ok(f(vm)),
+            Some(vm) => {
+                let result = f(vm);
+                vm.report_memory();
+                Ok(result)
+            }
             None => Err(mlua::Error::RuntimeError("ERR no Lua state".into())),
         }
     })
@@ -233,6 +262,7 @@ impl Vm {
             functions: HashMap::new(),
             libraries_version: None,
             busy,
+            reported_memory: 0,
         })
     }
 
