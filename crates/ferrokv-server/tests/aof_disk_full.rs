@@ -16,9 +16,10 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, TempDir, misconf, show, start_ferrokv, start_valkey};
+use common::{
+    RawClient, ServerProcess, TempDir, misconf, show, start_ferrokv, start_valkey, wait_for,
+};
 
 const MOUNT_BYTES: u64 = 2 * 1024 * 1024;
 /// Room the filler leaves: a few of the large values, not all of them.
@@ -129,18 +130,6 @@ fn info_field(c: &mut RawClient, name: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-/// Polls `done` every 20 ms for `secs` seconds at most.
-fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// Large writes `big0`, `big1`... until one is not answered +OK; returns the acknowledged

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, TempDir, free_port, misconf, start_ferrokv, start_valkey};
+use common::{
+    RawClient, ServerProcess, TempDir, free_port, misconf, start_ferrokv, start_valkey, wait_for,
+};
 
 fn cmd(c: &mut RawClient, args: &[&str]) -> String {
     String::from_utf8_lossy(&c.command(args)).into_owned()
@@ -21,18 +23,6 @@ fn info_field(c: &mut RawClient, name: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-/// Polls until `done` holds or `secs` pass.
-fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 fn wait_bgsave_done(c: &mut RawClient) {

@@ -430,13 +430,21 @@ pub fn signal(server: &ServerProcess, sig: &str) {
 }
 
 /// Polls `check` every 50 ms for up to `secs` seconds; panics naming `what` if it never holds.
-pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+pub fn eventually(secs: u64, what: &str, check: impl FnMut() -> bool) {
+    if !wait_for(secs, check) {
+        panic!("timed out waiting for {what}");
+    }
+}
+
+/// Polls `done` every 20 ms for up to `secs` seconds; whether it came to hold.
+#[allow(dead_code)]
+pub fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
-        if check() {
-            return;
+        if done() {
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("timed out waiting for {what}");
+    false
 }
