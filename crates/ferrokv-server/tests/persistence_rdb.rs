@@ -25,6 +25,19 @@ fn info_field(c: &mut RawClient, name: &str) -> String {
         .to_string()
 }
 
+/// Points `dir` at a directory under `base` that is then removed, and runs a BGSAVE that
+/// therefore fails (`rdb_last_bgsave_status:err`).
+fn fail_a_background_save(c: &mut RawClient, base: &Path, name: &str) {
+    let gone = base.join(format!("gone-{name}"));
+    std::fs::create_dir(&gone).expect("mkdir");
+    let gone = gone.to_str().expect("utf-8");
+    assert_eq!(cmd(c, &["CONFIG", "SET", "dir", gone]), "+OK\r\n");
+    std::fs::remove_dir(gone).expect("rmdir");
+    assert_eq!(cmd(c, &["BGSAVE"]), "+Background saving started\r\n");
+    wait_bgsave_done(c);
+    assert_eq!(info_field(c, "rdb_last_bgsave_status"), "err", "{name}");
+}
+
 fn wait_bgsave_done(c: &mut RawClient) {
     assert!(
         wait_for(20, || info_field(c, "rdb_bgsave_in_progress") == "0"),
@@ -317,24 +330,8 @@ fn unwritable_dir_gives_misconf_until_a_save_succeeds() {
     let mut replies = Vec::new();
     for (name, server) in [("ferrokv", &ferrokv), ("valkey", &valkey)] {
         let mut c = connect(server);
-        let gone = base.0.join(format!("gone-{name}"));
-        std::fs::create_dir(&gone).expect("mkdir");
-        assert_eq!(
-            cmd(
-                &mut c,
-                &["CONFIG", "SET", "dir", gone.to_str().expect("utf-8")]
-            ),
-            "+OK\r\n"
-        );
         cmd(&mut c, &["SET", "k", "v"]);
-        std::fs::remove_dir(&gone).expect("rmdir");
-        assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
-        wait_bgsave_done(&mut c);
-        assert_eq!(
-            info_field(&mut c, "rdb_last_bgsave_status"),
-            "err",
-            "{name}"
-        );
+        fail_a_background_save(&mut c, &base.0, name);
         let mut seen = vec![
             cmd(&mut c, &["SET", "k", "w"]),
             cmd(&mut c, &["PING"]),
@@ -371,18 +368,7 @@ fn scripts_get_misconf_while_saves_fail() {
         let mut c = connect(server);
         misconf::load_scripts(&mut c);
         cmd(&mut c, &["SET", "k", "v"]);
-        let gone = base.0.join(format!("gone-{name}"));
-        std::fs::create_dir(&gone).expect("mkdir");
-        let gone = gone.to_str().expect("utf-8");
-        assert_eq!(cmd(&mut c, &["CONFIG", "SET", "dir", gone]), "+OK\r\n");
-        std::fs::remove_dir(gone).expect("rmdir");
-        assert_eq!(cmd(&mut c, &["BGSAVE"]), "+Background saving started\r\n");
-        wait_bgsave_done(&mut c);
-        assert_eq!(
-            info_field(&mut c, "rdb_last_bgsave_status"),
-            "err",
-            "{name}"
-        );
+        fail_a_background_save(&mut c, &base.0, name);
         let seen: Vec<String> = misconf::script_cases()
             .iter()
             .map(|case| cmd(&mut c, case))

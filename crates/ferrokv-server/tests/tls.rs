@@ -90,19 +90,25 @@ impl Pki {
         }
     }
 
-    /// ferrokv with a plain port (for start-up checks) and a TLS port, plus `extra`.
-    fn start(&self, extra: &[&str]) -> (ServerProcess, u16) {
-        let tls_port = free_port().to_string();
-        let mut args = vec![
+    /// The directives of a TLS listener on `port` with the server certificate and the CA
+    /// (the same for ferrokv and redis-server).
+    fn tls_args<'a>(&'a self, port: &'a str) -> Vec<&'a str> {
+        vec![
             "--tls-port",
-            &tls_port,
+            port,
             "--tls-cert-file",
             self.server.cert(),
             "--tls-key-file",
             self.server.key(),
             "--tls-ca-cert-file",
             self.ca.ca(),
-        ];
+        ]
+    }
+
+    /// ferrokv with a plain port (for start-up checks) and a TLS port, plus `extra`.
+    fn start(&self, extra: &[&str]) -> (ServerProcess, u16) {
+        let tls_port = free_port().to_string();
+        let mut args = self.tls_args(&tls_port);
         args.extend_from_slice(extra);
         let server = start_ferrokv(&args);
         (server, tls_port.parse().unwrap())
@@ -548,20 +554,9 @@ fn refused_tls_clients_count_without_a_handshake() {
     let pki = Pki::new();
     let (ferrokv, ferrokv_tls) = pki.start(&["--maxclients", "1", "--tls-auth-clients", "no"]);
     let redis_tls = free_port().to_string();
-    let redis = common::start_redis7(&[
-        "--maxclients",
-        "1",
-        "--tls-port",
-        &redis_tls,
-        "--tls-cert-file",
-        pki.server.cert(),
-        "--tls-key-file",
-        pki.server.key(),
-        "--tls-ca-cert-file",
-        pki.ca.ca(),
-        "--tls-auth-clients",
-        "no",
-    ]);
+    let mut redis_args = pki.tls_args(&redis_tls);
+    redis_args.extend_from_slice(&["--maxclients", "1", "--tls-auth-clients", "no"]);
+    let redis = common::start_redis7(&redis_args);
     let mut counts = Vec::new();
     for (server, tls_port) in [
         (&ferrokv, ferrokv_tls),
