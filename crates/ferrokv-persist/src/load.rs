@@ -401,13 +401,13 @@ fn frame_keys<R: Read>(
     batches: &mut [Batch],
     send: &impl Fn(usize, Batch),
 ) -> Result<(), LoadError> {
-    let queues = batches.len();
     // Most files store no access stamps: the fresh stamp is read from the clock once.
     let fresh = options.policy.restored(None, None);
     let access_of = |idle: Option<u64>, lfu: Option<u8>| match (idle, lfu) {
         (None, None) => fresh,
         _ => options.policy.restored(idle, lfu),
     };
+    let expired = |expire_at: i64| expire_at != NO_EXPIRE && expire_at <= options.now_ms;
     let mut db = 0usize;
     loop {
         let item_at = reader.offset();
@@ -443,19 +443,15 @@ fn frame_keys<R: Read>(
                 idle_seconds,
                 lfu_freq,
             }) => {
-                if expire_at != NO_EXPIRE && expire_at <= options.now_ms {
+                if expired(expire_at) {
                     report.keys_expired += 1;
                     continue;
                 }
-                let hash = hash_key(&key);
-                let queue = Keyspace::shard_of_hash(hash) % queues;
-                let batch = &mut batches[queue];
-                let start = batch.data.len();
-                batch.data.extend_from_slice(&key);
-                batch.records.push(Record {
+                let (queue, hash, key, _) = place(batches, &key, &[]);
+                batches[queue].records.push(Record {
                     db,
                     hash,
-                    key: start..batch.data.len(),
+                    key,
                     body: Body::Decoded(value),
                     at: item_at,
                     expire_at,
@@ -464,24 +460,18 @@ fn frame_keys<R: Read>(
                 queue
             }
             Framed::Key(k) => {
-                if k.expire_at != NO_EXPIRE && k.expire_at <= options.now_ms {
+                if expired(k.expire_at) {
                     report.keys_expired += 1;
                     continue;
                 }
-                let hash = hash_key(k.key);
-                let queue = Keyspace::shard_of_hash(hash) % queues;
-                let batch = &mut batches[queue];
-                let start = batch.data.len();
-                batch.data.extend_from_slice(k.key);
-                let key = start..batch.data.len();
-                batch.data.extend_from_slice(k.payload);
-                batch.records.push(Record {
+                let (queue, hash, key, payload) = place(batches, k.key, k.payload);
+                batches[queue].records.push(Record {
                     db,
                     hash,
-                    key: key.clone(),
+                    key,
                     body: Body::Framed {
                         type_byte: k.type_byte,
-                        payload: key.end..batch.data.len(),
+                        payload,
                         payload_at: k.payload_at,
                     },
                     at: k.at,
@@ -495,6 +485,23 @@ fn frame_keys<R: Read>(
             send(queue, std::mem::replace(&mut batches[queue], Batch::new()));
         }
     }
+}
+
+/// Copies `key` and `payload` into the batch of the inserting thread that owns the key's
+/// shard: that thread, the key's hash, and where the key and the payload sit in its data.
+fn place(
+    batches: &mut [Batch],
+    key: &[u8],
+    payload: &[u8],
+) -> (usize, u64, std::ops::Range<usize>, std::ops::Range<usize>) {
+    let hash = hash_key(key);
+    let queue = Keyspace::shard_of_hash(hash) % batches.len();
+    let data = &mut batches[queue].data;
+    let start = data.len();
+    data.extend_from_slice(key);
+    let key_end = data.len();
+    data.extend_from_slice(payload);
+    (queue, hash, start..key_end, key_end..data.len())
 }
 
 /// Sizes `db`'s tables once for the `keys` announced (spread evenly over the shards by the
