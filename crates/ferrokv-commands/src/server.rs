@@ -2,8 +2,8 @@
 //! registry and the server's identity.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use ferrokv_config::{Config, ConfigStore};
@@ -52,6 +52,9 @@ pub struct Server {
     pub persistence: crate::persistence::Persistence,
     /// Role, replication ids, attached replicas, the link to a primary.
     pub replication: crate::replication::Replication,
+    /// This server's own `Arc`, for state that must own a reference to it (a thread's Lua
+    /// state registers `server.call` once, not once per script run).
+    this: Weak<Server>,
 }
 
 impl Server {
@@ -63,7 +66,7 @@ impl Server {
         let databases = config.databases as usize;
         let now = clock::now_ms();
         crate::notify::install(&config);
-        let server = Arc::new(Server {
+        let server = Arc::new_cyclic(|this| Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),
             clients: ClientRegistry::default(),
@@ -86,11 +89,17 @@ impl Server {
             aof: Default::default(),
             persistence: Default::default(),
             replication: Default::default(),
+            this: this.clone(),
         });
         crate::propagate::install();
         crate::persistence::Persistence::install(&server);
         crate::acl::install_requirepass_hook(&server);
         server
+    }
+
+    /// A new owning reference to this server (`None` only while it is being dropped).
+    pub fn arc(&self) -> Option<Arc<Server>> {
+        self.this.upgrade()
     }
 
     pub fn request_shutdown(&self) {

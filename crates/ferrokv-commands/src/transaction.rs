@@ -342,25 +342,36 @@ fn watch_failed(server: &Server, client: &Client, locked: &mut Locked<'_>, now_m
 
 // ---- EXEC ----
 
+/// Every shard: bit i = shard i.
+const ALL_SHARDS: u64 = if SHARD_COUNT == 64 {
+    u64::MAX
+} else {
+    (1u64 << SHARD_COUNT) - 1
+};
+
 /// The shards EXEC must hold: bit i = shard i.
 fn plan(client: &Client, queued: &[(&'static TableEntry, Vec<Bytes>)]) -> u64 {
-    const ALL: u64 = if SHARD_COUNT == 64 {
-        u64::MAX
-    } else {
-        (1u64 << SHARD_COUNT) - 1
-    };
     let mut mask = 0u64;
     for (_, key) in &client.watched {
         mask |= Keyspace::shard_bit(key);
     }
     for (entry, args) in queued {
-        if !keys_known_from_args(entry.spec) {
-            return ALL;
-        }
-        for pos in key_positions(entry.spec.key_specs, args) {
-            if let Some(key) = args.get(pos) {
-                mask |= Keyspace::shard_bit(key);
-            }
+        mask |= command_shards(entry, args);
+    }
+    mask
+}
+
+/// The shards command `args` may touch, by its key specs: every shard when they cannot
+/// name all its keys (KEYS, SCAN, FLUSHALL ...), none for a command that does not touch
+/// the keyspace.
+pub(crate) fn command_shards(entry: &TableEntry, args: &[Bytes]) -> u64 {
+    if !keys_known_from_args(entry.spec) {
+        return ALL_SHARDS;
+    }
+    let mut mask = 0u64;
+    for pos in key_positions(entry.spec.key_specs, args) {
+        if let Some(key) = args.get(pos) {
+            mask |= Keyspace::shard_bit(key);
         }
     }
     mask

@@ -98,7 +98,49 @@ impl Keyspace {
         indexes.sort_unstable();
         indexes.dedup();
         Locked {
-            guards: indexes.into_iter().map(|i| (i, self.guard(i))).collect(),
+            guards: self.acquire(&indexes),
+        }
+    }
+
+    /// Locks shards `indexes` (ascending, distinct) without waiting while holding another
+    /// one: every shard after the first is only tried, and when one is busy everything taken
+    /// is let go, that shard is waited for (holding nothing) and the round starts again.
+    /// A script that reached a key it did not declare may hold a higher shard while it
+    /// tries a lower one (see `widen_hold`); backing off lets it through instead of leaving
+    /// both to wait for each other. So only a script that already changed the dataset ever
+    /// waits for a shard while holding another. After `BACKOFF_ROUNDS` busy rounds the
+    /// thread yields between rounds.
+    fn acquire<'a>(&'a self, indexes: &[usize]) -> SmallVec<[(usize, ShardGuard<'a>); 4]> {
+        if Self::holding() {
+            // Inside a hold every shard is the hold's (borrowed) or only tried.
+            return indexes.iter().map(|&i| (i, self.guard(i))).collect();
+        }
+        let mut round = 0;
+        loop {
+            if round >= BACKOFF_ROUNDS {
+                std::thread::yield_now();
+            }
+            round += 1;
+            let mut guards: SmallVec<[(usize, ShardGuard<'a>); 4]> = SmallVec::new();
+            let mut busy = None;
+            for &index in indexes {
+                if guards.is_empty() {
+                    guards.push((index, self.guard(index)));
+                    continue;
+                }
+                match self.try_guard(index) {
+                    Some(guard) => guards.push((index, guard)),
+                    None => {
+                        busy = Some(index);
+                        break;
+                    }
+                }
+            }
+            let Some(busy) = busy else {
+                return guards;
+            };
+            drop(guards);
+            drop(self.shards[busy].lock.lock());
         }
     }
 
@@ -135,13 +177,9 @@ impl Keyspace {
 
     /// Locks every shard.
     pub fn lock_all(&self) -> Locked<'_> {
+        let indexes: Vec<usize> = (0..SHARD_COUNT).collect();
         Locked {
-            guards: self
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, _)| (i, self.guard(i)))
-                .collect(),
+            guards: self.acquire(&indexes),
         }
     }
 
@@ -196,13 +234,20 @@ struct HeldShards {
     keyspace: usize,
     held: u64,
     lent: u64,
+    /// Shards added by `widen_hold`: locked with their guards forgotten, unlocked when
+    /// the hold ends.
+    extra: u64,
 }
 
 const NOT_HOLDING: HeldShards = HeldShards {
     keyspace: 0,
     held: 0,
     lent: 0,
+    extra: 0,
 };
+
+/// Busy rounds a multi-shard lock retries at once before it yields between rounds.
+const BACKOFF_ROUNDS: usize = 8;
 
 const _: () = assert!(SHARD_COUNT <= 64, "HeldShards keeps one bit per shard");
 
@@ -256,17 +301,37 @@ impl Drop for ShardGuard<'_> {
 /// Shards held by a transaction on this thread (see [`Keyspace::hold`]); dropping it
 /// releases them.
 pub struct Hold<'a> {
+    keyspace: &'a Keyspace,
     /// Kept only to be dropped: that unlocks the shards.
     _guards: Vec<MutexGuard<'a, Shard>>,
 }
 
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
-        HELD.with(|h| h.set(NOT_HOLDING));
+        let state = HELD.with(|h| h.replace(NOT_HOLDING));
         // The transaction's effects reach the stream while its shards are still locked.
         crate::effects::on_release();
-        // Then `guards` drops, unlocking every shard.
+        debug_assert_eq!(state.lent, 0, "a shard still borrowed when its hold ends");
+        for index in bits(state.extra) {
+            // SAFETY: a bit of `extra` is set only by `widen_hold`, after this thread
+            // locked that shard and forgot the guard; nothing else unlocks it, and no
+            // borrowed guard outlives the hold (borrows live inside the commands it runs).
+            unsafe { self.keyspace.shards[index].lock.force_unlock() };
+        }
+        // Then `guards` drops, unlocking the shards locked by `hold`.
     }
+}
+
+/// The indexes of the set bits of `mask`, ascending.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let index = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(index)
+    })
 }
 
 impl Keyspace {
@@ -278,18 +343,88 @@ impl Keyspace {
             HELD.with(|h| h.get().held) == 0,
             "nested keyspace hold on one thread"
         );
-        let guards = (0..SHARD_COUNT)
-            .filter(|i| mask & (1u64 << i) != 0)
-            .map(|i| self.shards[i].lock.lock())
-            .collect();
+        let guards = self.hold_guards(mask);
         HELD.with(|h| {
             h.set(HeldShards {
                 keyspace: self as *const Keyspace as usize,
                 held: mask,
                 lent: 0,
+                extra: 0,
             })
         });
-        Hold { _guards: guards }
+        Hold {
+            keyspace: self,
+            _guards: guards,
+        }
+    }
+
+    /// The guards of `hold`, taken as `acquire` takes them (backing off when busy).
+    fn hold_guards(&self, mask: u64) -> Vec<MutexGuard<'_, Shard>> {
+        let mut round = 0;
+        loop {
+            if round >= BACKOFF_ROUNDS {
+                std::thread::yield_now();
+            }
+            round += 1;
+            let mut guards = Vec::with_capacity(mask.count_ones() as usize);
+            let mut busy = None;
+            for index in bits(mask) {
+                let lock = &self.shards[index].lock;
+                if guards.is_empty() {
+                    guards.push(lock.lock());
+                    continue;
+                }
+                match lock.try_lock() {
+                    Some(guard) => guards.push(guard),
+                    None => {
+                        busy = Some(index);
+                        break;
+                    }
+                }
+            }
+            let Some(busy) = busy else {
+                return guards;
+            };
+            drop(guards);
+            drop(self.shards[busy].lock.lock());
+        }
+    }
+
+    /// Adds the shards in `mask` to this thread's hold (a script reaching a key it did not
+    /// declare). With `wait_above`, a shard above every held one is waited for (that keeps
+    /// the ascending order); otherwise, and always for one below, a shard is only tried:
+    /// waiting for a lower one while holding a higher one could deadlock. Returns false
+    /// when a shard was busy; the shards added so far stay held. Panics without a hold on
+    /// this keyspace.
+    pub fn widen_hold(&self, mask: u64, wait_above: bool) -> bool {
+        let mut state = HELD.with(|h| h.get());
+        assert!(
+            state.held != 0 && state.keyspace == self as *const Keyspace as usize,
+            "widen_hold without a hold"
+        );
+        for index in bits(mask & !state.held) {
+            let highest = 63 - state.held.leading_zeros() as usize;
+            let lock = &self.shards[index].lock;
+            let guard = if wait_above && index > highest {
+                lock.lock()
+            } else {
+                match lock.try_lock() {
+                    Some(guard) => guard,
+                    None => return false,
+                }
+            };
+            // Unlocked by the hold's end (`extra`).
+            std::mem::forget(guard);
+            state.held |= 1u64 << index;
+            state.extra |= 1u64 << index;
+            HELD.with(|h| h.set(state));
+        }
+        true
+    }
+
+    /// The shards this thread holds (bit i = shard i), 0 outside a hold.
+    pub fn held_mask() -> u64 {
+        HELD.with(|h| h.get().held)
     }
 
     /// The shard index bit for `key` (to build a [`Keyspace::hold`] mask).
@@ -603,5 +738,120 @@ mod tests {
         ks.lock_all().swap_dbs(0, 1);
         assert_eq!(ks.db_len(0), 0);
         assert_eq!(ks.db_len(1), 1);
+    }
+
+    /// A key whose shard is `shard`.
+    fn key_in(shard: usize) -> Vec<u8> {
+        (0..)
+            .map(|i| format!("key:{i}").into_bytes())
+            .find(|k| Keyspace::shard_of(k) == shard)
+            .expect("some key lands in every shard")
+    }
+
+    #[test]
+    fn a_widened_hold_keeps_its_new_shards_until_it_ends() {
+        let ks = Keyspace::new(1);
+        let (low, mid, high) = (key_in(3), key_in(20), key_in(50));
+        {
+            let _hold = ks.hold(Keyspace::shard_bit(&mid));
+            // Above the held shard: taken even with `wait_above` (it is free).
+            assert!(ks.widen_hold(Keyspace::shard_bit(&high), true));
+            // Below: only tried, and free.
+            assert!(ks.widen_hold(Keyspace::shard_bit(&low), false));
+            for k in [&low, &mid, &high] {
+                ks.lock(&[k])
+                    .db(0, k)
+                    .insert(k, Entry::new(Value::Str(StrValue::Int(1)), 0));
+            }
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for shard in [3, 20, 50] {
+                        assert!(ks.shards[shard].lock.try_lock().is_none(), "{shard}");
+                    }
+                });
+            });
+        }
+        assert!(!Keyspace::holding());
+        // Every shard is free again, the widened ones included.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for shard in [3, 20, 50] {
+                    assert!(ks.shards[shard].lock.try_lock().is_some(), "{shard}");
+                }
+            });
+        });
+        assert_eq!(ks.db_len(0), 3);
+    }
+
+    #[test]
+    fn widening_only_tries_a_busy_shard() {
+        let ks = Keyspace::new(1);
+        let (low, high) = (key_in(3), key_in(50));
+        let busy = ks.lock(&[&low]);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _hold = ks.hold(Keyspace::shard_bit(&high));
+                assert!(!ks.widen_hold(Keyspace::shard_bit(&low), true));
+                assert_eq!(Keyspace::held_mask(), Keyspace::shard_bit(&high));
+            });
+        });
+        drop(busy);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _hold = ks.hold(Keyspace::shard_bit(&low));
+                let other = ks.lock(&[&high]);
+                // Above, but `wait_above` is off: a run that can start again never waits.
+                std::thread::scope(|inner| {
+                    inner.spawn(|| {
+                        let _hold = ks.hold(Keyspace::shard_bit(&low) >> 1);
+                        assert!(!ks.widen_hold(Keyspace::shard_bit(&high), false));
+                    });
+                });
+                drop(other);
+            });
+        });
+    }
+
+    /// A thread holding a high shard spins for a lower one while other threads lock both
+    /// shards together over and over: they back off instead of waiting for the high one
+    /// while holding the low one, so the spinner gets through (with in-order waiting the
+    /// two would wait for each other for ever).
+    #[test]
+    fn multi_shard_locks_back_off_for_a_widening_hold() {
+        let ks = Keyspace::new(1);
+        let (low, high) = (key_in(5), key_in(40));
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while !stop.load(Relaxed) {
+                        let mut both = ks.lock(&[&low, &high]);
+                        both.db(0, &low)
+                            .insert(&low, Entry::new(Value::Str(StrValue::Int(1)), 0));
+                    }
+                });
+            }
+            // Stops the lockers even when an assertion below fails.
+            struct Stop<'a>(&'a AtomicBool);
+            impl Drop for Stop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Relaxed);
+                }
+            }
+            let _stop = Stop(&stop);
+            for _ in 0..200 {
+                let _hold = ks.hold(Keyspace::shard_bit(&high));
+                // Give the lockers time to take the low shard and find the high one busy.
+                std::thread::sleep(std::time::Duration::from_micros(50));
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !ks.widen_hold(Keyspace::shard_bit(&low), true) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the low shard never came free"
+                    );
+                    std::thread::yield_now();
+                }
+            }
+        });
     }
 }

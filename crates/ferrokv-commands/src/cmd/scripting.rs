@@ -315,12 +315,13 @@ fn engine_error(e: mlua::Error) -> CmdError {
     CmdError::new(vm::error_text(&e))
 }
 
-/// The compiled function for cached script `sha`, compiled on this thread if needed.
+/// The compiled function for script `sha`, compiled on this thread if needed: from
+/// `script`, or else from the server-wide cache (NOSCRIPT if it left it).
 fn compiled_script(
     vm: &mut Vm,
     scripting: &Scripting,
     sha: &str,
-    script: &Script,
+    script: Option<&Script>,
 ) -> Result<mlua::Function, CmdError> {
     let epoch = scripting.scripts.epoch();
     if vm.scripts_epoch != epoch {
@@ -329,17 +330,25 @@ fn compiled_script(
     if let Some(f) = vm.scripts.get(sha) {
         return Ok(f.clone());
     }
+    let cached;
+    let script = match script {
+        Some(script) => script,
+        None => {
+            cached = scripting.scripts.get(sha).ok_or_else(noscript)?;
+            &cached
+        }
+    };
     let f = vm.compile_script(&script.body).map_err(CmdError::err)?;
     vm.scripts.insert(sha.to_string(), f.clone());
     Ok(f)
 }
 
-/// Compiles `source` on this thread and adds it to the cache; returns its sha.
-fn load_script(ctx: &Ctx, source: &Bytes) -> Result<(String, std::sync::Arc<Script>), CmdError> {
+/// Compiles `source` on this thread and adds it to the cache; returns its sha and flags.
+fn load_script(ctx: &Ctx, source: &Bytes) -> Result<(String, u32), CmdError> {
     let scripting = &ctx.server.scripting;
     let sha = sha1_hex(source);
-    if let Some(script) = scripting.scripts.get(&sha) {
-        return Ok((sha, script));
+    if let Some(flags) = scripting.scripts.flags(&sha) {
+        return Ok((sha, flags));
     }
     let (flags, body) = shebang::eval_flags(source)?;
     let script = Script {
@@ -347,44 +356,41 @@ fn load_script(ctx: &Ctx, source: &Bytes) -> Result<(String, std::sync::Arc<Scri
         body,
         flags,
     };
-    let f = vm::with_vm(&scripting.busy, |vm| {
-        compiled_script(vm, scripting, &sha, &script).map(|_| ())
+    let f = vm::with_vm(ctx.server, |vm| {
+        compiled_script(vm, scripting, &sha, Some(&script)).map(|_| ())
     })
     .map_err(engine_error)?;
     f?;
-    let script = scripting.scripts.insert(sha.clone(), script);
-    Ok((sha, script))
+    scripting.scripts.insert(sha.clone(), script);
+    Ok((sha, flags))
 }
 
 fn eval_generic(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResult {
     let (keys, argv) = split_keys(args)?;
     let server = ctx.server;
     let scripting = &server.scripting;
-    let (sha, script) = if by_sha {
-        if args[1].len() != 40 {
-            return Err(noscript());
-        }
-        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        let script = scripting.scripts.get(&sha).ok_or_else(noscript)?;
-        (sha, script)
+    let mut sha_buf = [0u8; 40];
+    let loaded;
+    let (sha, flags) = if by_sha {
+        let sha = crate::scripting::sha_key(&args[1], &mut sha_buf).ok_or_else(noscript)?;
+        (sha, scripting.scripts.flags(sha).ok_or_else(noscript)?)
     } else {
-        load_script(ctx, &args[1])?
+        loaded = load_script(ctx, &args[1])?;
+        (loaded.0.as_str(), loaded.1)
     };
-    if read_only
-        && script.flags & script_flag::EVAL_COMPAT == 0
-        && script.flags & script_flag::NO_WRITES == 0
-    {
+    if read_only && flags & script_flag::EVAL_COMPAT == 0 && flags & script_flag::NO_WRITES == 0 {
         return Err(ro_write_flag_error());
     }
-    vm::with_vm(&scripting.busy, |vm| {
-        let f = compiled_script(vm, scripting, &sha, &script)?;
+    vm::with_vm(server, |vm| {
+        let f = compiled_script(vm, scripting, sha, None)?;
         run::run(
             ctx,
             vm,
             f,
             Invocation {
                 function: None,
-                flags: script.flags,
+                id: sha,
+                flags,
                 read_only_command: read_only,
                 keys,
                 args: argv,
@@ -443,7 +449,7 @@ fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // next run one), so INFO shows the memory come back.
     let scripting = &ctx.server.scripting;
     let epoch = scripting.scripts.epoch();
-    let _ = vm::with_vm(&scripting.busy, |vm| vm.forget_scripts(epoch));
+    let _ = vm::with_vm(ctx.server, |vm| vm.forget_scripts(epoch));
     ctx.reply.ok();
     Ok(())
 }
@@ -584,7 +590,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     if read_only && meta.flags & script_flag::NO_WRITES == 0 {
         return Err(ro_write_flag_error());
     }
-    vm::with_vm(&scripting.busy, |vm| {
+    vm::with_vm(server, |vm| {
         sync_functions(vm, scripting)?;
         let Some(f) = vm.functions.get(&name).map(|f| f.callback.clone()) else {
             return Err(CmdError::err("Function not found"));
@@ -595,6 +601,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
             f,
             Invocation {
                 function: Some(&name),
+                id: &name,
                 flags: meta.flags,
                 read_only_command: read_only,
                 keys,
@@ -644,8 +651,7 @@ pub fn load_library_at_startup(server: &crate::server::Server, code: &[u8]) -> R
 
 fn build_library_on(server: &crate::server::Server, code: &Bytes) -> Result<Library, CmdError> {
     let (name, body) = shebang::library_name(code)?;
-    let scripting = &server.scripting;
-    let registered = vm::with_vm(&scripting.busy, |vm| {
+    let registered = vm::with_vm(server, |vm| {
         let regs = vm.load_library(&body).map_err(CmdError::err)?;
         // This thread's compiled set no longer matches the registry.
         vm.libraries_version = None;

@@ -9,7 +9,8 @@
 //! instruction-count hook checks; a script that wrote cannot be killed (UNKILLABLE), and
 //! SHUTDOWN NOSAVE aborts it.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -38,9 +39,10 @@ pub struct Busy {
     abort: AtomicBool,
     state: Mutex<Option<Running>>,
     ended: Condvar,
-    /// Bytes the server's Lua states (one per worker thread) use, summed (INFO memory).
-    /// Kept here because it is the server-wide handle every Lua state holds.
-    lua_memory: std::sync::atomic::AtomicUsize,
+    /// Bytes each of the server's Lua states (one per worker thread) uses, one slot per
+    /// state (INFO memory sums them). Kept here because it is the server-wide handle every
+    /// Lua state holds; a slot per state keeps scripts from writing a shared counter.
+    lua_memory: Mutex<Vec<Arc<AtomicUsize>>>,
 }
 
 /// Why the running script must stop (the hook raises this).
@@ -52,35 +54,69 @@ pub enum Interrupt {
 impl Busy {
     /// The memory of all the server's Lua states, as last reported by each.
     pub fn lua_memory(&self) -> usize {
-        self.lua_memory.load(SeqCst)
+        self.lua_memory
+            .lock()
+            .iter()
+            .map(|slot| slot.load(Relaxed))
+            .sum()
     }
 
-    /// A Lua state's memory went from `before` to `after` bytes.
-    pub fn report_lua_memory(&self, before: usize, after: usize) {
-        if after >= before {
-            self.lua_memory.fetch_add(after - before, SeqCst);
-        } else {
-            self.lua_memory.fetch_sub(before - after, SeqCst);
-        }
+    /// A new Lua state's memory slot.
+    pub fn lua_memory_slot(&self) -> Arc<AtomicUsize> {
+        let slot = Arc::new(AtomicUsize::new(0));
+        self.lua_memory.lock().push(slot.clone());
+        slot
     }
 
-    /// Whether a script runs right now on some thread.
+    /// A Lua state is gone: its memory no longer counts.
+    pub fn forget_lua_memory(&self, slot: &Arc<AtomicUsize>) {
+        self.lua_memory.lock().retain(|s| !Arc::ptr_eq(s, slot));
+    }
+
     pub fn active(&self) -> bool {
         self.active.load(SeqCst)
     }
 
     /// Records that a script starts on this thread.
-    pub fn begin(&self, function: Option<String>, command: Vec<Bytes>) {
-        let mut state = self.state.lock();
-        *state = Some(Running {
-            thread: std::thread::current().id(),
+    pub fn begin(&self, function: Option<&str>, command: &[Bytes]) {
+        let running = Running {
+            thread: this_thread(),
             started: Instant::now(),
             wrote: false,
-            function,
-            command,
+            function: function.map(str::to_string),
+            command: command.to_vec(),
+        };
+        let mut state = self.state.lock();
+        *state = Some(running);
+        self.kill.store(false, SeqCst);
+        self.active.store(true, SeqCst);
+    }
+
+    /// Registers a script that started on this thread at `started` without registering
+    /// (one that holds only its keys' shards and has now run long: from here on other
+    /// clients wait for it, get BUSY and can kill it, as for any script). Returns false,
+    /// registering nothing, while another script is registered.
+    pub fn promote(
+        &self,
+        started: Instant,
+        function: Option<&str>,
+        command: &[Bytes],
+        wrote: bool,
+    ) -> bool {
+        let mut state = self.state.lock();
+        if state.is_some() {
+            return false;
+        }
+        *state = Some(Running {
+            thread: this_thread(),
+            started,
+            wrote,
+            function: function.map(str::to_string),
+            command: command.to_vec(),
         });
         self.kill.store(false, SeqCst);
         self.active.store(true, SeqCst);
+        true
     }
 
     /// Records that the script ended, and wakes the threads waiting for it.
@@ -94,7 +130,9 @@ impl Busy {
 
     /// The running script wrote to the dataset: it can no longer be killed.
     pub fn mark_wrote(&self) {
-        if let Some(running) = self.state.lock().as_mut() {
+        if let Some(running) = self.state.lock().as_mut()
+            && running.thread == this_thread()
+        {
             running.wrote = true;
         }
     }
@@ -105,12 +143,16 @@ impl Busy {
             return Some(Interrupt::Shutdown);
         }
         if self.kill.load(Relaxed) {
-            let function = self
-                .state
-                .lock()
-                .as_ref()
-                .is_some_and(|r| r.function.is_some());
-            return Some(Interrupt::Killed { function });
+            // Only the registered script is killed, not one running beside it on another
+            // thread without registering (it holds only its own keys' shards).
+            let state = self.state.lock();
+            if let Some(running) = state.as_ref()
+                && running.thread == this_thread()
+            {
+                return Some(Interrupt::Killed {
+                    function: running.function.is_some(),
+                });
+            }
         }
         None
     }
@@ -123,7 +165,7 @@ impl Busy {
     /// Before a command that is not `allow-busy`: waits while a script runs on another
     /// thread, up to `threshold_ms` after it started, then refuses with BUSY.
     pub fn wait_or_refuse(&self, threshold_ms: i64) -> Result<(), CmdError> {
-        let me = std::thread::current().id();
+        let me = this_thread();
         let mut state = self.state.lock();
         loop {
             let Some(running) = state.as_ref() else {
@@ -172,4 +214,12 @@ fn busy_error(function: bool) -> CmdError {
     } else {
         "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
     })
+}
+
+/// This thread's id (`thread::current()` clones a handle each call; scripts ask per run).
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.with(|id| *id)
 }

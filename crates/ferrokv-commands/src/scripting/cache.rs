@@ -3,6 +3,7 @@
 //! Only sources and metadata live here; each thread's Lua state compiles what it runs
 //! (`vm.rs`) and notices changes through the version counters.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -27,7 +28,45 @@ pub struct ScriptCache {
     epoch: AtomicU64,
 }
 
+/// The flags of the scripts this thread has run, for one cache at one epoch: EVALSHA finds
+/// its script's flags without taking the shared lock (which both workers would write).
+struct LocalFlags {
+    cache: usize,
+    epoch: u64,
+    flags: HashMap<String, u32>,
+}
+
+thread_local! {
+    static LOCAL_FLAGS: RefCell<LocalFlags> = RefCell::new(LocalFlags {
+        cache: 0,
+        epoch: 0,
+        flags: HashMap::new(),
+    });
+}
+
 impl ScriptCache {
+    /// The flags of cached script `sha` (lowercase), `None` if it is not cached.
+    pub fn flags(&self, sha: &str) -> Option<u32> {
+        let epoch = self.epoch();
+        let me = self as *const ScriptCache as usize;
+        LOCAL_FLAGS.with(|local| {
+            let mut local = local.borrow_mut();
+            if local.cache != me || local.epoch != epoch {
+                local.flags.clear();
+                local.cache = me;
+                local.epoch = epoch;
+            }
+            if let Some(flags) = local.flags.get(sha) {
+                return Some(*flags);
+            }
+            // Scripts leave the cache only by SCRIPT FLUSH, which moves the epoch: until
+            // then what this thread saw stays true.
+            let flags = self.get(sha)?.flags;
+            local.flags.insert(sha.to_string(), flags);
+            Some(flags)
+        })
+    }
+
     pub fn get(&self, sha: &str) -> Option<Arc<Script>> {
         self.scripts.read().get(sha).cloned()
     }

@@ -47,6 +47,16 @@ pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
+/// `sha` lowercased into `buf`, if it can name a cached script (40 ASCII bytes).
+pub fn sha_key<'b>(sha: &[u8], buf: &'b mut [u8; 40]) -> Option<&'b str> {
+    if sha.len() != 40 {
+        return None;
+    }
+    buf.copy_from_slice(sha);
+    buf.make_ascii_lowercase();
+    std::str::from_utf8(buf).ok()
+}
+
 /// The flags an EVAL-family or FCALL-family call declares (`script_flag` bits), as the
 /// checks before a command runs see them: a cached or shebang script's, or a function's.
 /// `None` when the call declares nothing: a script without a shebang ("eval-compat", whose
@@ -56,14 +66,14 @@ pub fn sha1_hex(data: &[u8]) -> String {
 pub fn declared_flags(server: &crate::Server, command: &str, args: &[Bytes]) -> Option<u32> {
     let target = args.get(1)?;
     let flags = match command {
-        "eval" | "eval_ro" => match server.scripting.scripts.get(&sha1_hex(target)) {
-            Some(script) => script.flags,
+        "eval" | "eval_ro" => match server.scripting.scripts.flags(&sha1_hex(target)) {
+            Some(flags) => flags,
             // Not cached yet: its shebang says (a bad one fails when the command runs).
             None => shebang::declared_flags(target).ok()?,
         },
         "evalsha" | "evalsha_ro" => {
-            let sha = String::from_utf8_lossy(target).to_ascii_lowercase();
-            server.scripting.scripts.get(&sha)?.flags
+            let mut sha = [0u8; 40];
+            server.scripting.scripts.flags(sha_key(target, &mut sha)?)?
         }
         "fcall" | "fcall_ro" => {
             let name = String::from_utf8_lossy(target);

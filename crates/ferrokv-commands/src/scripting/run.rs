@@ -1,10 +1,19 @@
 //! Running one script or function: atomically, with its commands run by a script client.
 //!
-//! The run holds every shard of the keyspace (`Keyspace::hold`), as EXEC does, so no other
-//! client sees the keyspace between two of the script's commands: scripts may touch keys
-//! they did not declare, so the plan cannot be narrowed to KEYS. Each `redis.call` goes
-//! through `dispatch::call` with a client of its own (its database starts as the caller's;
-//! SELECT in the script does not change the caller's), whose reply is parsed back into Lua.
+//! A run holds shards of the keyspace (`Keyspace::hold`), as EXEC does, so no other client
+//! sees the keys it touches between two of its commands. A script that declares keys holds
+//! only their shards, so scripts on different threads run side by side; it does not
+//! register as *the* running script unless it runs long (`PROMOTE_AFTER_MS`: from then on
+//! other clients wait for it, get BUSY and can kill it, as in Valkey). Scripts may touch
+//! keys they did not declare: before each command the run adds the shards that command
+//! needs (`Keyspace::widen_hold`: waited for in ascending order, only tried below). When a
+//! lower shard is busy and the script has changed nothing yet, the run starts again holding
+//! every shard; after a change it waits for the shard, up to `busy-reply-threshold`. Only a
+//! script whose previous run on this thread stayed within its declared keys' shards runs
+//! narrow: one that declares no keys, runs for the first time here, or reached an
+//! undeclared key last time holds every shard and registers from the start. Each `redis.call` goes through
+//! `dispatch::call` with a client of its own (its database starts as the caller's; SELECT
+//! in the script does not change the caller's), whose reply is parsed back into Lua.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -25,6 +34,8 @@ use crate::spec::flag;
 pub struct Invocation<'a> {
     /// The function's name (FCALL), `None` for EVAL.
     pub function: Option<&'a str>,
+    /// The script's SHA1 or the function's name: what this thread remembers about it.
+    pub id: &'a str,
     /// `shebang::script_flag` bits.
     pub flags: u32,
     /// EVAL_RO / FCALL_RO.
@@ -35,19 +46,14 @@ pub struct Invocation<'a> {
     pub command: &'a [Bytes],
 }
 
-thread_local! {
-    /// The script client of this thread, reused across runs.
-    static SCRIPT_CLIENT: RefCell<Option<(Client, Reply)>> = const { RefCell::new(None) };
-}
-
-/// The state `redis.call` works with during one run.
-struct CallState<'s> {
-    server: &'s crate::Server,
+/// The state `redis.call` works with: this thread's script client, kept across runs, and
+/// the fields of the run in progress (`caller` is `None` between runs).
+struct CallState {
     /// Runs the script's commands, as the caller's user.
     client: Client,
-    /// The caller's client, which ACL LOG shows for a command the script was refused.
-    caller: Arc<ClientShared>,
     reply: Reply,
+    /// The caller's client, which ACL LOG shows for a command the script was refused.
+    caller: Option<Arc<ClientShared>>,
     read_only: bool,
     /// The script declares `allow-oom`: its writes are not refused over `maxmemory`.
     allow_oom: bool,
@@ -56,7 +62,98 @@ struct CallState<'s> {
     /// A replica serving no stale data has lost its primary: only `stale` commands run.
     stale: bool,
     wrote: bool,
+    /// A command that writes or propagates ran: the run can no longer start again.
+    effects: bool,
     now_ms: i64,
+    /// The run holds only some shards and is not registered in `Busy` (yet).
+    unregistered: bool,
+    /// It registered itself after running long (`promote_if_long`).
+    promoted: bool,
+    /// The run may start again holding every shard (it made its own narrow hold).
+    can_restart: bool,
+    /// It must: a command needed a busy shard before anything changed.
+    restart: bool,
+    /// A command needed shards beyond those of the declared keys.
+    widened: bool,
+    /// The shards of the declared keys.
+    declared: u64,
+    /// When the run started (Unix ms), its function and command: what `Busy` shows once
+    /// the run registers.
+    started_ms: i64,
+    function: Option<String>,
+    command: Vec<Bytes>,
+}
+
+/// How long a script holding only its keys' shards runs before registering as the running
+/// script. Shorter runs, nearly all of them, never touch the shared `Busy` state.
+const PROMOTE_AFTER_MS: i64 = 20;
+
+/// Raised inside a run that must start again; never reaches a client.
+const RESTART: &str = "ERR script restarts holding every shard";
+
+thread_local! {
+    /// What this thread learnt of scripts and functions that declare keys: `true` when
+    /// its run here touched only the shards of its declared keys (it runs holding only
+    /// those), `false` once one reached another shard (it holds every shard from then on:
+    /// only such a script's one narrow run that widened can meet another client half-way).
+    /// Unknown ones hold every shard (bounded: forgotten wholesale past `NARROW_REMEMBERED`).
+    static NARROW_SCRIPTS: RefCell<std::collections::HashMap<String, bool>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+const NARROW_REMEMBERED: usize = 10_000;
+
+thread_local! {
+    /// This thread's `CallState`. `redis.call` and `redis.pcall` are registered once per Lua
+    /// state and find the run here: creating them per run (scoped callbacks) cost more than
+    /// a small script's own work.
+    static CALL_STATE: RefCell<Option<CallState>> = const { RefCell::new(None) };
+}
+
+/// Registers `call`, `pcall` and `acl_check_cmd` in the API table `api` of a new Lua state.
+pub fn install_call_api(lua: &Lua, api: &Table, server: Arc<crate::Server>) -> mlua::Result<()> {
+    let call_server = server.clone();
+    let call = lua.create_function(move |lua, args: MultiValue| {
+        match with_run(|state| raw_call(lua, &call_server, state, args))?? {
+            Ok(v) => Ok(v),
+            Err(text) => Err(super::vm::raise(String::from_utf8_lossy(&text))),
+        }
+    })?;
+    let pcall_server = server.clone();
+    let pcall = lua.create_function(move |lua, args: MultiValue| {
+        match with_run(|state| raw_call(lua, &pcall_server, state, args))?? {
+            Ok(v) => Ok(v),
+            Err(text) => err_table(lua, &text),
+        }
+    })?;
+    let acl_check = lua.create_function(move |_, args: MultiValue| {
+        let argv = super::vm::acl_check_args(&args)?;
+        let Some(entry) = super::vm::resolve(&argv) else {
+            return Err(super::vm::raise(
+                "ERR Invalid command passed to server.acl_check_cmd()",
+            ));
+        };
+        with_run(|state| crate::acl::script_may_run(&server, &state.client, entry, &argv))
+    })?;
+    api.raw_set("call", call)?;
+    api.raw_set("pcall", pcall)?;
+    api.raw_set("acl_check_cmd", acl_check)?;
+    Ok(())
+}
+
+/// Runs `f` on the run in progress on this thread.
+fn with_run<R>(f: impl FnOnce(&mut CallState) -> R) -> mlua::Result<R> {
+    CALL_STATE.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| super::vm::raise("ERR server.call re-entered"))?;
+        match slot.as_mut() {
+            Some(state) if state.caller.is_some() => Ok(f(state)),
+            _ => Err(super::vm::raise(
+                "ERR server.call is only available while a script runs",
+            )),
+        }
+    })
 }
 
 /// Runs `func` (an EVAL body or a library function) for `ctx`'s client and writes its
@@ -77,82 +174,73 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
             },
         ));
     }
-    let busy = server.scripting.busy.clone();
-    let (mut client, reply) = SCRIPT_CLIENT
-        .with(|c| c.borrow_mut().take())
-        .unwrap_or_else(|| new_script_client(ctx));
-    client.select(ctx.client.db);
-    if !Arc::ptr_eq(&client.config, &ctx.client.config) {
-        client.refresh_config(ctx.client.config.clone(), ctx.client.config_epoch);
-    }
-    client.set_protocol(2);
-    client.user = ctx.client.user.clone();
-    let state = RefCell::new(CallState {
-        server,
-        client,
-        caller: ctx.client.shared.clone(),
-        reply,
-        read_only: inv.read_only_command || inv.flags & script_flag::NO_WRITES != 0,
-        allow_oom: inv.flags & script_flag::ALLOW_OOM != 0,
-        must_obey,
-        stale,
-        wrote: false,
-        now_ms: ctx.now_ms,
-    });
-    if let Some(resp) = vm.lua.app_data_ref::<ScriptResp>() {
-        resp.0.set(2);
-    }
-
-    let hold = (!Keyspace::holding()).then(|| server.keyspace.hold(u64::MAX));
-    busy.begin(inv.function.map(str::to_string), inv.command.to_vec());
-    let outcome = vm.lua.scope(|scope| {
-        let call = scope.create_function(|lua, args: MultiValue| {
-            match raw_call(lua, &mut state.borrow_mut(), &busy, args)? {
-                Ok(v) => Ok(v),
-                Err(text) => Err(super::vm::raise(String::from_utf8_lossy(&text))),
-            }
-        })?;
-        let pcall = scope.create_function(|lua, args: MultiValue| {
-            match raw_call(lua, &mut state.borrow_mut(), &busy, args)? {
-                Ok(v) => Ok(v),
-                Err(text) => err_table(lua, &text),
-            }
-        })?;
-        let acl_check = scope.create_function(|_, args: MultiValue| {
-            let state = state.borrow();
-            let argv = super::vm::acl_check_args(&args)?;
-            let Some(entry) = super::vm::resolve(&argv) else {
-                return Err(super::vm::raise(
-                    "ERR Invalid command passed to server.acl_check_cmd()",
-                ));
-            };
-            Ok(crate::acl::script_may_run(
-                state.server,
-                &state.client,
-                entry,
-                &argv,
-            ))
-        })?;
-        vm.api.raw_set("call", call)?;
-        vm.api.raw_set("pcall", pcall)?;
-        vm.api.raw_set("acl_check_cmd", acl_check)?;
-        let keys = string_table(&vm.lua, inv.keys)?;
-        let args = string_table(&vm.lua, inv.args)?;
-        if inv.function.is_none() {
-            vm.globals.raw_set("KEYS", keys.clone())?;
-            vm.globals.raw_set("ARGV", args.clone())?;
+    let keyspace = &server.keyspace;
+    let busy = &server.scripting.busy;
+    let in_transaction = Keyspace::holding();
+    let declared = inv
+        .keys
+        .iter()
+        .fold(0u64, |m, k| m | Keyspace::shard_bit(k));
+    let mut narrow = !in_transaction
+        && declared != 0
+        && NARROW_SCRIPTS.with(|n| n.borrow().get(inv.id).copied() == Some(true));
+    let outcome = loop {
+        prepare_call_state(ctx, &inv, must_obey, stale, narrow, declared);
+        if let Some(resp) = vm.lua.app_data_ref::<ScriptResp>() {
+            resp.0.set(2);
         }
-        let result: (bool, Value) = vm.runner.call((func, keys, args))?;
-        Ok(result)
-    });
-    busy.end();
-    drop(hold);
-    let _ = vm.api.raw_set("call", Value::Nil);
-    let _ = vm.api.raw_set("pcall", Value::Nil);
+        let hold = if in_transaction {
+            None
+        } else if narrow {
+            Some(keyspace.hold(declared))
+        } else {
+            Some(keyspace.hold(u64::MAX))
+        };
+        if !narrow {
+            busy.begin(inv.function, inv.command);
+        }
+        let outcome = (|| -> mlua::Result<(bool, Value)> {
+            let keys = string_table(&vm.lua, inv.keys)?;
+            let args = string_table(&vm.lua, inv.args)?;
+            if inv.function.is_none() {
+                vm.globals.raw_set("KEYS", keys.clone())?;
+                vm.globals.raw_set("ARGV", args.clone())?;
+            }
+            vm.runner.call((func.clone(), keys, args))
+        })();
+        let (promoted, widened, restart) = CALL_STATE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let state = slot.as_mut().expect("prepared above");
+            state.caller = None;
+            state.unregistered = false;
+            (state.promoted, state.widened, state.restart)
+        });
+        if !narrow || promoted {
+            busy.end();
+        }
+        drop(hold);
+        if !in_transaction && declared != 0 {
+            NARROW_SCRIPTS.with(|n| {
+                let mut known = n.borrow_mut();
+                match known.get_mut(inv.id) {
+                    Some(narrow_ok) => *narrow_ok &= !widened,
+                    None => {
+                        if known.len() >= NARROW_REMEMBERED {
+                            known.clear();
+                        }
+                        known.insert(inv.id.to_string(), !widened);
+                    }
+                }
+            });
+        }
+        if restart {
+            narrow = false;
+            continue;
+        }
+        break outcome;
+    };
 
     let script_resp = vm.lua.app_data_ref::<ScriptResp>().map_or(2, |r| r.0.get());
-    let state = state.into_inner();
-    SCRIPT_CLIENT.with(|c| *c.borrow_mut() = Some((state.client, state.reply)));
     match outcome {
         Ok((true, value)) => {
             convert::lua_to_reply(ctx.reply, &value, script_resp);
@@ -167,6 +255,108 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
             "Error running script: {}",
             super::vm::error_text(&e)
         ))),
+    }
+}
+
+/// Sets this thread's `CallState` up for a run (or a run's new start).
+fn prepare_call_state(
+    ctx: &Ctx,
+    inv: &Invocation,
+    must_obey: bool,
+    stale: bool,
+    narrow: bool,
+    declared: u64,
+) {
+    CALL_STATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let state = slot.get_or_insert_with(|| new_call_state(ctx));
+        state.client.select(ctx.client.db);
+        if !Arc::ptr_eq(&state.client.config, &ctx.client.config) {
+            state
+                .client
+                .refresh_config(ctx.client.config.clone(), ctx.client.config_epoch);
+        }
+        state.client.set_protocol(2);
+        state.client.user = ctx.client.user.clone();
+        state.caller = Some(ctx.client.shared.clone());
+        state.read_only = inv.read_only_command || inv.flags & script_flag::NO_WRITES != 0;
+        state.allow_oom = inv.flags & script_flag::ALLOW_OOM != 0;
+        state.must_obey = must_obey;
+        state.stale = stale;
+        state.wrote = false;
+        state.effects = false;
+        state.now_ms = ctx.now_ms;
+        state.unregistered = narrow;
+        state.promoted = false;
+        state.can_restart = narrow;
+        state.restart = false;
+        state.widened = false;
+        state.declared = declared;
+        state.started_ms = ctx.now_ms;
+        if narrow {
+            // Kept for `promote_if_long`; the buffers are reused from run to run.
+            state.function.take();
+            if let Some(name) = inv.function {
+                state.function = Some(name.to_string());
+            }
+            state.command.clear();
+            state.command.extend_from_slice(inv.command);
+        }
+    });
+}
+
+/// Called by the Lua hook of a running script: a run that holds only its keys' shards and
+/// has run for `PROMOTE_AFTER_MS` registers as the running script, so that other clients
+/// wait for it, get BUSY after `busy-reply-threshold` and can kill it, as in Valkey.
+pub fn promote_if_long(busy: &super::Busy) {
+    CALL_STATE.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return;
+        };
+        let Some(state) = slot.as_mut().filter(|s| s.unregistered) else {
+            return;
+        };
+        let ran_ms = ferrokv_store::clock::now_ms() - state.started_ms;
+        if ran_ms < PROMOTE_AFTER_MS {
+            return;
+        }
+        let started = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_millis(ran_ms.max(0) as u64))
+            .unwrap_or_else(std::time::Instant::now);
+        if busy.promote(
+            started,
+            state.function.as_deref(),
+            &state.command,
+            state.wrote,
+        ) {
+            state.unregistered = false;
+            state.promoted = true;
+        }
+    });
+}
+
+fn new_call_state(ctx: &Ctx) -> CallState {
+    let (client, reply) = new_script_client(ctx);
+    CallState {
+        client,
+        reply,
+        caller: None,
+        read_only: false,
+        allow_oom: false,
+        must_obey: false,
+        stale: false,
+        wrote: false,
+        effects: false,
+        now_ms: ctx.now_ms,
+        unregistered: false,
+        promoted: false,
+        can_restart: false,
+        restart: false,
+        widened: false,
+        declared: 0,
+        started_ms: ctx.now_ms,
+        function: None,
+        command: Vec::new(),
     }
 }
 
@@ -240,7 +430,7 @@ fn over_maxmemory(state: &CallState, flags: u64) -> bool {
 /// script wrote, it is not failed halfway on the server's state (Valkey's rule: a script
 /// that wrote runs to its end). A script that declares its flags was checked up front by
 /// them, so the server's state matters here for scripts without a shebang.
-fn refuse_write(state: &CallState, flags: u64) -> Option<String> {
+fn refuse_write(server: &crate::Server, state: &CallState, flags: u64) -> Option<String> {
     if state.read_only && flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
         return Some("ERR Write commands are not allowed from read-only scripts.".into());
     }
@@ -250,19 +440,49 @@ fn refuse_write(state: &CallState, flags: u64) -> Option<String> {
     // The primary's link is refused nothing but MISCONF (as for its other commands).
     let obeyed = state.must_obey;
     let config = &state.client.config;
-    if !obeyed && crate::replication::read_only_replica(state.server, config) {
+    if !obeyed && crate::replication::read_only_replica(server, config) {
         return Some(crate::replication::READONLY.into());
     }
-    if let Some(e) = crate::dispatch::disk_error(state.server, &state.client) {
+    if let Some(e) = crate::dispatch::disk_error(server, &state.client) {
         return Some(e.0.into_owned());
     }
-    if !obeyed && crate::replication::too_few_replicas(state.server, config) {
+    if !obeyed && crate::replication::too_few_replicas(server, config) {
         return Some(crate::replication::NOREPLICAS.into());
     }
     None
 }
 
 type CallOutcome = Result<Value, Vec<u8>>;
+
+/// A script that already changed the dataset needs a shard below one it holds, and another
+/// client kept it for `busy-reply-threshold`.
+const UNDECLARED_KEY_BUSY: &[u8] = b"ERR Script attempted to access a key it did not declare \
+while another client kept it locked; pass every key the script uses in KEYS";
+
+/// Waits for the shards in `needed` to join the run's hold, trying again until
+/// `busy-reply-threshold` passes. Only tried, never waited on: the client holding a lower
+/// shard may itself wait for one this run holds (backing-off lockers let go in the
+/// meantime; a run stuck against another such run fails instead of hanging).
+fn wait_to_widen(server: &crate::Server, state: &CallState, needed: u64) -> bool {
+    let limit =
+        std::time::Duration::from_millis(state.client.config.busy_reply_threshold.max(0) as u64);
+    let started = std::time::Instant::now();
+    let mut spins = 0u32;
+    loop {
+        if server.keyspace.widen_hold(needed, true) {
+            return true;
+        }
+        if started.elapsed() >= limit {
+            return false;
+        }
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 fn fail(text: &[u8]) -> mlua::Result<CallOutcome> {
     Ok(Err(text.to_vec()))
@@ -271,10 +491,14 @@ fn fail(text: &[u8]) -> mlua::Result<CallOutcome> {
 /// `redis.call` / `redis.pcall`: the reply as a Lua value, or the error reply's text.
 fn raw_call(
     lua: &Lua,
+    server: &crate::Server,
     state: &mut CallState,
-    busy: &super::Busy,
     args: MultiValue,
 ) -> mlua::Result<CallOutcome> {
+    if state.restart {
+        // The script caught the restart (its own pcall): nothing more may run.
+        return Err(super::vm::raise(RESTART));
+    }
     if args.is_empty() {
         return fail(b"ERR Please specify at least one argument for this call");
     }
@@ -302,23 +526,46 @@ fn raw_call(
     if state.stale && spec.flags & flag::STALE == 0 {
         return fail(b"ERR Can not execute the command on a stale replica");
     }
-    if let Err(text) =
-        crate::acl::authorize_in_script(state.server, &state.client, &state.caller, entry, &argv)
+    let Some(caller) = &state.caller else {
+        return fail(b"ERR server.call is only available while a script runs");
+    };
+    if let Err(text) = crate::acl::authorize_in_script(server, &state.client, caller, entry, &argv)
     {
         return Ok(Err(text.into_bytes()));
     }
-    if let Some(refusal) = refuse_write(state, spec.flags) {
+    if let Some(refusal) = refuse_write(server, state, spec.flags) {
         return Ok(Err(refusal.into_bytes()));
+    }
+    let needed = crate::transaction::command_shards(entry, &argv);
+    if needed & !state.declared != 0 {
+        state.widened = true;
+    }
+    let held = Keyspace::held_mask();
+    // A run that can still start again never waits while holding shards; one that
+    // cannot (it changed something, or runs inside EXEC's hold) waits.
+    let committed = state.effects || !state.can_restart;
+    if held != 0 && needed & !held != 0 && !server.keyspace.widen_hold(needed, committed) {
+        if !committed {
+            state.restart = true;
+            return Err(super::vm::raise(RESTART));
+        }
+        if !wait_to_widen(server, state, needed) {
+            return fail(UNDECLARED_KEY_BUSY);
+        }
+    }
+    if spec.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
+        state.effects = true;
     }
     if spec.flags & flag::WRITE != 0 && !state.wrote {
         state.wrote = true;
-        busy.mark_wrote();
+        if !state.unregistered {
+            server.scripting.busy.mark_wrote();
+        }
     }
     let resp3 = lua
         .app_data_ref::<ScriptResp>()
         .is_some_and(|r| r.0.get() == 3);
     let CallState {
-        server,
         client,
         reply,
         now_ms,

@@ -63,16 +63,16 @@ pub struct Vm {
     pub functions: HashMap<String, CompiledFunction>,
     pub libraries_version: Option<u64>,
     busy: Arc<Busy>,
-    /// This state's memory as last added to `busy`'s server-wide sum.
-    reported_memory: usize,
+    /// This state's memory, as INFO's server-wide sum reads it.
+    memory: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Vm {
-    /// Brings the server-wide Lua memory sum up to date with this state.
+    /// Publishes this state's memory for INFO (a store to this thread's own slot: no
+    /// shared counter is written per script).
     fn report_memory(&mut self) {
-        let now = self.lua.used_memory();
-        self.busy.report_lua_memory(self.reported_memory, now);
-        self.reported_memory = now;
+        self.memory
+            .store(self.lua.used_memory(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Drops the compiled EVAL scripts (after SCRIPT FLUSH) and collects their memory.
@@ -86,7 +86,7 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        self.busy.report_lua_memory(self.reported_memory, 0);
+        self.busy.forget_lua_memory(&self.memory);
     }
 }
 
@@ -95,14 +95,18 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's Lua state (created on first use, or anew for another
-/// server's busy state).
-pub fn with_vm<R>(busy: &Arc<Busy>, f: impl FnOnce(&mut Vm) -> R) -> mlua::Result<R> {
+/// server).
+pub fn with_vm<R>(server: &crate::Server, f: impl FnOnce(&mut Vm) -> R) -> mlua::Result<R> {
     VM.with(|cell| {
         let mut slot = cell
             .try_borrow_mut()
             .map_err(|_| mlua::Error::RuntimeError("ERR scripting engine re-entered".into()))?;
+        let busy = &server.scripting.busy;
         if slot.as_ref().is_none_or(|vm| !Arc::ptr_eq(&vm.busy, busy)) {
-            *slot = Some(Vm::new(busy.clone())?);
+            let server = server
+                .arc()
+                .ok_or_else(|| mlua::Error::RuntimeError("ERR server shutting down".into()))?;
+            *slot = Some(Vm::new(server)?);
         }
         match slot.as_mut() {
             Some(vm) => {
@@ -157,7 +161,8 @@ pub fn error_text(e: &mlua::Error) -> String {
 }
 
 impl Vm {
-    fn new(busy: Arc<Busy>) -> mlua::Result<Vm> {
+    fn new(server: Arc<crate::Server>) -> mlua::Result<Vm> {
+        let busy = server.scripting.busy.clone();
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS,
             LuaOptions::default(),
@@ -202,6 +207,7 @@ impl Vm {
         let protect_globals: Function = setup.raw_get("protect_globals")?;
 
         let api = build_api(&lua)?;
+        super::run::install_call_api(&lua, &api, server)?;
         let readonly: Function = setup.raw_get("readonly")?;
         let api_proxy: Table = readonly.call(api.clone())?;
         globals.raw_set("redis", api_proxy.clone())?;
@@ -237,7 +243,10 @@ impl Vm {
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_INTERVAL),
             move |_, _| match hook_busy.interrupt() {
-                None => Ok(VmState::Continue),
+                None => {
+                    super::run::promote_if_long(&hook_busy);
+                    Ok(VmState::Continue)
+                }
                 Some(Interrupt::Killed { function }) => Err(raise(if function {
                     "ERR Script killed by user with FUNCTION KILL."
                 } else {
@@ -261,8 +270,8 @@ impl Vm {
             scripts_epoch: 0,
             functions: HashMap::new(),
             libraries_version: None,
+            memory: busy.lua_memory_slot(),
             busy,
-            reported_memory: 0,
         })
     }
 
@@ -343,8 +352,16 @@ local function make_env(index)
   local meta = {__index = index, __newindex = deny, __metatable = false}
   return setmetatable({}, meta), meta
 end
+-- The function and arguments travel in upvalues, so a run creates no closure.
+local run_f, run_a, run_b
+local function trampoline()
+  local f, a, b = run_f, run_a, run_b
+  run_f, run_a, run_b = nil, nil, nil
+  return f(a, b)
+end
 local function runner(f, a, b)
-  return xpcall(function() return f(a, b) end, handler)
+  run_f, run_a, run_b = f, a, b
+  return xpcall(trampoline, handler)
 end
 -- redis.call raises its errors from Rust (as error objects, so that `return
 -- redis.call(...)` keeps the script's frame for the error position). As in Valkey, a
