@@ -1,9 +1,12 @@
 //! The sharded keyspace and its locking discipline.
 //!
 //! Every command locks the shards of the keys it names, in ascending shard order, for the
-//! whole command, so each command is atomic and multi-key commands cannot deadlock. Commands
-//! that need the whole keyspace (FLUSHALL, SWAPDB, EXEC, scripts) lock every shard, in the same
-//! order. Locks are never held across an await or a socket write.
+//! whole command, so each command is atomic. Commands that need the whole keyspace
+//! (FLUSHALL, SWAPDB, EXEC, most scripts) lock every shard, in the same order. A lock of
+//! several shards never waits while holding one (it backs off, see `acquire`), so the only
+//! waits while holding are a script's when it widens its hold after changing something
+//! (`widen_hold`, bounded by its caller). Locks are never held across an await or a socket
+//! write.
 
 use std::cell::Cell;
 use std::mem::ManuallyDrop;

@@ -4,8 +4,8 @@
 //! - `cache`: the server-wide script cache (sha1 → source) and function libraries.
 //! - `vm`: one Lua 5.1 state per worker thread, its sandbox and the `redis`/`server` API.
 //! - `convert`: RESP replies → Lua values (for `redis.call`) and Lua values → replies.
-//! - `run`: running one script or function atomically (the keyspace is held for the whole
-//!   run, like EXEC), with the busy state other threads consult.
+//! - `run`: running one script or function atomically (its shards are held for the whole
+//!   run, like EXEC: those of its declared keys, widened on demand, or every shard).
 //! - `busy`: the server-wide "a script is running" state, BUSY replies and SCRIPT KILL.
 //! - `libs`: the `bit`, `cjson`, `cmsgpack` and `struct` libraries.
 //!
