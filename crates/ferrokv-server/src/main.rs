@@ -160,7 +160,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         }
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         bound += 1;
-        workers.first().spawn(network::accept_unix(
+        workers.acceptor().spawn(network::accept_unix(
             server.clone(),
             workers.clone(),
             listener,
@@ -184,7 +184,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     {
         let server = server.clone();
         let done_tx = done_tx.clone();
-        workers.first().spawn(async move {
+        workers.acceptor().spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut term), Ok(mut int)) = (
                 signal(SignalKind::terminate()),
@@ -200,7 +200,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
                 };
                 log::warn!("Received {which} scheduling shutdown...");
                 log::warn!("User requested shutdown...");
-                // Saving blocks this worker, as Valkey's final save blocks its event loop.
+                // Saving blocks this thread's accepts, as Valkey's final save blocks its event loop.
                 if ferrokv_commands::persistence::save_before_exit(&server, false, false).is_err()
                 {
                     log::warn!(

@@ -24,43 +24,53 @@ pub const MAX_CLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
 /// Valkey's refusal for a non-loopback client while protected mode is on.
 pub const PROTECTED_MODE_ERROR: &[u8] = b"-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
-/// The worker runtimes, handed connections in turn.
+/// The worker runtimes, handed connections in turn, and the acceptor's.
 pub struct Workers {
     handles: Vec<Handle>,
+    threads: Vec<std::thread::ThreadId>,
     next: AtomicUsize,
+    /// Runs the accept loops on a thread of its own, so a script holding a worker (the
+    /// worker's other clients wait for it) never stops new clients from coming in.
+    acceptor: Handle,
+}
+
+/// Starts a thread named `name` driving a current-thread runtime until the process exits.
+fn start_runtime(name: String) -> std::io::Result<(Handle, std::thread::ThreadId)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name(name).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = tx.send(Ok((rt.handle().clone(), std::thread::current().id())));
+        rt.block_on(std::future::pending::<()>());
+    })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("runtime thread died at start"))?
 }
 
 impl Workers {
-    /// Starts `count` worker threads, each driving its own current-thread runtime until the
-    /// process exits.
+    /// Starts `count` worker threads and the acceptor thread.
     pub fn start(count: usize) -> std::io::Result<Arc<Workers>> {
         let mut handles = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
         for i in 0..count {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = tx.send(Ok(rt.handle().clone()));
-                    rt.block_on(std::future::pending::<()>());
-                })?;
-            let handle = rx
-                .recv()
-                .map_err(|_| std::io::Error::other("worker thread died at start"))??;
+            let (handle, thread) = start_runtime(format!("worker-{i}"))?;
             handles.push(handle);
+            threads.push(thread);
         }
+        let (acceptor, _) = start_runtime("acceptor".to_string())?;
         Ok(Arc::new(Workers {
             handles,
+            threads,
             next: AtomicUsize::new(0),
+            acceptor,
         }))
     }
 
@@ -68,12 +78,24 @@ impl Workers {
         &self.handles[0]
     }
 
+    /// The runtime of the accept loops (and the signal handler).
+    pub fn acceptor(&self) -> &Handle {
+        &self.acceptor
+    }
+
     pub fn count(&self) -> usize {
         self.handles.len()
     }
 
-    fn next(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Relaxed) % self.handles.len();
+    /// The worker for a new connection: the next in turn, passing over one that runs a
+    /// script past its start (its connections wait for the script; a new client, such as
+    /// the one sending SCRIPT KILL, must be served).
+    fn next(&self, server: &Server) -> &Handle {
+        let busy = server.scripting.busy.running_thread();
+        let mut i = self.next.fetch_add(1, Relaxed) % self.handles.len();
+        if busy.is_some_and(|t| t == self.threads[i]) && self.handles.len() > 1 {
+            i = self.next.fetch_add(1, Relaxed) % self.handles.len();
+        }
         &self.handles[i]
     }
 }
@@ -146,7 +168,7 @@ impl Listeners {
             .into_iter()
             .map(|listener| {
                 self.workers
-                    .first()
+                    .acceptor()
                     .spawn(accept_tcp(
                         self.server.clone(),
                         self.workers.clone(),
@@ -279,7 +301,7 @@ pub async fn accept_tcp(
         // Registered here, not on the worker, so the next accept already counts it.
         server.clients.register(shared.clone());
         let server = server.clone();
-        workers.next().spawn(async move {
+        workers.next(&server).spawn(async move {
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
@@ -337,7 +359,7 @@ fn accept_tls(
     };
     if let Some(refusal) = refused {
         count_refusal();
-        workers.next().spawn(async move {
+        workers.next(server).spawn(async move {
             if let Ok(tls) = handshake(std_stream).await {
                 refuse(tls, refusal).await;
             }
@@ -356,7 +378,7 @@ fn accept_tls(
     ));
     server.clients.register(shared.clone());
     let server = server.clone();
-    workers.next().spawn(async move {
+    workers.next(&server).spawn(async move {
         match handshake(std_stream).await {
             Ok(stream) => {
                 let users = stream
@@ -421,7 +443,7 @@ pub async fn accept_unix(
         ));
         server.clients.register(shared.clone());
         let server = server.clone();
-        workers.next().spawn(async move {
+        workers.next(&server).spawn(async move {
             match tokio::net::UnixStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {

@@ -340,3 +340,30 @@ fn scripts_reaching_undeclared_keys_stay_atomic_across_threads() {
     args.extend(counters.iter().map(String::as_str));
     assert_eq!(sum_of(&client.command(&args)), TOTAL);
 }
+
+/// A long script holds its worker thread, so that worker's other clients wait for it; new
+/// clients are handed to a worker that is free (accepting runs on a thread of its own), so
+/// an operator can always connect and send SCRIPT KILL, whichever worker runs the script.
+#[test]
+fn new_clients_reach_a_free_worker_while_a_script_runs() {
+    let server = server();
+    // Two runners: round-robin puts them on different workers.
+    let mut runners = [connect(&server), connect(&server)];
+    for runner in runners.iter_mut() {
+        send(runner, &["EVAL", &spin("", 3), "0"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        // Without the hand-off rule one of these would land on the script's worker and
+        // wait for the script instead of answering.
+        let mut first = connect(&server);
+        let mut second = connect(&server);
+        assert_eq!(cmd(&mut first, &["PING"]), BUSY);
+        assert_eq!(cmd(&mut second, &["PING"]), BUSY);
+        assert_eq!(cmd(&mut second, &["SCRIPT", "KILL"]), "+OK\\r\\n");
+        assert_eq!(
+            show(&runner.read_reply().expect("killed script's reply")),
+            "-ERR Script killed by user with SCRIPT KILL. script: on @user_script:1.\\r\\n"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

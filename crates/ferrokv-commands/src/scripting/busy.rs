@@ -119,6 +119,14 @@ impl Busy {
         true
     }
 
+    /// The thread of the registered script, if one runs.
+    pub fn running_thread(&self) -> Option<ThreadId> {
+        if !self.active() {
+            return None;
+        }
+        self.state.lock().as_ref().map(|r| r.thread)
+    }
+
     /// Records that the script ended, and wakes the threads waiting for it.
     pub fn end(&self) {
         let mut state = self.state.lock();
