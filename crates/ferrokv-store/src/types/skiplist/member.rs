@@ -1,7 +1,6 @@
 //! A member's bytes as a skiplist node holds them: short members inside the node itself, so
-//! that a search step, which compares the next node's member when scores tie (every ZADD of
-//! redis-benchmark uses score 0), reads one cache line instead of the node and then a
-//! separate allocation.
+//! that a search step that compares members (when scores tie) reads one cache line instead
+//! of the node and then a separate allocation.
 
 /// The longest member kept inside the node. 22 bytes is what the 64-byte node has left after
 /// its score, links and indexes (see the size test in `skiplist.rs`); "element:" plus twelve
