@@ -33,14 +33,14 @@ pub struct ScriptCache {
 struct LocalFlags {
     cache: usize,
     epoch: u64,
-    flags: HashMap<String, u32>,
+    flags: HashMap<String, u32, foldhash::fast::RandomState>,
 }
 
 thread_local! {
     static LOCAL_FLAGS: RefCell<LocalFlags> = RefCell::new(LocalFlags {
         cache: 0,
         epoch: 0,
-        flags: HashMap::new(),
+        flags: HashMap::default(),
     });
 }
 

@@ -97,8 +97,8 @@ thread_local! {
     /// those), `false` once one reached another shard (it holds every shard from then on:
     /// only such a script's one narrow run that widened can meet another client half-way).
     /// Unknown ones hold every shard (bounded: forgotten wholesale past `NARROW_REMEMBERED`).
-    static NARROW_SCRIPTS: RefCell<std::collections::HashMap<String, bool>> =
-        RefCell::new(std::collections::HashMap::new());
+    static NARROW_SCRIPTS: RefCell<std::collections::HashMap<String, bool, foldhash::fast::RandomState>> =
+        RefCell::new(std::collections::HashMap::default());
 }
 
 const NARROW_REMEMBERED: usize = 10_000;
@@ -277,7 +277,10 @@ fn prepare_call_state(
                 .refresh_config(ctx.client.config.clone(), ctx.client.config_epoch);
         }
         state.client.set_protocol(2);
-        state.client.user = ctx.client.user.clone();
+        if !Arc::ptr_eq(&state.client.user, &ctx.client.user) {
+            // Most runs are the same user's: no write to its shared count then.
+            state.client.user = ctx.client.user.clone();
+        }
         state.caller = Some(ctx.client.shared.clone());
         state.read_only = inv.read_only_command || inv.flags & script_flag::NO_WRITES != 0;
         state.allow_oom = inv.flags & script_flag::ALLOW_OOM != 0;

@@ -58,7 +58,7 @@ pub struct Vm {
     load_globals: Table,
     /// `make_env(index)`: a read-only proxy over `index`, and its metatable.
     make_env: Function,
-    pub scripts: HashMap<String, Function>,
+    pub scripts: HashMap<String, Function, foldhash::fast::RandomState>,
     pub scripts_epoch: u64,
     pub functions: HashMap<String, CompiledFunction>,
     pub libraries_version: Option<u64>,
@@ -266,7 +266,7 @@ impl Vm {
             env,
             load_globals,
             make_env,
-            scripts: HashMap::new(),
+            scripts: HashMap::default(),
             scripts_epoch: 0,
             functions: HashMap::new(),
             libraries_version: None,
