@@ -118,26 +118,43 @@ impl Keyspace {
             // Inside a hold every shard is the hold's (borrowed) or only tried.
             return indexes.iter().map(|&i| (i, self.guard(i))).collect();
         }
+        self.backing_off(
+            indexes.iter().copied(),
+            |i| self.guard(i),
+            |i| self.try_guard(i),
+        )
+    }
+
+    /// The back-off rounds of `acquire` and `hold`: `lock` takes the first shard (nothing
+    /// is held yet), `try_lock` each next one; when one is busy everything is let go, that
+    /// shard is waited for and the round starts again.
+    fn backing_off<G>(
+        &self,
+        indexes: impl Iterator<Item = usize> + Clone,
+        lock: impl Fn(usize) -> G,
+        try_lock: impl Fn(usize) -> Option<G>,
+    ) -> SmallVec<[(usize, G); 4]> {
         let mut round = 0;
         loop {
             if round >= BACKOFF_ROUNDS {
                 std::thread::yield_now();
             }
             round += 1;
-            let mut guards: SmallVec<[(usize, ShardGuard<'a>); 4]> = SmallVec::new();
+            let mut guards: SmallVec<[(usize, G); 4]> = SmallVec::new();
             let mut busy = None;
-            for &index in indexes {
-                if guards.is_empty() {
-                    guards.push((index, self.guard(index)));
-                    continue;
-                }
-                match self.try_guard(index) {
-                    Some(guard) => guards.push((index, guard)),
-                    None => {
-                        busy = Some(index);
-                        break;
+            for index in indexes.clone() {
+                let guard = if guards.is_empty() {
+                    lock(index)
+                } else {
+                    match try_lock(index) {
+                        Some(guard) => guard,
+                        None => {
+                            busy = Some(index);
+                            break;
+                        }
                     }
-                }
+                };
+                guards.push((index, guard));
             }
             let Some(busy) = busy else {
                 return guards;
@@ -326,7 +343,7 @@ impl Drop for Hold<'_> {
 }
 
 /// The indexes of the set bits of `mask`, ascending.
-fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> + Clone {
     std::iter::from_fn(move || {
         if mask == 0 {
             return None;
@@ -363,34 +380,14 @@ impl Keyspace {
 
     /// The guards of `hold`, taken as `acquire` takes them (backing off when busy).
     fn hold_guards(&self, mask: u64) -> Vec<MutexGuard<'_, Shard>> {
-        let mut round = 0;
-        loop {
-            if round >= BACKOFF_ROUNDS {
-                std::thread::yield_now();
-            }
-            round += 1;
-            let mut guards = Vec::with_capacity(mask.count_ones() as usize);
-            let mut busy = None;
-            for index in bits(mask) {
-                let lock = &self.shards[index].lock;
-                if guards.is_empty() {
-                    guards.push(lock.lock());
-                    continue;
-                }
-                match lock.try_lock() {
-                    Some(guard) => guards.push(guard),
-                    None => {
-                        busy = Some(index);
-                        break;
-                    }
-                }
-            }
-            let Some(busy) = busy else {
-                return guards;
-            };
-            drop(guards);
-            drop(self.shards[busy].lock.lock());
-        }
+        self.backing_off(
+            bits(mask),
+            |i| self.shards[i].lock.lock(),
+            |i| self.shards[i].lock.try_lock(),
+        )
+        .into_iter()
+        .map(|(_, guard)| guard)
+        .collect()
     }
 
     /// Adds the shards in `mask` to this thread's hold (a script reaching a key it did not
