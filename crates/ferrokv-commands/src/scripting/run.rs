@@ -210,7 +210,9 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
         })();
         let (promoted, widened, restart) = CALL_STATE.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let state = slot.as_mut().expect("prepared above");
+            let Some(state) = slot.as_mut() else {
+                return (false, false, false);
+            };
             state.caller = None;
             state.unregistered = false;
             (state.promoted, state.widened, state.restart)
