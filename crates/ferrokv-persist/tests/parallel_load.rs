@@ -112,10 +112,7 @@ fn file(keys: usize) -> Vec<u8> {
         None,
         Target::Rdb10,
     );
-    file::write_eof(&mut e);
-    let mut bytes = e.buf;
-    file::append_checksum(&mut bytes, true);
-    bytes
+    finish(e)
 }
 
 /// What a start-to-end read finds: the keys (database, key, value) or the first error.
@@ -248,13 +245,19 @@ fn a_key_twice_is_refused_where_the_second_starts() {
         None,
         Target::Rdb10,
     );
-    file::write_eof(&mut e);
-    let mut bytes = e.buf;
-    file::append_checksum(&mut bytes, true);
+    let bytes = finish(e);
     match load_from(&bytes[..], &Keyspace::new(16), options()) {
         Err(LoadError::DuplicateKey { offset, key }) => {
             assert_eq!((offset, key), (second, b"k7".to_vec()));
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The file `e` wrote, closed: EOF marker and checksum.
+fn finish(mut e: Encoder) -> Vec<u8> {
+    file::write_eof(&mut e);
+    let mut bytes = e.buf;
+    file::append_checksum(&mut bytes, true);
+    bytes
 }
