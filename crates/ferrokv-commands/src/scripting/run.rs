@@ -65,12 +65,11 @@ struct CallState {
     /// A command that writes or propagates ran: the run can no longer start again.
     effects: bool,
     now_ms: i64,
-    /// The run holds only some shards and is not registered in `Busy` (yet).
-    unregistered: bool,
+    /// The run holds only some shards (its own narrow hold): it is not registered in
+    /// `Busy` unless `promoted`, and it may start again holding every shard.
+    narrow: bool,
     /// It registered itself after running long (`promote_if_long`).
     promoted: bool,
-    /// The run may start again holding every shard (it made its own narrow hold).
-    can_restart: bool,
     /// It must: a command needed a busy shard before anything changed.
     restart: bool,
     /// A command needed shards beyond those of the declared keys.
@@ -82,6 +81,13 @@ struct CallState {
     started_ms: i64,
     function: Option<String>,
     command: Vec<Bytes>,
+}
+
+impl CallState {
+    /// A narrow run in progress that has not registered in `Busy`.
+    fn unregistered(&self) -> bool {
+        self.narrow && !self.promoted && self.caller.is_some()
+    }
 }
 
 /// How long a script holding only its keys' shards runs before registering as the running
@@ -214,7 +220,6 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
                 return (false, false, false);
             };
             state.caller = None;
-            state.unregistered = false;
             (state.promoted, state.widened, state.restart)
         });
         if !narrow || promoted {
@@ -291,9 +296,8 @@ fn prepare_call_state(
         state.wrote = false;
         state.effects = false;
         state.now_ms = ctx.now_ms;
-        state.unregistered = narrow;
+        state.narrow = narrow;
         state.promoted = false;
-        state.can_restart = narrow;
         state.restart = false;
         state.widened = false;
         state.declared = declared;
@@ -318,7 +322,7 @@ pub fn promote_if_long(busy: &super::Busy) {
         let Ok(mut slot) = cell.try_borrow_mut() else {
             return;
         };
-        let Some(state) = slot.as_mut().filter(|s| s.unregistered) else {
+        let Some(state) = slot.as_mut().filter(|s| s.unregistered()) else {
             return;
         };
         let ran_ms = ferrokv_store::clock::now_ms() - state.started_ms;
@@ -334,7 +338,6 @@ pub fn promote_if_long(busy: &super::Busy) {
             &state.command,
             state.wrote,
         ) {
-            state.unregistered = false;
             state.promoted = true;
         }
     });
@@ -353,9 +356,8 @@ fn new_call_state(ctx: &Ctx) -> CallState {
         wrote: false,
         effects: false,
         now_ms: ctx.now_ms,
-        unregistered: false,
+        narrow: false,
         promoted: false,
-        can_restart: false,
         restart: false,
         widened: false,
         declared: 0,
@@ -548,7 +550,7 @@ fn raw_call(
     let held = Keyspace::held_mask();
     // A run that can still start again never waits while holding shards; one that
     // cannot (it changed something, or runs inside EXEC's hold) waits.
-    let committed = state.effects || !state.can_restart;
+    let committed = state.effects || !state.narrow;
     if held != 0 && needed & !held != 0 && !server.keyspace.widen_hold(needed, committed) {
         if !committed {
             state.restart = true;
@@ -563,7 +565,7 @@ fn raw_call(
     }
     if spec.flags & flag::WRITE != 0 && !state.wrote {
         state.wrote = true;
-        if !state.unregistered {
+        if !state.unregistered() {
             server.scripting.busy.mark_wrote();
         }
     }
