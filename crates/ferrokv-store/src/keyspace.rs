@@ -90,6 +90,16 @@ impl Keyspace {
         }
     }
 
+    /// Prefetches every stage of the lookups of a batch of keys (their [`hash_key`]s) in
+    /// database `db`, stage by stage, so that the batch's cache misses overlap.
+    pub fn prefetch_batch(&self, db: usize, hashes: &[u64]) {
+        for stage in crate::table::Stage::ALL {
+            for &hash in hashes {
+                self.prefetch(db, hash, stage);
+            }
+        }
+    }
+
     /// Locks the shards holding `keys`.
     pub fn lock<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
         if let [key] = keys {

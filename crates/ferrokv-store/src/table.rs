@@ -28,11 +28,18 @@ pub fn hash_key(key: &[u8]) -> u64 {
 
 use crate::node::{Node, Payload};
 
-/// The two steps of a prefetch (see [`Table::prefetch`]).
+/// The steps of a prefetch (see [`Table::prefetch`]), in the order a lookup reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Bucket,
     Node,
+    /// The second node of the chain: with up to two entries per bucket, a lookup often
+    /// walks past the first.
+    Next,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Bucket, Stage::Node, Stage::Next];
 }
 
 #[inline]
@@ -83,9 +90,10 @@ impl Table {
     }
 
     /// Asks the CPU to start loading, without waiting, what a lookup of the key with `hash`
-    /// will read first: its bucket slot (`Stage::Bucket`), or the first node of its chain
-    /// (`Stage::Node`, once the slot is cached). A batch of lookups prefetched stage by stage
-    /// overlaps their cache misses instead of paying them one after another.
+    /// will read: its bucket slot (`Stage::Bucket`), the first node of its chain
+    /// (`Stage::Node`, once the slot is cached), or the second (`Stage::Next`, once the first
+    /// is). A batch of lookups prefetched stage by stage overlaps their cache misses instead
+    /// of paying them one after another.
     pub(crate) fn prefetch(&self, hash: u64, stage: Stage) {
         if self.buckets.is_empty() {
             return;
@@ -96,6 +104,11 @@ impl Table {
             Stage::Node => {
                 if let Some(node) = slot {
                     prefetch_addr(node.addr().as_ptr());
+                }
+            }
+            Stage::Next => {
+                if let Some(next) = slot.as_ref().and_then(Node::next) {
+                    prefetch_addr(next.addr().as_ptr());
                 }
             }
         }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ferrokv_commands::dispatch::{self, Outcome};
 use ferrokv_commands::{Client, Server};
 use ferrokv_protocol::Reply;
-use ferrokv_store::table::{Stage, hash_key};
+use ferrokv_store::table::hash_key;
 
 use super::conn::{Conn, LinkResult, Stop, encode};
 
@@ -131,11 +131,7 @@ fn prefetch_keys(server: &Server, db: usize, batch: &[Parsed]) {
             n += 1;
         }
     }
-    for stage in [Stage::Bucket, Stage::Node] {
-        for &hash in &hashes[..n] {
-            server.keyspace.prefetch(db, hash, stage);
-        }
-    }
+    server.keyspace.prefetch_batch(db, &hashes[..n]);
 }
 
 /// `REPLCONF ACK <offset> FACK <offset in the AOF, fsynced>` (for WAITAOF; without an AOF
