@@ -5,7 +5,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 use bytes::Bytes;
 use ferrokv_protocol::Reply;
@@ -212,7 +211,7 @@ pub(crate) fn call(
     );
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
-    let started = Instant::now();
+    let started = clock::Stopwatch::start();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = Ctx {
             server,
@@ -224,7 +223,7 @@ pub(crate) fn call(
         handler(&mut ctx, args)
     }));
     crate::propagate::end_command(propagating);
-    let elapsed = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed_us();
     record_timing(client, entry, args, elapsed, now_ms);
 
     counters.calls.add(1);

@@ -96,6 +96,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
             .map(|n| n.get())
             .unwrap_or(1),
     };
+    ferrokv_store::clock::calibrate();
     let workers =
         network::Workers::start(threads).map_err(|e| format!("Starting worker threads: {e}"))?;
     log::info!(

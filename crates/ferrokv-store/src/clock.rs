@@ -19,6 +19,29 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// Times one command for its statistics (commandstats, slow log, latency histograms),
+/// from the CPU's time-stamp counter as Valkey does: `quanta` calibrates the counter against
+/// the OS clock, and falls back to that clock where the counter is not invariant. Two reads
+/// per command cost a third of what `Instant` costs in this VM (13 ns against 32).
+#[derive(Clone, Copy)]
+pub struct Stopwatch(quanta::Instant);
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Self(quanta::Instant::now())
+    }
+
+    pub fn elapsed_us(&self) -> u64 {
+        self.0.elapsed().as_micros() as u64
+    }
+}
+
+/// Calibrates the [`Stopwatch`] counter (under a millisecond), so that the first command
+/// does not wait for it.
+pub fn calibrate() {
+    Stopwatch::start();
+}
+
 /// The 24-bit LRU clock Valkey keeps in every object: seconds, wrapping.
 pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
 

@@ -112,6 +112,7 @@ impl Keyspace {
         indexes.dedup();
         Locked {
             guards: self.acquire(&indexes),
+            touched: 0,
         }
     }
 
@@ -202,7 +203,7 @@ impl Keyspace {
     pub fn lock_shard(&self, index: usize) -> Locked<'_> {
         let mut guards = SmallVec::new();
         guards.push((index, self.guard(index)));
-        Locked { guards }
+        Locked { guards, touched: 0 }
     }
 
     /// Locks every shard.
@@ -210,6 +211,7 @@ impl Keyspace {
         let indexes: Vec<usize> = (0..SHARD_COUNT).collect();
         Locked {
             guards: self.acquire(&indexes),
+            touched: 0,
         }
     }
 
@@ -547,10 +549,23 @@ impl Keyspace {
 /// Shards locked by one command. Dropping it releases them.
 pub struct Locked<'a> {
     guards: SmallVec<[(usize, ShardGuard<'a>); 4]>,
+    /// The databases (below 64) reached through [`Locked::db`], closed when the locks go.
+    touched: u64,
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
+        // A key opened by the command is written back now, while its memory is still in
+        // the cache; left open, it was written back by the next command to reach its
+        // database in that shard, usually dozens of commands later, after a cache miss.
+        // (Any database not marked here is still closed that way.)
+        for db in bits(self.touched) {
+            for (_, shard) in self.guards.iter_mut() {
+                if let Some(db) = shard.dbs.get_mut(db) {
+                    db.close();
+                }
+            }
+        }
         // Inside a hold the shards stay locked: the hold's end moves the effects.
         if !Keyspace::holding() {
             crate::effects::on_release();
@@ -566,6 +581,9 @@ impl<'a> Locked<'a> {
     /// in the command table, so this is a bug in the table, which the dispatcher turns into an
     /// error reply.
     pub fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
+        if db < 64 {
+            self.touched |= 1 << db;
+        }
         let shard = Keyspace::shard_of(key);
         match self.guards.binary_search_by_key(&shard, |(i, _)| *i) {
             Ok(pos) => &mut self.guards[pos].1.dbs[db],

@@ -53,6 +53,15 @@ fn prefetch_addr(addr: *const u8) {
     let _ = addr;
 }
 
+/// Prefetches the lines a lookup reads of `node`: its header and, where a typical 48-byte
+/// node straddles two cache lines (jemalloc packs them 48 bytes apart), the key at its end.
+#[inline]
+fn prefetch_node(node: &Node) {
+    let start = node.addr().as_ptr();
+    prefetch_addr(start);
+    prefetch_addr(start.wrapping_add(47));
+}
+
 /// The most entries per bucket, on average, before the table doubles. Two keeps the bucket
 /// array at 4 to 8 bytes per key (a quarter of a typical entry) at the cost of walking
 /// 1.5 nodes per lookup on average; chains stay short because the hash is uniform.
@@ -103,12 +112,12 @@ impl Table {
             Stage::Bucket => prefetch_addr((slot as *const Option<Node>).cast()),
             Stage::Node => {
                 if let Some(node) = slot {
-                    prefetch_addr(node.addr().as_ptr());
+                    prefetch_node(node);
                 }
             }
             Stage::Next => {
                 if let Some(next) = slot.as_ref().and_then(Node::next) {
-                    prefetch_addr(next.addr().as_ptr());
+                    prefetch_node(next);
                 }
             }
         }
