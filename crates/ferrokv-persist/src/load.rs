@@ -1,6 +1,7 @@
 //! Loading a snapshot file into the keyspace (at start-up, DEBUG RELOAD).
 //!
-//! Keys already expired are dropped (as a primary does), access stamps are restored from
+//! Keys already expired are dropped (as a primary does) once their values have been read,
+//! so damage in one is reported like any other; access stamps are restored from
 //! the stored idle time or LFU counter, and function libraries are handed back to the
 //! caller, which owns the scripting engine. Any error names the byte offset where the bad
 //! data starts; the caller refuses to start rather than run with part of the data.
@@ -153,6 +154,9 @@ struct Record {
     at: u64,
     expire_at: i64,
     access: u32,
+    /// Already expired: decoded (damage in it is reported, as a sequential read would),
+    /// then dropped.
+    expired: bool,
 }
 
 enum Body {
@@ -260,7 +264,10 @@ fn insert_batches(
         let outcome = std::mem::take(&mut batch.records)
             .into_iter()
             .try_for_each(|record| {
-                if let Some(built) = build(record, &batch.data, options, &mut text)? {
+                let expired = record.expired;
+                if let Some(built) = build(record, &batch.data, options, &mut text)?
+                    && !expired
+                {
                     group.push(built);
                 }
                 if group.len() == PREFETCH_GROUP {
@@ -456,14 +463,13 @@ fn frame_keys<R: Read>(
                     at: item_at,
                     expire_at,
                     access: access_of(idle_seconds, lfu_freq),
+                    expired: false,
                 });
                 queue
             }
             Framed::Key(k) => {
-                if expired(k.expire_at) {
-                    report.keys_expired += 1;
-                    continue;
-                }
+                let expired = expired(k.expire_at);
+                report.keys_expired += u64::from(expired);
                 let (queue, hash, key, payload) = place(batches, k.key, k.payload);
                 batches[queue].records.push(Record {
                     db,
@@ -477,6 +483,7 @@ fn frame_keys<R: Read>(
                     at: k.at,
                     expire_at: k.expire_at,
                     access: access_of(k.idle_seconds, k.lfu_freq),
+                    expired,
                 });
                 queue
             }

@@ -89,29 +89,32 @@ fn value(i: usize) -> Value {
 }
 
 fn file(keys: usize) -> Vec<u8> {
+    file_expiring_at(keys, NO_EXPIRE)
+}
+
+/// [`file`] with every key's expiry at `expire_at`.
+fn file_expiring_at(keys: usize, expire_at: i64) -> Vec<u8> {
+    let entry = |value| {
+        let mut entry = Entry::new(value, 0);
+        entry.expire_at = expire_at;
+        entry
+    };
     let mut e = Encoder::new(true);
     file::write_header(&mut e, Target::Rdb10);
     file::write_aux(&mut e, b"redis-ver", b"7.0.15");
     file::write_select_db(&mut e, 0);
     file::write_resize_db(&mut e, keys, 0);
     for i in 0..keys {
-        let entry = Entry::new(value(i), 0);
         file::write_key(
             &mut e,
             format!("key:{i}").as_bytes(),
-            &entry,
+            &entry(value(i)),
             None,
             Target::Rdb10,
         );
     }
     file::write_select_db(&mut e, 3);
-    file::write_key(
-        &mut e,
-        b"in-db-3",
-        &Entry::new(value(4), 0),
-        None,
-        Target::Rdb10,
-    );
+    file::write_key(&mut e, b"in-db-3", &entry(value(4)), None, Target::Rdb10);
     finish(e)
 }
 
@@ -166,11 +169,27 @@ fn a_whole_file_loads_every_key_with_its_value() {
 /// the configured count: errors only the loader checks).
 #[test]
 fn damaged_files_fail_at_the_same_offset_as_a_sequential_read() {
-    let original = file(150);
+    damaged_copies_fail_like_a_sequential_read(&file(150), options());
+}
+
+/// Keys that have expired are dropped, but their values are still read: damage inside one
+/// is reported as a sequential read reports it (Valkey decodes a value before it looks at
+/// the expiry too), not skipped.
+#[test]
+fn damage_in_expired_keys_is_reported_too() {
+    let expired = LoadOptions {
+        now_ms: i64::MAX,
+        ..options()
+    };
+    damaged_copies_fail_like_a_sequential_read(&file_expiring_at(150, 1_000), expired);
+}
+
+/// 300 copies of `original`, each with a few flipped bits, loaded with `options`.
+fn damaged_copies_fail_like_a_sequential_read(original: &[u8], options: LoadOptions) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut failures = 0;
     for round in 0..300 {
-        let mut bytes = original.clone();
+        let mut bytes = original.to_vec();
         for _ in 0..1 + round % 3 {
             let at = rng.random_range(9..bytes.len());
             bytes[at] ^= 1 << rng.random_range(0..8);
@@ -183,10 +202,12 @@ fn damaged_files_fail_at_the_same_offset_as_a_sequential_read() {
             file::append_checksum(&mut bytes, true);
         }
         let sequential = read_sequentially(&bytes);
-        let parallel = load_from(&bytes[..], &Keyspace::new(16), options());
+        let parallel = load_from(&bytes[..], &Keyspace::new(16), options);
         let sequential_at = sequential.as_ref().err().map_or(u64::MAX, |e| e.offset);
         match (&sequential, &parallel) {
-            (Ok(keys), Ok(report)) => assert_eq!(report.keys_loaded, keys.len() as u64),
+            (Ok(keys), Ok(report)) => {
+                assert_eq!(report.keys_loaded + report.keys_expired, keys.len() as u64)
+            }
             // Errors only a loader sees, found before any the plain read finds.
             (_, Err(LoadError::DuplicateKey { offset, .. })) if *offset < sequential_at => {}
             (_, Err(LoadError::TooManyDatabases { .. })) => {}
