@@ -406,7 +406,11 @@ pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Vec<usize> {
 
 /// Calls `found(index, spec_flags)` for each key in `args` according to `specs` (the ACL
 /// check needs each key's access flags).
-pub fn for_each_key(specs: &[KeySpec], args: &[Bytes], mut found: impl FnMut(usize, u32)) {
+pub fn for_each_key<A: AsRef<[u8]>>(
+    specs: &[KeySpec],
+    args: &[A],
+    mut found: impl FnMut(usize, u32),
+) {
     let argc = args.len() as i32;
     for spec in specs {
         if spec.flags & key_flag::NOT_KEY != 0 {
@@ -419,13 +423,18 @@ pub fn for_each_key(specs: &[KeySpec], args: &[Bytes], mut found: impl FnMut(usi
                 start_from,
             } => {
                 let found = if start_from >= 0 {
-                    (start_from..argc)
-                        .find(|&i| args[i as usize].eq_ignore_ascii_case(keyword.as_bytes()))
+                    (start_from..argc).find(|&i| {
+                        args[i as usize]
+                            .as_ref()
+                            .eq_ignore_ascii_case(keyword.as_bytes())
+                    })
                 } else {
                     let start = argc + start_from;
-                    (1..=start)
-                        .rev()
-                        .find(|&i| args[i as usize].eq_ignore_ascii_case(keyword.as_bytes()))
+                    (1..=start).rev().find(|&i| {
+                        args[i as usize]
+                            .as_ref()
+                            .eq_ignore_ascii_case(keyword.as_bytes())
+                    })
                 };
                 match found {
                     Some(i) => i + 1,
@@ -465,7 +474,7 @@ pub fn for_each_key(specs: &[KeySpec], args: &[Bytes], mut found: impl FnMut(usi
                 let idx = begin + key_num_idx;
                 let Some(n) = args
                     .get(idx as usize)
-                    .and_then(|a| ferrokv_protocol::number::parse_i64(a))
+                    .and_then(|a| ferrokv_protocol::number::parse_i64(a.as_ref()))
                     .filter(|&n| n >= 0)
                 else {
                     continue;

@@ -199,6 +199,19 @@ impl CommandTable {
             .map(|&id| &self.entries[id])
     }
 
+    /// Calls `found` with each key of the request `args` where its command's key specs
+    /// place them; nothing for an unknown command or one with subcommands (whose keys the
+    /// subcommand's specs place). Prefetching a pipeline's keys uses it before the requests
+    /// run; the request is not checked here (arity and the rest come when it runs).
+    pub fn request_keys<'a>(&self, args: &[&'a [u8]], mut found: impl FnMut(&'a [u8])) {
+        let Some(entry) = args.first().and_then(|name| self.lookup(name)) else {
+            return;
+        };
+        if entry.subcommands.is_empty() {
+            crate::spec::for_each_key(entry.spec.key_specs, args, |i, _| found(args[i]));
+        }
+    }
+
     /// Finds `name` or `parent|sub`.
     pub fn find_full(&self, full: &[u8]) -> Option<&TableEntry> {
         match full.iter().position(|&b| b == b'|') {
@@ -214,4 +227,33 @@ fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
         *o = c.to_ascii_lowercase();
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TABLE;
+
+    fn keys(request: &str) -> Vec<String> {
+        let args: Vec<&[u8]> = request.split(' ').map(str::as_bytes).collect();
+        let mut found = Vec::new();
+        TABLE.request_keys(&args, |key| {
+            found.push(String::from_utf8_lossy(key).into_owned())
+        });
+        found
+    }
+
+    #[test]
+    fn request_keys_follow_the_key_specs() {
+        assert_eq!(keys("get k"), ["k"]);
+        assert_eq!(keys("MSET a 1 b 2 c 3"), ["a", "b", "c"]);
+        assert_eq!(keys("mget a b c"), ["a", "b", "c"]);
+        assert_eq!(keys("lmove src dst LEFT RIGHT"), ["src", "dst"]);
+        assert_eq!(keys("zunionstore dst 2 a b WEIGHTS 1 2"), ["dst", "a", "b"]);
+        // Unknown commands, commands without keys, containers (their subcommands hold the
+        // key specs), and too few arguments give nothing rather than a wrong guess.
+        assert!(keys("nosuchcommand k").is_empty());
+        assert!(keys("ping hello").is_empty());
+        assert!(keys("object encoding k").is_empty());
+        assert!(keys("get").is_empty());
+    }
 }

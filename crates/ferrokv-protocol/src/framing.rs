@@ -23,50 +23,53 @@ pub fn decimal(text: &[u8]) -> Option<usize> {
     })
 }
 
-/// The second argument (where nearly every command has its key) of each complete multibulk
-/// request at the start of `buf`, up to `max` requests, without consuming anything: a
-/// pipeline's keys can be looked at before the requests run one by one. Stops at the first
-/// request that is incomplete, inline, or malformed; the real parser reports those.
-pub fn second_arguments<'a>(buf: &'a [u8], max: usize, mut each: impl FnMut(&'a [u8])) {
+/// The arguments of each complete multibulk request at the start of `buf`, up to `max`
+/// requests, without consuming anything: a pipeline's keys can be looked at before the
+/// requests run one by one. Stops at the first request that is incomplete, inline, or
+/// malformed (the real parser reports those), and at a request of more than `MAX_SEEN`
+/// arguments (it is handed over with its first `MAX_SEEN`).
+pub fn complete_requests<'a>(buf: &'a [u8], max: usize, mut each: impl FnMut(&[&'a [u8]])) {
+    let mut args = smallvec::SmallVec::<[&[u8]; 16]>::new();
     let mut at = 0;
     for _ in 0..max {
-        let Some(next) = second_argument_of(buf, at, &mut each) else {
+        args.clear();
+        let Some(next) = request_at(buf, at, &mut args) else {
             return;
         };
+        each(&args);
         at = next;
     }
 }
 
-/// Scans the request at `at`, hands its second argument to `each`, and returns where the
-/// next request starts; `None` when the request is not complete and well formed.
-fn second_argument_of<'a>(
+/// The most arguments of one request [`complete_requests`] collects.
+pub const MAX_SEEN: usize = 256;
+
+/// Collects the arguments of the request at `at` (its first [`MAX_SEEN`]) and returns where
+/// the next request starts; `None` when the request is not complete and well formed.
+fn request_at<'a>(
     buf: &'a [u8],
     at: usize,
-    each: &mut impl FnMut(&'a [u8]),
+    args: &mut smallvec::SmallVec<[&'a [u8]; 16]>,
 ) -> Option<usize> {
     if buf.get(at) != Some(&b'*') {
         return None;
     }
     let (head, mut at) = line(buf, at)?;
     let count = decimal(&head[1..])?;
-    let mut second = None;
-    for index in 0..count {
+    for _ in 0..count {
         if buf.get(at) != Some(&b'$') {
             return None;
         }
         let (len_text, data_at) = line(buf, at)?;
         let len = decimal(&len_text[1..])?;
         let arg = buf.get(data_at..data_at.checked_add(len)?)?;
-        if index == 1 {
-            second = Some(arg);
+        if args.len() < MAX_SEEN {
+            args.push(arg);
         }
         at = data_at + len + 2;
         if at > buf.len() {
             return None;
         }
-    }
-    if let Some(arg) = second {
-        each(arg);
     }
     Some(at)
 }
@@ -87,19 +90,30 @@ mod tests {
         assert_eq!(decimal(b"99999999999999999999999"), None);
     }
 
-    fn seconds(buf: &[u8], max: usize) -> Vec<Vec<u8>> {
+    fn requests(buf: &[u8], max: usize) -> Vec<Vec<Vec<u8>>> {
         let mut found = Vec::new();
-        second_arguments(buf, max, |arg| found.push(arg.to_vec()));
+        complete_requests(buf, max, |args| {
+            found.push(args.iter().map(|a| a.to_vec()).collect())
+        });
         found
     }
 
+    fn seconds(buf: &[u8], max: usize) -> Vec<Vec<u8>> {
+        requests(buf, max)
+            .into_iter()
+            .filter_map(|args| args.get(1).cloned())
+            .collect()
+    }
+
     #[test]
-    fn second_arguments_of_complete_requests_only() {
+    fn complete_requests_only() {
         let pipeline = b"*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n*1\r\n$4\r\nPING\r\n\
                          *3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$1\r\nv\r\n";
+        assert_eq!(requests(pipeline, 16).len(), 3);
+        assert_eq!(requests(pipeline, 16)[1], [b"PING".to_vec()]);
         assert_eq!(seconds(pipeline, 16), [b"k1".to_vec(), b"k2".to_vec()]);
         assert_eq!(seconds(pipeline, 1), [b"k1".to_vec()]);
-        // The last request has not all arrived: its key is not looked at.
+        // The last request has not all arrived: it is not handed over.
         let cut = &pipeline[..pipeline.len() - 3];
         assert_eq!(seconds(cut, 16), [b"k1".to_vec()]);
         assert_eq!(
@@ -110,6 +124,12 @@ mod tests {
         assert!(seconds(b"GET k1\r\n", 16).is_empty());
         assert!(seconds(b"*2\r\n:3\r\n", 16).is_empty());
         assert!(seconds(b"*2\r\n$3\r\nGET\r\n$99999999999999999999\r\nk\r\n", 16).is_empty());
+        // A request with more arguments than are collected is handed over with the first.
+        let mut long = b"*300\r\n".to_vec();
+        for _ in 0..300 {
+            long.extend_from_slice(b"$1\r\nk\r\n");
+        }
+        assert_eq!(requests(&long, 16)[0].len(), MAX_SEEN);
         assert!(seconds(b"*9999999999\r\n$1\r\na\r\n", 16).is_empty());
     }
 }

@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use ferrokv_commands::blocking::{Parked, Wake};
 use ferrokv_commands::client::{ClientShared, Handoff, flags};
 use ferrokv_commands::dispatch::Outcome;
+use ferrokv_commands::table::TABLE;
 use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
@@ -32,8 +33,9 @@ use tokio::sync::Notify;
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Requests of a pipeline whose keys are prefetched together (Valkey's
-/// `prefetch-batch-max-size` default).
-const PREFETCH_BATCH: usize = 16;
+/// `prefetch-batch-max-size` default), and the most keys prefetched at once.
+const PREFETCH_REQUESTS: usize = 16;
+const PREFETCH_KEYS: usize = 64;
 
 /// Serves one client until it leaves, is killed, or breaks the protocol. The client must
 /// already be in `server.clients` (the listener registers it, so `maxclients` counts
@@ -265,27 +267,26 @@ where
     }
 }
 
-/// Starts loading the hash-table memory of the keys a pipeline is about to touch, all at
-/// once, so that their cache misses overlap instead of each command waiting for its own:
-/// with a keyspace larger than the CPU caches, a pipelined GET spent most of its time in
-/// that wait. The key is taken to be the second argument, true of nearly every command; a
-/// wrong guess costs one useless prefetch. Requests do not change: they are parsed and run
-/// one by one afterwards. A single request has nothing to overlap with and is skipped.
+/// Starts loading the hash-table memory of the keys the requests already read are about to
+/// touch, all at once, so that their cache misses overlap instead of each lookup waiting
+/// for its own: with a keyspace larger than the CPU caches, a pipelined GET spent most of
+/// its time in that wait, and so does an MGET or MSET of many keys. The keys are where the
+/// command table's key specs place them. Requests do not change: they are parsed and run
+/// one by one afterwards. A lone key has nothing to overlap with and is skipped.
 fn prefetch_keys(server: &Server, db: usize, input: &[u8]) {
-    let mut keys: [&[u8]; PREFETCH_BATCH] = [&[]; PREFETCH_BATCH];
+    let mut hashes = [0u64; PREFETCH_KEYS];
     let mut found = 0;
-    ferrokv_protocol::framing::second_arguments(input, PREFETCH_BATCH, |key| {
-        keys[found] = key;
-        found += 1;
+    ferrokv_protocol::framing::complete_requests(input, PREFETCH_REQUESTS, |args| {
+        TABLE.request_keys(args, |key| {
+            if found < PREFETCH_KEYS {
+                hashes[found] = hash_key(key);
+                found += 1;
+            }
+        });
     });
-    if found < 2 {
-        return;
+    if found >= 2 {
+        server.keyspace.prefetch_batch(db, &hashes[..found]);
     }
-    let mut hashes = [0u64; PREFETCH_BATCH];
-    for (hash, key) in hashes.iter_mut().zip(&keys[..found]) {
-        *hash = hash_key(key);
-    }
-    server.keyspace.prefetch_batch(db, &hashes[..found]);
 }
 
 /// Executes one request; one that a CLIENT PAUSE holds back is retried, after the replies

@@ -99,6 +99,11 @@ impl Db {
         self.table.prefetch(hash, stage);
     }
 
+    /// Prefetches what a lookup reads of this `Db` itself (where its table's buckets are).
+    pub(crate) fn prefetch_header(&self) {
+        self.table.prefetch_header();
+    }
+
     pub fn new(index: usize) -> Db {
         Db {
             index,

@@ -91,11 +91,41 @@ impl Keyspace {
     }
 
     /// Prefetches every stage of the lookups of a batch of keys (their [`hash_key`]s) in
-    /// database `db`, stage by stage, so that the batch's cache misses overlap.
+    /// database `db`, stage by stage, so that the batch's cache misses overlap: first the
+    /// shards' lock lines, then (each shard tried once and held to the end) the `Db`s, then
+    /// buckets and chain nodes. A lock is a read-modify-write, which waits for every load
+    /// before it: taken per key and stage, the misses queued up one behind the other again.
+    /// A busy shard is skipped, as a prefetch is only a hint.
     pub fn prefetch_batch(&self, db: usize, hashes: &[u64]) {
+        for &hash in hashes {
+            let slot: &ShardSlot = &self.shards[Self::shard_of_hash(hash)];
+            crate::table::prefetch_addr((slot as *const ShardSlot).cast());
+        }
+        let mut guards: SmallVec<[MutexGuard<'_, Shard>; 16]> = SmallVec::new();
+        // Per shard: its guard's place in `guards`, or NOT_HELD.
+        const NOT_HELD: u8 = u8::MAX;
+        let mut place = [NOT_HELD; SHARD_COUNT];
+        let mut tried = 0u64;
+        for &hash in hashes {
+            let index = Self::shard_of_hash(hash);
+            if tried & (1 << index) != 0 {
+                continue;
+            }
+            tried |= 1 << index;
+            if let Some(guard) = self.shards[index].lock.try_lock()
+                && let Some(db) = guard.dbs.get(db)
+            {
+                db.prefetch_header();
+                place[index] = guards.len() as u8;
+                guards.push(guard);
+            }
+        }
         for stage in crate::table::Stage::ALL {
             for &hash in hashes {
-                self.prefetch(db, hash, stage);
+                let at = place[Self::shard_of_hash(hash)];
+                if let Some(db) = guards.get(at as usize).and_then(|g| g.dbs.get(db)) {
+                    db.prefetch(hash, stage);
+                }
             }
         }
     }

@@ -43,7 +43,7 @@ impl Stage {
 }
 
 #[inline]
-fn prefetch_addr(addr: *const u8) {
+pub(crate) fn prefetch_addr(addr: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, even on an invalid address.
     unsafe {
@@ -103,6 +103,11 @@ impl Table {
     /// (`Stage::Node`, once the slot is cached), or the second (`Stage::Next`, once the first
     /// is). A batch of lookups prefetched stage by stage overlaps their cache misses instead
     /// of paying them one after another.
+    /// Prefetches the line holding the bucket array's address and length.
+    pub(crate) fn prefetch_header(&self) {
+        prefetch_addr((&self.buckets as *const Vec<Option<Node>>).cast());
+    }
+
     pub(crate) fn prefetch(&self, hash: u64, stage: Stage) {
         if self.buckets.is_empty() {
             return;
