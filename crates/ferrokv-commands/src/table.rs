@@ -203,12 +203,12 @@ impl CommandTable {
     /// place them; nothing for an unknown command or one with subcommands (whose keys the
     /// subcommand's specs place). Prefetching a pipeline's keys uses it before the requests
     /// run; the request is not checked here (arity and the rest come when it runs).
-    pub fn request_keys<'a>(&self, args: &[&'a [u8]], mut found: impl FnMut(&'a [u8])) {
-        let Some(entry) = args.first().and_then(|name| self.lookup(name)) else {
+    pub fn request_keys<'a, A: AsRef<[u8]>>(&self, args: &'a [A], mut found: impl FnMut(&'a [u8])) {
+        let Some(entry) = args.first().and_then(|name| self.lookup(name.as_ref())) else {
             return;
         };
         if entry.subcommands.is_empty() {
-            crate::spec::for_each_key(entry.spec.key_specs, args, |i, _| found(args[i]));
+            crate::spec::for_each_key(entry.spec.key_specs, args, |i, _| found(args[i].as_ref()));
         }
     }
 
