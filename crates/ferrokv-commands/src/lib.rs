@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pause;
 pub mod persistence;
+pub mod prefetch;
 pub mod propagate;
 pub mod pubsub;
 pub mod replication;

@@ -20,11 +20,10 @@ use bytes::{Bytes, BytesMut};
 use ferrokv_commands::blocking::{Parked, Wake};
 use ferrokv_commands::client::{ClientShared, Handoff, flags};
 use ferrokv_commands::dispatch::Outcome;
-use ferrokv_commands::table::TABLE;
+use ferrokv_commands::prefetch::KeyPrefetch;
 use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
-use ferrokv_store::table::hash_key;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 
@@ -33,9 +32,8 @@ use tokio::sync::Notify;
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Requests of a pipeline whose keys are prefetched together (Valkey's
-/// `prefetch-batch-max-size` default), and the most keys prefetched at once.
+/// `prefetch-batch-max-size` default).
 const PREFETCH_REQUESTS: usize = 16;
-const PREFETCH_KEYS: usize = 64;
 
 /// Serves one client until it leaves, is killed, or breaks the protocol. The client must
 /// already be in `server.clients` (the listener registers it, so `maxclients` counts
@@ -267,26 +265,14 @@ where
     }
 }
 
-/// Starts loading the hash-table memory of the keys the requests already read are about to
-/// touch, all at once, so that their cache misses overlap instead of each lookup waiting
-/// for its own: with a keyspace larger than the CPU caches, a pipelined GET spent most of
-/// its time in that wait, and so does an MGET or MSET of many keys. The keys are where the
-/// command table's key specs place them. Requests do not change: they are parsed and run
-/// one by one afterwards. A lone key has nothing to overlap with and is skipped.
+/// Prefetches the keys of the complete requests already read, before they are parsed and
+/// run one by one (see `ferrokv_commands::prefetch`).
 fn prefetch_keys(server: &Server, db: usize, input: &[u8]) {
-    let mut hashes = [0u64; PREFETCH_KEYS];
-    let mut found = 0;
+    let mut prefetch = KeyPrefetch::default();
     ferrokv_protocol::framing::complete_requests(input, PREFETCH_REQUESTS, |args| {
-        TABLE.request_keys(args, |key| {
-            if found < PREFETCH_KEYS {
-                hashes[found] = hash_key(key);
-                found += 1;
-            }
-        });
+        prefetch.add_request(args)
     });
-    if found >= 2 {
-        server.keyspace.prefetch_batch(db, &hashes[..found]);
-    }
+    prefetch.run(&server.keyspace, db);
 }
 
 /// Executes one request; one that a CLIENT PAUSE holds back is retried, after the replies

@@ -8,18 +8,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrokv_commands::dispatch::{self, Outcome};
-use ferrokv_commands::table::TABLE;
+use ferrokv_commands::prefetch::KeyPrefetch;
 use ferrokv_commands::{Client, Server};
 use ferrokv_protocol::Reply;
-use ferrokv_store::table::hash_key;
 
 use super::conn::{Conn, LinkResult, Stop, encode};
 
 const ACK_EVERY: Duration = Duration::from_secs(1);
-/// Commands parsed ahead so that their keys are prefetched together, and the most keys
-/// prefetched at once.
+/// Commands parsed ahead so that their keys are prefetched together.
 const PREFETCH_BATCH: usize = 16;
-const PREFETCH_KEYS: usize = 64;
 /// The most arguments and the longest argument a primary's command may have (Valkey lets
 /// its primary exceed the client limits too).
 const MAX_ARGS: usize = 1 << 20;
@@ -113,27 +110,18 @@ fn parse_batch(buf: &[u8]) -> Vec<Parsed> {
     batch
 }
 
-/// Starts loading the keys a batch is about to touch, all of them at once, so their cache
-/// misses overlap: under a pipelined write load the replica's time goes mostly to waiting
-/// for hash-table memory (Valkey 8 prefetches its command batches the same way). The keys
-/// are where the command table's key specs place them, as for a client's pipeline. A SELECT
-/// inside the batch leaves the later keys prefetched in the old database, which is harmless.
+/// Prefetches the keys a batch is about to touch (see `ferrokv_commands::prefetch`): under
+/// a pipelined write load the replica's time goes mostly to waiting for hash-table memory.
+/// A SELECT inside the batch leaves the later keys prefetched in the old database, which is
+/// harmless.
 fn prefetch_keys(server: &Server, db: usize, batch: &[Parsed]) {
-    let mut hashes = [0u64; PREFETCH_KEYS];
-    let mut n = 0;
+    let mut prefetch = KeyPrefetch::default();
     for unit in batch {
         if let Parsed::Command(args, _) = unit {
-            TABLE.request_keys(args, |key| {
-                if n < PREFETCH_KEYS {
-                    hashes[n] = hash_key(key);
-                    n += 1;
-                }
-            });
+            prefetch.add_request(args);
         }
     }
-    if n >= 2 {
-        server.keyspace.prefetch_batch(db, &hashes[..n]);
-    }
+    prefetch.run(&server.keyspace, db);
 }
 
 /// `REPLCONF ACK <offset> FACK <offset in the AOF, fsynced>` (for WAITAOF; without an AOF

@@ -1,0 +1,48 @@
+//! Starting to load the keyspace memory a batch of requests is about to touch, all at once,
+//! so that the cache misses overlap instead of each lookup waiting for its own: with a
+//! keyspace larger than the CPU caches, a pipelined GET spent most of its time in that wait,
+//! and so does an MGET or MSET of many keys (Valkey 8 prefetches its command batches the
+//! same way). A client's connection and a replica's apply loop both use it.
+
+use ferrokv_store::Keyspace;
+use ferrokv_store::table::hash_key;
+
+use crate::table::TABLE;
+
+/// The most keys prefetched at once.
+const MAX_KEYS: usize = 64;
+
+/// The keys of a batch of requests, gathered before the requests run.
+pub struct KeyPrefetch {
+    hashes: [u64; MAX_KEYS],
+    found: usize,
+}
+
+impl Default for KeyPrefetch {
+    fn default() -> Self {
+        Self {
+            hashes: [0; MAX_KEYS],
+            found: 0,
+        }
+    }
+}
+
+impl KeyPrefetch {
+    /// Adds the keys of one request, where the command table's key specs place them.
+    pub fn add_request<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        TABLE.request_keys(args, |key| {
+            if self.found < MAX_KEYS {
+                self.hashes[self.found] = hash_key(key);
+                self.found += 1;
+            }
+        });
+    }
+
+    /// Prefetches the keys gathered, in database `db`; a lone key has nothing to overlap
+    /// with and is skipped. Requests do not change: they run one by one afterwards.
+    pub fn run(self, keyspace: &Keyspace, db: usize) {
+        if self.found >= 2 {
+            keyspace.prefetch_batch(db, &self.hashes[..self.found]);
+        }
+    }
+}
