@@ -241,6 +241,10 @@ pub struct CommandSpec {
     pub complexity: &'static str,
     pub handler: Option<Handler>,
     pub subcommands: &'static [CommandSpec],
+    /// It may run a Lua script (EVAL, FCALL ..., EXEC of a transaction holding one): the
+    /// connection runs it on a stack of its own (`scripting::fiber`). Not a Valkey flag,
+    /// so COMMAND does not show it.
+    pub runs_lua: bool,
 }
 
 impl CommandSpec {
@@ -259,6 +263,7 @@ impl CommandSpec {
             complexity: "",
             handler: None,
             subcommands: &[],
+            runs_lua: false,
         }
     }
 
@@ -293,6 +298,12 @@ impl CommandSpec {
     pub const fn handler(self, handler: Handler) -> Self {
         CommandSpec {
             handler: Some(handler),
+            ..self
+        }
+    }
+    pub const fn runs_lua(self) -> Self {
+        CommandSpec {
+            runs_lua: true,
             ..self
         }
     }

@@ -21,6 +21,9 @@ pub struct TableEntry {
 pub struct CommandTable {
     entries: Vec<TableEntry>,
     by_name: HashMap<&'static [u8], usize, RandomState>,
+    /// First letters (lower case) of the commands that may run a script, so that asking
+    /// [`CommandTable::runs_lua`] of a GET costs one load, not a lookup.
+    lua_initials: [bool; 256],
 }
 
 pub static TABLE: LazyLock<CommandTable> = LazyLock::new(|| CommandTable::build(cmd::FAMILIES));
@@ -105,12 +108,16 @@ impl CommandTable {
         let mut table = CommandTable {
             entries: Vec::new(),
             by_name: HashMap::default(),
+            lua_initials: [false; 256],
         };
         for family in families {
             for spec in family.iter() {
                 let id = table.push(spec, spec.name.to_string(), None);
                 let previous = table.by_name.insert(spec.name.as_bytes(), id);
                 assert!(previous.is_none(), "command {} declared twice", spec.name);
+                if spec.runs_lua {
+                    table.lua_initials[usize::from(spec.name.as_bytes()[0])] = true;
+                }
                 for sub in spec.subcommands {
                     let sub_id = table.push(sub, format!("{}|{}", spec.name, sub.name), Some(id));
                     table.entries[id]
@@ -166,6 +173,18 @@ impl CommandTable {
         self.by_name
             .get(lowercase(name, &mut [0u8; 64])?)
             .map(|&id| &self.entries[id])
+    }
+
+    /// Whether the command `name` (as clients call it) may run a Lua script
+    /// (`CommandSpec::runs_lua`).
+    pub fn runs_lua(&self, name: &[u8]) -> bool {
+        let Some(&first) = name.first() else {
+            return false;
+        };
+        if RENAMES.get().is_none() && !self.lua_initials[usize::from(first.to_ascii_lowercase())] {
+            return false;
+        }
+        self.lookup(name).is_some_and(|e| e.spec.runs_lua)
     }
 
     /// Finds a top-level command by the name clients call it, after `rename-command`.
@@ -255,5 +274,25 @@ mod tests {
         assert!(keys("ping hello").is_empty());
         assert!(keys("object encoding k").is_empty());
         assert!(keys("get").is_empty());
+    }
+
+    #[test]
+    fn the_commands_that_run_scripts_are_known_by_name() {
+        for name in [
+            "EVAL",
+            "evalsha",
+            "Eval_Ro",
+            "evalsha_ro",
+            "fcall",
+            "FCALL_RO",
+            "exec",
+        ] {
+            assert!(TABLE.runs_lua(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "get", "expire", "exists", "function", "script", "multi", "", "e",
+        ] {
+            assert!(!TABLE.runs_lua(name.as_bytes()), "{name}");
+        }
     }
 }

@@ -21,6 +21,7 @@ use ferrokv_commands::blocking::{Parked, Wake};
 use ferrokv_commands::client::{ClientShared, Handoff, flags};
 use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::prefetch::KeyPrefetch;
+use ferrokv_commands::scripting::fiber::{self, Fiber};
 use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
@@ -288,7 +289,12 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
     args: Vec<Bytes>,
 ) -> Result<(), String> {
     loop {
-        match dispatch::execute(server, client, reply, &args) {
+        let outcome = if dispatch::runs_lua(&args) {
+            execute_on_fiber(server, client, reply, &args).await
+        } else {
+            dispatch::execute(server, client, reply, &args)
+        };
+        match outcome {
             Outcome::Done => return Ok(()),
             Outcome::Postponed { may_write } => {
                 flush(server, stream, client, reply, wake).await?;
@@ -305,6 +311,28 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Runs a command that may run a script on a stack of its own: a script past
+/// `busy-reply-threshold` suspends itself there, and while it is suspended this worker's
+/// other connections run (they get BUSY, or run `allow-busy` commands such as SCRIPT KILL).
+/// See `ferrokv_commands::scripting::fiber`.
+async fn execute_on_fiber(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    args: &[Bytes],
+) -> Outcome {
+    let Some(stack) = fiber::Stack::take() else {
+        return dispatch::execute(server, client, reply, args);
+    };
+    let mut run = Fiber::new(stack, || dispatch::execute(server, client, reply, args));
+    loop {
+        if let Some(outcome) = run.resume() {
+            return outcome;
+        }
+        tokio::task::yield_now().await;
     }
 }
 

@@ -29,8 +29,9 @@ pub struct Workers {
     handles: Vec<Handle>,
     threads: Vec<std::thread::ThreadId>,
     next: AtomicUsize,
-    /// Runs the accept loops on a thread of its own, so a script holding a worker (the
-    /// worker's other clients wait for it) never stops new clients from coming in.
+    /// Runs the accept loops on a thread of its own, so a script on a worker (which lets
+    /// that worker's other clients in only past `busy-reply-threshold`) never delays new
+    /// clients.
     acceptor: Handle,
 }
 

@@ -3,9 +3,10 @@
 //! script is atomic against writers on other threads, and blocked clients are served after
 //! it. Every script loops against a deadline (at most 3 s) and every read times out.
 //!
-//! A script runs on its caller's worker thread and holds that thread, so the other
-//! connections used here are opened before the script starts, on the next worker (two
-//! workers, connections handed out round-robin).
+//! A script runs on its caller's worker thread. Most tests here use two workers, the other
+//! connections opened before the script starts landing on the next worker (round-robin);
+//! those at the end use one worker, where the script's own worker must answer its other
+//! clients between slices of the script (`scripting::fiber`), compared with the oracle.
 
 mod common;
 
@@ -341,9 +342,9 @@ fn scripts_reaching_undeclared_keys_stay_atomic_across_threads() {
     assert_eq!(sum_of(&client.command(&args)), TOTAL);
 }
 
-/// A long script holds its worker thread, so that worker's other clients wait for it; new
-/// clients are handed to a worker that is free (accepting runs on a thread of its own), so
-/// an operator can always connect and send SCRIPT KILL, whichever worker runs the script.
+/// New clients are handed to a worker that runs no script (accepting runs on a thread of
+/// its own), so an operator's new connection is served at once, whichever worker runs the
+/// script.
 #[test]
 fn new_clients_reach_a_free_worker_while_a_script_runs() {
     let server = server();
@@ -353,8 +354,6 @@ fn new_clients_reach_a_free_worker_while_a_script_runs() {
         send(runner, &["EVAL", &spin("", 3), "0"]);
         std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
-        // Without the hand-off rule one of these would land on the script's worker and
-        // wait for the script instead of answering.
         let mut first = connect(&server);
         let mut second = connect(&server);
         assert_eq!(cmd(&mut first, &["PING"]), BUSY);
@@ -365,5 +364,142 @@ fn new_clients_reach_a_free_worker_while_a_script_runs() {
             "-ERR Script killed by user with SCRIPT KILL. script: on @user_script:1.\\r\\n"
         );
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
+/// The clients of the script's own worker, all connected before the script starts: one
+/// worker for ferrokv, so every connection shares the script's thread.
+struct SameWorker {
+    server: ServerProcess,
+    runner: RawClient,
+    other: RawClient,
+    watcher: RawClient,
+}
+
+fn same_worker(oracle: bool) -> SameWorker {
+    let server = if oracle {
+        common::start_valkey(&["--busy-reply-threshold", "100"])
+    } else {
+        start_ferrokv(&["--worker-threads", "1", "--busy-reply-threshold", "100"])
+    };
+    let runner = connect(&server);
+    let other = connect(&server);
+    let watcher = connect(&server);
+    SameWorker {
+        server,
+        runner,
+        other,
+        watcher,
+    }
+}
+
+/// A read-only script past the threshold: its worker's other clients get BUSY, run
+/// `allow-busy` commands, cannot SHUTDOWN without NOSAVE, and stop it with SCRIPT KILL.
+fn killed_on_its_own_worker(oracle: bool) -> Vec<String> {
+    let mut c = same_worker(oracle);
+    let mut seen = vec![cmd(&mut c.other, &["SET", "k", "v0"])];
+    send(&mut c.runner, &["EVAL", &spin("", 3), "0"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    for args in [
+        &["PING"][..],
+        &["GET", "k"],
+        &["CLIENT", "SETNAME", "operator"],
+        &["CLIENT", "GETNAME"],
+        &["SHUTDOWN"],
+        &["FUNCTION", "KILL"],
+        &["SCRIPT", "KILL"],
+    ] {
+        seen.push(cmd(&mut c.other, args));
+    }
+    seen.push(show(&c.runner.read_reply().expect("killed script's reply")));
+    assert!(started.elapsed() < Duration::from_secs(2), "{oracle}");
+    seen.push(cmd(&mut c.other, &["PING"]));
+    seen.push(cmd(&mut c.watcher, &["GET", "k"]));
+    seen
+}
+
+#[test]
+fn the_scripts_own_worker_answers_busy_and_script_kill_as_valkey() {
+    let ferrokv = killed_on_its_own_worker(false);
+    let valkey = killed_on_its_own_worker(true);
+    assert_eq!(ferrokv, valkey);
+    assert_eq!(ferrokv[1], BUSY);
+}
+
+/// WATCH is `allow-busy`: sent to the script's own worker while a writing script is
+/// suspended, it counts from that moment. `before` writes the key before the WATCH (EXEC
+/// goes through), `after` writes it after (EXEC fails); a command refused with BUSY inside
+/// MULTI dooms the transaction.
+fn watch_during_a_script(oracle: bool) -> Vec<String> {
+    let mut c = same_worker(oracle);
+    let mut seen = vec![cmd(&mut c.other, &["SET", "early", "0"])];
+    // Writes first: cannot be killed.
+    send(
+        &mut c.runner,
+        &[
+            "EVAL",
+            &spin("redis.call('set', KEYS[1], 'x')", 2),
+            "1",
+            "early",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    seen.push(cmd(&mut c.watcher, &["WATCH", "early"]));
+    seen.push(cmd(&mut c.other, &["SCRIPT", "KILL"]));
+    seen.push(cmd(&mut c.other, &["MULTI"]));
+    seen.push(cmd(&mut c.other, &["INCR", "early"]));
+    seen.push(show(&c.runner.read_reply().expect("script reply")));
+    seen.push(cmd(&mut c.other, &["EXEC"]));
+    seen.push(cmd(&mut c.watcher, &["MULTI"]));
+    seen.push(cmd(&mut c.watcher, &["GET", "early"]));
+    seen.push(cmd(&mut c.watcher, &["EXEC"]));
+
+    // Writes last, after the WATCH.
+    let late = format!(
+        "{} redis.call('set', KEYS[1], 'y') return 'late'",
+        spin("", 2).replace("return 'done'", "")
+    );
+    send(&mut c.runner, &["EVAL", &late, "1", "late"]);
+    std::thread::sleep(Duration::from_millis(300));
+    seen.push(cmd(&mut c.watcher, &["WATCH", "late"]));
+    seen.push(show(&c.runner.read_reply().expect("script reply")));
+    seen.push(cmd(&mut c.watcher, &["MULTI"]));
+    seen.push(cmd(&mut c.watcher, &["GET", "late"]));
+    seen.push(cmd(&mut c.watcher, &["EXEC"]));
+    seen
+}
+
+#[test]
+fn watch_on_the_scripts_own_worker_counts_from_its_moment_as_valkey() {
+    let ferrokv = watch_during_a_script(false);
+    let valkey = watch_during_a_script(true);
+    assert_eq!(ferrokv, valkey);
+    // The second transaction saw the first script's write and ran; the last one watched a
+    // key the script wrote afterwards and did not.
+    assert_eq!(ferrokv[9], "*1\\r\\n$1\\r\\nx\\r\\n");
+    assert_eq!(ferrokv[14], "*-1\\r\\n");
+}
+
+/// With one worker, SHUTDOWN NOSAVE reaches the server through the script's own worker.
+#[test]
+fn shutdown_nosave_from_the_scripts_own_worker() {
+    let mut c = same_worker(false);
+    send(
+        &mut c.runner,
+        &[
+            "EVAL",
+            &spin("redis.call('set', KEYS[1], 'x')", 3),
+            "1",
+            "w",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cmd(&mut c.other, &["SCRIPT", "KILL"]), UNKILLABLE);
+    send(&mut c.other, &["SHUTDOWN", "NOSAVE"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(c.server.child.try_wait(), Ok(Some(_))) {
+        assert!(Instant::now() < deadline, "server still running");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

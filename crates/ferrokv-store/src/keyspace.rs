@@ -315,6 +315,10 @@ const _: () = assert!(SHARD_COUNT <= 64, "HeldShards keeps one bit per shard");
 
 thread_local! {
     static HELD: Cell<HeldShards> = const { Cell::new(NOT_HOLDING) };
+    /// A script holding shards on this thread is suspended, and other clients' commands
+    /// run meanwhile (`allow-busy` ones: WATCH, DISCARD ... see `scripting::fiber`). They
+    /// borrow what the hold covers and lock any other shard as usual.
+    static OTHERS_INSIDE_HOLD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The lock on one shard: owned (released on drop), or borrowed from the thread's `Hold`
@@ -474,6 +478,12 @@ impl Keyspace {
         1u64 << Self::shard_of(key)
     }
 
+    /// A script that holds shards on this thread suspends itself (`on`) while other
+    /// clients' commands run on the thread, or goes on (`!on`).
+    pub fn set_others_inside_hold(on: bool) {
+        OTHERS_INSIDE_HOLD.with(|o| o.set(on));
+    }
+
     /// Whether this thread holds shards for a transaction (serving blocked clients waits
     /// until the transaction ends, as in Valkey).
     pub fn holding() -> bool {
@@ -522,10 +532,13 @@ impl Keyspace {
         if let Some(borrowed) = self.borrow_held(index) {
             return borrowed;
         }
-        if HELD.with(|h| h.get().held) != 0 {
+        if HELD.with(|h| h.get().held) != 0 && !OTHERS_INSIDE_HOLD.with(Cell::get) {
             // A shard outside the hold: waiting could deadlock against a thread that waits
             // for one we hold, so only try. Reaching here means a key the transaction's plan
             // did not include (a key spec bug); the command fails instead of hanging.
+            // (Another client's command run while a script is suspended waits as usual:
+            // the threads that hold a shard and wait for another never wait for long,
+            // see `Keyspace::backing_off` and `widen_hold`.)
             return match self.shards[index].lock.try_lock() {
                 Some(g) => ShardGuard::Owned(g),
                 None => panic!("shard {index} is outside the transaction's locks"),

@@ -57,7 +57,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Runs a Lua script on the server.",
             "Depends on the script that is executed.",
         )
-        .handler(eval),
+        .handler(eval)
+        .runs_lua(),
     CommandSpec::new("evalsha", -3, "scripting")
         .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
@@ -67,7 +68,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Runs a cached Lua script by its SHA1 digest.",
             "Depends on the script that is executed.",
         )
-        .handler(evalsha),
+        .handler(evalsha)
+        .runs_lua(),
     CommandSpec::new("eval_ro", -3, "scripting")
         .flags(EVAL_FLAGS | flag::READONLY)
         .categories(cat::SCRIPTING)
@@ -78,7 +80,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Runs a Lua script that may only read.",
             "Depends on the script that is executed.",
         )
-        .handler(eval_ro),
+        .handler(eval_ro)
+        .runs_lua(),
     CommandSpec::new("evalsha_ro", -3, "scripting")
         .flags(EVAL_FLAGS | flag::READONLY)
         .categories(cat::SCRIPTING)
@@ -88,7 +91,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Runs a cached Lua script that may only read, by its SHA1 digest.",
             "Depends on the script that is executed.",
         )
-        .handler(evalsha_ro),
+        .handler(evalsha_ro)
+        .runs_lua(),
     CommandSpec::new("fcall", -3, "scripting")
         .flags(EVAL_FLAGS | flag::MAY_REPLICATE)
         .categories(cat::SCRIPTING)
@@ -99,7 +103,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Calls a function of a loaded library.",
             "Depends on the function that is executed.",
         )
-        .handler(fcall),
+        .handler(fcall)
+        .runs_lua(),
     CommandSpec::new("fcall_ro", -3, "scripting")
         .flags(EVAL_FLAGS | flag::READONLY)
         .categories(cat::SCRIPTING)
@@ -110,7 +115,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Calls a read-only function of a loaded library.",
             "Depends on the function that is executed.",
         )
-        .handler(fcall_ro),
+        .handler(fcall_ro)
+        .runs_lua(),
     CommandSpec::new("script", -2, "scripting")
         .categories(cat::SLOW)
         .doc(

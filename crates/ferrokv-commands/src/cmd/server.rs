@@ -188,6 +188,12 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
+    // Past `busy-reply-threshold` a script may hold the keyspace for good: only NOSAVE
+    // shuts down then (saving would wait for it), as in Valkey.
+    let busy = &ctx.server.scripting.busy;
+    if !nosave && let Some(function) = busy.timed_out(ctx.client.config.busy_reply_threshold) {
+        return Err(crate::scripting::Busy::busy_error(function));
+    }
     log::warn!("User requested shutdown...");
     if crate::persistence::save_before_exit(ctx.server, save, nosave).is_err() && !force {
         return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));

@@ -22,7 +22,8 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Runs every command queued since MULTI, atomically.",
             "Depends on commands in the transaction",
         )
-        .handler(exec),
+        .handler(exec)
+        .runs_lua(),
     CommandSpec::new("discard", 1, "transactions")
         .flags(TX_FLAGS | flag::FAST | flag::ALLOW_BUSY)
         .categories(cat::TRANSACTION)

@@ -5,7 +5,8 @@
 //! could never answer BUSY. Instead, dispatch asks [`Busy::wait_or_refuse`] before running
 //! a command that is not `allow-busy`: while a script runs it waits (as every Valkey client
 //! waits) until the script ends or `busy-reply-threshold` has passed since it started, and
-//! then refuses with BUSY. SCRIPT KILL / FUNCTION KILL set a flag that the running script's
+//! then refuses with BUSY (at once for a client of the script's own worker: the script
+//! lets it in only past the threshold, see `fiber`). SCRIPT KILL / FUNCTION KILL set a flag that the running script's
 //! instruction-count hook checks; a script that wrote cannot be killed (UNKILLABLE), and
 //! SHUTDOWN NOSAVE aborts it.
 
@@ -180,6 +181,11 @@ impl Busy {
                 return Ok(());
             };
             if running.thread == me {
+                // The script is suspended past the threshold (`fiber`): this is another
+                // client's command, run between two of its slices.
+                if super::fiber::suspended_here() {
+                    return Err(busy_error(running.function.is_some()));
+                }
                 return Ok(());
             }
             let threshold = Duration::from_millis(threshold_ms.max(0) as u64);
@@ -189,6 +195,25 @@ impl Busy {
             }
             self.ended.wait_for(&mut state, threshold - elapsed);
         }
+    }
+
+    /// Whether the registered script has run past `threshold_ms` (Valkey's "timed out"
+    /// script): `Some(true)` for a function, `Some(false)` for an EVAL script.
+    pub fn timed_out(&self, threshold_ms: i64) -> Option<bool> {
+        if !self.active() {
+            return None;
+        }
+        let threshold = Duration::from_millis(threshold_ms.max(0) as u64);
+        self.state
+            .lock()
+            .as_ref()
+            .filter(|r| r.started.elapsed() >= threshold)
+            .map(|r| r.function.is_some())
+    }
+
+    /// The BUSY error naming the command that stops the running kind of script.
+    pub fn busy_error(function: bool) -> CmdError {
+        busy_error(function)
     }
 
     /// SCRIPT KILL (`function` false) / FUNCTION KILL (`function` true). Each kills only

@@ -16,6 +16,7 @@
 pub mod busy;
 pub mod cache;
 pub mod convert;
+pub mod fiber;
 pub mod json;
 pub mod lauxlib;
 pub mod libs;

@@ -57,6 +57,10 @@ struct CallState {
     read_only: bool,
     /// The script declares `allow-oom`: its writes are not refused over `maxmemory`.
     allow_oom: bool,
+    /// Memory was over `maxmemory` when the command that runs the script was checked
+    /// (kept here: other clients' commands may run on this thread while a long script is
+    /// suspended, see `fiber`).
+    out_of_memory_at_start: bool,
     /// The caller is the primary's link (or the AOF): server state refuses nothing.
     must_obey: bool,
     /// A replica serving no stale data has lost its primary: only `stale` commands run.
@@ -79,6 +83,8 @@ struct CallState {
     /// When the run started (Unix ms), its function and command: what `Busy` shows once
     /// the run registers.
     started_ms: i64,
+    /// When the run last let other clients of this thread in (`let_others_in_if_long`).
+    last_slice_ms: i64,
     function: Option<String>,
     command: Vec<Bytes>,
 }
@@ -291,6 +297,7 @@ fn prepare_call_state(
         state.caller = Some(ctx.client.shared.clone());
         state.read_only = inv.read_only_command || inv.flags & script_flag::NO_WRITES != 0;
         state.allow_oom = inv.flags & script_flag::ALLOW_OOM != 0;
+        state.out_of_memory_at_start = crate::evict::out_of_memory_at_start();
         state.must_obey = must_obey;
         state.stale = stale;
         state.wrote = false;
@@ -302,6 +309,7 @@ fn prepare_call_state(
         state.widened = false;
         state.declared = declared;
         state.started_ms = ctx.now_ms;
+        state.last_slice_ms = ctx.now_ms;
         if narrow {
             // Kept for `promote_if_long`; the buffers are reused from run to run.
             state.function.take();
@@ -343,6 +351,41 @@ pub fn promote_if_long(busy: &super::Busy) {
     });
 }
 
+/// Called by the Lua hook of a running script: a run registered as the busy script and
+/// running past `busy-reply-threshold` on a fiber suspends itself, so that the other
+/// clients of this worker get BUSY (or run `allow-busy` commands, inside its hold) before it
+/// goes on (`fiber` explains why).
+pub fn let_others_in_if_long() {
+    if !super::fiber::can_suspend() {
+        return;
+    }
+    let due = CALL_STATE.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return false;
+        };
+        let Some(state) = slot.as_mut() else {
+            return false;
+        };
+        let now = ferrokv_store::clock::now_ms();
+        let registered = !state.narrow || state.promoted;
+        // At most one slice a millisecond: the other clients are let in about as often as
+        // Valkey serves them, and the script keeps nearly all of the thread.
+        let due = state.caller.is_some()
+            && registered
+            && now - state.started_ms >= state.client.config.busy_reply_threshold
+            && now > state.last_slice_ms;
+        if due {
+            state.last_slice_ms = now;
+        }
+        due
+    });
+    if due {
+        Keyspace::set_others_inside_hold(true);
+        super::fiber::suspend();
+        Keyspace::set_others_inside_hold(false);
+    }
+}
+
 fn new_call_state(ctx: &Ctx) -> CallState {
     let (client, reply) = new_script_client(ctx);
     CallState {
@@ -351,6 +394,7 @@ fn new_call_state(ctx: &Ctx) -> CallState {
         caller: None,
         read_only: false,
         allow_oom: false,
+        out_of_memory_at_start: false,
         must_obey: false,
         stale: false,
         wrote: false,
@@ -362,6 +406,7 @@ fn new_call_state(ctx: &Ctx) -> CallState {
         widened: false,
         declared: 0,
         started_ms: ctx.now_ms,
+        last_slice_ms: ctx.now_ms,
         function: None,
         command: Vec::new(),
     }
@@ -428,7 +473,7 @@ fn over_maxmemory(state: &CallState, flags: u64) -> bool {
         && !state.allow_oom
         && !state.must_obey
         && state.client.config.maxmemory > 0
-        && crate::evict::out_of_memory_at_start()
+        && state.out_of_memory_at_start
 }
 
 /// Why a command a script calls may not write (`flags`: the command's), in Valkey's order:

@@ -245,6 +245,7 @@ impl Vm {
             move |_, _| match hook_busy.interrupt() {
                 None => {
                     super::run::promote_if_long(&hook_busy);
+                    super::run::let_others_in_if_long();
                     Ok(VmState::Continue)
                 }
                 Some(Interrupt::Killed { function }) => Err(raise(if function {
