@@ -41,8 +41,8 @@ thread_local! {
 /// A command run on a stack of its own, driven by [`Fiber::resume`] until it returns.
 pub struct Fiber<'a, R> {
     coroutine: Option<Coroutine<(), (), R, DefaultStack>>,
-    /// Where the fiber's yielder lives once started (a box: its address must not move).
-    yielder: Box<Cell<*const Yielder<(), ()>>>,
+    /// The fiber's yielder (on its own stack), known once it has suspended.
+    yielder: *const Yielder<(), ()>,
     suspended: bool,
     /// The run borrows what `'a` covers; see `Drop`.
     _borrows: PhantomData<&'a mut ()>,
@@ -77,12 +77,7 @@ impl Stack {
 impl<'a, R> Fiber<'a, R> {
     /// Prepares `run` on `stack`; nothing runs until the first [`Fiber::resume`].
     pub fn new(stack: Stack, run: impl FnOnce() -> R + 'a) -> Self {
-        let yielder: Box<Cell<*const Yielder<(), ()>>> = Box::new(Cell::new(std::ptr::null()));
-        let slot: *const Cell<*const Yielder<(), ()>> = &*yielder;
         let body = move |y: &Yielder<(), ()>, ()| {
-            // SAFETY: the box outlives the coroutine (both are fields of the fiber, and
-            // the coroutine is finished before the fiber goes).
-            unsafe { (*slot).set(y) };
             CURRENT.with(|c| c.set(y));
             run()
         };
@@ -93,7 +88,7 @@ impl<'a, R> Fiber<'a, R> {
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack.0, body) };
         Fiber {
             coroutine: Some(coroutine),
-            yielder,
+            yielder: std::ptr::null(),
             suspended: false,
             _borrows: PhantomData,
         }
@@ -110,9 +105,11 @@ impl<'a, R> Fiber<'a, R> {
         if coroutine.done() {
             return None; // it panicked earlier
         }
-        let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(self.yielder.get())));
+        let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(self.yielder)));
         match coroutine.resume(()) {
             CoroutineResult::Yield(()) => {
+                // `suspend` used the yielder the fiber set when it started.
+                self.yielder = CURRENT.with(Cell::get);
                 self.suspended = true;
                 SUSPENDED.with(|s| s.set(s.get() + 1));
                 None
@@ -140,7 +137,7 @@ impl<R> Drop for Fiber<'_, R> {
     fn drop(&mut self) {
         while self.coroutine.as_ref().is_some_and(|c| !c.done()) {
             // No suspension from here: the run goes on to its end.
-            self.yielder.set(std::ptr::null());
+            self.yielder = std::ptr::null();
             let _ = self.resume();
         }
     }
