@@ -393,6 +393,13 @@ fn same_worker(oracle: bool) -> SameWorker {
     }
 }
 
+/// Runs `scenario` on ferrokv and on the oracle, asserts the same replies, returns them.
+fn as_on_valkey(scenario: fn(bool) -> Vec<String>) -> Vec<String> {
+    let ferrokv = scenario(false);
+    assert_eq!(ferrokv, scenario(true));
+    ferrokv
+}
+
 /// A read-only script past the threshold: its worker's other clients get BUSY, run
 /// `allow-busy` commands, cannot SHUTDOWN without NOSAVE, and stop it with SCRIPT KILL.
 fn killed_on_its_own_worker(oracle: bool) -> Vec<String> {
@@ -421,30 +428,27 @@ fn killed_on_its_own_worker(oracle: bool) -> Vec<String> {
 
 #[test]
 fn the_scripts_own_worker_answers_busy_and_script_kill_as_valkey() {
-    let ferrokv = killed_on_its_own_worker(false);
-    let valkey = killed_on_its_own_worker(true);
-    assert_eq!(ferrokv, valkey);
+    let ferrokv = as_on_valkey(killed_on_its_own_worker);
     assert_eq!(ferrokv[1], BUSY);
 }
 
+/// Sends a script that sets `key` to `x`, then spins for `seconds`, and lets it pass
+/// `busy-reply-threshold`.
+fn start_writing_spin(runner: &mut RawClient, key: &str, seconds: u32) {
+    let script = spin("redis.call('set', KEYS[1], 'x')", seconds);
+    send(runner, &["EVAL", &script, "1", key]);
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// WATCH is `allow-busy`: sent to the script's own worker while a writing script is
-/// suspended, it counts from that moment. `before` writes the key before the WATCH (EXEC
-/// goes through), `after` writes it after (EXEC fails); a command refused with BUSY inside
-/// MULTI dooms the transaction.
+/// suspended, it counts from that moment. The first script writes `early` before the WATCH
+/// (EXEC goes through), the second writes `late` after it (EXEC fails); a command refused
+/// with BUSY inside MULTI dooms that transaction.
 fn watch_during_a_script(oracle: bool) -> Vec<String> {
     let mut c = same_worker(oracle);
     let mut seen = vec![cmd(&mut c.other, &["SET", "early", "0"])];
     // Writes first: cannot be killed.
-    send(
-        &mut c.runner,
-        &[
-            "EVAL",
-            &spin("redis.call('set', KEYS[1], 'x')", 2),
-            "1",
-            "early",
-        ],
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    start_writing_spin(&mut c.runner, "early", 2);
     seen.push(cmd(&mut c.watcher, &["WATCH", "early"]));
     seen.push(cmd(&mut c.other, &["SCRIPT", "KILL"]));
     seen.push(cmd(&mut c.other, &["MULTI"]));
@@ -472,9 +476,7 @@ fn watch_during_a_script(oracle: bool) -> Vec<String> {
 
 #[test]
 fn watch_on_the_scripts_own_worker_counts_from_its_moment_as_valkey() {
-    let ferrokv = watch_during_a_script(false);
-    let valkey = watch_during_a_script(true);
-    assert_eq!(ferrokv, valkey);
+    let ferrokv = as_on_valkey(watch_during_a_script);
     // The second transaction saw the first script's write and ran; the last one watched a
     // key the script wrote afterwards and did not.
     assert_eq!(ferrokv[9], "*1\\r\\n$1\\r\\nx\\r\\n");
@@ -485,16 +487,7 @@ fn watch_on_the_scripts_own_worker_counts_from_its_moment_as_valkey() {
 #[test]
 fn shutdown_nosave_from_the_scripts_own_worker() {
     let mut c = same_worker(false);
-    send(
-        &mut c.runner,
-        &[
-            "EVAL",
-            &spin("redis.call('set', KEYS[1], 'x')", 3),
-            "1",
-            "w",
-        ],
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    start_writing_spin(&mut c.runner, "w", 3);
     assert_eq!(cmd(&mut c.other, &["SCRIPT", "KILL"]), UNKILLABLE);
     send(&mut c.other, &["SHUTDOWN", "NOSAVE"]);
     let deadline = Instant::now() + Duration::from_secs(5);
