@@ -102,9 +102,6 @@ impl<'a, R> Fiber<'a, R> {
             self.suspended = false;
             SUSPENDED.with(|s| s.set(s.get() - 1));
         }
-        if coroutine.done() {
-            return None; // it panicked earlier
-        }
         let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(self.yielder)));
         match coroutine.resume(()) {
             CoroutineResult::Yield(()) => {
