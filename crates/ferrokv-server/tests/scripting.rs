@@ -342,6 +342,38 @@ fn scripts_reaching_undeclared_keys_stay_atomic_across_threads() {
     assert_eq!(sum_of(&client.command(&args)), TOTAL);
 }
 
+/// Over `maxmemory`, a command first evicts, and evicting needs the shards a running script
+/// holds: while a script is registered nothing is evicted, so a client on another worker
+/// still gets BUSY after the threshold instead of waiting for the whole script.
+#[test]
+fn eviction_does_not_wait_for_a_running_script() {
+    let server = server();
+    let mut runner = connect(&server);
+    let mut other = connect(&server);
+    for i in 0..64 {
+        cmd(&mut other, &["SET", &format!("k{i}"), "v"]);
+    }
+    // Two megabytes of room; the script's own Lua memory (8 MB) takes memory over the
+    // limit, so the next command of another client must evict first.
+    let used: u64 = common::info_field_of(&mut other, "memory", "used_memory")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory");
+    let limit = (used + 2 * 1024 * 1024).to_string();
+    cmd(
+        &mut other,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    cmd(&mut other, &["CONFIG", "SET", "maxmemory", &limit]);
+    let script = spin("local big = string.rep('x', 8 * 1024 * 1024)", 3);
+    send(&mut runner, &["EVAL", &script, "0"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(cmd(&mut other, &["GET", "k1"]), BUSY);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(cmd(&mut other, &["SCRIPT", "KILL"]), "+OK\\r\\n");
+    runner.read_reply().expect("killed script's reply");
+}
+
 /// New clients are handed to a worker that runs no script (accepting runs on a thread of
 /// its own), so an operator's new connection is served at once, whichever worker runs the
 /// script.
