@@ -458,11 +458,7 @@ fn check(
     // primary decides what goes. The primary's own commands are never refused.
     let replica_ignores_maxmemory =
         server.stream.is_proxy() && client.config.replica_ignore_maxmemory;
-    // While a script is registered as running, nothing is evicted before a command:
-    // evicting would wait for the shards it holds, past `busy-reply-threshold` (Valkey skips
-    // eviction while a script is timed out; its clients are not served before that).
-    let evicts = !(client.must_obey || replica_ignores_maxmemory || server.scripting.busy.active());
-    let out_of_memory = evicts
+    let out_of_memory = !(client.must_obey || replica_ignores_maxmemory)
         && crate::evict::before_command(server, &client.config, client.access_policy, deny_on_oom)?;
     // Scripts without declared flags refuse their first denied write by it.
     crate::evict::set_out_of_memory_at_start(out_of_memory);

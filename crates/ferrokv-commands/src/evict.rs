@@ -96,7 +96,10 @@ pub fn before_command(
     access: AccessPolicy,
     deny_on_oom: bool,
 ) -> Result<bool, CmdError> {
-    if config.maxmemory <= 0 {
+    // While a script is registered as running nothing is evicted: evicting would wait for
+    // the shards it holds, past `busy-reply-threshold` (Valkey skips eviction while a
+    // script is timed out; its clients are not served before that).
+    if config.maxmemory <= 0 || server.scripting.busy.active() {
         return Ok(false);
     }
     let _propagating =

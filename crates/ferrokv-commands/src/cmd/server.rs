@@ -191,8 +191,8 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Past `busy-reply-threshold` a script may hold the keyspace for good: only NOSAVE
     // shuts down then (saving would wait for it), as in Valkey.
     let busy = &ctx.server.scripting.busy;
-    if !nosave && let Some(function) = busy.timed_out(ctx.client.config.busy_reply_threshold) {
-        return Err(crate::scripting::Busy::busy_error(function));
+    if !nosave && let Some(e) = busy.timed_out_error(ctx.client.config.busy_reply_threshold) {
+        return Err(e);
     }
     log::warn!("User requested shutdown...");
     if crate::persistence::save_before_exit(ctx.server, save, nosave).is_err() && !force {

@@ -197,9 +197,9 @@ impl Busy {
         }
     }
 
-    /// Whether the registered script has run past `threshold_ms` (Valkey's "timed out"
-    /// script): `Some(true)` for a function, `Some(false)` for an EVAL script.
-    pub fn timed_out(&self, threshold_ms: i64) -> Option<bool> {
+    /// The BUSY error while the registered script has run past `threshold_ms` (Valkey's
+    /// "timed out" script), naming the command that stops its kind.
+    pub fn timed_out_error(&self, threshold_ms: i64) -> Option<CmdError> {
         if !self.active() {
             return None;
         }
@@ -208,12 +208,7 @@ impl Busy {
             .lock()
             .as_ref()
             .filter(|r| r.started.elapsed() >= threshold)
-            .map(|r| r.function.is_some())
-    }
-
-    /// The BUSY error naming the command that stops the running kind of script.
-    pub fn busy_error(function: bool) -> CmdError {
-        busy_error(function)
+            .map(|r| busy_error(r.function.is_some()))
     }
 
     /// SCRIPT KILL (`function` false) / FUNCTION KILL (`function` true). Each kills only
