@@ -14,6 +14,7 @@
 //! compiles the sources it needs from the shared cache on first use.
 
 pub mod busy;
+mod c_api;
 pub mod cache;
 pub mod convert;
 pub mod fiber;

@@ -15,7 +15,7 @@
 //! `dispatch::call` with a client of its own (its database starts as the caller's; SELECT
 //! in the script does not change the caller's), whose reply is parsed back into Lua.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,9 +23,8 @@ use ferrokv_protocol::Reply;
 use ferrokv_store::Keyspace;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::convert::{self, Parsed};
 use super::shebang::script_flag;
-use super::vm::{ScriptResp, Vm};
+use super::vm::Vm;
 use crate::client::{Client, ClientShared, Transport};
 use crate::context::{CmdError, CmdResult, Ctx};
 use crate::spec::flag;
@@ -49,6 +48,8 @@ pub struct Invocation<'a> {
 /// The state `redis.call` works with: this thread's script client, kept across runs, and
 /// the fields of the run in progress (`caller` is `None` between runs).
 struct CallState {
+    /// The server the script runs for (the caller's, set for each run).
+    server: Option<Arc<crate::Server>>,
     /// Runs the script's commands, as the caller's user.
     client: Client,
     reply: Reply,
@@ -124,20 +125,9 @@ thread_local! {
 
 /// Registers `call`, `pcall` and `acl_check_cmd` in the API table `api` of a new Lua state.
 pub fn install_call_api(lua: &Lua, api: &Table, server: Arc<crate::Server>) -> mlua::Result<()> {
-    let call_server = server.clone();
-    let call = lua.create_function(move |lua, args: MultiValue| {
-        match with_run(|state| raw_call(lua, &call_server, state, args))?? {
-            Ok(v) => Ok(v),
-            Err(text) => Err(super::vm::raise(String::from_utf8_lossy(&text))),
-        }
-    })?;
-    let pcall_server = server.clone();
-    let pcall = lua.create_function(move |lua, args: MultiValue| {
-        match with_run(|state| raw_call(lua, &pcall_server, state, args))?? {
-            Ok(v) => Ok(v),
-            Err(text) => err_table(lua, &text),
-        }
-    })?;
+    // SAFETY: both are C functions written for Lua's calling convention (`c_api`).
+    let call = unsafe { lua.create_c_function(super::c_api::server_call)? };
+    let pcall = unsafe { lua.create_c_function(super::c_api::server_pcall)? };
     let acl_check = lua.create_function(move |_, args: MultiValue| {
         let argv = super::vm::acl_check_args(&args)?;
         let Some(entry) = super::vm::resolve(&argv) else {
@@ -165,6 +155,55 @@ fn with_run<R>(f: impl FnOnce(&mut CallState) -> R) -> mlua::Result<R> {
                 "ERR server.call is only available while a script runs",
             )),
         }
+    })
+}
+
+thread_local! {
+    /// The protocol the running script chose with `redis.setresp` (2 at each run's start).
+    static SCRIPT_RESP: Cell<u8> = const { Cell::new(2) };
+}
+
+/// `redis.setresp`: the protocol the script's calls reply in, and its result's booleans.
+pub fn set_script_resp(resp: u8) {
+    SCRIPT_RESP.set(resp);
+}
+
+/// Why a `redis.call` gave no value.
+pub enum CallFailure {
+    /// The command's error reply, or the call's refusal: `redis.pcall` returns it.
+    Reply(Vec<u8>),
+    /// The call may not happen at all: raised even by `redis.pcall`.
+    Raise(Vec<u8>),
+}
+
+/// `redis.call`'s work: runs `args` (as read from the stack, or why they were refused)
+/// for the script running on this thread; `push` turns a reply that is not an error into
+/// the call's Lua value.
+pub fn call_command(
+    args: Result<Vec<Bytes>, &'static [u8]>,
+    push: impl FnOnce(&[u8]),
+) -> Result<(), CallFailure> {
+    CALL_STATE.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return Err(CallFailure::Raise(b"ERR server.call re-entered".to_vec()));
+        };
+        let Some(state) = slot.as_mut().filter(|state| state.caller.is_some()) else {
+            return Err(CallFailure::Raise(
+                b"ERR server.call is only available while a script runs".to_vec(),
+            ));
+        };
+        if state.restart {
+            // The script caught the restart (its own pcall): nothing more may run.
+            return Err(CallFailure::Raise(RESTART.as_bytes().to_vec()));
+        }
+        let argv = args.map_err(|text| CallFailure::Reply(text.to_vec()))?;
+        raw_call(state, argv)?;
+        let reply = state.reply.bytes();
+        if let Some(text) = super::convert::error_reply(reply) {
+            return Err(CallFailure::Reply(text.to_vec()));
+        }
+        push(reply);
+        Ok(())
     })
 }
 
@@ -198,9 +237,7 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
         && NARROW_SCRIPTS.with(|n| n.borrow().get(inv.id).copied() == Some(true));
     let outcome = loop {
         prepare_call_state(ctx, &inv, must_obey, stale, narrow, declared);
-        if let Some(resp) = vm.lua.app_data_ref::<ScriptResp>() {
-            resp.0.set(2);
-        }
+        SCRIPT_RESP.set(2);
         let hold = if in_transaction {
             None
         } else if narrow {
@@ -211,15 +248,20 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
         if !narrow {
             busy.begin(inv.function, inv.command);
         }
-        let outcome = (|| -> mlua::Result<(bool, Value)> {
-            let keys = string_table(&vm.lua, inv.keys)?;
-            let args = string_table(&vm.lua, inv.args)?;
-            if inv.function.is_none() {
-                vm.globals.raw_set("KEYS", keys.clone())?;
-                vm.globals.raw_set("ARGV", args.clone())?;
+        let pending = vm.lua.exec_raw_lua(|raw| {
+            // SAFETY: the worker's state, outside any Lua call (EVAL and FCALL do not run
+            // from scripts); the result is taken or discarded below, before another call.
+            unsafe {
+                super::c_api::call_script(
+                    raw,
+                    &vm.error_handler,
+                    &func,
+                    inv.keys,
+                    inv.args,
+                    inv.function.is_none(),
+                )
             }
-            vm.runner.call((func.clone(), keys, args))
-        })();
+        });
         let (promoted, widened, restart) = CALL_STATE.with(|cell| {
             let mut slot = cell.borrow_mut();
             let Some(state) = slot.as_mut() else {
@@ -247,26 +289,36 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
             });
         }
         if restart {
+            if let Ok(pending) = pending {
+                // SAFETY: the result of the call just made.
+                vm.lua
+                    .exec_raw_lua(|raw| unsafe { super::c_api::discard(raw, pending) });
+            }
             narrow = false;
             continue;
         }
-        break outcome;
+        break pending;
     };
 
-    let script_resp = vm.lua.app_data_ref::<ScriptResp>().map_or(2, |r| r.0.get());
-    match outcome {
-        Ok((true, value)) => {
-            convert::lua_to_reply(ctx.reply, &value, script_resp);
-            Ok(())
+    let script_resp = SCRIPT_RESP.get();
+    let failure = match outcome {
+        Ok(pending) => vm.lua.exec_raw_lua(|raw| {
+            // SAFETY: the result of the last call, not taken yet.
+            unsafe { super::c_api::take_result(raw, pending, ctx.reply, script_resp) }
+        }),
+        Err(e) => {
+            return Err(CmdError::err(format!(
+                "Error running script: {}",
+                super::vm::error_text(&e)
+            )));
         }
-        Ok((false, Value::Table(err))) => Err(script_error(&err)),
-        Ok((false, other)) => Err(CmdError::err(format!(
+    };
+    match failure {
+        Ok(()) => Ok(()),
+        Err(Value::Table(err)) => Err(script_error(&err)),
+        Err(other) => Err(CmdError::err(format!(
             "Error running script: {}",
             other.to_string().unwrap_or_default()
-        ))),
-        Err(e) => Err(CmdError::err(format!(
-            "Error running script: {}",
-            super::vm::error_text(&e)
         ))),
     }
 }
@@ -283,6 +335,13 @@ fn prepare_call_state(
     CALL_STATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let state = slot.get_or_insert_with(|| new_call_state(ctx));
+        if state
+            .server
+            .as_ref()
+            .is_none_or(|s| !std::ptr::eq(Arc::as_ptr(s), ctx.server))
+        {
+            state.server = ctx.server.arc();
+        }
         state.client.select(ctx.client.db);
         if !Arc::ptr_eq(&state.client.config, &ctx.client.config) {
             state
@@ -389,6 +448,7 @@ pub fn let_others_in_if_long() {
 fn new_call_state(ctx: &Ctx) -> CallState {
     let (client, reply) = new_script_client(ctx);
     CallState {
+        server: ctx.server.arc(),
         client,
         reply,
         caller: None,
@@ -427,14 +487,6 @@ fn new_script_client(ctx: &Ctx) -> (Client, Reply) {
     (client, Reply::new(false))
 }
 
-fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item)?)?;
-    }
-    Ok(t)
-}
-
 /// The error reply for a script that failed with the error table `err`.
 fn script_error(err: &Table) -> CmdError {
     let msg = match err.raw_get::<Value>("err") {
@@ -453,12 +505,6 @@ fn script_error(err: &Table) -> CmdError {
         )),
         _ => CmdError::new(msg),
     }
-}
-
-fn err_table(lua: &Lua, text: &[u8]) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set("err", lua.create_string(text)?)?;
-    Ok(Value::Table(t))
 }
 
 /// Whether a command a script calls is refused because memory is over `maxmemory`: a
@@ -504,8 +550,6 @@ fn refuse_write(server: &crate::Server, state: &CallState, flags: u64) -> Option
     None
 }
 
-type CallOutcome = Result<Value, Vec<u8>>;
-
 /// A script that already changed the dataset needs a shard below one it holds, and another
 /// client kept it for `busy-reply-threshold`.
 const UNDECLARED_KEY_BUSY: &[u8] = b"ERR Script attempted to access a key it did not declare \
@@ -536,31 +580,19 @@ fn wait_to_widen(server: &crate::Server, state: &CallState, needed: u64) -> bool
     }
 }
 
-fn fail(text: &[u8]) -> mlua::Result<CallOutcome> {
-    Ok(Err(text.to_vec()))
+fn fail(text: &[u8]) -> Result<(), CallFailure> {
+    Err(CallFailure::Reply(text.to_vec()))
 }
 
-/// `redis.call` / `redis.pcall`: the reply as a Lua value, or the error reply's text.
-fn raw_call(
-    lua: &Lua,
-    server: &crate::Server,
-    state: &mut CallState,
-    args: MultiValue,
-) -> mlua::Result<CallOutcome> {
-    if state.restart {
-        // The script caught the restart (its own pcall): nothing more may run.
-        return Err(super::vm::raise(RESTART));
-    }
-    if args.is_empty() {
-        return fail(b"ERR Please specify at least one argument for this call");
-    }
-    let mut argv = Vec::with_capacity(args.len());
-    for v in args.iter() {
-        match convert::command_arg(v) {
-            Some(arg) => argv.push(arg),
-            None => return fail(b"ERR Command arguments must be strings or integers"),
-        }
-    }
+/// Runs a command for the script after the checks Valkey makes of a script's calls; the
+/// reply is left in `state.reply`.
+fn raw_call(state: &mut CallState, argv: Vec<Bytes>) -> Result<(), CallFailure> {
+    let Some(server) = state.server.clone() else {
+        return Err(CallFailure::Raise(
+            b"ERR server.call is only available while a script runs".to_vec(),
+        ));
+    };
+    let server = &*server;
     let Some(entry) = super::vm::resolve(&argv) else {
         return fail(b"ERR Unknown command called from script");
     };
@@ -573,7 +605,7 @@ fn raw_call(
         return fail(b"ERR This Valkey command is not allowed from script");
     }
     if over_maxmemory(state, spec.flags) {
-        return Ok(Err(crate::context::errors::OOM.0.as_bytes().to_vec()));
+        return fail(crate::context::errors::OOM.0.as_bytes());
     }
     if state.stale && spec.flags & flag::STALE == 0 {
         return fail(b"ERR Can not execute the command on a stale replica");
@@ -583,10 +615,10 @@ fn raw_call(
     };
     if let Err(text) = crate::acl::authorize_in_script(server, &state.client, caller, entry, &argv)
     {
-        return Ok(Err(text.into_bytes()));
+        return Err(CallFailure::Reply(text.into_bytes()));
     }
     if let Some(refusal) = refuse_write(server, state, spec.flags) {
-        return Ok(Err(refusal.into_bytes()));
+        return Err(CallFailure::Reply(refusal.into_bytes()));
     }
     let needed = crate::transaction::command_shards(entry, &argv);
     if needed & !state.declared != 0 {
@@ -599,7 +631,7 @@ fn raw_call(
     if held != 0 && needed & !held != 0 && !server.keyspace.widen_hold(needed, committed) {
         if !committed {
             state.restart = true;
-            return Err(super::vm::raise(RESTART));
+            return Err(CallFailure::Raise(RESTART.as_bytes().to_vec()));
         }
         if !wait_to_widen(server, state, needed) {
             return fail(UNDECLARED_KEY_BUSY);
@@ -614,9 +646,7 @@ fn raw_call(
             server.scripting.busy.mark_wrote();
         }
     }
-    let resp3 = lua
-        .app_data_ref::<ScriptResp>()
-        .is_some_and(|r| r.0.get() == 3);
+    let resp3 = SCRIPT_RESP.get() == 3;
     let CallState {
         client,
         reply,
@@ -627,8 +657,5 @@ fn raw_call(
     reply.clear();
     reply.set_resp3(resp3);
     crate::dispatch::call(server, client, reply, entry, &argv, *now_ms);
-    Ok(match convert::reply_to_lua(lua, reply.bytes())? {
-        Parsed::Value(v) => Ok(v),
-        Parsed::Error(text) => Err(text),
-    })
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! read-only too. Globals are a proxy table over the real ones (stock Lua has no read-only
 //! tables, Valkey's patched Lua has).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,9 +23,6 @@ const INTERNAL: &str = "=ferrokv";
 
 /// How many VM instructions run between two checks of the kill flag.
 const HOOK_INTERVAL: u32 = 10_000;
-
-/// The protocol a script chose with `redis.setresp` (per run).
-pub struct ScriptResp(pub Cell<u8>);
 
 /// Functions registered by the library being loaded.
 #[derive(Default)]
@@ -51,6 +48,8 @@ pub struct Vm {
     pub api: Table,
     /// `runner(f, a, b)`: calls `f(a, b)` under the error handler; returns `ok, value`.
     pub runner: Function,
+    /// Valkey's error handler (`error_handler`), which script runs are called under.
+    pub error_handler: Function,
     /// The read-only proxy EVAL scripts get as their environment.
     pub env: Table,
     /// The globals library code sees while it loads (only `redis.register_function`,
@@ -199,7 +198,7 @@ impl Vm {
         let setup: Table = lua.load(SETUP_LUA).set_name(INTERNAL).call((
             globals.clone(),
             slots.clone(),
-            handler,
+            handler.clone(),
         ))?;
         let runner: Function = setup.raw_get("runner")?;
         globals.raw_set("pcall", setup.raw_get::<Function>("pcall")?)?;
@@ -256,7 +255,6 @@ impl Vm {
                 Some(Interrupt::Shutdown) => Err(raise("ERR Script killed by SHUTDOWN")),
             },
         )?;
-        lua.set_app_data(ScriptResp(Cell::new(2)));
         lua.set_app_data(Registrations::default());
 
         Ok(Vm {
@@ -264,6 +262,7 @@ impl Vm {
             globals,
             api,
             runner,
+            error_handler: handler,
             env,
             load_globals,
             make_env,
@@ -544,7 +543,7 @@ fn build_api(lua: &Lua) -> mlua::Result<Table> {
     )?;
     api.raw_set(
         "setresp",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(|_, args: MultiValue| {
             if args.len() != 1 {
                 return Err(raise("ERR server.setresp() requires one argument."));
             }
@@ -556,9 +555,7 @@ fn build_api(lua: &Lua) -> mlua::Result<Table> {
             if resp != 2 && resp != 3 {
                 return Err(raise("ERR RESP version must be 2 or 3."));
             }
-            if let Some(state) = lua.app_data_ref::<ScriptResp>() {
-                state.0.set(resp as u8);
-            }
+            super::run::set_script_resp(resp as u8);
             Ok(())
         })?,
     )?;
