@@ -1,0 +1,751 @@
+//! Cache-line buckets and the member allocations they own: the only `unsafe` code of the set
+//! table. Outside this module everything is safe:
+//!
+//! - [`Member`] is one member as one allocation, `[length as LEB128][bytes]`, owned through a
+//!   thin pointer (8 bytes, where a `Box<[u8]>` takes 16);
+//! - [`Bucket`] is 64 bytes, one cache line: seven one-byte tags, a flags byte, seven slots.
+//!   Outside this module a bucket can only be read;
+//! - [`BucketArray`] owns a power-of-two array of buckets with their child buckets and
+//!   members. Its methods are the only way to change a bucket, so it keeps its member count
+//!   exact and its bound of the longest chain (for the random draws) valid.
+//!
+//! # Layout of a bucket
+//!
+//! ```text
+//! 0..7    the tag of the member in each slot (bits of its hash the index does not use)
+//! 7       flags: bit i (i < 7) set = slot i holds a member; bit 7 = slot 6 holds the child
+//! 8..64   seven slots of 8 bytes: a member's pointer, or, in slot 6 when the child flag is
+//!         set, the pointer of a `Box<Bucket>` that continues the chain
+//! ```
+//!
+//! A chain (a bucket and its children) is kept compact: every bucket but the last is full
+//! (six members and the child), and a child holds at least two members. So a chain of `k`
+//! members is one bucket up to seven, and `1 + ceil((k - 7) / 6)` buckets beyond.
+//!
+//! # Soundness
+//!
+//! - A `Member` is created only by [`Member::new`], which allocates exactly `prefix + len`
+//!   bytes with alignment 1 and writes the LEB128 length (at most 10 bytes for a `usize`)
+//!   then the bytes. They never change, so `Drop` recomputes the same `Layout` from the
+//!   prefix. A `Member` uniquely owns its allocation (`Clone` allocates a copy); `&Member`
+//!   only gives `&[u8]`. It is `Send` and `Sync` for the reasons a `Box<[u8]>` is.
+//! - A bucket slot `i` whose presence bit is set holds a pointer from `Member::into_raw`, which
+//!   the bucket owns. When the child flag is set, slot 6 holds a pointer from
+//!   `Box::<Bucket>::into_raw`, which the bucket owns, and the presence bit of slot 6 is
+//!   clear. Slots are written only by `place`, `take`, `attach_child` and `detach_child`,
+//!   which check the flags before and update them with the slot: the flags always say what a
+//!   slot holds, and each pointer is turned back into its owner exactly once.
+//! - `Bucket` has no `Drop` and no public constructor: buckets live only inside a
+//!   `BucketArray` (in its boxed slice, or as children of its buckets) and are never handed
+//!   out by value, and `BucketArray`'s `Drop` frees everything they hold. It skips that walk
+//!   when its count says the array holds no member (a drained rehash source is freed without
+//!   reading it); a wrong count could only leak, never free twice.
+//! - The boxed slice of buckets is allocated zeroed with `Layout::array::<Bucket>(n)`, the
+//!   layout a `Box<[Bucket]>` of `n` elements frees with; all-zero bytes are a valid empty
+//!   bucket (tags 0, no flags, `None` slots).
+//! - A `&Bucket` only gives out `&[u8]` and `&Bucket` borrowed from it; changes need
+//!   `&mut BucketArray`. So buckets are `Send` and `Sync` like the `Box`es they stand for.
+
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
+use crate::table::prefetch_addr;
+
+/// Slots of a bucket.
+pub const SLOTS: usize = 7;
+/// The slot that holds the child pointer when the bucket has a child.
+const CHILD_SLOT: usize = SLOTS - 1;
+/// The index of the flags byte in `Bucket::meta`.
+const FLAGS: usize = SLOTS;
+/// The flag that says slot 6 holds the child.
+const HAS_CHILD: u8 = 1 << 7;
+/// The presence bits of the seven slots.
+const PRESENT: u8 = HAS_CHILD - 1;
+
+/// The slots whose bit is set in `mask`, lowest first.
+pub fn slots_of(mut mask: u8) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let slot = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(slot)
+    })
+}
+
+/// Bytes of the LEB128 encoding of `len`.
+fn prefix_len(len: usize) -> usize {
+    let bits = (usize::BITS - len.leading_zeros()) as usize;
+    bits.div_ceil(7).max(1)
+}
+
+fn member_layout(size: usize) -> Layout {
+    // `size` is a slice length plus at most 10: it overflows only for slices no allocator
+    // could have produced.
+    Layout::from_size_align(size, 1).unwrap_or_else(|_| handle_alloc_error(Layout::new::<u8>()))
+}
+
+/// The length and prefix size of the member allocation at `ptr`.
+///
+/// # Safety
+/// `ptr` must point to a live allocation written by [`Member::new`].
+#[inline]
+unsafe fn read_header(ptr: NonNull<u8>) -> (usize, usize) {
+    let base = ptr.as_ptr();
+    // SAFETY: the allocation starts with a LEB128 length of at most 10 bytes whose last byte
+    // has its high bit clear, so every byte read here lies inside it.
+    unsafe {
+        let first = base.read();
+        if first < 0x80 {
+            return (usize::from(first), 1);
+        }
+        let mut len = 0usize;
+        let mut at = 0;
+        loop {
+            let byte = base.add(at).read();
+            len |= usize::from(byte & 0x7f) << (7 * at);
+            at += 1;
+            if byte < 0x80 {
+                return (len, at);
+            }
+        }
+    }
+}
+
+/// The bytes of the member allocation at `ptr`.
+///
+/// # Safety
+/// `ptr` must point to a live allocation written by [`Member::new`] that outlives `'a` and is
+/// not freed or written during `'a`.
+#[inline]
+unsafe fn bytes_at<'a>(ptr: NonNull<u8>) -> &'a [u8] {
+    // SAFETY: the allocation holds the prefix then exactly `len` initialized bytes.
+    unsafe {
+        let (len, prefix) = read_header(ptr);
+        std::slice::from_raw_parts(ptr.as_ptr().add(prefix), len)
+    }
+}
+
+/// One member, owned; see the module documentation.
+pub struct Member(NonNull<u8>);
+
+// SAFETY: a Member uniquely owns immutable bytes, as a Box<[u8]> does.
+unsafe impl Send for Member {}
+// SAFETY: shared access only reads the bytes.
+unsafe impl Sync for Member {}
+
+impl Member {
+    pub fn new(bytes: &[u8]) -> Member {
+        let prefix = prefix_len(bytes.len());
+        let layout = member_layout(prefix + bytes.len());
+        // SAFETY: the layout's size is at least 1 (the prefix).
+        let ptr = unsafe { alloc(layout) };
+        let Some(ptr) = NonNull::new(ptr) else {
+            handle_alloc_error(layout);
+        };
+        let base = ptr.as_ptr();
+        // SAFETY: `base` points to `prefix + bytes.len()` writable bytes: `prefix` bytes of
+        // length, then the member.
+        unsafe {
+            let mut rest = bytes.len();
+            for at in 0..prefix {
+                let low = (rest & 0x7f) as u8;
+                rest >>= 7;
+                base.add(at)
+                    .write(if at + 1 < prefix { low | 0x80 } else { low });
+            }
+            base.add(prefix)
+                .copy_from_nonoverlapping(bytes.as_ptr(), bytes.len());
+        }
+        Member(ptr)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `self` owns a live allocation made by `new`; the slice borrows `self`.
+        unsafe { bytes_at(self.0) }
+    }
+
+    /// Bytes of the allocation (before the allocator's rounding).
+    pub fn alloc_size(&self) -> usize {
+        // SAFETY: as in `bytes`.
+        let (len, prefix) = unsafe { read_header(self.0) };
+        len + prefix
+    }
+
+    /// Gives up ownership to a bucket slot.
+    fn into_raw(self) -> NonNull<u8> {
+        ManuallyDrop::new(self).0
+    }
+
+    /// # Safety
+    /// `ptr` must come from [`Member::into_raw`], and ownership is taken back only once.
+    unsafe fn from_raw(ptr: NonNull<u8>) -> Member {
+        Member(ptr)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let layout = member_layout(self.alloc_size());
+        // SAFETY: allocated by `new` with this size (recomputed from the unchanged prefix)
+        // and alignment 1; freed once, here.
+        unsafe { dealloc(self.0.as_ptr(), layout) }
+    }
+}
+
+impl Clone for Member {
+    fn clone(&self) -> Member {
+        Member::new(self.bytes())
+    }
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.bytes().escape_ascii().to_string())
+    }
+}
+
+/// A cache line of the table; see the module documentation.
+#[repr(C, align(64))]
+pub struct Bucket {
+    /// The slots' tags, then the flags byte.
+    meta: [u8; SLOTS + 1],
+    slots: [Option<NonNull<u8>>; SLOTS],
+}
+
+const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+
+// SAFETY: a bucket owns its members and child like a Box owns its contents; through `&Bucket`
+// they can only be read (see the module documentation).
+unsafe impl Send for Bucket {}
+// SAFETY: as above.
+unsafe impl Sync for Bucket {}
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        meta: [0; SLOTS + 1],
+        slots: [None; SLOTS],
+    };
+
+    /// The slots that hold a member, as a bit mask.
+    #[inline]
+    pub fn present(&self) -> u8 {
+        self.meta[FLAGS] & PRESENT
+    }
+
+    /// Members in this bucket (not counting its children).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.present().count_ones() as usize
+    }
+
+    #[inline]
+    pub fn has_child(&self) -> bool {
+        self.meta[FLAGS] & HAS_CHILD != 0
+    }
+
+    /// The slots holding a member whose tag is `tag`, as a bit mask. Compares the seven tags
+    /// at once: one XOR makes matching bytes zero, and the classic exact zero-byte test (no
+    /// carry crosses a byte) marks them in their high bit.
+    #[inline]
+    pub fn with_tag(&self, tag: u8) -> u8 {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let diff = u64::from_le_bytes(self.meta) ^ (u64::from(tag) * 0x0101_0101_0101_0101);
+        let zero_bytes = !(((diff & LOW7) + LOW7) | diff | LOW7);
+        // Gathers the high bit of byte i into bit i of the top byte. The products land on
+        // distinct bit positions (8i + 7j is unique for i < 8, 1 <= j <= 8), so no carries.
+        let gathered = ((zero_bytes >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+        gathered & self.present()
+    }
+
+    /// The member in `slot`, if there is one.
+    #[inline]
+    pub fn member(&self, slot: usize) -> Option<&[u8]> {
+        if slot >= SLOTS || self.present() & (1 << slot) == 0 {
+            return None;
+        }
+        let ptr = self.slots[slot]?;
+        // SAFETY: a present slot holds a live member owned by this bucket, which `&self`
+        // keeps from being changed or freed.
+        Some(unsafe { bytes_at(ptr) })
+    }
+
+    /// The address of the member in `slot`, to prefetch it.
+    fn member_addr(&self, slot: usize) -> Option<NonNull<u8>> {
+        if self.present() & (1 << slot) == 0 {
+            return None;
+        }
+        self.slots[slot]
+    }
+
+    pub fn child(&self) -> Option<&Bucket> {
+        if !self.has_child() {
+            return None;
+        }
+        let ptr = self.slots[CHILD_SLOT]?;
+        // SAFETY: with the child flag, slot 6 holds a live Box<Bucket> owned by this bucket.
+        Some(unsafe { ptr.cast::<Bucket>().as_ref() })
+    }
+
+    fn child_mut(&mut self) -> Option<&mut Bucket> {
+        if !self.has_child() {
+            return None;
+        }
+        let ptr = self.slots[CHILD_SLOT]?;
+        // SAFETY: as in `child`; `&mut self` makes the access unique.
+        Some(unsafe { ptr.cast::<Bucket>().as_mut() })
+    }
+
+    /// The members of this bucket (not of its children).
+    pub fn members(&self) -> impl Iterator<Item = &[u8]> {
+        slots_of(self.present()).filter_map(|slot| self.member(slot))
+    }
+
+    /// This bucket and its children, in chain order.
+    pub fn chain(&self) -> impl Iterator<Item = &Bucket> {
+        std::iter::successors(Some(self), |bucket| bucket.child())
+    }
+
+    /// Asks the CPU to start loading this bucket's members.
+    pub fn prefetch_members(&self) {
+        for slot in slots_of(self.present()) {
+            if let Some(ptr) = self.member_addr(slot) {
+                prefetch_addr(ptr.as_ptr());
+            }
+        }
+    }
+
+    /// The bucket `depth` links down the chain.
+    fn at_depth_mut(&mut self, depth: usize) -> Option<&mut Bucket> {
+        if depth == 0 {
+            return Some(self);
+        }
+        self.child_mut()?.at_depth_mut(depth - 1)
+    }
+
+    /// Slots that can take a member: all but those holding one, and slot 6 when it holds the
+    /// child.
+    fn free_slots(&self) -> u8 {
+        let usable = if self.has_child() {
+            PRESENT & !(1 << CHILD_SLOT)
+        } else {
+            PRESENT
+        };
+        usable & !self.present()
+    }
+
+    /// Stores `member` in `slot`, which must be free (checked: overwriting would leak or
+    /// mistake a member for the child).
+    fn place(&mut self, slot: usize, tag: u8, member: Member) {
+        assert!(
+            slot < SLOTS && self.free_slots() & (1 << slot) != 0,
+            "slot {slot} is not free"
+        );
+        self.slots[slot] = Some(member.into_raw());
+        self.meta[slot] = tag;
+        self.meta[FLAGS] |= 1 << slot;
+    }
+
+    /// Takes the member out of `slot`, with its tag.
+    fn take(&mut self, slot: usize) -> Option<(u8, Member)> {
+        if slot >= SLOTS || self.present() & (1 << slot) == 0 {
+            return None;
+        }
+        let ptr = self.slots[slot].take()?;
+        self.meta[FLAGS] &= !(1 << slot);
+        // SAFETY: a present slot holds a pointer from Member::into_raw; the slot and its bit
+        // are cleared, so ownership is taken back only here.
+        Some((self.meta[slot], unsafe { Member::from_raw(ptr) }))
+    }
+
+    /// Links `child` after this bucket; slot 6 must not hold a member (checked).
+    fn attach_child(&mut self, child: Box<Bucket>) {
+        assert!(
+            !self.has_child() && self.present() & (1 << CHILD_SLOT) == 0,
+            "slot 6 is taken"
+        );
+        self.slots[CHILD_SLOT] = Some(NonNull::from(Box::leak(child)).cast());
+        self.meta[FLAGS] |= HAS_CHILD;
+    }
+
+    /// Unlinks the child (with its own children).
+    fn detach_child(&mut self) -> Option<Box<Bucket>> {
+        if !self.has_child() {
+            return None;
+        }
+        self.meta[FLAGS] &= !HAS_CHILD;
+        let ptr = self.slots[CHILD_SLOT].take()?;
+        // SAFETY: with the child flag, slot 6 held a pointer from Box::into_raw; the flag and
+        // slot are cleared, so the Box is rebuilt only here.
+        Some(unsafe { Box::from_raw(ptr.cast::<Bucket>().as_ptr()) })
+    }
+
+    /// Takes every member out of this bucket (not its children).
+    fn take_all(&mut self, mut each: impl FnMut(u8, Member)) {
+        for slot in slots_of(self.present()) {
+            if let Some((tag, member)) = self.take(slot) {
+                each(tag, member);
+            }
+        }
+    }
+
+    /// Copies the members (not the child) into the empty bucket `to`.
+    fn copy_members_to(&self, to: &mut Bucket) {
+        for slot in slots_of(self.present()) {
+            if let Some(bytes) = self.member(slot) {
+                to.place(slot, self.meta[slot], Member::new(bytes));
+            }
+        }
+    }
+
+    /// Deep-copies this chain into the empty bucket `to`.
+    fn copy_chain_to(&self, to: &mut Bucket) {
+        self.copy_members_to(to);
+        if let Some(child) = self.child() {
+            let mut copy = Box::new(Bucket::EMPTY);
+            child.copy_chain_to(&mut copy);
+            to.attach_child(copy);
+        }
+    }
+
+    /// Frees every member and child of this chain, leaving the bucket empty.
+    fn clear_chain(&mut self) {
+        self.take_all(|_, member| drop(member));
+        // Unlinked one by one: no recursion, whatever the chain's length.
+        let mut next = self.detach_child();
+        while let Some(mut child) = next {
+            child.take_all(|_, member| drop(member));
+            next = child.detach_child();
+        }
+    }
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.members().map(|m| m.escape_ascii().to_string()))
+            .finish()
+    }
+}
+
+/// The position of a member: its chain (bucket index), the bucket in the chain, the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub index: usize,
+    pub depth: usize,
+    pub slot: usize,
+}
+
+/// A power-of-two array of buckets with everything they hold; see the module documentation.
+/// 32 bytes, so that a set value stays as small as it was with a plain chained table.
+#[derive(Default)]
+pub struct BucketArray {
+    buckets: Box<[Bucket]>,
+    members: usize,
+    /// At least the number of members of the longest chain: raised by every insert, never
+    /// lowered (a remove does not tell whether another chain is as long).
+    longest_chain: usize,
+}
+
+impl BucketArray {
+    /// An array of `count` empty buckets; `count` must be a power of two.
+    pub fn with_buckets(count: usize) -> BucketArray {
+        assert!(count.is_power_of_two(), "bucket count {count}");
+        let layout = Layout::array::<Bucket>(count)
+            .unwrap_or_else(|_| handle_alloc_error(Layout::new::<Bucket>()));
+        // SAFETY: `count` >= 1, so the layout's size is non-zero. Zeroed memory may come
+        // straight from the OS without being written, so a large array costs no time here.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        if ptr.is_null() {
+            handle_alloc_error(layout);
+        }
+        let slice = std::ptr::slice_from_raw_parts_mut(ptr.cast::<Bucket>(), count);
+        // SAFETY: allocated by the global allocator with `Layout::array::<Bucket>(count)`,
+        // which is the layout of a `[Bucket]` of `count` elements that the Box frees with;
+        // all-zero bytes are a valid (empty) Bucket, so every element is initialized.
+        let buckets = unsafe { Box::from_raw(slice) };
+        BucketArray {
+            buckets,
+            members: 0,
+            longest_chain: 0,
+        }
+    }
+
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The index mask (bucket count minus one); 0 for an empty array.
+    pub fn mask(&self) -> usize {
+        self.buckets.len().saturating_sub(1)
+    }
+
+    pub fn buckets(&self) -> &[Bucket] {
+        &self.buckets
+    }
+
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// An upper bound of the members any chain holds (see the field).
+    pub fn longest_chain(&self) -> usize {
+        self.longest_chain
+    }
+
+    /// Bytes allocated: the bucket array, child buckets, and members as requested from the
+    /// allocator. Reads every member's length, so it takes time in proportion to the size.
+    pub fn heap_size(&self) -> usize {
+        let mut bytes = self.buckets.len() * std::mem::size_of::<Bucket>();
+        for head in self.buckets.iter() {
+            for (depth, bucket) in head.chain().enumerate() {
+                if depth > 0 {
+                    bytes += std::mem::size_of::<Bucket>();
+                }
+                bytes += bucket
+                    .members()
+                    .map(|m| m.len() + prefix_len(m.len()))
+                    .sum::<usize>();
+            }
+        }
+        bytes
+    }
+
+    /// Adds `member` (which must not be in the chain) to the chain of bucket `index`.
+    pub fn push(&mut self, index: usize, tag: u8, member: Member) {
+        let head = &mut self.buckets[index];
+        let (chain_len, buckets) = head
+            .chain()
+            .fold((0, 0), |(len, depth), b| (len + b.len(), depth + 1));
+        let Some(tail) = head.at_depth_mut(buckets - 1) else {
+            unreachable!("a chain has as many buckets as it walks");
+        };
+        match slots_of(tail.free_slots()).next() {
+            Some(slot) => tail.place(slot, tag, member),
+            None => {
+                // A full last bucket: its slot 6 member moves to a new child, which also
+                // takes the new member.
+                let mut child = Box::new(Bucket::EMPTY);
+                if let Some((moved_tag, moved)) = tail.take(CHILD_SLOT) {
+                    child.place(0, moved_tag, moved);
+                }
+                child.place(1, tag, member);
+                tail.attach_child(child);
+            }
+        }
+        self.members += 1;
+        self.longest_chain = self.longest_chain.max(chain_len + 1);
+    }
+
+    /// Removes and returns the member at `at`, keeping the chain compact: the chain's last
+    /// member fills the hole, and a child left with one member gives it to its parent.
+    pub fn remove(&mut self, at: Position) -> Option<Member> {
+        let head = self.buckets.get_mut(at.index)?;
+        let last = head.chain().count() - 1;
+        let (_, member) = head.at_depth_mut(at.depth)?.take(at.slot)?;
+        if at.depth < last {
+            let filler = head.at_depth_mut(last).and_then(|tail| {
+                let slot = slots_of(tail.present()).last()?;
+                tail.take(slot)
+            });
+            if let (Some((tag, filler)), Some(hole)) = (filler, head.at_depth_mut(at.depth)) {
+                hole.place(at.slot, tag, filler);
+            }
+        }
+        if last > 0
+            && let Some(parent) = head.at_depth_mut(last - 1)
+            && parent.child().is_some_and(|tail| tail.len() <= 1)
+            && let Some(mut tail) = parent.detach_child()
+        {
+            tail.take_all(|tag, kept| parent.place(CHILD_SLOT, tag, kept));
+        }
+        self.members -= 1;
+        if self.members == 0 {
+            self.longest_chain = 0;
+        }
+        Some(member)
+    }
+
+    /// Empties the chain of bucket `index`, passing each member and its tag to `each`.
+    pub fn take_chain(&mut self, index: usize, mut each: impl FnMut(u8, Member)) {
+        let Some(head) = self.buckets.get_mut(index) else {
+            return;
+        };
+        let mut taken = 0;
+        let mut take = |tag, member| {
+            taken += 1;
+            each(tag, member);
+        };
+        head.take_all(&mut take);
+        let mut next = head.detach_child();
+        while let Some(mut child) = next {
+            child.take_all(&mut take);
+            next = child.detach_child();
+        }
+        self.members -= taken;
+        if self.members == 0 {
+            self.longest_chain = 0;
+        }
+    }
+
+    /// Checks the counts against the buckets and that chains are compact.
+    #[cfg(test)]
+    pub fn check(&self) {
+        let mut members = 0;
+        for head in self.buckets.iter() {
+            let chain: Vec<&Bucket> = head.chain().collect();
+            let len: usize = chain.iter().map(|b| b.len()).sum();
+            for (depth, bucket) in chain.iter().enumerate() {
+                if depth + 1 < chain.len() {
+                    assert_eq!(bucket.len(), SLOTS - 1, "a bucket with a child is full");
+                } else if depth > 0 {
+                    assert!(bucket.len() >= 2, "a child holds at least two members");
+                }
+                assert_eq!(bucket.present() & bucket.free_slots(), 0);
+            }
+            members += len;
+            assert!(len <= self.longest_chain, "chain of {len} above the bound");
+        }
+        assert_eq!(members, self.members);
+    }
+}
+
+impl Drop for BucketArray {
+    fn drop(&mut self) {
+        // Without members there are no children either (a child holds two or more), so
+        // there is nothing to free but the array, which the Box frees without reading it.
+        if self.members == 0 {
+            return;
+        }
+        for bucket in self.buckets.iter_mut() {
+            bucket.clear_chain();
+        }
+    }
+}
+
+impl Clone for BucketArray {
+    fn clone(&self) -> BucketArray {
+        if self.buckets.is_empty() {
+            return BucketArray::default();
+        }
+        let mut copy = BucketArray::with_buckets(self.buckets.len());
+        // Counts first: if copying stopped half-way, dropping the copy frees what it holds.
+        copy.members = self.members;
+        copy.longest_chain = self.longest_chain;
+        for (from, to) in self.buckets.iter().zip(copy.buckets.iter_mut()) {
+            if from.present() != 0 || from.has_child() {
+                from.copy_chain_to(to);
+            }
+        }
+        copy
+    }
+}
+
+impl std::fmt::Debug for BucketArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BucketArray")
+            .field("buckets", &self.buckets.len())
+            .field("members", &self.members)
+            .field("longest_chain", &self.longest_chain)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn members_round_trip_at_every_prefix_length() {
+        for len in [0, 1, 127, 128, 255, 256, 16_383, 16_384, 10_000, 100_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let member = Member::new(&bytes);
+            assert_eq!(member.bytes(), &bytes[..]);
+            assert_eq!(member.alloc_size(), len + prefix_len(len));
+            assert_eq!(member.clone().bytes(), &bytes[..]);
+        }
+        assert_eq!(prefix_len(0), 1);
+        assert_eq!(prefix_len(127), 1);
+        assert_eq!(prefix_len(128), 2);
+        assert_eq!(prefix_len(usize::MAX), 10);
+    }
+
+    #[test]
+    fn tag_matching_agrees_with_a_plain_loop() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let rounds = if cfg!(miri) { 300 } else { 20_000 };
+        for _ in 0..rounds {
+            let mut bucket = Bucket::EMPTY;
+            // Few distinct tags so that matches are common, and every flags value.
+            const TAGS: [u8; 5] = [0, 1, 0x7f, 0x80, 0xff];
+            for t in 0..SLOTS {
+                bucket.meta[t] = TAGS[rng.random_range(0..TAGS.len())];
+            }
+            bucket.meta[FLAGS] = rng.random();
+            let tag = TAGS[rng.random_range(0..TAGS.len())];
+            let expected = (0..SLOTS)
+                .filter(|&s| bucket.meta[s] == tag && bucket.present() & (1 << s) != 0)
+                .fold(0u8, |mask, s| mask | 1 << s);
+            assert_eq!(bucket.with_tag(tag), expected, "{:?} {tag}", bucket.meta);
+        }
+    }
+
+    #[test]
+    fn chains_stay_compact_through_pushes_and_removes() {
+        let mut array = BucketArray::with_buckets(1);
+        for i in 0..40u8 {
+            array.push(0, i, Member::new(&[i]));
+            array.check();
+        }
+        assert_eq!(array.longest_chain(), 40);
+        // 40 members: six per bucket with a child, then four: seven buckets.
+        assert_eq!(array.buckets()[0].chain().count(), 7);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut left = 40;
+        while left > 0 {
+            let position = rng.random_range(0..left);
+            let mut skip = position;
+            let mut at = None;
+            for (depth, bucket) in array.buckets()[0].chain().enumerate() {
+                if skip < bucket.len() {
+                    let slot = slots_of(bucket.present()).nth(skip);
+                    at = slot.map(|slot| Position {
+                        index: 0,
+                        depth,
+                        slot,
+                    });
+                    break;
+                }
+                skip -= bucket.len();
+            }
+            let at = at.expect("position inside the chain");
+            assert!(array.remove(at).is_some());
+            left -= 1;
+            array.check();
+        }
+        assert_eq!(array.longest_chain(), 0, "reset when empty");
+        assert_eq!(array.heap_size(), 64);
+    }
+
+    #[test]
+    fn clone_and_take_chain_keep_counts() {
+        let mut array = BucketArray::with_buckets(4);
+        for i in 0..60u32 {
+            array.push((i % 3) as usize, i as u8, Member::new(&i.to_le_bytes()));
+        }
+        let copy = array.clone();
+        copy.check();
+        assert_eq!(copy.heap_size(), array.heap_size());
+        // 3 chains of 20: 6 + 6 + 6 + 2, so 3 children each; members of 4 bytes plus 1.
+        assert_eq!(array.heap_size(), (4 + 9) * 64 + 60 * 5);
+        let mut taken = Vec::new();
+        array.take_chain(1, |_, m| taken.push(m.bytes().to_vec()));
+        assert_eq!(taken.len(), 20);
+        array.check();
+        assert_eq!(array.members(), 40);
+        assert_eq!(copy.members(), 60);
+    }
+}
