@@ -1,5 +1,6 @@
 //! Value types beyond plain strings, one module each.
 
+mod bucket_table;
 pub mod geohash;
 pub mod hash;
 pub mod hyperloglog;

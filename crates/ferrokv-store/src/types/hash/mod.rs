@@ -120,7 +120,10 @@ impl HashValue {
     pub fn holds_expired(&self, field: &[u8], now_ms: i64) -> bool {
         match self {
             HashValue::Listpack(_) => false,
-            HashValue::Table(t) => t.get(field).is_some_and(|f| f.is_expired(now_ms)),
+            // Without a field with a TTL, none has expired: no lookup (HSET asks per field).
+            HashValue::Table(t) => {
+                t.volatile_len() > 0 && t.get(field).is_some_and(|f| f.is_expired(now_ms))
+            }
         }
     }
 
@@ -146,12 +149,14 @@ impl HashValue {
         match self {
             HashValue::Listpack(lp) => lp.set(field, value),
             HashValue::Table(t) => {
-                let (live, ttl) = match t.get(field) {
-                    Some(f) if !f.is_expired(now_ms) => (true, f.expire_at),
-                    _ => (false, NO_EXPIRE),
-                };
-                let ttl = if keep_ttl { ttl } else { NO_EXPIRE };
-                t.set(field, value, ttl);
+                let mut live = false;
+                t.set_with(field, value, |stored| match stored {
+                    Some(f) if !f.is_expired(now_ms) => {
+                        live = true;
+                        if keep_ttl { f.expire_at } else { NO_EXPIRE }
+                    }
+                    _ => NO_EXPIRE,
+                });
                 !live
             }
         }
@@ -240,7 +245,7 @@ impl HashValue {
                 // Expired fields are few between reclaim passes; after a few unlucky draws,
                 // pick among the live ones explicitly.
                 for _ in 0..8 {
-                    let f = t.at(rng.random_range(0..t.len()))?;
+                    let f = t.random(rng)?;
                     if !f.is_expired(now_ms) {
                         return Some((f.field, f.value));
                     }
@@ -317,5 +322,42 @@ mod tests {
         assert_eq!(h.expire_due(60, 10), 1);
         assert_eq!(h.len(), 1);
         assert_eq!(h.volatile_len(), 0);
+    }
+
+    #[test]
+    fn setting_a_live_field_keeps_or_clears_its_ttl() {
+        let mut h = HashValue::default();
+        h.set(b"a", b"1", false, 0, LIMITS);
+        assert!(h.set_expire(b"a", 100, 0));
+        assert!(!h.set(b"a", b"2", true, 50, LIMITS), "not new");
+        assert_eq!(h.get_with_expiry(b"a", 50), Some((&b"2"[..], 100)));
+        assert_eq!(h.volatile_len(), 1);
+        assert!(!h.set(b"a", b"3", false, 50, LIMITS));
+        assert_eq!(h.get_with_expiry(b"a", 50), Some((&b"3"[..], NO_EXPIRE)));
+        assert_eq!(h.volatile_len(), 0);
+        assert!(h.set(b"b", b"1", true, 50, LIMITS), "new");
+        assert_eq!(h.get_with_expiry(b"b", 50), Some((&b"1"[..], NO_EXPIRE)));
+    }
+
+    /// HRANDFIELD without a count: each live field equally often, never an expired one
+    /// (a fifth of the fields, stored until reclaimed).
+    #[test]
+    fn random_fields_are_live_and_uniform() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let mut h = HashValue::default();
+        for i in 0..50 {
+            let field = format!("f{i}");
+            h.set(field.as_bytes(), b"v", false, 0, LIMITS);
+            if i % 5 == 0 {
+                h.set_expire(field.as_bytes(), 10, 0);
+            }
+        }
+        assert_eq!(h.encoding(), "hashtable");
+        crate::types::bucket_table::tests::assert_uniform(40, 80_000, || {
+            let (field, _) = h.random_field(10, &mut rng).unwrap_or_default();
+            assert!(h.contains(field, 10), "expired field drawn");
+            field.to_vec()
+        });
     }
 }

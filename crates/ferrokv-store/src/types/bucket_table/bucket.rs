@@ -1,35 +1,38 @@
-//! Cache-line buckets and the member allocations they own: the only `unsafe` code of the set
-//! table. Outside this module everything is safe:
+//! Cache-line buckets and the entry allocations they own: the only `unsafe` code of the
+//! bucket table (the large encoding of sets and of hashes). Outside this module everything is
+//! safe:
 //!
-//! - [`Member`] is one member as one allocation, `[length as LEB128][bytes]`, owned through a
-//!   thin pointer (8 bytes, where a `Box<[u8]>` takes 16);
+//! - [`Entry`] is one entry (a set member, or a hash field with its value and expiry) as one
+//!   allocation, `[length as LEB128][bytes]`, owned through a thin pointer (8 bytes, where a
+//!   `Box<[u8]>` takes 16). What the bytes mean is the owning table's business;
 //! - [`Bucket`] is 64 bytes, one cache line: seven one-byte tags, a flags byte, seven slots.
 //!   Outside this module a bucket can only be read;
 //! - [`BucketArray`] owns a power-of-two array of buckets with their child buckets and
-//!   members. Its methods are the only way to change a bucket, so it keeps its member count
+//!   entries. Its methods are the only way to change a bucket, so it keeps its entry count
 //!   exact and its bound of the longest chain (for the random draws) valid.
 //!
 //! # Layout of a bucket
 //!
 //! ```text
-//! 0..7    the tag of the member in each slot (bits of its hash the index does not use)
-//! 7       flags: bit i (i < 7) set = slot i holds a member; bit 7 = slot 6 holds the child
-//! 8..64   seven slots of 8 bytes: a member's pointer, or, in slot 6 when the child flag is
+//! 0..7    the tag of the entry in each slot (bits of its hash the index does not use)
+//! 7       flags: bit i (i < 7) set = slot i holds an entry; bit 7 = slot 6 holds the child
+//! 8..64   seven slots of 8 bytes: an entry's pointer, or, in slot 6 when the child flag is
 //!         set, the pointer of a `Box<Bucket>` that continues the chain
 //! ```
 //!
 //! A chain (a bucket and its children) is kept compact: every bucket but the last is full
-//! (six members and the child), and a child holds at least two members. So a chain of `k`
-//! members is one bucket up to seven, and `1 + ceil((k - 7) / 6)` buckets beyond.
+//! (six entries and the child), and a child holds at least two entries. So a chain of `k`
+//! entries is one bucket up to seven, and `1 + ceil((k - 7) / 6)` buckets beyond.
 //!
 //! # Soundness
 //!
-//! - A `Member` is created only by [`Member::new`], which allocates exactly `prefix + len`
-//!   bytes with alignment 1 and writes the LEB128 length (at most 10 bytes for a `usize`)
-//!   then the bytes. They never change, so `Drop` recomputes the same `Layout` from the
-//!   prefix. A `Member` uniquely owns its allocation (`Clone` allocates a copy); `&Member`
-//!   only gives `&[u8]`. It is `Send` and `Sync` for the reasons a `Box<[u8]>` is.
-//! - A bucket slot `i` whose presence bit is set holds a pointer from `Member::into_raw`, which
+//! - An `Entry` is created only by [`Entry::concat`], which adds up the parts' lengths with
+//!   overflow checks, allocates exactly `prefix + len` bytes with alignment 1 and writes the
+//!   LEB128 length (at most 10 bytes for a `usize`) then the parts one after the other. The
+//!   bytes never change, so `Drop` recomputes the same `Layout` from the prefix. An `Entry`
+//!   uniquely owns its allocation (`Clone` allocates a copy); `&Entry` only gives `&[u8]`.
+//!   It is `Send` and `Sync` for the reasons a `Box<[u8]>` is.
+//! - A bucket slot `i` whose presence bit is set holds a pointer from `Entry::into_raw`, which
 //!   the bucket owns. When the child flag is set, slot 6 holds a pointer from
 //!   `Box::<Bucket>::into_raw`, which the bucket owns, and the presence bit of slot 6 is
 //!   clear. Slots are written only by `place`, `take`, `attach_child` and `detach_child`,
@@ -38,7 +41,7 @@
 //! - `Bucket` has no `Drop` and no public constructor: buckets live only inside a
 //!   `BucketArray` (in its boxed slice, or as children of its buckets) and are never handed
 //!   out by value, and `BucketArray`'s `Drop` frees everything they hold. It skips that walk
-//!   when its count says the array holds no member (a drained rehash source is freed without
+//!   when its count says the array holds no entry (a drained rehash source is freed without
 //!   reading it); a wrong count could only leak, never free twice.
 //! - The boxed slice of buckets is allocated zeroed with `Layout::array::<Bucket>(n)`, the
 //!   layout a `Box<[Bucket]>` of `n` elements frees with; all-zero bytes are a valid empty
@@ -81,16 +84,16 @@ fn prefix_len(len: usize) -> usize {
     bits.div_ceil(7).max(1)
 }
 
-fn member_layout(size: usize) -> Layout {
+fn entry_layout(size: usize) -> Layout {
     // `size` is a slice length plus at most 10: it overflows only for slices no allocator
     // could have produced.
     Layout::from_size_align(size, 1).unwrap_or_else(|_| handle_alloc_error(Layout::new::<u8>()))
 }
 
-/// The length and prefix size of the member allocation at `ptr`.
+/// The length and prefix size of the entry allocation at `ptr`.
 ///
 /// # Safety
-/// `ptr` must point to a live allocation written by [`Member::new`].
+/// `ptr` must point to a live allocation written by [`Entry::concat`].
 #[inline]
 unsafe fn read_header(ptr: NonNull<u8>) -> (usize, usize) {
     let base = ptr.as_ptr();
@@ -114,10 +117,10 @@ unsafe fn read_header(ptr: NonNull<u8>) -> (usize, usize) {
     }
 }
 
-/// The bytes of the member allocation at `ptr`.
+/// The bytes of the entry allocation at `ptr`.
 ///
 /// # Safety
-/// `ptr` must point to a live allocation written by [`Member::new`] that outlives `'a` and is
+/// `ptr` must point to a live allocation written by [`Entry::concat`] that outlives `'a` and is
 /// not freed or written during `'a`.
 #[inline]
 unsafe fn bytes_at<'a>(ptr: NonNull<u8>) -> &'a [u8] {
@@ -128,42 +131,56 @@ unsafe fn bytes_at<'a>(ptr: NonNull<u8>) -> &'a [u8] {
     }
 }
 
-/// One member, owned; see the module documentation.
-pub struct Member(NonNull<u8>);
+/// One entry, owned; see the module documentation.
+pub struct Entry(NonNull<u8>);
 
-// SAFETY: a Member uniquely owns immutable bytes, as a Box<[u8]> does.
-unsafe impl Send for Member {}
+// SAFETY: an Entry uniquely owns immutable bytes, as a Box<[u8]> does.
+unsafe impl Send for Entry {}
 // SAFETY: shared access only reads the bytes.
-unsafe impl Sync for Member {}
+unsafe impl Sync for Entry {}
 
-impl Member {
-    pub fn new(bytes: &[u8]) -> Member {
-        let prefix = prefix_len(bytes.len());
-        let layout = member_layout(prefix + bytes.len());
+impl Entry {
+    pub fn new(bytes: &[u8]) -> Entry {
+        Entry::concat(&[bytes])
+    }
+
+    /// An entry of the parts one after the other, without a buffer to join them first.
+    pub fn concat(parts: &[&[u8]]) -> Entry {
+        let too_large = || handle_alloc_error(Layout::new::<u8>());
+        let len = parts
+            .iter()
+            .try_fold(0usize, |sum, part| sum.checked_add(part.len()))
+            .unwrap_or_else(too_large);
+        let prefix = prefix_len(len);
+        let layout = entry_layout(prefix.checked_add(len).unwrap_or_else(too_large));
         // SAFETY: the layout's size is at least 1 (the prefix).
         let ptr = unsafe { alloc(layout) };
         let Some(ptr) = NonNull::new(ptr) else {
             handle_alloc_error(layout);
         };
         let base = ptr.as_ptr();
-        // SAFETY: `base` points to `prefix + bytes.len()` writable bytes: `prefix` bytes of
-        // length, then the member.
+        // SAFETY: `base` points to `prefix + len` writable bytes: `prefix` bytes of length,
+        // then the parts, whose lengths add up to `len` (summed above without overflow).
         unsafe {
-            let mut rest = bytes.len();
+            let mut rest = len;
             for at in 0..prefix {
                 let low = (rest & 0x7f) as u8;
                 rest >>= 7;
                 base.add(at)
                     .write(if at + 1 < prefix { low | 0x80 } else { low });
             }
-            base.add(prefix)
-                .copy_from_nonoverlapping(bytes.as_ptr(), bytes.len());
+            let mut at = prefix;
+            for part in parts {
+                base.add(at)
+                    .copy_from_nonoverlapping(part.as_ptr(), part.len());
+                at += part.len();
+            }
         }
-        Member(ptr)
+        Entry(ptr)
     }
 
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `self` owns a live allocation made by `new`; the slice borrows `self`.
+        // SAFETY: `self` owns a live allocation made by `concat`; the slice borrows `self`.
         unsafe { bytes_at(self.0) }
     }
 
@@ -180,28 +197,28 @@ impl Member {
     }
 
     /// # Safety
-    /// `ptr` must come from [`Member::into_raw`], and ownership is taken back only once.
-    unsafe fn from_raw(ptr: NonNull<u8>) -> Member {
-        Member(ptr)
+    /// `ptr` must come from [`Entry::into_raw`], and ownership is taken back only once.
+    unsafe fn from_raw(ptr: NonNull<u8>) -> Entry {
+        Entry(ptr)
     }
 }
 
-impl Drop for Member {
+impl Drop for Entry {
     fn drop(&mut self) {
-        let layout = member_layout(self.alloc_size());
+        let layout = entry_layout(self.alloc_size());
         // SAFETY: allocated by `new` with this size (recomputed from the unchanged prefix)
         // and alignment 1; freed once, here.
         unsafe { dealloc(self.0.as_ptr(), layout) }
     }
 }
 
-impl Clone for Member {
-    fn clone(&self) -> Member {
-        Member::new(self.bytes())
+impl Clone for Entry {
+    fn clone(&self) -> Entry {
+        Entry::new(self.bytes())
     }
 }
 
-impl std::fmt::Debug for Member {
+impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.bytes().escape_ascii().to_string())
     }
@@ -217,7 +234,7 @@ pub struct Bucket {
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
-// SAFETY: a bucket owns its members and child like a Box owns its contents; through `&Bucket`
+// SAFETY: a bucket owns its entries and child like a Box owns its contents; through `&Bucket`
 // they can only be read (see the module documentation).
 unsafe impl Send for Bucket {}
 // SAFETY: as above.
@@ -229,13 +246,13 @@ impl Bucket {
         slots: [None; SLOTS],
     };
 
-    /// The slots that hold a member, as a bit mask.
+    /// The slots that hold an entry, as a bit mask.
     #[inline]
     pub fn present(&self) -> u8 {
         self.meta[FLAGS] & PRESENT
     }
 
-    /// Members in this bucket (not counting its children).
+    /// Entries in this bucket (not counting its children).
     #[inline]
     pub fn len(&self) -> usize {
         self.present().count_ones() as usize
@@ -246,7 +263,7 @@ impl Bucket {
         self.meta[FLAGS] & HAS_CHILD != 0
     }
 
-    /// The slots holding a member whose tag is `tag`, as a bit mask. Compares the seven tags
+    /// The slots holding an entry whose tag is `tag`, as a bit mask. Compares the seven tags
     /// at once: one XOR makes matching bytes zero, and the classic exact zero-byte test (no
     /// carry crosses a byte) marks them in their high bit.
     #[inline]
@@ -260,20 +277,20 @@ impl Bucket {
         gathered & self.present()
     }
 
-    /// The member in `slot`, if there is one.
+    /// The entry in `slot`, if there is one.
     #[inline]
-    pub fn member(&self, slot: usize) -> Option<&[u8]> {
+    pub fn entry(&self, slot: usize) -> Option<&[u8]> {
         if slot >= SLOTS || self.present() & (1 << slot) == 0 {
             return None;
         }
         let ptr = self.slots[slot]?;
-        // SAFETY: a present slot holds a live member owned by this bucket, which `&self`
+        // SAFETY: a present slot holds a live entry owned by this bucket, which `&self`
         // keeps from being changed or freed.
         Some(unsafe { bytes_at(ptr) })
     }
 
-    /// The address of the member in `slot`, to prefetch it.
-    fn member_addr(&self, slot: usize) -> Option<NonNull<u8>> {
+    /// The address of the entry in `slot`, to prefetch it.
+    fn entry_addr(&self, slot: usize) -> Option<NonNull<u8>> {
         if self.present() & (1 << slot) == 0 {
             return None;
         }
@@ -298,9 +315,9 @@ impl Bucket {
         Some(unsafe { ptr.cast::<Bucket>().as_mut() })
     }
 
-    /// The members of this bucket (not of its children).
-    pub fn members(&self) -> impl Iterator<Item = &[u8]> {
-        slots_of(self.present()).filter_map(|slot| self.member(slot))
+    /// The entries of this bucket (not of its children).
+    pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
+        slots_of(self.present()).filter_map(|slot| self.entry(slot))
     }
 
     /// This bucket and its children, in chain order.
@@ -308,10 +325,10 @@ impl Bucket {
         std::iter::successors(Some(self), |bucket| bucket.child())
     }
 
-    /// Asks the CPU to start loading this bucket's members.
-    pub fn prefetch_members(&self) {
+    /// Asks the CPU to start loading this bucket's entries.
+    pub fn prefetch_entries(&self) {
         for slot in slots_of(self.present()) {
-            if let Some(ptr) = self.member_addr(slot) {
+            if let Some(ptr) = self.entry_addr(slot) {
                 prefetch_addr(ptr.as_ptr());
             }
         }
@@ -325,7 +342,7 @@ impl Bucket {
         self.child_mut()?.at_depth_mut(depth - 1)
     }
 
-    /// Slots that can take a member: all but those holding one, and slot 6 when it holds the
+    /// Slots that can take an entry: all but those holding one, and slot 6 when it holds the
     /// child.
     fn free_slots(&self) -> u8 {
         let usable = if self.has_child() {
@@ -336,31 +353,31 @@ impl Bucket {
         usable & !self.present()
     }
 
-    /// Stores `member` in `slot`, which must be free (checked: overwriting would leak or
-    /// mistake a member for the child).
-    fn place(&mut self, slot: usize, tag: u8, member: Member) {
+    /// Stores `entry` in `slot`, which must be free (checked: overwriting would leak or
+    /// mistake an entry for the child).
+    fn place(&mut self, slot: usize, tag: u8, entry: Entry) {
         assert!(
             slot < SLOTS && self.free_slots() & (1 << slot) != 0,
             "slot {slot} is not free"
         );
-        self.slots[slot] = Some(member.into_raw());
+        self.slots[slot] = Some(entry.into_raw());
         self.meta[slot] = tag;
         self.meta[FLAGS] |= 1 << slot;
     }
 
-    /// Takes the member out of `slot`, with its tag.
-    fn take(&mut self, slot: usize) -> Option<(u8, Member)> {
+    /// Takes the entry out of `slot`, with its tag.
+    fn take(&mut self, slot: usize) -> Option<(u8, Entry)> {
         if slot >= SLOTS || self.present() & (1 << slot) == 0 {
             return None;
         }
         let ptr = self.slots[slot].take()?;
         self.meta[FLAGS] &= !(1 << slot);
-        // SAFETY: a present slot holds a pointer from Member::into_raw; the slot and its bit
+        // SAFETY: a present slot holds a pointer from Entry::into_raw; the slot and its bit
         // are cleared, so ownership is taken back only here.
-        Some((self.meta[slot], unsafe { Member::from_raw(ptr) }))
+        Some((self.meta[slot], unsafe { Entry::from_raw(ptr) }))
     }
 
-    /// Links `child` after this bucket; slot 6 must not hold a member (checked).
+    /// Links `child` after this bucket; slot 6 must not hold an entry (checked).
     fn attach_child(&mut self, child: Box<Bucket>) {
         assert!(
             !self.has_child() && self.present() & (1 << CHILD_SLOT) == 0,
@@ -382,27 +399,27 @@ impl Bucket {
         Some(unsafe { Box::from_raw(ptr.cast::<Bucket>().as_ptr()) })
     }
 
-    /// Takes every member out of this bucket (not its children).
-    fn take_all(&mut self, mut each: impl FnMut(u8, Member)) {
+    /// Takes every entry out of this bucket (not its children).
+    fn take_all(&mut self, mut each: impl FnMut(u8, Entry)) {
         for slot in slots_of(self.present()) {
-            if let Some((tag, member)) = self.take(slot) {
-                each(tag, member);
+            if let Some((tag, entry)) = self.take(slot) {
+                each(tag, entry);
             }
         }
     }
 
-    /// Copies the members (not the child) into the empty bucket `to`.
-    fn copy_members_to(&self, to: &mut Bucket) {
+    /// Copies the entries (not the child) into the empty bucket `to`.
+    fn copy_entries_to(&self, to: &mut Bucket) {
         for slot in slots_of(self.present()) {
-            if let Some(bytes) = self.member(slot) {
-                to.place(slot, self.meta[slot], Member::new(bytes));
+            if let Some(bytes) = self.entry(slot) {
+                to.place(slot, self.meta[slot], Entry::new(bytes));
             }
         }
     }
 
     /// Deep-copies this chain into the empty bucket `to`.
     fn copy_chain_to(&self, to: &mut Bucket) {
-        self.copy_members_to(to);
+        self.copy_entries_to(to);
         if let Some(child) = self.child() {
             let mut copy = Box::new(Bucket::EMPTY);
             child.copy_chain_to(&mut copy);
@@ -410,13 +427,13 @@ impl Bucket {
         }
     }
 
-    /// Frees every member and child of this chain, leaving the bucket empty.
+    /// Frees every entry and child of this chain, leaving the bucket empty.
     fn clear_chain(&mut self) {
-        self.take_all(|_, member| drop(member));
+        self.take_all(|_, entry| drop(entry));
         // Unlinked one by one: no recursion, whatever the chain's length.
         let mut next = self.detach_child();
         while let Some(mut child) = next {
-            child.take_all(|_, member| drop(member));
+            child.take_all(|_, entry| drop(entry));
             next = child.detach_child();
         }
     }
@@ -425,12 +442,12 @@ impl Bucket {
 impl std::fmt::Debug for Bucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.members().map(|m| m.escape_ascii().to_string()))
+            .entries(self.entries().map(|m| m.escape_ascii().to_string()))
             .finish()
     }
 }
 
-/// The position of a member: its chain (bucket index), the bucket in the chain, the slot.
+/// The position of an entry: its chain (bucket index), the bucket in the chain, the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     pub index: usize,
@@ -443,8 +460,8 @@ pub struct Position {
 #[derive(Default)]
 pub struct BucketArray {
     buckets: Box<[Bucket]>,
-    members: usize,
-    /// At least the number of members of the longest chain: raised by every insert, never
+    entries: usize,
+    /// At least the number of entries of the longest chain: raised by every insert, never
     /// lowered (a remove does not tell whether another chain is as long).
     longest_chain: usize,
 }
@@ -468,7 +485,7 @@ impl BucketArray {
         let buckets = unsafe { Box::from_raw(slice) };
         BucketArray {
             buckets,
-            members: 0,
+            entries: 0,
             longest_chain: 0,
         }
     }
@@ -486,17 +503,17 @@ impl BucketArray {
         &self.buckets
     }
 
-    pub fn members(&self) -> usize {
-        self.members
+    pub fn len(&self) -> usize {
+        self.entries
     }
 
-    /// An upper bound of the members any chain holds (see the field).
+    /// An upper bound of the entries any chain holds (see the field).
     pub fn longest_chain(&self) -> usize {
         self.longest_chain
     }
 
-    /// Bytes allocated: the bucket array, child buckets, and members as requested from the
-    /// allocator. Reads every member's length, so it takes time in proportion to the size.
+    /// Bytes allocated: the bucket array, child buckets, and entries as requested from the
+    /// allocator. Reads every entry's length, so it takes time in proportion to the size.
     pub fn heap_size(&self) -> usize {
         let mut bytes = self.buckets.len() * std::mem::size_of::<Bucket>();
         for head in self.buckets.iter() {
@@ -505,7 +522,7 @@ impl BucketArray {
                     bytes += std::mem::size_of::<Bucket>();
                 }
                 bytes += bucket
-                    .members()
+                    .entries()
                     .map(|m| m.len() + prefix_len(m.len()))
                     .sum::<usize>();
             }
@@ -513,8 +530,8 @@ impl BucketArray {
         bytes
     }
 
-    /// Adds `member` (which must not be in the chain) to the chain of bucket `index`.
-    pub fn push(&mut self, index: usize, tag: u8, member: Member) {
+    /// Adds `entry` (which must not be in the chain) to the chain of bucket `index`.
+    pub fn push(&mut self, index: usize, tag: u8, entry: Entry) {
         let head = &mut self.buckets[index];
         let (chain_len, buckets) = head
             .chain()
@@ -523,28 +540,37 @@ impl BucketArray {
             unreachable!("a chain has as many buckets as it walks");
         };
         match slots_of(tail.free_slots()).next() {
-            Some(slot) => tail.place(slot, tag, member),
+            Some(slot) => tail.place(slot, tag, entry),
             None => {
-                // A full last bucket: its slot 6 member moves to a new child, which also
-                // takes the new member.
+                // A full last bucket: its slot 6 entry moves to a new child, which also
+                // takes the new entry.
                 let mut child = Box::new(Bucket::EMPTY);
                 if let Some((moved_tag, moved)) = tail.take(CHILD_SLOT) {
                     child.place(0, moved_tag, moved);
                 }
-                child.place(1, tag, member);
+                child.place(1, tag, entry);
                 tail.attach_child(child);
             }
         }
-        self.members += 1;
+        self.entries += 1;
         self.longest_chain = self.longest_chain.max(chain_len + 1);
     }
 
-    /// Removes and returns the member at `at`, keeping the chain compact: the chain's last
-    /// member fills the hole, and a child left with one member gives it to its parent.
-    pub fn remove(&mut self, at: Position) -> Option<Member> {
+    /// Puts `entry` in place of the entry at `at` (the same key, so the same tag) and returns
+    /// the one it replaces; `None`, dropping `entry`, if no entry is there.
+    pub fn replace(&mut self, at: Position, entry: Entry) -> Option<Entry> {
+        let bucket = self.buckets.get_mut(at.index)?.at_depth_mut(at.depth)?;
+        let (tag, replaced) = bucket.take(at.slot)?;
+        bucket.place(at.slot, tag, entry);
+        Some(replaced)
+    }
+
+    /// Removes and returns the entry at `at`, keeping the chain compact: the chain's last
+    /// entry fills the hole, and a child left with one entry gives it to its parent.
+    pub fn remove(&mut self, at: Position) -> Option<Entry> {
         let head = self.buckets.get_mut(at.index)?;
         let last = head.chain().count() - 1;
-        let (_, member) = head.at_depth_mut(at.depth)?.take(at.slot)?;
+        let (_, entry) = head.at_depth_mut(at.depth)?.take(at.slot)?;
         if at.depth < last {
             let filler = head.at_depth_mut(last).and_then(|tail| {
                 let slot = slots_of(tail.present()).last()?;
@@ -561,22 +587,22 @@ impl BucketArray {
         {
             tail.take_all(|tag, kept| parent.place(CHILD_SLOT, tag, kept));
         }
-        self.members -= 1;
-        if self.members == 0 {
+        self.entries -= 1;
+        if self.entries == 0 {
             self.longest_chain = 0;
         }
-        Some(member)
+        Some(entry)
     }
 
-    /// Empties the chain of bucket `index`, passing each member and its tag to `each`.
-    pub fn take_chain(&mut self, index: usize, mut each: impl FnMut(u8, Member)) {
+    /// Empties the chain of bucket `index`, passing each entry and its tag to `each`.
+    pub fn take_chain(&mut self, index: usize, mut each: impl FnMut(u8, Entry)) {
         let Some(head) = self.buckets.get_mut(index) else {
             return;
         };
         let mut taken = 0;
-        let mut take = |tag, member| {
+        let mut take = |tag, entry| {
             taken += 1;
-            each(tag, member);
+            each(tag, entry);
         };
         head.take_all(&mut take);
         let mut next = head.detach_child();
@@ -584,8 +610,8 @@ impl BucketArray {
             child.take_all(&mut take);
             next = child.detach_child();
         }
-        self.members -= taken;
-        if self.members == 0 {
+        self.entries -= taken;
+        if self.entries == 0 {
             self.longest_chain = 0;
         }
     }
@@ -593,7 +619,7 @@ impl BucketArray {
     /// Checks the counts against the buckets and that chains are compact.
     #[cfg(test)]
     pub fn check(&self) {
-        let mut members = 0;
+        let mut entries = 0;
         for head in self.buckets.iter() {
             let chain: Vec<&Bucket> = head.chain().collect();
             let len: usize = chain.iter().map(|b| b.len()).sum();
@@ -601,22 +627,22 @@ impl BucketArray {
                 if depth + 1 < chain.len() {
                     assert_eq!(bucket.len(), SLOTS - 1, "a bucket with a child is full");
                 } else if depth > 0 {
-                    assert!(bucket.len() >= 2, "a child holds at least two members");
+                    assert!(bucket.len() >= 2, "a child holds at least two entries");
                 }
                 assert_eq!(bucket.present() & bucket.free_slots(), 0);
             }
-            members += len;
+            entries += len;
             assert!(len <= self.longest_chain, "chain of {len} above the bound");
         }
-        assert_eq!(members, self.members);
+        assert_eq!(entries, self.entries);
     }
 }
 
 impl Drop for BucketArray {
     fn drop(&mut self) {
-        // Without members there are no children either (a child holds two or more), so
+        // Without entries there are no children either (a child holds two or more), so
         // there is nothing to free but the array, which the Box frees without reading it.
-        if self.members == 0 {
+        if self.entries == 0 {
             return;
         }
         for bucket in self.buckets.iter_mut() {
@@ -632,7 +658,7 @@ impl Clone for BucketArray {
         }
         let mut copy = BucketArray::with_buckets(self.buckets.len());
         // Counts first: if copying stopped half-way, dropping the copy frees what it holds.
-        copy.members = self.members;
+        copy.entries = self.entries;
         copy.longest_chain = self.longest_chain;
         for (from, to) in self.buckets.iter().zip(copy.buckets.iter_mut()) {
             if from.present() != 0 || from.has_child() {
@@ -647,7 +673,7 @@ impl std::fmt::Debug for BucketArray {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BucketArray")
             .field("buckets", &self.buckets.len())
-            .field("members", &self.members)
+            .field("entries", &self.entries)
             .field("longest_chain", &self.longest_chain)
             .finish()
     }
@@ -659,14 +685,19 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn members_round_trip_at_every_prefix_length() {
+    fn entries_round_trip_at_every_prefix_length() {
         for len in [0, 1, 127, 128, 255, 256, 16_383, 16_384, 10_000, 100_000] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-            let member = Member::new(&bytes);
-            assert_eq!(member.bytes(), &bytes[..]);
-            assert_eq!(member.alloc_size(), len + prefix_len(len));
-            assert_eq!(member.clone().bytes(), &bytes[..]);
+            let entry = Entry::new(&bytes);
+            assert_eq!(entry.bytes(), &bytes[..]);
+            assert_eq!(entry.alloc_size(), len + prefix_len(len));
+            assert_eq!(entry.clone().bytes(), &bytes[..]);
+            let (head, tail) = bytes.split_at(len / 3);
+            let joined = Entry::concat(&[head, b"", tail]);
+            assert_eq!(joined.bytes(), &bytes[..]);
+            assert_eq!(joined.alloc_size(), entry.alloc_size());
         }
+        assert_eq!(Entry::concat(&[]).bytes(), b"");
         assert_eq!(prefix_len(0), 1);
         assert_eq!(prefix_len(127), 1);
         assert_eq!(prefix_len(128), 2);
@@ -697,11 +728,11 @@ mod tests {
     fn chains_stay_compact_through_pushes_and_removes() {
         let mut array = BucketArray::with_buckets(1);
         for i in 0..40u8 {
-            array.push(0, i, Member::new(&[i]));
+            array.push(0, i, Entry::new(&[i]));
             array.check();
         }
         assert_eq!(array.longest_chain(), 40);
-        // 40 members: six per bucket with a child, then four: seven buckets.
+        // 40 entries: six per bucket with a child, then four: seven buckets.
         assert_eq!(array.buckets()[0].chain().count(), 7);
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let mut left = 40;
@@ -731,21 +762,46 @@ mod tests {
     }
 
     #[test]
+    fn replace_keeps_the_slot_and_its_tag() {
+        let mut array = BucketArray::with_buckets(1);
+        // Tag i for entry [i]: 6 + 6 + 6 + 2 entries in four buckets.
+        for i in 0..20u8 {
+            array.push(0, i, Entry::new(&[i]));
+        }
+        let at = Position {
+            index: 0,
+            depth: 2,
+            slot: 3,
+        };
+        let replaced = array.replace(at, Entry::new(b"new"));
+        let old_tag = replaced.map(|e| e.bytes()[0]).unwrap_or_default();
+        let bucket = array.buckets()[0].chain().nth(2).unwrap_or(&Bucket::EMPTY);
+        assert_eq!(bucket.entry(3), Some(&b"new"[..]));
+        assert_eq!(bucket.with_tag(old_tag), 1 << 3);
+        assert_eq!(array.len(), 20);
+        array.check();
+        let empty_slot = Position { depth: 3, ..at };
+        assert!(array.replace(empty_slot, Entry::new(b"x")).is_none());
+        assert_eq!(array.len(), 20);
+        array.check();
+    }
+
+    #[test]
     fn clone_and_take_chain_keep_counts() {
         let mut array = BucketArray::with_buckets(4);
         for i in 0..60u32 {
-            array.push((i % 3) as usize, i as u8, Member::new(&i.to_le_bytes()));
+            array.push((i % 3) as usize, i as u8, Entry::new(&i.to_le_bytes()));
         }
         let copy = array.clone();
         copy.check();
         assert_eq!(copy.heap_size(), array.heap_size());
-        // 3 chains of 20: 6 + 6 + 6 + 2, so 3 children each; members of 4 bytes plus 1.
+        // 3 chains of 20: 6 + 6 + 6 + 2, so 3 children each; entries of 4 bytes plus 1.
         assert_eq!(array.heap_size(), (4 + 9) * 64 + 60 * 5);
         let mut taken = Vec::new();
         array.take_chain(1, |_, m| taken.push(m.bytes().to_vec()));
         assert_eq!(taken.len(), 20);
         array.check();
-        assert_eq!(array.members(), 40);
-        assert_eq!(copy.members(), 60);
+        assert_eq!(array.len(), 40);
+        assert_eq!(copy.len(), 60);
     }
 }
