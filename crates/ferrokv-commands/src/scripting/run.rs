@@ -48,8 +48,6 @@ pub struct Invocation<'a> {
 /// The state `redis.call` works with: this thread's script client, kept across runs, and
 /// the fields of the run in progress (`caller` is `None` between runs).
 struct CallState {
-    /// The server the script runs for (the caller's, set for each run).
-    server: Option<Arc<crate::Server>>,
     /// Runs the script's commands, as the caller's user.
     client: Client,
     reply: Reply,
@@ -115,6 +113,12 @@ thread_local! {
 }
 
 const NARROW_REMEMBERED: usize = 10_000;
+
+thread_local! {
+    /// The server of the runs on this thread, apart from `CALL_STATE` so that `redis.call`
+    /// borrows it while it changes the run's state (no reference count touched per call).
+    static RUN_SERVER: RefCell<Option<Arc<crate::Server>>> = const { RefCell::new(None) };
+}
 
 thread_local! {
     /// This thread's `CallState`. `redis.call` and `redis.pcall` are registered once per Lua
@@ -183,27 +187,33 @@ pub fn call_command(
     args: Result<Vec<Bytes>, &'static [u8]>,
     push: impl FnOnce(&[u8]),
 ) -> Result<(), CallFailure> {
-    CALL_STATE.with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            return Err(CallFailure::Raise(b"ERR server.call re-entered".to_vec()));
-        };
-        let Some(state) = slot.as_mut().filter(|state| state.caller.is_some()) else {
-            return Err(CallFailure::Raise(
-                b"ERR server.call is only available while a script runs".to_vec(),
-            ));
-        };
-        if state.restart {
-            // The script caught the restart (its own pcall): nothing more may run.
-            return Err(CallFailure::Raise(RESTART.as_bytes().to_vec()));
-        }
-        let argv = args.map_err(|text| CallFailure::Reply(text.to_vec()))?;
-        raw_call(state, argv)?;
-        let reply = state.reply.bytes();
-        if let Some(text) = super::convert::error_reply(reply) {
-            return Err(CallFailure::Reply(text.to_vec()));
-        }
-        push(reply);
-        Ok(())
+    RUN_SERVER.with(|server| {
+        let server = server.borrow();
+        CALL_STATE.with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                return Err(CallFailure::Raise(b"ERR server.call re-entered".to_vec()));
+            };
+            let (Some(state), Some(server)) = (
+                slot.as_mut().filter(|state| state.caller.is_some()),
+                server.as_deref(),
+            ) else {
+                return Err(CallFailure::Raise(
+                    b"ERR server.call is only available while a script runs".to_vec(),
+                ));
+            };
+            if state.restart {
+                // The script caught the restart (its own pcall): nothing more may run.
+                return Err(CallFailure::Raise(RESTART.as_bytes().to_vec()));
+            }
+            let argv = args.map_err(|text| CallFailure::Reply(text.to_vec()))?;
+            raw_call(server, state, argv)?;
+            let reply = state.reply.bytes();
+            if let Some(text) = super::convert::error_reply(reply) {
+                return Err(CallFailure::Reply(text.to_vec()));
+            }
+            push(reply);
+            Ok(())
+        })
     })
 }
 
@@ -335,13 +345,15 @@ fn prepare_call_state(
     CALL_STATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let state = slot.get_or_insert_with(|| new_call_state(ctx));
-        if state
-            .server
-            .as_ref()
-            .is_none_or(|s| !std::ptr::eq(Arc::as_ptr(s), ctx.server))
-        {
-            state.server = ctx.server.arc();
-        }
+        RUN_SERVER.with(|cell| {
+            let mut server = cell.borrow_mut();
+            if server
+                .as_ref()
+                .is_none_or(|s| !std::ptr::eq(Arc::as_ptr(s), ctx.server))
+            {
+                *server = ctx.server.arc();
+            }
+        });
         state.client.select(ctx.client.db);
         if !Arc::ptr_eq(&state.client.config, &ctx.client.config) {
             state
@@ -448,7 +460,6 @@ pub fn let_others_in_if_long() {
 fn new_call_state(ctx: &Ctx) -> CallState {
     let (client, reply) = new_script_client(ctx);
     CallState {
-        server: ctx.server.arc(),
         client,
         reply,
         caller: None,
@@ -586,13 +597,11 @@ fn fail(text: &[u8]) -> Result<(), CallFailure> {
 
 /// Runs a command for the script after the checks Valkey makes of a script's calls; the
 /// reply is left in `state.reply`.
-fn raw_call(state: &mut CallState, argv: Vec<Bytes>) -> Result<(), CallFailure> {
-    let Some(server) = state.server.clone() else {
-        return Err(CallFailure::Raise(
-            b"ERR server.call is only available while a script runs".to_vec(),
-        ));
-    };
-    let server = &*server;
+fn raw_call(
+    server: &crate::Server,
+    state: &mut CallState,
+    argv: Vec<Bytes>,
+) -> Result<(), CallFailure> {
     let Some(entry) = super::vm::resolve(&argv) else {
         return fail(b"ERR Unknown command called from script");
     };
