@@ -235,7 +235,9 @@ pub(crate) fn call(
     counters.calls.add(1);
     counters.usec.add(elapsed);
     stats.total_commands.add(1);
-    client.shared.commands.fetch_add(1, Relaxed);
+    // Only the client's own thread counts its commands: a load and a store, no locked add.
+    let commands = &client.shared.commands;
+    commands.store(commands.load(Relaxed).wrapping_add(1), Relaxed);
     client.shared.last_interaction_ms.store(now_ms, Relaxed);
 
     match result {
