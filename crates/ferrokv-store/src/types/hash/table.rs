@@ -217,13 +217,6 @@ impl FieldTable {
         self.fields.entry(location).map(decode)
     }
 
-    /// The field at position `index` (0..len) of [`Self::iter`]'s order. Walks the buckets
-    /// up to it: for a random field, [`Self::random`] is the fast way.
-    pub fn at(&self, index: usize) -> Option<FieldRef<'_>> {
-        let location = self.fields.nth(index)?;
-        self.fields.entry(location).map(decode)
-    }
-
     /// A stored field (expired or not) drawn uniformly at random.
     pub fn random(&self, rng: &mut impl Rng) -> Option<FieldRef<'_>> {
         let location = self.fields.random(rng)?;
@@ -833,16 +826,6 @@ mod tests {
     }
 
     /// `at` keeps its meaning without the dense array: position `i` of `iter`'s order.
-    #[test]
-    fn at_follows_iter_order() {
-        for grow in [true, false] {
-            let t = mid_rehash(100, grow, &mut Model::new());
-            let by_position: Vec<FieldRef<'_>> = (0..t.len()).filter_map(|i| t.at(i)).collect();
-            assert_eq!(by_position, t.iter().collect::<Vec<_>>());
-            assert_eq!(t.at(t.len()), None);
-        }
-    }
-
     #[test]
     fn entries_round_trip_at_every_header_length() {
         // Around the LEB128 steps of the field header (64 and 8192 bytes of field) and of
