@@ -67,6 +67,9 @@ pub struct Client {
     pub repl_handshake: Option<Box<crate::replication::Handshake>>,
     /// Set by PSYNC/SYNC: the connection stops serving commands and becomes a replica feed.
     pub handoff: Option<Handoff>,
+    /// A script's calls' bookkeeping while its run may still start again (only a script's
+    /// client ever holds any).
+    pub held_back: crate::scripting::held_back::HeldBack,
 }
 
 /// What the connection turns into after the current command.
@@ -105,6 +108,7 @@ impl Client {
             monitor: false,
             repl_handshake: None,
             handoff: None,
+            held_back: Default::default(),
         }
     }
 
@@ -113,6 +117,18 @@ impl Client {
         self.access_policy = access_policy_of(&config);
         self.config = config;
         self.config_epoch = epoch;
+    }
+
+    /// Counts a keyspace hit or miss of this client's command.
+    #[inline]
+    pub fn count_lookup(&self, hit: bool) {
+        if self.held_back.active() {
+            self.held_back.count_lookup(hit);
+        } else if hit {
+            crate::stats::local().keyspace_hits.add(1);
+        } else {
+            crate::stats::local().keyspace_misses.add(1);
+        }
     }
 
     pub fn select(&mut self, db: usize) {

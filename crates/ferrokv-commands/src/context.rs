@@ -103,17 +103,15 @@ impl<'a> Ctx<'a> {
         key: &[u8],
     ) -> Option<&'l mut Entry> {
         let found = locked.db(db, key).get(key, self.now_ms);
-        let s = stats::local();
+        self.client.count_lookup(found.is_some());
         match found {
             Some(entry) => {
-                s.keyspace_hits.add(1);
                 if !self.client.no_touch {
                     self.client.access_policy.touch(&mut entry.access);
                 }
                 Some(entry)
             }
             None => {
-                s.keyspace_misses.add(1);
                 events::notify(events::class::KEY_MISS, "keymiss", db, key);
                 None
             }

@@ -182,7 +182,6 @@ pub(crate) fn call(
 ) {
     let stats = stats::local();
     let spec = entry.spec;
-    let counters = &stats.commands[entry.id];
     let reply_start = reply.len();
     let Some(handler) = spec.handler else {
         // Container commands always resolve to a subcommand; reaching here is a table bug.
@@ -230,22 +229,14 @@ pub(crate) fn call(
     }));
     crate::propagate::end_command(propagating);
     let elapsed = started.elapsed_us();
-    record_timing(client, entry, args, elapsed, now_ms);
+    let held = client.held_back.active();
+    if !held {
+        account(client, entry, args, elapsed, now_ms);
+    }
 
-    counters.calls.add(1);
-    counters.usec.add(elapsed);
-    stats.total_commands.add(1);
-    // Only the client's own thread counts its commands: a load and a store, no locked add.
-    let commands = &client.shared.commands;
-    commands.store(commands.load(Relaxed).wrapping_add(1), Relaxed);
-    client.shared.last_interaction_ms.store(now_ms, Relaxed);
-
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            counters.failed_calls.add(1);
-            finish_error(reply, stats, &e);
-        }
+    let error = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -253,22 +244,46 @@ pub(crate) fn call(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             eprintln!("BUG: command '{}' panicked: {what}", entry.full_name);
-            counters.failed_calls.add(1);
             reply.truncate(reply_start);
-            finish_error(
-                reply,
-                stats,
-                &CmdError::err(format!("internal error in '{}'", entry.full_name)),
-            );
+            Some(CmdError::err(format!(
+                "internal error in '{}'",
+                entry.full_name
+            )))
         }
-    }
-    if spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
-        crate::monitor::feed(server, client, args);
+    };
+    if held {
+        // A script's call whose run may start again (see `scripting::held_back`).
+        if let Some(e) = &error {
+            reply.error(&e.0);
+        }
+        // The arguments are kept only for what shows them: a monitor, the slow log.
+        let keep_args = server.monitors.any()
+            || slowlog::is_slow(elapsed, client.config.slowlog_log_slower_than);
+        client
+            .held_back
+            .hold(crate::scripting::held_back::HeldCall {
+                entry,
+                args: if keep_args { args.to_vec() } else { Vec::new() },
+                db: client.db,
+                elapsed_us: elapsed,
+                now_ms,
+                error: error.map(|e| e.0),
+            });
+    } else {
+        if let Some(e) = &error {
+            stats.commands[entry.id].failed_calls.add(1);
+            finish_error(reply, stats, e);
+        }
+        if spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
+            crate::monitor::feed(server, client, args);
+        }
     }
     if events::pending() {
         handle_key_events(server, stats);
     }
-    crate::notify::flush(server);
+    if !held {
+        crate::notify::flush(server);
+    }
     if let Some(saved) = saved_written {
         let changed = dirty_before.is_some_and(|before| stats.dirty.get() != before);
         transaction::end_command(server, changed, saved);
@@ -285,6 +300,27 @@ pub(crate) fn call(
         entry.full_name.starts_with("client|"),
         client.multi.is_some(),
     );
+}
+
+/// The statistics of one call that ran: commandstats, the client's count, slow log and
+/// latency.
+pub(crate) fn account(
+    client: &Client,
+    entry: &TableEntry,
+    args: &[Bytes],
+    elapsed_us: u64,
+    now_ms: i64,
+) {
+    record_timing(client, entry, args, elapsed_us, now_ms);
+    let stats = stats::local();
+    let counters = &stats.commands[entry.id];
+    counters.calls.add(1);
+    counters.usec.add(elapsed_us);
+    stats.total_commands.add(1);
+    // Only the client's own thread counts its commands: a load and a store, no locked add.
+    let commands = &client.shared.commands;
+    commands.store(commands.load(Relaxed).wrapping_add(1), Relaxed);
+    client.shared.last_interaction_ms.store(now_ms, Relaxed);
 }
 
 /// EXEC and scripts: what they ran is propagated, never their own argv.

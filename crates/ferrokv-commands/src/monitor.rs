@@ -54,11 +54,16 @@ impl Monitors {
 
 /// Feeds the command `args` just run by `client` to the monitors.
 pub fn feed(server: &Server, client: &Client, args: &[Bytes]) {
+    feed_in(server, client, client.db, args);
+}
+
+/// Feeds `args`, run by `client` in database `db`, to the monitors.
+pub fn feed_in(server: &Server, client: &Client, db: usize, args: &[Bytes]) {
     if !server.monitors.any() {
         return;
     }
     let origin = peer_id(&client.shared);
-    broadcast(server, client.db, &origin, args);
+    broadcast(server, db, &origin, args);
 }
 
 fn broadcast(server: &Server, db: usize, origin: &str, args: &[Bytes]) {

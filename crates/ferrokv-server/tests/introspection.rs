@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{RawClient, start_ferrokv, start_valkey};
 
 /// Fields ferrokv adds to Valkey's.
-const EXTRA: &[&str] = &["server/ferrokv_version"];
+const EXTRA: &[&str] = &["server/ferrokv_version", "stats/ferrokv_script_restarts"];
 /// Fields of features ferrokv does not have (the oracle's built-in Lua engine).
 const MISSING: &[&str] = &["modules/module", "scripting engines/engine_0"];
 /// Sections whose fields depend on what ran (one line per command, error code or database).

@@ -528,3 +528,161 @@ fn shutdown_nosave_from_the_scripts_own_worker() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Shows `text` to the monitors (ECHO) and to the key-miss subscribers (PUBLISH).
+fn mark(client: &mut RawClient, text: &str) {
+    let echoed = client.command(&["ECHO", text]);
+    assert_eq!(
+        echoed,
+        format!("${}\r\n{text}\r\n", text.len()).into_bytes()
+    );
+    let delivered = client.command(&["PUBLISH", "__keyevent@0__:keymiss", text]);
+    assert_eq!(delivered, b":1\r\n");
+}
+
+/// What a monitor or subscriber `client` received between the marks of `attempt`.
+fn between_marks(client: &mut RawClient, attempt: usize) -> Vec<String> {
+    let (start, end) = (format!("start {attempt}"), format!("end {attempt}"));
+    let mut seen = Vec::new();
+    let mut started = false;
+    loop {
+        let message = String::from_utf8_lossy(&client.read_reply().expect("message")).into_owned();
+        if message.contains(&end) {
+            return seen;
+        }
+        if started {
+            seen.push(message);
+        } else if message.contains(&start) {
+            started = true;
+        }
+    }
+}
+
+/// A run holding only its declared keys' shards reads two of them (a hit and a miss) and
+/// gets an error from a third call, then reads an undeclared key whose shard a slow SUNIONSTORE on the other worker holds: the run starts
+/// again holding every shard and reads all three. Its reads count and show once, as the one
+/// run Valkey would have made: commandstats, errorstats, keyspace hits and misses, MONITOR
+/// lines and key-miss notifications. (Shards are chosen by a per-process seed, so the attempt is
+/// repeated with other key names until a restart happens, which INFO counts.)
+#[test]
+fn a_run_that_starts_again_counts_and_shows_its_reads_once() {
+    let server = start_ferrokv(&["--worker-threads", "2"]);
+    let mut runner = connect(&server);
+    let mut blocker = connect(&server);
+    let mut monitor = connect(&server);
+    let mut subscriber = connect(&server);
+    assert_eq!(
+        cmd(
+            &mut runner,
+            &["CONFIG", "SET", "notify-keyspace-events", "Em"]
+        ),
+        "+OK\\r\\n"
+    );
+    // The blocker's set: a union of it holds its shard for a while.
+    for chunk in 0..60 {
+        let mut args = vec!["SADD".to_string(), "big".to_string()];
+        args.extend((0..5000).map(|i| format!("member:{}", chunk * 5000 + i)));
+        let reply = blocker.command(&args);
+        assert!(reply.starts_with(b":"), "{}", show(&reply));
+    }
+    assert_eq!(cmd(&mut monitor, &["MONITOR"]), "+OK\\r\\n");
+    subscriber.send_raw(&encode(&["SUBSCRIBE", "__keyevent@0__:keymiss"]));
+    subscriber.read_reply().expect("subscribed");
+
+    let counts = |client: &mut RawClient| -> (u64, u64, u64, u64, u64, u64) {
+        let field = |client: &mut RawClient, section: &str, name: &str| -> u64 {
+            common::info_field_of(client, section, name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let calls = |client: &mut RawClient, name: &str| -> u64 {
+            common::info_field_of(client, "commandstats", name)
+                .and_then(|v| v.split(',').next()?.strip_prefix("calls=")?.parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            calls(client, "cmdstat_get"),
+            field(client, "stats", "keyspace_hits"),
+            field(client, "stats", "keyspace_misses"),
+            field(client, "stats", "ferrokv_script_restarts"),
+            calls(client, "cmdstat_scard"),
+            common::info_field_of(client, "errorstats", "errorstat_WRONGTYPE")
+                .and_then(|v| v.strip_prefix("count=")?.parse().ok())
+                .unwrap_or(0),
+        )
+    };
+
+    let mut restarted = false;
+    for attempt in 0..8 {
+        let declared = format!("declared:{attempt}");
+        let absent = format!("absent:{attempt}");
+        // New to the server each attempt, so its first run here is learnt as narrow.
+        let script = format!(
+            "-- attempt {attempt}\n\
+             local v = redis.call('GET', KEYS[1])\n\
+             redis.call('GET', KEYS[2])\n\
+             redis.pcall('LLEN', KEYS[1])\n\
+             if v == 'wide' then redis.call('SCARD', ARGV[1]) end\n\
+             return v"
+        );
+        assert_eq!(cmd(&mut runner, &["SET", &declared, "narrow"]), "+OK\\r\\n");
+        assert_eq!(
+            cmd(
+                &mut runner,
+                &["EVAL", &script, "2", &declared, &absent, "big"]
+            ),
+            "$6\\r\\nnarrow\\r\\n"
+        );
+        assert_eq!(cmd(&mut runner, &["SET", &declared, "wide"]), "+OK\\r\\n");
+        let before = counts(&mut runner);
+        mark(&mut runner, &format!("start {attempt}"));
+        send(&mut blocker, &["SUNIONSTORE", "union", "big"]);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            cmd(
+                &mut runner,
+                &["EVAL", &script, "2", &declared, &absent, "big"]
+            ),
+            "$4\\r\\nwide\\r\\n"
+        );
+        let union = blocker.read_reply().expect("SUNIONSTORE reply");
+        assert_eq!(show(&union), ":300000\\r\\n");
+        let after = counts(&mut runner);
+        mark(&mut runner, &format!("end {attempt}"));
+        let script_lines: Vec<String> = between_marks(&mut monitor, attempt)
+            .into_iter()
+            .filter(|line| line.contains(" lua] "))
+            .collect();
+        let misses = between_marks(&mut subscriber, attempt);
+        if after.3 == before.3 {
+            // A key shared a shard with the set or the union, or the union was over.
+            continue;
+        }
+        restarted = true;
+        assert_eq!(after.3, before.3 + 1, "one restart");
+        // The INFO calls between are neither; the run's calls count once each.
+        assert_eq!(after.0 - before.0, 2, "GET calls counted");
+        assert_eq!(after.4 - before.4, 1, "SCARD calls counted");
+        assert_eq!(after.5 - before.5, 1, "the LLEN's WRONGTYPE counted");
+        assert_eq!(
+            after.1 - before.1,
+            4,
+            "hits: the declared key (GET, LLEN), the set, and the union's read of the set"
+        );
+        assert_eq!(after.2 - before.2, 1, "misses: the absent key");
+        let expected = [
+            format!("[0 lua] \"GET\" \"{declared}\""),
+            format!("[0 lua] \"GET\" \"{absent}\""),
+            format!("[0 lua] \"LLEN\" \"{declared}\""),
+            "[0 lua] \"SCARD\" \"big\"".to_string(),
+        ];
+        assert_eq!(script_lines.len(), expected.len(), "{script_lines:?}");
+        for (line, tail) in script_lines.iter().zip(&expected) {
+            assert!(line.contains(tail.as_str()), "{line} lacks {tail}");
+        }
+        assert_eq!(misses.len(), 1, "{misses:?}");
+        assert!(misses[0].contains(&absent), "{misses:?}");
+        break;
+    }
+    assert!(restarted, "no attempt restarted its run");
+}

@@ -261,6 +261,27 @@ pub fn notifications_pending() -> bool {
     NOTIFICATIONS.with(|n| !n.borrow().is_empty())
 }
 
+/// How many notifications wait on this thread (a mark for [`drop_key_misses_since`]).
+pub fn notifications_waiting() -> usize {
+    NOTIFICATIONS.with(|n| n.borrow().len())
+}
+
+/// Drops the key-miss notifications reported since `mark` (a script run that starts
+/// again reads its keys again); the rest report changes that did happen and stay.
+pub fn drop_key_misses_since(mark: usize) {
+    NOTIFICATIONS.with(|n| {
+        let mut waiting = n.borrow_mut();
+        if waiting.len() <= mark {
+            return;
+        }
+        let mut index = 0;
+        waiting.retain(|note| {
+            index += 1;
+            index <= mark || note.class != class::KEY_MISS
+        });
+    });
+}
+
 /// Takes every waiting notification, in the order they were reported.
 pub fn take_notifications() -> Vec<Notification> {
     NOTIFICATIONS.with(|n| std::mem::take(&mut *n.borrow_mut()))

@@ -674,6 +674,10 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("acl_access_denied_channel", denied.channel.load(Relaxed));
     out.field("acl_access_denied_tls_cert", denied.tls_cert.load(Relaxed));
     out.field("acl_access_denied_db", denied.db.load(Relaxed));
+    out.field(
+        "ferrokv_script_restarts",
+        server.scripting.restarts.load(Relaxed),
+    );
 }
 
 /// Valkey's fields, in Valkey's order, for a primary or a replica.

@@ -14,7 +14,6 @@ use crate::cmd::args;
 use crate::cmd::scan_options::{self, ScanFamily};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::spec::{CommandSpec, KeySpec, category as cat, flag, key_flag as kf};
-use crate::stats;
 
 const MULTI_SHARD_SUM: &[&str] = &["request_policy:multi_shard", "response_policy:agg_sum"];
 const ALL_SHARDS_SUCCEED: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
@@ -238,12 +237,7 @@ pub(crate) fn lookup_no_touch<'l>(
     key: &[u8],
 ) -> Option<&'l mut Entry> {
     let found = locked.db(db, key).get(key, ctx.now_ms);
-    let s = stats::local();
-    if found.is_some() {
-        s.keyspace_hits.add(1);
-    } else {
-        s.keyspace_misses.add(1);
-    }
+    ctx.client.count_lookup(found.is_some());
     found
 }
 

@@ -18,6 +18,7 @@ mod c_api;
 pub mod cache;
 pub mod convert;
 pub mod fiber;
+pub mod held_back;
 pub mod json;
 pub mod lauxlib;
 pub mod libs;
@@ -42,6 +43,10 @@ pub struct Scripting {
     pub scripts: ScriptCache,
     pub libraries: Libraries,
     pub busy: Arc<Busy>,
+    /// Runs that held only their declared keys' shards and started again holding every
+    /// shard (INFO `ferrokv_script_restarts`): many mean scripts reach keys they do not
+    /// declare.
+    pub restarts: std::sync::atomic::AtomicU64,
 }
 
 /// The lowercase hex SHA1 of `data` (script ids, `redis.sha1hex`).

@@ -278,6 +278,11 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
                 return (false, false, false);
             };
             state.caller = None;
+            if state.restart {
+                state.client.held_back.discard();
+            } else {
+                super::held_back::release(server, &mut state.client);
+            }
             (state.promoted, state.widened, state.restart)
         });
         if !narrow || promoted {
@@ -304,6 +309,10 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
                 vm.lua
                     .exec_raw_lua(|raw| unsafe { super::c_api::discard(raw, pending) });
             }
+            server
+                .scripting
+                .restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             narrow = false;
             continue;
         }
@@ -378,6 +387,7 @@ fn prepare_call_state(
         state.promoted = false;
         state.restart = false;
         state.widened = false;
+        state.client.held_back.begin(narrow);
         state.declared = declared;
         state.started_ms = ctx.now_ms;
         state.last_slice_ms = ctx.now_ms;
@@ -648,6 +658,8 @@ fn raw_call(
     }
     if spec.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
         state.effects = true;
+        // The run can no longer start again: what its reads did is accounted for.
+        super::held_back::release(server, &mut state.client);
     }
     if spec.flags & flag::WRITE != 0 && !state.wrote {
         state.wrote = true;
