@@ -333,3 +333,39 @@ fn the_link_to_the_primary_is_a_listed_client_that_client_kill_ends() {
     p.command(&["SET", "after-kill", "1"]);
     assert_same_data(&mut p, &mut r, "after the killed link resumed");
 }
+
+/// A replica loading its full sync through a file (`repl-diskless-load disabled`) removes
+/// the file after loading when persistence is off (`save ""`, `appendonly no`): such a
+/// replica writes nothing that stays, as `rdb-del-sync-files yes` in Valkey. With save rules
+/// the received file stays as `dbfilename`, as in Valkey.
+#[test]
+fn a_replica_without_persistence_keeps_no_sync_file() {
+    let primary = start_ferrokv(&["--save", ""]);
+    let mut p = RawClient::connect(primary.port).expect("primary");
+    fill(&mut p);
+    let port = primary.port.to_string();
+    for (save, kept) in [("", false), ("3600 1", true)] {
+        let replica = start_ferrokv(&[
+            "--save",
+            save,
+            "--appendonly",
+            "no",
+            "--repl-diskless-load",
+            "disabled",
+        ]);
+        let mut r = RawClient::connect(replica.port).expect("replica");
+        assert_eq!(r.command(&["REPLICAOF", "127.0.0.1", &port]), b"+OK\r\n");
+        wait_link_up(&mut r);
+        assert_same_data(&mut p, &mut r, "after the full sync");
+        let files: Vec<String> = std::fs::read_dir(&replica.dir.0)
+            .expect("replica dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if kept {
+            assert_eq!(files, ["dump.rdb"], "save {save:?}");
+        } else {
+            assert!(files.is_empty(), "save {save:?}: {files:?}");
+        }
+    }
+}
