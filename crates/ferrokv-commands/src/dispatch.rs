@@ -35,10 +35,19 @@ pub enum Outcome {
     Blocked,
 }
 
-/// Whether the request `args` names a command that may run a Lua script: the connection
-/// runs those on a fiber (`scripting::fiber`).
-pub fn runs_lua(args: &[Bytes]) -> bool {
-    args.first().is_some_and(|name| TABLE.runs_lua(name))
+/// Whether the request `args` of `client` may run a Lua script: the connection runs those
+/// on a fiber (`scripting::fiber`). EXEC does only when a script is queued.
+pub fn runs_lua(client: &Client, args: &[Bytes]) -> bool {
+    let Some(entry) = args.first().and_then(|name| TABLE.lua_command(name)) else {
+        return false;
+    };
+    if !is_exec(entry) {
+        return true;
+    }
+    client
+        .multi
+        .as_ref()
+        .is_some_and(|multi| multi.queued.iter().any(|(queued, _)| queued.spec.runs_lua))
 }
 
 /// Runs one command and appends its reply (if any) to `reply`, then the client-side caching

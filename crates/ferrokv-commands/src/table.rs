@@ -193,13 +193,16 @@ impl CommandTable {
     /// Whether the command `name` (as clients call it) may run a Lua script
     /// (`CommandSpec::runs_lua`).
     pub fn runs_lua(&self, name: &[u8]) -> bool {
-        let Some(&first) = name.first() else {
-            return false;
-        };
+        self.lua_command(name).is_some()
+    }
+
+    /// The command `name` when it may run a Lua script.
+    pub fn lua_command(&self, name: &[u8]) -> Option<&TableEntry> {
+        let &first = name.first()?;
         if RENAMES.get().is_none() && !self.lua_initials[usize::from(first.to_ascii_lowercase())] {
-            return false;
+            return None;
         }
-        self.lookup(name).is_some_and(|e| e.spec.runs_lua)
+        self.lookup(name).filter(|e| e.spec.runs_lua)
     }
 
     /// Finds a top-level command by the name clients call it, after `rename-command`.

@@ -289,7 +289,7 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
     args: Vec<Bytes>,
 ) -> Result<(), String> {
     loop {
-        let outcome = if dispatch::runs_lua(&args) {
+        let outcome = if dispatch::runs_lua(client, &args) {
             execute_on_fiber(server, client, reply, &args).await
         } else {
             dispatch::execute(server, client, reply, &args)

@@ -464,6 +464,36 @@ fn the_scripts_own_worker_answers_busy_and_script_kill_as_valkey() {
     assert_eq!(ferrokv[1], BUSY);
 }
 
+/// The same with the script queued in a transaction: EXEC runs it on the connection's
+/// fiber too (an EXEC with no script queued does not need one), so its worker's clients get
+/// BUSY and SCRIPT KILL ends it, as in Valkey.
+fn killed_inside_exec_on_its_own_worker(oracle: bool) -> Vec<String> {
+    let mut c = same_worker(oracle);
+    let mut seen = vec![cmd(&mut c.other, &["SET", "k", "v0"])];
+    seen.push(cmd(&mut c.runner, &["MULTI"]));
+    seen.push(cmd(&mut c.runner, &["GET", "k"]));
+    seen.push(cmd(&mut c.runner, &["EVAL", &spin("", 3), "0"]));
+    send(&mut c.runner, &["EXEC"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    for args in [&["GET", "k"][..], &["SCRIPT", "KILL"]] {
+        seen.push(cmd(&mut c.other, args));
+    }
+    seen.push(show(&c.runner.read_reply().expect("EXEC reply")));
+    assert!(started.elapsed() < Duration::from_secs(2), "{oracle}");
+    // A transaction without a script, after it.
+    seen.push(cmd(&mut c.runner, &["MULTI"]));
+    seen.push(cmd(&mut c.runner, &["INCR", "n"]));
+    seen.push(cmd(&mut c.runner, &["EXEC"]));
+    seen
+}
+
+#[test]
+fn a_script_inside_exec_answers_busy_and_script_kill_as_valkey() {
+    let ferrokv = as_on_valkey(killed_inside_exec_on_its_own_worker);
+    assert_eq!(ferrokv[4], BUSY);
+}
+
 /// Sends a script that sets `key` to `x`, then spins for `seconds`, and lets it pass
 /// `busy-reply-threshold`.
 fn start_writing_spin(runner: &mut RawClient, key: &str, seconds: u32) {
