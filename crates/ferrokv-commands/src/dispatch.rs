@@ -313,6 +313,7 @@ pub(crate) fn call(
 
 /// The statistics of one call that ran: commandstats, the client's count, slow log and
 /// latency.
+#[inline]
 pub(crate) fn account(
     client: &Client,
     entry: &TableEntry,

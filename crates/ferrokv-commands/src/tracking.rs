@@ -183,7 +183,12 @@ thread_local! {
     static CURRENT_TRACKER: RefCell<Option<Arc<ClientShared>>> = const { RefCell::new(None) };
     /// Whether a command handler is running (its own changes are told after its reply).
     static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
-    static OWN: RefCell<Own> = RefCell::new(Own::default());
+    static OWN: RefCell<Own> = const {
+        RefCell::new(Own {
+            before: Vec::new(),
+            after: Vec::new(),
+        })
+    };
     /// Keys the current command registered that its client did not track before: an expiry
     /// the command itself causes on them must not be reported (Valkey registers after the
     /// command, when the key is already gone).
@@ -208,11 +213,19 @@ pub fn end_request(server: &Server, reply: &mut Reply, saved: u64) {
     }
     OWN.with(|own| {
         let own = &mut *own.borrow_mut();
+        if own.before.is_empty() && own.after.is_empty() {
+            return;
+        }
         for frame in own.before.drain(..).chain(own.after.drain(..)) {
             reply.raw(&frame);
         }
     });
-    FRESH.with(|f| f.borrow_mut().clear());
+    FRESH.with(|f| {
+        let mut fresh = f.borrow_mut();
+        if !fresh.is_empty() {
+            fresh.clear();
+        }
+    });
     CURRENT_TRACKER.with(|t| *t.borrow_mut() = None);
     CURRENT_ID.with(|c| c.set(saved));
 }
@@ -229,10 +242,14 @@ pub fn leave_handler(saved: bool) {
 /// Puts the messages due ahead of a command's reply in front of it (the reply starts at
 /// `start`).
 pub fn place_before_reply(reply: &mut Reply, start: usize) {
-    let frames = OWN.with(|own| std::mem::take(&mut own.borrow_mut().before));
-    if frames.is_empty() {
+    let frames = OWN.with(|own| {
+        let own = &mut *own.borrow_mut();
+        // Nearly always empty: nothing to take (or free) then.
+        (!own.before.is_empty()).then(|| std::mem::take(&mut own.before))
+    });
+    let Some(frames) = frames else {
         return;
-    }
+    };
     let tail = reply.bytes()[start..].to_vec();
     reply.truncate(start);
     for frame in &frames {
