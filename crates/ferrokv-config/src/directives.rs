@@ -466,8 +466,8 @@ directives! {
         "Testing aid: microseconds to pause per key saved.";
     rdb_save_incremental_fsync: bool = "rdb-save-incremental-fsync" [], "yes", Kind::Bool, 0,
         "Fsync the snapshot every 4 MB while writing it.";
-    rdb_version_check: String = "rdb-version-check" [], "strict", Kind::Enum(&["strict", "relaxed"]), PENDING,
-        "How strictly RDB versions are checked on load: strict or relaxed.";
+    rdb_version_check: String = "rdb-version-check" [], "strict", Kind::Enum(&["strict", "relaxed"]), 0,
+        "strict refuses an RDB file of a version newer than ferrokv knows; relaxed reads it, failing only on data it does not know.";
     rdbchecksum: bool = "rdbchecksum" [], "yes", Kind::Bool, IMMUTABLE,
         "Write and check a checksum at the end of RDB files.";
     rdbcompression: bool = "rdbcompression" [], "yes", Kind::Bool, 0,

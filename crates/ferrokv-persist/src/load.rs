@@ -202,7 +202,8 @@ pub fn load_from<R: Read>(
     let inserters = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    let mut reader = FileReader::new(reader).map_err(LoadError::Format)?;
+    let mut reader = FileReader::with_version_check(reader, options.read.relaxed_version)
+        .map_err(LoadError::Format)?;
     reader.set_options(options.read);
     let read_options = ReadOptions {
         dialect: reader.dialect,

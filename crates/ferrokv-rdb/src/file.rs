@@ -268,8 +268,14 @@ pub struct FileReader<R> {
 }
 
 impl<R: Read> FileReader<R> {
-    /// Reads and checks the header.
+    /// Reads and checks the header: a version this crate does not know is refused.
     pub fn new(inner: R) -> RdbResult<FileReader<R>> {
+        Self::with_version_check(inner, false)
+    }
+
+    /// Reads and checks the header; `relaxed` (`rdb-version-check relaxed`) accepts a
+    /// version this crate does not know, as Valkey does.
+    pub fn with_version_check(inner: R, relaxed: bool) -> RdbResult<FileReader<R>> {
         let mut d = Decoder::new(Checksummed::new(inner));
         let mut magic = [0u8; 9];
         d.exact(&mut magic)?;
@@ -281,7 +287,7 @@ impl<R: Read> FileReader<R> {
             Dialect::Redis(v) => (1..=format::MAX_REDIS_VERSION).contains(&v),
             Dialect::Valkey(v) => v == format::VALKEY_VERSION,
         };
-        if !known {
+        if !known && !relaxed {
             return Err(RdbError::new(0, RdbErrorKind::UnsupportedVersion(version)));
         }
         Ok(FileReader {
@@ -596,6 +602,9 @@ mod tests {
         assert_eq!(parse_magic(b"VALKEY080"), Some(Dialect::Valkey(80)));
         assert_eq!(parse_magic(b"REDIS00x0"), None);
         assert!(FileReader::new(&b"REDIS0099"[..]).is_err());
+        assert!(FileReader::new(&b"VALKEY081"[..]).is_err());
+        let relaxed = FileReader::with_version_check(&b"REDIS0099"[..], true).expect("relaxed");
+        assert_eq!(relaxed.dialect, Dialect::Redis(99));
         assert!(FileReader::new(&b"HELLO"[..]).is_err());
     }
 }

@@ -49,6 +49,9 @@ pub struct ReadOptions {
     pub set: SetLimits,
     pub hash: HashLimits,
     pub zset: ZSetLimits,
+    /// `rdb-version-check relaxed`: a file of a newer version than this crate knows is read
+    /// anyway, failing only where it holds a type or opcode this crate does not know.
+    pub relaxed_version: bool,
 }
 
 impl ReadOptions {
@@ -66,6 +69,7 @@ impl ReadOptions {
                 max_listpack_entries: 128,
                 max_listpack_value: 64,
             },
+            relaxed_version: false,
         }
     }
 }

@@ -540,3 +540,42 @@ fn a_reload_keeps_the_configured_encodings() {
         .map(String::from)
     );
 }
+
+/// `rdb-version-check`: a dump.rdb of a version newer than any ferrokv knows (here Redis's
+/// `REDIS0013` and Valkey's `VALKEY081`, made from a file of our own with its checksum set
+/// to zero, i.e. not checked) stops the start by default (`strict`), with the version
+/// named, as Valkey does; `relaxed` loads it, as Valkey does.
+#[test]
+fn rdb_version_check_refuses_or_reads_a_newer_version() {
+    let source = TempDir::new("rdb-version-source");
+    {
+        let s = ferrokv_in(&source.0, &["--save", ""]);
+        let mut c = connect(&s);
+        cmd(&mut c, &["SET", "a", "1"]);
+        cmd(&mut c, &["RPUSH", "l", "x", "y"]);
+        assert_eq!(cmd(&mut c, &["SAVE"]), "+OK\r\n");
+    }
+    let ours = std::fs::read(source.0.join("dump.rdb")).expect("dump.rdb");
+    assert_eq!(&ours[..9], b"REDIS0010");
+    for (magic, version) in [(&b"REDIS0013"[..], 13), (b"VALKEY081", 81)] {
+        let mut newer = magic.to_vec();
+        newer.extend_from_slice(&ours[9..ours.len() - 8]);
+        newer.extend_from_slice(&[0; 8]);
+        let dir = TempDir::new("rdb-version");
+        std::fs::write(dir.0.join("dump.rdb"), &newer).expect("write");
+
+        let out = refused_start(&dir.0);
+        assert!(
+            out.contains(&format!("can't handle RDB format version {version}")),
+            "{out}"
+        );
+
+        let s = ferrokv_in(&dir.0, &["--save", "", "--rdb-version-check", "relaxed"]);
+        let mut c = connect(&s);
+        assert_eq!(cmd(&mut c, &["GET", "a"]), "$1\r\n1\r\n");
+        assert_eq!(
+            cmd(&mut c, &["LRANGE", "l", "0", "-1"]),
+            "*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
+        );
+    }
+}

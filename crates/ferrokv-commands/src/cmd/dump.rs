@@ -132,6 +132,7 @@ pub fn read_options_for(config: &ferrokv_config::Config) -> ReadOptions {
         max_listpack_entries: size(config.zset_max_listpack_entries),
         max_listpack_value: size(config.zset_max_listpack_value),
     };
+    options.relaxed_version = config.rdb_version_check == "relaxed";
     options
 }
 
