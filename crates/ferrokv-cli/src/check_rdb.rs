@@ -64,10 +64,20 @@ pub fn check_preamble(input: impl std::io::Read) -> Result<u64, (u64, String)> {
 
 /// Reads the whole file; the offset at its end on success.
 fn check(input: impl std::io::Read, summary: &mut Summary) -> RdbResult<u64> {
-    let mut reader = FileReader::new(input)?;
-    match reader.dialect {
-        Dialect::Redis(v) => println!("[offset 0] RDB version: REDIS{v:04}"),
-        Dialect::Valkey(v) => println!("[offset 0] RDB version: VALKEY{v:03}"),
+    // As valkey-check-rdb: a newer version is reported and read as far as it is known.
+    let mut reader = FileReader::with_version_check(input, true)?;
+    let version = match reader.dialect {
+        Dialect::Redis(v) => {
+            println!("[offset 0] RDB version: REDIS{v:04}");
+            v
+        }
+        Dialect::Valkey(v) => {
+            println!("[offset 0] RDB version: VALKEY{v:03}");
+            v
+        }
+    };
+    if !reader.dialect.is_known() {
+        println!("[offset 9] Foreign RDB version {version} detected");
     }
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

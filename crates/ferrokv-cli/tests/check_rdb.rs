@@ -184,6 +184,25 @@ fn checks_redis7_snapshots() {
     );
 }
 
+/// A newer version than ferrokv knows (the header changed to `REDIS0013`, the checksum
+/// zeroed, i.e. not checked) is reported as foreign and read as far as it is known, as
+/// valkey-check-rdb does.
+#[test]
+fn reports_a_foreign_version_and_reads_on() {
+    let server = start(&redis7_binary(), "redis7-foreign");
+    let rdb = populate_and_save(&server, false);
+    let mut newer = b"REDIS0013".to_vec();
+    newer.extend_from_slice(&rdb[9..rdb.len() - 8]);
+    newer.extend_from_slice(&[0; 8]);
+    let (ok, text) = check(&newer, "foreign");
+    assert!(ok, "{text}");
+    assert!(text.contains("Foreign RDB version 13 detected"), "{text}");
+    assert!(
+        text.contains("[info] db 0: 1 hash, 2 list, 3 set, 3 string, 1 zset"),
+        "{text}"
+    );
+}
+
 #[test]
 fn checks_valkey9_snapshots() {
     let server = start(&valkey_binary(), "valkey9");

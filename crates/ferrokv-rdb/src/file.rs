@@ -283,11 +283,7 @@ impl<R: Read> FileReader<R> {
         let version = match dialect {
             Dialect::Redis(v) | Dialect::Valkey(v) => v,
         };
-        let known = match dialect {
-            Dialect::Redis(v) => (1..=format::MAX_REDIS_VERSION).contains(&v),
-            Dialect::Valkey(v) => v == format::VALKEY_VERSION,
-        };
-        if !known && !relaxed {
+        if !dialect.is_known() && !relaxed {
             return Err(RdbError::new(0, RdbErrorKind::UnsupportedVersion(version)));
         }
         Ok(FileReader {

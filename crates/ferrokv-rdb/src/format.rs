@@ -85,6 +85,14 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// Whether this crate knows the version (a newer one is read only when relaxed).
+    pub fn is_known(self) -> bool {
+        match self {
+            Dialect::Redis(v) => (1..=MAX_REDIS_VERSION).contains(&v),
+            Dialect::Valkey(v) => v == VALKEY_VERSION,
+        }
+    }
+
     /// Whether type byte 22 means Valkey's hash with field expiry.
     pub fn is_valkey(self) -> bool {
         matches!(self, Dialect::Valkey(_))
