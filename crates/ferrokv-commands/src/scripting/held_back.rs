@@ -8,6 +8,10 @@
 //! the run can no longer start again (its first call that writes or propagates, or its
 //! end) that bookkeeping waits here, and is then released as it happened, or dropped with
 //! the attempt. What the reads did for real (keys expired on access, tracking) stays.
+//!
+//! One case is not covered: a run suspended past `busy-reply-threshold` (see `fiber`) lets
+//! other clients of its thread run, whose commands publish the thread's waiting key-miss
+//! notifications, the run's included; if it then starts again, those went out once more.
 
 use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
