@@ -17,6 +17,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
+use crate::bits::set_bits;
 use crate::db::Db;
 use crate::snapshot::SnapshotSlot;
 use crate::table::hash_key;
@@ -378,7 +379,7 @@ impl Drop for Hold<'_> {
         // The transaction's effects reach the stream while its shards are still locked.
         crate::effects::on_release();
         debug_assert_eq!(state.lent, 0, "a shard still borrowed when its hold ends");
-        for index in bits(state.extra) {
+        for index in set_bits(state.extra) {
             // SAFETY: a bit of `extra` is set only by `widen_hold`, after this thread
             // locked that shard and forgot the guard; nothing else unlocks it, and no
             // borrowed guard outlives the hold (borrows live inside the commands it runs).
@@ -386,18 +387,6 @@ impl Drop for Hold<'_> {
         }
         // Then `guards` drops, unlocking the shards locked by `hold`.
     }
-}
-
-/// The indexes of the set bits of `mask`, ascending.
-fn bits(mut mask: u64) -> impl Iterator<Item = usize> + Clone {
-    std::iter::from_fn(move || {
-        if mask == 0 {
-            return None;
-        }
-        let index = mask.trailing_zeros() as usize;
-        mask &= mask - 1;
-        Some(index)
-    })
 }
 
 impl Keyspace {
@@ -427,7 +416,7 @@ impl Keyspace {
     /// The guards of `hold`, taken as `acquire` takes them (backing off when busy).
     fn hold_guards(&self, mask: u64) -> Vec<MutexGuard<'_, Shard>> {
         self.backing_off(
-            bits(mask),
+            set_bits(mask),
             |i| self.shards[i].lock.lock(),
             |i| self.shards[i].lock.try_lock(),
         )
@@ -448,7 +437,7 @@ impl Keyspace {
             state.held != 0 && state.keyspace == self as *const Keyspace as usize,
             "widen_hold without a hold"
         );
-        for index in bits(mask & !state.held) {
+        for index in set_bits(mask & !state.held) {
             let highest = 63 - state.held.leading_zeros() as usize;
             let lock = &self.shards[index].lock;
             let guard = if wait_above && index > highest {
@@ -602,7 +591,7 @@ impl Drop for Locked<'_> {
         // the cache; left open, it was written back by the next command to reach its
         // database in that shard, usually dozens of commands later, after a cache miss.
         // (Any database not marked here is still closed that way.)
-        for db in bits(self.touched) {
+        for db in set_bits(self.touched) {
             for (_, shard) in self.guards.iter_mut() {
                 if let Some(db) = shard.dbs.get_mut(db) {
                     db.close();

@@ -7,6 +7,7 @@
 //! index order, which is also the order every multi-key lock uses, so there are no deadlocks.
 
 pub mod access;
+mod bits;
 pub mod clock;
 pub mod db;
 pub mod effects;

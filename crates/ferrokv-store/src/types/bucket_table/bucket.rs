@@ -67,15 +67,8 @@ const HAS_CHILD: u8 = 1 << 7;
 const PRESENT: u8 = HAS_CHILD - 1;
 
 /// The slots whose bit is set in `mask`, lowest first.
-pub fn slots_of(mut mask: u8) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if mask == 0 {
-            return None;
-        }
-        let slot = mask.trailing_zeros() as usize;
-        mask &= mask - 1;
-        Some(slot)
-    })
+pub fn slots_of(mask: u8) -> impl Iterator<Item = usize> {
+    crate::bits::set_bits(u64::from(mask))
 }
 
 /// Bytes of the LEB128 encoding of `len`.
