@@ -213,3 +213,30 @@ fn checks_valkey9_snapshots() {
         "[info] db 0: 2 hash, 2 list, 3 set, 3 string, 1 zset",
     );
 }
+
+/// redis-server 8.0.2's file (RDB 12, hashes with field expiry: types 24 and 25), committed
+/// with the server's tests; truncating it or flipping a byte is caught.
+#[test]
+fn checks_a_redis8_snapshot_with_field_expiry() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ferrokv-server/tests/fixtures/redis-8.0.2/dump.rdb");
+    let rdb = std::fs::read(&fixture).expect("redis 8 fixture");
+    let (ok, text) = check(&rdb, "redis8");
+    assert!(ok, "{text}");
+    assert!(!text.contains("Foreign"), "{text}");
+    assert!(
+        text.contains("[info] db 0: 4 hash, 1 list, 2 set, 1 stream, 5 string, 1 zset"),
+        "{text}"
+    );
+    assert!(text.contains("[info] db 3: 1 hash, 1 string"), "{text}");
+    for cut in [rdb.len() - 1, rdb.len() / 2] {
+        let (ok, text) = check(&rdb[..cut], "redis8-cut");
+        assert!(!ok, "truncated at {cut} passed:\n{text}");
+    }
+    for at in (9..rdb.len()).step_by(10) {
+        let mut bad = rdb.clone();
+        bad[at] ^= 0x10;
+        let (ok, text) = check(&bad, "redis8-flip");
+        assert!(!ok, "flip at {at} passed:\n{text}");
+    }
+}

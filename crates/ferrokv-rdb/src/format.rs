@@ -59,6 +59,17 @@ pub mod kind {
     /// In a `VALKEY080` file: a hash whose fields may carry their own expiry. (In a
     /// `REDIS0012` file 22 to 25 are Redis 7.4's hash-metadata types, a different layout.)
     pub const VALKEY_HASH_2: u8 = 22;
+    /// In a `REDIS0012` file (Redis 7.4 release candidates): a hash whose fields may carry
+    /// an absolute expiry, field by field.
+    pub const REDIS_HASH_METADATA_PRE_GA: u8 = 22;
+    /// In a `REDIS0012` file (Redis 7.4 release candidates): a listpack of field, value and
+    /// expiry triples.
+    pub const REDIS_HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+    /// In a `REDIS0012` file (Redis 7.4 and later): as 22, led by the hash's earliest field
+    /// expiry, against which each field's expiry is stored.
+    pub const REDIS_HASH_METADATA: u8 = 24;
+    /// In a `REDIS0012` file (Redis 7.4 and later): as 23, led by the earliest field expiry.
+    pub const REDIS_HASH_LISTPACK_EX: u8 = 25;
 }
 
 /// The top two bits of a length's first byte.
@@ -106,5 +117,10 @@ impl Dialect {
             Dialect::Valkey(_) => true,
             Dialect::Redis(v) => v < 12,
         }
+    }
+
+    /// Whether type bytes 22 to 25 are Redis 7.4's hashes with field expiry.
+    pub fn has_redis_field_expiry(self) -> bool {
+        matches!(self, Dialect::Redis(v) if v >= 12)
     }
 }

@@ -66,6 +66,26 @@ pub fn skip_payload<R: Read>(
                 d.skip(8)?;
             }
         }
+        kind::REDIS_HASH_METADATA_PRE_GA | kind::REDIS_HASH_METADATA
+            if dialect.has_redis_field_expiry() =>
+        {
+            if type_byte == kind::REDIS_HASH_METADATA {
+                d.skip(8)?;
+            }
+            for _ in 0..d.count()? {
+                d.length()?;
+                d.skip_string()?;
+                d.skip_string()?;
+            }
+        }
+        kind::REDIS_HASH_LISTPACK_EX_PRE_GA | kind::REDIS_HASH_LISTPACK_EX
+            if dialect.has_redis_field_expiry() =>
+        {
+            if type_byte == kind::REDIS_HASH_LISTPACK_EX {
+                d.skip(8)?;
+            }
+            d.skip_string()?;
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -88,6 +108,7 @@ mod tests {
         let options = ReadOptions::new(dialect);
         let direct = read_value(&mut Decoder::new(payload), type_byte, &options);
         let framed = read_value(&mut Decoder::new(&copy[..]), type_byte, &options);
+        assert!(direct.is_ok(), "type {type_byte}: {direct:?}");
         assert_eq!(direct, framed);
     }
 
@@ -149,6 +170,41 @@ mod tests {
         e.string(b"v");
         e.bytes(&(-1i64).to_le_bytes());
         check(kind::VALKEY_HASH_2, &e.buf, dialect);
+        // Redis 7.4's hashes with field expiry, in their own numbering.
+        let redis = Dialect::Redis(12);
+        for leading in [false, true] {
+            let mut e = Encoder::new(false);
+            if leading {
+                e.u64_le(1_900_000_000_000);
+            }
+            e.length(2);
+            for (ttl, field, value) in [(7u64, &b"f"[..], &b"v"[..]), (0, b"g", &long)] {
+                e.length(ttl);
+                e.string(field);
+                e.string(value);
+            }
+            let type_byte = if leading {
+                kind::REDIS_HASH_METADATA
+            } else {
+                kind::REDIS_HASH_METADATA_PRE_GA
+            };
+            check(type_byte, &e.buf, redis);
+            let mut lp = ferrokv_store::types::listpack::Listpack::new();
+            for s in [&b"f"[..], b"v", b"1900000000000", b"g", b"w", b"0"] {
+                lp.push_back(s);
+            }
+            let mut e = Encoder::new(false);
+            if leading {
+                e.u64_le(1_900_000_000_000);
+            }
+            e.string(&lp.to_blob());
+            let type_byte = if leading {
+                kind::REDIS_HASH_LISTPACK_EX
+            } else {
+                kind::REDIS_HASH_LISTPACK_EX_PRE_GA
+            };
+            check(type_byte, &e.buf, redis);
+        }
     }
 
     #[test]

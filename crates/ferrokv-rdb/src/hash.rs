@@ -1,9 +1,20 @@
 //! Hashes: written as HASH_LISTPACK (16) or HASH (4), and as Valkey 9's type 22 when
-//! fields have their own expiry; read from 4, 9 (zipmap), 13 (ziplist), 16 and, in Valkey
-//! files, 22. Converted as Valkey converts on load.
+//! fields have their own expiry; read from 4, 9 (zipmap), 13 (ziplist), 16, in Valkey
+//! files 22, and in Redis 7.4+ files 22 to 25. Converted as Valkey converts on load.
 //!
-//! Type 22 (found by experiment on valkey-server 9.1): the field count, then per field its
-//! name, its value and its absolute expiry in Unix ms as eight LE bytes (-1: none).
+//! Valkey's type 22 (found by experiment on valkey-server 9.1): the field count, then per
+//! field its name, its value and its absolute expiry in Unix ms as eight LE bytes (-1: none).
+//!
+//! Redis 7.4's types, from its RDB format (no Redis 7.4 server is at hand to check against,
+//! so the tests build these payloads byte by byte from the layout):
+//! - 24: the earliest field expiry (eight LE bytes), the field count, then per field an RDB
+//!   length `t` (0: no expiry, else the expiry is `t - 1` ms after the earliest), its name
+//!   and its value. 22, from the release candidates, has no leading expiry and stores each
+//!   expiry absolute.
+//! - 25: the earliest field expiry, then a listpack of name, value, expiry triples (expiry
+//!   absolute, 0: none). 23, from the release candidates, has no leading expiry.
+//!
+//! Expiries past Redis's largest (2^48 - 1 ms) are refused as corrupt, as Redis does.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -19,8 +30,23 @@ use crate::format::kind;
 use crate::value::{ReadOptions, Target, bounded, read_blob};
 use crate::{ziplist, zipmap};
 
-/// Expiry of a field without one in type 22.
+/// Expiry of a field without one in Valkey's type 22.
 const NO_FIELD_EXPIRE: i64 = -1;
+
+/// The latest field expiry Redis stores (its expiry times have 48 bits).
+const REDIS_MAX_FIELD_EXPIRE: u64 = (1 << 48) - 1;
+
+/// Where and how a pairwise hash stores its fields' expiry.
+#[derive(Clone, Copy)]
+enum FieldExpiry {
+    /// Type 4: none.
+    Absent,
+    /// Valkey's 22: after the value, eight LE bytes, -1 for none.
+    ValkeyTrailing,
+    /// Redis 7.4's 22 (`base` None) and 24: before the field, an RDB length, 0 for none;
+    /// absolute, or `base + t - 1`.
+    RedisLeading { base: Option<u64> },
+}
 
 pub fn write_hash(e: &mut Encoder, hash: &HashValue, target: Target) {
     match hash {
@@ -65,8 +91,29 @@ pub fn read_hash<R: Read>(
 ) -> RdbResult<Value> {
     let limits = options.hash;
     let hash = match type_byte {
-        kind::HASH => read_pairs(d, limits, false)?,
-        kind::VALKEY_HASH_2 => read_pairs(d, limits, true)?,
+        kind::HASH => read_pairs(d, limits, FieldExpiry::Absent)?,
+        kind::VALKEY_HASH_2 if options.dialect.has_valkey_hash() => {
+            read_pairs(d, limits, FieldExpiry::ValkeyTrailing)?
+        }
+        kind::REDIS_HASH_METADATA_PRE_GA | kind::REDIS_HASH_METADATA
+            if options.dialect.has_redis_field_expiry() =>
+        {
+            let base = if type_byte == kind::REDIS_HASH_METADATA {
+                Some(d.u64_le()?)
+            } else {
+                None
+            };
+            read_pairs(d, limits, FieldExpiry::RedisLeading { base })?
+        }
+        kind::REDIS_HASH_LISTPACK_EX_PRE_GA | kind::REDIS_HASH_LISTPACK_EX
+            if options.dialect.has_redis_field_expiry() =>
+        {
+            if type_byte == kind::REDIS_HASH_LISTPACK_EX {
+                // The earliest expiry is also in the listpack: only a hint for Redis.
+                d.u64_le()?;
+            }
+            read_listpack_ex(d, limits)?
+        }
         kind::HASH_ZIPMAP => {
             let (at, blob) = read_blob(d)?;
             let pairs =
@@ -173,12 +220,13 @@ fn from_pairs(
     Ok(HashValue::Listpack(pack))
 }
 
-/// Type 4 (and 22 with `with_expiry`): a count, then fields and values one by one. Valkey
-/// starts a listpack when the count fits and converts at the first long string.
+/// Types 4, 22 and 24: a count, then fields and values one by one, with their expiry where
+/// `expiry` says. Valkey starts a listpack when the count fits and converts at the first
+/// long string; a field with an expiry needs the table.
 fn read_pairs<R: Read>(
     d: &mut Decoder<R>,
     limits: HashLimits,
-    with_expiry: bool,
+    expiry: FieldExpiry,
 ) -> RdbResult<HashValue> {
     let count = d.count()?;
     let mut hash = if count > limits.max_entries {
@@ -188,16 +236,26 @@ fn read_pairs<R: Read>(
     };
     for _ in 0..count {
         let at = d.offset();
+        let mut expire_at = NO_EXPIRE;
+        if let FieldExpiry::RedisLeading { base } = expiry {
+            let stored = d.length()?;
+            let absolute = match (stored, base) {
+                (0, _) => None,
+                (t, Some(base)) => Some(base.checked_add(t - 1)),
+                (t, None) => Some(Some(t)),
+            };
+            if let Some(ms) = absolute {
+                expire_at = redis_field_expire(at, ms)?;
+            }
+        }
         let field = d.string()?;
         let value = d.string()?;
-        let expire_at = if with_expiry {
-            match d.i64_le()? {
+        if let FieldExpiry::ValkeyTrailing = expiry {
+            expire_at = match d.i64_le()? {
                 NO_FIELD_EXPIRE => NO_EXPIRE,
                 ms => ms,
-            }
-        } else {
-            NO_EXPIRE
-        };
+            };
+        }
         if field.len() > limits.max_value
             || value.len() > limits.max_value
             || expire_at != NO_EXPIRE
@@ -207,6 +265,52 @@ fn read_pairs<R: Read>(
         let fresh = match &mut hash {
             HashValue::Listpack(pack) => pack.set(&field, &value),
             HashValue::Table(table) => table.set(&field, &value, expire_at).is_none(),
+        };
+        if !fresh {
+            return Err(RdbError::corrupt(at, "duplicate hash field"));
+        }
+    }
+    Ok(hash)
+}
+
+/// A Redis field expiry as this store keeps it, refusing what Redis would (an overflow
+/// included).
+fn redis_field_expire(at: u64, ms: Option<u64>) -> RdbResult<i64> {
+    match ms {
+        Some(ms) if ms <= REDIS_MAX_FIELD_EXPIRE => Ok(ms as i64),
+        _ => Err(RdbError::corrupt(at, "invalid hash field expiry")),
+    }
+}
+
+/// Redis 7.4's types 23 and 25 after their leading expiry: a listpack of field, value and
+/// absolute expiry triples (0: none). Fields without an expiry stay compact when they fit.
+fn read_listpack_ex<R: Read>(d: &mut Decoder<R>, limits: HashLimits) -> RdbResult<HashValue> {
+    let (at, blob) = read_blob(d)?;
+    let elements =
+        listpack::blob_elements(&blob).ok_or_else(|| RdbError::corrupt(at, "invalid listpack"))?;
+    if !elements.len().is_multiple_of(3) {
+        return Err(RdbError::corrupt(at, "hash listpack is not in triples"));
+    }
+    let mut hash = if elements.len() / 3 > limits.max_entries {
+        HashValue::Table(Box::new(FieldTable::with_capacity(elements.len() / 3)))
+    } else {
+        HashValue::default()
+    };
+    let (mut field_text, mut value_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    for triple in elements.chunks_exact(3) {
+        let expire_at = match triple[2] {
+            Elem::Int(0) => NO_EXPIRE,
+            Elem::Int(ms) => redis_field_expire(at, u64::try_from(ms).ok())?,
+            Elem::Str(_) => return Err(RdbError::corrupt(at, "hash field expiry is not a number")),
+        };
+        let field = text_of(triple[0], &mut field_text);
+        let value = text_of(triple[1], &mut value_text);
+        if expire_at != NO_EXPIRE {
+            hash.convert_to_table();
+        }
+        let fresh = match &mut hash {
+            HashValue::Listpack(pack) => pack.set(field, value),
+            HashValue::Table(table) => table.set(field, value, expire_at).is_none(),
         };
         if !fresh {
             return Err(RdbError::corrupt(at, "duplicate hash field"));

@@ -139,6 +139,14 @@ pub fn read_value<R: Read>(
         kind::VALKEY_HASH_2 if options.dialect.has_valkey_hash() => {
             crate::hash::read_hash(d, type_byte, options)
         }
+        kind::REDIS_HASH_METADATA_PRE_GA
+        | kind::REDIS_HASH_LISTPACK_EX_PRE_GA
+        | kind::REDIS_HASH_METADATA
+        | kind::REDIS_HASH_LISTPACK_EX
+            if options.dialect.has_redis_field_expiry() =>
+        {
+            crate::hash::read_hash(d, type_byte, options)
+        }
         kind::ZSET | kind::ZSET_2 | kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
             crate::zset::read_zset(d, type_byte, options)
         }

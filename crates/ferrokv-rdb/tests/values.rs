@@ -290,6 +290,157 @@ fn valkey_hash_with_field_expiry_reads() {
     );
 }
 
+#[test]
+fn redis_hashes_with_field_expiry_read() {
+    // redis-server 8.0.2: HSET small f v g w n 12345; HPEXPIREAT small 1900000000123 FIELDS 1
+    // f; HPEXPIREAT small 1900000000999 FIELDS 1 n; DUMP small (type 25, a listpack of
+    // triples).
+    let small = hex(
+        "197b38d360ba01000030300000000900816602817602f47b38d360ba01000009816e02f1393003f4e73bd3\
+         60ba010000098167028177020001ff0c003a843a39e85f53d1",
+    );
+    let back = dump::restore(&small, &options()).expect("restores");
+    assert_eq!(
+        contents(&back),
+        Contents::Hash(vec![
+            (b"f".to_vec(), b"v".to_vec(), 1_900_000_000_123),
+            (b"g".to_vec(), b"w".to_vec(), NO_EXPIRE),
+            (b"n".to_vec(), b"12345".to_vec(), 1_900_000_000_999),
+        ])
+    );
+    // As Valkey: a hash whose fields expire is a table here.
+    assert_eq!(back.encoding(), "hashtable");
+    // HSET big f1 v1 long <100 x> f3 33; HPEXPIREAT big 1900000000500 FIELDS 2 f1 f3;
+    // DUMP big (type 24: each expiry stored against the earliest, plus one).
+    let big = hex(
+        "18f439d360ba0100000301026633c02100046c6f6e67c3094064017878e05700017878010266310276310c\
+         00868ed6875c6e423b",
+    );
+    let back = dump::restore(&big, &options()).expect("restores");
+    assert_eq!(
+        contents(&back),
+        Contents::Hash(vec![
+            (b"f1".to_vec(), b"v1".to_vec(), 1_900_000_000_500),
+            (b"f3".to_vec(), b"33".to_vec(), 1_900_000_000_500),
+            (b"long".to_vec(), vec![b'x'; 100], NO_EXPIRE),
+        ])
+    );
+}
+
+/// A DUMP payload of `body` under RDB version `version`, with its checksum.
+fn payload_of(body: &[u8], version: u16) -> Vec<u8> {
+    let mut payload = body.to_vec();
+    payload.extend_from_slice(&version.to_le_bytes());
+    let crc = ferrokv_rdb::crc64::checksum(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    payload
+}
+
+#[test]
+fn redis_release_candidate_hashes_and_bad_field_expiries() {
+    use ferrokv_rdb::encode::Encoder;
+    use ferrokv_store::types::listpack::Listpack;
+    // Type 22 in Redis 7.4's release candidates: absolute expiries, no leading one.
+    let mut e = Encoder::new(false);
+    e.u8(22);
+    e.length(2);
+    for (ttl, field, value) in [
+        (1_900_000_000_123u64, &b"f"[..], &b"v"[..]),
+        (0, b"g", b"w"),
+    ] {
+        e.length(ttl);
+        e.string(field);
+        e.string(value);
+    }
+    let back = dump::restore(&payload_of(&e.buf, 12), &options()).expect("restores");
+    assert_eq!(
+        contents(&back),
+        Contents::Hash(vec![
+            (b"f".to_vec(), b"v".to_vec(), 1_900_000_000_123),
+            (b"g".to_vec(), b"w".to_vec(), NO_EXPIRE),
+        ])
+    );
+    // Type 23: the same listpack as 25 without the leading expiry. With no expiry at all
+    // the hash stays compact.
+    let mut lp = Listpack::new();
+    for s in [&b"a"[..], b"1", b"0", b"b", b"2", b"0"] {
+        lp.push_back(s);
+    }
+    let mut e = Encoder::new(false);
+    e.u8(23);
+    e.string(&lp.to_blob());
+    let back = dump::restore(&payload_of(&e.buf, 12), &options()).expect("restores");
+    assert_eq!(back.encoding(), "listpack");
+    assert_eq!(
+        contents(&back),
+        Contents::Hash(vec![
+            (b"a".to_vec(), b"1".to_vec(), NO_EXPIRE),
+            (b"b".to_vec(), b"2".to_vec(), NO_EXPIRE),
+        ])
+    );
+    // Past Redis's 48-bit expiry times, a stored offset that overflows, a listpack not in
+    // triples, and a repeated field are refused as bad data.
+    let bad_bodies: Vec<Vec<u8>> = vec![
+        {
+            let mut e = Encoder::new(false);
+            e.u8(22);
+            e.length(1);
+            e.length(1 << 48);
+            e.string(b"f");
+            e.string(b"v");
+            e.buf
+        },
+        {
+            let mut e = Encoder::new(false);
+            e.u8(24);
+            e.u64_le(u64::MAX - 1);
+            e.length(1);
+            e.length(5);
+            e.string(b"f");
+            e.string(b"v");
+            e.buf
+        },
+        {
+            let mut lp = Listpack::new();
+            for s in [&b"a"[..], b"1", b"0", b"b"] {
+                lp.push_back(s);
+            }
+            let mut e = Encoder::new(false);
+            e.u8(23);
+            e.string(&lp.to_blob());
+            e.buf
+        },
+        {
+            let mut lp = Listpack::new();
+            for s in [&b"a"[..], b"1", b"0", b"a", b"2", b"0"] {
+                lp.push_back(s);
+            }
+            let mut e = Encoder::new(false);
+            e.u8(25);
+            e.u64_le(0);
+            e.string(&lp.to_blob());
+            e.buf
+        },
+    ];
+    for body in bad_bodies {
+        assert!(
+            matches!(
+                dump::restore(&payload_of(&body, 12), &options()),
+                Err(RestoreError::BadData(_))
+            ),
+            "{body:?}"
+        );
+    }
+    // Under RDB 11, Redis has no type 23 to 25.
+    let mut e = Encoder::new(false);
+    e.u8(23);
+    e.string(&lp.to_blob());
+    assert!(matches!(
+        dump::restore(&payload_of(&e.buf, 11), &options()),
+        Err(RestoreError::BadData(_))
+    ));
+}
+
 fn zset_of(pairs: &[(&str, f64)], limits: ZSetLimits) -> Value {
     let longest = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
     let mut z = ZSet::with_hint(pairs.len(), longest, limits);
