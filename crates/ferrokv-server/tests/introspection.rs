@@ -9,8 +9,8 @@ use common::{RawClient, start_ferrokv, start_valkey};
 
 /// Fields ferrokv adds to Valkey's.
 const EXTRA: &[&str] = &["server/ferrokv_version", "stats/ferrokv_script_restarts"];
-/// Fields of features ferrokv does not have (the oracle's built-in Lua engine).
-const MISSING: &[&str] = &["modules/module", "scripting engines/engine_0"];
+/// Fields of features ferrokv does not have.
+const MISSING: &[&str] = &[];
 /// Sections whose fields depend on what ran (one line per command, error code or database).
 const DYNAMIC: &[&str] = &["commandstats", "errorstats", "latencystats", "keyspace"];
 
@@ -78,6 +78,18 @@ fn info_everything_has_the_oracles_sections_and_fields_in_order() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Lua shows as Valkey's built-in module, with the same line (MODULE LIST agrees).
+    let module_line = |port: u16| {
+        let info = RawClient::connect(port)
+            .expect("connect")
+            .command(&["INFO", "modules"]);
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find(|l| l.starts_with("module:"))
+            .map(str::to_string)
+    };
+    assert!(module_line(valkey.port).is_some());
+    assert_eq!(module_line(ferrokv.port), module_line(valkey.port));
 }
 
 #[test]

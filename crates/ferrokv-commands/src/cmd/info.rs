@@ -105,7 +105,14 @@ const SECTIONS: &[Section] = &[
         name: "modules",
         title: "Modules",
         default: true,
-        write: |_, _, _| {},
+        // Valkey 9 runs Lua as a built-in module and lists it here (MODULE LIST does too).
+        write: |out, _, _| {
+            out.field(
+                "module",
+                "name=lua,ver=1,api=1,filters=0,usedby=[],using=[],\
+                 options=[handle-repl-async-load|handle-atomic-slot-migration]",
+            )
+        },
     },
     Section {
         name: "commandstats",
@@ -142,10 +149,21 @@ const SECTIONS: &[Section] = &[
         name: "",
         title: "Scripting Engines",
         default: false,
-        write: |out, _, _| {
-            out.field("engines_count", 0);
-            out.field("engines_total_used_memory", 0);
-            out.field("engines_total_memory_overhead", 0);
+        write: |out, server, _| {
+            // One engine, Lua: its memory is what INFO memory reports as the VMs' total;
+            // its overhead is the engine's own bookkeeping.
+            let used = server.scripting.busy.lua_memory();
+            let overhead = std::mem::size_of::<crate::scripting::Scripting>();
+            out.field("engines_count", 1);
+            out.field("engines_total_used_memory", used);
+            out.field("engines_total_memory_overhead", overhead);
+            out.field(
+                "engine_0",
+                format_args!(
+                    "name=LUA,module=lua,abi_version=4,used_memory={used},\
+                     memory_overhead={overhead}"
+                ),
+            );
         },
     },
     Section {
