@@ -70,6 +70,15 @@ pub struct Client {
     /// A script's calls' bookkeeping while its run may still start again (only a script's
     /// client ever holds any).
     pub held_back: crate::scripting::held_back::HeldBack,
+    /// The size as sent of the request being run, and the reply buffer's length when it
+    /// began: what COMMANDLOG's large-request and large-reply logs measure. Inside EXEC the
+    /// queued commands see EXEC's (their reply is EXEC's so far), as in Valkey; a script's
+    /// calls see 0 and their own reply.
+    pub request_bytes: usize,
+    pub reply_mark: usize,
+    /// Whose address and name the command logs show for this client's commands: a
+    /// script's caller, as in Valkey.
+    pub log_as: Option<Arc<ClientShared>>,
 }
 
 /// What the connection turns into after the current command.
@@ -109,6 +118,9 @@ impl Client {
             repl_handshake: None,
             handoff: None,
             held_back: Default::default(),
+            request_bytes: 0,
+            reply_mark: 0,
+            log_as: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
+use ferrokv_config::Config;
 use ferrokv_protocol::Reply;
 use ferrokv_store::{Keyspace, clock, events};
 
@@ -19,7 +20,8 @@ use crate::stats;
 use crate::table::{TABLE, TableEntry};
 use crate::tracking;
 use crate::transaction;
-use crate::{latency, slowlog};
+use crate::commandlog::{self, LogKind};
+use crate::latency;
 
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,9 +241,6 @@ pub(crate) fn call(
     crate::propagate::end_command(propagating);
     let elapsed = started.elapsed_us();
     let held = client.held_back.active();
-    if !held {
-        account(client, entry, args, elapsed, now_ms);
-    }
 
     let error = match result {
         Ok(Ok(())) => None,
@@ -265,9 +264,10 @@ pub(crate) fn call(
         if let Some(e) = &error {
             reply.error(&e.0);
         }
-        // The arguments are kept only for what shows them: a monitor, the slow log.
+        let reply_bytes = reply.len().saturating_sub(client.reply_mark);
+        // The arguments are kept only for what shows them: a monitor, the command logs.
         let keep_args = server.monitors.any()
-            || slowlog::is_slow(elapsed, client.config.slowlog_log_slower_than);
+            || goes_to_a_log(&client.config, client.request_bytes, reply_bytes, elapsed);
         client
             .held_back
             .hold(crate::scripting::held_back::HeldCall {
@@ -275,6 +275,7 @@ pub(crate) fn call(
                 args: if keep_args { args.to_vec() } else { Vec::new() },
                 db: client.db,
                 elapsed_us: elapsed,
+                reply_bytes,
                 now_ms,
                 error: error.map(|e| e.0),
             });
@@ -283,6 +284,9 @@ pub(crate) fn call(
             stats.commands[entry.id].failed_calls.add(1);
             finish_error(reply, stats, e);
         }
+        // After the error, which is part of the reply the large-reply log measures.
+        let reply_bytes = reply.len().saturating_sub(client.reply_mark);
+        account(client, entry, args, elapsed, reply_bytes, now_ms);
         if spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
             crate::monitor::feed(server, client, args);
         }
@@ -311,7 +315,7 @@ pub(crate) fn call(
     );
 }
 
-/// The statistics of one call that ran: commandstats, the client's count, slow log and
+/// The statistics of one call that ran: commandstats, the client's count, command logs and
 /// latency.
 #[inline]
 pub(crate) fn account(
@@ -319,9 +323,10 @@ pub(crate) fn account(
     entry: &TableEntry,
     args: &[Bytes],
     elapsed_us: u64,
+    reply_bytes: usize,
     now_ms: i64,
 ) {
-    record_timing(client, entry, args, elapsed_us, now_ms);
+    record_timing(client, entry, args, elapsed_us, reply_bytes, now_ms);
     let stats = stats::local();
     let counters = &stats.commands[entry.id];
     counters.calls.add(1);
@@ -569,29 +574,62 @@ pub fn is_local(client: &Client) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The slow log, the latency monitor and the latency histograms, fed after each call.
+/// Whether a call with these measures goes to any of the command logs.
+fn goes_to_a_log(config: &Config, request_bytes: usize, reply_bytes: usize, elapsed_us: u64) -> bool {
+    commandlog::reaches(elapsed_us, config.slowlog_log_slower_than)
+        || commandlog::reaches(request_bytes as u64, config.commandlog_request_larger_than)
+        || commandlog::reaches(reply_bytes as u64, config.commandlog_reply_larger_than)
+}
+
+/// The command logs, the latency monitor and the latency histograms, fed after each call.
 fn record_timing(
     client: &Client,
     entry: &TableEntry,
     args: &[Bytes],
     elapsed_us: u64,
+    reply_bytes: usize,
     now_ms: i64,
 ) {
     let config = &client.config;
     let spec = entry.spec;
     if spec.flags & flag::SKIP_SLOWLOG == 0
-        && slowlog::is_slow(elapsed_us, config.slowlog_log_slower_than)
+        && goes_to_a_log(config, client.request_bytes, reply_bytes, elapsed_us)
     {
-        let name = client.shared.name.lock().clone().unwrap_or_default();
-        let max_len = config.slowlog_max_len.max(0) as usize;
-        slowlog::record(
-            args,
-            elapsed_us,
-            now_ms / 1000,
-            &client.shared.addr,
-            name,
-            max_len,
-        );
+        let logs = [
+            (
+                LogKind::Slow,
+                elapsed_us,
+                config.slowlog_log_slower_than,
+                config.slowlog_max_len,
+            ),
+            (
+                LogKind::LargeRequest,
+                client.request_bytes as u64,
+                config.commandlog_request_larger_than,
+                config.commandlog_large_request_max_len,
+            ),
+            (
+                LogKind::LargeReply,
+                reply_bytes as u64,
+                config.commandlog_reply_larger_than,
+                config.commandlog_large_reply_max_len,
+            ),
+        ];
+        let who = client.log_as.as_ref().unwrap_or(&client.shared);
+        let name = who.name.lock().clone().unwrap_or_default();
+        for (kind, value, threshold, max_len) in logs {
+            if commandlog::reaches(value, threshold) {
+                commandlog::record(
+                    kind,
+                    args,
+                    value,
+                    now_ms / 1000,
+                    &who.addr,
+                    name.clone(),
+                    max_len.max(0) as usize,
+                );
+            }
+        }
     }
     let event = if spec.flags & flag::FAST != 0 {
         "fast-command"

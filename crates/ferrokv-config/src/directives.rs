@@ -304,13 +304,13 @@ directives! {
         "Count CPU and network use per slot.";
     slowlog_log_slower_than: i64 = "commandlog-execution-slower-than" ["slowlog-log-slower-than"], "10000", Kind::int(-1, i64::MAX), 0,
         "Log commands slower than this many microseconds; -1 disables.";
-    commandlog_large_reply_max_len: i64 = "commandlog-large-reply-max-len" [], "128", Kind::int(0, i64::MAX), PENDING,
+    commandlog_large_reply_max_len: i64 = "commandlog-large-reply-max-len" [], "128", Kind::int(0, i64::MAX), 0,
         "Entries kept in the large-reply command log.";
-    commandlog_large_request_max_len: i64 = "commandlog-large-request-max-len" [], "128", Kind::int(0, i64::MAX), PENDING,
+    commandlog_large_request_max_len: i64 = "commandlog-large-request-max-len" [], "128", Kind::int(0, i64::MAX), 0,
         "Entries kept in the large-request command log.";
-    commandlog_reply_larger_than: i64 = "commandlog-reply-larger-than" [], "1048576", Kind::int(-1, i64::MAX), PENDING,
+    commandlog_reply_larger_than: i64 = "commandlog-reply-larger-than" [], "1048576", Kind::int(-1, i64::MAX), 0,
         "Log replies larger than this many bytes; -1 disables.";
-    commandlog_request_larger_than: i64 = "commandlog-request-larger-than" [], "1048576", Kind::int(-1, i64::MAX), PENDING,
+    commandlog_request_larger_than: i64 = "commandlog-request-larger-than" [], "1048576", Kind::int(-1, i64::MAX), 0,
         "Log requests larger than this many bytes; -1 disables.";
     slowlog_max_len: i64 = "commandlog-slow-execution-max-len" ["slowlog-max-len"], "128", Kind::int(0, i64::MAX), 0,
         "Entries kept in the slow command log.";

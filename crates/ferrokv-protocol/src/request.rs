@@ -61,6 +61,12 @@ impl std::error::Error for ProtocolError {}
 #[derive(Debug, Default)]
 pub struct RequestParser {
     pending: Option<Multibulk>,
+    /// Bytes taken for the request being parsed, and for the last one returned (what
+    /// COMMANDLOG's large-request log measures: the request as sent).
+    consumed: usize,
+    last_request_bytes: usize,
+    /// The line end (`\n` or `\r\n`) of the inline request just taken.
+    inline_line_end: usize,
 }
 
 #[derive(Debug)]
@@ -82,9 +88,31 @@ impl RequestParser {
         self.pending.is_some()
     }
 
+    /// The size in bytes, as sent, of the request [`Self::next_request`] returned last.
+    pub fn last_request_bytes(&self) -> usize {
+        self.last_request_bytes
+    }
+
     /// Takes the next complete request out of `buf`. Returns `Ok(None)` when more bytes are
     /// needed. Empty requests (a blank inline line, `*0`) are consumed silently.
     pub fn next_request(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &ParseLimits,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        // The buffer only shrinks while parsing: what it lost is what this call took.
+        let before = buf.len();
+        let result = self.take_request(buf, limits);
+        self.consumed += before - buf.len();
+        if let Ok(Some(_)) = result {
+            // An inline request counts without its line end, as Valkey counts it.
+            let line_end = std::mem::take(&mut self.inline_line_end);
+            self.last_request_bytes = std::mem::take(&mut self.consumed) - line_end;
+        }
+        result
+    }
+
+    fn take_request(
         &mut self,
         buf: &mut BytesMut,
         limits: &ParseLimits,
@@ -97,8 +125,11 @@ impl RequestParser {
                 if first != b'*' {
                     match parse_inline(buf)? {
                         None => return Ok(None),
-                        Some(args) if args.is_empty() => continue,
-                        Some(args) => return Ok(Some(args)),
+                        Some((args, _)) if args.is_empty() => continue,
+                        Some((args, line_end)) => {
+                            self.inline_line_end = line_end;
+                            return Ok(Some(args));
+                        }
                     }
                 }
                 let Some(line_end) = find_line(buf, 1) else {
@@ -200,7 +231,10 @@ impl RequestParser {
 }
 
 /// Parses one inline request; `Ok(Some(vec![]))` for a blank line.
-fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+/// An inline request's arguments and the length of its line end.
+type InlineRequest = (Vec<Bytes>, usize);
+
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<InlineRequest>, ProtocolError> {
     let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > INLINE_MAX_SIZE {
             return Err(ProtocolError::new("Protocol error: too big inline request"));
@@ -212,9 +246,10 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError>
     if let Some(stripped) = text.strip_suffix(b"\r") {
         text = stripped;
     }
+    let line_end = line.len() - text.len();
     let args = split_args(text)
         .map_err(|_| ProtocolError::new("Protocol error: unbalanced quotes in request"))?;
-    Ok(Some(args.into_iter().map(Bytes::from).collect()))
+    Ok(Some((args.into_iter().map(Bytes::from).collect(), line_end)))
 }
 
 /// Finds the `\r` that ends the line starting at `from`, requiring the byte after it to have
@@ -274,6 +309,24 @@ mod tests {
             }
         }
         assert!(buf.is_empty());
+        // Its size as sent, counted across the calls that took it.
+        assert_eq!(parser.last_request_bytes(), input.len());
+    }
+
+    #[test]
+    fn each_request_knows_its_size_as_sent() {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nping\r\nGET  k\r\n*2\r\n$3\r\nget"[..]);
+        let limits = ParseLimits::default();
+        assert!(parser.next_request(&mut buf, &limits).unwrap().is_some());
+        assert_eq!(parser.last_request_bytes(), 14);
+        assert!(parser.next_request(&mut buf, &limits).unwrap().is_some());
+        // Inline: without its line end.
+        assert_eq!(parser.last_request_bytes(), 6);
+        assert!(parser.next_request(&mut buf, &limits).unwrap().is_none());
+        buf.extend_from_slice(b"\r\n$1\r\nk\r\n");
+        assert!(parser.next_request(&mut buf, &limits).unwrap().is_some());
+        assert_eq!(parser.last_request_bytes(), 20);
     }
 
     #[test]

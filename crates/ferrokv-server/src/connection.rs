@@ -215,6 +215,8 @@ where
                 Ok(Some(args)) => {
                     // Published messages go out in order with the replies around them.
                     client.shared.outbox.drain_into(reply);
+                    client.request_bytes = parser.last_request_bytes();
+                    client.reply_mark = reply.len();
                     run_request(server, stream, client, reply, wake, input, args).await?;
                     if client.handoff.is_some() {
                         // What was answered before PSYNC goes out first.

@@ -11,7 +11,7 @@ use crate::cmd::args;
 use crate::cmd::command::write_help;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::latency;
-use crate::slowlog;
+use crate::commandlog::{self, LogEntry, LogKind};
 use crate::spec::{CommandSpec, category as cat, flag};
 use crate::table::TABLE;
 
@@ -100,6 +100,39 @@ pub const COMMANDS: &[CommandSpec] = &[
                     "O(N), N being the number of entries dropped",
                 )
                 .handler(slowlog_reset),
+        ]),
+    CommandSpec::new("commandlog", -2, "server")
+        .doc(
+            "8.1.0",
+            "Container for the command log commands.",
+            "Depends on the subcommand.",
+        )
+        .subcommands(&[
+            slowlog_sub("get", 4)
+                .tips(&["request_policy:all_nodes", NONDETERMINISTIC])
+                .doc(
+                    "8.1.0",
+                    "Returns the newest entries of one command log.",
+                    "O(N), N being the number of entries returned",
+                )
+                .handler(commandlog_get),
+            help_sub("8.1.0", "Lists the COMMANDLOG subcommands.").handler(commandlog_help),
+            slowlog_sub("len", 3)
+                .tips(&[
+                    "request_policy:all_nodes",
+                    "response_policy:agg_sum",
+                    NONDETERMINISTIC,
+                ])
+                .doc("8.1.0", "Counts the entries of one command log.", "O(1)")
+                .handler(commandlog_len),
+            slowlog_sub("reset", 3)
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+                .doc(
+                    "8.1.0",
+                    "Empties one command log.",
+                    "O(N), N being the number of entries dropped",
+                )
+                .handler(commandlog_reset),
         ]),
     CommandSpec::new("latency", -2, "server")
         .doc(
@@ -219,13 +252,18 @@ fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             _ => return Err(CmdError::err("count should be greater than or equal to -1")),
         },
     };
-    let entries = slowlog::newest(count);
+    reply_entries(ctx, &commandlog::newest(LogKind::Slow, count));
+    Ok(())
+}
+
+/// Log entries as SLOWLOG GET and COMMANDLOG GET show them.
+fn reply_entries(ctx: &mut Ctx, entries: &[LogEntry]) {
     ctx.reply.array_len(entries.len());
     for entry in entries {
         ctx.reply.array_len(6);
         ctx.reply.int(entry.id as i64);
         ctx.reply.int(entry.timestamp);
-        ctx.reply.int(entry.duration_us as i64);
+        ctx.reply.int(entry.value as i64);
         ctx.reply.array_len(entry.args.len());
         for arg in &entry.args {
             ctx.reply.bulk(arg);
@@ -233,17 +271,68 @@ fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.reply.bulk(entry.client_addr.as_bytes());
         ctx.reply.bulk(&entry.client_name);
     }
-    Ok(())
 }
 
 fn slowlog_len(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.reply.int(slowlog::len() as i64);
+    ctx.reply.int(commandlog::len(LogKind::Slow) as i64);
     Ok(())
 }
 
 fn slowlog_reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    slowlog::reset();
+    commandlog::reset(LogKind::Slow);
     ctx.reply.ok();
+    Ok(())
+}
+
+/// The log COMMANDLOG's `type` argument names.
+fn log_kind(arg: &[u8]) -> Result<LogKind, CmdError> {
+    LogKind::named(arg).ok_or_else(|| {
+        CmdError::err("type should be one of the following: slow, large-request, large-reply")
+    })
+}
+
+/// `COMMANDLOG GET count type`: the newest entries of one log (-1 for all). The count is
+/// checked before the type, as in Valkey.
+fn commandlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let count = match ferrokv_protocol::number::parse_i64(&args[2]) {
+        Some(-1) => None,
+        Some(n) if n >= 0 => Some(n as usize),
+        _ => return Err(CmdError::err("count should be greater than or equal to -1")),
+    };
+    let kind = log_kind(&args[3])?;
+    reply_entries(ctx, &commandlog::newest(kind, count));
+    Ok(())
+}
+
+fn commandlog_len(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let kind = log_kind(&args[2])?;
+    ctx.reply.int(commandlog::len(kind) as i64);
+    Ok(())
+}
+
+fn commandlog_reset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let kind = log_kind(&args[2])?;
+    commandlog::reset(kind);
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn commandlog_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx.reply,
+        "COMMANDLOG",
+        &[
+            "GET <count> <type>",
+            "    Show the newest <count> entries (-1 for all) of the log <type>: slow,",
+            "    large-request or large-reply. Each entry holds: id, Unix time, the measure",
+            "    (microseconds for slow, bytes for the others), arguments, client address,",
+            "    client name.",
+            "LEN <type>",
+            "    Count the entries of the log <type>.",
+            "RESET <type>",
+            "    Empty the log <type>.",
+        ],
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A run that holds only its declared keys' shards starts again, holding every shard, when a
 //! call needs a busy shard before anything changed (see `run`). The calls made until then
-//! ran for nothing, and they are all reads: had their statistics (commandstats, slow log,
+//! ran for nothing, and they are all reads: had their statistics (commandstats, command logs,
 //! latency, keyspace hits and misses, error counts), their MONITOR lines and their key-miss
 //! notifications gone out, a restarted run would count and show its reads twice. So until
 //! the run can no longer start again (its first call that writes or propagates, or its
@@ -42,11 +42,13 @@ pub struct HeldBack {
 /// One call's bookkeeping, as `dispatch::call` would have done it.
 pub struct HeldCall {
     pub entry: &'static TableEntry,
-    /// Empty unless a monitor or the slow log will show them.
+    /// Empty unless a monitor or a command log will show them.
     pub args: Vec<Bytes>,
     /// The database the call left the client in (what MONITOR shows).
     pub db: usize,
     pub elapsed_us: u64,
+    /// The size of its reply (for the large-reply log).
+    pub reply_bytes: usize,
     pub now_ms: i64,
     /// The error it replied, if any.
     pub error: Option<Cow<'static, str>>,
@@ -107,7 +109,14 @@ pub fn release(server: &Server, client: &mut Client) {
         .keyspace_misses
         .add(client.held_back.misses.swap(0, Relaxed));
     for call in &held {
-        crate::dispatch::account(client, call.entry, &call.args, call.elapsed_us, call.now_ms);
+        crate::dispatch::account(
+            client,
+            call.entry,
+            &call.args,
+            call.elapsed_us,
+            call.reply_bytes,
+            call.now_ms,
+        );
         if let Some(error) = &call.error {
             local.commands[call.entry.id].failed_calls.add(1);
             local.count_error(error);

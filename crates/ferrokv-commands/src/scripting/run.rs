@@ -283,6 +283,7 @@ pub fn run(ctx: &mut Ctx, vm: &mut Vm, func: Function, inv: Invocation) -> CmdRe
             } else {
                 super::held_back::release(server, &mut state.client);
             }
+            state.client.log_as = None;
             (state.promoted, state.widened, state.restart)
         });
         if !narrow || promoted {
@@ -375,6 +376,7 @@ fn prepare_call_state(
             state.client.user = ctx.client.user.clone();
         }
         state.caller = Some(ctx.client.shared.clone());
+        state.client.log_as = Some(ctx.client.shared.clone());
         state.read_only = inv.read_only_command || inv.flags & script_flag::NO_WRITES != 0;
         state.allow_oom = inv.flags & script_flag::ALLOW_OOM != 0;
         state.out_of_memory_at_start = crate::evict::out_of_memory_at_start();
