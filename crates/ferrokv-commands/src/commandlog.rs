@@ -169,7 +169,10 @@ mod tests {
     fn kinds_by_name() {
         assert_eq!(LogKind::named(b"SLOW"), Some(LogKind::Slow));
         assert_eq!(LogKind::named(b"Large-Reply"), Some(LogKind::LargeReply));
-        assert_eq!(LogKind::named(b"large-request"), Some(LogKind::LargeRequest));
+        assert_eq!(
+            LogKind::named(b"large-request"),
+            Some(LogKind::LargeRequest)
+        );
         assert_eq!(LogKind::named(b"large"), None);
     }
 }

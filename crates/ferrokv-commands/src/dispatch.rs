@@ -13,15 +13,15 @@ use ferrokv_store::{Keyspace, clock, events};
 
 use crate::blocking;
 use crate::client::{Client, ReplyMode, Transport};
+use crate::commandlog::{self, LogKind};
 use crate::context::{CmdError, Ctx, errors};
+use crate::latency;
 use crate::server::Server;
 use crate::spec::flag;
 use crate::stats;
 use crate::table::{TABLE, TableEntry};
 use crate::tracking;
 use crate::transaction;
-use crate::commandlog::{self, LogKind};
-use crate::latency;
 
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,7 +575,12 @@ pub fn is_local(client: &Client) -> bool {
 }
 
 /// Whether a call with these measures goes to any of the command logs.
-fn goes_to_a_log(config: &Config, request_bytes: usize, reply_bytes: usize, elapsed_us: u64) -> bool {
+fn goes_to_a_log(
+    config: &Config,
+    request_bytes: usize,
+    reply_bytes: usize,
+    elapsed_us: u64,
+) -> bool {
     commandlog::reaches(elapsed_us, config.slowlog_log_slower_than)
         || commandlog::reaches(request_bytes as u64, config.commandlog_request_larger_than)
         || commandlog::reaches(reply_bytes as u64, config.commandlog_reply_larger_than)

@@ -249,7 +249,10 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<InlineRequest>, ProtocolErr
     let line_end = line.len() - text.len();
     let args = split_args(text)
         .map_err(|_| ProtocolError::new("Protocol error: unbalanced quotes in request"))?;
-    Ok(Some((args.into_iter().map(Bytes::from).collect(), line_end)))
+    Ok(Some((
+        args.into_iter().map(Bytes::from).collect(),
+        line_end,
+    )))
 }
 
 /// Finds the `\r` that ends the line starting at `from`, requiring the byte after it to have

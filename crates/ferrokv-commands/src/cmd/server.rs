@@ -9,9 +9,9 @@ use ferrokv_store::clock;
 
 use crate::cmd::args;
 use crate::cmd::command::write_help;
+use crate::commandlog::{self, LogEntry, LogKind};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::latency;
-use crate::commandlog::{self, LogEntry, LogKind};
 use crate::spec::{CommandSpec, category as cat, flag};
 use crate::table::TABLE;
 
