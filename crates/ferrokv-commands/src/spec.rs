@@ -245,6 +245,42 @@ pub struct CommandSpec {
     /// connection runs it on a stack of its own (`scripting::fiber`). Not a Valkey flag,
     /// so COMMAND does not show it.
     pub runs_lua: bool,
+    /// Finds the keys when the key specs cannot (`unknown` specs): SORT's STORE
+    /// destination and the keys its BY/GET patterns reach.
+    pub keys_proc: Option<KeysProc>,
+}
+
+/// A command's arguments, whatever holds them (`Bytes` when a command runs, borrowed slices
+/// when a pipeline's keys are prefetched), for a [`KeysProc`].
+pub trait ArgList {
+    fn argc(&self) -> usize;
+    fn arg(&self, i: usize) -> &[u8];
+}
+
+impl<A: AsRef<[u8]>> ArgList for &[A] {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self[i].as_ref()
+    }
+}
+
+/// Receives each key found: its argument index and its key spec flags.
+pub type KeyFound<'a> = &'a mut dyn FnMut(usize, u32);
+
+/// How the keys of a command with `unknown` key specs are found, by reading its arguments
+/// (Valkey's `getkeys_proc`, which it falls back to when a spec cannot place the keys).
+#[derive(Clone, Copy)]
+pub struct KeysProc {
+    /// The keys COMMAND GETKEYS reports, found exactly as Valkey's procedure finds them.
+    pub reported: fn(&dyn ArgList, KeyFound),
+    /// Every argument that names a key the command may touch, with its flags: what the
+    /// ACL checks, the shard locks and WATCH go by. A superset of `reported` where Valkey's
+    /// procedure and the command's own parsing disagree. Returns false when the command may
+    /// also reach keys that no argument names (SORT's BY/GET patterns): it then needs every
+    /// shard.
+    pub touched: fn(&dyn ArgList, KeyFound) -> bool,
 }
 
 impl CommandSpec {
@@ -264,6 +300,7 @@ impl CommandSpec {
             handler: None,
             subcommands: &[],
             runs_lua: false,
+            keys_proc: None,
         }
     }
 
@@ -298,6 +335,12 @@ impl CommandSpec {
     pub const fn handler(self, handler: Handler) -> Self {
         CommandSpec {
             handler: Some(handler),
+            ..self
+        }
+    }
+    pub const fn keys_proc(self, keys_proc: KeysProc) -> Self {
+        CommandSpec {
+            keys_proc: Some(keys_proc),
             ..self
         }
     }
@@ -405,6 +448,31 @@ impl CommandSpec {
         }
         ((first, last, 1), movable)
     }
+}
+
+/// Calls `found(index, flags)` for each argument of `args` that names a key the command may
+/// touch: by its keys procedure when it has one, else by its key specs. Returns false when
+/// the command may also reach keys no argument names (only a keys procedure says so; a
+/// command whose key specs are incomplete is the caller's to judge).
+pub fn for_each_command_key<A: AsRef<[u8]>>(
+    spec: &CommandSpec,
+    args: &[A],
+    mut found: impl FnMut(usize, u32),
+) -> bool {
+    match spec.keys_proc {
+        Some(proc) => (proc.touched)(&args, &mut found),
+        None => {
+            for_each_key(spec.key_specs, args, found);
+            true
+        }
+    }
+}
+
+/// The argument indexes of [`for_each_command_key`].
+pub fn command_key_positions<A: AsRef<[u8]>>(spec: &CommandSpec, args: &[A]) -> Vec<usize> {
+    let mut keys = Vec::new();
+    for_each_command_key(spec, args, |i, _| keys.push(i));
+    keys
 }
 
 /// The argument indexes of the keys in `args` according to `specs`, as COMMAND GETKEYS and

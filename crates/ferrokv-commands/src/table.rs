@@ -245,7 +245,7 @@ impl CommandTable {
             return;
         };
         if entry.subcommands.is_empty() {
-            crate::spec::for_each_key(entry.spec.key_specs, args, |i, _| found(args[i].as_ref()));
+            crate::spec::for_each_command_key(entry.spec, args, |i, _| found(args[i].as_ref()));
         }
     }
 
@@ -297,12 +297,16 @@ mod tests {
         assert_eq!(keys("mget a b c"), ["a", "b", "c"]);
         assert_eq!(keys("lmove src dst LEFT RIGHT"), ["src", "dst"]);
         assert_eq!(keys("zunionstore dst 2 a b WEIGHTS 1 2"), ["dst", "a", "b"]);
+        // A keys procedure where the specs are `unknown`.
+        assert_eq!(keys("sort k BY w_* STORE d"), ["k", "d"]);
+        assert_eq!(keys("sort_ro k STORE d"), ["k"]);
         // Unknown commands, commands without keys, containers (their subcommands hold the
         // key specs), and too few arguments give nothing rather than a wrong guess.
         assert!(keys("nosuchcommand k").is_empty());
         assert!(keys("ping hello").is_empty());
         assert!(keys("object encoding k").is_empty());
         assert!(keys("get").is_empty());
+        assert!(keys("sort").is_empty());
     }
 
     #[test]

@@ -53,7 +53,7 @@ use crate::client::{ClientShared, flags};
 use crate::context::{CmdError, CmdResult};
 use crate::pubsub::{self, Limits};
 use crate::server::Server;
-use crate::spec::{CommandSpec, flag, key_positions};
+use crate::spec::{CommandSpec, command_key_positions, flag};
 
 /// A client's tracking mode bits.
 pub mod mode {
@@ -288,7 +288,7 @@ pub fn remember(server: &Server, spec: &CommandSpec, args: &[Bytes], before: boo
     let Some(tracker) = remembering(spec) else {
         return;
     };
-    let positions = key_positions(spec.key_specs, args);
+    let positions = command_key_positions(spec, args);
     if positions.is_empty() {
         return;
     }

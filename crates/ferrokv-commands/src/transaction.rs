@@ -39,7 +39,9 @@ use parking_lot::Mutex;
 
 use crate::client::{Client, ClientShared, flags};
 use crate::server::Server;
-use crate::spec::{BeginSearch, CommandSpec, FindKeys, flag, key_flag, key_positions};
+use crate::spec::{
+    BeginSearch, CommandSpec, FindKeys, flag, for_each_command_key, key_flag, key_positions,
+};
 use crate::table::TableEntry;
 
 /// The commands queued since MULTI.
@@ -275,6 +277,15 @@ pub fn written_keys(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
     if spec.key_specs.is_empty() {
         return None;
     }
+    if spec.keys_proc.is_some() {
+        let mut written = Vec::new();
+        for_each_command_key(spec, args, |i, flags| {
+            if flags & key_flag::RO == 0 {
+                written.push(args[i].clone());
+            }
+        });
+        return Some(written);
+    }
     let writable: Vec<_> = spec
         .key_specs
         .iter()
@@ -365,16 +376,16 @@ fn plan(client: &Client, queued: &[(&'static TableEntry, Vec<Bytes>)]) -> u64 {
 /// name all its keys (KEYS, SCAN, FLUSHALL ...), none for a command that does not touch
 /// the keyspace.
 pub(crate) fn command_shards(entry: &TableEntry, args: &[Bytes]) -> u64 {
-    if !keys_known_from_args(entry.spec) {
+    if entry.spec.keys_proc.is_none() && !keys_known_from_args(entry.spec) {
         return ALL_SHARDS;
     }
     let mut mask = 0u64;
-    for pos in key_positions(entry.spec.key_specs, args) {
+    let complete = for_each_command_key(entry.spec, args, |pos, _| {
         if let Some(key) = args.get(pos) {
             mask |= Keyspace::shard_bit(key);
         }
-    }
-    mask
+    });
+    if complete { mask } else { ALL_SHARDS }
 }
 
 /// Whether `spec`'s key specs name every key the command may touch. Commands without

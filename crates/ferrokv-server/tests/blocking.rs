@@ -342,3 +342,35 @@ fn keys_created_by_rename_move_and_copy_wake_blocked_clients() {
     control.command(&["MOVE", "renamed", "2"]);
     assert_eq!(reply(&mut waiter), pair("renamed", "b"));
 }
+
+/// The list SORT ... STORE creates serves clients waiting on it, as Valkey's does (checked
+/// by hand against valkey 9.1.2: BLPOP gets the first element, BLMOVE moves it on).
+#[test]
+fn a_list_stored_by_sort_wakes_blocked_clients() {
+    let server = server();
+    let mut control = connect(&server);
+    let mut waiter = connect(&server);
+    control.command(&["RPUSH", "src", "3", "1", "2"]);
+    send(&mut waiter, &["BLPOP", "dst", "5"]);
+    wait_blocked(&mut control, 1);
+    assert_eq!(
+        show(&control.command(&["SORT", "src", "STORE", "dst"])),
+        ":3\\r\\n"
+    );
+    assert_eq!(reply(&mut waiter), pair("dst", "1"));
+    assert_eq!(
+        show(&control.command(&["LRANGE", "dst", "0", "-1"])),
+        format!("*2\\r\\n{}{}", bulk("2"), bulk("3"))
+    );
+    send(
+        &mut waiter,
+        &["BLMOVE", "dst2", "dst3", "LEFT", "LEFT", "5"],
+    );
+    wait_blocked(&mut control, 1);
+    control.command(&["SORT", "src", "DESC", "STORE", "dst2"]);
+    assert_eq!(reply(&mut waiter), bulk("3"));
+    assert_eq!(
+        show(&control.command(&["LRANGE", "dst3", "0", "-1"])),
+        format!("*1\\r\\n{}", bulk("3"))
+    );
+}

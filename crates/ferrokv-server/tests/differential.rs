@@ -225,4 +225,5 @@ case_files! {
     dump => "dump.txt",
     tracking => "tracking.txt",
     persistence => "persistence.txt",
+    sort => "sort.txt",
 }

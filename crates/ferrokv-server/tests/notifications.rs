@@ -380,6 +380,54 @@ const STREAMS: Script = &[
     "DEL st",
 ];
 
+/// SORT ... STORE: `sortstore` (a list event) on the destination, `del` when an empty result
+/// removes it, nothing when there was nothing to remove; the keys BY and GET read report
+/// misses and lazy expiry like any read.
+const SORT: Script = &[
+    "DEBUG SET-ACTIVE-EXPIRE 0",
+    "RPUSH l 3 1 2",
+    "MSET w_1 30 w_2 20",
+    "SORT l",
+    "SORT l BY w_* GET nokey_* GET #",
+    "SORT_RO l BY nokey_* GET w_*",
+    "SORT l STORE d",
+    "SORT l STORE d",
+    "SORT nokey STORE d",
+    "SORT nokey STORE d",
+    "SET d x",
+    "EXPIRE d 100",
+    "SORT l DESC STORE d",
+    "SORT l LIMIT 0 0 STORE d",
+    "SADD s b a",
+    "SORT s BY nosort STORE d2",
+    "SORT s BY nosort LIMIT 5 5 STORE d2",
+    "SET e x",
+    "PEXPIRE e 1",
+    "!sleep 20",
+    "SORT l STORE e",
+    "PSETEX w_3 1 x",
+    "!sleep 20",
+    "SORT l BY w_*",
+    "ZADD z 1 a",
+    "SORT z STORE d3",
+    "SORT l LIMIT a b STORE d3",
+    "SORT l STORE l",
+    "HSET h_1 f 1 g 2",
+    "HPEXPIRE h_1 1 FIELDS 1 f",
+    "!sleep 20",
+    "SORT l BY h_*->f GET h_*->f GET h_*->g",
+    "HLEN h_1",
+    "DEBUG SET-ACTIVE-EXPIRE 1",
+];
+
+#[test]
+fn sort_store() {
+    compare("KEA", SORT);
+    compare("KEAnm", SORT);
+    compare("El", SORT);
+    compare("Kg", SORT);
+}
+
 #[test]
 fn strings_and_bits_all_classes() {
     compare("KEA", STRINGS);

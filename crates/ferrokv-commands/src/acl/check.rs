@@ -5,7 +5,7 @@ use bytes::Bytes;
 use ferrokv_store::glob::glob_match;
 
 use super::user::{Selector, User};
-use crate::spec::{category, for_each_key, key_flag};
+use crate::spec::{category, for_each_command_key, key_flag};
 use crate::table::TableEntry;
 
 /// Why a command was refused; indexes point into the command's arguments.
@@ -80,6 +80,20 @@ pub fn check_command(
     Err(worst)
 }
 
+/// Whether a selector of `user` that allows this command with these arguments may also read
+/// every key (all keys, or a readable `*` pattern): SORT's BY and GET read keys named by the
+/// data, which the key checks never see (Valkey's `ACLUserCheckCmdWithUnrestrictedKeyAccess`
+/// with read access).
+pub fn may_read_every_key(user: &User, entry: &TableEntry, args: &[Bytes], place: Place) -> bool {
+    user.unrestricted
+        || std::iter::once(&user.root)
+            .chain(&user.selectors)
+            .any(|sel| {
+                (sel.all_keys || sel.keys.iter().any(|p| p.read && p.pattern[..] == *b"*"))
+                    && check_selector(sel, entry, args, place).is_ok()
+            })
+}
+
 fn check_selector(
     sel: &Selector,
     entry: &TableEntry,
@@ -92,7 +106,7 @@ fn check_selector(
     }
     if !sel.all_keys {
         let mut denied = None;
-        for_each_key(entry.spec.key_specs, args, |i, flags| {
+        for_each_command_key(entry.spec, args, |i, flags| {
             let flags = actual_key_flags(entry, args, flags);
             if denied.is_none() && !key_allowed(sel, &args[i], flags) {
                 denied = Some(i);

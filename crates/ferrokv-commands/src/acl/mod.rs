@@ -413,6 +413,22 @@ pub fn authorize_in_script(
     Err(format!("ERR ACL failure in script: {reason}"))
 }
 
+/// Whether the client's user may run this command reading any key of the database (see
+/// [`check::may_read_every_key`]). A client without a user in Valkey (the primary's link, the
+/// AOF loader) may.
+pub fn may_read_every_key(
+    server: &Server,
+    client: &Client,
+    entry: &TableEntry,
+    args: &[Bytes],
+) -> bool {
+    let place = Place {
+        db: client.db,
+        databases: server.keyspace.databases(),
+    };
+    client.must_obey || check::may_read_every_key(&client.user, entry, args, place)
+}
+
 /// `server.acl_check_cmd`: whether the script's user may run the command with these
 /// arguments (nothing is counted or logged).
 pub fn script_may_run(

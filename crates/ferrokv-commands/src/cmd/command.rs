@@ -344,8 +344,8 @@ fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// The target command of GETKEYS, its arguments' key positions, with each key's spec.
-fn keys_of(args: &[Bytes]) -> Result<Vec<(usize, &'static KeySpec)>, CmdError> {
+/// The target command of GETKEYS, its arguments' key positions, with each key's flags.
+fn keys_of(args: &[Bytes]) -> Result<Vec<(usize, u32)>, CmdError> {
     let target = &args[2..];
     let invalid_command = || CmdError::err("Invalid command specified");
     let mut entry = TABLE.lookup(&target[0]).ok_or_else(invalid_command)?;
@@ -370,12 +370,16 @@ fn keys_of(args: &[Bytes]) -> Result<Vec<(usize, &'static KeySpec)>, CmdError> {
     }
     let invalid = || CmdError::err("Invalid arguments specified for command");
     let mut keys = Vec::new();
-    for key_spec in spec.key_specs {
-        if !key_count_is_valid(key_spec, target) {
-            return Err(invalid());
-        }
-        for pos in key_positions(std::slice::from_ref(key_spec), target) {
-            keys.push((pos, key_spec));
+    if let Some(proc) = spec.keys_proc {
+        (proc.reported)(&target, &mut |pos, flags| keys.push((pos, flags)));
+    } else {
+        for key_spec in spec.key_specs {
+            if !key_count_is_valid(key_spec, target) {
+                return Err(invalid());
+            }
+            for pos in key_positions(std::slice::from_ref(key_spec), target) {
+                keys.push((pos, key_spec.flags));
+            }
         }
     }
     if keys.is_empty() {
@@ -424,10 +428,10 @@ fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn getkeysandflags(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = keys_of(args)?;
     ctx.reply.array_len(keys.len());
-    for (pos, spec) in keys {
+    for (pos, flags) in keys {
         ctx.reply.array_len(2);
         ctx.reply.bulk(&args[2 + pos]);
-        write_names(ctx.reply, spec.flags as u64, key_flag::NAMES, "");
+        write_names(ctx.reply, flags as u64, key_flag::NAMES, "");
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod scan_options;
 pub mod scripting;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod transaction;
@@ -39,6 +40,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     module::COMMANDS,
     string::COMMANDS,
     keys::COMMANDS,
+    sort::COMMANDS,
     dump::COMMANDS,
     list::COMMANDS,
     bits::COMMANDS,

@@ -69,7 +69,9 @@ impl ZSet {
         }
     }
 
-    fn convert_to_skiplist(&mut self) {
+    /// Converts a listpack to a skiplist whatever its size (SORT does, as Valkey does
+    /// before it reads a sorted set).
+    pub fn convert_to_skiplist(&mut self) {
         if let ZSet::Listpack(pack) = self {
             let mut list = SkipList::new();
             for (member, score) in pack.iter() {
