@@ -78,12 +78,16 @@ pub fn reaches(value: u64, threshold: i64) -> bool {
     threshold >= 0 && value >= threshold as u64
 }
 
-/// The arguments as the log keeps them: at most [`MAX_ARGS`], each at most [`MAX_ARG_BYTES`].
+/// The arguments as the log keeps them: at most [`MAX_ARGS`], each at most [`MAX_ARG_BYTES`],
+/// passwords shown as `(redacted)` as MONITOR shows them (Valkey redacts the argv both read).
 pub fn trimmed_args(args: &[Bytes]) -> Vec<Bytes> {
     let kept = args.len().min(MAX_ARGS);
+    let redacted = crate::monitor::redacted_positions(args);
     let mut out = Vec::with_capacity(kept);
     for (i, arg) in args.iter().take(kept).enumerate() {
-        if kept != args.len() && i == kept - 1 {
+        if redacted.contains(&i) {
+            out.push(Bytes::from_static(b"(redacted)"));
+        } else if kept != args.len() && i == kept - 1 {
             let more = args.len() - kept + 1;
             out.push(Bytes::from(format!("... ({more} more arguments)")));
         } else if arg.len() > MAX_ARG_BYTES {

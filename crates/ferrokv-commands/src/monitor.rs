@@ -124,7 +124,7 @@ pub fn format_line(micros: u128, db: usize, origin: &str, args: &[Bytes]) -> Vec
 
 /// Argument positions Valkey hides: the credentials of AUTH, HELLO ... AUTH and
 /// MIGRATE ... AUTH/AUTH2.
-fn redacted_positions(args: &[Bytes]) -> Vec<usize> {
+pub(crate) fn redacted_positions(args: &[Bytes]) -> Vec<usize> {
     let Some(name) = args.first() else {
         return Vec::new();
     };

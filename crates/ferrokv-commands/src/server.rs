@@ -52,6 +52,8 @@ pub struct Server {
     pub persistence: crate::persistence::Persistence,
     /// Role, replication ids, attached replicas, the link to a primary.
     pub replication: crate::replication::Replication,
+    /// MIGRATE's open connections to its targets.
+    pub migrate_sockets: crate::migrate::SocketCache,
     /// This server's own `Arc`, for state that must own a reference to it (a thread's Lua
     /// state registers `server.call` once, not once per script run).
     this: Weak<Server>,
@@ -89,6 +91,7 @@ impl Server {
             aof: Default::default(),
             persistence: Default::default(),
             replication: Default::default(),
+            migrate_sockets: Default::default(),
             this: this.clone(),
         });
         crate::propagate::install();

@@ -17,6 +17,7 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             return;
         }
         ferrokv_store::clock::tick();
+        server.migrate_sockets.close_idle();
         if server.scripting.busy.active() {
             // A script holds the keyspace: keyspace work would wait for it and stall
             // this worker's clients, which must get BUSY replies meanwhile.

@@ -1,5 +1,8 @@
 //! DUMP and RESTORE: a key's value in the RDB payload format Redis and Valkey exchange
-//! (type byte, value, RDB version, CRC-64), see `ferrokv_rdb::dump`.
+//! (type byte, value, RDB version, CRC-64), see `ferrokv_rdb::dump`; MIGRATE, which moves
+//! keys to another instance in that format (`migrate.rs`).
+
+mod migrate;
 
 use std::borrow::Cow::Borrowed;
 
@@ -45,6 +48,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
         )
         .handler(restore),
+    migrate::SPEC,
 ];
 
 /// `DUMP key`

@@ -634,10 +634,11 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("pubsub_channels", channels);
     out.field("pubsub_patterns", patterns);
     out.field("pubsubshard_channels", shard_channels);
+    for name in ["latest_fork_usec", "total_forks"] {
+        out.field(name, 0);
+    }
+    out.field("migrate_cached_sockets", server.migrate_sockets.len());
     for name in [
-        "latest_fork_usec",
-        "total_forks",
-        "migrate_cached_sockets",
         "slave_expires_tracked_keys",
         "active_defrag_hits",
         "active_defrag_misses",
