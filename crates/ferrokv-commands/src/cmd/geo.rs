@@ -3,11 +3,11 @@
 //! The geohash arithmetic lives in `ferrokv_store::types::geohash`; this family parses
 //! arguments in Valkey's order (so the same error wins), and shapes the replies.
 //! Submodules: `members` (GEOADD, GEOPOS, GEODIST, GEOHASH), `search` (GEOSEARCH,
-//! GEOSEARCHSTORE, GEORADIUS and their variants), `partial_sort` (the partial quicksort
-//! Valkey orders a COUNT-limited result with, whose order of equal distances clients see).
+//! GEOSEARCHSTORE, GEORADIUS and their variants; a COUNT-limited result is ordered with
+//! `cmd::partial_sort`, Valkey's partial quicksort, whose order of equal distances clients
+//! see).
 
 mod members;
-mod partial_sort;
 mod search;
 
 use crate::context::CmdError;

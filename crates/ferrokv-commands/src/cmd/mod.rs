@@ -19,6 +19,7 @@ pub mod list;
 pub mod memory;
 pub mod module;
 pub mod monitor;
+pub mod partial_sort;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;

@@ -14,9 +14,9 @@ use ferrokv_store::types::geohash::{self, Polygon, Shape, ShapeKind};
 use ferrokv_store::types::skiplist;
 use ferrokv_store::types::zset::ZSet;
 
-use super::partial_sort::partial_sort;
 use super::{double_or, format_coordinate, format_distance, is_word, lon_lat, unit_to_meters};
 use crate::cmd::args;
+use crate::cmd::partial_sort::partial_sort;
 use crate::cmd::zset::{limits, serve_blocked, zset_of};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 
@@ -484,7 +484,7 @@ fn sort(points: &mut [Point], order: Order, returned: usize) {
     if returned == points.len() {
         points.sort_by(by);
     } else if returned > 0 {
-        partial_sort(points, 0, returned - 1, &|a, b| by(a, b));
+        partial_sort(points, 0, returned - 1, &mut |a, b| by(a, b));
     }
 }
 
