@@ -439,12 +439,13 @@ impl Arg for usize {
 }
 
 /// RESP multibulk encoding of one command.
-pub fn encode(out: &mut Vec<u8>, args: &[Bytes]) {
+pub fn encode<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
     let mut n = itoa::Buffer::new();
     out.push(b'*');
     out.extend_from_slice(n.format(args.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for arg in args {
+        let arg = arg.as_ref();
         out.push(b'$');
         out.extend_from_slice(n.format(arg.len()).as_bytes());
         out.extend_from_slice(b"\r\n");

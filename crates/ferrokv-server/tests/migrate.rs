@@ -674,7 +674,8 @@ fn failing_targets_answer_within_the_timeout_and_leak_nothing() {
         text(&reply),
         "-IOERR error or timeout writing to target instance\r\n"
     );
-    assert!(started.elapsed() < Duration::from_millis(900));
+    // Refused at once; the bound only says it does not hang (loaded CI machines are slow).
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     let started = Instant::now();
     let reply = c.command(&migrate_args(silent.port, &["k", "0", "300"]));
@@ -684,7 +685,7 @@ fn failing_targets_answer_within_the_timeout_and_leak_nothing() {
         "-IOERR error or timeout reading to target instance\r\n"
     );
     assert!(
-        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(290) && took < Duration::from_secs(10),
         "{took:?}"
     );
     // What Valkey sends: SELECT first on a new connection, a relative TTL of 0, no ABSTTL.
@@ -833,21 +834,26 @@ fn keys_on_two_shards() -> (String, String) {
     (a, b)
 }
 
-/// While the target is slow to acknowledge, the migrating key cannot be read or changed
-/// (it is either here or there, as in Valkey, which blocks for the transfer), while other
-/// keys are served by the other worker at once.
+/// While the target holds back its acknowledgement, the migrating key cannot be read or
+/// changed (it is either here or there, as in Valkey, which blocks for the transfer), while
+/// other keys are served by the other worker at once. Ordered by the target's own signals,
+/// not by timing: a read of another shard that had to wait for the transfer would never
+/// finish before the target is released.
 #[test]
 fn the_keys_stay_locked_for_the_transfer_and_nothing_else_does() {
     let (moving, other) = keys_on_two_shards();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let (received_tx, received) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let Ok((mut stream, _)) = listener.accept() else {
             return;
         };
         let mut buf = [0u8; 4096];
         let _ = stream.read(&mut buf);
-        std::thread::sleep(Duration::from_millis(600));
+        let _ = received_tx.send(());
+        let _ = release_rx.recv_timeout(Duration::from_secs(20));
         let _ = stream.write_all(b"+OK\r\n+OK\r\n");
         let _ = stream.read(&mut buf);
     });
@@ -858,21 +864,20 @@ fn the_keys_stay_locked_for_the_transfer_and_nothing_else_does() {
     // Workers take connections in turn: these two land on different workers.
     let mut migrating = connect(src.port);
     let mut reader = connect(src.port);
-    let started = Instant::now();
     migrating.send_raw(&common::encode(&migrate_args(
         port,
-        &[&moving, "0", "5000"],
+        &[&moving, "0", "15000"],
     )));
-    std::thread::sleep(Duration::from_millis(150));
+    received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the target got the keys");
+    // The transfer is in flight and held: another shard answers anyway.
     assert_eq!(text(&reader.command(&["GET", &other])), "$1\r\nw\r\n");
-    assert!(
-        started.elapsed() < Duration::from_millis(450),
-        "another shard waited for the transfer: {:?}",
-        started.elapsed()
-    );
     // The migrating key: the read waits for the transfer and finds the key gone.
-    assert_eq!(text(&reader.command(&["GET", &moving])), "$-1\r\n");
-    assert!(started.elapsed() >= Duration::from_millis(550));
+    reader.send_raw(&common::encode(&["GET", moving.as_str()]));
+    std::thread::sleep(Duration::from_millis(100));
+    release.send(()).expect("release the target");
+    assert_eq!(text(&reader.read_reply().expect("GET")), "$-1\r\n");
     assert_eq!(text(&migrating.read_reply().expect("reply")), "+OK\r\n");
 }
 

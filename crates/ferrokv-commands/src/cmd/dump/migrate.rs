@@ -27,6 +27,7 @@ use ferrokv_store::events::class;
 use crate::cmd::args;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::migrate::{ConnectError, Failure, Target, UNKNOWN_DB};
+use crate::propagate::encode;
 use crate::spec::{
     ArgList, BeginSearch, CommandSpec, FindKeys, KeySpec, KeysProc, category as cat, flag,
     key_flag as kf,
@@ -257,7 +258,7 @@ fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         if select {
             let db_text = itoa::Buffer::new().format(request.db).as_bytes().to_vec();
-            encode(&mut head, &[b"SELECT", &db_text]);
+            encode(&mut head, &[&b"SELECT"[..], &db_text]);
         }
         let written = target
             .write_all(&head, timeout)
@@ -367,19 +368,4 @@ fn replied_error(line: &[u8]) -> CmdError {
         "Target instance replied with error: {}",
         String::from_utf8_lossy(text)
     ))
-}
-
-/// RESP multibulk encoding of one command.
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut n = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(n.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(n.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
 }
