@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::aof::incr_commands;
 use common::dataset::{dataset, fill_every_type};
 use common::{
     RawClient, ServerProcess, TempDir, ferrokv_binary, free_port, info_field, show, split_elements,
@@ -882,34 +883,6 @@ fn the_keys_stay_locked_for_the_transfer_and_nothing_else_does() {
 }
 
 // ---- what the source tells others ----
-
-/// The commands in the last AOF increment file of `server`.
-fn incr_commands(server: &ServerProcess) -> Vec<Vec<String>> {
-    let dir = server.dir.0.join("appendonlydir");
-    let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).expect("manifest");
-    let incr = manifest
-        .lines()
-        .rfind(|l| l.ends_with("type i"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .expect("an increment file")
-        .to_string();
-    let bytes = std::fs::read(dir.join(incr)).expect("incr file");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let mut lines = text.split("\r\n");
-    let mut out = Vec::new();
-    while let Some(head) = lines.next() {
-        let Some(n) = head.strip_prefix('*').and_then(|n| n.parse::<usize>().ok()) else {
-            continue;
-        };
-        let mut args = Vec::new();
-        for _ in 0..n {
-            lines.next();
-            args.push(lines.next().unwrap_or_default().to_string());
-        }
-        out.push(args);
-    }
-    out
-}
 
 /// The AOF (and so replicas) sees `DEL` of the keys the target acknowledged, even with
 /// `lazyfree-lazy-server-del yes`, nothing for COPY; subscribers see `del` events.

@@ -23,6 +23,7 @@ impl Drop for ServerProcess {
     }
 }
 
+pub mod aof;
 pub mod dataset;
 pub mod misconf;
 
