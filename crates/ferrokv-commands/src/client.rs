@@ -174,6 +174,7 @@ impl Client {
         self.set_protocol(2);
         self.set_no_touch(false);
         self.set_no_evict(false);
+        self.shared.set_flag(flags::READONLY, false);
         self.reply_mode = ReplyMode::On;
         *self.shared.name.lock() = None;
     }
@@ -205,6 +206,8 @@ pub mod flags {
     pub const REPLICA: u32 = 1 << 13;
     /// On a replica, the link to its primary (`M`).
     pub const PRIMARY: u32 = 1 << 14;
+    /// READONLY: reads may be served by a cluster replica (`r`).
+    pub const READONLY: u32 = 1 << 15;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
@@ -221,6 +224,7 @@ pub mod flags {
         (DIRTY_CAS, 'd'),
         (CLOSE_AFTER_REPLY, 'c'),
         (UNIX_SOCKET, 'U'),
+        (READONLY, 'r'),
         (NO_EVICT, 'e'),
         (NO_TOUCH, 'T'),
     ];

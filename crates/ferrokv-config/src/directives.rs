@@ -274,8 +274,8 @@ directives! {
         "How the node table is saved: sync or best-effort.";
     cluster_databases: i64 = "cluster-databases" [], "1", Kind::int(1, I32), IMMUTABLE | PENDING,
         "Number of databases in cluster mode.";
-    cluster_enabled: bool = "cluster-enabled" [], "no", Kind::Bool, IMMUTABLE | PENDING,
-        "Run as a cluster node.";
+    cluster_enabled: bool = "cluster-enabled" [], "no", Kind::Bool, IMMUTABLE,
+        "Run as a cluster node. Not available yet: `yes` stops start-up.";
     cluster_link_sendbuf_limit: i64 = "cluster-link-sendbuf-limit" [], "0", Kind::memory(0, i64::MAX), PENDING,
         "Largest send buffer of one cluster bus link; 0 is unlimited.";
     cluster_manual_failover_timeout: i64 = "cluster-manual-failover-timeout" [], "5000", Kind::int(1, I32), PENDING,

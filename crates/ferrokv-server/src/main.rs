@@ -51,6 +51,15 @@ fn main() {
     for warning in ferrokv_config::load::pending_warnings(&config) {
         log::warn!("{warning}");
     }
+    if config.cluster_enabled {
+        // Serving as a standalone server instead would leave cluster clients with a node
+        // that refuses every CLUSTER command: better not to start.
+        let e = "cluster-enabled yes: cluster mode is not available in this version of ferrokv \
+                 (run without it; CLUSTER KEYSLOT works in every mode)";
+        log::warn!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     if let Err(e) = ferrokv_tls::configure(&config) {
         log::warn!("{e}");
         log::warn!("Failed to configure TLS. Check logs for more info.");

@@ -496,3 +496,18 @@ fn user_lines_with_quoted_passwords_and_config_rewrite_as_valkey() {
     assert_eq!(users.len(), 5, "{users:?}");
     assert!(head.starts_with("# top\nuser alice on #"), "{head}");
 }
+
+/// Asked for cluster mode, which it does not have yet, ferrokv does not start as a
+/// standalone server that cluster clients would find refusing every CLUSTER command.
+#[test]
+fn cluster_enabled_yes_stops_start_up() {
+    let (code, stderr, _) = run_refused(&ferrokv_binary(), "cluster-enabled yes\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cluster-enabled yes"), "{stderr}");
+    // The default, written out, is fine.
+    let dir = TempDir::new("cfg-cluster-no");
+    let file = write(&dir.0.join("ok.conf"), "cluster-enabled no\n");
+    let server = start_binary_with_file(&ferrokv_binary(), "ferrokv", &file, dir);
+    let mut c = RawClient::connect(server.port).expect("connect");
+    assert_eq!(c.command(&["CLUSTER", "KEYSLOT", "foo"]), b":12182\r\n");
+}

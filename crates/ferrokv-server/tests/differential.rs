@@ -223,6 +223,7 @@ case_files! {
     scripting_libs => "scripting_libs.txt",
     functions => "functions.txt",
     dump => "dump.txt",
+    cluster => "cluster.txt",
     tracking => "tracking.txt",
     persistence => "persistence.txt",
     sort => "sort.txt",

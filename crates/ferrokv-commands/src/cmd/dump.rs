@@ -48,6 +48,17 @@ pub const COMMANDS: &[CommandSpec] = &[
             "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
         )
         .handler(restore),
+    // What MIGRATE sends in cluster mode: RESTORE that may reach a slot being imported.
+    CommandSpec::new("restore-asking", -4, "server")
+        .flags(flag::WRITE | flag::DENYOOM | flag::ASKING)
+        .categories(cat::KEYSPACE | cat::DANGEROUS)
+        .keys(&[KeySpec::single(1, kf::OW | kf::UPDATE)])
+        .doc(
+            "3.0.0",
+            "RESTORE as one cluster node sends it to another while it migrates a slot.",
+            "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+        )
+        .handler(restore),
     migrate::SPEC,
 ];
 

@@ -4,6 +4,7 @@ pub mod acl;
 pub mod args;
 pub mod bits;
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod connection;
@@ -46,6 +47,7 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     list::COMMANDS,
     bits::COMMANDS,
     client::COMMANDS,
+    cluster::COMMANDS,
     expire::COMMANDS,
     command::COMMANDS,
     info::COMMANDS,
