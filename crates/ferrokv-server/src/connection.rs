@@ -201,6 +201,7 @@ where
         shared.last_interaction_ms.store(clock::now_ms(), Relaxed);
 
         let mut protocol_error = None;
+        let woken_before = pubsub::woken_on_this_thread();
         output.refresh(client);
         if !parser.is_mid_request() {
             prefetch_keys(server, client.db, input);
@@ -256,7 +257,12 @@ where
             // two workers, 50 clients, -P1 +12% requests/s and p99 2-3x lower; -P16 p99
             // about half, p50 up; one more `epoll_wait` per wake-up, saved where the
             // connection is its worker's only one.
-            if WorkerConnection::others() {
+            // Not after a PUBLISH that woke subscribers, though: they are not requests
+            // waiting to be read, and the publisher's reply would wait behind all their
+            // writes. Valkey writes the publisher first too (its pending-write list puts the
+            // client that got a reply last at the head). Measured (BENCHMARKS.md, session
+            // 13): 100 subscribers, PUBLISH pipelined by 100, +21% deliveries/s.
+            if WorkerConnection::others() && pubsub::woken_on_this_thread() == woken_before {
                 tokio::task::yield_now().await;
             }
             write_some(server, stream, client, reply, &mut output)?;

@@ -306,3 +306,53 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A subscriber is woken once per batch of messages, by the message that finds its outbox
+/// empty. Publishers on every worker racing the subscriber's connection as it takes its
+/// messages must never leave one behind without a wake-up: every subscriber gets every
+/// message, in each publisher's order.
+#[test]
+fn racing_publishers_never_strand_a_message() {
+    const PUBLISHERS: usize = 4;
+    const MESSAGES: usize = 3000;
+    let server = server(&[]);
+    let mut subscribers: Vec<RawClient> = (0..3).map(|_| connect(&server)).collect();
+    for s in subscribers.iter_mut() {
+        cmd(s, &["SUBSCRIBE", "race"]);
+    }
+    let port = server.port;
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect(port).expect("connect");
+                // Small pipelines, so publishing and taking interleave many times.
+                for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(7) {
+                    let mut batch = Vec::new();
+                    for i in chunk {
+                        batch.extend(encode(&["PUBLISH", "race", &format!("{p}:{i}")]));
+                    }
+                    c.send_raw(&batch);
+                    for _ in chunk {
+                        c.read_reply().expect("PUBLISH reply");
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in subscribers.iter_mut() {
+        let mut next_of = [0usize; PUBLISHERS];
+        for _ in 0..PUBLISHERS * MESSAGES {
+            let frame =
+                String::from_utf8(s.read_reply().expect("a message (RawClient waits 10 s)"))
+                    .expect("utf8");
+            let payload = frame.trim_end().rsplit("\r\n").next().expect("payload");
+            let (p, i) = payload.split_once(':').expect("p:i");
+            let p: usize = p.parse().expect("publisher");
+            assert_eq!(i.parse::<usize>().expect("index"), next_of[p], "{frame:?}");
+            next_of[p] += 1;
+        }
+    }
+    for p in publishers {
+        p.join().expect("publisher");
+    }
+}
