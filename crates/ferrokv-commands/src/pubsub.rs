@@ -299,7 +299,7 @@ impl<'a> Frame<'a> {
 /// Delivers `frame` to `client`, or cuts the client off when its buffer is over the limit.
 fn deliver(
     server: &Server,
-    client: &ClientShared,
+    client: &Arc<ClientShared>,
     frame: &mut Frame<'_>,
     limits: Limits,
     now_ms: i64,
@@ -315,6 +315,43 @@ fn deliver(
 thread_local! {
     /// Connections this thread has woken with messages (PUBLISH, MONITOR), ever.
     static WOKEN_HERE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Inside [`deferring_wakes`]: wake-ups wait in `DEFERRED` until it returns.
+    static DEFERRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static DEFERRED: std::cell::RefCell<Vec<Arc<ClientShared>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (one poll of a connection's task: the requests it read, run to the end) with
+/// the wake-ups of the connections it sends messages to held back until `f` returns, as
+/// Valkey writes to subscribers once per event-loop turn. A subscriber served by another
+/// worker is then woken once per pipeline of PUBLISHes, not once for each message that
+/// finds its outbox just emptied by the subscriber running on the other core. `f` must not
+/// wait: a poll never does, so every held wake-up is made before this thread runs anything
+/// else.
+pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
+    /// Makes the held wake-ups even when `f` unwinds.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            DEFERRING.set(false);
+            // A wake-up only schedules the woken task: nothing here comes back to `DEFERRED`.
+            DEFERRED.with_borrow_mut(|held| held.drain(..).for_each(|client| client.wake()));
+        }
+    }
+    if DEFERRING.get() {
+        return f();
+    }
+    DEFERRING.set(true);
+    let _release = Release;
+    f()
+}
+
+fn wake(client: &Arc<ClientShared>) {
+    if DEFERRING.get() {
+        DEFERRED.with_borrow_mut(|d| d.push(client.clone()));
+    } else {
+        client.wake();
+    }
 }
 
 /// How many connections this thread has woken with messages so far: a connection compares
@@ -327,7 +364,7 @@ pub fn woken_on_this_thread() -> u64 {
 /// its buffer is over `limits` (shared by PUBLISH and MONITOR).
 pub(crate) fn push_to(
     server: &Server,
-    client: &ClientShared,
+    client: &Arc<ClientShared>,
     message: Bytes,
     limits: Limits,
     now_ms: i64,
@@ -340,7 +377,7 @@ pub(crate) fn push_to(
     // spent 8% of the server's CPU in redundant wake-ups (perf, session 13).
     let pushed = client.outbox.push(message, limits, in_flight, now_ms);
     if pushed == Pushed::First {
-        client.wake();
+        wake(client);
         WOKEN_HERE.set(WOKEN_HERE.get().wrapping_add(1));
     } else if pushed == Pushed::OverLimit {
         log::warn!(

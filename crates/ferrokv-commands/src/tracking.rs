@@ -500,7 +500,7 @@ fn send(server: &Server, tracker: &Arc<ClientShared>, payload: &Payload, when: W
 
 /// Hands a finished frame to `target`: into this thread's own-reply queue when `target` is
 /// the client whose command runs here, else into its outbox.
-fn deliver(server: &Server, target: &ClientShared, frame: Reply, when: When) {
+fn deliver(server: &Server, target: &Arc<ClientShared>, frame: Reply, when: When) {
     let bytes = Bytes::copy_from_slice(frame.bytes());
     if target.id == CURRENT_ID.with(Cell::get) {
         OWN.with(|own| {

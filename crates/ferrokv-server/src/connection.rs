@@ -69,16 +69,20 @@ pub async fn serve<S>(
     let mut parser = RequestParser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
 
-    let outcome = run(
-        &server,
-        &mut stream,
-        &mut client,
-        &mut reply,
-        &mut parser,
-        &mut input,
-        &wake,
-    )
-    .await;
+    let outcome = {
+        let mut session = std::pin::pin!(run(
+            &server,
+            &mut stream,
+            &mut client,
+            &mut reply,
+            &mut parser,
+            &mut input,
+            &wake,
+        ));
+        // Each poll runs the requests read so far to the end; the subscribers they publish
+        // to are woken once, as the poll returns.
+        std::future::poll_fn(|cx| pubsub::deferring_wakes(|| session.as_mut().poll(cx))).await
+    };
     // PSYNC/SYNC turned the connection into a replica feed.
     let outcome = match (outcome, client.handoff.take()) {
         (Ok(()), Some(Handoff::Replica { psync })) => {

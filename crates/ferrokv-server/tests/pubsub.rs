@@ -356,3 +356,29 @@ fn racing_publishers_never_strand_a_message() {
         p.join().expect("publisher");
     }
 }
+
+/// The wake-ups of a batch's subscribers wait until the batch stops running, and a batch
+/// that blocks (BLPOP) stops there: the message goes out while the publisher stays blocked.
+#[test]
+fn a_publisher_that_blocks_after_publishing_does_not_hold_the_message() {
+    let server = server(&[]);
+    let mut subscribers: Vec<RawClient> = (0..4).map(|_| connect(&server)).collect();
+    for s in subscribers.iter_mut() {
+        cmd(s, &["SUBSCRIBE", "held"]);
+    }
+    let mut publisher = connect(&server);
+    let mut batch = encode(&["PUBLISH", "held", "now"]);
+    batch.extend(encode(&["BLPOP", "never-pushed", "0"]));
+    publisher.send_raw(&batch);
+    for s in subscribers.iter_mut() {
+        // RawClient gives up after 10 s: the publisher is still blocked then.
+        assert_eq!(next(s), message('*', "held", "now"));
+    }
+    assert_eq!(next(&mut publisher), ":4\\r\\n");
+    let mut pusher = connect(&server);
+    cmd(&mut pusher, &["RPUSH", "never-pushed", "x"]);
+    assert_eq!(
+        next(&mut publisher),
+        format!("*2\\r\\n{}{}", bulk("never-pushed"), bulk("x"))
+    );
+}
