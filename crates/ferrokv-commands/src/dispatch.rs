@@ -121,14 +121,13 @@ fn execute_request(
     tracking::enforce_limit(server, client.config.tracking_table_max_keys);
     tracking::place_before_reply(reply, reply.len());
 
-    let now_ms = clock::now_ms();
     let pause_flags = if is_exec(entry) {
         client.multi.as_ref().map_or(0, |m| m.flags)
     } else {
         flags
     };
     let may_write = pause_flags & (flag::WRITE | flag::MAY_REPLICATE) != 0;
-    if server.pause.blocks(may_write, now_ms).is_some() {
+    if server.pause.blocks_now(may_write).is_some() {
         if client.reply_mode == ReplyMode::SkipThis {
             // The skip applies to this command, which has not run yet.
             client.reply_mode = ReplyMode::SkipNext;
@@ -158,6 +157,8 @@ fn execute_request(
         return Outcome::Done;
     }
 
+    // The command's time snapshot: expiry and TTLs inside it all see this instant.
+    let now_ms = clock::now_ms();
     call(server, client, reply, entry, args, now_ms);
     if blocking::pending() && !Keyspace::holding() {
         // Keys made ready by a command that did not serve the blocked clients itself
