@@ -53,6 +53,9 @@ pub struct Client {
     pub must_obey: bool,
     /// Commands queued since MULTI; `None` outside a transaction.
     pub multi: Option<crate::transaction::MultiState>,
+    /// The queue of the last transaction, emptied, for the next MULTI to fill without
+    /// growing a new one.
+    pub(crate) spare_multi_queue: crate::transaction::Queue,
     /// Keys this client WATCHes, as (database, key).
     pub watched: Vec<(usize, Bytes)>,
     /// Channels, patterns and shard channels this client is subscribed to.
@@ -110,6 +113,7 @@ impl Client {
             deny_blocking: false,
             must_obey: false,
             multi: None,
+            spare_multi_queue: Vec::new(),
             watched: Vec::new(),
             subscriptions: Default::default(),
             user: crate::acl::placeholder_user(),

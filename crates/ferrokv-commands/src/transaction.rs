@@ -44,10 +44,16 @@ use crate::spec::{
 };
 use crate::table::TableEntry;
 
+/// Queued commands and their arguments.
+pub type Queue = Vec<(&'static TableEntry, Vec<Bytes>)>;
+
+/// A spare queue longer than this is dropped rather than kept for the next MULTI.
+const SPARE_QUEUE_MAX: usize = 1024;
+
 /// The commands queued since MULTI.
 #[derive(Default)]
 pub struct MultiState {
-    pub queued: Vec<(&'static TableEntry, Vec<Bytes>)>,
+    pub queued: Queue,
     /// A command was rejected while queueing: EXEC must abort.
     pub aborted: bool,
     /// The union of the queued commands' flags (EXEC is a write when one of them is).
@@ -56,7 +62,10 @@ pub struct MultiState {
 
 /// Starts a transaction.
 pub fn begin(client: &mut Client) {
-    client.multi = Some(MultiState::default());
+    client.multi = Some(MultiState {
+        queued: std::mem::take(&mut client.spare_multi_queue),
+        ..MultiState::default()
+    });
     client.shared.multi_queued.store(0, Relaxed);
     client.shared.set_flag(flags::MULTI, true);
 }
@@ -448,7 +457,7 @@ pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64
     }
     // Our own writes inside the transaction must not count against us.
     unwatch_all(server, client);
-    let queued = client
+    let mut queued = client
         .multi
         .as_mut()
         .map(|m| std::mem::take(&mut m.queued))
@@ -467,6 +476,10 @@ pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64
     }
     client.deny_blocking = deny_blocking;
     drop(hold);
+    if queued.capacity() <= SPARE_QUEUE_MAX {
+        queued.clear();
+        client.spare_multi_queue = queued;
+    }
     // The transaction ends whatever its commands did (a queued RESET ...).
     client.multi = None;
     end_queue(client);
