@@ -7,49 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{
-    RawClient, ServerProcess, TempDir, free_port, split_elements, start_ferrokv, start_valkey,
-};
-
-fn start_redis7() -> ServerProcess {
-    let binary =
-        std::env::var("FERROKV_REDIS7_SERVER").unwrap_or_else(|_| "/usr/bin/redis-server".into());
-    let port = free_port();
-    let dir = TempDir::new("redis7");
-    let child = Command::new(&binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .current_dir(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {binary}: {e} (apt package redis-server)"));
-    let server = ServerProcess {
-        child,
-        port,
-        name: "redis7",
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if RawClient::connect(port).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server 7.0 did not start");
-}
+use common::{RawClient, split_elements, start_ferrokv, start_redis7, start_valkey};
 
 /// The payload of a bulk reply.
 fn bulk(reply: &[u8]) -> Vec<u8> {
@@ -284,7 +242,7 @@ fn restore(c: &mut RawClient, payload: &[u8]) -> Vec<u8> {
 fn dumps_move_between_ferrokv_redis7_and_valkey() {
     let ferrokv = start_ferrokv(&[]);
     let valkey = start_valkey(&[]);
-    let redis = start_redis7();
+    let redis = start_redis7(&[]);
     let mut ours = RawClient::connect(ferrokv.port).expect("ferrokv");
     let mut valkey = RawClient::connect(valkey.port).expect("valkey");
     let mut redis = RawClient::connect(redis.port).expect("redis");
@@ -340,7 +298,7 @@ fn dumps_move_between_ferrokv_redis7_and_valkey() {
 fn hashes_with_field_expiry_move_between_ferrokv_and_valkey() {
     let ferrokv = start_ferrokv(&[]);
     let valkey = start_valkey(&[]);
-    let redis = start_redis7();
+    let redis = start_redis7(&[]);
     let mut ours = RawClient::connect(ferrokv.port).expect("ferrokv");
     let mut valkey = RawClient::connect(valkey.port).expect("valkey");
     let mut redis = RawClient::connect(redis.port).expect("redis");
