@@ -9,6 +9,7 @@ use ferrokv_store::value::EMBSTR_SIZE_LIMIT;
 use ferrokv_store::{StrValue, Value, clock};
 
 use crate::cmd::command::write_help;
+use crate::cmd::debug_digest;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::spec::{CommandSpec, flag};
 
@@ -69,6 +70,26 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(())
         }
         ("object", 3 | 4) => object(ctx, args),
+        ("digest", 2) => {
+            let digest = debug_digest::dataset_digest(&ctx.server.keyspace, ctx.now_ms);
+            ctx.reply.simple(&digest);
+            Ok(())
+        }
+        ("digest-value", _) => {
+            let db = ctx.db();
+            let keys = &args[2..];
+            ctx.reply.array_len(keys.len());
+            for key in keys {
+                let mut locked = ctx.lock(&[key]);
+                let digest = debug_digest::value_digest(
+                    locked.db(db, key).get(key, ctx.now_ms).map(|e| &*e),
+                    ctx.now_ms,
+                );
+                drop(locked);
+                ctx.reply.simple(&digest);
+            }
+            Ok(())
+        }
         ("log", 3) => {
             log::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             ctx.reply.ok();
@@ -208,6 +229,10 @@ fn help(ctx: &mut Ctx) -> CmdResult {
         ctx.reply,
         "DEBUG",
         &[
+            "DIGEST",
+            "    The SHA1 fingerprint of the whole dataset, in hex (40 zeros when it is empty).",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    The fingerprint of each key's value (40 zeros for a missing key).",
             "ERROR <string>",
             "    Reply with <string> as an error.",
             "LOG <message>",
@@ -217,6 +242,8 @@ fn help(ctx: &mut Ctx) -> CmdResult {
             "POPULATE <count> [<prefix>] [<size>]",
             "    Create <count> string keys <prefix>:<n> (default prefix: key) holding value:<n>,",
             "    cut or zero-padded to <size> bytes when given. Existing keys are kept.",
+            "RELOAD",
+            "    Write the dataset to the RDB file and load it back from there.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
             "SLEEP <seconds>",

@@ -9,6 +9,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod debug;
+pub mod debug_digest;
 pub mod dump;
 pub mod expire;
 pub mod geo;
