@@ -368,24 +368,30 @@ fn keys_of(args: &[Bytes]) -> Result<Vec<(usize, u32)>, CmdError> {
             "Invalid number of arguments specified for command",
         ));
     }
-    let invalid = || CmdError::err("Invalid arguments specified for command");
     let mut keys = Vec::new();
+    let mut valid = true;
     if let Some(proc) = spec.keys_proc {
         (proc.reported)(&target, &mut |pos, flags| keys.push((pos, flags)));
     } else {
         for key_spec in spec.key_specs {
             if !key_count_is_valid(key_spec, target) {
-                return Err(invalid());
+                valid = false;
+                break;
             }
             for pos in key_positions(std::slice::from_ref(key_spec), target) {
                 keys.push((pos, key_spec.flags));
             }
         }
     }
-    if keys.is_empty() {
-        return Err(invalid());
+    if valid && !keys.is_empty() {
+        return Ok(keys);
     }
-    Ok(keys)
+    // A command whose keys are optional (EVAL, FCALL ...) has none rather than bad ones, as
+    // in Valkey: `COMMAND GETKEYS EVAL script 0` is an empty list, not an error.
+    if spec.flags & flag::NO_MANDATORY_KEYS != 0 {
+        return Ok(Vec::new());
+    }
+    Err(CmdError::err("Invalid arguments specified for command"))
 }
 
 /// Whether a "number of keys" argument is an integer whose keys all fit in the arguments.
@@ -407,11 +413,12 @@ fn key_count_is_valid(spec: &KeySpec, args: &[Bytes]) -> bool {
     let Some(count) = ferrokv_protocol::number::parse_i64(count_arg) else {
         return false;
     };
-    if count < 0 {
+    // Valkey counts zero keys as a bad key count here too (ZUNIONSTORE dst 0 ...).
+    if count < 1 {
         return false;
     }
-    let last = (begin + first_key) as i64 + (count - 1).max(0) * step.max(1) as i64;
-    count == 0 || last < args.len() as i64
+    let last = (begin + first_key) as i64 + (count - 1) * step.max(1) as i64;
+    last < args.len() as i64
 }
 
 /// `COMMAND GETKEYS command [arg ...]`
