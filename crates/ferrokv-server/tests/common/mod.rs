@@ -57,11 +57,24 @@ fn unique() -> u64 {
 
 /// A port that was free a moment ago. Each call binds port 0 and releases it; a retry loop in
 /// `start_*` covers the rare race with another process.
+/// A port nothing listens on, for a server a test starts. It is taken below the kernel's
+/// ephemeral range (32768 and up here): a port from that range, released between this check
+/// and the server's bind, can meanwhile become the source port of any outgoing connection,
+/// and the tests that drive client suites open thousands of them. Two tests can still pick
+/// the same port at the same moment; `start` notices (the server that answers is not its
+/// child) and retries.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use rand::Rng;
+    const LOW: u16 = 16384;
+    const HIGH: u16 = 32767;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(LOW..=HIGH);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {HIGH}");
 }
 
 pub fn ferrokv_binary() -> PathBuf {
