@@ -80,9 +80,14 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let keys = &args[2..];
             ctx.reply.array_len(keys.len());
             for key in keys {
+                // Read as the dataset digest reads: an expired key counts as missing, and
+                // nothing is expired, touched or propagated by looking.
                 let mut locked = ctx.lock(&[key]);
                 let digest = debug_digest::value_digest(
-                    locked.db(db, key).get(key, ctx.now_ms).map(|e| &*e),
+                    locked
+                        .db(db, key)
+                        .peek(key)
+                        .filter(|e| !e.is_expired(ctx.now_ms)),
                     ctx.now_ms,
                 );
                 drop(locked);
