@@ -181,11 +181,14 @@ fn compare(files: &[&str], protocol: &str) {
     let ferrokv_server = common::start_ferrokv(&ferrokv_args);
     let targets: Vec<String> = files.iter().map(|f| f.to_string()).collect();
 
-    let (valkey, ferrokv) = std::thread::scope(|s| {
-        let valkey = s.spawn(|| run(&suite, valkey_server.port, protocol, &targets));
-        let ferrokv = run(&suite, ferrokv_server.port, protocol, &targets);
-        (valkey.join().expect("valkey run"), ferrokv)
-    });
+    let on_both = |targets: &[String]| {
+        std::thread::scope(|s| {
+            let valkey = s.spawn(|| run(&suite, valkey_server.port, protocol, targets));
+            let ferrokv = run(&suite, ferrokv_server.port, protocol, targets);
+            (valkey.join().expect("valkey run"), ferrokv)
+        })
+    };
+    let (valkey, ferrokv) = on_both(&targets);
 
     // Two broken runs must not compare equal: the oracle has to have run the files.
     let passed = valkey.values().filter(|o| o.0 == "passed").count();
@@ -201,11 +204,7 @@ fn compare(files: &[&str], protocol: &str) {
     }
     // Some of the suite's tests depend on timing (lock TTLs, pub/sub timeouts): a difference
     // counts when it is there again on a second run of just those tests on both servers.
-    let (valkey_again, ferrokv_again) = std::thread::scope(|s| {
-        let valkey = s.spawn(|| run(&suite, valkey_server.port, protocol, &first));
-        let ferrokv = run(&suite, ferrokv_server.port, protocol, &first);
-        (valkey.join().expect("valkey run"), ferrokv)
-    });
+    let (valkey_again, ferrokv_again) = on_both(&first);
     let still = differing(&valkey_again, &ferrokv_again);
     if still.is_empty() {
         eprintln!("differences that did not repeat on a second run: {first:?}");

@@ -20,12 +20,15 @@ pub fn hash_password(password: &[u8]) -> PasswordHash {
     Sha256::digest(password).into()
 }
 
-pub fn hex(hash: &PasswordHash) -> String {
+/// Bytes in lowercase hex: password hashes, DEBUG DIGEST's fingerprints.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    hash.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A key pattern with the access it grants.

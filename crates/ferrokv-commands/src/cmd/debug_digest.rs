@@ -17,6 +17,8 @@ use ferrokv_protocol::number::format_double;
 use ferrokv_store::types::stream::StreamId;
 use ferrokv_store::{Entry, SHARD_COUNT, Value};
 
+use crate::acl::user::hex;
+
 type Digest = [u8; 20];
 
 fn sha1(bytes: &[u8]) -> Digest {
@@ -34,6 +36,15 @@ fn xor(digest: &mut Digest, bytes: &[u8]) {
 fn mix(digest: &mut Digest, bytes: &[u8]) {
     xor(digest, bytes);
     *digest = sha1(digest);
+}
+
+/// Adds an ordered pair (a member and its score, a field and its value) as one unordered
+/// element.
+fn xor_pair(digest: &mut Digest, first: &[u8], second: &[u8]) {
+    let mut pair = [0u8; 20];
+    mix(&mut pair, first);
+    mix(&mut pair, second);
+    xor(digest, &pair);
 }
 
 /// Valkey's type codes (those of the RDB object types).
@@ -65,18 +76,12 @@ fn add_value(digest: &mut Digest, entry: &Entry, now_ms: i64) {
         }
         Value::ZSet(zset) => {
             for (member, score) in zset.iter() {
-                let mut pair = [0u8; 20];
-                mix(&mut pair, member);
-                mix(&mut pair, format_double(score).as_bytes());
-                xor(digest, &pair);
+                xor_pair(digest, member, format_double(score).as_bytes());
             }
         }
         Value::Hash(hash) => {
             for (field, value) in hash.live_pairs(now_ms) {
-                let mut pair = [0u8; 20];
-                mix(&mut pair, field);
-                mix(&mut pair, value);
-                xor(digest, &pair);
+                xor_pair(digest, field, value);
             }
         }
         Value::Stream(stream) => {
@@ -93,10 +98,6 @@ fn add_value(digest: &mut Digest, entry: &Entry, now_ms: i64) {
     if entry.has_expire() {
         xor(digest, b"!!expire!!");
     }
-}
-
-fn hex(digest: &Digest) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The digest of one value, as DEBUG DIGEST-VALUE prints it (40 zeros for a missing key).
