@@ -51,6 +51,9 @@ pub struct Client {
     /// The AOF loader (later: the replication master): what it sends is obeyed, as Valkey's
     /// `mustObeyClient` (e.g. the exact trims with LIMIT that approximate trims propagate as).
     pub must_obey: bool,
+    /// Replays commands already in the AOF (DEBUG LOADAOF, start-up): they are not
+    /// propagated again, to the AOF or to replicas.
+    pub replaying: bool,
     /// Commands queued since MULTI; `None` outside a transaction.
     pub multi: Option<crate::transaction::MultiState>,
     /// The queue of the last transaction, emptied, for the next MULTI to fill without
@@ -112,6 +115,7 @@ impl Client {
             blocked: None,
             deny_blocking: false,
             must_obey: false,
+            replaying: false,
             multi: None,
             spare_multi_queue: Vec::new(),
             watched: Vec::new(),

@@ -219,13 +219,14 @@ pub(crate) fn call(
     let saved_written = dirty_before.map(|_| transaction::begin_command(spec, args));
     let saved_in_handler = tracking::enter_handler();
     // EXEC and scripts propagate the commands they run, not themselves.
-    let propagating = crate::propagate::begin_command(
-        server.stream,
-        client.config.lazyfree_lazy_expire,
-        client.db,
-        args,
-        propagates_effects_only(entry),
-    );
+    let propagating = !client.replaying
+        && crate::propagate::begin_command(
+            server.stream,
+            client.config.lazyfree_lazy_expire,
+            client.db,
+            args,
+            propagates_effects_only(entry),
+        );
     // Set before the call so that CLIENT LIST/INFO show themselves as `cmd=`.
     client.shared.last_command.store(entry.id + 1, Relaxed);
     let started = clock::Stopwatch::start();

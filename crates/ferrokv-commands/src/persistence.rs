@@ -680,10 +680,13 @@ pub fn debug_reload(server: &Server) -> Result<(), CmdError> {
     let detached: Vec<_> = (0..databases).flat_map(|db| all.take_db(db)).collect();
     drop(all);
     drop(detached);
-    load_at_startup(server).map_err(|e| {
-        log::warn!("{e}");
-        CmdError::err("Error trying to load the RDB dump, check server logs.")
-    })
+    // The snapshot just saved, whether or not AOF is on (as Valkey's DEBUG RELOAD).
+    load_snapshot(server, std::path::Path::new(&config.dbfilename))
+        .map(|_| ())
+        .map_err(|e| {
+            log::warn!("{e}");
+            CmdError::err("Error trying to load the RDB dump, check server logs.")
+        })
 }
 
 /// FLUSHALL with `save` rules saves the empty dataset at once (a restart must not bring the

@@ -511,6 +511,17 @@ pub fn collecting() -> bool {
     effects::armed()
 }
 
+/// Runs `f` with collection off: nothing it changes is propagated. For reloads (DEBUG
+/// LOADAOF), which replay what the AOF already holds from inside a command's unit.
+pub fn unarmed<R>(f: impl FnOnce() -> R) -> R {
+    let was_armed = effects::armed();
+    let unlink = effects::expire_unlink();
+    effects::arm(false, unlink);
+    let result = f();
+    effects::arm(was_armed, unlink);
+    result
+}
+
 /// Starts collecting for a command about to run (dispatch's `call`). Returns whether it
 /// did; pass that to [`end_command`].
 pub fn begin_command(

@@ -198,8 +198,8 @@ directives! {
         "Defragment memory in the background.";
     activerehashing: bool = "activerehashing" [], "yes", Kind::Bool, PENDING,
         "Spend cron time finishing hash table resizes.";
-    always_show_logo: bool = "always-show-logo" [], "no", Kind::Bool, IMMUTABLE | PENDING,
-        "Print the ASCII logo even when logging to a file.";
+    always_show_logo: bool = "always-show-logo" [], "no", Kind::Bool, IMMUTABLE,
+        "Print the start-up banner block (version, port, PID) even when logging to a file.";
     aof_disable_auto_gc: bool = "aof-disable-auto-gc" [], "no", Kind::Bool, HIDDEN | PENDING,
         "Keep old AOF history files instead of deleting them.";
     aof_load_truncated: bool = "aof-load-truncated" [], "yes", Kind::Bool, 0,
@@ -224,7 +224,7 @@ directives! {
         "Smallest AOF size that triggers an automatic rewrite.";
     auto_aof_rewrite_percentage: i64 = "auto-aof-rewrite-percentage" [], "100", Kind::int(0, I32), 0,
         "AOF growth percent that triggers a rewrite; 0 disables.";
-    availability_zone: String = "availability-zone" [], "", Kind::Str, PENDING,
+    availability_zone: String = "availability-zone" [], "", Kind::Str, 0,
         "Zone name reported to clients (HELLO, CLUSTER SHARDS).";
     bgsave_cpulist: String = "bgsave-cpulist" ["bgsave_cpulist"], "", Kind::Str, IMMUTABLE | PENDING,
         "CPUs the snapshot child is pinned to.";
@@ -442,7 +442,7 @@ directives! {
         "Set the kernel OOM score: no, yes/relative or absolute.";
     oom_score_adj_values: String = "oom-score-adj-values" [], "0 200 800", Kind::Custom(special::oom_score_adj_values), MULTI_ARG | PENDING,
         "OOM scores for primary, replica and child processes.";
-    pidfile: String = "pidfile" [], "", Kind::Str, IMMUTABLE | PENDING,
+    pidfile: String = "pidfile" [], "", Kind::Str, IMMUTABLE,
         "File to write the process id to; empty writes none.";
     port: i64 = "port" [], "6379", Kind::int(0, 65535), 0,
         "TCP port to listen on; 0 disables TCP.";

@@ -244,6 +244,11 @@ impl Loader {
         let arity_ok = if directive.name == "replicaof" {
             // Valkey also takes `replicaof "host port"` as one (quoted) argument.
             values.len() == 2 || (values.len() == 1 && values[0].split(' ').count() == 2)
+        } else if directive.name == "save" {
+            // A bare `save` line is an empty list of rules: the first `save` line replaces the
+            // defaults, so alone it turns snapshots off, as `save ""` (Valkey's test suite
+            // writes one).
+            true
         } else if directive.has(MULTI_ARG) {
             !values.is_empty()
         } else {
@@ -251,6 +256,10 @@ impl Loader {
         };
         if !arity_ok {
             return Err(LineError::Reason("wrong number of arguments".into()));
+        }
+        if values.is_empty() && self.appended.contains(&directive.name) {
+            // A bare `save` after other `save` lines adds no rule.
+            return Ok(());
         }
         let mut value = values.join(" ");
         if directive.has(APPEND) {
@@ -409,9 +418,16 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_save_line_turns_snapshots_off() {
+        assert_eq!(parse("save \n").expect("accepted").save, "");
+        assert_eq!(parse("save 100 1\nsave\n").expect("accepted").save, "100 1");
+    }
+
+    #[test]
     fn argument_counts() {
         for (text, reason) in [
             ("port", "wrong number of arguments"),
+            ("appendfsync", "wrong number of arguments"),
             ("hz 1 2", "wrong number of arguments"),
             ("replicaof h", "wrong number of arguments"),
             ("replicaof \"h 1 2\"", "wrong number of arguments"),

@@ -40,6 +40,17 @@ pub enum RestoreError {
 /// read from the whole payload: a value that runs into the footer, or stops short of it, is
 /// accepted as long as it parses, since the checksum already vouches for the bytes.
 pub fn restore(payload: &[u8], options: &ReadOptions) -> Result<Value, RestoreError> {
+    restore_checked(payload, options, true)
+}
+
+/// [`restore`], with the checksum test left out when `verify_checksum` is false (DEBUG
+/// SET-SKIP-CHECKSUM-VALIDATION 1, for tests that feed hand-made payloads; the version must
+/// still be known, and the value must still parse).
+pub fn restore_checked(
+    payload: &[u8],
+    options: &ReadOptions,
+    verify_checksum: bool,
+) -> Result<Value, RestoreError> {
     let Some(body_len) = payload.len().checked_sub(10) else {
         return Err(RestoreError::VersionOrChecksum);
     };
@@ -47,7 +58,7 @@ pub fn restore(payload: &[u8], options: &ReadOptions) -> Result<Value, RestoreEr
     let version = u32::from(u16::from_le_bytes([footer[0], footer[1]]));
     let stored = u64::from_le_bytes(footer[2..10].try_into().unwrap_or_default());
     let known = version <= format::MAX_REDIS_VERSION || version == format::VALKEY_VERSION;
-    if !known || crate::crc64::checksum(&payload[..body_len + 2]) != stored {
+    if !known || (verify_checksum && crate::crc64::checksum(&payload[..body_len + 2]) != stored) {
         return Err(RestoreError::VersionOrChecksum);
     }
     let dialect = if version == format::VALKEY_VERSION {

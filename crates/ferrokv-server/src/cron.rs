@@ -18,6 +18,10 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         }
         ferrokv_store::clock::tick();
         server.migrate_sockets.close_idle();
+        if ferrokv_commands::cmd::debug::cron_paused() {
+            // DEBUG PAUSE-CRON 1: tests freeze the periodic work to watch one effect at a time.
+            continue;
+        }
         if server.scripting.busy.active() {
             // A script holds the keyspace: keyspace work would wait for it and stall
             // this worker's clients, which must get BUSY replies meanwhile.

@@ -5,6 +5,7 @@ mod connection;
 mod cron;
 mod logging;
 mod network;
+mod startup;
 mod tls_reload;
 
 use std::sync::Arc;
@@ -48,9 +49,11 @@ fn main() {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);
     }
+    startup::log_banner(&config);
     for warning in ferrokv_config::load::pending_warnings(&config) {
         log::warn!("{warning}");
     }
+    let _pid_file = startup::PidFile::create(&config.pidfile);
     if config.cluster_enabled {
         // Serving as a standalone server instead would leave cluster clients with a node
         // that refuses every CLUSTER command: better not to start.
@@ -108,12 +111,6 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     ferrokv_store::clock::calibrate();
     let workers =
         network::Workers::start(threads).map_err(|e| format!("Starting worker threads: {e}"))?;
-    log::info!(
-        "ferrokv {} starting, pid={}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    );
-
     let listeners = network::Listeners::install(server.clone(), workers.clone());
     let mut bound = 0;
     for (port, security) in [

@@ -444,3 +444,51 @@ fn with_appendonly_yes_dump_rdb_is_not_loaded() {
     let mut c = RawClient::connect(server.port).unwrap();
     assert_eq!(c.command(&["exists", "only-in-rdb"]), b":1\r\n");
 }
+
+/// Bytes of every file in `dir/appendonlydir`.
+fn appendonly_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("appendonlydir"))
+        .expect("appendonlydir exists")
+        .flatten()
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// DEBUG LOADAOF replaces the dataset with what the AOF holds, as a restart would, without
+/// appending the replayed commands to the AOF a second time; without an AOF it refuses and
+/// leaves the dataset alone. DEBUG RELOAD keeps the dataset with AOF on too.
+#[test]
+fn debug_loadaof_reloads_from_the_aof_without_growing_it() {
+    let dir = TempDir::new("loadaof");
+    let mut args = AOF.to_vec();
+    args.extend(["--enable-debug-command", "yes"]);
+    let server = start_in(&dir.0, &args).expect("starts");
+    let mut c = RawClient::connect(server.port).expect("connects");
+    fill(&mut c);
+    let before = snapshot(&mut c);
+    let bytes = appendonly_bytes(&dir.0);
+    for _ in 0..2 {
+        assert_eq!(c.command(&["debug", "loadaof"]), b"+OK\r\n");
+        assert_eq!(snapshot(&mut c), before);
+        assert_eq!(
+            appendonly_bytes(&dir.0),
+            bytes,
+            "the reload appended to the AOF"
+        );
+    }
+    // DEBUG RELOAD goes through the RDB file whether or not AOF is on.
+    assert_eq!(c.command(&["debug", "reload"]), b"+OK\r\n");
+    assert_eq!(snapshot(&mut c), before);
+    drop(c);
+    drop(server);
+
+    let plain = TempDir::new("loadaof-off");
+    let server = start_in(&plain.0, &["--enable-debug-command", "yes"]).expect("starts");
+    let mut c = RawClient::connect(server.port).expect("connects");
+    c.command(&["set", "kept", "1"]);
+    assert_eq!(
+        c.command(&["debug", "loadaof"]),
+        b"-ERR The AOF manifest file doesn't exist\r\n"
+    );
+    assert_eq!(c.command(&["get", "kept"]), b"$1\r\n1\r\n");
+}

@@ -183,3 +183,68 @@ fn debug_is_refused_unless_enabled_with_the_oracles_error() {
         );
     }
 }
+
+/// HELLO names the server's `availability-zone` when one is set, last, in both protocols;
+/// the connection id is the only field that may differ from the oracle's reply.
+#[test]
+fn hello_names_the_availability_zone_once_set() {
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    for port in [ferrokv.port, valkey.port] {
+        let mut c = RawClient::connect(port).expect("connects");
+        assert_eq!(
+            c.command(&["CONFIG", "SET", "availability-zone", "zone-a"]),
+            b"+OK\r\n"
+        );
+    }
+    let hello = |port: u16, protocol: &str| {
+        let mut c = RawClient::connect(port).expect("connects");
+        let id = String::from_utf8(c.command(&["CLIENT", "ID"])).expect("text");
+        let reply = String::from_utf8(c.command(&["HELLO", protocol])).expect("text");
+        // `:<id>` is the only varying element.
+        reply.replace(&format!("\r\n{}", id.trim_end()), "\r\n:ID")
+    };
+    for protocol in ["2", "3"] {
+        let ours = hello(ferrokv.port, protocol);
+        assert_eq!(ours, hello(valkey.port, protocol), "HELLO {protocol}");
+        assert!(ours.contains("availability_zone\r\n$6\r\nzone-a"), "{ours}");
+    }
+}
+
+/// `pidfile` holds the server's pid while it runs and is gone after SHUTDOWN; with
+/// `always-show-logo yes` the log names the pid (` PID: n`) before `Server initialized`,
+/// where Valkey's test suite and supervisors look for it.
+#[test]
+fn pidfile_and_banner_name_the_process() {
+    let dir = common::TempDir::new("pidfile");
+    let pidfile = dir.0.join("ferrokv.pid");
+    let log = dir.0.join("ferrokv.log");
+    let mut server = common::start_ferrokv_in(
+        &dir.0,
+        &[
+            "--pidfile",
+            pidfile.to_str().expect("utf-8 path"),
+            "--always-show-logo",
+            "yes",
+            "--logfile",
+            log.to_str().expect("utf-8 path"),
+        ],
+    )
+    .expect("starts");
+    let pid = server.child.id();
+    let written = std::fs::read_to_string(&pidfile).expect("the pid file exists");
+    assert_eq!(written, format!("{pid}\n"));
+    let text = std::fs::read_to_string(&log).expect("the log exists");
+    let banner = text
+        .find(&format!(" PID: {pid}\n"))
+        .expect("the banner names the pid");
+    let initialized = text.find("Server initialized").expect("initialized");
+    assert!(banner < initialized, "{text}");
+
+    RawClient::connect(server.port)
+        .expect("connects")
+        .send_raw(b"SHUTDOWN NOSAVE\r\n");
+    let status = server.child.wait().expect("exits");
+    assert!(status.success(), "{status}");
+    assert!(!pidfile.exists(), "the pid file is removed on shutdown");
+}

@@ -41,6 +41,11 @@ pub fn arm(on: bool, expire_unlink: bool) {
     EXPIRE_UNLINK.with(|e| e.set(expire_unlink));
 }
 
+/// Whether an expired key is propagated as UNLINK (else DEL), as last armed.
+pub fn expire_unlink() -> bool {
+    EXPIRE_UNLINK.with(Cell::get)
+}
+
 #[inline]
 pub fn armed() -> bool {
     ARMED.with(Cell::get)

@@ -81,6 +81,7 @@ fn loading_client(server: &Server) -> Client {
     client.authenticated = true;
     client.deny_blocking = true;
     client.must_obey = true;
+    client.replaying = true;
     client
 }
 

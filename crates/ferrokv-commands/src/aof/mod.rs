@@ -681,3 +681,37 @@ fn start_background_thread() {
         log::warn!("Can't start the AOF background thread: {e}");
     }
 }
+
+/// DEBUG LOADAOF: writes and fsyncs what is pending, then replaces the dataset with what the
+/// AOF directory holds, as a restart would load it. Valkey exits when that load fails; here
+/// the error is logged and the server exits too, since the dataset is already gone and
+/// serving an empty one as if loaded would hide the loss.
+pub fn debug_loadaof(server: &Server) -> Result<(), CmdError> {
+    let config = server.config.load();
+    let layout = Layout::from_config(&config);
+    let manifest = if server.aof.enabled() {
+        server.aof.flush_all(server);
+        server.aof.manifest.lock().clone()
+    } else {
+        std::fs::read_to_string(layout.path(&layout.manifest_name()))
+            .ok()
+            .and_then(|text| Manifest::parse(&text).ok())
+    };
+    let Some(manifest) = manifest else {
+        // Nothing to load from: the dataset stays as it is.
+        return Err(CmdError::err("The AOF manifest file doesn't exist"));
+    };
+    let mut all = server.keyspace.lock_all();
+    let detached: Vec<_> = (0..server.keyspace.databases())
+        .flat_map(|db| all.take_db(db))
+        .collect();
+    drop(all);
+    drop(detached);
+    if let Err(e) = load::load_dir(server, &layout, &manifest) {
+        log::warn!("{e}");
+        log::warn!("DEBUG LOADAOF could not load the append only file: exiting");
+        std::process::exit(1);
+    }
+    log::info!("Append Only File loaded by DEBUG LOADAOF");
+    Ok(())
+}

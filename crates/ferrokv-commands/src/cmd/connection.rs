@@ -174,8 +174,10 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.client.set_protocol(protocol);
         ctx.reply.set_resp3(protocol == 3);
     }
+    // Clients that route by zone read it from HELLO when the server is given one.
+    let zone = ctx.client.config.availability_zone.clone();
     let r = &mut *ctx.reply;
-    r.map_len(7);
+    r.map_len(if zone.is_empty() { 7 } else { 8 });
     r.bulk(b"server");
     r.bulk(b"valkey");
     r.bulk(b"version");
@@ -205,6 +207,10 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     r.bulk(b"lua");
     r.bulk(b"args");
     r.array_len(0);
+    if !zone.is_empty() {
+        r.bulk(b"availability_zone");
+        r.bulk(zone.as_bytes());
+    }
     Ok(())
 }
 

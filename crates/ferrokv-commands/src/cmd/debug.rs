@@ -23,6 +23,19 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec::new("debug", -2, "server")
     .handler(debug)];
 
 static ACTIVE_EXPIRE: AtomicBool = AtomicBool::new(true);
+static SKIP_CHECKSUM_VALIDATION: AtomicBool = AtomicBool::new(false);
+static CRON_PAUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether RESTORE accepts a payload whose checksum does not match (DEBUG
+/// SET-SKIP-CHECKSUM-VALIDATION, for tests that hand-craft payloads).
+pub fn skip_checksum_validation() -> bool {
+    SKIP_CHECKSUM_VALIDATION.load(Relaxed)
+}
+
+/// Whether the cron's periodic work is paused (DEBUG PAUSE-CRON).
+pub fn cron_paused() -> bool {
+    CRON_PAUSED.load(Relaxed)
+}
 
 /// Whether the cron's active expiry runs (DEBUG SET-ACTIVE-EXPIRE turns it off for tests).
 pub fn active_expire_enabled() -> bool {
@@ -58,14 +71,42 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.reply.ok();
             Ok(())
         }
-        ("set-active-expire", 3) => {
-            ACTIVE_EXPIRE.store(lenient_f64(&args[2]) as i64 != 0, Relaxed);
+        ("set-active-expire", 3) => switch(ctx, &ACTIVE_EXPIRE, &args[2]),
+        ("set-skip-checksum-validation", 3) => switch(ctx, &SKIP_CHECKSUM_VALIDATION, &args[2]),
+        ("pause-cron", 3) => switch(ctx, &CRON_PAUSED, &args[2]),
+        // Switches of Valkey's internal structures (reply buffer lists, hash table resizing)
+        // that ferrokv does not have: accepted so that scripts written for Valkey run.
+        ("client-enforce-reply-list" | "dict-resizing", 3) => {
             ctx.reply.ok();
             Ok(())
         }
+        ("quicklist-packed-threshold", 3) => {
+            // Lists here have no packed/plain node split; the value is checked as Valkey
+            // checks it (up to 1 MB under 4 GB) and otherwise has no effect.
+            let valid =
+                ferrokv_config::values::parse_memory_u64(&String::from_utf8_lossy(&args[2]))
+                    .is_some_and(|n| n <= (1 << 32) - (1 << 20));
+            if !valid {
+                return Err(CmdError::err(
+                    "argument must be a memory value bigger than 1 and smaller than 4gb",
+                ));
+            }
+            ctx.reply.ok();
+            Ok(())
+        }
+        ("protocol", 3) => crate::cmd::debug_protocol::reply(ctx, &args[2]),
         ("populate", 3..=5) => populate(ctx, args),
         ("reload", 2) => {
             crate::persistence::debug_reload(ctx.server)?;
+            ctx.reply.ok();
+            Ok(())
+        }
+        ("loadaof", 2) => {
+            // The replayed commands are in the AOF already: neither they nor DEBUG itself
+            // (whose unit sees the dataset change) go out again.
+            ctx.propagate_none();
+            let server = ctx.server;
+            crate::propagate::unarmed(|| crate::aof::debug_loadaof(server))?;
             ctx.reply.ok();
             Ok(())
         }
@@ -105,6 +146,13 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         )),
         _ => Err(wrong_use(&args[1])),
     }
+}
+
+/// A DEBUG switch set with C's `atoi` leniency (anything but a non-zero number is off).
+fn switch(ctx: &mut Ctx, flag: &AtomicBool, arg: &[u8]) -> CmdResult {
+    flag.store(lenient_f64(arg) as i64 != 0, Relaxed);
+    ctx.reply.ok();
+    Ok(())
 }
 
 /// `DEBUG POPULATE count [prefix] [size]`: creates `prefix:N` (default `key:N`) holding
@@ -240,17 +288,26 @@ fn help(ctx: &mut Ctx) -> CmdResult {
             "    The fingerprint of each key's value (40 zeros for a missing key).",
             "ERROR <string>",
             "    Reply with <string> as an error.",
+            "LOADAOF",
+            "    Write out the AOF, then replace the dataset with what the AOF files hold.",
             "LOG <message>",
             "    Write <message> to the server log.",
             "OBJECT <key> [fast]",
             "    Show how the value at <key> is stored (fast: leave out the costly fields).",
+            "PAUSE-CRON <0|1>",
+            "    Stop (1) or restart (0) the server's periodic work: expiry, eviction, statistics.",
             "POPULATE <count> [<prefix>] [<size>]",
             "    Create <count> string keys <prefix>:<n> (default prefix: key) holding value:<n>,",
             "    cut or zero-padded to <size> bytes when given. Existing keys are kept.",
+            "PROTOCOL <type>",
+            "    Reply with a test value of a RESP type: string, integer, double, bignum, null,",
+            "    array, set, map, attrib, push, verbatim, true or false.",
             "RELOAD",
             "    Write the dataset to the RDB file and load it back from there.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
+            "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+            "    Let RESTORE accept payloads whose checksum does not match (1).",
             "SLEEP <seconds>",
             "    Stop serving this worker's clients for <seconds> (decimals allowed).",
         ],

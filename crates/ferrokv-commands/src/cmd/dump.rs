@@ -167,7 +167,8 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(BAD_TTL);
     }
-    let value = match payload::restore(&args[3], &read_options(ctx)) {
+    let verify = !crate::cmd::debug::skip_checksum_validation();
+    let value = match payload::restore_checked(&args[3], &read_options(ctx), verify) {
         Ok(value) => value,
         Err(RestoreError::VersionOrChecksum) => return Err(BAD_PAYLOAD),
         Err(RestoreError::BadData(_)) => return Err(BAD_DATA),

@@ -285,7 +285,7 @@ fn server_section(out: &mut Out, server: &Server, config: &Config) {
         .unwrap_or_default();
     out.field("config_file", config_file);
     out.field("io_threads_active", 0);
-    out.field("availability_zone", "");
+    out.field("availability_zone", &config.availability_zone);
     // Valkey numbers listeners by connection type: tcp 0, unix 1, tls 2.
     let binds: Vec<String> = config.bind.iter().map(|b| format!("bind={b}")).collect();
     if config.port != 0 {

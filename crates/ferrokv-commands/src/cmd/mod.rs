@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod debug_digest;
+pub mod debug_protocol;
 pub mod dump;
 pub mod expire;
 pub mod geo;

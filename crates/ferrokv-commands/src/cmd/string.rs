@@ -21,6 +21,7 @@ use crate::dispatch::arity_error;
 use crate::spec::{
     BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
 };
+use crate::stats;
 use options::{Condition, ExpireUnit, OptionSet, Ttl, WriteOptions, absolute_expire_ms};
 
 const W: u64 = flag::WRITE;
@@ -273,29 +274,74 @@ pub(crate) fn check_string_length(ctx: &Ctx, total: u128) -> Result<(), CmdError
 /// Stores a fresh string under `key`, replacing whatever was there; `ttl` decides the
 /// expiry (`Default`: none). An absolute expiry already in the past deletes the key instead,
 /// as Valkey does. Returns false if the key ended up deleted.
-fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) -> bool {
+fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) -> Stored {
     let db = ctx.db();
     // A write lookup first, as in Valkey: a key that has expired goes (`expired`) and the
     // store below creates it afresh (`new`).
     locked.db(db, key).expire_if_due(key, ctx.now_ms);
+    if let Ttl::At(at) = ttl
+        && at <= ctx.now_ms
+    {
+        // Storing a value only for active expiry to drop it would be wasted work.
+        let removed = locked.db(db, key).remove(key).is_some();
+        if removed {
+            ctx.notify(class::EXPIRED, "expired", key);
+            stats::local().expired_keys.add(1);
+        }
+        return Stored::AlreadyExpired { removed };
+    }
+    put_string(ctx, locked, key, bytes, ttl);
+    Stored::Yes
+}
+
+/// Stores the string as it is told, even with an expiry already past (MSETEX keeps such
+/// keys until they are next touched, as Valkey 9.1 does).
+fn put_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) {
+    let db = ctx.db();
     let old_expire = locked.db(db, key).live_expire(key, ctx.now_ms);
     let had_ttl = old_expire.is_some_and(|at| at != NO_EXPIRE);
     let expire_at = match ttl {
         Ttl::Default | Ttl::Persist => NO_EXPIRE,
         Ttl::Keep => old_expire.unwrap_or(NO_EXPIRE),
-        Ttl::At(at) if at <= ctx.now_ms => {
-            if locked.db(db, key).remove(key).is_some() {
-                ctx.notify(class::EXPIRED, "expired", key);
-            }
-            return false;
-        }
         Ttl::At(at) => at,
     };
     let value = StrValue::for_key(bytes, key.len(), had_ttl);
     let mut entry = ctx.new_entry(Value::Str(value));
     entry.expire_at = expire_at;
     locked.db(db, key).set(key, entry);
-    true
+}
+
+/// What storing a string did.
+#[derive(PartialEq)]
+enum Stored {
+    Yes,
+    /// Its expiry had passed: nothing was stored, and an older value, if any, was removed.
+    AlreadyExpired {
+        removed: bool,
+    },
+}
+
+impl Stored {
+    /// Propagates and counts the write: the command itself when stored (`argv`, built only
+    /// then), a DEL or UNLINK when an older value was dropped, nothing otherwise.
+    fn account(self, ctx: &mut Ctx, key: &[u8], argv: impl FnOnce() -> Vec<Bytes>) {
+        match self {
+            Stored::Yes => {
+                if ctx.propagating() {
+                    ctx.propagate_as(argv());
+                }
+                ctx.add_dirty(1);
+            }
+            Stored::AlreadyExpired { removed: true } => {
+                ctx.propagate_as(crate::argv![
+                    crate::cmd::expire::expired_delete_name(ctx),
+                    key
+                ]);
+                ctx.add_dirty(1);
+            }
+            Stored::AlreadyExpired { removed: false } => {}
+        }
+    }
 }
 
 /// The notifications of a string stored by SET and its variants: `set`, and `expire`
@@ -362,13 +408,11 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         (Condition::Equals(_), Found::Missing) => false,
     };
     if allowed {
-        if store_string(ctx, &mut locked, key, value, ttl) {
+        let stored = store_string(ctx, &mut locked, key, value, ttl);
+        if stored == Stored::Yes {
             notify_stored(ctx, key, ttl);
         }
-        if ctx.propagating() {
-            ctx.propagate_as(set_argv(args, ttl));
-        }
-        ctx.add_dirty(1);
+        stored.account(ctx, key, || set_argv(args, ttl));
     }
     match current {
         _ if !opts.get => {
@@ -458,11 +502,11 @@ fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: ExpireUnit, name: &str) -> 
     let key = &args[1];
     let mut locked = ctx.lock(&[key]);
     ctx.write(&mut locked, key);
-    if store_string(ctx, &mut locked, key, &args[3], Ttl::At(at)) {
+    let stored = store_string(ctx, &mut locked, key, &args[3], Ttl::At(at));
+    if stored == Stored::Yes {
         notify_stored(ctx, key, Ttl::At(at));
     }
-    ctx.propagate_as(crate::argv!["SET", key, &args[3], "PXAT", at]);
-    ctx.add_dirty(1);
+    stored.account(ctx, key, || crate::argv!["SET", key, &args[3], "PXAT", at]);
     ctx.reply.ok();
     Ok(())
 }
@@ -624,14 +668,40 @@ fn msetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if allowed {
         for pair in pairs.chunks_exact(2) {
-            store_string(ctx, &mut locked, &pair[0], &pair[1], ttl);
-            // Valkey stores the pair even with a TTL in the past (it expires on access).
+            // Valkey 9.1 stores the pair even with a TTL in the past (it expires on access).
+            put_string(ctx, &mut locked, &pair[0], &pair[1], ttl);
             notify_stored(ctx, &pair[0], ttl);
+        }
+        if let Ttl::At(at) = ttl
+            && ctx.propagating()
+        {
+            ctx.propagate_as(msetex_argv(args, pairs_end, at));
         }
         ctx.add_dirty(numkeys as u64);
     }
     ctx.reply.int(allowed as i64);
     Ok(())
+}
+
+/// What MSETEX propagates: its argv with a relative or second-based expiry rewritten in
+/// place as `PXAT <ms>`, so a replica or the AOF sets the same deadline.
+fn msetex_argv(args: &[Bytes], options_start: usize, at: i64) -> Vec<Bytes> {
+    let mut out = args.to_vec();
+    let mut i = options_start;
+    while i < out.len() {
+        let option = &out[i];
+        let relative = [&b"ex"[..], b"px", b"exat"]
+            .iter()
+            .any(|o| option.eq_ignore_ascii_case(o));
+        if relative && i + 1 < out.len() {
+            out[i] = Bytes::from_static(b"PXAT");
+            out[i + 1] = Bytes::from(at.to_string());
+            break;
+        }
+        let takes_value = option.eq_ignore_ascii_case(b"pxat");
+        i += if takes_value { 2 } else { 1 };
+    }
+    out
 }
 
 /// `DELIFEQ key value`
@@ -645,6 +715,7 @@ fn delifeq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if equal {
         locked.db(ctx.db(), key).remove(key);
         ctx.notify(class::GENERIC, "del", key);
+        ctx.propagate_as(crate::argv!["DEL", key]);
         ctx.add_dirty(1);
     }
     ctx.reply.int(equal as i64);
