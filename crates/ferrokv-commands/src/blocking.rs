@@ -48,7 +48,7 @@ use ferrokv_config::Config;
 use ferrokv_longdouble::LongDouble;
 use ferrokv_protocol::Reply;
 use ferrokv_store::access::AccessPolicy;
-use ferrokv_store::{Entry, Locked, Value};
+use ferrokv_store::{Entry, Locked, Value, clock};
 use parking_lot::Mutex;
 
 use crate::client::ClientShared;
@@ -86,6 +86,12 @@ pub trait BlockedOp: Send + Sync {
     /// locked before [`BlockedOp::serve`] runs.
     fn extra_keys(&self) -> &[Bytes] {
         &[]
+    }
+
+    /// Whether the client is re-run when its key is gone (XREADGROUP: its group went with
+    /// it); otherwise a waited key that is absent or expired leaves the client blocked.
+    fn serves_missing_key(&self) -> bool {
+        false
     }
 
     /// Serves the client from `key`, writing its reply into `cx.reply`; returns false, having
@@ -479,6 +485,17 @@ fn serve_with<'a>(
                 config,
                 access: waiter.access,
             };
+            // As in Valkey, whether to wake the client is decided at the serving command's
+            // instant, without expiring the key: an expired key stays for the next command
+            // that reads it. A woken client then runs at a fresh instant (its own command
+            // re-run, in Valkey): a key that expired meanwhile (a DEBUG SLEEP inside EXEC)
+            // is deleted then, and the client stays blocked with its old deadline.
+            if !waiter.op.serves_missing_key()
+                && !cx.locked.db(db, &key).contains_live(&key, now_ms)
+            {
+                continue;
+            }
+            cx.now_ms = clock::now_ms();
             if !waiter.op.serve(&mut cx, &key) {
                 continue;
             }

@@ -167,6 +167,15 @@ impl<'a> Ctx<'a> {
         ferrokv_store::effects::push(self.client.db, args);
     }
 
+    /// Propagate this command's argv even if it changes nothing (Valkey's
+    /// `forceCommandPropagation`: a FLUSHALL of empty databases still reaches replicas and
+    /// the AOF).
+    pub fn propagate_always(&self) {
+        if self.propagating() {
+            crate::propagate::force();
+        }
+    }
+
     /// This command's argv is not propagated (its effects were added one by one).
     pub fn propagate_none(&self) {
         if self.propagating() {

@@ -241,6 +241,9 @@ pub(crate) fn call(
         handler(&mut ctx, args)
     }));
     crate::propagate::end_command(propagating);
+    // Commands run inside this one (EXEC's queue, a script's calls) set it too: the client
+    // shows the command it sent, as in Valkey.
+    client.shared.last_command.store(entry.id + 1, Relaxed);
     let elapsed = started.elapsed_us();
     let held = client.held_back.active();
 

@@ -465,6 +465,8 @@ struct Frame {
     /// EXEC and scripts propagate the commands they ran, never themselves.
     suppress: bool,
     emitted: bool,
+    /// Propagated even when it changed nothing (FLUSHALL on an empty dataset).
+    forced: bool,
     /// A script's `server.set_repl` left the AOF out of this command's targets.
     not_to_aof: bool,
 }
@@ -553,6 +555,7 @@ pub fn begin_command(
             rewrite: None,
             suppress,
             emitted: false,
+            forced: false,
             not_to_aof,
         });
     });
@@ -639,6 +642,15 @@ pub fn rewrite(args: Vec<Bytes>) {
     });
 }
 
+/// The command's argv is sent even if it changed nothing.
+pub fn force() {
+    UNIT.with(|u| {
+        if let Some(frame) = u.borrow_mut().frames.last_mut() {
+            frame.forced = true;
+        }
+    });
+}
+
 /// The command's own argv is not sent (its effects were added one by one).
 pub fn suppress() {
     UNIT.with(|u| {
@@ -709,7 +721,7 @@ fn finish(frame: Frame) {
     if frame.emitted
         || frame.suppress
         || frame.not_to_aof
-        || stats::local().dirty.get() == frame.dirty_start
+        || (!frame.forced && stats::local().dirty.get() == frame.dirty_start)
     {
         return;
     }

@@ -240,6 +240,16 @@ pub fn begin_command(spec: &CommandSpec, args: &[Bytes]) -> WrittenKeys {
     WRITTEN.with(|w| w.replace(Some(written_keys(spec, args))))
 }
 
+/// The running command looked `key` up to write it but left it as it was (SMOVE's
+/// destination that already held the member): its watchers are not told, as in Valkey.
+pub fn left_unchanged(key: &[u8]) {
+    WRITTEN.with(|w| {
+        if let Some(Some(keys)) = w.borrow_mut().as_mut() {
+            keys.retain(|k| **k != *key);
+        }
+    });
+}
+
 /// Called by dispatch after the command: marks what is left of its touches (a key it only
 /// looked up counts when the command reported a change) and restores the caller's keys.
 pub fn end_command(server: &Server, changed: bool, saved: WrittenKeys) {

@@ -38,6 +38,9 @@ use Step::{Cmd, Park, Raw, Sleep};
 
 const SCRIPT: &[Step] = &[
     Cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]),
+    // Propagated even when there is nothing to flush.
+    Cmd(&["flushall"]),
+    Cmd(&["flushdb"]),
     // strings
     Cmd(&["set", "a", "1"]),
     Cmd(&["set", "a", "1", "ex", "100"]),
@@ -300,6 +303,16 @@ const SCRIPT: &[Step] = &[
     Cmd(&["set", "m3", "1"]),
     Cmd(&["lpush", "m3", "x"]),
     Cmd(&["exec"]),
+    // A waited key that expired before the wake-up: the client stays blocked and the key's
+    // deletion goes out with the next command that reads it, not with the EXEC.
+    Park(&["brpop", "bk", "1"]),
+    Cmd(&["multi"]),
+    Cmd(&["rpush", "bk", "hello"]),
+    Cmd(&["pexpire", "bk", "100"]),
+    Cmd(&["debug", "sleep", "0.2"]),
+    Cmd(&["exec"]),
+    Cmd(&["set", "after-exec", "1"]),
+    Cmd(&["exists", "bk"]),
     Cmd(&["publish", "ch", "msg"]),
     Cmd(&["flushdb", "async"]),
     Cmd(&["set", "zz", "1"]),

@@ -341,3 +341,30 @@ fn multi_field_matches_the_oracle_in_every_state() {
         assert_eq!(ours, theirs, "script {script:?}");
     }
 }
+
+/// After EXEC (and EVAL), CLIENT LIST shows the command the client sent, not the last one
+/// it ran inside, as on valkey-server.
+#[test]
+fn client_list_shows_exec_not_the_commands_it_ran() {
+    let ferrokv = server();
+    let valkey = start_valkey(&[]);
+    for port in [ferrokv.port, valkey.port] {
+        let mut a = RawClient::connect(port).expect("connects");
+        let mut b = RawClient::connect(port).expect("connects");
+        let id = String::from_utf8(a.command(&["CLIENT", "ID"])).expect("text");
+        let id = id.trim_start_matches(':').trim_end().to_string();
+        let command_of = |b: &mut RawClient| {
+            let list = String::from_utf8(b.command(&["CLIENT", "LIST", "ID", &id])).expect("text");
+            list.split(' ')
+                .find_map(|f| f.strip_prefix("cmd="))
+                .unwrap_or_default()
+                .to_string()
+        };
+        a.command(&["MULTI"]);
+        a.command(&["GET", "x"]);
+        a.command(&["EXEC"]);
+        assert_eq!(command_of(&mut b), "exec", "port {port}");
+        a.command(&["EVAL", "return redis.call('GET', 'x')", "0"]);
+        assert_eq!(command_of(&mut b), "eval", "port {port}");
+    }
+}

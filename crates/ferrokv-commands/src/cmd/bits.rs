@@ -9,9 +9,50 @@ use ferrokv_store::{Locked, StrValue, Value};
 use crate::cmd::args;
 use crate::cmd::string::{string_of, string_of_mut};
 use crate::context::{CmdError, CmdResult, Ctx, errors};
-use crate::spec::{CommandSpec, KeySpec, category as cat, flag, key_flag as kf};
+use crate::spec::{
+    ArgList, CommandSpec, KeyFound, KeySpec, KeysProc, category as cat, flag, key_flag as kf,
+};
 
 const BITMAP: u64 = cat::BITMAP;
+
+/// BITFIELD's key flags as Valkey's `bitfieldGetKeys` resolves its variable flags: read-only
+/// while every operation before the first write is a GET (or OVERFLOW), else read and
+/// written (a malformed list counts as a write, the safer guess).
+const BITFIELD_KEYS: KeysProc = KeysProc {
+    reported: bitfield_keys,
+    touched: |args, found| {
+        bitfield_keys(args, found);
+        true
+    },
+};
+
+fn bitfield_keys(args: &dyn ArgList, found: KeyFound) {
+    let argc = args.argc();
+    if argc < 2 {
+        return;
+    }
+    let mut read_only = true;
+    let mut i = 2;
+    while i < argc {
+        let remaining = argc - i - 1;
+        let arg = args.arg(i);
+        if arg.eq_ignore_ascii_case(b"get") && remaining >= 2 {
+            i += 3;
+        } else if arg.eq_ignore_ascii_case(b"overflow") && remaining >= 1 {
+            i += 2;
+        } else {
+            // SET or INCRBY (or a syntax error): a write.
+            read_only = false;
+            break;
+        }
+    }
+    let flags = if read_only {
+        kf::RO | kf::ACCESS
+    } else {
+        kf::RW | kf::ACCESS | kf::UPDATE
+    };
+    found(1, flags);
+}
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("setbit", 4, "bitmap")
@@ -71,6 +112,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             kf::RW | kf::ACCESS | kf::UPDATE | kf::VARIABLE_FLAGS,
         )])
         .key_notes(&["This command allows both access and modification of the key"])
+        .keys_proc(BITFIELD_KEYS)
         .doc(
             "3.2.0",
             "Reads, writes and increments integers of any width at any bit offset of a string.",

@@ -12,7 +12,8 @@ mod search;
 
 use crate::context::CmdError;
 use crate::spec::{
-    BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
+    ArgList, BeginSearch, CommandSpec, FindKeys, KeyFound, KeySpec, KeysProc, category as cat,
+    flag, key_flag as kf,
 };
 
 const W: u64 = flag::WRITE;
@@ -48,6 +49,39 @@ const GEORADIUSBYMEMBER_KEYS: &[KeySpec] = &[
     store_key("STORE", 5),
     store_key("STOREDIST", 5),
 ];
+
+/// GEORADIUS and GEORADIUSBYMEMBER name their keys as Valkey's `georadiusGetKeys` finds
+/// them: the source, and the argument after the last STORE or STOREDIST from the sixth
+/// argument on (the key specs' keyword search would stop at the first). The command's own
+/// parser also lets the last one win, so the keys it writes are the keys reported.
+const RADIUS_KEYS_PROC: KeysProc = KeysProc {
+    reported: radius_keys,
+    touched: |args, found| {
+        radius_keys(args, found);
+        true
+    },
+};
+
+fn radius_keys(args: &dyn ArgList, found: KeyFound) {
+    let argc = args.argc();
+    if argc < 2 {
+        return;
+    }
+    found(1, kf::RO | kf::ACCESS);
+    let mut destination = None;
+    let mut i = 5;
+    while i + 1 < argc {
+        let arg = args.arg(i);
+        if arg.eq_ignore_ascii_case(b"store") || arg.eq_ignore_ascii_case(b"storedist") {
+            destination = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    if let Some(at) = destination {
+        found(at, kf::OW | kf::UPDATE);
+    }
+}
 
 const SEARCH_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape";
 const RADIUS_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.";
@@ -120,6 +154,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .flags(W | OOM)
         .categories(GEO)
         .keys(GEORADIUS_KEYS)
+        .keys_proc(RADIUS_KEYS_PROC)
         .doc(
             "3.2.0",
             "Returns (or stores) the members of a geospatial index within a radius of a point.",
@@ -140,6 +175,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .flags(W | OOM)
         .categories(GEO)
         .keys(GEORADIUSBYMEMBER_KEYS)
+        .keys_proc(RADIUS_KEYS_PROC)
         .doc(
             "3.2.0",
             "Returns (or stores) the members of a geospatial index within a radius of one of its members.",

@@ -518,6 +518,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     free_databases(detached, in_background);
     crate::blocking::signal_all_waited(ctx.server, Some(ctx.db()));
     ctx.add_dirty(removed as u64);
+    ctx.propagate_always();
     ctx.reply.ok();
     Ok(())
 }
@@ -541,6 +542,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     free_databases(detached, in_background);
     crate::blocking::signal_all_waited(ctx.server, None);
     ctx.add_dirty(removed as u64);
+    ctx.propagate_always();
     crate::persistence::after_flushall(ctx.server, &ctx.client.config);
     ctx.reply.ok();
     Ok(())
@@ -650,13 +652,18 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             while !part.is_empty() {
                 table_cursor = part.scan_step(table_cursor, |key, entry| {
                     sampled += 1;
+                    // Valkey filters by TYPE and MATCH first: only a key that passes both
+                    // is expired by being met.
+                    let wanted = options
+                        .object_type
+                        .is_none_or(|t| entry.value.object_type() == t)
+                        && matches(key);
+                    if !wanted {
+                        return;
+                    }
                     if entry.is_expired(now_ms) {
                         expired.push(key.into());
-                    } else if matches(key)
-                        && options
-                            .object_type
-                            .is_none_or(|t| entry.value.object_type() == t)
-                    {
+                    } else {
                         found.push(key.into());
                     }
                 });

@@ -441,6 +441,8 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     drop(locked);
     if added {
         ctx.notify(class::SET, "sadd", dst);
+    } else {
+        crate::transaction::left_unchanged(dst);
     }
     ctx.add_dirty(1 + u64::from(added));
     ctx.reply.int(1);

@@ -19,7 +19,8 @@ use crate::cmd::args;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
 use crate::dispatch::arity_error;
 use crate::spec::{
-    BeginSearch, CommandSpec, FindKeys, KeySpec, category as cat, flag, key_flag as kf,
+    ArgList, BeginSearch, CommandSpec, FindKeys, KeyFound, KeySpec, KeysProc, category as cat,
+    flag, key_flag as kf,
 };
 use crate::stats;
 use options::{Condition, ExpireUnit, OptionSet, Ttl, WriteOptions, absolute_expire_ms};
@@ -42,6 +43,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .categories(STR)
         .keys(&[KeySpec::single(1, kf::RW | kf::ACCESS | kf::UPDATE | kf::VARIABLE_FLAGS)])
         .key_notes(&["RW and ACCESS due to the optional `GET` argument"])
+        .keys_proc(SET_KEYS)
         .doc(
             "1.0.0",
             "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
@@ -369,6 +371,30 @@ fn found(entry: Option<&mut Entry>, with_value: bool) -> Found {
             Err(_) => Found::Other,
         },
     }
+}
+
+/// SET's key flags as Valkey's `setGetKeys` resolves its variable flags: read and written
+/// with GET, only overwritten without it (so an ACL user with write-only access to a key can
+/// SET it, and COMMAND GETKEYSANDFLAGS says `OW update`).
+const SET_KEYS: KeysProc = KeysProc {
+    reported: set_keys,
+    touched: |args, found| {
+        set_keys(args, found);
+        true
+    },
+};
+
+fn set_keys(args: &dyn ArgList, found: KeyFound) {
+    if args.argc() < 2 {
+        return;
+    }
+    let with_get = (3..args.argc()).any(|i| args.arg(i).eq_ignore_ascii_case(b"get"));
+    let flags = if with_get {
+        kf::RW | kf::ACCESS | kf::UPDATE
+    } else {
+        kf::OW | kf::UPDATE
+    };
+    found(1, flags);
 }
 
 // ---- GET / SET and their variants ----

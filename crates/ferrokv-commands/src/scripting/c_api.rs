@@ -58,6 +58,14 @@ pub unsafe fn call_script(
         if ffi::lua_checkstack(l, 6) == 0 {
             return Err(mlua::Error::StackError);
         }
+        if !set_globals {
+            // EVAL leaves its KEYS and ARGV in the globals that functions share; in Valkey
+            // functions run in a Lua state of their own, where these names do not exist.
+            ffi::lua_pushnil(l);
+            set_global(l, c"KEYS");
+            set_global(l, c"ARGV");
+            ffi::lua_settop(l, base);
+        }
         if let Err(e) = raw.push(handler).and_then(|()| raw.push(func)) {
             ffi::lua_settop(l, base);
             return Err(e);

@@ -69,7 +69,7 @@ pub fn declared_flags(code: &[u8]) -> Result<u32, CmdError> {
     let Some(shebang) = parse(code) else {
         return Ok(script_flag::EVAL_COMPAT);
     };
-    if shebang.engine != b"lua" {
+    if !shebang.engine.eq_ignore_ascii_case(b"lua") {
         return Err(CmdError::err(format!(
             "Could not find scripting engine '{}'",
             String::from_utf8_lossy(shebang.engine)
@@ -103,7 +103,7 @@ pub fn library_name(code: &[u8]) -> Result<(String, Vec<u8>), CmdError> {
     if !code.contains(&b'\n') {
         return Err(CmdError::err("Invalid library metadata"));
     }
-    if shebang.engine != b"lua" {
+    if !shebang.engine.eq_ignore_ascii_case(b"lua") {
         return Err(CmdError::err(format!(
             "Engine '{}' not found",
             String::from_utf8_lossy(shebang.engine)

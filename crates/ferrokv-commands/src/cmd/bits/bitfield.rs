@@ -67,9 +67,13 @@ fn run(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
         }
         return Ok(());
     };
-    if let Some(e) = ctx.write(&mut locked, key) {
-        string_of(&e.value)?;
-    }
+    let old_len = match ctx.write(&mut locked, key) {
+        Some(e) => Some(string_of(&e.value)?.len()),
+        None => None,
+    };
+    // Valkey counts a write as a change when the string was created or grew, or when the
+    // field's value differs (a SET to the same value is not propagated).
+    let grew = old_len.is_none_or(|len| len < write_end as usize);
     let bytes = writable_string(ctx, &mut locked, key, write_end as usize)?;
     let mut results: Vec<Option<i64>> = Vec::with_capacity(ops.len());
     let mut changes = 0;
@@ -80,7 +84,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
                 let old = read_field(bytes, &f);
                 limit(f, value, 0, overflow).map(|new| {
                     write_field(bytes, &f, new);
-                    changes += 1;
+                    changes += u64::from(grew || new != old);
                     old
                 })
             }
@@ -88,7 +92,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
                 let old = read_field(bytes, &f);
                 limit(f, old, incr, overflow).inspect(|&new| {
                     write_field(bytes, &f, new);
-                    changes += 1;
+                    changes += u64::from(grew || new != old);
                 })
             }
         };

@@ -542,6 +542,10 @@ impl BlockedOp for ParkedRead {
         &self.read.keys
     }
 
+    fn serves_missing_key(&self) -> bool {
+        self.read.group.is_some()
+    }
+
     fn serve(&self, cx: &mut ServeCx<'_, '_>, key: &Bytes) -> bool {
         // XREAD re-runs only for a stream; XREADGROUP for any change, deletion included.
         if self.read.group.is_none()
