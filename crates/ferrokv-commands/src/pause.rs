@@ -11,7 +11,7 @@
 //! CLIENT PAUSE does not end a failover's pause. Within a slot the newest request sets what is
 //! paused and the later of the two end times wins.
 
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicUsize, Ordering::SeqCst};
 
 use parking_lot::Mutex;
 
@@ -49,6 +49,9 @@ pub struct ClientPause {
     slots: [Slot; PURPOSES],
     /// Serializes changes; readers only load the atomics.
     update: Mutex<()>,
+    /// Clients whose command waits for a pause to end: Valkey counts them in INFO
+    /// `blocked_clients`, and tests wait on that count to know a command was held back.
+    waiting: AtomicUsize,
 }
 
 impl ClientPause {
@@ -97,9 +100,29 @@ impl ClientPause {
         self.blocks(may_write, ferrokv_store::clock::now_ms())
     }
 
+    /// A client starts waiting for a pause to end; the guard counts it until dropped.
+    pub fn wait(&self) -> PauseWait<'_> {
+        self.waiting.fetch_add(1, SeqCst);
+        PauseWait(self)
+    }
+
+    /// Clients waiting for a pause to end now.
+    pub fn waiting_clients(&self) -> usize {
+        self.waiting.load(SeqCst)
+    }
+
     /// Whether any pause holds back writes now (for INFO and FAILOVER).
     pub fn is_paused(&self, now_ms: i64) -> bool {
         self.blocks(true, now_ms).is_some()
+    }
+}
+
+/// One client counted in [`ClientPause::waiting_clients`] while it lives.
+pub struct PauseWait<'a>(&'a ClientPause);
+
+impl Drop for PauseWait<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, SeqCst);
     }
 }
 

@@ -457,6 +457,7 @@ async fn wait_for_pause_end(
     // Set before re-checking the pause: an UNPAUSE after this point finds the flag and wakes
     // us; one before it is seen by the check below (see `pause::wake_paused_clients`).
     shared.set_flag(flags::PAUSED, true);
+    let _counted = server.pause.wait();
     let outcome = loop {
         if shared.is_killed() {
             break Err("killed while paused".to_string());

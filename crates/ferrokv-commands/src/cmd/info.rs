@@ -350,7 +350,10 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("client_recent_max_input_buffer", max_in);
     out.field("client_recent_max_output_buffer", max_out);
     let (blocking_keys, in_timeout_table) = server.blocking.counts();
-    out.field("blocked_clients", server.blocking.blocked_clients());
+    out.field(
+        "blocked_clients",
+        server.blocking.blocked_clients() + server.pause.waiting_clients(),
+    );
     let (watching_clients, watched_keys) = server.watches.counts();
     out.field("tracking_clients", server.tracking.clients());
     out.field("pubsub_clients", server.pubsub.clients());
