@@ -19,6 +19,7 @@ pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod lolwut;
 pub mod memory;
 pub mod module;
 pub mod monitor;
@@ -70,4 +71,5 @@ pub static FAMILIES: &[&[CommandSpec]] = &[
     acl::COMMANDS,
     scripting::COMMANDS,
     monitor::COMMANDS,
+    lolwut::COMMANDS,
 ];
