@@ -237,7 +237,23 @@ fn write_value(out: &mut Vec<u8>, key: &[u8], value: &Value, now: i64) {
                 }
                 encode(out, &args);
             }
-            // An empty stream still exists; the last ID and deletion marks carry over.
+            // An empty stream still exists: XADD with MAXLEN 0 makes the key without an
+            // entry (as Valkey's rewrite does), then XSETID restores its last ID, counters and
+            // deletion mark whatever the stream holds.
+            if stream.is_empty() {
+                encode(
+                    out,
+                    &[
+                        Bytes::from_static(b"XADD"),
+                        b(key),
+                        Bytes::from_static(b"MAXLEN"),
+                        Bytes::from_static(b"0"),
+                        Bytes::from_static(b"0-1"),
+                        Bytes::from_static(b"x"),
+                        Bytes::from_static(b"y"),
+                    ],
+                );
+            }
             encode(
                 out,
                 &[
