@@ -214,10 +214,16 @@ impl Registry {
         self.blocked.load(Relaxed)
     }
 
-    /// (keys with parked clients, parked clients with a timeout), for INFO.
-    pub fn counts(&self) -> (usize, usize) {
+    /// (keys with parked clients, those of them with a client that also wakes when the key
+    /// is deleted (XREADGROUP), parked clients with a timeout), for INFO.
+    pub fn counts(&self) -> (usize, usize, usize) {
         let inner = self.inner.lock();
-        (inner.by_key.len(), inner.with_timeout)
+        let on_missing_key = inner
+            .by_key
+            .values()
+            .filter(|queue| queue.iter().any(|w| w.op.serves_missing_key()))
+            .count();
+        (inner.by_key.len(), on_missing_key, inner.with_timeout)
     }
 
     fn register(&self, waiter: Arc<Waiter>) {

@@ -440,16 +440,31 @@ fn reject(
 }
 
 /// Writes the outcome of a blocked command's wait as its reply.
+///
+/// The call itself was counted when the command blocked; an unblocking that ends in an error
+/// counts it as failed (the error came from serving it: XREADGROUP's NOGROUP) or rejected
+/// (CLIENT UNBLOCK ... ERROR), as Valkey counts them.
 pub fn finish_blocked(client: &mut Client, reply: &mut Reply, wake: blocking::Wake) {
     let start = reply.len();
+    let stats = stats::local();
+    let command = client.shared.last_command.load(Relaxed).checked_sub(1);
+    let counters = command.and_then(|id| stats.commands.get(id));
     match wake {
-        blocking::Wake::Reply(bytes) => reply.raw(&bytes),
+        blocking::Wake::Reply(bytes) => {
+            if bytes.first() == Some(&b'-')
+                && let Some(counters) = counters
+            {
+                counters.failed_calls.add(1);
+            }
+            reply.raw(&bytes)
+        }
         blocking::Wake::Timeout => reply.null_array(),
-        blocking::Wake::Error => finish_error(
-            reply,
-            stats::local(),
-            &CmdError::new(blocking::UNBLOCKED_ERROR),
-        ),
+        blocking::Wake::Error => {
+            if let Some(counters) = counters {
+                counters.rejected_calls.add(1);
+            }
+            finish_error(reply, stats, &CmdError::new(blocking::UNBLOCKED_ERROR))
+        }
     }
     discard_if_silenced(client, reply, start);
 }

@@ -37,6 +37,23 @@ pub enum PausePurpose {
 
 const PURPOSES: usize = 3;
 
+impl PausePurpose {
+    const ALL: [PausePurpose; PURPOSES] = [
+        PausePurpose::ClientCommand,
+        PausePurpose::Failover,
+        PausePurpose::Shutdown,
+    ];
+
+    /// INFO `paused_reason`.
+    pub fn info_name(self) -> &'static str {
+        match self {
+            PausePurpose::ClientCommand => "client_pause",
+            PausePurpose::Failover => "failover_in_progress",
+            PausePurpose::Shutdown => "shutdown_in_progress",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Slot {
     /// 0: no pause; otherwise a `PauseKind` value.
@@ -111,6 +128,29 @@ impl ClientPause {
         self.waiting.load(SeqCst)
     }
 
+    /// The pause INFO reports at `now_ms`: of those in force, one that holds back every
+    /// command over one that holds back writes, then the one lasting longest.
+    pub fn strongest(&self, now_ms: i64) -> Option<(PausePurpose, PauseKind, i64)> {
+        let mut best: Option<(PausePurpose, PauseKind, i64)> = None;
+        for purpose in PausePurpose::ALL {
+            let slot = &self.slots[purpose as usize];
+            let kind = match slot.kind.load(SeqCst) {
+                k if k == PauseKind::All as u8 => PauseKind::All,
+                k if k == PauseKind::Write as u8 => PauseKind::Write,
+                _ => continue,
+            };
+            let end = slot.end_ms.load(SeqCst);
+            if end <= now_ms {
+                continue;
+            }
+            let rank = |kind: PauseKind, end: i64| (kind == PauseKind::All, end);
+            if best.is_none_or(|(_, k, e)| rank(kind, end) > rank(k, e)) {
+                best = Some((purpose, kind, end));
+            }
+        }
+        best
+    }
+
     /// Whether any pause holds back writes now (for INFO and FAILOVER).
     pub fn is_paused(&self, now_ms: i64) -> bool {
         self.blocks(true, now_ms).is_some()
@@ -164,6 +204,23 @@ mod tests {
         p.pause(PausePurpose::ClientCommand, PauseKind::Write, 1000);
         assert_eq!(p.blocks(false, 500), None);
         assert_eq!(p.blocks(true, 1500), Some(2000));
+    }
+
+    #[test]
+    fn info_reports_the_strongest_pause_in_force() {
+        let p = ClientPause::default();
+        assert_eq!(p.strongest(0), None);
+        p.pause(PausePurpose::Failover, PauseKind::Write, 3000);
+        p.pause(PausePurpose::ClientCommand, PauseKind::All, 2000);
+        assert_eq!(
+            p.strongest(500),
+            Some((PausePurpose::ClientCommand, PauseKind::All, 2000))
+        );
+        assert_eq!(
+            p.strongest(2500),
+            Some((PausePurpose::Failover, PauseKind::Write, 3000))
+        );
+        assert_eq!(p.strongest(3000), None);
     }
 
     #[test]

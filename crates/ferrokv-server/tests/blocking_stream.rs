@@ -35,6 +35,28 @@ fn blocked_clients(control: &mut RawClient) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A field of INFO clients.
+fn clients_field(control: &mut RawClient, name: &str) -> String {
+    let text = String::from_utf8_lossy(&control.command(&["INFO", "clients"])).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or("(missing)")
+        .to_string()
+}
+
+/// `command`'s calls, rejected and failed counts in INFO commandstats (times vary).
+fn call_counts(control: &mut RawClient, command: &str) -> String {
+    let text = String::from_utf8_lossy(&control.command(&["INFO", "commandstats"])).into_owned();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:")))
+        .unwrap_or("(missing)");
+    line.split(',')
+        .filter(|field| !field.starts_with("usec"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Waits until `n` clients are blocked (so the order of blocking is the order of sending).
 fn wait_blocked(control: &mut RawClient, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -220,10 +242,15 @@ fn xreadgroup_waiters_hear_when_the_group_or_key_goes() {
                 &mut control,
                 &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
             );
+            run(&mut control, &["CONFIG", "RESETSTAT"]);
             send(&mut waiter, &read);
             wait_blocked(&mut control, 1);
+            // The waiter also wakes if the key goes: a key "blocked on nokey".
+            log.push(clients_field(&mut control, "total_blocking_keys_on_nokey"));
             log.push(run(&mut control, breaker));
             log.push(reply(&mut waiter));
+            // An error that ends the wait makes the call a failed one.
+            log.push(call_counts(&mut control, "xreadgroup"));
         }
         log
     });
@@ -310,6 +337,9 @@ fn xread_waiter_survives_deletion_and_timeouts_and_unblock_work() {
         wait_blocked(&mut control, 1);
         log.push(run(&mut control, &["CLIENT", "UNBLOCK", &id, "ERROR"]));
         log.push(reply(&mut waiter));
+        // CLIENT UNBLOCK ... ERROR counts as a rejected call.
+        log.push(call_counts(&mut control, "xreadgroup"));
+        log.push(call_counts(&mut control, "xread"));
         log
     });
 }

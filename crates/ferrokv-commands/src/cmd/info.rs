@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use crate::cmd::memory;
 use crate::context::{CmdResult, Ctx};
 use crate::latency;
+use crate::pause::PauseKind;
 use crate::server::Server;
 use crate::spec::{CommandSpec, flag};
 use crate::stats;
@@ -349,7 +350,7 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("maxclients", config.maxclients);
     out.field("client_recent_max_input_buffer", max_in);
     out.field("client_recent_max_output_buffer", max_out);
-    let (blocking_keys, in_timeout_table) = server.blocking.counts();
+    let (blocking_keys, blocking_keys_on_nokey, in_timeout_table) = server.blocking.counts();
     out.field(
         "blocked_clients",
         server.blocking.blocked_clients() + server.pause.waiting_clients(),
@@ -361,10 +362,26 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("clients_in_timeout_table", in_timeout_table);
     out.field("total_watched_keys", watched_keys);
     out.field("total_blocking_keys", blocking_keys);
-    out.field("total_blocking_keys_on_nokey", 0);
-    out.field("paused_reason", "none");
-    out.field("paused_actions", "none");
-    out.field("paused_timeout_milliseconds", 0);
+    out.field("total_blocking_keys_on_nokey", blocking_keys_on_nokey);
+    let now = clock::now_ms();
+    match server.pause.strongest(now) {
+        Some((purpose, kind, end_ms)) => {
+            out.field("paused_reason", purpose.info_name());
+            out.field(
+                "paused_actions",
+                match kind {
+                    PauseKind::Write => "write",
+                    PauseKind::All => "all",
+                },
+            );
+            out.field("paused_timeout_milliseconds", end_ms - now);
+        }
+        None => {
+            out.field("paused_reason", "none");
+            out.field("paused_actions", "none");
+            out.field("paused_timeout_milliseconds", 0);
+        }
+    }
 }
 
 /// Bytes in Valkey's human form: `994.48K`, `6.50M`, `0B`.

@@ -377,10 +377,15 @@ impl Stream {
         if id <= group.last_id {
             return;
         }
-        if group.entries_read != UNKNOWN_ENTRIES_READ && !has_tombstones {
+        // Where the position of `id` is known (the first or last entry, a stream without
+        // tombstones) it is the counter, as Valkey 9 sets it: this repairs a counter that an
+        // earlier tombstone or trim left unknown. Elsewhere a known counter just counts on.
+        if let Some(read) = estimate.filter(|_| entries_added > 0) {
+            group.entries_read = read as i64;
+        } else if group.entries_read != UNKNOWN_ENTRIES_READ && !has_tombstones {
             group.entries_read += 1;
-        } else if entries_added > 0 {
-            group.entries_read = estimate.map_or(UNKNOWN_ENTRIES_READ, |n| n as i64);
+        } else {
+            group.entries_read = UNKNOWN_ENTRIES_READ;
         }
         group.last_id = id;
     }
