@@ -542,7 +542,15 @@ fn check(
     {
         return Err(e);
     }
-    crate::replication::check_command(server, client, flags, write)?;
+    // EXEC is refused on a stale replica as soon as one queued command would be, even when
+    // the link went down after it was queued.
+    let replication_flags = match client.multi.as_ref() {
+        Some(multi) if is_exec(entry) => {
+            (flags & !flag::STALE) | (!multi.lacking_flags & flag::STALE)
+        }
+        _ => flags,
+    };
+    crate::replication::check_command(server, client, replication_flags, write)?;
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));

@@ -87,6 +87,9 @@ pub struct Persistence {
     pub async_loading: AtomicBool,
     last_load_keys_loaded: AtomicU64,
     last_load_keys_expired: AtomicU64,
+    /// Background snapshots started (BGSAVE, AOF rewrites, replicas' full syncs): what
+    /// Valkey counts as forks in INFO `total_forks`; ferrokv takes them without forking.
+    background_snapshots: AtomicU64,
 }
 
 /// What INFO persistence shows.
@@ -170,7 +173,13 @@ impl Persistence {
             return false;
         }
         *slot = Slot::AofRewrite;
+        self.background_snapshots.fetch_add(1, Relaxed);
         true
+    }
+
+    /// INFO `total_forks`: background snapshots started.
+    pub fn background_snapshots(&self) -> u64 {
+        self.background_snapshots.load(Relaxed)
     }
 
     /// Takes the snapshot slot for a replica's full sync (the same slot as an AOF rewrite:
@@ -212,10 +221,11 @@ impl Persistence {
         )
     }
 
-    /// `BGSAVE SCHEDULE` behind an AOF rewrite. Returns false when a save (not a rewrite)
-    /// runs: then it fails like BGSAVE.
-    pub fn schedule_bgsave(&self) -> bool {
-        if matches!(*self.running.lock(), Slot::AofRewrite) {
+    /// `BGSAVE SCHEDULE` behind an AOF rewrite, or (`when_idle`, inside EXEC) for the next
+    /// cron tick. Returns false when a save (not a rewrite) runs: then it fails like BGSAVE.
+    pub fn schedule_bgsave(&self, when_idle: bool) -> bool {
+        let running = self.running.lock();
+        if matches!(*running, Slot::AofRewrite) || (when_idle && running.is_idle()) {
             self.bgsave_scheduled.store(true, Relaxed);
             return true;
         }
@@ -348,6 +358,9 @@ fn start(server: &Server, config: &Config, background: bool) -> Result<Arc<Snaps
     let mut slot = p.running.lock();
     match started {
         Ok((snapshot, dirty_at_start)) => {
+            if background {
+                p.background_snapshots.fetch_add(1, Relaxed);
+            }
             *slot = Slot::Running(Running {
                 snapshot: snapshot.clone(),
                 background,

@@ -338,8 +338,15 @@ impl Stream {
                 encode(&mut inner.buf, &[Bytes::from_static(b"MULTI")]);
             }
             for op in ops {
+                // The SELECT goes to every consumer, even before a replicas-only command:
+                // the AOF's later commands count on it.
                 select(&mut inner, op.db);
+                let from = inner.end();
                 encode(&mut inner.buf, &op.args);
+                if op.replica_only {
+                    let to = inner.end();
+                    inner.replica_only.push_back((from, to));
+                }
             }
             if wrap {
                 encode(&mut inner.buf, &[Bytes::from_static(b"EXEC")]);
@@ -751,6 +758,7 @@ mod tests {
             &[Op {
                 db: 0,
                 args: args(&["set", "a", "1"]),
+                replica_only: false,
             }],
             true,
         );
@@ -759,10 +767,12 @@ mod tests {
                 Op {
                     db: 2,
                     args: args(&["UNLINK", "k"]),
+                    replica_only: false,
                 },
                 Op {
                     db: 2,
                     args: args(&["incr", "k"]),
+                    replica_only: false,
                 },
             ],
             true,
@@ -789,6 +799,7 @@ mod tests {
                 &[Op {
                     db: 0,
                     args: args(&["set", "k", &i.to_string()]),
+                    replica_only: false,
                 }],
                 true,
             );
@@ -813,6 +824,7 @@ mod tests {
             &[Op {
                 db: 0,
                 args: args(&["set", "a", "1"]),
+                replica_only: false,
             }],
             true,
         );
@@ -822,6 +834,7 @@ mod tests {
             &[Op {
                 db: 0,
                 args: args(&["del", "a"]),
+                replica_only: false,
             }],
             true,
         );

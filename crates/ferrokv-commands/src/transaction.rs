@@ -58,6 +58,9 @@ pub struct MultiState {
     pub aborted: bool,
     /// The union of the queued commands' flags (EXEC is a write when one of them is).
     pub flags: u64,
+    /// The flags at least one queued command lacks (EXEC runs on a stale replica only when
+    /// every queued command may).
+    pub lacking_flags: u64,
 }
 
 /// Starts a transaction.
@@ -84,6 +87,7 @@ fn end_queue(client: &Client) {
 pub fn queue(client: &mut Client, entry: &'static TableEntry, args: &[Bytes], flags: u64) {
     if let Some(multi) = client.multi.as_mut() {
         multi.flags |= flags;
+        multi.lacking_flags |= !flags;
         multi.queued.push((entry, args.to_vec()));
         client
             .shared
@@ -232,6 +236,29 @@ type WrittenKeys = Option<Option<Vec<Bytes>>>;
 
 thread_local! {
     static WRITTEN: std::cell::RefCell<WrittenKeys> = const { std::cell::RefCell::new(None) };
+    static IN_EXEC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is running a transaction's commands. Background jobs asked for there
+/// (BGSAVE, BGREWRITEAOF, CONFIG SET appendonly yes) are scheduled for when it is over, as
+/// Valkey does: it does not fork inside EXEC.
+pub fn in_exec() -> bool {
+    IN_EXEC.with(std::cell::Cell::get)
+}
+
+/// Marks this thread as running a transaction until dropped.
+struct ExecMark(bool);
+
+impl ExecMark {
+    fn set() -> ExecMark {
+        ExecMark(IN_EXEC.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for ExecMark {
+    fn drop(&mut self) {
+        IN_EXEC.with(|f| f.set(self.0));
+    }
 }
 
 /// Called by dispatch before a command runs while anyone watches; returns what to hand back
@@ -319,29 +346,38 @@ pub fn written_keys(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
     )
 }
 
-/// FLUSHDB/FLUSHALL (`replaced_with` None) and SWAPDB: marks the watchers of keys that
-/// exist in `emptied`, or in the database that takes its place. Call with every shard
-/// locked, before the change.
+/// FLUSHDB/FLUSHALL (`replaced_with` None) and SWAPDB: marks the watchers of keys whose
+/// value, as the watcher sees it, changes. Call with every shard locked, before the change.
+///
+/// As in Valkey, a key that had logically expired when it was watched is already gone for
+/// its watcher: emptying it is no change. What takes its place counts only if it is live; a
+/// stale key moved in by SWAPDB is, like one found at WATCH, gone already for the watcher.
 pub fn touch_db(
     server: &Server,
     locked: &mut Locked<'_>,
     emptied: usize,
     replaced_with: Option<usize>,
+    now_ms: i64,
 ) {
     if server.watches.clients.load(Relaxed) == 0 {
         return;
     }
-    let registry = server.watches.keys.lock();
-    let Some(by_key) = registry.get(&emptied) else {
+    let mut registry = server.watches.keys.lock();
+    let Some(by_key) = registry.get_mut(&emptied) else {
         return;
     };
-    for (key, watchers) in by_key {
-        let exists = locked.db(emptied, key).peek(key).is_some()
-            || replaced_with.is_some_and(|other| locked.db(other, key).peek(key).is_some());
-        if exists {
-            for w in watchers {
+    for (key, watchers) in by_key.iter_mut() {
+        let present = locked.db(emptied, key).peek(key).is_some();
+        let replacement = replaced_with.and_then(|other| {
+            let db = locked.db(other, key);
+            db.peek(key).map(|e| e.is_expired(now_ms))
+        });
+        for w in watchers.iter_mut() {
+            let emptied_live_value = present && !w.expired_at_watch;
+            if emptied_live_value || replacement == Some(false) {
                 w.client.set_flag(flags::DIRTY_CAS, true);
             }
+            w.expired_at_watch = replacement == Some(true);
         }
     }
 }
@@ -474,6 +510,7 @@ pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64
         .unwrap_or_default();
     reply.array_len(queued.len());
     let deny_blocking = std::mem::replace(&mut client.deny_blocking, true);
+    let in_exec = ExecMark::set();
     for (entry, args) in &queued {
         // The user's rules may have changed since the command was queued.
         crate::acl::refresh(server, client);
@@ -484,6 +521,7 @@ pub fn exec(server: &Server, client: &mut Client, reply: &mut Reply, now_ms: i64
         }
         crate::dispatch::call(server, client, reply, entry, args, now_ms);
     }
+    drop(in_exec);
     client.deny_blocking = deny_blocking;
     drop(hold);
     if queued.capacity() <= SPARE_QUEUE_MAX {

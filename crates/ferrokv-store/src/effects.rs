@@ -18,6 +18,8 @@ use bytes::Bytes;
 pub struct Op {
     pub db: usize,
     pub args: Vec<Bytes>,
+    /// For replicas only, not the AOF (PUBLISH: replicas' subscribers hear it too).
+    pub replica_only: bool,
 }
 
 thread_local! {
@@ -54,7 +56,26 @@ pub fn armed() -> bool {
 /// Adds an effect, when collection is armed.
 pub fn push(db: usize, args: Vec<Bytes>) {
     if armed() {
-        OPS.with(|o| o.borrow_mut().push(Op { db, args }));
+        OPS.with(|o| {
+            o.borrow_mut().push(Op {
+                db,
+                args,
+                replica_only: false,
+            })
+        });
+    }
+}
+
+/// Adds an effect that only replicas receive, in order with the others, when armed.
+pub fn push_replica_only(db: usize, args: Vec<Bytes>) {
+    if armed() {
+        OPS.with(|o| {
+            o.borrow_mut().push(Op {
+                db,
+                args,
+                replica_only: true,
+            })
+        });
     }
 }
 

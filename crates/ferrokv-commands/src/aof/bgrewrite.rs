@@ -161,10 +161,14 @@ pub(super) fn start(server: &Arc<Server>, enabling: bool) -> Requested {
             }
             return Requested::InProgress;
         }
-        if !server.persistence.claim_for_rewrite() {
+        if crate::transaction::in_exec() || !server.persistence.claim_for_rewrite() {
             state.scheduled = true;
             if enabling {
                 aof.enable_scheduled.store(true, Relaxed);
+                log::info!(
+                    "AOF was enabled but there is already another background operation. An \
+                     AOF background was scheduled to start when possible."
+                );
             }
             return Requested::Scheduled;
         }

@@ -654,9 +654,9 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("pubsub_channels", channels);
     out.field("pubsub_patterns", patterns);
     out.field("pubsubshard_channels", shard_channels);
-    for name in ["latest_fork_usec", "total_forks"] {
-        out.field(name, 0);
-    }
+    // No fork: a snapshot's instant is taken without copying the process.
+    out.field("latest_fork_usec", 0);
+    out.field("total_forks", server.persistence.background_snapshots());
     out.field("migrate_cached_sockets", server.migrate_sockets.len());
     for name in [
         "slave_expires_tracked_keys",

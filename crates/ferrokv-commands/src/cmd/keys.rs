@@ -472,8 +472,8 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if a != b {
         let mut locked = ctx.lock_all();
-        crate::transaction::touch_db(ctx.server, &mut locked, a, Some(b));
-        crate::transaction::touch_db(ctx.server, &mut locked, b, Some(a));
+        crate::transaction::touch_db(ctx.server, &mut locked, a, Some(b), ctx.now_ms);
+        crate::transaction::touch_db(ctx.server, &mut locked, b, Some(a), ctx.now_ms);
         locked.swap_dbs(a, b);
         drop(locked);
         crate::blocking::signal_all_waited(ctx.server, Some(a));
@@ -510,7 +510,7 @@ fn free_databases(dbs: Vec<Db>, in_background: bool) {
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let in_background = flush_mode(args)?;
     let mut locked = ctx.lock_all();
-    crate::transaction::touch_db(ctx.server, &mut locked, ctx.db(), None);
+    crate::transaction::touch_db(ctx.server, &mut locked, ctx.db(), None, ctx.now_ms);
     crate::tracking::invalidate_all(ctx.server);
     let detached = locked.take_db(ctx.db());
     drop(locked);
@@ -531,7 +531,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     crate::persistence::abort_running(ctx.server);
     let mut locked = ctx.lock_all();
     for db in 0..ctx.server.keyspace.databases() {
-        crate::transaction::touch_db(ctx.server, &mut locked, db, None);
+        crate::transaction::touch_db(ctx.server, &mut locked, db, None, ctx.now_ms);
     }
     crate::tracking::invalidate_all(ctx.server);
     let detached: Vec<Db> = (0..ctx.server.keyspace.databases())

@@ -104,7 +104,9 @@ fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ));
     }
     // SCHEDULE only waits for an AOF rewrite; against a running save it fails like BGSAVE.
-    if schedule && ctx.server.persistence.schedule_bgsave() {
+    // Inside EXEC the save always waits for the transaction's end.
+    let in_exec = crate::transaction::in_exec();
+    if (schedule || in_exec) && ctx.server.persistence.schedule_bgsave(in_exec) {
         ctx.reply.simple("Background saving scheduled");
         return Ok(());
     }

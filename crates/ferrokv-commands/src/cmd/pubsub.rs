@@ -179,11 +179,12 @@ fn publish_to(ctx: &mut Ctx, args: &[Bytes], shard: bool) -> CmdResult {
 }
 
 /// `PUBLISH channel message`. A primary also sends it to its replicas (their subscribers
-/// get it too, as in Valkey); the AOF does not keep it.
+/// get it too, as in Valkey), in order with the rest of its transaction or script; the AOF
+/// does not keep it.
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let server = ctx.server;
     if server.replication.backlog_active() && !server.stream.is_proxy() {
-        server.stream.append_replica_only(&args[..3]);
+        ferrokv_store::effects::push_replica_only(ctx.db(), args[..3].to_vec());
     }
     publish_to(ctx, args, false)
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ferrokv_commands::Server;
 use ferrokv_persist::{LoadOptions, LoadReport};
-use ferrokv_store::Db;
+use ferrokv_store::{Db, clock};
 
 use super::conn::{Conn, LinkResult, Stop};
 
@@ -163,7 +163,7 @@ pub fn empty_data(server: &Server, in_background: bool) {
     let databases = server.keyspace.databases();
     let mut locked = server.keyspace.lock_all();
     for db in 0..databases {
-        ferrokv_commands::transaction::touch_db(server, &mut locked, db, None);
+        ferrokv_commands::transaction::touch_db(server, &mut locked, db, None, clock::now_ms());
     }
     ferrokv_commands::tracking::invalidate_all(server);
     let detached: Vec<Db> = (0..databases).flat_map(|db| locked.take_db(db)).collect();
@@ -276,7 +276,7 @@ fn load_aside(
     {
         let mut locked = server.keyspace.lock_all();
         for db in 0..server.keyspace.databases() {
-            ferrokv_commands::transaction::touch_db(server, &mut locked, db, None);
+            ferrokv_commands::transaction::touch_db(server, &mut locked, db, None, clock::now_ms());
         }
         ferrokv_commands::tracking::invalidate_all(server);
         locked.exchange_with(&mut staged.lock_all());
