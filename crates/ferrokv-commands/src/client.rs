@@ -33,6 +33,9 @@ pub struct Client {
     pub no_touch: bool,
     pub no_evict: bool,
     pub reply_mode: ReplyMode,
+    /// The running command's reply is a push (pub/sub confirmations): CLIENT REPLY OFF/SKIP
+    /// does not silence it, as in Valkey.
+    pub reply_is_push: bool,
     /// Close the connection once the pending replies are written (QUIT, protocol errors).
     pub close_after_reply: bool,
     pub shared: Arc<ClientShared>,
@@ -107,6 +110,7 @@ impl Client {
             no_touch: false,
             no_evict: false,
             reply_mode: ReplyMode::On,
+            reply_is_push: false,
             close_after_reply: false,
             shared,
             access_policy: access_policy_of(&config),

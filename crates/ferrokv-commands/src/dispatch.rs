@@ -708,13 +708,20 @@ fn finish_error(reply: &mut Reply, stats: &stats::ThreadStats, e: &CmdError) {
     reply.error(&e.0);
 }
 
-/// Drops the reply of a command run under CLIENT REPLY OFF/SKIP.
+/// Drops the reply of a command run under CLIENT REPLY OFF/SKIP, unless it is a push.
 fn discard_if_silenced(client: &mut Client, reply: &mut Reply, start: usize) {
+    let push = std::mem::take(&mut client.reply_is_push);
     match client.reply_mode {
         ReplyMode::On | ReplyMode::SkipNext => {}
-        ReplyMode::Off => reply.truncate(start),
+        ReplyMode::Off => {
+            if !push {
+                reply.truncate(start)
+            }
+        }
         ReplyMode::SkipThis => {
-            reply.truncate(start);
+            if !push {
+                reply.truncate(start);
+            }
             client.reply_mode = ReplyMode::On;
         }
     }

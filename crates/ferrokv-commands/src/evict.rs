@@ -129,7 +129,30 @@ pub fn out_of_memory_at_start() -> bool {
     OUT_OF_MEMORY_AT_START.with(|c| c.get())
 }
 
-/// The cron's share: keeps evicting after a command ran out of time while over the limit.
+/// Makes a lowered `maxmemory` take effect at once: when it is below what the server uses,
+/// the cron starts evicting (Valkey's eviction timer) instead of waiting for a command.
+pub fn install() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        ferrokv_config::hooks::on_change("maxmemory", |config| {
+            let used = server::used_memory();
+            if config.maxmemory > 0 && used > config.maxmemory as u64 {
+                log::warn!(
+                    "WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than \
+                     the current memory usage ({used}). This will result in key eviction and/or \
+                     the inability to accept new write commands depending on the \
+                     maxmemory-policy.",
+                    config.maxmemory
+                );
+                BACKGROUND_PENDING.store(true, Relaxed);
+            }
+            Ok(())
+        });
+    });
+}
+
+/// The cron's share: keeps evicting after a command ran out of time while over the limit,
+/// or after `maxmemory` was lowered below what is used.
 pub fn background(server: &Server) {
     if !BACKGROUND_PENDING.swap(false, Relaxed) {
         return;

@@ -68,6 +68,7 @@ impl Server {
         let databases = config.databases as usize;
         let now = clock::now_ms();
         crate::notify::install(&config);
+        crate::evict::install();
         let server = Arc::new_cyclic(|this| Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),

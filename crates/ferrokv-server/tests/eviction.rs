@@ -277,3 +277,29 @@ fn oom_replies_match_the_oracle() {
         );
     }
 }
+
+/// Lowering `maxmemory` below what is used evicts at once, with no command to trigger it:
+/// a subscriber hears the `evicted` event while nobody else sends anything (as on Valkey,
+/// whose eviction timer starts on CONFIG SET).
+#[test]
+fn lowering_maxmemory_evicts_without_waiting_for_a_command() {
+    let server = start_ferrokv(&["--maxmemory-policy", "allkeys-lru"]);
+    let mut control = RawClient::connect(server.port).expect("connect");
+    let mut subscriber = RawClient::connect(server.port).expect("connect");
+    control.command(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]);
+    subscriber.command(&["PSUBSCRIBE", "*"]);
+    control.command(&["SET", "foo", "bar"]);
+    assert_eq!(
+        control.command(&["CONFIG", "SET", "maxmemory", "1"]),
+        b"+OK\r\n"
+    );
+    let event = subscriber
+        .read_reply()
+        .expect("the eviction event (read timeout 10 s)");
+    let text = String::from_utf8_lossy(&event);
+    assert!(
+        text.contains("__keyevent@0__:evicted") && text.contains("foo"),
+        "{text}"
+    );
+    control.command(&["CONFIG", "SET", "maxmemory", "0"]);
+}

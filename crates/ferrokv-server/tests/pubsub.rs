@@ -382,3 +382,42 @@ fn a_publisher_that_blocks_after_publishing_does_not_hold_the_message() {
         format!("*2\\r\\n{}{}", bulk("never-pushed"), bulk("x"))
     );
 }
+
+/// Subscription confirmations and messages are pushes: CLIENT REPLY OFF does not silence
+/// them, in RESP2 or RESP3, as on valkey-server.
+#[test]
+fn reply_off_still_delivers_pubsub_confirmations_like_valkey() {
+    let ferrokv = server(&[]);
+    let valkey = common::start_valkey(&[]);
+    let run = |server: &ServerProcess, protocol: &str| -> Vec<String> {
+        let mut log = Vec::new();
+        let mut sub = connect(server);
+        let mut publisher = connect(server);
+        cmd(&mut sub, &["HELLO", protocol]);
+        sub.send_raw(&encode(&["CLIENT", "REPLY", "OFF"]));
+        sub.send_raw(&encode(&["SUBSCRIBE", "channel"]));
+        sub.send_raw(&encode(&["PSUBSCRIBE", "ch*"]));
+        log.push(next(&mut sub));
+        log.push(next(&mut sub));
+        log.push(cmd(&mut publisher, &["PUBLISH", "channel", "hello"]));
+        log.push(next(&mut sub));
+        log.push(next(&mut sub));
+        sub.send_raw(&encode(&["UNSUBSCRIBE", "channel"]));
+        sub.send_raw(&encode(&["PUNSUBSCRIBE", "ch*"]));
+        log.push(next(&mut sub));
+        log.push(next(&mut sub));
+        // Silenced again: PING's reply never comes, ECHO's does after REPLY ON.
+        sub.send_raw(&encode(&["PING"]));
+        sub.send_raw(&encode(&["CLIENT", "REPLY", "ON"]));
+        log.push(next(&mut sub));
+        log.push(cmd(&mut sub, &["ECHO", "back"]));
+        log
+    };
+    for protocol in ["2", "3"] {
+        assert_eq!(
+            run(&ferrokv, protocol),
+            run(&valkey, protocol),
+            "RESP{protocol}"
+        );
+    }
+}

@@ -142,31 +142,37 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn subscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.reply_is_push = true;
     pubsub::subscribe(ctx.server, ctx.client, ctx.reply, Kind::Channel, &args[1..]);
     Ok(())
 }
 
 fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.reply_is_push = true;
     pubsub::subscribe(ctx.server, ctx.client, ctx.reply, Kind::Pattern, &args[1..]);
     Ok(())
 }
 
 fn ssubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.reply_is_push = true;
     pubsub::subscribe(ctx.server, ctx.client, ctx.reply, Kind::Shard, &args[1..]);
     Ok(())
 }
 
 fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.reply_is_push = true;
     pubsub::unsubscribe(ctx.server, ctx.client, ctx.reply, Kind::Channel, &args[1..]);
     Ok(())
 }
 
 fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.reply_is_push = true;
     pubsub::unsubscribe(ctx.server, ctx.client, ctx.reply, Kind::Pattern, &args[1..]);
     Ok(())
 }
 
 fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.reply_is_push = true;
     pubsub::unsubscribe(ctx.server, ctx.client, ctx.reply, Kind::Shard, &args[1..]);
     Ok(())
 }
