@@ -166,9 +166,6 @@ impl Watches {
 pub fn watch(server: &Server, client: &mut Client, keys: &[Bytes], now_ms: i64) {
     let db = client.db;
     for key in keys {
-        if client.watched.iter().any(|(d, k)| *d == db && k == key) {
-            continue;
-        }
         let mut locked = server.keyspace.lock(&[key]);
         let expired_at_watch = locked
             .db(db, key)
@@ -176,15 +173,23 @@ pub fn watch(server: &Server, client: &mut Client, keys: &[Bytes], now_ms: i64) 
             .is_some_and(|e| e.is_expired(now_ms));
         events::set_watching(true);
         let mut registry = server.watches.keys.lock();
-        registry
+        let watchers = registry
             .entry(db)
             .or_default()
             .entry(key.clone())
-            .or_default()
-            .push(Watcher {
-                client: client.shared.clone(),
-                expired_at_watch,
-            });
+            .or_default();
+        // Already watched by this client: the key's own watcher list says so (a search of
+        // the client's list would make WATCH of many keys quadratic).
+        if watchers
+            .iter()
+            .any(|w| Arc::ptr_eq(&w.client, &client.shared))
+        {
+            continue;
+        }
+        watchers.push(Watcher {
+            client: client.shared.clone(),
+            expired_at_watch,
+        });
         drop(registry);
         drop(locked);
         if client.watched.is_empty() {

@@ -72,6 +72,24 @@ fn valkey_tcl_suite_keyspace() {
     );
 }
 
+#[test]
+fn valkey_tcl_suite_streams() {
+    compare(4, &["unit/type/stream", "unit/type/stream-cgroups"]);
+}
+
+#[test]
+fn valkey_tcl_suite_lists_and_hyperloglog() {
+    compare(
+        5,
+        &["unit/type/list-2", "unit/type/list-3", "unit/hyperloglog"],
+    );
+}
+
+#[test]
+fn valkey_tcl_suite_transactions_and_pubsub() {
+    compare(6, &["unit/multi", "unit/pubsub", "unit/pubsubshard"]);
+}
+
 /// One test's outcomes on one server: a file can hold several tests of the same name.
 type Outcomes = BTreeMap<(String, String), Vec<String>>;
 
