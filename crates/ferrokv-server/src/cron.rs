@@ -39,6 +39,11 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         ferrokv_commands::aof::cron(&server);
         ferrokv_commands::replication::cron(&server);
         ferrokv_commands::cmd::info::sample_metrics();
+        // A lowered `tracking-table-max-keys` takes effect without waiting for a command.
+        ferrokv_commands::tracking::enforce_limit(
+            &server,
+            server.config.load().tracking_table_max_keys,
+        );
         if !dataset_frozen {
             evict::background(&server);
         }
