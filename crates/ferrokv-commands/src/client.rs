@@ -48,6 +48,9 @@ pub struct Client {
     /// Set by a blocking command that parked the client (see `blocking`); the connection
     /// takes it when dispatch reports `Outcome::Blocked`.
     pub blocked: Option<crate::blocking::Parked>,
+    /// The call that parked the client, accounted (statistics, command logs) when its wait
+    /// ends, as Valkey does: a blocked command shows up once, after it was unblocked.
+    pub blocked_call: Option<BlockedCall>,
     /// Blocking commands must not wait: set while running inside MULTI/EXEC or a script,
     /// where they answer at once as if they had timed out.
     pub deny_blocking: bool,
@@ -117,6 +120,7 @@ impl Client {
             config,
             config_epoch,
             blocked: None,
+            blocked_call: None,
             deny_blocking: false,
             must_obey: false,
             replaying: false,
@@ -406,4 +410,12 @@ fn access_policy_of(config: &Config) -> AccessPolicy {
         config.lfu_log_factor,
         config.lfu_decay_time,
     )
+}
+
+/// A blocking command's call, waiting to be accounted until its wait ends.
+pub struct BlockedCall {
+    pub entry: &'static crate::table::TableEntry,
+    pub args: Vec<Bytes>,
+    /// Microseconds the call ran before it parked.
+    pub elapsed_us: u64,
 }

@@ -113,6 +113,10 @@ pub fn record(
     client_name: Bytes,
     max_len: usize,
 ) {
+    // A log of length 0 keeps nothing and, as in Valkey, uses up no id.
+    if max_len == 0 {
+        return;
+    }
     let entry_args = trimmed_args(args);
     let mut log = log_of(kind).lock();
     let id = log.next_id;

@@ -291,7 +291,21 @@ pub(crate) fn call(
         }
         // After the error, which is part of the reply the large-reply log measures.
         let reply_bytes = reply.len().saturating_sub(client.reply_mark);
-        account(client, entry, args, elapsed, reply_bytes, now_ms);
+        // The logs go by the configuration as the command left it (CONFIG SET
+        // slowlog-log-slower-than 0 logs itself), as in Valkey.
+        let epoch = server.config.epoch();
+        if epoch != client.config_epoch {
+            client.refresh_config(server.config.load(), epoch);
+        }
+        if client.blocked.is_some() {
+            client.blocked_call = Some(crate::client::BlockedCall {
+                entry,
+                args: args.to_vec(),
+                elapsed_us: elapsed,
+            });
+        } else {
+            account(client, entry, args, elapsed, reply_bytes, now_ms);
+        }
         if spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
             crate::monitor::feed(server, client, args);
         }
@@ -465,6 +479,17 @@ pub fn finish_blocked(client: &mut Client, reply: &mut Reply, wake: blocking::Wa
             }
             finish_error(reply, stats, &CmdError::new(blocking::UNBLOCKED_ERROR))
         }
+    }
+    if let Some(call) = client.blocked_call.take() {
+        let reply_bytes = reply.len() - start;
+        account(
+            client,
+            call.entry,
+            &call.args,
+            call.elapsed_us,
+            reply_bytes,
+            clock::now_ms(),
+        );
     }
     discard_if_silenced(client, reply, start);
 }

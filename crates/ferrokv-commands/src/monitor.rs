@@ -131,8 +131,34 @@ pub(crate) fn redacted_positions(args: &[Bytes]) -> Vec<usize> {
     if name.eq_ignore_ascii_case(b"auth") {
         return (1..args.len()).collect();
     }
+    let subcommand = |sub: &[u8]| args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(sub));
+    // Users, their passwords and rules: everything after the subcommand, even when the
+    // command fails (Valkey redacts before it runs).
+    if name.eq_ignore_ascii_case(b"acl")
+        && (subcommand(b"setuser") || subcommand(b"getuser") || subcommand(b"deluser"))
+    {
+        return (2..args.len()).collect();
+    }
     let mut hidden = Vec::new();
-    if name.eq_ignore_ascii_case(b"hello") {
+    if name.eq_ignore_ascii_case(b"config") && subcommand(b"set") {
+        // The values of the directives that hold secrets.
+        const SECRETS: &[&[u8]] = &[
+            b"requirepass",
+            b"masterauth",
+            b"primaryauth",
+            b"masteruser",
+            b"primaryuser",
+            b"tls-key-file-pass",
+            b"tls-client-key-file-pass",
+        ];
+        let mut i = 2;
+        while i + 1 < args.len() {
+            if SECRETS.iter().any(|s| args[i].eq_ignore_ascii_case(s)) {
+                hidden.push(i + 1);
+            }
+            i += 2;
+        }
+    } else if name.eq_ignore_ascii_case(b"hello") {
         let mut i = 2;
         while i < args.len() {
             if args[i].eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
@@ -225,6 +251,15 @@ mod tests {
                 b"migrate", b"h", b"1", b"", b"0", b"10", b"AUTH2", b"u", b"p", b"KEYS", b"a"
             ])
             .ends_with("\"AUTH2\" \"(redacted)\" \"(redacted)\" \"KEYS\" \"a\"\r\n")
+        );
+        assert!(
+            line(&[b"acl", b"setuser", b"bob", b">secret", b"on"])
+                .ends_with("\"acl\" \"setuser\" \"(redacted)\" \"(redacted)\" \"(redacted)\"\r\n")
+        );
+        assert!(
+            line(&[b"config", b"set", b"maxmemory", b"1", b"REQUIREPASS", b"pw"]).ends_with(
+                "\"config\" \"set\" \"maxmemory\" \"1\" \"REQUIREPASS\" \"(redacted)\"\r\n"
+            )
         );
     }
 }

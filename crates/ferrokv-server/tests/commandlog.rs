@@ -30,6 +30,20 @@ fn session(server: &ServerProcess) -> Vec<String> {
         "0",
     ]);
     c.command(&["MGET", "k", "k2", "k3", "nothing"]);
+    // Secrets never reach the logs, whether the command succeeds or fails.
+    c.command(&["ACL", "SETUSER", "bob", ">secret", "on"]);
+    c.command(&["ACL", "SETUSER", "bad name", ">secret"]);
+    c.command(&["ACL", "GETUSER", "bob"]);
+    c.command(&["ACL", "DELUSER", "bob", "nobody"]);
+    c.command(&[
+        "CONFIG",
+        "SET",
+        "masterauth",
+        "pw",
+        "maxmemory-samples",
+        "5",
+    ]);
+    c.command(&["CONFIG", "SET", "requirepass", ""]);
     let mut out = Vec::new();
     for kind in ["large-request", "large-reply", "slow"] {
         let reply = admin.command(&["COMMANDLOG", "GET", "-1", kind]);

@@ -86,8 +86,17 @@ fn valkey_tcl_suite_lists_and_hyperloglog() {
 }
 
 #[test]
-fn valkey_tcl_suite_transactions_and_pubsub() {
-    compare(6, &["unit/multi", "unit/pubsub", "unit/pubsubshard"]);
+fn valkey_tcl_suite_transactions_pubsub_and_logs() {
+    compare(
+        6,
+        &[
+            "unit/multi",
+            "unit/pubsub",
+            "unit/pubsubshard",
+            "unit/tracking",
+            "unit/slowlog",
+        ],
+    );
 }
 
 /// One test's outcomes on one server: a file can hold several tests of the same name.
