@@ -151,6 +151,7 @@ impl RequestParser {
                         "Protocol error: unauthenticated multibulk length",
                     ));
                 }
+                check_crlf(buf, line_end)?;
                 buf.advance(line_end + 2);
                 if count <= 0 {
                     continue;
@@ -205,6 +206,7 @@ impl RequestParser {
                                 "Protocol error: unauthenticated bulk length",
                             ));
                         }
+                        check_crlf(buf, line_end)?;
                         buf.advance(line_end + 2);
                         let len = len as usize;
                         mb.bulk_len = Some(len);
@@ -217,8 +219,14 @@ impl RequestParser {
                     buf.reserve((len + 2 - buf.len()).min(1 << 20));
                     return Ok(None);
                 }
+                // Valkey 9 checks the CRLF after the payload too.
+                if buf[len] != b'\r' {
+                    return Err(ProtocolError::new(
+                        "Protocol error: invalid CRLF in request",
+                    ));
+                }
+                check_crlf(buf, len)?;
                 let arg = buf.split_to(len).freeze();
-                // Like Valkey, the two bytes after the payload are skipped, not checked.
                 buf.advance(2);
                 mb.args.push(arg);
                 mb.remaining -= 1;
@@ -260,6 +268,18 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<InlineRequest>, ProtocolErr
 fn find_line(buf: &[u8], from: usize) -> Option<usize> {
     let pos = buf.get(from..)?.iter().position(|&b| b == b'\r')? + from;
     (pos + 1 < buf.len()).then_some(pos)
+}
+
+/// A header line must end in `\r\n`: a `\r` followed by anything else is refused, as
+/// Valkey refuses it (skipping the byte would resynchronize on garbage).
+fn check_crlf(buf: &[u8], line_end: usize) -> Result<(), ProtocolError> {
+    if buf.get(line_end + 1) == Some(&b'\n') {
+        Ok(())
+    } else {
+        Err(ProtocolError::new(
+            "Protocol error: invalid CRLF in request",
+        ))
+    }
 }
 
 /// Parses a decimal integer exactly as Valkey's `string2ll`: optional minus sign, no plus
@@ -349,6 +369,26 @@ mod tests {
             "Protocol error: invalid multibulk length"
         );
         assert_eq!(err(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(
+            err(b"*3\rx$3\r\nSET\r\n"),
+            "Protocol error: invalid CRLF in request"
+        );
+        assert_eq!(
+            err(b"*1\r\n$3\rxSET\r\n"),
+            "Protocol error: invalid CRLF in request"
+        );
+        assert_eq!(
+            err(b"*1\r\n$3\r\nSETx\n"),
+            "Protocol error: invalid CRLF in request"
+        );
+        assert_eq!(
+            err(b"*1\r\n$3\r\nSET\rx"),
+            "Protocol error: invalid CRLF in request"
+        );
+        assert_eq!(
+            err(b"*3x\n$3\r\nSET\r\n"),
+            "Protocol error: invalid multibulk length"
+        );
         assert_eq!(
             err(b"*1\r\n$600000000\r\n"),
             "Protocol error: invalid bulk length"

@@ -430,6 +430,8 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
                 Ok(n) => {
                     stats::local().net_input_bytes.add(n as u64);
                     shared.net_in.fetch_add(n as u64, Relaxed);
+                    // What waits behind the blocking command shows in CLIENT LIST qbuf=.
+                    shared.query_buffer.store(input.len(), Relaxed);
                     if input.len() as i64 > client.config.client_query_buffer_limit {
                         server.blocking.cancel(client.id);
                         break Err("query buffer limit".to_string());

@@ -86,10 +86,11 @@ fn valkey_tcl_suite_lists_and_hyperloglog() {
 }
 
 #[test]
-fn valkey_tcl_suite_transactions_pubsub_and_logs() {
+fn valkey_tcl_suite_clients() {
     compare(
         6,
         &[
+            "unit/protocol",
             "unit/multi",
             "unit/pubsub",
             "unit/pubsubshard",
