@@ -102,6 +102,12 @@ pub fn before_command(
     if config.maxmemory <= 0 || server.scripting.busy.active() {
         return Ok(false);
     }
+    // While writes are paused (CLIENT PAUSE WRITE, a failover) the dataset must not change:
+    // nothing is evicted, and nothing is refused for memory either (writes wait anyway), as
+    // in Valkey.
+    if server.pause.is_paused(ferrokv_store::clock::now_ms()) {
+        return Ok(false);
+    }
     let _propagating =
         crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
     let outcome = perform(&server.keyspace, config, access, &server::used_memory);

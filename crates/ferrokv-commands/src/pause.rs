@@ -80,6 +80,19 @@ impl ClientPause {
         if slot.end_ms.load(SeqCst) < end_ms {
             slot.end_ms.store(end_ms, SeqCst);
         }
+        self.publish_freeze();
+    }
+
+    /// Tells the store until when expired keys must stay (every pause holds back writes).
+    fn publish_freeze(&self) {
+        let until = self
+            .slots
+            .iter()
+            .filter(|slot| slot.kind.load(SeqCst) != 0)
+            .map(|slot| slot.end_ms.load(SeqCst))
+            .max()
+            .unwrap_or(0);
+        ferrokv_store::replica_view::set_frozen_until(until);
     }
 
     /// Lifts the pause of `purpose`. The caller wakes the clients waiting on it.
@@ -88,6 +101,7 @@ impl ClientPause {
         let slot = &self.slots[purpose as usize];
         slot.kind.store(0, SeqCst);
         slot.end_ms.store(0, SeqCst);
+        self.publish_freeze();
     }
 
     /// If a command that may write (`may_write`) or not must wait at `now_ms`, the time

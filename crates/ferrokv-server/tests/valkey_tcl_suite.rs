@@ -96,6 +96,7 @@ fn valkey_tcl_suite_clients() {
             "unit/pubsubshard",
             "unit/tracking",
             "unit/slowlog",
+            "unit/pause",
         ],
     );
 }

@@ -8,10 +8,14 @@
 //! pay nothing for them.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 
 /// This server follows a primary.
 static REPLICA: AtomicBool = AtomicBool::new(false);
+
+/// Unix ms until which writes are paused (CLIENT PAUSE, a failover): the dataset must not
+/// change, so expired keys stay too, as on a replica (Valkey pauses expiry with writes).
+static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
 
 thread_local! {
     /// This thread applies the primary's stream.
@@ -39,9 +43,18 @@ pub fn expired_key_still_alive() -> bool {
     is_replica() && PRIMARY_VIEW.with(Cell::get)
 }
 
+/// Set whenever the pauses change: the end of the last pause that holds back writes (0:
+/// none).
+pub fn set_frozen_until(unix_ms: i64) {
+    FROZEN_UNTIL_MS.store(unix_ms, Relaxed);
+}
+
 /// For a key already found past its expiry: whether it must stay in the keyspace instead
-/// of being deleted now (any thread of a replica).
+/// of being deleted now (any thread of a replica, or while writes are paused).
 #[inline]
 pub fn keep_expired_keys() -> bool {
-    is_replica()
+    is_replica() || {
+        let until = FROZEN_UNTIL_MS.load(Relaxed);
+        until > 0 && crate::clock::now_ms() < until
+    }
 }

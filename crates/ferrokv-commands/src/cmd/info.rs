@@ -745,7 +745,10 @@ fn replication_section(out: &mut Out, server: &Server, config: &Config) {
             );
             let syncing = link.state == crate::replication::LinkState::Transfer;
             out.field("master_sync_in_progress", syncing as u8);
-            out.field("slave_read_repl_offset", end);
+            out.field(
+                "slave_read_repl_offset",
+                end + server.replication.unapplied_bytes.load(Relaxed),
+            );
             out.field("slave_repl_offset", end);
             if syncing {
                 out.field("master_sync_total_bytes", link.transfer_size);

@@ -715,6 +715,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let total: usize = lens.iter().sum();
     let mut rng = rand::rng();
     let mut chosen: Option<Box<[u8]>> = None;
+    let mut last_expired: Option<Box<[u8]>> = None;
     if total > 0 {
         for _ in 0..DRAWS {
             let mut pick = rng.random_range(0..total);
@@ -742,9 +743,15 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
                 break;
             }
             part.get(&key, now_ms);
+            last_expired = Some(key);
         }
         if chosen.is_none() {
             chosen = first_live_key(ctx, rng.random_range(0..SHARD_COUNT));
+        }
+        // A replica, or a server whose writes are paused, keeps expired keys: when nothing
+        // else is left, Valkey answers with one of them rather than nil (or a loop).
+        if chosen.is_none() && ferrokv_store::replica_view::keep_expired_keys() {
+            chosen = last_expired;
         }
     }
     match chosen {

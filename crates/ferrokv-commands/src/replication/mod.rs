@@ -172,6 +172,9 @@ pub struct Replication {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// On a replica: bytes received from the primary and not applied yet (INFO
+    /// `slave_read_repl_offset` counts them; a pause holds them back).
+    pub unapplied_bytes: AtomicU64,
 }
 
 impl Default for Replication {
@@ -192,6 +195,7 @@ impl Default for Replication {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            unapplied_bytes: AtomicU64::new(0),
         }
     }
 }

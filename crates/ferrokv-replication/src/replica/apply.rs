@@ -4,6 +4,7 @@
 //! goes out every second.
 
 use ferrokv_protocol::framing::{decimal, line};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +18,8 @@ use super::conn::{Conn, LinkResult, Stop, encode};
 const ACK_EVERY: Duration = Duration::from_secs(1);
 /// Commands parsed ahead so that their keys are prefetched together.
 const PREFETCH_BATCH: usize = 16;
+/// While writes are paused, how much of the primary's stream is read ahead and kept.
+const PAUSED_READ_AHEAD: usize = 64 << 20;
 /// The most arguments and the longest argument a primary's command may have (Valkey lets
 /// its primary exceed the client limits too).
 const MAX_ARGS: usize = 1 << 20;
@@ -146,6 +149,7 @@ fn send_ack(conn: &mut Conn<'_>, offset: u64) -> LinkResult<()> {
 pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
     let server = conn.server();
     let mut reply = Reply::new(false);
+    server.replication.unapplied_bytes.store(0, Relaxed);
     // The first ACK tells a diskless primary that the snapshot was loaded.
     send_ack(conn, server.stream.end())?;
     let mut last_ack = Instant::now();
@@ -153,6 +157,28 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
         // Nothing more of an abandoned link may change the data: a full check once per
         // batch read, and per command the one REPLICAOF NO ONE flips (a relaxed load).
         conn.check()?;
+        // While writes are paused (CLIENT PAUSE WRITE on this replica, a failover) the
+        // stream is read but not applied, as Valkey does; reading stops past a bound so a
+        // long pause under a heavy stream does not buffer without end.
+        let paused = server.pause.is_paused(ferrokv_store::clock::now_ms());
+        let unapplied = conn.available().len();
+        server
+            .replication
+            .unapplied_bytes
+            .store(unapplied as u64, Relaxed);
+        if paused {
+            // The primary still hears from us (the offset stays where the pause froze it).
+            if last_ack.elapsed() >= ACK_EVERY {
+                send_ack(conn, server.stream.end())?;
+                last_ack = Instant::now();
+            }
+            if unapplied < PAUSED_READ_AHEAD {
+                conn.fill()?;
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            continue;
+        }
         loop {
             let batch = parse_batch(conn.available());
             if batch.is_empty() {
