@@ -44,6 +44,8 @@ pub struct ThreadStats {
     pub connections_received: Counter,
     pub rejected_connections: Counter,
     pub expired_keys: Counter,
+    /// Clients closed for going over `client-query-buffer-limit`.
+    pub query_buffer_limit_disconnections: Counter,
     /// Hash fields reclaimed by the active expiry (INFO `expired_fields`).
     pub expired_fields: Counter,
     pub evicted_keys: Counter,
@@ -67,6 +69,7 @@ impl ThreadStats {
             connections_received: Counter::default(),
             rejected_connections: Counter::default(),
             expired_keys: Counter::default(),
+            query_buffer_limit_disconnections: Counter::default(),
             expired_fields: Counter::default(),
             evicted_keys: Counter::default(),
             keyspace_hits: Counter::default(),
@@ -98,6 +101,7 @@ impl ThreadStats {
             &self.connections_received,
             &self.rejected_connections,
             &self.expired_keys,
+            &self.query_buffer_limit_disconnections,
             &self.expired_fields,
             &self.evicted_keys,
             &self.keyspace_hits,

@@ -31,6 +31,8 @@ use tokio::sync::Notify;
 /// Replies are flushed early once this much is pending, so one huge pipeline does not build
 /// an unbounded output buffer before the first byte goes out.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Valkey's per-client reply buffer (16 KiB), whose bytes its output limits do not count.
+const REPLY_BUFFER_BYTES: usize = 16 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Requests of a pipeline whose keys are prefetched together (Valkey's
 /// `prefetch-batch-max-size` default).
@@ -204,6 +206,11 @@ where
         shared.net_in.fetch_add(n as u64, Relaxed);
         shared.last_interaction_ms.store(clock::now_ms(), Relaxed);
 
+        // Checked as soon as the bytes are in, as Valkey does: a single argument larger than
+        // the limit closes the client before it is complete.
+        if input.len() as i64 > client.config.client_query_buffer_limit {
+            return Err(over_query_buffer_limit(client, input.len()));
+        }
         let mut protocol_error = None;
         let woken_before = pubsub::woken_on_this_thread();
         output.refresh(client);
@@ -278,15 +285,20 @@ where
             return Err("closed after reply".into());
         }
         if input.len() as i64 > client.config.client_query_buffer_limit {
-            log::warn!(
-                "Closing client that reached max query buffer length: id={} addr={} qbuf={}",
-                client.id,
-                client.shared.addr,
-                input.len()
-            );
-            return Err("query buffer limit".into());
+            return Err(over_query_buffer_limit(client, input.len()));
         }
     }
+}
+
+/// Closes a client whose unprocessed input went over `client-query-buffer-limit`.
+fn over_query_buffer_limit(client: &Client, qbuf: usize) -> String {
+    log::warn!(
+        "Closing client that reached max query buffer length: id={} addr={} qbuf={qbuf}",
+        client.id,
+        client.shared.addr,
+    );
+    stats::local().query_buffer_limit_disconnections.add(1);
+    "query buffer limit".into()
 }
 
 thread_local! {
@@ -434,7 +446,7 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
                     shared.query_buffer.store(input.len(), Relaxed);
                     if input.len() as i64 > client.config.client_query_buffer_limit {
                         server.blocking.cancel(client.id);
-                        break Err("query buffer limit".to_string());
+                        break Err(over_query_buffer_limit(client, input.len()));
                     }
                     if input.capacity() - input.len() < READ_CHUNK / 2 {
                         input.reserve(READ_CHUNK);
@@ -601,6 +613,7 @@ fn write_some<S: AsyncWrite + Unpin>(
     reply: &mut Reply,
     output: &mut OutputLimit,
 ) -> Result<(), String> {
+    output.check_before_write(server, client, reply.len())?;
     server.aof.before_reply(server);
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
@@ -670,6 +683,25 @@ impl OutputLimit {
         let now = tokio::time::Instant::now();
         let since = *self.over_soft_since.get_or_insert(now);
         if now.duration_since(since) >= Duration::from_secs(limits.soft_seconds) && since != now {
+            return Err(over_output_limit(server, client));
+        }
+        Ok(())
+    }
+
+    /// The hard limit on the replies about to be written, as Valkey applies it when they
+    /// are added (before any reaches the socket): all but the first [`REPLY_BUFFER_BYTES`],
+    /// which Valkey keeps in each client's fixed buffer and does not count.
+    fn check_before_write(
+        &self,
+        server: &Server,
+        client: &Client,
+        pending: usize,
+    ) -> Result<(), String> {
+        let Some(limits) = self.limits else {
+            return Ok(());
+        };
+        let counted = pending.saturating_sub(REPLY_BUFFER_BYTES) as u64;
+        if limits.hard > 0 && counted > limits.hard {
             return Err(over_output_limit(server, client));
         }
         Ok(())

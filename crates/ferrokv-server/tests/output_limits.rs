@@ -239,3 +239,83 @@ fn pipelining_client_that_does_not_read_is_buffered_or_cut_off() {
 fn pipelining_client_that_does_not_read_on_the_oracle() {
     pipelining_scenario(&start_valkey(&[]));
 }
+
+/// Sends `args` on a new connection; whether the server closed it instead of answering
+/// (the connection may close while the request is still being written).
+fn closed_by(port: u16, args: &[&str]) -> bool {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = stream.write_all(&common::encode(args));
+    let mut everything = Vec::new();
+    match stream.read_to_end(&mut everything) {
+        // Closed: whatever came before the end must not be a complete reply to the request.
+        Ok(_) => everything.is_empty() || everything.starts_with(b"-"),
+        Err(e) => {
+            e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut
+        }
+    }
+}
+
+/// Limits are applied as the bytes come and go, not only to what stays pending: a reply
+/// over the hard limit closes the client even when the socket could take it at once (with
+/// `min-string-size-avoid-copy-reply 0`: by default Valkey does not count large strings),
+/// and a request over `client-query-buffer-limit` closes it before it is complete. Both are
+/// counted in INFO stats; the same on ferrokv and on the oracle.
+fn single_reply_and_request_scenario(server: &ServerProcess) {
+    let mut admin = RawClient::connect(server.port).expect("connect");
+    admin.command(&["CONFIG", "RESETSTAT"]);
+    admin.command(&["SET", "big", &"a".repeat(100_000)]);
+    admin.command(&["CONFIG", "SET", "min-string-size-avoid-copy-reply", "0"]);
+    admin.command(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 10 0 0",
+    ]);
+    assert!(
+        closed_by(server.port, &["GET", "big"]),
+        "a 100 kB reply over a 10 byte hard limit closes the client"
+    );
+    // Small replies stay within the per-client buffer that the limit does not count.
+    let mut small = RawClient::connect(server.port).expect("connect");
+    assert_eq!(small.command(&["PING"]), b"+PONG\r\n");
+    admin.command(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 0 0 0",
+    ]);
+    wait_stat(
+        &mut admin,
+        "stats",
+        "client_output_buffer_limit_disconnections",
+        1,
+    );
+
+    admin.command(&["CONFIG", "SET", "client-query-buffer-limit", "1048576"]);
+    let value = "a".repeat(2_000_000);
+    assert!(
+        closed_by(server.port, &["SET", "key", &value]),
+        "a 2 MB request over a 1 MB query buffer limit closes the client"
+    );
+    admin.command(&["CONFIG", "SET", "client-query-buffer-limit", "1gb"]);
+    wait_stat(
+        &mut admin,
+        "stats",
+        "client_query_buffer_limit_disconnections",
+        1,
+    );
+}
+
+#[test]
+fn single_replies_and_requests_over_the_limits() {
+    single_reply_and_request_scenario(&start_ferrokv(&[]));
+}
+
+#[test]
+fn single_replies_and_requests_over_the_limits_on_the_oracle() {
+    single_reply_and_request_scenario(&start_valkey(&[]));
+}

@@ -687,10 +687,13 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
         "io_threaded_poll_processed",
         "io_threaded_total_prefetch_batches",
         "io_threaded_total_prefetch_entries",
-        "client_query_buffer_limit_disconnections",
     ] {
         out.field(name, 0);
     }
+    out.field(
+        "client_query_buffer_limit_disconnections",
+        sum(|s| s.query_buffer_limit_disconnections.get()),
+    );
     out.field(
         "client_output_buffer_limit_disconnections",
         server.pubsub.limit_disconnections.load(Relaxed),
