@@ -28,6 +28,9 @@ pub struct Client {
     pub id: u64,
     pub db: usize,
     pub authenticated: bool,
+    /// Authenticated at some point (a RESET since does not make it a stranger again: the
+    /// tight output limit of clients that never authenticated no longer applies).
+    pub ever_authenticated: bool,
     /// 2 or 3 (HELLO).
     pub protocol: u8,
     pub no_touch: bool,
@@ -109,6 +112,7 @@ impl Client {
             id: shared.id,
             db: 0,
             authenticated,
+            ever_authenticated: false,
             protocol: 2,
             no_touch: false,
             no_evict: false,

@@ -33,6 +33,8 @@ use tokio::sync::Notify;
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// Valkey's per-client reply buffer (16 KiB), whose bytes its output limits do not count.
 const REPLY_BUFFER_BYTES: usize = 16 * 1024;
+/// How many reply bytes past that buffer a client that has not authenticated may have.
+const UNAUTHENTICATED_OUTPUT_LIMIT: usize = 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Requests of a pipeline whose keys are prefetched together (Valkey's
 /// `prefetch-batch-max-size` default).
@@ -669,6 +671,7 @@ impl OutputLimit {
     }
 
     fn check(&mut self, server: &Server, client: &Client, pending: usize) -> Result<(), String> {
+        check_unauthenticated(server, client, pending)?;
         let Some(limits) = self.limits else {
             return Ok(());
         };
@@ -691,16 +694,25 @@ impl OutputLimit {
     /// The hard limit on the replies about to be written, as Valkey applies it when they
     /// are added (before any reaches the socket): all but the first [`REPLY_BUFFER_BYTES`],
     /// which Valkey keeps in each client's fixed buffer and does not count.
+    ///
+    /// The normal class's limit only with `min-string-size-avoid-copy-reply 0`: otherwise
+    /// (the default) Valkey sends large strings by reference and leaves them out of the
+    /// count, and an encoded reply here no longer tells them apart, so only what stays
+    /// pending is checked (by [`OutputLimit::check`]).
     fn check_before_write(
         &self,
         server: &Server,
         client: &Client,
         pending: usize,
     ) -> Result<(), String> {
+        check_unauthenticated(server, client, pending)?;
         let Some(limits) = self.limits else {
             return Ok(());
         };
-        let counted = pending.saturating_sub(REPLY_BUFFER_BYTES) as u64;
+        if client.config.min_string_size_avoid_copy_reply != 0 {
+            return Ok(());
+        }
+        let counted = counted_output(pending) as u64;
         if limits.hard > 0 && counted > limits.hard {
             return Err(over_output_limit(server, client));
         }
@@ -713,6 +725,31 @@ impl OutputLimit {
         self.over_soft_since
             .map(|since| since + Duration::from_secs(limits.soft_seconds))
     }
+}
+
+/// The pending reply bytes Valkey's limits would count: those past its 16 KiB per-client
+/// buffer, or, under DEBUG CLIENT-ENFORCE-REPLY-LIST, whole 16 KiB blocks from the first
+/// byte.
+fn counted_output(pending: usize) -> usize {
+    if ferrokv_commands::cmd::debug::enforce_reply_list() {
+        if pending == 0 {
+            0
+        } else {
+            pending.max(REPLY_BUFFER_BYTES)
+        }
+    } else {
+        pending.saturating_sub(REPLY_BUFFER_BYTES)
+    }
+}
+
+/// A client that has never authenticated may not pile up more than 1 KiB of replies past
+/// the per-client buffer (Valkey's rule): a stranger pipelining requests it never reads
+/// cannot make the server buffer their errors without end.
+fn check_unauthenticated(server: &Server, client: &Client, pending: usize) -> Result<(), String> {
+    if client.ever_authenticated || counted_output(pending) <= UNAUTHENTICATED_OUTPUT_LIMIT {
+        return Ok(());
+    }
+    Err(over_output_limit(server, client))
 }
 
 /// `client-output-buffer-limit normal` for this client, or None when it is unlimited or the

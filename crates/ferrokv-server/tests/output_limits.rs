@@ -268,6 +268,15 @@ fn single_reply_and_request_scenario(server: &ServerProcess) {
     let mut admin = RawClient::connect(server.port).expect("connect");
     admin.command(&["CONFIG", "RESETSTAT"]);
     admin.command(&["SET", "big", &"a".repeat(100_000)]);
+    // By default a large string is not counted (Valkey sends it by reference).
+    admin.command(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 10 0 0",
+    ]);
+    let mut reader = RawClient::connect(server.port).expect("connect");
+    assert!(reader.command(&["GET", "big"]).starts_with(b"$100000\r\n"));
     admin.command(&["CONFIG", "SET", "min-string-size-avoid-copy-reply", "0"]);
     admin.command(&[
         "CONFIG",
@@ -318,4 +327,39 @@ fn single_replies_and_requests_over_the_limits() {
 #[test]
 fn single_replies_and_requests_over_the_limits_on_the_oracle() {
     single_reply_and_request_scenario(&start_valkey(&[]));
+}
+
+/// A client that never authenticated and pipelines requests without reading the errors is
+/// closed once about 1 KiB of them pile up past the per-client buffer, instead of making
+/// the server buffer megabytes for a stranger; a client that did authenticate is not.
+fn stranger_scenario(server: &ServerProcess) {
+    use std::io::{Read, Write};
+    let pings = "PING\r\n".repeat(1_000_000).into_bytes();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // Written without reading: the server must cut it off before all of it is taken.
+    let cut_off = stream.write_all(&pings).is_err() || {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut sink = Vec::new();
+        // Everything it answered before closing, then the end of the stream.
+        stream.read_to_end(&mut sink).is_ok() && sink.len() < 35 * 1_000_000
+    };
+    assert!(cut_off, "the unauthenticated client was not cut off");
+    let mut admin = RawClient::connect(server.port).expect("connect");
+    admin.command(&["AUTH", "secret"]);
+    assert_eq!(admin.command(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn a_stranger_that_does_not_read_is_cut_off() {
+    stranger_scenario(&start_ferrokv(&["--requirepass", "secret"]));
+}
+
+#[test]
+fn a_stranger_that_does_not_read_is_cut_off_on_the_oracle() {
+    stranger_scenario(&start_valkey(&["--requirepass", "secret"]));
 }

@@ -91,6 +91,7 @@ fn valkey_tcl_suite_clients() {
         6,
         &[
             "unit/protocol",
+            "unit/auth",
             "unit/multi",
             "unit/pubsub",
             "unit/pubsubshard",

@@ -186,6 +186,7 @@ pub fn attach(server: &Server, client: &mut Client, user: Arc<User>, authenticat
     client.user = user;
     client.acl_epoch = server.acl.epoch();
     client.authenticated = authenticated;
+    client.ever_authenticated |= authenticated;
 }
 
 /// AUTH / HELLO AUTH: checks the credentials and authenticates the client as that user.

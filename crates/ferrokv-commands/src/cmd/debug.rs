@@ -25,11 +25,19 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec::new("debug", -2, "server")
 static ACTIVE_EXPIRE: AtomicBool = AtomicBool::new(true);
 static SKIP_CHECKSUM_VALIDATION: AtomicBool = AtomicBool::new(false);
 static CRON_PAUSED: AtomicBool = AtomicBool::new(false);
+static ENFORCE_REPLY_LIST: AtomicBool = AtomicBool::new(false);
 
 /// Whether RESTORE accepts a payload whose checksum does not match (DEBUG
 /// SET-SKIP-CHECKSUM-VALIDATION, for tests that hand-craft payloads).
 pub fn skip_checksum_validation() -> bool {
     SKIP_CHECKSUM_VALIDATION.load(Relaxed)
+}
+
+/// DEBUG CLIENT-ENFORCE-REPLY-LIST: Valkey then keeps every reply in its list of 16 KiB
+/// blocks, which its output limits count from the first byte; the limits here count
+/// pending replies the same way while it is on.
+pub fn enforce_reply_list() -> bool {
+    ENFORCE_REPLY_LIST.load(Relaxed)
 }
 
 /// Whether the cron's periodic work is paused (DEBUG PAUSE-CRON).
@@ -74,9 +82,10 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ("set-active-expire", 3) => switch(ctx, &ACTIVE_EXPIRE, &args[2]),
         ("set-skip-checksum-validation", 3) => switch(ctx, &SKIP_CHECKSUM_VALIDATION, &args[2]),
         ("pause-cron", 3) => switch(ctx, &CRON_PAUSED, &args[2]),
-        // Switches of Valkey's internal structures (reply buffer lists, hash table resizing)
-        // that ferrokv does not have: accepted so that scripts written for Valkey run.
-        ("client-enforce-reply-list" | "dict-resizing", 3) => {
+        ("client-enforce-reply-list", 3) => switch(ctx, &ENFORCE_REPLY_LIST, &args[2]),
+        // A switch of Valkey's hash table resizing, which ferrokv's table does not have:
+        // accepted so that scripts written for Valkey run.
+        ("dict-resizing", 3) => {
             ctx.reply.ok();
             Ok(())
         }
