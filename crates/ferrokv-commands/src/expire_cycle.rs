@@ -79,6 +79,14 @@ impl ExpireCycle {
                 break;
             }
         }
+        // The latency monitor's `expire-cycle` event: a cycle that freed a large value can
+        // take long (LATENCY LATEST shows it, as in Valkey).
+        crate::latency::add_sample_if_needed(
+            "expire-cycle",
+            started.elapsed().as_millis() as u64,
+            config.latency_monitor_threshold,
+            clock::now_ms() / 1000,
+        );
         handle_key_events(server, stats::local());
         // Expired keys someone WATCHes.
         crate::transaction::process_touches(server, false, None);

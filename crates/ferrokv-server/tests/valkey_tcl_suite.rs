@@ -68,6 +68,7 @@ fn valkey_tcl_suite_keyspace() {
             "unit/scan",
             "unit/geo",
             "unit/introspection-2",
+            "unit/latency-monitor",
         ],
     );
 }
