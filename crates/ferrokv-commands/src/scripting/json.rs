@@ -2,29 +2,111 @@
 //! numbers printed with `%.14g`, `/` escaped, tables with only positive integer keys are
 //! arrays unless excessively sparse, `cjson.null` is a NULL light userdata.
 
-use mlua::{LightUserData, Lua, Table, Value};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
-const MAX_DEPTH: usize = 1000;
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+
+/// lua-cjson's settings, kept for every script after the one that changed them (as in
+/// Valkey, whose cjson module state outlives a script). Valkey has one Lua VM; here each
+/// worker has its own, so the settings are the process's, shared by all of them.
+static SETTINGS: Settings = Settings::new();
+
+struct Settings {
+    encode_max_depth: AtomicUsize,
+    decode_max_depth: AtomicUsize,
+    encode_number_precision: AtomicUsize,
+    /// 0: refuse NaN and Inf; 1: write them as `nan`/`inf`; 2: write `null`.
+    encode_invalid_numbers: AtomicU8,
+    decode_invalid_numbers: AtomicBool,
+    encode_keep_buffer: AtomicBool,
+    sparse_convert: AtomicBool,
+    sparse_ratio: AtomicUsize,
+    sparse_safe: AtomicUsize,
+}
+
+impl Settings {
+    const fn new() -> Settings {
+        Settings {
+            encode_max_depth: AtomicUsize::new(1000),
+            decode_max_depth: AtomicUsize::new(1000),
+            encode_number_precision: AtomicUsize::new(14),
+            encode_invalid_numbers: AtomicU8::new(0),
+            decode_invalid_numbers: AtomicBool::new(true),
+            encode_keep_buffer: AtomicBool::new(true),
+            sparse_convert: AtomicBool::new(false),
+            sparse_ratio: AtomicUsize::new(2),
+            sparse_safe: AtomicUsize::new(10),
+        }
+    }
+}
+
+/// A setter's optional integer argument, within `min..=max` (lua-cjson's check and text).
+fn int_option(v: Option<&Value>, min: i64, max: i64) -> mlua::Result<Option<usize>> {
+    let n = match v {
+        None | Some(Value::Nil) => return Ok(None),
+        Some(Value::Integer(n)) => Some(*n),
+        Some(Value::Number(n)) if n.fract() == 0.0 => Some(*n as i64),
+        _ => None,
+    };
+    match n {
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n as usize)),
+        _ => Err(mlua::Error::RuntimeError(format!(
+            "bad argument #1 to '?' (expected integer between {min} and {max})"
+        ))),
+    }
+}
+
+/// A setter's optional boolean argument (`"null"` too where `allow_null`): 0, 1 or 2.
+fn bool_option(v: Option<&Value>, allow_null: bool) -> mlua::Result<Option<u8>> {
+    match v {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::Boolean(b)) => Ok(Some(*b as u8)),
+        Some(Value::String(s)) if allow_null && &s.as_bytes()[..] == b"null" => Ok(Some(2)),
+        Some(other) => {
+            let shown = match other {
+                Value::String(s) => s.to_string_lossy().to_string(),
+                other => other.type_name().to_string(),
+            };
+            Err(mlua::Error::RuntimeError(format!(
+                "bad argument #1 to '?' (invalid option '{shown}')"
+            )))
+        }
+    }
+}
+
+fn depth_setter(lua: &Lua, field: fn(&Settings) -> &AtomicUsize) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |_, args: MultiValue| {
+        let slot = field(&SETTINGS);
+        if let Some(n) = int_option(args.front(), 1, i32::MAX as i64)? {
+            slot.store(n, Relaxed);
+        }
+        Ok(slot.load(Relaxed))
+    })
+}
 
 pub fn library(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
+    let s = &SETTINGS;
     t.raw_set(
         "encode",
         lua.create_function(|lua, v: Value| {
             let mut out = Vec::new();
-            encode(&v, &mut out, 0).map_err(mlua::Error::RuntimeError)?;
+            encode(&v, &mut out, 0, s).map_err(mlua::Error::RuntimeError)?;
             lua.create_string(&out)
         })?,
     )?;
+    let s = &SETTINGS;
     t.raw_set(
         "decode",
-        lua.create_function(|lua, s: mlua::LuaString| {
-            let bytes = s.as_bytes();
+        lua.create_function(|lua, text: mlua::LuaString| {
+            let bytes = text.as_bytes();
             let mut p = Parser {
                 lua,
                 buf: &bytes,
                 pos: 0,
                 depth: 0,
+                max_depth: s.decode_max_depth.load(Relaxed),
+                invalid_numbers: s.decode_invalid_numbers.load(Relaxed),
             };
             p.skip_ws();
             let v = p.value()?;
@@ -39,20 +121,78 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
         "null",
         Value::LightUserData(LightUserData(std::ptr::null_mut())),
     )?;
-    for option in [
-        "encode_keep_buffer",
+    t.raw_set(
         "encode_max_depth",
+        depth_setter(lua, |s| &s.encode_max_depth)?,
+    )?;
+    t.raw_set(
         "decode_max_depth",
+        depth_setter(lua, |s| &s.decode_max_depth)?,
+    )?;
+    let s = &SETTINGS;
+    t.raw_set(
         "encode_number_precision",
-        "encode_sparse_array",
+        lua.create_function(|_, args: MultiValue| {
+            if let Some(n) = int_option(args.front(), 1, 14)? {
+                s.encode_number_precision.store(n, Relaxed);
+            }
+            Ok(s.encode_number_precision.load(Relaxed))
+        })?,
+    )?;
+    let s = &SETTINGS;
+    t.raw_set(
+        "encode_keep_buffer",
+        lua.create_function(|_, args: MultiValue| {
+            if let Some(b) = bool_option(args.front(), false)? {
+                s.encode_keep_buffer.store(b == 1, Relaxed);
+            }
+            Ok(s.encode_keep_buffer.load(Relaxed))
+        })?,
+    )?;
+    let s = &SETTINGS;
+    t.raw_set(
         "encode_invalid_numbers",
+        lua.create_function(|lua, args: MultiValue| {
+            if let Some(mode) = bool_option(args.front(), true)? {
+                s.encode_invalid_numbers.store(mode, Relaxed);
+            }
+            Ok(match s.encode_invalid_numbers.load(Relaxed) {
+                0 => Value::Boolean(false),
+                1 => Value::Boolean(true),
+                _ => Value::String(lua.create_string("null")?),
+            })
+        })?,
+    )?;
+    let s = &SETTINGS;
+    t.raw_set(
         "decode_invalid_numbers",
-    ] {
-        t.raw_set(
-            option,
-            lua.create_function(|_, _: mlua::MultiValue| Ok(true))?,
-        )?;
-    }
+        lua.create_function(|_, args: MultiValue| {
+            if let Some(b) = bool_option(args.front(), false)? {
+                s.decode_invalid_numbers.store(b == 1, Relaxed);
+            }
+            Ok(s.decode_invalid_numbers.load(Relaxed))
+        })?,
+    )?;
+    let s = &SETTINGS;
+    t.raw_set(
+        "encode_sparse_array",
+        lua.create_function(|_, args: MultiValue| {
+            if let Some(b) = bool_option(args.front(), false)? {
+                s.sparse_convert.store(b == 1, Relaxed);
+            }
+            if let Some(n) = int_option(args.get(1), 0, i32::MAX as i64)? {
+                s.sparse_ratio.store(n, Relaxed);
+            }
+            if let Some(n) = int_option(args.get(2), 0, i32::MAX as i64)? {
+                s.sparse_safe.store(n, Relaxed);
+            }
+            Ok((
+                s.sparse_convert.load(Relaxed),
+                s.sparse_ratio.load(Relaxed),
+                s.sparse_safe.load(Relaxed),
+            ))
+        })?,
+    )?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
     Ok(t)
@@ -91,7 +231,7 @@ fn strip_zeros(s: &str) -> &str {
     }
 }
 
-fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, settings: &Settings) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -99,12 +239,22 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
         Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::Number(n) => {
             if !n.is_finite() {
-                return Err("Cannot serialise number: must not be NaN or Inf".into());
+                match settings.encode_invalid_numbers.load(Relaxed) {
+                    0 => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+                    1 => out.extend_from_slice(match *n {
+                        n if n.is_nan() => b"nan",
+                        n if n > 0.0 => b"inf",
+                        _ => b"-inf",
+                    }),
+                    _ => out.extend_from_slice(b"null"),
+                }
+                return Ok(());
             }
-            out.extend_from_slice(format_g(*n, 14).as_bytes());
+            let precision = settings.encode_number_precision.load(Relaxed);
+            out.extend_from_slice(format_g(*n, precision).as_bytes());
         }
         Value::String(s) => encode_string(&s.as_bytes(), out),
-        Value::Table(t) => encode_table(t, out, depth + 1)?,
+        Value::Table(t) => encode_table(t, out, depth + 1, settings)?,
         other => {
             return Err(format!(
                 "Cannot serialise {}: type not supported",
@@ -135,7 +285,7 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The array length of `t` if every key is a positive integer, `None` for an object.
-fn array_length(t: &Table) -> Result<Option<usize>, String> {
+fn array_length(t: &Table, settings: &Settings) -> Result<Option<usize>, String> {
     let mut max = 0usize;
     let mut items = 0usize;
     for pair in t.pairs::<Value, Value>() {
@@ -148,20 +298,26 @@ fn array_length(t: &Table) -> Result<Option<usize>, String> {
         max = max.max(index);
         items += 1;
     }
-    if max > 10 && max > items * 2 {
+    let ratio = settings.sparse_ratio.load(Relaxed);
+    if ratio > 0 && max > items * ratio && max > settings.sparse_safe.load(Relaxed) {
+        if settings.sparse_convert.load(Relaxed) {
+            return Ok(None);
+        }
         return Err("Cannot serialise table: excessively sparse array".into());
     }
     Ok(Some(max))
 }
 
-fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "Cannot serialise, excessive nesting ({})",
-            MAX_DEPTH + 1
-        ));
+fn encode_table(
+    t: &Table,
+    out: &mut Vec<u8>,
+    depth: usize,
+    settings: &Settings,
+) -> Result<(), String> {
+    if depth > settings.encode_max_depth.load(Relaxed) {
+        return Err(format!("Cannot serialise, excessive nesting ({depth})"));
     }
-    match array_length(t)? {
+    match array_length(t, settings)? {
         Some(len) if len > 0 => {
             out.push(b'[');
             for i in 1..=len {
@@ -169,7 +325,7 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
                     out.push(b',');
                 }
                 let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
-                encode(&v, out, depth)?;
+                encode(&v, out, depth, settings)?;
             }
             out.push(b']');
         }
@@ -185,7 +341,10 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
                 match &k {
                     Value::String(s) => encode_string(&s.as_bytes(), out),
                     Value::Integer(n) => encode_string(n.to_string().as_bytes(), out),
-                    Value::Number(n) => encode_string(format_g(*n, 14).as_bytes(), out),
+                    Value::Number(n) => {
+                        let precision = settings.encode_number_precision.load(Relaxed);
+                        encode_string(format_g(*n, precision).as_bytes(), out)
+                    }
                     _ => {
                         return Err(
                             "Cannot serialise table: table key must be a number or string".into(),
@@ -193,7 +352,7 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
                     }
                 }
                 out.push(b':');
-                encode(&v, out, depth)?;
+                encode(&v, out, depth, settings)?;
             }
             out.push(b'}');
         }
@@ -206,6 +365,9 @@ struct Parser<'a> {
     buf: &'a [u8],
     pos: usize,
     depth: usize,
+    max_depth: usize,
+    /// `decode_invalid_numbers`: NaN, Infinity, hexadecimal, leading zeros and `+` accepted.
+    invalid_numbers: bool,
 }
 
 impl Parser<'_> {
@@ -227,6 +389,9 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> mlua::Result<Value> {
+        if self.invalid_numbers && is_invalid_number(&self.buf[self.pos..]) {
+            return self.lenient_number();
+        }
         match self.buf.get(self.pos) {
             None => Err(self.error("value", "T_END")),
             Some(b'{') => self.object(),
@@ -238,9 +403,56 @@ impl Parser<'_> {
                 b"null",
                 Value::LightUserData(LightUserData(std::ptr::null_mut())),
             ),
+            Some(b'-' | b'0'..=b'9') if is_invalid_number(&self.buf[self.pos..]) => {
+                Err(self.error("value", "invalid number"))
+            }
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.error("value", "invalid token")),
         }
+    }
+
+    /// A number JSON does not allow, read as C's `strtod` reads it (lua-cjson with
+    /// `decode_invalid_numbers`): NaN, Inf/Infinity, hexadecimal integers, `+`, leading zeros.
+    fn lenient_number(&mut self) -> mlua::Result<Value> {
+        let start = self.pos;
+        let rest = &self.buf[start..];
+        let (negative, sign_len) = match rest.first() {
+            Some(b'-') => (true, 1),
+            Some(b'+') => (false, 1),
+            _ => (false, 0),
+        };
+        let body = &rest[sign_len..];
+        let lower: Vec<u8> = body.iter().take(8).map(u8::to_ascii_lowercase).collect();
+        let (magnitude, len) = if lower.starts_with(b"infinity") {
+            (f64::INFINITY, 8)
+        } else if lower.starts_with(b"inf") {
+            (f64::INFINITY, 3)
+        } else if lower.starts_with(b"nan") {
+            (f64::NAN, 3)
+        } else if lower.starts_with(b"0x") {
+            let digits = body[2..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            let value = body[2..2 + digits].iter().fold(0f64, |acc, &d| {
+                acc * 16.0 + (d as char).to_digit(16).unwrap_or(0) as f64
+            });
+            (value, 2 + digits)
+        } else {
+            self.pos += sign_len;
+            let value = self.number()?;
+            let n = match value {
+                Value::Number(n) => n,
+                _ => 0.0,
+            };
+            return Ok(Value::Number(if negative { -n } else { n }));
+        };
+        if len == 2 && lower.starts_with(b"0x") {
+            self.pos = start;
+            return Err(self.error("value", "invalid number"));
+        }
+        self.pos = start + sign_len + len;
+        Ok(Value::Number(if negative { -magnitude } else { magnitude }))
     }
 
     fn literal(&mut self, word: &[u8], v: Value) -> mlua::Result<Value> {
@@ -325,7 +537,7 @@ impl Parser<'_> {
 
     fn enter(&mut self) -> mlua::Result<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > self.max_depth {
             return Err(mlua::Error::RuntimeError(format!(
                 "Found too many nested data structures ({}) at character {}",
                 self.depth,
@@ -401,6 +613,25 @@ impl Parser<'_> {
         }
         self.depth -= 1;
         Ok(Value::Table(t))
+    }
+}
+
+/// lua-cjson's `json_is_invalid_number`: a token that is a number only to `strtod`.
+fn is_invalid_number(rest: &[u8]) -> bool {
+    let rest = match rest.first() {
+        Some(b'+') => return true,
+        Some(b'-') => &rest[1..],
+        _ => rest,
+    };
+    match rest.first() {
+        Some(b'0') => rest
+            .get(1)
+            .is_some_and(|&c| (c | 0x20) == b'x' || c.is_ascii_digit()),
+        Some(c) if *c <= b'9' => false,
+        _ => {
+            let head: Vec<u8> = rest.iter().take(3).map(u8::to_ascii_lowercase).collect();
+            head == b"inf" || head == b"nan"
+        }
     }
 }
 
