@@ -26,7 +26,8 @@ use ferrokv_protocol::Reply;
 use mlua::Value;
 use mlua::ffi::{self, lua_State};
 
-/// Nesting deeper than this is cut off (Valkey's Lua stack would overflow first).
+/// Nesting deeper than this is cut off (Valkey stops where its Lua stack gives out, near
+/// 8,000 levels).
 const MAX_DEPTH: usize = 1000;
 
 /// The slots one nesting level of [`push_parsed`] uses at most: an outer table, the inner
@@ -249,9 +250,16 @@ unsafe fn write_at(
                 }
             }
             ffi::LUA_TNUMBER => reply.int(truncate(ffi::lua_tonumber(l, idx))),
-            // Three slots: a field lookup's value, or `lua_next`'s key and value.
-            ffi::LUA_TTABLE if depth < MAX_DEPTH && ffi::lua_checkstack(l, 3) != 0 => {
-                write_table(l, idx, reply, script_resp, depth)
+            // Three slots: a field lookup's value, or `lua_next`'s key and value. A table
+            // nested too deep (a table that contains itself) ends the reply with Valkey's
+            // error where its Lua stack gives out; ours is cut off sooner, at MAX_DEPTH,
+            // to keep the recursion well inside the thread's stack.
+            ffi::LUA_TTABLE => {
+                if depth < MAX_DEPTH && ffi::lua_checkstack(l, 3) != 0 {
+                    write_table(l, idx, reply, script_resp, depth)
+                } else {
+                    reply.error("ERR reached lua stack limit");
+                }
             }
             _ => reply.null(),
         }

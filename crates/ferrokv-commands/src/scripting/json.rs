@@ -2,6 +2,7 @@
 //! numbers printed with `%.14g`, `/` escaped, tables with only positive integer keys are
 //! arrays unless excessively sparse, `cjson.null` is a NULL light userdata.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
@@ -9,7 +10,8 @@ use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 /// lua-cjson's settings, kept for every script after the one that changed them (as in
 /// Valkey, whose cjson module state outlives a script). Valkey has one Lua VM; here each
 /// worker has its own, so the settings are the process's, shared by all of them.
-static SETTINGS: Settings = Settings::new();
+static SETTINGS: std::sync::LazyLock<Arc<Settings>> =
+    std::sync::LazyLock::new(|| Arc::new(Settings::new()));
 
 struct Settings {
     encode_max_depth: AtomicUsize,
@@ -74,9 +76,14 @@ fn bool_option(v: Option<&Value>, allow_null: bool) -> mlua::Result<Option<u8>> 
     }
 }
 
-fn depth_setter(lua: &Lua, field: fn(&Settings) -> &AtomicUsize) -> mlua::Result<mlua::Function> {
+fn depth_setter(
+    lua: &Lua,
+    settings: &Arc<Settings>,
+    field: fn(&Settings) -> &AtomicUsize,
+) -> mlua::Result<mlua::Function> {
+    let settings = settings.clone();
     lua.create_function(move |_, args: MultiValue| {
-        let slot = field(&SETTINGS);
+        let slot = field(&settings);
         if let Some(n) = int_option(args.front(), 1, i32::MAX as i64)? {
             slot.store(n, Relaxed);
         }
@@ -85,20 +92,29 @@ fn depth_setter(lua: &Lua, field: fn(&Settings) -> &AtomicUsize) -> mlua::Result
 }
 
 pub fn library(lua: &Lua) -> mlua::Result<Table> {
+    module(lua, SETTINGS.clone())
+}
+
+/// A cjson table on `settings`; `cjson.new()` makes another with settings of its own.
+fn module(lua: &Lua, settings: Arc<Settings>) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    let s = &SETTINGS;
+    t.raw_set(
+        "new",
+        lua.create_function(|lua, _: MultiValue| module(lua, Arc::new(Settings::new())))?,
+    )?;
+    let s = settings.clone();
     t.raw_set(
         "encode",
-        lua.create_function(|lua, v: Value| {
+        lua.create_function(move |lua, v: Value| {
             let mut out = Vec::new();
-            encode(&v, &mut out, 0, s).map_err(mlua::Error::RuntimeError)?;
+            encode(&v, &mut out, 0, &s).map_err(mlua::Error::RuntimeError)?;
             lua.create_string(&out)
         })?,
     )?;
-    let s = &SETTINGS;
+    let s = settings.clone();
     t.raw_set(
         "decode",
-        lua.create_function(|lua, text: mlua::LuaString| {
+        lua.create_function(move |lua, text: mlua::LuaString| {
             let bytes = text.as_bytes();
             let mut p = Parser {
                 lua,
@@ -123,36 +139,36 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "encode_max_depth",
-        depth_setter(lua, |s| &s.encode_max_depth)?,
+        depth_setter(lua, &settings, |s| &s.encode_max_depth)?,
     )?;
     t.raw_set(
         "decode_max_depth",
-        depth_setter(lua, |s| &s.decode_max_depth)?,
+        depth_setter(lua, &settings, |s| &s.decode_max_depth)?,
     )?;
-    let s = &SETTINGS;
+    let s = settings.clone();
     t.raw_set(
         "encode_number_precision",
-        lua.create_function(|_, args: MultiValue| {
+        lua.create_function(move |_, args: MultiValue| {
             if let Some(n) = int_option(args.front(), 1, 14)? {
                 s.encode_number_precision.store(n, Relaxed);
             }
             Ok(s.encode_number_precision.load(Relaxed))
         })?,
     )?;
-    let s = &SETTINGS;
+    let s = settings.clone();
     t.raw_set(
         "encode_keep_buffer",
-        lua.create_function(|_, args: MultiValue| {
+        lua.create_function(move |_, args: MultiValue| {
             if let Some(b) = bool_option(args.front(), false)? {
                 s.encode_keep_buffer.store(b == 1, Relaxed);
             }
             Ok(s.encode_keep_buffer.load(Relaxed))
         })?,
     )?;
-    let s = &SETTINGS;
+    let s = settings.clone();
     t.raw_set(
         "encode_invalid_numbers",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             if let Some(mode) = bool_option(args.front(), true)? {
                 s.encode_invalid_numbers.store(mode, Relaxed);
             }
@@ -163,20 +179,20 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
             })
         })?,
     )?;
-    let s = &SETTINGS;
+    let s = settings.clone();
     t.raw_set(
         "decode_invalid_numbers",
-        lua.create_function(|_, args: MultiValue| {
+        lua.create_function(move |_, args: MultiValue| {
             if let Some(b) = bool_option(args.front(), false)? {
                 s.decode_invalid_numbers.store(b == 1, Relaxed);
             }
             Ok(s.decode_invalid_numbers.load(Relaxed))
         })?,
     )?;
-    let s = &SETTINGS;
+    let s = settings.clone();
     t.raw_set(
         "encode_sparse_array",
-        lua.create_function(|_, args: MultiValue| {
+        lua.create_function(move |_, args: MultiValue| {
             if let Some(b) = bool_option(args.front(), false)? {
                 s.sparse_convert.store(b == 1, Relaxed);
             }

@@ -93,7 +93,8 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
             };
             let upper = n < 0;
             if upper {
-                n = -n;
+                // -2^31 has no positive counterpart: it means "all 8 digits" like any n < -8.
+                n = n.checked_neg().unwrap_or(i32::MAX);
             }
             let n = n.clamp(1, 8) as usize;
             let text = if upper {

@@ -202,6 +202,16 @@ impl Vm {
         ))?;
         let runner: Function = setup.raw_get("runner")?;
         globals.raw_set("pcall", setup.raw_get::<Function>("pcall")?)?;
+        for name in [
+            "pairs",
+            "next",
+            "ipairs",
+            "setmetatable",
+            "loadstring",
+            "load",
+        ] {
+            globals.raw_set(name, setup.raw_get::<Function>(name)?)?;
+        }
         let make_env: Function = setup.raw_get("make_env")?;
         let protect_globals: Function = setup.raw_get("protect_globals")?;
 
@@ -335,8 +345,64 @@ const SETUP_LUA: &str = r#"
 local G, slots, handler = ...
 local error, setmetatable, xpcall, tostring = error, setmetatable, xpcall, tostring
 local function deny() error("Attempt to modify a readonly table", 2) end
+-- Each read-only proxy's table, so that pairs, next and ipairs see through the proxy (Lua
+-- 5.1 has no __pairs; Valkey marks the tables themselves read-only instead).
+local proxied = setmetatable({}, {__mode = "k"})
+-- What getmetatable shows of a protected table: a table that cannot be changed either.
+local frozen_meta = setmetatable({}, {__newindex = deny, __metatable = false})
 local function readonly(t)
-  return setmetatable({}, {__index = t, __newindex = deny, __metatable = false})
+  local proxy = setmetatable({}, {__index = t, __newindex = deny, __metatable = frozen_meta})
+  proxied[proxy] = t
+  return proxy
+end
+local raw_setmetatable, raw_getmetatable = setmetatable, getmetatable
+local function setmetatable_(t, m)
+  -- No position, as the error of Valkey's C setmetatable has none.
+  if proxied[t] or raw_getmetatable(t) == frozen_meta then
+    error("Attempt to modify a readonly table", 0)
+  end
+  return raw_setmetatable(t, m)
+end
+-- Binary chunks are refused as Valkey refuses them: its Lua parses every chunk as text, so
+-- bytecode fails like a syntax error (loading bytecode can break out of the sandbox).
+local raw_loadstring, sub, find, concat = loadstring, string.sub, string.find, table.concat
+local function chunk_id(source)
+  local first = sub(source, 1, 1)
+  if first == "=" or first == "@" then return sub(source, 2) end
+  local len = (find(source, "[%z\n\r]") or #source + 1) - 1
+  local truncated = len < #source and sub(source, len + 1, len + 1) ~= "\0"
+  if len > 45 then len, truncated = 45, true end
+  return '[string "' .. sub(source, 1, len) .. (truncated and '..."]' or '"]')
+end
+local function binary_refused(text, name)
+  return nil, chunk_id(name or text) .. ":1: unexpected symbol near 'char(27)'"
+end
+local function loadstring_(text, name)
+  if type(text) == "string" and sub(text, 1, 1) == "\27" then
+    return binary_refused(text, name)
+  end
+  return raw_loadstring(text, name)
+end
+local function load_(reader, name)
+  local pieces = {}
+  while true do
+    local piece = reader()
+    if piece == nil or piece == "" then break end
+    pieces[#pieces + 1] = piece
+  end
+  local text = concat(pieces)
+  if sub(text, 1, 1) == "\27" then return binary_refused(text, name or "=(load)") end
+  return raw_loadstring(text, name or "=(load)")
+end
+local raw_next, raw_ipairs = next, ipairs
+local function next_(t, k)
+  return raw_next(proxied[t] or t, k)
+end
+local function pairs_(t)
+  return raw_next, proxied[t] or t, nil
+end
+local function ipairs_(t)
+  return raw_ipairs(proxied[t] or t)
 end
 local function strict_index(_, k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -349,7 +415,7 @@ local function protect_globals(t)
   setmetatable(t, {__index = strict_index})
 end
 local function make_env(index)
-  local meta = {__index = index, __newindex = deny, __metatable = false}
+  local meta = {__index = index, __newindex = deny, __metatable = frozen_meta}
   return setmetatable({}, meta), meta
 end
 -- The function and arguments travel in upvalues, so a run creates no closure.
@@ -376,7 +442,9 @@ local function pcall_(f, ...)
   return settle(raw_pcall(f, ...))
 end
 return {readonly = readonly, strict = strict, protect_globals = protect_globals,
-        make_env = make_env, runner = runner, pcall = pcall_}
+        make_env = make_env, runner = runner, pcall = pcall_, pairs = pairs_,
+        next = next_, ipairs = ipairs_, setmetatable = setmetatable_,
+        loadstring = loadstring_, load = load_}
 "#;
 
 /// Valkey's error handler: turns any error into a `{err=...}` table and records where in
