@@ -55,25 +55,21 @@ pub fn armed() -> bool {
 
 /// Adds an effect, when collection is armed.
 pub fn push(db: usize, args: Vec<Bytes>) {
-    if armed() {
-        OPS.with(|o| {
-            o.borrow_mut().push(Op {
-                db,
-                args,
-                replica_only: false,
-            })
-        });
-    }
+    push_op(db, args, false);
 }
 
 /// Adds an effect that only replicas receive, in order with the others, when armed.
 pub fn push_replica_only(db: usize, args: Vec<Bytes>) {
+    push_op(db, args, true);
+}
+
+fn push_op(db: usize, args: Vec<Bytes>, replica_only: bool) {
     if armed() {
         OPS.with(|o| {
             o.borrow_mut().push(Op {
                 db,
                 args,
-                replica_only: true,
+                replica_only,
             })
         });
     }
