@@ -716,3 +716,30 @@ fn a_run_that_starts_again_counts_and_shows_its_reads_once() {
     }
     assert!(restarted, "no attempt restarted its run");
 }
+
+/// A kill cannot be caught: a script that runs pcall (or xpcall) in an endless loop still
+/// ends on SCRIPT KILL.
+#[test]
+fn a_kill_cannot_be_caught_by_pcall() {
+    let server = server();
+    for protect in ["pcall(f)", "xpcall(f, function(e) return e end)"] {
+        let mut runner = connect(&server);
+        let mut other = connect(&server);
+        let script = format!(
+            "local f = function() while 1 do redis.call('ping') end end while 1 do {protect} end"
+        );
+        send(&mut runner, &["EVAL", &script, "0"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cmd(&mut other, &["PING"]) != BUSY {
+            assert!(Instant::now() < deadline, "the script never got busy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(cmd(&mut other, &["SCRIPT", "KILL"]), "+OK\\r\\n");
+        let reply = show(&runner.read_reply().expect("the killed script's reply"));
+        assert!(
+            reply.contains("Script killed by user with SCRIPT KILL"),
+            "{reply}"
+        );
+        assert_eq!(cmd(&mut other, &["PING"]), "+PONG\\r\\n");
+    }
+}

@@ -195,6 +195,11 @@ impl Vm {
                 other => Ok(other),
             })?,
         )?;
+        let kill_check = busy.clone();
+        slots.raw_set(
+            "interrupted",
+            lua.create_function(move |_, ()| Ok(kill_check.interrupt().is_some()))?,
+        )?;
         let setup: Table = lua.load(SETUP_LUA).set_name(INTERNAL).call((
             globals.clone(),
             slots.clone(),
@@ -209,6 +214,7 @@ impl Vm {
             "setmetatable",
             "loadstring",
             "load",
+            "xpcall",
         ] {
             globals.raw_set(name, setup.raw_get::<Function>(name)?)?;
         }
@@ -433,18 +439,29 @@ end
 -- redis.call(...)` keeps the script's frame for the error position). As in Valkey, a
 -- script's own pcall hands back an error's text: the `err` of an error table, the message
 -- of an error raised by the server API or a library.
-local raw_pcall, to_text = pcall, slots.to_text
+local raw_pcall, to_text, interrupted = pcall, slots.to_text, slots.interrupted
 local function settle(ok, ...)
   if ok then return ok, ... end
+  -- SCRIPT KILL / FUNCTION KILL / SHUTDOWN cannot be caught: a script that pcalls in a loop
+  -- would never end otherwise (Valkey's hook fires on every line after a kill).
+  if interrupted() then error((...), 0) end
   return false, to_text((...))
 end
 local function pcall_(f, ...)
   return settle(raw_pcall(f, ...))
 end
+local raw_xpcall = xpcall
+local function xsettle(ok, ...)
+  if not ok and interrupted() then error((...), 0) end
+  return ok, ...
+end
+local function xpcall_(f, handler)
+  return xsettle(raw_xpcall(f, handler))
+end
 return {readonly = readonly, strict = strict, protect_globals = protect_globals,
         make_env = make_env, runner = runner, pcall = pcall_, pairs = pairs_,
         next = next_, ipairs = ipairs_, setmetatable = setmetatable_,
-        loadstring = loadstring_, load = load_}
+        loadstring = loadstring_, load = load_, xpcall = xpcall_}
 "#;
 
 /// Valkey's error handler: turns any error into a `{err=...}` table and records where in
