@@ -693,6 +693,11 @@ pub fn debug_reload(server: &Server) -> Result<(), CmdError> {
     let detached: Vec<_> = (0..databases).flat_map(|db| all.take_db(db)).collect();
     drop(all);
     drop(detached);
+    // The functions come back from the snapshot too (they were refused as duplicates).
+    server
+        .scripting
+        .libraries
+        .update(|state| *state = Default::default());
     // The snapshot just saved, whether or not AOF is on (as Valkey's DEBUG RELOAD).
     load_snapshot(server, std::path::Path::new(&config.dbfilename))
         .map(|_| ())

@@ -585,8 +585,8 @@ fn sync_functions(vm: &mut Vm, scripting: &Scripting) -> Result<(), CmdError> {
 fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let server = ctx.server;
     let scripting = &server.scripting;
-    let name = String::from_utf8_lossy(&args[1]).into_owned();
-    let Some((meta, _lib)) = scripting.libraries.function(&name) else {
+    let asked = String::from_utf8_lossy(&args[1]);
+    let Some((meta, _lib, name)) = scripting.libraries.function(&asked) else {
         return Err(CmdError::err("Function not found"));
     };
     if args::int(&args[2]).is_err() {
@@ -646,7 +646,7 @@ pub fn load_library_at_startup(server: &crate::server::Server, code: &[u8]) -> R
         if let Some(f) = lib
             .functions
             .keys()
-            .find(|f| state.functions.contains_key(*f))
+            .find(|f| state.taken_elsewhere(f, &lib.name))
         {
             return Err(format!("Function {f} already exists"));
         }
@@ -731,7 +731,7 @@ fn function_load(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::err(format!("Library '{name}' already exists")));
         }
         for f in library.functions.keys() {
-            if state.functions.get(f).is_some_and(|owner| *owner != name) {
+            if state.taken_elsewhere(f, &name) {
                 return Err(CmdError::err(format!("Function {f} already exists")));
             }
         }

@@ -131,7 +131,7 @@ pub struct Library {
 #[derive(Default)]
 pub struct LibraryState {
     pub libraries: BTreeMap<String, Arc<Library>>,
-    /// Function name → library name.
+    /// Function name in lower case ([`function_key`]) → library name.
     pub functions: HashMap<String, String>,
 }
 
@@ -159,20 +159,42 @@ impl Libraries {
         self.version.load(SeqCst)
     }
 
-    /// The function `name` and its library.
-    pub fn function(&self, name: &str) -> Option<(FunctionMeta, Arc<Library>)> {
+    /// The function `name` (any case, as Valkey finds functions), its library, and the name
+    /// as it was registered.
+    pub fn function(&self, name: &str) -> Option<(FunctionMeta, Arc<Library>, String)> {
         let state = self.state.read();
-        let lib = state.libraries.get(state.functions.get(name)?)?;
-        Some((lib.functions.get(name)?.clone(), lib.clone()))
+        let lib = state
+            .libraries
+            .get(state.functions.get(&function_key(name))?)?;
+        let (registered, meta) = match lib.functions.get_key_value(name) {
+            Some(found) => found,
+            None => lib
+                .functions
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))?,
+        };
+        Some((meta.clone(), lib.clone(), registered.clone()))
     }
 }
 
+/// The key of the function index: function names are case-insensitive across libraries.
+pub fn function_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 impl LibraryState {
+    /// Whether a function of this name (in any case) belongs to another library than `lib`.
+    pub fn taken_elsewhere(&self, function: &str, lib: &str) -> bool {
+        self.functions
+            .get(&function_key(function))
+            .is_some_and(|owner| owner != lib)
+    }
+
     /// Adds `lib`, replacing a library of the same name.
     pub fn insert(&mut self, lib: Library) {
         self.remove(&lib.name.clone());
         for name in lib.functions.keys() {
-            self.functions.insert(name.clone(), lib.name.clone());
+            self.functions.insert(function_key(name), lib.name.clone());
         }
         self.libraries.insert(lib.name.clone(), Arc::new(lib));
     }
@@ -180,7 +202,7 @@ impl LibraryState {
     pub fn remove(&mut self, name: &str) -> Option<Arc<Library>> {
         let lib = self.libraries.remove(name)?;
         for f in lib.functions.keys() {
-            self.functions.remove(f);
+            self.functions.remove(&function_key(f));
         }
         Some(lib)
     }
