@@ -279,8 +279,18 @@ pub struct KeysProc {
     /// ACL checks, the shard locks and WATCH go by. A superset of `reported` where Valkey's
     /// procedure and the command's own parsing disagree. Returns false when the command may
     /// also reach keys that no argument names (SORT's BY/GET patterns): it then needs every
-    /// shard.
-    pub touched: fn(&dyn ArgList, KeyFound) -> bool,
+    /// shard. `None`: the reported keys, and no others.
+    pub touched: Option<fn(&dyn ArgList, KeyFound) -> bool>,
+}
+
+impl KeysProc {
+    /// A procedure whose reported keys are exactly the keys the command touches.
+    pub const fn exact(reported: fn(&dyn ArgList, KeyFound)) -> KeysProc {
+        KeysProc {
+            reported,
+            touched: None,
+        }
+    }
 }
 
 impl CommandSpec {
@@ -460,7 +470,14 @@ pub fn for_each_command_key<A: AsRef<[u8]>>(
     mut found: impl FnMut(usize, u32),
 ) -> bool {
     match spec.keys_proc {
-        Some(proc) => (proc.touched)(&args, &mut found),
+        Some(KeysProc {
+            touched: Some(touched),
+            ..
+        }) => touched(&args, &mut found),
+        Some(KeysProc { reported, .. }) => {
+            reported(&args, &mut found);
+            true
+        }
         None => {
             for_each_key(spec.key_specs, args, found);
             true

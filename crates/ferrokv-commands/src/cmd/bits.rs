@@ -18,13 +18,7 @@ const BITMAP: u64 = cat::BITMAP;
 /// BITFIELD's key flags as Valkey's `bitfieldGetKeys` resolves its variable flags: read-only
 /// while every operation before the first write is a GET (or OVERFLOW), else read and
 /// written (a malformed list counts as a write, the safer guess).
-const BITFIELD_KEYS: KeysProc = KeysProc {
-    reported: bitfield_keys,
-    touched: |args, found| {
-        bitfield_keys(args, found);
-        true
-    },
-};
+const BITFIELD_KEYS: KeysProc = KeysProc::exact(bitfield_keys);
 
 fn bitfield_keys(args: &dyn ArgList, found: KeyFound) {
     let argc = args.argc();

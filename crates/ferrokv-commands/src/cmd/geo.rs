@@ -54,13 +54,7 @@ const GEORADIUSBYMEMBER_KEYS: &[KeySpec] = &[
 /// them: the source, and the argument after the last STORE or STOREDIST from the sixth
 /// argument on (the key specs' keyword search would stop at the first). The command's own
 /// parser also lets the last one win, so the keys it writes are the keys reported.
-const RADIUS_KEYS_PROC: KeysProc = KeysProc {
-    reported: radius_keys,
-    touched: |args, found| {
-        radius_keys(args, found);
-        true
-    },
-};
+const RADIUS_KEYS_PROC: KeysProc = KeysProc::exact(radius_keys);
 
 fn radius_keys(args: &dyn ArgList, found: KeyFound) {
     let argc = args.argc();

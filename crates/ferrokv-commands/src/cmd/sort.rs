@@ -69,7 +69,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .key_notes(&["", BY_GET_NOTE, STORE_NOTE])
         .keys_proc(KeysProc {
             reported: reported_keys,
-            touched: touched_keys,
+            touched: Some(touched_keys),
         })
         .doc(
             "1.0.0",
@@ -84,7 +84,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         .key_notes(&["", BY_GET_NOTE])
         .keys_proc(KeysProc {
             reported: reported_keys_ro,
-            touched: touched_keys_ro,
+            touched: Some(touched_keys_ro),
         })
         .doc(
             "7.0.0",

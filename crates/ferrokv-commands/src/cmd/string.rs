@@ -376,13 +376,7 @@ fn found(entry: Option<&mut Entry>, with_value: bool) -> Found {
 /// SET's key flags as Valkey's `setGetKeys` resolves its variable flags: read and written
 /// with GET, only overwritten without it (so an ACL user with write-only access to a key can
 /// SET it, and COMMAND GETKEYSANDFLAGS says `OW update`).
-const SET_KEYS: KeysProc = KeysProc {
-    reported: set_keys,
-    touched: |args, found| {
-        set_keys(args, found);
-        true
-    },
-};
+const SET_KEYS: KeysProc = KeysProc::exact(set_keys);
 
 fn set_keys(args: &dyn ArgList, found: KeyFound) {
     if args.argc() < 2 {

@@ -70,7 +70,7 @@ pub const SPEC: CommandSpec = CommandSpec::new("migrate", -6, "generic")
     ])
     .keys_proc(KeysProc {
         reported: migrate_keys,
-        touched: touched_keys,
+        touched: Some(touched_keys),
     })
     .tips(&["nondeterministic_output"])
     .doc(
