@@ -76,16 +76,34 @@ fn bool_option(v: Option<&Value>, allow_null: bool) -> mlua::Result<Option<u8>> 
     }
 }
 
-fn depth_setter(
+/// A setter of an integer setting within `1..=max`: sets it when given, returns it.
+fn int_setter(
     lua: &Lua,
     settings: &Arc<Settings>,
+    max: i64,
     field: fn(&Settings) -> &AtomicUsize,
 ) -> mlua::Result<mlua::Function> {
     let settings = settings.clone();
     lua.create_function(move |_, args: MultiValue| {
         let slot = field(&settings);
-        if let Some(n) = int_option(args.front(), 1, i32::MAX as i64)? {
+        if let Some(n) = int_option(args.front(), 1, max)? {
             slot.store(n, Relaxed);
+        }
+        Ok(slot.load(Relaxed))
+    })
+}
+
+/// A setter of a boolean setting: sets it when given, returns it.
+fn flag_setter(
+    lua: &Lua,
+    settings: &Arc<Settings>,
+    field: fn(&Settings) -> &AtomicBool,
+) -> mlua::Result<mlua::Function> {
+    let settings = settings.clone();
+    lua.create_function(move |_, args: MultiValue| {
+        let slot = field(&settings);
+        if let Some(b) = bool_option(args.front(), false)? {
+            slot.store(b == 1, Relaxed);
         }
         Ok(slot.load(Relaxed))
     })
@@ -139,31 +157,19 @@ fn module(lua: &Lua, settings: Arc<Settings>) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "encode_max_depth",
-        depth_setter(lua, &settings, |s| &s.encode_max_depth)?,
+        int_setter(lua, &settings, i32::MAX as i64, |s| &s.encode_max_depth)?,
     )?;
     t.raw_set(
         "decode_max_depth",
-        depth_setter(lua, &settings, |s| &s.decode_max_depth)?,
+        int_setter(lua, &settings, i32::MAX as i64, |s| &s.decode_max_depth)?,
     )?;
-    let s = settings.clone();
     t.raw_set(
         "encode_number_precision",
-        lua.create_function(move |_, args: MultiValue| {
-            if let Some(n) = int_option(args.front(), 1, 14)? {
-                s.encode_number_precision.store(n, Relaxed);
-            }
-            Ok(s.encode_number_precision.load(Relaxed))
-        })?,
+        int_setter(lua, &settings, 14, |s| &s.encode_number_precision)?,
     )?;
-    let s = settings.clone();
     t.raw_set(
         "encode_keep_buffer",
-        lua.create_function(move |_, args: MultiValue| {
-            if let Some(b) = bool_option(args.front(), false)? {
-                s.encode_keep_buffer.store(b == 1, Relaxed);
-            }
-            Ok(s.encode_keep_buffer.load(Relaxed))
-        })?,
+        flag_setter(lua, &settings, |s| &s.encode_keep_buffer)?,
     )?;
     let s = settings.clone();
     t.raw_set(
@@ -179,15 +185,9 @@ fn module(lua: &Lua, settings: Arc<Settings>) -> mlua::Result<Table> {
             })
         })?,
     )?;
-    let s = settings.clone();
     t.raw_set(
         "decode_invalid_numbers",
-        lua.create_function(move |_, args: MultiValue| {
-            if let Some(b) = bool_option(args.front(), false)? {
-                s.decode_invalid_numbers.store(b == 1, Relaxed);
-            }
-            Ok(s.decode_invalid_numbers.load(Relaxed))
-        })?,
+        flag_setter(lua, &settings, |s| &s.decode_invalid_numbers)?,
     )?;
     let s = settings.clone();
     t.raw_set(
