@@ -3,14 +3,12 @@
 //! `.` debug, `-` verbose, `*` notice, `#` warning.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use log::{Level, LevelFilter, Metadata, Record};
 use parking_lot::Mutex;
 
 pub struct ValkeyLogger {
     out: Mutex<Box<dyn Write + Send>>,
-    role: AtomicU8,
 }
 
 static LOGGER: std::sync::OnceLock<ValkeyLogger> = std::sync::OnceLock::new();
@@ -41,7 +39,6 @@ pub fn init(logfile: &str, loglevel: &str) -> std::io::Result<()> {
     };
     let logger = LOGGER.get_or_init(|| ValkeyLogger {
         out: Mutex::new(out),
-        role: AtomicU8::new(b'M'),
     });
     let _ = log::set_logger(logger);
     log::set_max_level(level_filter(loglevel));
@@ -75,7 +72,11 @@ impl log::Log for ValkeyLogger {
         let line = format!(
             "{}:{} {} {} {}\n",
             std::process::id(),
-            self.role.load(Relaxed) as char,
+            if ferrokv_store::replica_view::is_replica() {
+                'S'
+            } else {
+                'M'
+            },
             timestamp(),
             mark,
             record.args()

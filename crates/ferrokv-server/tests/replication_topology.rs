@@ -8,7 +8,7 @@ mod common;
 use common::dataset::{dataset, fill_every_type};
 use common::{
     RawClient, TempDir, eventually, info_field, link_up, show, start_ferrokv, start_ferrokv_in,
-    wait_caught_up,
+    start_valkey, wait_caught_up,
 };
 
 fn command(port: u16, args: &[&str]) -> String {
@@ -151,6 +151,45 @@ fn a_former_primary_with_a_longer_history_keeps_its_aof_as_a_replica() {
     drop(server);
     let restarted = start_ferrokv_in(&dir.0, &["--appendonly", "yes"]).expect("restart");
     assert_eq!(dataset(restarted.port), expected);
+}
+
+#[test]
+fn a_chained_replica_syncing_mid_stream_applies_it_in_the_selected_database() {
+    // The primary's stream selects database 9 once; a replica of the replica syncs after
+    // that SELECT went by and must learn the database from the snapshot (`repl-stream-db`).
+    // Checked with a ferrokv and a valkey sub-replica (valkey reads the same aux field).
+    let primary = start_ferrokv(&["--repl-diskless-sync-delay", "0"]);
+    let mut writer = RawClient::connect(primary.port).expect("connect");
+    writer.command(&["SELECT", "9"]);
+    writer.command(&["SET", "before", "1"]);
+    let of = primary.port.to_string();
+    let middle = start_ferrokv(&[
+        "--replicaof",
+        "127.0.0.1",
+        &of,
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    eventually(20, "the middle link up", || link_up(middle.port));
+    // The middle's stream now starts with SELECT 9.
+    writer.command(&["SET", "during", "1"]);
+    wait_caught_up(primary.port, 1);
+    let below = middle.port.to_string();
+    let ferrokv_sub = start_ferrokv(&["--replicaof", "127.0.0.1", &below]);
+    let valkey_sub = start_valkey(&["--replicaof", "127.0.0.1", &below]);
+    eventually(20, "both sub-replica links up", || {
+        link_up(ferrokv_sub.port) && link_up(valkey_sub.port)
+    });
+    writer.command(&["SET", "after", "2"]);
+    writer.command(&["HSET", "h", "f", "v"]);
+    wait_caught_up(primary.port, 1);
+    wait_caught_up(middle.port, 2);
+    let expected = dataset(primary.port);
+    assert_eq!(expected.len(), 4);
+    assert!(expected.keys().all(|(db, _)| *db == 9));
+    assert_eq!(dataset(middle.port), expected);
+    assert_eq!(dataset(ferrokv_sub.port), expected);
+    assert_eq!(dataset(valkey_sub.port), expected);
 }
 
 /// A ferrokv primary without persistence on a fixed port, killed with SIGKILL on drop.

@@ -175,6 +175,10 @@ pub struct Replication {
     /// On a replica: bytes received from the primary and not applied yet (INFO
     /// `slave_read_repl_offset` counts them; a pause holds them back).
     pub unapplied_bytes: AtomicU64,
+    /// On a replica: the database the primary's stream has selected, as last applied (set
+    /// under `apply`). A sub-replica's full sync starts in the middle of that stream, after
+    /// its SELECT: the snapshot tells it the database (`repl-stream-db`), as Valkey's does.
+    pub link_db: AtomicU64,
 }
 
 impl Default for Replication {
@@ -196,6 +200,7 @@ impl Default for Replication {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             unapplied_bytes: AtomicU64::new(0),
+            link_db: AtomicU64::new(0),
         }
     }
 }

@@ -208,6 +208,7 @@ pub fn run(conn: &mut Conn<'_>, client: &mut Client) -> LinkResult<()> {
                 // `Replication::apply`).
                 let applying = server.replication.apply.read();
                 let replica_only = apply_one(conn, server, client, &mut reply, &args)?;
+                server.replication.link_db.store(client.db as u64, Relaxed);
                 server
                     .stream
                     .append_raw(&conn.available()[..len], replica_only);

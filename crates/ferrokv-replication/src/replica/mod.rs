@@ -169,7 +169,7 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
     }
     match psync {
         Psync::Full { replid, offset } => {
-            snapshot::receive(&mut conn)?;
+            let stream_db = snapshot::receive(&mut conn)?;
             conn.touch();
             conn.check()?;
             server.stream.reset_to(offset);
@@ -179,7 +179,8 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
                 replid2: "0".repeat(40),
                 second_offset: -1,
             });
-            session.client.select(0);
+            session.client.select(stream_db);
+            server.replication.link_db.store(stream_db as u64, Relaxed);
             session.client.multi = None;
             log::info!("PRIMARY <-> REPLICA sync: Finished with success");
             if server.aof.enabled() {

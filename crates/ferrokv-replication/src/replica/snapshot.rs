@@ -187,8 +187,9 @@ fn load_options(server: &Server) -> LoadOptions {
     ferrokv_commands::persistence::load_options(server, i64::MIN)
 }
 
-/// Receives and loads the snapshot that follows `+FULLRESYNC`.
-pub fn receive(conn: &mut Conn<'_>) -> LinkResult<()> {
+/// Receives and loads the snapshot that follows `+FULLRESYNC`; returns the database the
+/// primary's stream goes on in (its `repl-stream-db`, else 0).
+pub fn receive(conn: &mut Conn<'_>) -> LinkResult<usize> {
     let server = conn.server();
     let generation = conn.generation();
     let header = loop {
@@ -397,7 +398,7 @@ fn write_file(path: &Path, payload: &mut Payload<'_, '_>) -> io::Result<()> {
     out.get_ref().sync_all()
 }
 
-fn after_load(server: &Server, report: &LoadReport) -> LinkResult<()> {
+fn after_load(server: &Server, report: &LoadReport) -> LinkResult<usize> {
     for code in &report.functions {
         if let Err(e) = ferrokv_commands::cmd::scripting::load_library_at_startup(server, code) {
             return Err(Stop::failed(format!(
@@ -410,7 +411,12 @@ fn after_load(server: &Server, report: &LoadReport) -> LinkResult<()> {
         report.keys_loaded,
         report.keys_expired
     );
-    Ok(())
+    let stream_db = report
+        .aux_text("repl-stream-db")
+        .and_then(|db| db.parse::<usize>().ok())
+        .filter(|&db| db < server.keyspace.databases())
+        .unwrap_or(0);
+    Ok(stream_db)
 }
 
 #[cfg(test)]
