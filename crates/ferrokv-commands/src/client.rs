@@ -186,7 +186,7 @@ impl Client {
     }
 
     /// What RESET puts back: database 0, RESP2, no name, replies on, no eviction/touch
-    /// exemptions. The library name and version and the capabilities stay, as in Valkey.
+    /// exemptions, not an import source. The library name and version and the capabilities stay, as in Valkey.
     /// The RESET command also puts the client back on the default user
     /// (`acl::attach_default`).
     pub fn reset(&mut self) {
@@ -195,6 +195,7 @@ impl Client {
         self.set_no_touch(false);
         self.set_no_evict(false);
         self.shared.set_flag(flags::READONLY, false);
+        self.shared.set_flag(flags::IMPORT_SOURCE, false);
         self.reply_mode = ReplyMode::On;
         *self.shared.name.lock() = None;
     }
@@ -228,6 +229,8 @@ pub mod flags {
     pub const PRIMARY: u32 = 1 << 14;
     /// READONLY: reads may be served by a cluster replica (`r`).
     pub const READONLY: u32 = 1 << 15;
+    /// CLIENT IMPORT-SOURCE ON: a sync tool's connection in import mode (`I`).
+    pub const IMPORT_SOURCE: u32 = 1 << 16;
 
     /// Flag letters in the order CLIENT LIST prints them.
     pub const LETTERS: &[(u32, char)] = &[
@@ -247,6 +250,7 @@ pub mod flags {
         (READONLY, 'r'),
         (NO_EVICT, 'e'),
         (NO_TOUCH, 'T'),
+        (IMPORT_SOURCE, 'I'),
     ];
 }
 

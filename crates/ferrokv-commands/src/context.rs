@@ -147,6 +147,14 @@ impl<'a> Ctx<'a> {
         events::notify(class, event, db, key);
     }
 
+    /// Whether an expiry this command sets that is already past deletes the key or field at
+    /// once (Valkey's `checkAlreadyExpired`). Not while the AOF is replayed, on a replica or
+    /// in import mode: there it is kept with its past time until the DEL or HDEL of the
+    /// server whose history this is (the time passing here must not decide it).
+    pub fn past_expiry_deletes(&self) -> bool {
+        !self.client.replaying && ferrokv_store::replica_view::past_expiry_deletes()
+    }
+
     /// Whether this command's effects are collected for the propagation stream: build a
     /// rewritten argv only then.
     #[inline]

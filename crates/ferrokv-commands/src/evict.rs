@@ -108,6 +108,15 @@ pub fn before_command(
     if server.pause.is_paused(ferrokv_store::clock::now_ms()) {
         return Ok(false);
     }
+    // Import mode: what stays is the source server's decision, so nothing is evicted, but
+    // memory is guarded all the same.
+    if ferrokv_store::replica_view::import_mode() {
+        let over = server::used_memory() > config.maxmemory as u64;
+        if over && deny_on_oom {
+            return Err(errors::OOM);
+        }
+        return Ok(over);
+    }
     let _propagating =
         crate::propagate::Background::begin(server.stream, config.lazyfree_lazy_expire, true);
     let outcome = perform(&server.keyspace, config, access, &server::used_memory);
@@ -136,10 +145,15 @@ pub fn out_of_memory_at_start() -> bool {
 }
 
 /// Makes a lowered `maxmemory` take effect at once: when it is below what the server uses,
-/// the cron starts evicting (Valkey's eviction timer) instead of waiting for a command.
+/// the cron starts evicting (Valkey's eviction timer) instead of waiting for a command. Also
+/// follows `import-mode`, which stops eviction and expiry.
 pub fn install() {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
+        ferrokv_config::hooks::on_change("import-mode", |config| {
+            ferrokv_store::replica_view::set_import_mode(config.import_mode);
+            Ok(())
+        });
         ferrokv_config::hooks::on_change("maxmemory", |config| {
             let used = server::used_memory();
             if config.maxmemory > 0 && used > config.maxmemory as u64 {

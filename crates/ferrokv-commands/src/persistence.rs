@@ -299,6 +299,7 @@ pub fn load_options(server: &Server, now_ms: i64) -> LoadOptions {
             config.lfu_decay_time,
         ),
         now_ms,
+        allow_duplicates: false,
     }
 }
 
@@ -616,13 +617,26 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
 /// Loads the snapshot at `path` (a `dump.rdb`, or an AOF's RDB-format base) into the
 /// keyspace with its function libraries; `Ok(false)` when there is no such file.
 pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, String> {
+    load_snapshot_merging(server, path, false)
+}
+
+/// [`load_snapshot`]; with `merge`, keys and function libraries already there are replaced
+/// by the file's instead of failing the load as duplicates.
+fn load_snapshot_merging(
+    server: &Server,
+    path: &std::path::Path,
+    merge: bool,
+) -> Result<bool, String> {
     let started = Instant::now();
     let p = &server.persistence;
     p.loading.store(true, Relaxed);
     let loaded = load_file(
         path,
         &server.keyspace,
-        load_options(server, clock::now_ms()),
+        LoadOptions {
+            allow_duplicates: merge,
+            ..load_options(server, clock::now_ms())
+        },
     );
     p.loading.store(false, Relaxed);
     let full_path = std::env::current_dir()
@@ -656,7 +670,7 @@ pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, St
         log::info!("RDB age {} seconds", (now_unix() - ctime).max(0));
     }
     for code in &report.functions {
-        if let Err(e) = crate::cmd::scripting::load_library_at_startup(server, code) {
+        if let Err(e) = crate::cmd::scripting::load_library_from_snapshot(server, code, merge) {
             return Err(format!(
                 "Fatal error loading the DB from {full_path}: function library: {e}. Exiting."
             ));
@@ -679,32 +693,52 @@ pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, St
 }
 
 /// DEBUG RELOAD: save, empty the keyspace, load the file again.
-pub fn debug_reload(server: &Server) -> Result<(), CmdError> {
+/// What DEBUG RELOAD does: save (unless NOSAVE), empty the data and functions (unless
+/// NOFLUSH), load the RDB file; MERGE lets the file's keys and libraries replace the ones
+/// already there, which otherwise fail the load as duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadOptions {
+    pub save: bool,
+    pub flush: bool,
+    pub merge: bool,
+}
+
+pub fn debug_reload(server: &Server, options: ReloadOptions) -> Result<(), CmdError> {
     let config = server.config.load();
-    match save(server, &config, true) {
-        Ok(()) => {}
-        Err(StartError::InProgress) => {
-            return Err(CmdError::err("Background save already in progress"));
+    if options.save {
+        match save(server, &config, true) {
+            Ok(()) => {}
+            Err(StartError::InProgress) => {
+                return Err(CmdError::err("Background save already in progress"));
+            }
+            Err(StartError::Failed(_)) => {
+                return Err(CmdError::err("Error trying to save the DB"));
+            }
         }
-        Err(StartError::Failed(_)) => return Err(CmdError::err("Error trying to save the DB")),
     }
-    let mut all = server.keyspace.lock_all();
-    let databases = server.keyspace.databases();
-    let detached: Vec<_> = (0..databases).flat_map(|db| all.take_db(db)).collect();
-    drop(all);
-    drop(detached);
-    // The functions come back from the snapshot too (they were refused as duplicates).
-    server
-        .scripting
-        .libraries
-        .update(|state| *state = Default::default());
-    // The snapshot just saved, whether or not AOF is on (as Valkey's DEBUG RELOAD).
-    load_snapshot(server, std::path::Path::new(&config.dbfilename))
-        .map(|_| ())
-        .map_err(|e| {
-            log::warn!("{e}");
-            CmdError::err("Error trying to load the RDB dump, check server logs.")
-        })
+    if options.flush {
+        let mut all = server.keyspace.lock_all();
+        let databases = server.keyspace.databases();
+        let detached: Vec<_> = (0..databases).flat_map(|db| all.take_db(db)).collect();
+        drop(all);
+        drop(detached);
+        // The functions come back from the snapshot too (they were refused as duplicates).
+        server
+            .scripting
+            .libraries
+            .update(|state| *state = Default::default());
+    }
+    // The RDB file, whether or not AOF is on (as Valkey's DEBUG RELOAD).
+    load_snapshot_merging(
+        server,
+        std::path::Path::new(&config.dbfilename),
+        options.merge,
+    )
+    .map(|_| log::info!("DB reloaded by DEBUG RELOAD"))
+    .map_err(|e| {
+        log::warn!("{e}");
+        CmdError::err("Error trying to load the RDB dump, check server logs.")
+    })
 }
 
 /// FLUSHALL with `save` rules saves the empty dataset at once (a restart must not bring the

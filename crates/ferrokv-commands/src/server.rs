@@ -69,6 +69,7 @@ impl Server {
         let now = clock::now_ms();
         crate::notify::install(&config);
         crate::evict::install();
+        ferrokv_store::replica_view::set_import_mode(config.import_mode);
         let server = Arc::new_cyclic(|this| Server {
             keyspace: Keyspace::new(databases),
             config: ConfigStore::new(config, config_path),

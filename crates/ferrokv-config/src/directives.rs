@@ -356,8 +356,8 @@ directives! {
         "Background task frequency per second (1 to 500).";
     ignore_warnings: String = "ignore-warnings" [], "", Kind::Str, PENDING,
         "Start-up warnings to silence, by name.";
-    import_mode: bool = "import-mode" [], "no", Kind::Bool, PENDING,
-        "Let an importing client write expired keys.";
+    import_mode: bool = "import-mode" [], "no", Kind::Bool, 0,
+        "Stop expiry and eviction while a sync tool imports data (CLIENT IMPORT-SOURCE ON).";
     io_threads: i64 = "io-threads" [], "1", Kind::int(1, 256), PENDING,
         "Threads doing network I/O (1 is the main thread only).";
     io_threads_always_active: bool = "io-threads-always-active" [], "no", Kind::Bool, HIDDEN | PENDING,

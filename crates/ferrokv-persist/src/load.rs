@@ -30,6 +30,9 @@ pub struct LoadOptions {
     pub policy: AccessPolicy,
     /// Keys expiring at or before this instant are not loaded.
     pub now_ms: i64,
+    /// A key already in the keyspace is replaced (DEBUG RELOAD MERGE) instead of failing the
+    /// load as a duplicate.
+    pub allow_duplicates: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -215,7 +218,11 @@ pub fn load_from<R: Read>(
         for _ in 0..inserters {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
             queues.push(tx);
-            workers.push(scope.spawn(move || insert_batches(keyspace, &read_options, rx)));
+            let rules = InsertRules {
+                allow_duplicates: options.allow_duplicates,
+                now_ms: options.now_ms,
+            };
+            workers.push(scope.spawn(move || insert_batches(keyspace, &read_options, rules, rx)));
         }
         let framed = frame_into(&mut reader, keyspace, options, &queues);
         drop(queues);
@@ -250,6 +257,7 @@ pub fn load_from<R: Read>(
 fn insert_batches(
     keyspace: &Keyspace,
     options: &ReadOptions,
+    rules: InsertRules,
     batches: std::sync::mpsc::Receiver<Batch>,
 ) -> Inserted {
     let mut done = Inserted {
@@ -266,23 +274,51 @@ fn insert_batches(
             .into_iter()
             .try_for_each(|record| {
                 let expired = record.expired;
-                if let Some(built) = build(record, &batch.data, options, &mut text)?
+                if let Some(mut built) = build(record, &batch.data, options, &mut text)?
                     && !expired
                 {
-                    group.push(built);
+                    // Hash fields already expired are not loaded either; a hash left with
+                    // none is skipped, as Valkey does (a replica keeps them: i64::MIN).
+                    built.entry.value.expire_items(rules.now_ms, usize::MAX);
+                    if !built.entry.value.is_empty_collection() {
+                        group.push(built);
+                    }
                 }
                 if group.len() == PREFETCH_GROUP {
-                    insert_group(keyspace, &batch.data, &mut group, &mut done.keys)?;
+                    insert_group(
+                        keyspace,
+                        &batch.data,
+                        &mut group,
+                        &mut done.keys,
+                        rules.allow_duplicates,
+                    )?;
                 }
                 Ok(())
             })
-            .and_then(|()| insert_group(keyspace, &batch.data, &mut group, &mut done.keys));
+            .and_then(|()| {
+                insert_group(
+                    keyspace,
+                    &batch.data,
+                    &mut group,
+                    &mut done.keys,
+                    rules.allow_duplicates,
+                )
+            });
         if let Err(e) = outcome {
             done.error = Some(e);
         }
         group.clear();
     }
     done
+}
+
+/// What the inserting threads apply to each decoded key.
+#[derive(Debug, Clone, Copy)]
+struct InsertRules {
+    /// A key already there is replaced instead of failing the load.
+    allow_duplicates: bool,
+    /// Hash fields expiring at or before this instant are dropped.
+    now_ms: i64,
 }
 
 /// Decodes one record; `None` for a key whose collection is empty (Valkey skips those).
@@ -341,6 +377,7 @@ fn insert_group(
     data: &[u8],
     group: &mut Vec<Built>,
     inserted: &mut u64,
+    allow_duplicates: bool,
 ) -> Result<(), LoadError> {
     if group.len() > 1 {
         for stage in [Stage::Bucket, Stage::Node] {
@@ -355,7 +392,7 @@ fn insert_group(
             .lock(&[key])
             .db(built.db, key)
             .insert(key, built.entry);
-        if replaced.is_some() {
+        if replaced.is_some() && !allow_duplicates {
             return Err(LoadError::DuplicateKey {
                 offset: built.at,
                 key: key.to_vec(),

@@ -147,6 +147,7 @@ fn a_snapshot_under_cross_shard_writes_is_one_instant() {
             databases: 2,
             policy: AccessPolicy::Lru,
             now_ms: 0,
+            allow_duplicates: false,
         },
     )
     .expect("loads");
@@ -218,6 +219,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
             databases: 1,
             policy: AccessPolicy::Lru,
             now_ms: 2_000,
+            allow_duplicates: false,
         },
     )
     .expect("loads");
@@ -237,6 +239,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
                 databases: 1,
                 policy: AccessPolicy::Lru,
                 now_ms: 0,
+                allow_duplicates: false,
             },
         )
         .expect_err("truncated");

@@ -21,6 +21,7 @@ fn options() -> LoadOptions {
         policy: AccessPolicy::from_config("noeviction", 10, 1),
         // Nothing counts as expired: every key is decoded by both readers.
         now_ms: i64::MIN,
+        allow_duplicates: false,
     }
 }
 
@@ -179,6 +180,7 @@ fn damaged_files_fail_at_the_same_offset_as_a_sequential_read() {
 fn damage_in_expired_keys_is_reported_too() {
     let expired = LoadOptions {
         now_ms: i64::MAX,
+        allow_duplicates: false,
         ..options()
     };
     damaged_copies_fail_like_a_sequential_read(&file_expiring_at(150, 1_000), expired);

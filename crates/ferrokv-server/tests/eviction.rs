@@ -303,3 +303,38 @@ fn lowering_maxmemory_evicts_without_waiting_for_a_command() {
     );
     control.command(&["CONFIG", "SET", "maxmemory", "0"]);
 }
+
+/// Import mode keeps every key the source sent, however full memory is: nothing is evicted
+/// and writes get the OOM error; once it ends, eviction catches up. Run on both servers.
+#[test]
+fn import_mode_refuses_writes_instead_of_evicting() {
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    for port in [ferrokv.port, valkey.port] {
+        let mut c = RawClient::connect(port).expect("connect");
+        c.command(&["SET", "key", "val"]);
+        assert_eq!(
+            c.command(&["CONFIG", "SET", "import-mode", "yes"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(c.command(&["CLIENT", "IMPORT-SOURCE", "ON"]), b"+OK\r\n");
+        c.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        c.command(&["CONFIG", "SET", "maxmemory", "1"]);
+        assert_eq!(dbsize(&mut c), 1, "port {port}");
+        assert_eq!(c.command(&["SET", "key1", "val1"]), OOM, "port {port}");
+        assert_eq!(dbsize(&mut c), 1, "port {port}");
+        assert_eq!(c.command(&["CLIENT", "IMPORT-SOURCE", "OFF"]), b"+OK\r\n");
+        assert_eq!(
+            c.command(&["CONFIG", "SET", "import-mode", "no"]),
+            b"+OK\r\n"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while dbsize(&mut c) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port {port}: not evicted"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -13,7 +13,7 @@
 //!
 //! Files not listed in a group here abort on ferrokv before their end (a DEBUG subcommand,
 //! a command or an INFO field the suite needs and ferrokv lacks), or need what ferrokv does
-//! not have yet (cluster mode, modules); see docs/testing.md.
+//! not have yet (cluster mode, modules); see the README's test section.
 
 mod common;
 
@@ -101,6 +101,11 @@ fn valkey_tcl_suite_clients() {
             "unit/pause",
         ],
     );
+}
+
+#[test]
+fn valkey_tcl_suite_hash_field_expiry() {
+    compare(7, &["unit/hashexpire"]);
 }
 
 /// One test's outcomes on one server: a file can hold several tests of the same name.

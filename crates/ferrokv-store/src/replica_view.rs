@@ -13,6 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 /// This server follows a primary.
 static REPLICA: AtomicBool = AtomicBool::new(false);
 
+/// `import-mode yes`: a sync tool copies another server's data here, so nothing expires or
+/// is evicted on its own (the source decides, as a primary does for its replica); clients
+/// marked with CLIENT IMPORT-SOURCE see expired keys alive, as a replica's primary link does.
+static IMPORT_MODE: AtomicBool = AtomicBool::new(false);
+
 /// Unix ms until which writes are paused (CLIENT PAUSE, a failover): the dataset must not
 /// change, so expired keys stay too, as on a replica (Valkey pauses expiry with writes).
 static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
@@ -20,6 +25,12 @@ static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
 thread_local! {
     /// This thread applies the primary's stream.
     static PRIMARY_VIEW: Cell<bool> = const { Cell::new(false) };
+    /// This thread runs a command of a client marked CLIENT IMPORT-SOURCE ON.
+    static IMPORT_SOURCE_VIEW: Cell<bool> = const { Cell::new(false) };
+    /// This thread replays an AOF: nothing has expired while loading (Valkey expires what
+    /// is due once loaded), so a field set with a time since past is still there for the
+    /// HDEL recorded after it.
+    static LOADING_VIEW: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Set when the server starts or stops following a primary.
@@ -31,6 +42,49 @@ pub fn is_replica() -> bool {
     REPLICA.load(Relaxed)
 }
 
+pub fn set_import_mode(on: bool) {
+    IMPORT_MODE.store(on, Relaxed);
+}
+
+pub fn import_mode() -> bool {
+    IMPORT_MODE.load(Relaxed)
+}
+
+/// While alive, the calling thread runs an import source's command (see [`IMPORT_MODE`]).
+pub struct ImportSourceView(());
+
+impl ImportSourceView {
+    pub fn enter() -> ImportSourceView {
+        IMPORT_SOURCE_VIEW.with(|v| v.set(true));
+        ImportSourceView(())
+    }
+}
+
+impl Drop for ImportSourceView {
+    fn drop(&mut self) {
+        IMPORT_SOURCE_VIEW.with(|v| v.set(false));
+    }
+}
+
+/// While alive, the calling thread replays an AOF (see `LOADING_VIEW`).
+pub struct LoadingView {
+    was: bool,
+}
+
+impl LoadingView {
+    pub fn enter() -> LoadingView {
+        LoadingView {
+            was: LOADING_VIEW.with(|v| v.replace(true)),
+        }
+    }
+}
+
+impl Drop for LoadingView {
+    fn drop(&mut self) {
+        LOADING_VIEW.with(|v| v.set(self.was));
+    }
+}
+
 /// Marks the calling thread as the one applying the primary's commands.
 pub fn enter_primary_view() {
     PRIMARY_VIEW.with(|v| v.set(true));
@@ -40,7 +94,9 @@ pub fn enter_primary_view() {
 /// alive (the primary's commands on a replica).
 #[inline]
 pub fn expired_key_still_alive() -> bool {
-    is_replica() && PRIMARY_VIEW.with(Cell::get)
+    (is_replica() && PRIMARY_VIEW.with(Cell::get))
+        || (import_mode() && IMPORT_SOURCE_VIEW.with(Cell::get))
+        || LOADING_VIEW.with(Cell::get)
 }
 
 /// Set whenever the pauses change: the end of the last pause that holds back writes (0:
@@ -50,11 +106,19 @@ pub fn set_frozen_until(unix_ms: i64) {
 }
 
 /// For a key already found past its expiry: whether it must stay in the keyspace instead
-/// of being deleted now (any thread of a replica, or while writes are paused).
+/// of being deleted now (any thread of a replica, in import mode, or while writes are
+/// paused).
 #[inline]
 pub fn keep_expired_keys() -> bool {
-    is_replica() || {
+    is_replica() || import_mode() || {
         let until = FROZEN_UNTIL_MS.load(Relaxed);
         until > 0 && crate::clock::now_ms() < until
     }
+}
+
+/// Whether a command that sets an expiry already past deletes the key (or field) at once.
+/// Not on a replica (the primary's DEL or HDEL follows) nor in import mode (the source's
+/// does), as Valkey's `checkAlreadyExpired`; the caller also excludes loading.
+pub fn past_expiry_deletes() -> bool {
+    !is_replica() && !import_mode()
 }

@@ -2,7 +2,7 @@
 //! `aof-use-rdb-preamble no`. Each shard is serialized on first touch, like an RDB
 //! snapshot ([`CommandsBase`] is a `ShardDumper`), each database's keys after a SELECT.
 //! Collections go out in batches of 64 items per command, like Valkey's
-//! `AOF_REWRITE_ITEMS_PER_CMD`; TTLs as PEXPIREAT, hash field TTLs as HPEXPIREAT. Keys
+//! `AOF_REWRITE_ITEMS_PER_CMD`; TTLs as PEXPIREAT, hash fields with a TTL as HSETEX PXAT. Keys
 //! already expired are left out.
 
 use std::sync::Arc;
@@ -197,31 +197,29 @@ fn write_value(out: &mut Vec<u8>, key: &[u8], value: &Value, now: i64) {
             batched(out, b"ZADD", key, items, 2);
         }
         Value::Hash(h) => {
+            // As Valkey writes them: each field with a TTL as its own `HSETEX key PXAT ms
+            // FIELDS 1 field value`, then the others in HMSET batches.
             let mut items = Vec::with_capacity(h.len() * 2);
-            let mut ttls = Vec::new();
-            h.for_each_live(now, |field, value| {
-                items.push(b(field));
-                items.push(b(value));
-                if let Some((_, at)) = h.get_with_expiry(field, now)
-                    && at != NO_EXPIRE
-                {
-                    ttls.push((at, b(field)));
-                }
-            });
-            batched(out, b"HMSET", key, items, 2);
-            for (at, field) in ttls {
-                encode(
+            h.for_each_live(now, |field, value| match h.get_with_expiry(field, now) {
+                Some((_, at)) if at != NO_EXPIRE => encode(
                     out,
                     &[
-                        Bytes::from_static(b"HPEXPIREAT"),
+                        Bytes::from_static(b"HSETEX"),
                         b(key),
+                        Bytes::from_static(b"PXAT"),
                         b(at.to_string().as_bytes()),
                         Bytes::from_static(b"FIELDS"),
                         Bytes::from_static(b"1"),
-                        field,
+                        b(field),
+                        b(value),
                     ],
-                );
-            }
+                ),
+                _ => {
+                    items.push(b(field));
+                    items.push(b(value));
+                }
+            });
+            batched(out, b"HMSET", key, items, 2);
         }
         Value::Stream(stream) => {
             use ferrokv_store::types::stream::StreamId;

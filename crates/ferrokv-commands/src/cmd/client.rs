@@ -421,13 +421,24 @@ fn caching(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// `CLIENT IMPORT-SOURCE ON|OFF`: import mode does not exist yet; OFF is harmless.
+/// `CLIENT IMPORT-SOURCE ON|OFF`: marks a sync tool's connection, whose commands see expired
+/// keys alive while `import-mode` is on (see `ferrokv_store::replica_view`). OFF is always
+/// allowed, so a tool can clean up after import mode ended.
 fn import_source(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args::is(&args[2], "off") {
-        ctx.reply.ok();
-        return Ok(());
+    let word = args[2].to_ascii_lowercase();
+    if !ctx.client.config.import_mode && word != b"off" {
+        return Err(CmdError::err("Server is not in import mode"));
     }
-    Err(CmdError::err("Server is not in import mode"))
+    let on = match word.as_slice() {
+        b"on" => true,
+        b"off" => false,
+        _ => return Err(errors::SYNTAX),
+    };
+    ctx.client
+        .shared
+        .set_flag(crate::client::flags::IMPORT_SOURCE, on);
+    ctx.reply.ok();
+    Ok(())
 }
 
 /// `CLIENT INFO`

@@ -105,8 +105,25 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         ("protocol", 3) => crate::cmd::debug_protocol::reply(ctx, &args[2]),
         ("populate", 3..=5) => populate(ctx, args),
-        ("reload", 2) => {
-            crate::persistence::debug_reload(ctx.server)?;
+        ("reload", _) => {
+            let mut options = crate::persistence::ReloadOptions {
+                save: true,
+                flush: true,
+                merge: false,
+            };
+            for option in &args[2..] {
+                match option.to_ascii_lowercase().as_slice() {
+                    b"merge" => options.merge = true,
+                    b"noflush" => options.flush = false,
+                    b"nosave" => options.save = false,
+                    _ => {
+                        return Err(CmdError::err(
+                            "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                        ));
+                    }
+                }
+            }
+            crate::persistence::debug_reload(ctx.server, options)?;
             ctx.reply.ok();
             Ok(())
         }
@@ -311,8 +328,11 @@ fn help(ctx: &mut Ctx) -> CmdResult {
             "PROTOCOL <type>",
             "    Reply with a test value of a RESP type: string, integer, double, bignum, null,",
             "    array, set, map, attrib, push, verbatim, true or false.",
-            "RELOAD",
+            "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
             "    Write the dataset to the RDB file and load it back from there.",
+            "    * NOSAVE: load the RDB file as it is, without writing it first.",
+            "    * NOFLUSH: keep the data and functions in memory; a key or library the",
+            "      file also has fails the load, unless MERGE, which lets the file's win.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
             "SET-SKIP-CHECKSUM-VALIDATION <0|1>",

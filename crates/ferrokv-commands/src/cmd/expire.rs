@@ -180,7 +180,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], base_ms: i64, unit_ms: i64) -> 
         ctx.reply.int(0);
         return Ok(());
     }
-    if when <= ctx.now_ms {
+    if when <= ctx.now_ms && ctx.past_expiry_deletes() {
         let removed = locked.db(db, key).remove(key);
         ctx.notify(ferrokv_store::events::class::EXPIRED, "expired", key);
         ctx.propagate_as(crate::argv![expired_delete_name(ctx), key]);

@@ -262,7 +262,9 @@ fn change_hash<R>(
     result.map(Some)
 }
 
-/// Valkey reclaims an expired field a write is about to overwrite (`hexpired`) first.
+/// Valkey reclaims an expired field a write is about to overwrite (`hexpired`, counted in
+/// `expired_fields`) first. A replica replaces it silently: it never expires fields itself
+/// (the primary had reclaimed it before the write it sends).
 fn reclaim_expired<'f>(
     hash: &HashValue,
     fields: impl IntoIterator<Item = &'f Bytes>,
@@ -270,22 +272,35 @@ fn reclaim_expired<'f>(
     db: usize,
     key: &[u8],
 ) {
-    if fields.into_iter().any(|f| hash.holds_expired(f, now_ms)) {
+    if ferrokv_store::replica_view::is_replica() {
+        return;
+    }
+    let mut expired: Vec<&Bytes> = fields
+        .into_iter()
+        .filter(|f| hash.holds_expired(f, now_ms))
+        .collect();
+    if !expired.is_empty() {
+        // A field named twice is replaced once.
+        expired.sort_unstable();
+        expired.dedup();
         events::notify(class::HASH, "hexpired", db, key);
+        fields::count_expired_fields(expired.len());
     }
 }
 
 /// What HSETNX, HINCRBY and HINCRBYFLOAT propagate in a hash with fields that have a TTL,
 /// as Valkey: the field's new value as `HSETEX key PXAT ms FIELDS 1 field value` when the
-/// field has a TTL, else as `HSET key field value` (None: the hash has no such fields).
+/// field has a TTL, else as `HSET key field value` (None: the hash had no such fields
+/// before the command; an expired field it replaced counts as one).
 fn volatile_hash_form(
     propagating: bool,
+    volatile_before: bool,
     hash: &HashValue,
     key: &Bytes,
     field: &Bytes,
     now_ms: i64,
 ) -> Option<Vec<Bytes>> {
-    if !propagating || hash.volatile_len() == 0 {
+    if !propagating || !volatile_before {
         return None;
     }
     let (value, at) = hash.get_with_expiry(field, now_ms)?;
@@ -370,10 +385,11 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if hash.contains(field, now_ms) {
                 return Ok(false);
             }
+            let volatile_before = hash.volatile_len() > 0;
             reclaim_expired(hash, [field], now_ms, db, key);
             hash.set(field, &args[3], false, now_ms, limits);
             hash.convert_if_too_many(limits);
-            form = volatile_hash_form(propagating, hash, key, field, now_ms);
+            form = volatile_hash_form(propagating, volatile_before, hash, key, field, now_ms);
             Ok(true)
         },
         |&created| {
@@ -540,6 +556,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         key,
         true,
         |hash| {
+            let volatile_before = hash.volatile_len() > 0;
             reclaim_expired(hash, [field], now_ms, db, key);
             let current = match hash.get(field, now_ms) {
                 Some(text) => {
@@ -551,7 +568,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let text = itoa::Buffer::new().format(new).as_bytes().to_vec();
             hash.set(field, &text, true, now_ms, limits);
             hash.convert_if_too_many(limits);
-            form = volatile_hash_form(propagating, hash, key, field, now_ms);
+            form = volatile_hash_form(propagating, volatile_before, hash, key, field, now_ms);
             Ok(new)
         },
         notify,
@@ -584,6 +601,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         key,
         true,
         |hash| {
+            let volatile_before = hash.volatile_len() > 0;
             reclaim_expired(hash, [field], now_ms, db, key);
             let current = match hash.get(field, now_ms) {
                 Some(text) => LongDouble::parse(text)
@@ -597,7 +615,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let text = sum.to_human();
             hash.set(field, &text, true, now_ms, limits);
             hash.convert_if_too_many(limits);
-            form = volatile_hash_form(propagating, hash, key, field, now_ms);
+            form = volatile_hash_form(propagating, volatile_before, hash, key, field, now_ms);
             Ok(text)
         },
         notify,

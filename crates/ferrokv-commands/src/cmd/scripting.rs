@@ -638,9 +638,19 @@ fn build_library(ctx: &Ctx, code: &Bytes) -> Result<Library, CmdError> {
 
 /// Registers a library read from a snapshot at start-up (FUNCTION2 items).
 pub fn load_library_at_startup(server: &crate::server::Server, code: &[u8]) -> Result<(), String> {
+    load_library_from_snapshot(server, code, false)
+}
+
+/// [`load_library_at_startup`], replacing a library of the same name when `replace` (a
+/// snapshot merged into the data, DEBUG RELOAD NOFLUSH MERGE).
+pub fn load_library_from_snapshot(
+    server: &crate::server::Server,
+    code: &[u8],
+    replace: bool,
+) -> Result<(), String> {
     let lib = build_library_on(server, &Bytes::copy_from_slice(code)).map_err(|e| e.0)?;
     server.scripting.libraries.update(|state| {
-        if state.libraries.contains_key(&lib.name) {
+        if !replace && state.libraries.contains_key(&lib.name) {
             return Err(format!("Library '{}' already exists", lib.name));
         }
         if let Some(f) = lib

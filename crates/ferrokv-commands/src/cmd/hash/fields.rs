@@ -107,7 +107,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool) -
     let amount = args::int(&args[2])?;
     let base = if absolute { 0 } else { ctx.now_ms };
     let when = expire_at(ctx, amount, unit_ms, base)?;
-    let now_ms = ctx.now_ms;
+    let (now_ms, past_deletes) = (ctx.now_ms, ctx.past_expiry_deletes());
     let mut locked = ctx.lock(&[key]);
     let codes = change_hash(
         ctx,
@@ -117,7 +117,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool) -
         |hash| {
             Ok(fields
                 .iter()
-                .map(|field| expire_field(hash, field, &conditions, when, now_ms))
+                .map(|field| expire_field(hash, field, &conditions, when, now_ms, past_deletes))
                 .collect::<Vec<i64>>())
         },
         |codes| {
@@ -131,6 +131,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool) -
     )?
     .unwrap_or_else(|| vec![-2; fields.len()]);
     let changed = codes.iter().filter(|&&c| c == 1 || c == 2).count();
+    count_expired_fields(codes.iter().filter(|&&c| c == 2).count());
     if changed > 0 && ctx.propagating() {
         ctx.propagate_as(expire_effect(args, fields, &codes, when));
     }
@@ -178,6 +179,7 @@ fn expire_field(
     conditions: &Conditions,
     when: i64,
     now_ms: i64,
+    past_deletes: bool,
 ) -> i64 {
     let Some((_, current)) = hash.get_with_expiry(field, now_ms) else {
         return -2;
@@ -185,7 +187,7 @@ fn expire_field(
     if !conditions.allow(current, when) {
         return 0;
     }
-    if when <= now_ms {
+    if past_deletes && when <= now_ms {
         hash.remove(field, now_ms);
         return 2;
     }
@@ -445,6 +447,8 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(option) => option.resolve(ctx)?,
         None => None,
     };
+    let past_deletes = ctx.past_expiry_deletes();
+    let past = |at: i64| at != NO_EXPIRE && at <= now_ms && past_deletes;
     // The fields whose TTL PERSIST removed (only they count as changed).
     let mut persisted: Vec<&Bytes> = Vec::new();
     let values = if exists {
@@ -465,7 +469,7 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                         if value.is_some()
                             && let Some(at) = when
                         {
-                            if at != NO_EXPIRE && at <= now_ms {
+                            if past(at) {
                                 hash.remove(field, now_ms);
                             } else {
                                 hash.set_expire(field, at, now_ms);
@@ -482,7 +486,7 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 }
                 let event = if at == NO_EXPIRE {
                     "hpersist"
-                } else if at <= now_ms {
+                } else if past(at) {
                     "hexpired"
                 } else {
                     "hexpire"
@@ -506,10 +510,13 @@ pub(super) fn hgetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else {
             found.len()
         };
+        if past(at) {
+            count_expired_fields(found.len());
+        }
         if changed > 0 && ctx.propagating() {
             ctx.propagate_as(if at == NO_EXPIRE {
                 fields_form("HPERSIST", key, None, &persisted)
-            } else if at <= now_ms {
+            } else if past(at) {
                 hdel_form(key, found.iter().copied())
             } else {
                 fields_form("HPEXPIREAT", key, Some(at), &found)
@@ -577,13 +584,18 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(option) => option.resolve(ctx)?,
         None => Some(NO_EXPIRE),
     };
+    let past_deletes = ctx.past_expiry_deletes();
+    let past = matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms && past_deletes);
     let db = ctx.db();
     let notify = |&done: &bool| {
         if !done {
             return;
         }
         match when {
-            Some(at) if at != NO_EXPIRE && at <= now_ms => {
+            Some(_) if past => {
+                // As Valkey: the fields are written, given their time, and reclaimed.
+                ctx.notify(class::HASH, "hset", key);
+                ctx.notify(class::HASH, "hexpire", key);
                 ctx.notify(class::HASH, "hexpired", key);
             }
             Some(at) if at != NO_EXPIRE => {
@@ -594,6 +606,7 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     };
     let mut deleted: Vec<&Bytes> = Vec::new();
+    let mut reclaimed_for_keepttl: Vec<&Bytes> = Vec::new();
     let done = change_hash(
         ctx,
         &mut locked,
@@ -610,7 +623,7 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             // A time already past deletes the fields without writing them, so (as in Valkey)
             // neither their number nor their size converts the encoding.
-            if matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms) {
+            if past {
                 for pair in pairs.chunks_exact(2) {
                     if hash.remove(&pair[0], now_ms) {
                         deleted.push(&pair[0]);
@@ -620,6 +633,16 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             if pairs.len() / 2 > limits.max_entries {
                 hash.convert_to_table();
+            }
+            if when.is_none() {
+                // KEEPTTL must not keep the time of a field that expired here: replicas
+                // (whose clocks differ) get its deletion first, as Valkey sends it.
+                reclaimed_for_keepttl.extend(
+                    pairs
+                        .iter()
+                        .step_by(2)
+                        .filter(|f| hash.holds_expired(f, now_ms)),
+                );
             }
             reclaim_expired(hash, pairs.iter().step_by(2), now_ms, db, key);
             for pair in pairs.chunks_exact(2) {
@@ -638,8 +661,16 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         notify,
     )?
     .unwrap_or(false);
+    if done && past {
+        // Valkey counts every field set with a past time as expired, new ones included.
+        count_expired_fields(pairs.len() / 2);
+    }
     if done && ctx.propagating() {
-        let past = matches!(when, Some(at) if at != NO_EXPIRE && at <= now_ms);
+        if !reclaimed_for_keepttl.is_empty() {
+            reclaimed_for_keepttl.sort_unstable();
+            reclaimed_for_keepttl.dedup();
+            ctx.propagate_also(hdel_form(key, reclaimed_for_keepttl.iter().copied()));
+        }
         if !past {
             ctx.propagate_as(hsetex_form(
                 args,
@@ -685,4 +716,12 @@ fn hsetex_form(
     }
     form.extend_from_slice(&args[fields_at..]);
     form
+}
+
+/// Fields a command deleted because their time had come (INFO `expired_fields`): a time
+/// already past, or an expired field a write replaced.
+pub(super) fn count_expired_fields(n: usize) {
+    if n > 0 {
+        crate::stats::local().expired_fields.add(n as u64);
+    }
 }

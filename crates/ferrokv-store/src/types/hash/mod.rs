@@ -146,6 +146,13 @@ impl HashValue {
         if field.len() > limits.max_value || value.len() > limits.max_value {
             self.convert_to_table();
         }
+        // The primary's write on a replica finds the field as the primary had it (KEEPTTL
+        // keeps a time that passed here first).
+        let now_ms = if crate::replica_view::expired_key_still_alive() {
+            i64::MIN
+        } else {
+            now_ms
+        };
         match self {
             HashValue::Listpack(lp) => lp.set(field, value),
             HashValue::Table(t) => {
