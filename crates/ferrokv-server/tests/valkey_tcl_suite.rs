@@ -108,6 +108,11 @@ fn valkey_tcl_suite_hash_field_expiry() {
     compare(7, &["unit/hashexpire"]);
 }
 
+#[test]
+fn valkey_tcl_suite_functions() {
+    compare(8, &["unit/functions"]);
+}
+
 /// One test's outcomes on one server: a file can hold several tests of the same name.
 type Outcomes = BTreeMap<(String, String), Vec<String>>;
 

@@ -768,6 +768,9 @@ fn function_delete(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// `FUNCTION FLUSH [ASYNC|SYNC]`
 fn function_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(function_subcommand_syntax(args));
+    }
     flush_mode(args, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")?;
     ctx.server
         .scripting
@@ -915,8 +918,19 @@ fn function_dump(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 const FUNCTION_OPCODE: u8 = 0xf5;
 
+/// Valkey's reply to a FUNCTION subcommand given too many arguments.
+fn function_subcommand_syntax(args: &[Bytes]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+        String::from_utf8_lossy(&args[1])
+    ))
+}
+
 /// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]`
 fn function_restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(function_subcommand_syntax(args));
+    }
     #[derive(PartialEq)]
     enum Policy {
         Flush,
@@ -966,6 +980,18 @@ fn function_restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 "Library {} already exists",
                 lib.name
             )));
+        }
+        // A function name another library keeps (one the restore does not replace) fails
+        // the whole restore, as in Valkey.
+        let restored: Vec<&str> = libraries.iter().map(|lib| lib.name.as_str()).collect();
+        for lib in &libraries {
+            if let Some(function) = lib.functions.keys().find(|f| {
+                state.owner(f).is_some_and(|owner| {
+                    owner != lib.name && (policy != Policy::Replace || !restored.contains(&owner))
+                })
+            }) {
+                return Err(CmdError::err(format!("Function {function} already exists")));
+            }
         }
         for lib in libraries {
             state.insert(lib);

@@ -185,9 +185,14 @@ pub fn function_key(name: &str) -> String {
 impl LibraryState {
     /// Whether a function of this name (in any case) belongs to another library than `lib`.
     pub fn taken_elsewhere(&self, function: &str, lib: &str) -> bool {
+        self.owner(function).is_some_and(|owner| owner != lib)
+    }
+
+    /// The library that has a function of this name (case-insensitively), if any.
+    pub fn owner(&self, function: &str) -> Option<&str> {
         self.functions
             .get(&function_key(function))
-            .is_some_and(|owner| owner != lib)
+            .map(String::as_str)
     }
 
     /// Adds `lib`, replacing a library of the same name.

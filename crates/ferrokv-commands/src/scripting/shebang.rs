@@ -1,5 +1,7 @@
 //! The `#!<engine> [option ...]` first line of EVAL scripts and function libraries.
 
+use ferrokv_protocol::split_args::{UnbalancedQuotes, split_args};
+
 use crate::context::CmdError;
 
 /// Script flags (EVAL shebang `flags=` and `register_function` flags).
@@ -30,27 +32,36 @@ pub mod script_flag {
 }
 
 /// A parsed shebang line.
-pub struct Shebang<'a> {
-    pub engine: &'a [u8],
-    pub options: Vec<&'a [u8]>,
+pub struct Shebang {
+    pub engine: Vec<u8>,
+    pub options: Vec<Vec<u8>>,
     /// Length of the first line, without its newline.
     pub line_len: usize,
 }
 
-/// The shebang of `code`, if it starts with `#!`.
-pub fn parse(code: &[u8]) -> Option<Shebang<'_>> {
-    let rest = code.strip_prefix(b"#!")?;
-    let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-    let line = &rest[..line_end];
-    let mut parts = line
-        .split(|&b| b == b' ' || b == b'\t' || b == b'\r')
-        .filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or(b"");
-    Some(Shebang {
+/// The shebang of `code`, if it starts with `#!`. The line is split as Valkey splits it
+/// (quotes and escapes as in the inline protocol, so `name="lib"` names `lib`); the engine
+/// is what follows `#!` in the first word (`#! name=x` names the engine ''). `Err`:
+/// unbalanced quotes.
+pub fn parse(code: &[u8]) -> Option<Result<Shebang, UnbalancedQuotes>> {
+    if !code.starts_with(b"#!") {
+        return None;
+    }
+    let line_end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let words = match split_args(&code[..line_end]) {
+        Ok(words) => words,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut words = words.into_iter();
+    let engine = words
+        .next()
+        .map(|first| first.get(2..).unwrap_or_default().to_vec())
+        .unwrap_or_default();
+    Some(Ok(Shebang {
         engine,
-        options: parts.collect(),
-        line_len: line_end + 2, // "#!" + the line, up to its newline
-    })
+        options: words.collect(),
+        line_len: line_end,
+    }))
 }
 
 /// The flags an EVAL script declares, and its body with the shebang line blanked (line
@@ -58,21 +69,25 @@ pub fn parse(code: &[u8]) -> Option<Shebang<'_>> {
 pub fn eval_flags(code: &[u8]) -> Result<(u32, Vec<u8>), CmdError> {
     let flags = declared_flags(code)?;
     let body = match parse(code) {
-        Some(shebang) => blank_first_line(code, shebang.line_len),
-        None => code.to_vec(),
+        Some(Ok(shebang)) => blank_first_line(code, shebang.line_len),
+        _ => code.to_vec(),
     };
     Ok((flags, body))
 }
 
 /// The flags an EVAL script declares (`EVAL_COMPAT` without a shebang), without copying it.
 pub fn declared_flags(code: &[u8]) -> Result<u32, CmdError> {
-    let Some(shebang) = parse(code) else {
-        return Ok(script_flag::EVAL_COMPAT);
+    let shebang = match parse(code) {
+        None => return Ok(script_flag::EVAL_COMPAT),
+        Some(Err(UnbalancedQuotes)) => {
+            return Err(CmdError::err("Invalid engine in script shebang"));
+        }
+        Some(Ok(shebang)) => shebang,
     };
     if !shebang.engine.eq_ignore_ascii_case(b"lua") {
         return Err(CmdError::err(format!(
             "Could not find scripting engine '{}'",
-            String::from_utf8_lossy(shebang.engine)
+            String::from_utf8_lossy(&shebang.engine)
         )));
     }
     let mut flags = 0;
@@ -97,8 +112,10 @@ pub fn declared_flags(code: &[u8]) -> Result<u32, CmdError> {
 
 /// The library name a FUNCTION LOAD payload declares (`#!lua name=<lib>`).
 pub fn library_name(code: &[u8]) -> Result<(String, Vec<u8>), CmdError> {
-    let Some(shebang) = parse(code) else {
-        return Err(CmdError::err("Missing library metadata"));
+    let shebang = match parse(code) {
+        None => return Err(CmdError::err("Missing library metadata")),
+        Some(Err(UnbalancedQuotes)) => return Err(CmdError::err("Invalid library metadata")),
+        Some(Ok(shebang)) => shebang,
     };
     if !code.contains(&b'\n') {
         return Err(CmdError::err("Invalid library metadata"));
@@ -106,7 +123,7 @@ pub fn library_name(code: &[u8]) -> Result<(String, Vec<u8>), CmdError> {
     if !shebang.engine.eq_ignore_ascii_case(b"lua") {
         return Err(CmdError::err(format!(
             "Engine '{}' not found",
-            String::from_utf8_lossy(shebang.engine)
+            String::from_utf8_lossy(&shebang.engine)
         )));
     }
     let mut name = None;

@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
@@ -132,6 +133,14 @@ impl std::fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// Raises `text` as a [`ServerError`].
+/// How long a library's top level may run when loaded (Valkey's `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// While a library's top level runs: when it must have finished (None: no load runs, and
+/// `register_function` refuses).
+#[derive(Default)]
+struct LoadDeadline(std::cell::Cell<Option<Instant>>);
+
 pub fn raise(text: impl Into<String>) -> mlua::Error {
     mlua::Error::external(ServerError(text.into()))
 }
@@ -257,7 +266,16 @@ impl Vm {
         let hook_busy = busy.clone();
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_INTERVAL),
-            move |_, _| match hook_busy.interrupt() {
+            move |lua, _| match hook_busy.interrupt() {
+                // A library's top level only registers functions: one that runs on is
+                // stopped, as Valkey does after 500 ms (the load holds its caller).
+                None if lua
+                    .app_data_ref::<LoadDeadline>()
+                    .and_then(|d| d.0.get())
+                    .is_some_and(|deadline| Instant::now() > deadline) =>
+                {
+                    Err(raise("ERR FUNCTION LOAD timeout"))
+                }
                 None => {
                     super::run::promote_if_long(&hook_busy);
                     super::run::let_others_in_if_long();
@@ -272,6 +290,7 @@ impl Vm {
             },
         )?;
         lua.set_app_data(Registrations::default());
+        lua.set_app_data(LoadDeadline::default());
 
         Ok(Vm {
             lua,
@@ -318,8 +337,16 @@ impl Vm {
         if let Some(regs) = self.lua.app_data_ref::<Registrations>() {
             regs.0.borrow_mut().clear();
         }
+        let deadline = self.lua.app_data_ref::<LoadDeadline>();
+        if let Some(d) = &deadline {
+            d.0.set(Some(Instant::now() + LOAD_TIMEOUT));
+        }
         let outcome: mlua::Result<(bool, Value)> =
             self.runner.call((chunk, Value::Nil, Value::Nil));
+        if let Some(d) = &deadline {
+            d.0.set(None);
+        }
+        drop(deadline);
         let registered = self
             .lua
             .app_data_ref::<Registrations>()
@@ -759,6 +786,15 @@ fn lua_str(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
 /// `redis.register_function(name, callback)` or
 /// `redis.register_function{function_name=, callback=, flags=, description=}`.
 fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
+    // Reachable from a function's body through a reference kept at load time.
+    if !lua
+        .app_data_ref::<LoadDeadline>()
+        .is_some_and(|load| load.0.get().is_some())
+    {
+        return Err(raise(
+            "ERR server.register_function can only be called on FUNCTION LOAD command",
+        ));
+    }
     let (name, callback, flags, description) = match args.len() {
         1 => {
             let Some(Value::Table(t)) = args.front() else {
