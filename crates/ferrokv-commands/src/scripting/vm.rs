@@ -787,9 +787,9 @@ fn lua_str(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
 /// `redis.register_function{function_name=, callback=, flags=, description=}`.
 fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     // Reachable from a function's body through a reference kept at load time.
-    if !lua
+    if lua
         .app_data_ref::<LoadDeadline>()
-        .is_some_and(|load| load.0.get().is_some())
+        .is_none_or(|load| load.0.get().is_none())
     {
         return Err(raise(
             "ERR server.register_function can only be called on FUNCTION LOAD command",
