@@ -35,6 +35,8 @@ pub struct Client {
     pub protocol: u8,
     pub no_touch: bool,
     pub no_evict: bool,
+    /// CLIENT IMPORT-SOURCE ON (also the `I` flag others read).
+    pub import_source: bool,
     pub reply_mode: ReplyMode,
     /// The running command's reply is a push (pub/sub confirmations): CLIENT REPLY OFF/SKIP
     /// does not silence it, as in Valkey.
@@ -116,6 +118,7 @@ impl Client {
             protocol: 2,
             no_touch: false,
             no_evict: false,
+            import_source: false,
             reply_mode: ReplyMode::On,
             reply_is_push: false,
             close_after_reply: false,
@@ -185,6 +188,11 @@ impl Client {
         self.shared.set_flag(flags::NO_EVICT, on);
     }
 
+    pub fn set_import_source(&mut self, on: bool) {
+        self.import_source = on;
+        self.shared.set_flag(flags::IMPORT_SOURCE, on);
+    }
+
     /// What RESET puts back: database 0, RESP2, no name, replies on, no eviction/touch
     /// exemptions, not an import source. The library name and version and the capabilities stay, as in Valkey.
     /// The RESET command also puts the client back on the default user
@@ -195,7 +203,7 @@ impl Client {
         self.set_no_touch(false);
         self.set_no_evict(false);
         self.shared.set_flag(flags::READONLY, false);
-        self.shared.set_flag(flags::IMPORT_SOURCE, false);
+        self.set_import_source(false);
         self.reply_mode = ReplyMode::On;
         *self.shared.name.lock() = None;
     }

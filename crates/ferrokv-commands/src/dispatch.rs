@@ -56,7 +56,8 @@ pub fn runs_lua(client: &Client, args: &[Bytes]) -> bool {
 /// invalidations its own command caused (see `tracking`).
 pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[Bytes]) -> Outcome {
     let saved = tracking::begin_request(&client.shared);
-    let _import_source = (client.shared.flags() & crate::client::flags::IMPORT_SOURCE != 0)
+    let _import_source = client
+        .import_source
         .then(ferrokv_store::replica_view::ImportSourceView::enter);
     let outcome = execute_request(server, client, reply, args);
     tracking::end_request(server, reply, saved);

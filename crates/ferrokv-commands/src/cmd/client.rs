@@ -434,9 +434,7 @@ fn import_source(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         b"off" => false,
         _ => return Err(errors::SYNTAX),
     };
-    ctx.client
-        .shared
-        .set_flag(crate::client::flags::IMPORT_SOURCE, on);
+    ctx.client.set_import_source(on);
     ctx.reply.ok();
     Ok(())
 }
