@@ -58,7 +58,7 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, args: &[
     let saved = tracking::begin_request(&client.shared);
     let _import_source = client
         .import_source
-        .then(ferrokv_store::replica_view::ImportSourceView::enter);
+        .then(ferrokv_store::replica_view::ExpiredAliveView::import_source);
     let outcome = execute_request(server, client, reply, args);
     tracking::end_request(server, reply, saved);
     outcome

@@ -270,11 +270,16 @@ fn insert_batches(
         if done.error.is_some() {
             continue;
         }
-        let outcome = std::mem::take(&mut batch.records)
+        let records = std::mem::take(&mut batch.records);
+        let data = &batch.data;
+        let insert = |group: &mut Vec<Built>, keys: &mut u64| {
+            insert_group(keyspace, data, group, keys, rules.allow_duplicates)
+        };
+        let outcome = records
             .into_iter()
             .try_for_each(|record| {
                 let expired = record.expired;
-                if let Some(mut built) = build(record, &batch.data, options, &mut text)?
+                if let Some(mut built) = build(record, data, options, &mut text)?
                     && !expired
                 {
                     // Hash fields already expired are not loaded either; a hash left with
@@ -285,25 +290,11 @@ fn insert_batches(
                     }
                 }
                 if group.len() == PREFETCH_GROUP {
-                    insert_group(
-                        keyspace,
-                        &batch.data,
-                        &mut group,
-                        &mut done.keys,
-                        rules.allow_duplicates,
-                    )?;
+                    insert(&mut group, &mut done.keys)?;
                 }
                 Ok(())
             })
-            .and_then(|()| {
-                insert_group(
-                    keyspace,
-                    &batch.data,
-                    &mut group,
-                    &mut done.keys,
-                    rules.allow_duplicates,
-                )
-            });
+            .and_then(|()| insert(&mut group, &mut done.keys));
         if let Err(e) = outcome {
             done.error = Some(e);
         }

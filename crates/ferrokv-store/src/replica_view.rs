@@ -50,38 +50,35 @@ pub fn import_mode() -> bool {
     IMPORT_MODE.load(Relaxed)
 }
 
-/// While alive, the calling thread runs an import source's command (see [`IMPORT_MODE`]).
-pub struct ImportSourceView(());
-
-impl ImportSourceView {
-    pub fn enter() -> ImportSourceView {
-        IMPORT_SOURCE_VIEW.with(|v| v.set(true));
-        ImportSourceView(())
-    }
-}
-
-impl Drop for ImportSourceView {
-    fn drop(&mut self) {
-        IMPORT_SOURCE_VIEW.with(|v| v.set(false));
-    }
-}
-
-/// While alive, the calling thread replays an AOF (see `LOADING_VIEW`).
-pub struct LoadingView {
+/// While alive, the calling thread sees expired keys alive for one reason: it runs an
+/// import source's command (see [`IMPORT_MODE`]) or replays an AOF (`LOADING_VIEW`). The
+/// previous state comes back on drop, so the views nest.
+pub struct ExpiredAliveView {
+    view: &'static std::thread::LocalKey<Cell<bool>>,
     was: bool,
 }
 
-impl LoadingView {
-    pub fn enter() -> LoadingView {
-        LoadingView {
-            was: LOADING_VIEW.with(|v| v.replace(true)),
+impl ExpiredAliveView {
+    pub fn import_source() -> ExpiredAliveView {
+        Self::enter(&IMPORT_SOURCE_VIEW)
+    }
+
+    pub fn loading() -> ExpiredAliveView {
+        Self::enter(&LOADING_VIEW)
+    }
+
+    fn enter(view: &'static std::thread::LocalKey<Cell<bool>>) -> ExpiredAliveView {
+        ExpiredAliveView {
+            view,
+            was: view.with(|v| v.replace(true)),
         }
     }
 }
 
-impl Drop for LoadingView {
+impl Drop for ExpiredAliveView {
     fn drop(&mut self) {
-        LOADING_VIEW.with(|v| v.set(self.was));
+        let was = self.was;
+        self.view.with(|v| v.set(was));
     }
 }
 

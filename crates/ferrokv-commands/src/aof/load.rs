@@ -87,7 +87,7 @@ fn loading_client(server: &Server) -> Client {
 
 /// Loads every file the manifest names, in order.
 pub fn load_dir(server: &Server, layout: &Layout, manifest: &Manifest) -> Result<(), String> {
-    let _loading = ferrokv_store::replica_view::LoadingView::enter();
+    let _loading = ferrokv_store::replica_view::ExpiredAliveView::loading();
     let started = std::time::Instant::now();
     let config = server.config.load();
     let mut client = loading_client(server);

@@ -264,16 +264,17 @@ fn change_hash<R>(
 
 /// Valkey reclaims an expired field a write is about to overwrite (`hexpired`, counted in
 /// `expired_fields`) first. A replica replaces it silently: it never expires fields itself
-/// (the primary had reclaimed it before the write it sends).
+/// (the primary had reclaimed it before the write it sends). Returns the fields reclaimed,
+/// each once.
 fn reclaim_expired<'f>(
     hash: &HashValue,
     fields: impl IntoIterator<Item = &'f Bytes>,
     now_ms: i64,
     db: usize,
     key: &[u8],
-) {
+) -> Vec<&'f Bytes> {
     if ferrokv_store::replica_view::is_replica() {
-        return;
+        return Vec::new();
     }
     let mut expired: Vec<&Bytes> = fields
         .into_iter()
@@ -286,6 +287,7 @@ fn reclaim_expired<'f>(
         events::notify(class::HASH, "hexpired", db, key);
         fields::count_expired_fields(expired.len());
     }
+    expired
 }
 
 /// What HSETNX, HINCRBY and HINCRBYFLOAT propagate in a hash with fields that have a TTL,

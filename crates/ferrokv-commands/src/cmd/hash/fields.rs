@@ -634,17 +634,12 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if pairs.len() / 2 > limits.max_entries {
                 hash.convert_to_table();
             }
+            let reclaimed = reclaim_expired(hash, pairs.iter().step_by(2), now_ms, db, key);
             if when.is_none() {
                 // KEEPTTL must not keep the time of a field that expired here: replicas
                 // (whose clocks differ) get its deletion first, as Valkey sends it.
-                reclaimed_for_keepttl.extend(
-                    pairs
-                        .iter()
-                        .step_by(2)
-                        .filter(|f| hash.holds_expired(f, now_ms)),
-                );
+                reclaimed_for_keepttl = reclaimed;
             }
-            reclaim_expired(hash, pairs.iter().step_by(2), now_ms, db, key);
             for pair in pairs.chunks_exact(2) {
                 let field = &pair[0];
                 hash.set(field, &pair[1], when.is_none(), now_ms, limits);
@@ -667,8 +662,6 @@ pub(super) fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if done && ctx.propagating() {
         if !reclaimed_for_keepttl.is_empty() {
-            reclaimed_for_keepttl.sort_unstable();
-            reclaimed_for_keepttl.dedup();
             ctx.propagate_also(hdel_form(key, reclaimed_for_keepttl.iter().copied()));
         }
         if !past {

@@ -39,6 +39,16 @@ pub struct HashLimits {
     pub max_value: usize,
 }
 
+/// The instant a write judges fields' expiry by: none has expired for the primary's commands
+/// on a replica, an import source or an AOF replay (`replica_view`).
+fn writers_now(now_ms: i64) -> i64 {
+    if crate::replica_view::expired_key_still_alive() {
+        i64::MIN
+    } else {
+        now_ms
+    }
+}
+
 impl HashValue {
     pub fn encoding(&self) -> &'static str {
         match self {
@@ -148,11 +158,7 @@ impl HashValue {
         }
         // The primary's write on a replica finds the field as the primary had it (KEEPTTL
         // keeps a time that passed here first).
-        let now_ms = if crate::replica_view::expired_key_still_alive() {
-            i64::MIN
-        } else {
-            now_ms
-        };
+        let now_ms = writers_now(now_ms);
         match self {
             HashValue::Listpack(lp) => lp.set(field, value),
             HashValue::Table(t) => {
@@ -192,11 +198,7 @@ impl HashValue {
     /// primary's HDEL (its active expiry reclaiming the field) removes it all the same: the
     /// replica never reclaims fields itself.
     pub fn remove(&mut self, field: &[u8], now_ms: i64) -> bool {
-        let now_ms = if crate::replica_view::expired_key_still_alive() {
-            i64::MIN
-        } else {
-            now_ms
-        };
+        let now_ms = writers_now(now_ms);
         match self {
             HashValue::Listpack(lp) => lp.remove(field),
             HashValue::Table(t) => {
