@@ -164,6 +164,8 @@ fn a_chained_replica_syncing_mid_stream_applies_it_in_the_selected_database() {
     writer.command(&["SET", "before", "1"]);
     let of = primary.port.to_string();
     let middle = start_ferrokv(&[
+        "--logfile",
+        "middle.log",
         "--replicaof",
         "127.0.0.1",
         &of,
@@ -190,6 +192,19 @@ fn a_chained_replica_syncing_mid_stream_applies_it_in_the_selected_database() {
     assert_eq!(dataset(middle.port), expected);
     assert_eq!(dataset(ferrokv_sub.port), expected);
     assert_eq!(dataset(valkey_sub.port), expected);
+    // A replica's log lines carry its role as `S`, as Valkey's do (`pid:S date ...`).
+    let log = std::fs::read_to_string(middle.dir.0.join("middle.log")).expect("middle's log");
+    let sync_line = log
+        .lines()
+        .find(|l| l.contains("Finished with success"))
+        .expect("the sync logged");
+    assert!(
+        sync_line
+            .split(' ')
+            .next()
+            .is_some_and(|head| head.ends_with(":S")),
+        "{sync_line}"
+    );
 }
 
 /// A ferrokv primary without persistence on a fixed port, killed with SIGKILL on drop.
