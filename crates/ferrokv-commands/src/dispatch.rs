@@ -259,7 +259,7 @@ pub(crate) fn call(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            eprintln!("BUG: command '{}' panicked: {what}", entry.full_name);
+            log::warn!("BUG: command '{}' panicked: {what}", entry.full_name);
             reply.truncate(reply_start);
             Some(CmdError::err(format!(
                 "internal error in '{}'",

@@ -49,6 +49,33 @@ pub fn init(logfile: &str, loglevel: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts every panic in the log. A panic ends only the task it happens in (a connection, a
+/// background job): the server goes on, and without this the only trace would be on stderr,
+/// which a daemon's supervisor often drops. The report starts with the marker Valkey's crash
+/// reports start with, so tools that look for one (Valkey's test suite prints it when a test
+/// fails) find ours.
+pub fn report_panics() {
+    let default_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        log::warn!("=== FERROKV BUG REPORT START: Cut & paste starting from here ===");
+        log::warn!("panic in thread '{}':", thread.name().unwrap_or("unnamed"));
+        for line in info
+            .to_string()
+            .lines()
+            .chain(backtrace.to_string().lines())
+        {
+            log::warn!("{line}");
+        }
+        log::warn!("=== FERROKV BUG REPORT END ===");
+        default_report(info);
+        if ferrokv_commands::cmd::debug::panic_is_fatal() {
+            std::process::abort();
+        }
+    }));
+}
+
 /// Changes the level at runtime (CONFIG SET loglevel).
 pub fn set_level(loglevel: &str) {
     log::set_max_level(level_filter(loglevel));

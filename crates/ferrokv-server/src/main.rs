@@ -49,6 +49,7 @@ fn main() {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);
     }
+    logging::report_panics();
     startup::log_banner(&config);
     for warning in ferrokv_config::load::pending_warnings(&config) {
         log::warn!("{warning}");
@@ -117,7 +118,16 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         (config.port, network::Security::Plain),
         (config.tls_port, network::Security::Tls),
     ] {
-        bound += listeners.switch(security, port, &config.bind, config.tcp_backlog)?;
+        // Valkey's test suite reads "Failed listening on port" as "pick another port".
+        bound += listeners
+            .switch(security, port, &config.bind, config.tcp_backlog)
+            .map_err(|e| {
+                log::warn!("{e}");
+                format!(
+                    "Failed listening on port {port} ({}), aborting.",
+                    security.name()
+                )
+            })?;
     }
     // CONFIG SET port / tls-port move the listeners, as in Valkey.
     ferrokv_config::hooks::on_change("port", |config| {

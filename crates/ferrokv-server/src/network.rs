@@ -229,6 +229,16 @@ pub enum Security {
     Tls,
 }
 
+impl Security {
+    /// The connection type's name in Valkey's log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Security::Plain => "tcp",
+            Security::Tls => "tls",
+        }
+    }
+}
+
 /// How long a new TLS client has to complete its handshake before it is dropped (Valkey has
 /// no limit; one keeps a silent connection from holding a `maxclients` slot for ever).
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -248,3 +248,88 @@ fn pidfile_and_banner_name_the_process() {
     assert!(status.success(), "{status}");
     assert!(!pidfile.exists(), "the pid file is removed on shutdown");
 }
+
+/// Runs `binary` with `args` until it exits by itself (at most 10 s); its log and stdout.
+fn run_until_exit(binary: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(binary)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            let out = child.wait_with_output().expect("output");
+            return (
+                out.status,
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{} did not exit", binary.display());
+}
+
+/// A port already taken stops the server with Valkey's last line, which supervisors and
+/// Valkey's test suite read as "try another port" (the suite waits two minutes otherwise).
+#[test]
+fn a_busy_port_stops_the_server_with_valkeys_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = taken.local_addr().expect("address").port().to_string();
+    for binary in [common::ferrokv_binary(), common::valkey_binary()] {
+        let args = ["--port", &port, "--bind", "127.0.0.1", "--save", ""];
+        let (status, log) = run_until_exit(&binary, &args);
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(
+            log.contains(&format!(
+                "# Failed listening on port {port} (tcp), aborting."
+            )),
+            "{}: {log}",
+            binary.display()
+        );
+    }
+}
+
+/// DEBUG PANIC ends the process, as in Valkey, after a bug report in the log; any panic is
+/// reported there the same way.
+#[test]
+fn debug_panic_stops_the_server_with_a_bug_report_in_the_log() {
+    for (name, binary) in [
+        ("FERROKV", common::ferrokv_binary()),
+        ("VALKEY", common::valkey_binary()),
+    ] {
+        let dir = common::TempDir::new("debug-panic");
+        let log = dir.0.join("server.log");
+        let port = common::free_port().to_string();
+        let mut child = std::process::Command::new(&binary)
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--enable-debug-command", "yes", "--logfile"])
+            .arg(&log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawns");
+        let port: u16 = port.parse().expect("a port");
+        assert!(
+            common::wait_for(10, || RawClient::connect(port).is_ok()),
+            "{name} starts"
+        );
+        let mut client = RawClient::connect(port).expect("connects");
+        client.send_raw(b"DEBUG PANIC\r\n");
+        let ended = common::wait_for(10, || matches!(child.try_wait(), Ok(Some(_))));
+        if !ended {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        assert!(ended, "{name} goes on after DEBUG PANIC");
+        let text = std::fs::read_to_string(&log).expect("the log exists");
+        assert!(
+            text.contains(&format!("=== {name} BUG REPORT START")),
+            "{text}"
+        );
+        assert!(text.contains("DEBUG PANIC called at Unix time"), "{text}");
+    }
+}

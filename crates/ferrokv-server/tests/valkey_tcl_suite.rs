@@ -193,6 +193,9 @@ fn run(dir: &Path, baseport: u16, files: &[&str], only: &[String]) -> (Outcomes,
         .args(["--clients", "1", "--baseport"])
         .arg(baseport.to_string())
         .args(["--portcount", "150", "--dont-pre-clean"])
+        // A test that throws (a connection dropped, a server that did not start) fails alone
+        // instead of stopping the whole run, so one failure shows as one.
+        .arg("--durable")
         // Cluster mode is not in ferrokv yet: the `start_cluster` blocks at the end of some
         // files would each spend two minutes failing to start a server.
         .args(["--tags", "-cluster"]);
@@ -355,13 +358,14 @@ fn compare(group: u16, files: &[&str]) {
     // More than a few failures is no timing accident (a file stopped early, or a regression):
     // report them without the long second run.
     if failing.len() > MAX_RERUN {
+        // Why first: CI shows the start of a long report.
         panic!(
-            "Valkey {SUITE_VERSION} suite: {} tests pass on valkey-server and fail on ferrokv:\n{}\n\n\
-             ferrokv's run:\n{}\n\nwhere it ended:\n{}",
+            "Valkey {SUITE_VERSION} suite: {} tests pass on valkey-server and fail on ferrokv.\n\n\
+             ferrokv's failures:\n{}\n\nwhere its run ended:\n{}\n\nthe tests:\n{}",
             failing.len(),
-            failing.join("\n"),
             failure_lines(&ferrokv_output),
-            tail(&ferrokv_output)
+            tail(&ferrokv_output),
+            failing.join("\n"),
         );
     }
     // A few suite tests depend on timing: a failure counts when it is there again on a
@@ -394,19 +398,25 @@ fn compare(group: u16, files: &[&str]) {
     );
 }
 
-/// The suite's failure reports, each with the lines that explain it.
+/// The suite's failure reports, each with the lines that explain it (the first 30).
 fn failure_lines(output: &str) -> String {
+    const SHOWN: usize = 30;
     let mut out = String::new();
+    let mut reports = 0;
     let mut keep = 0;
     for line in output.lines() {
         if line.starts_with("[err]") || line.starts_with("[exception]") {
-            keep = 4;
+            reports += 1;
+            keep = if reports <= SHOWN { 4 } else { 0 };
         }
         if keep > 0 {
             out.push_str(line);
             out.push('\n');
             keep -= 1;
         }
+    }
+    if reports > SHOWN {
+        out.push_str(&format!("(and {} more)\n", reports - SHOWN));
     }
     out
 }

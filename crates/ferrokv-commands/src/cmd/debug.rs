@@ -26,6 +26,13 @@ static ACTIVE_EXPIRE: AtomicBool = AtomicBool::new(true);
 static SKIP_CHECKSUM_VALIDATION: AtomicBool = AtomicBool::new(false);
 static CRON_PAUSED: AtomicBool = AtomicBool::new(false);
 static ENFORCE_REPLY_LIST: AtomicBool = AtomicBool::new(false);
+static PANIC_IS_FATAL: AtomicBool = AtomicBool::new(false);
+
+/// Whether the panic being reported must end the process: DEBUG PANIC's does, as Valkey's
+/// does; any other panic ends only the task it happens in.
+pub fn panic_is_fatal() -> bool {
+    PANIC_IS_FATAL.load(Relaxed)
+}
 
 /// Whether RESTORE accepts a payload whose checksum does not match (DEBUG
 /// SET-SKIP-CHECKSUM-VALIDATION, for tests that hand-craft payloads).
@@ -161,6 +168,10 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ctx.reply.simple(&digest);
             }
             Ok(())
+        }
+        ("panic", 2) => {
+            PANIC_IS_FATAL.store(true, Relaxed);
+            panic!("DEBUG PANIC called at Unix time {}", clock::now_ms() / 1000);
         }
         ("log", 3) => {
             log::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
@@ -322,6 +333,8 @@ fn help(ctx: &mut Ctx) -> CmdResult {
             "    Show how the value at <key> is stored (fast: leave out the costly fields).",
             "PAUSE-CRON <0|1>",
             "    Stop (1) or restart (0) the server's periodic work: expiry, eviction, statistics.",
+            "PANIC",
+            "    Stop the server at once, with a bug report in the log.",
             "POPULATE <count> [<prefix>] [<size>]",
             "    Create <count> string keys <prefix>:<n> (default prefix: key) holding value:<n>,",
             "    cut or zero-padded to <size> bytes when given. Existing keys are kept.",
