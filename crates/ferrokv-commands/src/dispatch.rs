@@ -267,6 +267,9 @@ pub(crate) fn call(
             )))
         }
     };
+    if error.is_none() && crate::replica_keys::local_write_on_replica(spec, client.replaying) {
+        crate::replica_keys::remember(server, client.db, spec, args);
+    }
     if held {
         // A script's call whose run may start again (see `scripting::held_back`).
         if let Some(e) = &error {

@@ -89,13 +89,19 @@ impl ExpireCycle {
             }
             drop(locked);
         }
-        handle_key_events(server, stats::local());
-        // Expired keys someone WATCHes.
-        crate::transaction::process_touches(server, false, None);
-        crate::tracking::flush_broadcasts(server);
-        if crate::blocking::pending() {
-            crate::blocking::serve_pending(server, clock::now_ms());
-        }
-        crate::notify::flush(server);
+        after_background_deletes(server);
     }
+}
+
+/// What follows keys the cron deleted: statistics and keyspace events, WATCH marks,
+/// client-tracking invalidations, blocked clients to serve.
+pub fn after_background_deletes(server: &Server) {
+    handle_key_events(server, stats::local());
+    // Expired keys someone WATCHes.
+    crate::transaction::process_touches(server, false, None);
+    crate::tracking::flush_broadcasts(server);
+    if crate::blocking::pending() {
+        crate::blocking::serve_pending(server, clock::now_ms());
+    }
+    crate::notify::flush(server);
 }

@@ -25,6 +25,7 @@ pub mod persistence;
 pub mod prefetch;
 pub mod propagate;
 pub mod pubsub;
+pub mod replica_keys;
 pub mod replication;
 pub mod scripting;
 pub mod server;

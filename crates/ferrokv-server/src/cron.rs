@@ -36,6 +36,7 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         if !dataset_frozen {
             cycle.run(&server, hz);
         }
+        expire_replica_keys(&server);
         ferrokv_commands::persistence::cron(&server);
         ferrokv_commands::aof::cron(&server);
         ferrokv_commands::replication::cron(&server);
@@ -48,5 +49,26 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         if !dataset_frozen {
             evict::background(&server);
         }
+    }
+}
+
+/// The keys a writable replica's own clients gave a TTL: the replica deletes them itself
+/// when due (no DEL comes from the primary for them); a primary's own cycle covers every key,
+/// so one that was a replica forgets them. Only while active expiry is on, and not while
+/// writes are paused or in import mode, where nothing expires.
+fn expire_replica_keys(server: &Server) {
+    use ferrokv_commands::replica_keys;
+    if !ferrokv_commands::cmd::debug::active_expire_enabled()
+        || ferrokv_store::replica_view::import_mode()
+        || server.pause.is_paused(ferrokv_store::clock::now_ms())
+    {
+        return;
+    }
+    if !server.stream.is_proxy() {
+        if replica_keys::count() > 0 {
+            replica_keys::forget_all();
+        }
+    } else if replica_keys::expire_due(server) {
+        expire_cycle::after_background_deletes(server);
     }
 }

@@ -369,3 +369,67 @@ fn a_replica_without_persistence_keeps_no_sync_file() {
         }
     }
 }
+
+/// A writable replica (`replica-read-only no`) deletes the keys its own clients gave a TTL
+/// once due, as Valkey does (no DEL comes from the primary for them), and counts them in
+/// `slave_expires_tracked_keys`; a key from the primary with a TTL still waits for the
+/// primary's DEL. Run on a ferrokv and a valkey replica of one valkey primary.
+#[test]
+fn a_writable_replica_expires_the_keys_its_clients_gave_a_ttl() {
+    let debug = ["--enable-debug-command", "yes"];
+    let primary = start_valkey(&debug);
+    let mut p = RawClient::connect(primary.port).expect("primary");
+    let writable = [debug[0], debug[1], "--replica-read-only", "no"];
+    let replicas = [
+        ("ferrokv", start_ferrokv(&writable)),
+        ("valkey", start_valkey(&writable)),
+    ];
+    for (name, replica) in &replicas {
+        let mut r = RawClient::connect(replica.port).expect("replica");
+        r.command(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
+        wait_link_up(&mut r);
+        // The primary's key lives on past its time on the replica until the DEL comes:
+        // the primary does not expire it while its active expiry is off.
+        assert_eq!(p.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), b"+OK\r\n");
+        p.command(&["SET", "from-primary", "v", "PX", "200"]);
+        wait_for("the primary's key reaches the replica", || {
+            r.command(&["EXISTS", "from-primary"]) == b":1\r\n"
+        });
+
+        assert_eq!(r.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), b"+OK\r\n");
+        for i in 0..5 {
+            r.command(&["SET", &format!("own:{i}"), "v", "PX", "200"]);
+        }
+        r.command(&["SET", "own:persistent", "v"]);
+        r.command(&["SET", "own:long", "v", "EX", "1000"]);
+        assert_eq!(
+            info_field(&mut r, "stats", "slave_expires_tracked_keys"),
+            "6",
+            "{name}: five short TTLs and one long one are tracked"
+        );
+        let expired_before: u64 = info_field(&mut r, "stats", "expired_keys")
+            .parse()
+            .expect("a number");
+        std::thread::sleep(Duration::from_millis(300));
+        r.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        wait_for("the replica's own keys expire", || {
+            info_field(&mut r, "stats", "slave_expires_tracked_keys") == "1"
+        });
+        let expired: u64 = info_field(&mut r, "stats", "expired_keys")
+            .parse()
+            .expect("a number");
+        assert_eq!(expired - expired_before, 5, "{name}: expired_keys");
+        // 2 own keys + the primary's, whose time passed but whose DEL has not come.
+        assert_eq!(
+            r.command(&["DBSIZE"]),
+            b":3\r\n",
+            "{name}: DBSIZE; keys {}",
+            show(&r.command(&["KEYS", "*"]))
+        );
+        p.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        wait_for("the primary's DEL reaches the replica", || {
+            r.command(&["DBSIZE"]) == b":2\r\n"
+        });
+        p.command(&["FLUSHALL"]);
+    }
+}

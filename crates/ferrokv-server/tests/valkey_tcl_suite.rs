@@ -64,6 +64,7 @@ fn valkey_tcl_suite_keyspace() {
         3,
         &[
             "unit/keyspace",
+            "unit/expire",
             "unit/sort",
             "unit/scan",
             "unit/geo",

@@ -196,6 +196,26 @@ impl Db {
         self.open_at(bucket, addr)
     }
 
+    /// The expiry of `key` (`NO_EXPIRE` when it has none; `None` when it is absent), expired
+    /// or not.
+    pub fn expire_of(&mut self, key: &[u8]) -> Option<i64> {
+        self.close();
+        self.table.find(key).map(|node| node.expire_at())
+    }
+
+    /// Deletes `key` as expired when its time has come (`now_ms`), whatever the replica
+    /// rules say: for a key a writable replica's own client gave its TTL, nobody else will.
+    /// Returns whether it was deleted.
+    pub fn expire_replica_own_key(&mut self, key: &[u8], now_ms: i64) -> bool {
+        match self.expire_of(key) {
+            Some(at) if at != NO_EXPIRE && at <= now_ms => {
+                self.expire_now(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `key` exists and is not expired, without deleting anything.
     pub fn contains_live(&self, key: &[u8], now_ms: i64) -> bool {
         self.table.find(key).is_some_and(|node| {

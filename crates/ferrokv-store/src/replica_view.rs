@@ -87,6 +87,11 @@ pub fn enter_primary_view() {
     PRIMARY_VIEW.with(|v| v.set(true));
 }
 
+/// Whether the calling thread applies the primary's commands.
+pub fn applies_primary_stream() -> bool {
+    PRIMARY_VIEW.with(Cell::get)
+}
+
 /// For a key already found past its expiry: whether the caller must still treat it as
 /// alive (the primary's commands on a replica).
 #[inline]

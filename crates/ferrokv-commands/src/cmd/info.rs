@@ -658,8 +658,8 @@ fn stats_section(out: &mut Out, server: &Server, _config: &Config) {
     out.field("latest_fork_usec", 0);
     out.field("total_forks", server.persistence.background_snapshots());
     out.field("migrate_cached_sockets", server.migrate_sockets.len());
+    out.field("slave_expires_tracked_keys", crate::replica_keys::count());
     for name in [
-        "slave_expires_tracked_keys",
         "active_defrag_hits",
         "active_defrag_misses",
         "active_defrag_key_hits",

@@ -166,6 +166,8 @@ pub fn empty_data(server: &Server, in_background: bool) {
         ferrokv_commands::transaction::touch_db(server, &mut locked, db, None, clock::now_ms());
     }
     ferrokv_commands::tracking::invalidate_all(server);
+    // The keys local clients gave a TTL are gone with the rest.
+    ferrokv_commands::replica_keys::forget_all();
     let detached: Vec<Db> = (0..databases).flat_map(|db| locked.take_db(db)).collect();
     drop(locked);
     if in_background && !detached.iter().all(Db::is_empty) {
@@ -280,6 +282,7 @@ fn load_aside(
             ferrokv_commands::transaction::touch_db(server, &mut locked, db, None, clock::now_ms());
         }
         ferrokv_commands::tracking::invalidate_all(server);
+        ferrokv_commands::replica_keys::forget_all();
         locked.exchange_with(&mut staged.lock_all());
     }
     // `staged` now holds the old data.
