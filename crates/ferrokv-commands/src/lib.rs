@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod evict;
 pub mod expire_cycle;
 pub mod latency;
+pub mod lazyfree;
 pub mod migrate;
 pub mod monitor;
 pub mod notify;

@@ -378,9 +378,9 @@ directives! {
         "Free expired values in the background.";
     lazyfree_lazy_server_del: bool = "lazyfree-lazy-server-del" [], "yes", Kind::Bool, PENDING,
         "Free values overwritten or deleted implicitly in the background.";
-    lazyfree_lazy_user_del: bool = "lazyfree-lazy-user-del" [], "yes", Kind::Bool, PENDING,
+    lazyfree_lazy_user_del: bool = "lazyfree-lazy-user-del" [], "yes", Kind::Bool, 0,
         "Make DEL free values in the background like UNLINK.";
-    lazyfree_lazy_user_flush: bool = "lazyfree-lazy-user-flush" [], "yes", Kind::Bool, PENDING,
+    lazyfree_lazy_user_flush: bool = "lazyfree-lazy-user-flush" [], "yes", Kind::Bool, 0,
         "Make FLUSHDB and FLUSHALL asynchronous by default.";
     lfu_decay_time: i64 = "lfu-decay-time" [], "1", Kind::int(0, I32), 0,
         "Minutes after which an LFU counter is halved; 0 never decays.";

@@ -168,3 +168,56 @@ fn introspection_does_not_touch_the_access_time() {
         }
     }
 }
+
+/// Large values deleted by UNLINK (and DEL, with `lazyfree-lazy-user-del yes`) and the
+/// databases FLUSHALL ASYNC detaches are freed on the background thread and counted in
+/// `lazyfreed_objects`, as in Valkey: a value worth more than 64 allocations counts one
+/// object, a flushed database one per key; small and compact values are freed in place.
+#[test]
+fn lazyfreed_objects_counts_what_went_to_the_background_thread() {
+    let counts = |port: u16| {
+        let mut c = RawClient::connect(port).expect("connects");
+        let lazyfreed = |c: &mut RawClient| {
+            assert!(
+                common::wait_for(10, || {
+                    common::info_field_of(c, "memory", "lazyfree_pending_objects").as_deref()
+                        == Some("0")
+                }),
+                "the background frees finish"
+            );
+            common::info_field_of(c, "memory", "lazyfreed_objects").unwrap_or_default()
+        };
+        let big: Vec<String> = (0..200).map(|i| format!("member:{i}")).collect();
+        let mut out = Vec::new();
+        for (delete, setting) in [("UNLINK", "yes"), ("DEL", "yes"), ("DEL", "no")] {
+            c.command(&["CONFIG", "SET", "lazyfree-lazy-user-del", setting]);
+            c.command(&["CONFIG", "RESETSTAT"]);
+            let mut sadd = vec!["SADD", "big"];
+            sadd.extend(big.iter().map(String::as_str));
+            c.command(&sadd);
+            c.command(&["SADD", "small", "a", "b"]);
+            c.command(&["RPUSH", "list", "a", "b", "c"]);
+            c.command(&[delete, "big", "small", "list"]);
+            out.push(format!(
+                "{delete} user-del={setting}: {}",
+                lazyfreed(&mut c)
+            ));
+        }
+        c.command(&["CONFIG", "RESETSTAT"]);
+        for i in 0..10 {
+            c.command(&["SET", &format!("k{i}"), "v"]);
+        }
+        c.command(&["FLUSHALL", "ASYNC"]);
+        out.push(format!("FLUSHALL ASYNC: {}", lazyfreed(&mut c)));
+        c.command(&["CONFIG", "RESETSTAT"]);
+        c.command(&["SET", "k", "v"]);
+        c.command(&["FLUSHALL", "SYNC"]);
+        out.push(format!("FLUSHALL SYNC: {}", lazyfreed(&mut c)));
+        out
+    };
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    let ours = counts(ferrokv.port);
+    assert_eq!(ours, counts(valkey.port));
+    assert_eq!(ours[0], "UNLINK user-del=yes: 1", "{ours:?}");
+}

@@ -65,6 +65,7 @@ fn valkey_tcl_suite_keyspace() {
         &[
             "unit/keyspace",
             "unit/expire",
+            "unit/lazyfree",
             "unit/sort",
             "unit/scan",
             "unit/geo",

@@ -180,6 +180,7 @@ fn protected_configs_allowed(ctx: &Ctx) -> bool {
 fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     stats::reset_all();
     crate::latency::reset_histograms();
+    crate::lazyfree::reset_stats();
     ctx.server.acl.denied.reset();
     ctx.reply.ok();
     Ok(())

@@ -498,8 +498,8 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("mem_allocator", m.allocator_name);
     out.field("mem_overhead_db_hashtable_rehashing", 0);
     out.field("active_defrag_running", 0);
-    out.field("lazyfree_pending_objects", 0);
-    out.field("lazyfreed_objects", 0);
+    out.field("lazyfree_pending_objects", crate::lazyfree::pending());
+    out.field("lazyfreed_objects", crate::lazyfree::freed());
 }
 
 /// Without fork there is no copy-on-write: the `*cow*` fields report the snapshot's extra

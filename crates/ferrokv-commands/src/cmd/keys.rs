@@ -258,16 +258,17 @@ fn db_index_arg(ctx: &Ctx, arg: &[u8]) -> Result<usize, CmdError> {
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let removed = remove_keys(ctx, &args[1..]);
     ctx.reply.int(removed.len() as i64);
+    if ctx.client.config.lazyfree_lazy_user_del {
+        crate::lazyfree::free_entries(removed);
+    }
     Ok(())
 }
 
-/// `UNLINK key [key ...]`: DEL whose values are freed off the command path.
+/// `UNLINK key [key ...]`: DEL whose large values are freed off the command path.
 fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let removed = remove_keys(ctx, &args[1..]);
     ctx.reply.int(removed.len() as i64);
-    // Today's values are strings, which free in constant time; collections will be handed to
-    // the background freer when they exist.
-    drop(removed);
+    crate::lazyfree::free_entries(removed);
     Ok(())
 }
 
@@ -487,9 +488,9 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Whether a FLUSHDB/FLUSHALL frees the old contents in the background: the optional
 /// `ASYNC`/`SYNC` argument, else the default (`lazyfree-lazy-user-flush`, which is "no"; the
 /// configuration has no such directive yet).
-fn flush_mode(args: &[Bytes]) -> Result<bool, CmdError> {
+fn flush_mode(ctx: &Ctx, args: &[Bytes]) -> Result<bool, CmdError> {
     match args {
-        [_] => Ok(false),
+        [_] => Ok(ctx.client.config.lazyfree_lazy_user_flush),
         [_, mode] if args::is(mode, "async") => Ok(true),
         [_, mode] if args::is(mode, "sync") => Ok(false),
         _ => Err(errors::SYNTAX),
@@ -498,17 +499,14 @@ fn flush_mode(args: &[Bytes]) -> Result<bool, CmdError> {
 
 /// Frees detached databases, on a background thread when asked to. Called with no lock held.
 fn free_databases(dbs: Vec<Db>, in_background: bool) {
-    if in_background && !dbs.iter().all(Db::is_empty) {
-        // If the thread cannot be started, the closure and the data with it are dropped here.
-        let _ = std::thread::Builder::new()
-            .name("ferrokv-lazyfree".into())
-            .spawn(move || drop(dbs));
+    if in_background {
+        crate::lazyfree::free_databases(dbs);
     }
 }
 
 /// `FLUSHDB [ASYNC|SYNC]`
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let in_background = flush_mode(args)?;
+    let in_background = flush_mode(ctx, args)?;
     let mut locked = ctx.lock_all();
     crate::transaction::touch_db(ctx.server, &mut locked, ctx.db(), None, ctx.now_ms);
     crate::tracking::invalidate_all(ctx.server);
@@ -525,7 +523,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// `FLUSHALL [ASYNC|SYNC]`
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let in_background = flush_mode(args)?;
+    let in_background = flush_mode(ctx, args)?;
     // A save in progress would write the data being flushed: stop it (Valkey kills its
     // child), before taking the locks its saver may be waiting for.
     crate::persistence::abort_running(ctx.server);

@@ -170,10 +170,8 @@ pub fn empty_data(server: &Server, in_background: bool) {
     ferrokv_commands::replica_keys::forget_all();
     let detached: Vec<Db> = (0..databases).flat_map(|db| locked.take_db(db)).collect();
     drop(locked);
-    if in_background && !detached.iter().all(Db::is_empty) {
-        let _ = std::thread::Builder::new()
-            .name("ferrokv-lazyfree".into())
-            .spawn(move || drop(detached));
+    if in_background {
+        ferrokv_commands::lazyfree::free_databases(detached);
     } else {
         drop(detached);
     }
@@ -287,9 +285,8 @@ fn load_aside(
     }
     // `staged` now holds the old data.
     if lazy_flush {
-        let _ = std::thread::Builder::new()
-            .name("ferrokv-lazyfree".into())
-            .spawn(move || drop(staged));
+        let keys: usize = (0..staged.databases()).map(|db| staged.db_len(db)).sum();
+        ferrokv_commands::lazyfree::free_in_background(staged, keys as u64);
     } else {
         drop(staged);
     }

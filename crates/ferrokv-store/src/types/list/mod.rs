@@ -231,7 +231,8 @@ impl ListValue {
         })
     }
 
-    fn node_count(&self) -> usize {
+    /// Listpacks: 1 for the listpack encoding, the quicklist's nodes otherwise.
+    pub fn node_count(&self) -> usize {
         match &self.repr {
             Repr::Packed(_) => 1,
             Repr::Quick(q) => q.nodes.len(),
