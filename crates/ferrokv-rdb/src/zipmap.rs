@@ -13,6 +13,11 @@ fn length(blob: &[u8], off: &mut usize) -> Option<usize> {
         END => None,
         BIG_LEN => {
             let n = u32::from_le_bytes(blob.get(*off + 1..*off + 5)?.try_into().ok()?);
+            // A length that fits in one byte is never written long: Valkey refuses it
+            // (CVE-2026-25243: its reader and its validator disagreed on such a blob).
+            if n < u32::from(BIG_LEN) {
+                return None;
+            }
             *off += 5;
             Some(n as usize)
         }
@@ -65,7 +70,7 @@ mod tests {
             pairs(blob),
             Some(vec![(&b"a"[..], &b"1x"[..]), (&b"bcd"[..], &b"Z"[..])])
         );
-        let mut big = vec![1u8, 0xFE, 1, 0, 0, 0, b'k', 0xFE, 0, 1, 0, 0, 0];
+        let mut big = vec![1u8, 1, b'k', 0xFE, 0, 1, 0, 0, 0];
         big.extend_from_slice(&[b'v'; 256]);
         big.push(0xFF);
         assert_eq!(pairs(&big).map(|p| p[0].1.len()), Some(256));
@@ -77,6 +82,9 @@ mod tests {
         assert!(pairs(b"\x02\x01a\x01\x001\xff").is_none());
         assert!(pairs(b"\x01\x01a\x01\x001\xffjunk").is_none());
         assert!(pairs(b"").is_none());
+        // A length below 254 in the five-byte form.
+        assert!(pairs(b"\x01\xfe\x01\x00\x00\x00a\x01\x001\xff").is_none());
+        assert!(pairs(b"\x01\x01a\x01\x001\xff").is_some());
     }
 
     proptest::proptest! {
