@@ -58,10 +58,14 @@ pub fn restore_checked(
     let version = u32::from(u16::from_le_bytes([footer[0], footer[1]]));
     let stored = u64::from_le_bytes(footer[2..10].try_into().unwrap_or_default());
     let known = version <= format::MAX_REDIS_VERSION || version == format::VALKEY_VERSION;
-    if !known || (verify_checksum && crate::crc64::checksum(&payload[..body_len + 2]) != stored) {
+    // `rdb-version-check relaxed` reads a payload of any version; one past Valkey's own is
+    // read as Valkey's format, one between Redis's and Valkey's as Redis's.
+    if !(known || options.relaxed_version)
+        || (verify_checksum && crate::crc64::checksum(&payload[..body_len + 2]) != stored)
+    {
         return Err(RestoreError::VersionOrChecksum);
     }
-    let dialect = if version == format::VALKEY_VERSION {
+    let dialect = if version >= format::VALKEY_VERSION {
         Dialect::Valkey(version)
     } else {
         Dialect::Redis(version)
