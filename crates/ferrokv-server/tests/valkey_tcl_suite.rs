@@ -64,8 +64,6 @@ fn valkey_tcl_suite_keyspace() {
         3,
         &[
             "unit/keyspace",
-            "unit/expire",
-            "unit/lazyfree",
             "unit/sort",
             "unit/scan",
             "unit/geo",
@@ -113,6 +111,11 @@ fn valkey_tcl_suite_hash_field_expiry() {
 #[test]
 fn valkey_tcl_suite_functions() {
     compare(8, &["unit/functions"]);
+}
+
+#[test]
+fn valkey_tcl_suite_expiry_and_dump() {
+    compare(9, &["unit/expire", "unit/lazyfree", "unit/dump"]);
 }
 
 /// One test's outcomes on one server: a file can hold several tests of the same name.

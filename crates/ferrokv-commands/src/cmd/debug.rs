@@ -80,8 +80,12 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ("sleep", 3) => {
             let seconds = lenient_f64(&args[2]);
             if seconds > 0.0 && seconds.is_finite() {
-                // Blocks this worker on purpose, as DEBUG SLEEP blocks Valkey's event loop.
+                // DEBUG SLEEP stops Valkey's one event loop: this worker sleeps holding every
+                // shard, so that commands on the other workers wait for it too (tests use it
+                // to make a server unable to reply).
+                let every_shard = ctx.lock_all();
                 std::thread::sleep(Duration::from_secs_f64(seconds));
+                drop(every_shard);
             }
             ctx.reply.ok();
             Ok(())
@@ -351,7 +355,7 @@ fn help(ctx: &mut Ctx) -> CmdResult {
             "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
             "    Let RESTORE accept payloads whose checksum does not match (1).",
             "SLEEP <seconds>",
-            "    Stop serving this worker's clients for <seconds> (decimals allowed).",
+            "    Stop serving clients for <seconds> (decimals allowed).",
         ],
     );
     Ok(())
