@@ -340,7 +340,7 @@ directives! {
         "Allow MODULE: no, yes or local.";
     enable_protected_configs: String = "enable-protected-configs" [], "no", Kind::Enum(&["no", "yes", "local"]), IMMUTABLE,
         "Allow CONFIG SET of protected directives (dir, dbfilename): no, yes or local.";
-    extended_redis_compatibility: bool = "extended-redis-compatibility" [], "no", Kind::Bool, PENDING,
+    extended_redis_compatibility: bool = "extended-redis-compatibility" [], "no", Kind::Bool, 0,
         "Pretend to be Redis where clients check the server name.";
     hash_max_listpack_entries: i64 = "hash-max-listpack-entries" ["hash-max-ziplist-entries"], "512", Kind::int(0, i64::MAX), 0,
         "Hashes up to this many fields use the compact encoding.";

@@ -211,6 +211,37 @@ fn hello_names_the_availability_zone_once_set() {
     }
 }
 
+/// `extended-redis-compatibility yes` makes HELLO answer as Redis 7.2.4 and INFO name the
+/// mode `redis_mode`, as Valkey 9 does; `no` brings Valkey's answers back.
+#[test]
+fn extended_redis_compatibility_answers_as_redis() {
+    let ferrokv = start_ferrokv(&[]);
+    let valkey = start_valkey(&[]);
+    let answers = |port: u16| {
+        let mut c = RawClient::connect(port).expect("connects");
+        let mut out = Vec::new();
+        for setting in ["yes", "no"] {
+            c.command(&["CONFIG", "SET", "extended-redis-compatibility", setting]);
+            let id = String::from_utf8(c.command(&["CLIENT", "ID"])).expect("text");
+            let hello = String::from_utf8(c.command(&["HELLO", "3"])).expect("text");
+            let id_field = format!("$2\r\nid\r\n{}", id.trim_end());
+            out.push(hello.replace(&id_field, "$2\r\nid\r\n:ID"));
+            c.command(&["HELLO", "2"]);
+            let info = String::from_utf8(c.command(&["INFO", "server"])).expect("text");
+            let modes: Vec<&str> = info
+                .lines()
+                .filter(|l| l.starts_with("redis_mode:") || l.starts_with("server_mode:"))
+                .collect();
+            out.push(modes.join(","));
+        }
+        out
+    };
+    let ours = answers(ferrokv.port);
+    assert_eq!(ours, answers(valkey.port));
+    assert!(ours[0].contains("server\r\n$5\r\nredis"), "{ours:?}");
+    assert_eq!(ours[1], "redis_mode:standalone");
+}
+
 /// `pidfile` holds the server's pid while it runs and is gone after SHUTDOWN; with
 /// `always-show-logo yes` the log names the pid (` PID: n`) before `Server initialized`,
 /// where Valkey's test suite and supervisors look for it.

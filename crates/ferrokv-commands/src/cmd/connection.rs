@@ -176,12 +176,18 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     // Clients that route by zone read it from HELLO when the server is given one.
     let zone = ctx.client.config.availability_zone.clone();
+    // `extended-redis-compatibility yes`: for clients that insist on talking to Redis.
+    let (server, version) = if ctx.client.config.extended_redis_compatibility {
+        ("redis", crate::cmd::info::REDIS_VERSION)
+    } else {
+        ("valkey", COMPATIBLE_VERSION)
+    };
     let r = &mut *ctx.reply;
     r.map_len(if zone.is_empty() { 7 } else { 8 });
     r.bulk(b"server");
-    r.bulk(b"valkey");
+    r.bulk(server.as_bytes());
     r.bulk(b"version");
-    r.bulk(COMPATIBLE_VERSION.as_bytes());
+    r.bulk(version.as_bytes());
     r.bulk(b"proto");
     r.int(ctx.client.protocol as i64);
     r.bulk(b"id");

@@ -258,7 +258,12 @@ fn server_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("redis_git_sha1", "00000000");
     out.field("redis_git_dirty", 0);
     out.field("redis_build_id", build_id());
-    out.field("server_mode", "standalone");
+    let mode = if config.extended_redis_compatibility {
+        "redis_mode"
+    } else {
+        "server_mode"
+    };
+    out.field(mode, "standalone");
     out.field("os", os_name());
     out.field("arch_bits", usize::BITS);
     out.field("monotonic_clock", "POSIX clock_gettime");

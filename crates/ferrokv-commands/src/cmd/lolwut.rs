@@ -45,13 +45,12 @@ fn lolwut(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::err(SYNTAX)),
     };
     let mut text = mandelbrot(columns, rows);
-    text.extend_from_slice(
-        format!(
-            "The Mandelbrot set, as ASCII. ferrokv ver. {}\n",
-            env!("CARGO_PKG_VERSION")
-        )
-        .as_bytes(),
-    );
+    let signature = if ctx.client.config.extended_redis_compatibility {
+        format!("Redis ver. {}", crate::cmd::info::REDIS_VERSION)
+    } else {
+        format!("ferrokv ver. {}", env!("CARGO_PKG_VERSION"))
+    };
+    text.extend_from_slice(format!("The Mandelbrot set, as ASCII. {signature}\n").as_bytes());
     ctx.reply.verbatim("txt", &text);
     Ok(())
 }
