@@ -285,6 +285,12 @@ impl Replication {
         true
     }
 
+    /// Ends the feeds of this server's own replicas: its history was just replaced (a full
+    /// sync from its primary), so theirs cannot continue; they reconnect and sync again.
+    pub fn disconnect_replicas(&self) {
+        self.replicas_generation.fetch_add(1, Relaxed);
+    }
+
     /// REPLICAOF NO ONE: become a primary, continuing the history so far under a new id.
     /// Returns false when already a primary.
     pub fn promote(&self, stream: &Stream) -> bool {

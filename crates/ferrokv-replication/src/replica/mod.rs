@@ -172,6 +172,9 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
             let stream_db = snapshot::receive(&mut conn)?;
             conn.touch();
             conn.check()?;
+            // Before the stream restarts: a sub-replica's feed must not read the new
+            // history as the continuation of the old one (Valkey disconnects them too).
+            server.replication.disconnect_replicas();
             server.stream.reset_to(offset);
             server.aof.stream_reset(offset);
             server.replication.set_ids(ReplIds {
