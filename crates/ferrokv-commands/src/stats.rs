@@ -3,7 +3,8 @@
 //! Each thread that runs commands owns a [`ThreadStats`] and bumps it with relaxed atomic
 //! adds on cache lines no other thread writes. INFO sums every thread's block.
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -55,8 +56,50 @@ pub struct ThreadStats {
     pub net_output_bytes: Counter,
     pub total_error_replies: Counter,
     pub dirty: Counter,
-    /// Error replies by code (INFO errorstats). Rare, so a lock is fine.
-    pub errors: Mutex<HashMap<String, u64>>,
+}
+
+/// INFO errorstats: error replies by code, for the whole server (errors are rare, so one
+/// lock is fine). At most [`ERROR_CODES_MAX`] codes, as in Valkey: a script can make up
+/// codes without end, so once the table is full a new code a script made up counts under
+/// [`ERRORSTATS_OVERFLOW`]; the server's own codes are few and always get their line.
+static ERRORS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+const ERROR_CODES_MAX: usize = 128;
+const ERRORSTATS_OVERFLOW: &str = "ERRORSTATS_OVERFLOW";
+
+/// What the next error reply counted on this thread is (see [`mark_next_error`]).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub enum NextError {
+    /// A server error: counted under its code.
+    #[default]
+    Server,
+    /// A script made it up (`error_reply`, `{err=...}`): may count as an overflow.
+    Custom,
+    /// It was counted where it arose (a script's failed `server.call` it raises again).
+    AlreadyCounted,
+}
+
+thread_local! {
+    static NEXT_ERROR: Cell<NextError> = const { Cell::new(NextError::Server) };
+}
+
+/// Says what the error reply about to be counted on this thread is.
+pub fn mark_next_error(kind: NextError) {
+    NEXT_ERROR.with(|n| n.set(kind));
+}
+
+/// The code an error reply counts under, as Valkey finds it: the text before the first
+/// space within the reply's first 32 bytes (its `-` included), else `ERR`.
+pub fn error_code(text: &str) -> &str {
+    let head = &text.as_bytes()[..text.len().min(31)];
+    match head.iter().position(|&b| b == b' ') {
+        Some(space) => &text[..space],
+        None => "ERR",
+    }
+}
+
+/// Error codes and their counts, by code.
+pub fn error_counts() -> Vec<(String, u64)> {
+    ERRORS.lock().iter().map(|(c, n)| (c.clone(), *n)).collect()
 }
 
 impl ThreadStats {
@@ -78,15 +121,25 @@ impl ThreadStats {
             net_output_bytes: Counter::default(),
             total_error_replies: Counter::default(),
             dirty: Counter::default(),
-            errors: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Counts an error reply under its code (the first word of the text).
+    /// Counts an error reply under its code, as [`mark_next_error`] said it is.
     pub fn count_error(&self, text: &str) {
+        let kind = NEXT_ERROR.with(|n| n.replace(NextError::Server));
+        if kind == NextError::AlreadyCounted {
+            return;
+        }
         self.total_error_replies.add(1);
-        let code = text.split(' ').next().unwrap_or("ERR");
-        *self.errors.lock().entry(code.to_string()).or_insert(0) += 1;
+        let code = error_code(text);
+        let mut errors = ERRORS.lock();
+        if let Some(n) = errors.get_mut(code) {
+            *n += 1;
+        } else if kind == NextError::Custom && errors.len() >= ERROR_CODES_MAX {
+            *errors.entry(ERRORSTATS_OVERFLOW.to_string()).or_insert(0) += 1;
+        } else {
+            errors.insert(code.to_string(), 1);
+        }
     }
 
     fn reset(&self) {
@@ -112,7 +165,6 @@ impl ThreadStats {
         ] {
             c.reset();
         }
-        self.errors.lock().clear();
     }
 }
 
@@ -150,4 +202,5 @@ pub fn reset_all() {
     for s in ALL.lock().iter() {
         s.reset();
     }
+    ERRORS.lock().clear();
 }

@@ -7,7 +7,6 @@
 //! `valkey_version` name the versions whose behaviour ferrokv reproduces, which is what
 //! clients use them for.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -918,13 +917,7 @@ fn commandstats_section(out: &mut Out, _server: &Server, _config: &Config) {
 }
 
 fn errorstats_section(out: &mut Out, _server: &Server, _config: &Config) {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    stats::for_each(|s| {
-        for (code, n) in s.errors.lock().iter() {
-            *counts.entry(code.clone()).or_insert(0) += n;
-        }
-    });
-    for (code, n) in counts {
+    for (code, n) in stats::error_counts() {
         out.field(&format!("errorstat_{code}"), format!("count={n}"));
     }
 }

@@ -188,13 +188,22 @@ unsafe fn call(l: *mut lua_State, raise_error_replies: bool) -> bool {
         let args = unsafe { convert::command_args(l) };
         super::run::call_command(args, |reply| unsafe { convert::push_reply(l, reply) })
     }));
-    let (text, raise): (&[u8], bool) = match &outcome {
+    let (text, raise, counted): (&[u8], bool, bool) = match &outcome {
         Ok(Ok(())) => return false,
-        Ok(Err(CallFailure::Reply(text))) => (text, raise_error_replies),
-        Ok(Err(CallFailure::Raise(text))) => (text, true),
-        Err(_) => (b"ERR server.call failed unexpectedly", true),
+        Ok(Err(CallFailure::Reply(text))) => (text, raise_error_replies, true),
+        Ok(Err(CallFailure::Raise(text))) => (text, true, false),
+        Err(_) => (b"ERR server.call failed unexpectedly", true, false),
     };
-    // SAFETY: room for the table and its string (nothing else was pushed on failure).
-    unsafe { convert::push_field_table(l, c"err", text) };
+    // SAFETY: room for the table, its string and a boolean (nothing else was pushed on
+    // failure).
+    unsafe {
+        convert::push_field_table(l, c"err", text);
+        if counted {
+            // The error was counted in INFO errorstats when the call failed; the script
+            // returning or raising it again must not count it twice (Valkey's field).
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_setfield(l, -2, c"ignore_error_stats_update".as_ptr());
+        }
+    }
     raise
 }

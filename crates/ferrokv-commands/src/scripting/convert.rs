@@ -316,6 +316,13 @@ unsafe fn write_table(
         if push_field(l, t, c"err") == ffi::LUA_TSTRING {
             let text = String::from_utf8_lossy(string_at(l, -1)).into_owned();
             ffi::lua_pop(l, 1);
+            let counted = push_field(l, t, c"ignore_error_stats_update") == ffi::LUA_TBOOLEAN
+                && ffi::lua_toboolean(l, -1) != 0;
+            ffi::lua_pop(l, 1);
+            if !counted {
+                crate::stats::mark_next_error(crate::stats::NextError::Custom);
+                crate::stats::local().count_error(&text);
+            }
             reply.error(&text);
             return;
         }

@@ -205,8 +205,15 @@ pub fn call_command(
                 // The script caught the restart (its own pcall): nothing more may run.
                 return Err(CallFailure::Raise(RESTART.as_bytes().to_vec()));
             }
-            let argv = args.map_err(|text| CallFailure::Reply(text.to_vec()))?;
-            raw_call(server, state, argv)?;
+            let checked = args
+                .map_err(|text| CallFailure::Reply(text.to_vec()))
+                .and_then(|argv| raw_call(server, state, argv));
+            if let Err(CallFailure::Reply(text)) = &checked {
+                // Refused before it ran (arity, ACL, OOM ...): counted here, as an error
+                // the command itself replies is counted where it runs.
+                crate::stats::local().count_error(&String::from_utf8_lossy(text));
+            }
+            checked?;
             let reply = state.reply.bytes();
             if let Some(text) = super::convert::error_reply(reply) {
                 return Err(CallFailure::Reply(text.to_vec()));
@@ -512,6 +519,17 @@ fn new_script_client(ctx: &Ctx) -> (Client, Reply) {
 
 /// The error reply for a script that failed with the error table `err`.
 fn script_error(err: &Table) -> CmdError {
+    // A failed server.call raised again was counted when it failed; any other error the
+    // script raises is its own.
+    let counted = matches!(
+        err.raw_get::<Value>("ignore_error_stats_update"),
+        Ok(Value::Boolean(true))
+    );
+    crate::stats::mark_next_error(if counted {
+        crate::stats::NextError::AlreadyCounted
+    } else {
+        crate::stats::NextError::Custom
+    });
     let msg = match err.raw_get::<Value>("err") {
         Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
         _ => "ERR unknown error".to_string(),
