@@ -241,6 +241,8 @@ impl Drop for FixedPortPrimary {
     }
 }
 
+/// The replica's own replica (chained) follows: the replica's full sync ends its feed, and
+/// it syncs again instead of reading the new history as the continuation of the old data.
 #[test]
 fn a_primary_restarted_without_its_data_makes_its_replica_sync_in_full() {
     let dir = TempDir::new("restarted-primary");
@@ -250,6 +252,10 @@ fn a_primary_restarted_without_its_data_makes_its_replica_sync_in_full() {
     let replica = start_ferrokv(&["--replicaof", "127.0.0.1", &port.to_string()]);
     eventually(20, "the replica linked", || link_up(replica.port));
     wait_caught_up(port, 1);
+    let sub_replica = start_ferrokv(&["--replicaof", "127.0.0.1", &replica.port.to_string()]);
+    eventually(20, "the sub-replica linked", || {
+        link_up(sub_replica.port) && command(sub_replica.port, &["EXISTS", "before"]) == ":1\\r\\n"
+    });
     drop(first);
     // The restarted primary has a new history and none of the old data: the replica cannot
     // continue, it must take the new dataset whole.
@@ -264,4 +270,8 @@ fn a_primary_restarted_without_its_data_makes_its_replica_sync_in_full() {
         info_field(replica.port, "replication", "master_replid"),
         info_field(port, "replication", "master_replid")
     );
+    eventually(20, "the sub-replica resynchronized", || {
+        link_up(sub_replica.port) && command(sub_replica.port, &["EXISTS", "after"]) == ":1\\r\\n"
+    });
+    assert_eq!(command(sub_replica.port, &["EXISTS", "before"]), ":0\\r\\n");
 }
