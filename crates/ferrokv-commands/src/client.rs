@@ -319,6 +319,9 @@ pub struct ClientShared {
     /// CLIENT TRACKING settings (other threads send this client invalidations).
     pub tracking: crate::tracking::ClientTracking,
     killed: AtomicBool,
+    /// QUIT was received: the connection closes once its reply is written. Other clients
+    /// must already treat it as gone (Valkey frees it before it reads another command).
+    quitting: AtomicBool,
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
@@ -368,6 +371,7 @@ impl ClientShared {
             outbox: Default::default(),
             tracking: Default::default(),
             killed: AtomicBool::new(false),
+            quitting: AtomicBool::new(false),
             waker: OnceLock::new(),
         }
     }
@@ -385,6 +389,18 @@ impl ClientShared {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Relaxed)
+    }
+
+    /// Marks the client as closing after its QUIT reply. Release: whoever learns of the
+    /// reply (the peer, then another client's command) must find the mark.
+    pub fn mark_quitting(&self) {
+        self.quitting
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Killed, or closing after QUIT: no longer a client others can reach.
+    pub fn is_gone(&self) -> bool {
+        self.is_killed() || self.quitting.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Wakes the connection's task so it re-checks its state (kill, pause end).

@@ -148,14 +148,15 @@ impl ClientRegistry {
         self.clients.lock().get(&id).cloned()
     }
 
-    /// A snapshot of every client, in id order. A client already killed (its connection is
-    /// still closing on its own thread) is gone for everyone else, as a freed client is in
-    /// Valkey: CLIENT LIST no longer shows it and CLIENT KILL does not count it twice.
+    /// A snapshot of every client, in id order. A client already killed or closing after
+    /// QUIT (its connection is still closing on its own thread) is gone for everyone else,
+    /// as a freed client is in Valkey: CLIENT LIST no longer shows it and CLIENT KILL does
+    /// not count it twice.
     pub fn all(&self) -> Vec<Arc<ClientShared>> {
         self.clients
             .lock()
             .values()
-            .filter(|c| !c.is_killed())
+            .filter(|c| !c.is_gone())
             .cloned()
             .collect()
     }

@@ -454,7 +454,7 @@ fn send(server: &Server, tracker: &Arc<ClientShared>, payload: &Payload, when: W
     let (target, redirected) = if redirect == 0 {
         (tracker.clone(), false)
     } else {
-        match server.clients.get(redirect).filter(|c| !c.is_killed()) {
+        match server.clients.get(redirect).filter(|c| !c.is_gone()) {
             Some(target) => (target, true),
             None => {
                 tracker

@@ -102,6 +102,7 @@ fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.reply.ok();
     ctx.client.close_after_reply = true;
+    ctx.client.shared.mark_quitting();
     Ok(())
 }
 
