@@ -99,21 +99,18 @@ pub fn expire_due(server: &Server) -> bool {
     let started = Instant::now();
     let mut deleted = false;
     let mut last = None;
+    // A pass that saw every key up to the end starts the next one from the beginning.
+    let mut reached_end = batch.len() < KEYS_PER_PASS;
     for (key, dbs) in batch {
         let now_ms = clock::now_ms();
         let mut keep = 0u64;
         let mut locked = server.keyspace.lock(&[&*key]);
         for db in (0..64).filter(|db| dbs & (1 << db) != 0) {
-            let Some(at) = locked.db(db, &key).expire_of(&key) else {
-                continue;
-            };
-            if at == ferrokv_store::NO_EXPIRE {
-                continue;
-            }
-            if locked.db(db, &key).expire_replica_own_key(&key, now_ms) {
-                deleted = true;
-            } else {
-                keep |= 1 << db;
+            match locked.db(db, &key).expire_replica_own_key(&key, now_ms) {
+                Some(true) => deleted = true,
+                Some(false) => keep |= 1 << db,
+                // Gone, or its TTL removed: nothing left to expire there.
+                None => {}
             }
         }
         drop(locked);
@@ -128,20 +125,10 @@ pub fn expire_due(server: &Server) -> bool {
         drop(tracked);
         last = Some(key);
         if started.elapsed() > PASS_BUDGET {
+            reached_end = false;
             break;
         }
     }
-    // A pass that reached the end starts the next one from the beginning.
-    let reached_end = last.as_ref().is_none_or(|last| {
-        TRACKED
-            .lock()
-            .range::<[u8], _>((
-                std::ops::Bound::Excluded(&**last),
-                std::ops::Bound::Unbounded,
-            ))
-            .next()
-            .is_none()
-    });
     *CURSOR.lock() = if reached_end { None } else { last };
     deleted
 }

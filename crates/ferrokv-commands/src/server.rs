@@ -144,8 +144,13 @@ impl ClientRegistry {
         self.clients.lock().len()
     }
 
+    /// The client `id`, unless it is gone (killed, or closing after QUIT).
     pub fn get(&self, id: u64) -> Option<Arc<ClientShared>> {
-        self.clients.lock().get(&id).cloned()
+        self.clients
+            .lock()
+            .get(&id)
+            .filter(|c| !c.is_gone())
+            .cloned()
     }
 
     /// A snapshot of every client, in id order. A client already killed or closing after

@@ -127,6 +127,15 @@ impl ThreadStats {
     /// Counts an error reply under its code, as [`mark_next_error`] said it is.
     pub fn count_error(&self, text: &str) {
         let kind = NEXT_ERROR.with(|n| n.replace(NextError::Server));
+        self.count_error_of_kind(text, kind);
+    }
+
+    /// Counts an error a script made up, written right now (see [`NextError::Custom`]).
+    pub fn count_script_error(&self, text: &str) {
+        self.count_error_of_kind(text, NextError::Custom);
+    }
+
+    fn count_error_of_kind(&self, text: &str, kind: NextError) {
         if kind == NextError::AlreadyCounted {
             return;
         }

@@ -454,7 +454,7 @@ fn send(server: &Server, tracker: &Arc<ClientShared>, payload: &Payload, when: W
     let (target, redirected) = if redirect == 0 {
         (tracker.clone(), false)
     } else {
-        match server.clients.get(redirect).filter(|c| !c.is_gone()) {
+        match server.clients.get(redirect) {
             Some(target) => (target, true),
             None => {
                 tracker

@@ -205,15 +205,14 @@ impl Db {
 
     /// Deletes `key` as expired when its time has come (`now_ms`), whatever the replica
     /// rules say: for a key a writable replica's own client gave its TTL, nobody else will.
-    /// Returns whether it was deleted.
-    pub fn expire_replica_own_key(&mut self, key: &[u8], now_ms: i64) -> bool {
-        match self.expire_of(key) {
-            Some(at) if at != NO_EXPIRE && at <= now_ms => {
-                self.expire_now(key);
-                true
-            }
-            _ => false,
+    /// `None` when the key is absent or has no TTL; else whether it was deleted.
+    pub fn expire_replica_own_key(&mut self, key: &[u8], now_ms: i64) -> Option<bool> {
+        let at = self.expire_of(key).filter(|&at| at != NO_EXPIRE)?;
+        let due = at <= now_ms;
+        if due {
+            self.expire_now(key);
         }
+        Some(due)
     }
 
     /// Whether `key` exists and is not expired, without deleting anything.

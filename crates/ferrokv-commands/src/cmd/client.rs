@@ -353,7 +353,7 @@ fn tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let exists = u64::try_from(id)
                 .ok()
                 .and_then(|id| ctx.server.clients.get(id))
-                .is_some_and(|c| !c.is_killed());
+                .is_some();
             if !exists {
                 return Err(CmdError::err(
                     "The client ID you want redirect to does not exist",

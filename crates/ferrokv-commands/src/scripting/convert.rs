@@ -320,8 +320,7 @@ unsafe fn write_table(
                 && ffi::lua_toboolean(l, -1) != 0;
             ffi::lua_pop(l, 1);
             if !counted {
-                crate::stats::mark_next_error(crate::stats::NextError::Custom);
-                crate::stats::local().count_error(&text);
+                crate::stats::local().count_script_error(&text);
             }
             reply.error(&text);
             return;
