@@ -358,7 +358,8 @@ pub(crate) fn account(
     counters.usec.add(elapsed_us);
     stats.total_commands.add(1);
     // Only the client's own thread counts its commands: a load and a store, no locked add.
-    let commands = &client.shared.commands;
+    // A script's calls count for the client that ran the script (its thread runs them).
+    let commands = &client.log_as.as_ref().unwrap_or(&client.shared).commands;
     commands.store(commands.load(Relaxed).wrapping_add(1), Relaxed);
     client.shared.last_interaction_ms.store(now_ms, Relaxed);
 }

@@ -13,6 +13,9 @@ use crate::pause::{self, PauseKind, PausePurpose};
 use crate::spec::{CommandSpec, category as cat, flag};
 use crate::table::TABLE;
 
+mod filter;
+use filter::Filter;
+
 const BASE: u64 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 const ADMIN: u64 = flag::ADMIN | BASE;
 
@@ -450,6 +453,10 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// `CLIENT LIST [filter ...]`
 fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    // Every filter is two words or more: one alone is a syntax error, even a bare ID.
+    if args.len() == 3 {
+        return Err(errors::SYNTAX);
+    }
     let filter = Filter::parse(ctx, &args[2..], false)?;
     let argv_mem = args.iter().map(|a| a.len()).sum();
     let mut text = String::new();
@@ -498,235 +505,6 @@ fn close_client(ctx: &mut Ctx, target: &Arc<ClientShared>) {
     } else {
         target.kill();
     }
-}
-
-/// What kind of connection a client is, for TYPE filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientType {
-    Normal,
-    Primary,
-    Replica,
-    PubSub,
-}
-
-/// Replication connections are marked by their flags: a replica's connection here (`S`),
-/// and on a replica the link to its primary (`M`).
-fn client_type(client: &ClientShared) -> ClientType {
-    let flags = client.flags();
-    if flags & crate::client::flags::REPLICA != 0 {
-        ClientType::Replica
-    } else if flags & crate::client::flags::PRIMARY != 0 {
-        ClientType::Primary
-    } else {
-        ClientType::Normal
-    }
-}
-
-/// Letters CLIENT KILL/LIST FLAGS accept (those CLIENT LIST can print).
-const KNOWN_FLAG_LETTERS: &str = "SOMPxbtRBdcuAUreTIN";
-
-/// The filters of CLIENT KILL and CLIENT LIST.
-#[derive(Default)]
-struct Filter {
-    ids: Option<Vec<u64>>,
-    addr: Option<Bytes>,
-    laddr: Option<Bytes>,
-    ip: Option<Bytes>,
-    kind: Option<ClientType>,
-    skip_me: bool,
-    /// USER: clients authenticated as this user.
-    user: Option<Bytes>,
-    max_age: Option<i64>,
-    idle: Option<i64>,
-    flags: Option<Bytes>,
-    capa_redirect: bool,
-    name: Option<Bytes>,
-    lib_name: Option<Bytes>,
-    lib_ver: Option<Bytes>,
-    db: Option<usize>,
-}
-
-impl Filter {
-    fn parse(ctx: &Ctx, args: &[Bytes], skip_me_default: bool) -> Result<Filter, CmdError> {
-        let mut f = Filter {
-            skip_me: skip_me_default,
-            ..Filter::default()
-        };
-        let mut i = 0;
-        while i < args.len() {
-            let option = &args[i];
-            let Some(value) = args.get(i + 1) else {
-                return Err(errors::SYNTAX);
-            };
-            i += 2;
-            if args::is(option, "id") {
-                let mut ids = vec![positive_id(value)?];
-                while let Some(more) = args.get(i)
-                    && let Some(n) = ferrokv_protocol::number::parse_i64(more)
-                {
-                    ids.push(positive_id_value(n)?);
-                    i += 1;
-                }
-                f.ids = Some(ids);
-            } else if args::is(option, "type") {
-                f.kind = Some(parse_type(value)?);
-            } else if args::is(option, "addr") {
-                f.addr = Some(value.clone());
-            } else if args::is(option, "laddr") {
-                f.laddr = Some(value.clone());
-            } else if args::is(option, "ip") {
-                f.ip = Some(value.clone());
-            } else if args::is(option, "user") {
-                if ctx.server.acl.get(value).is_none() {
-                    return Err(CmdError::err(format!(
-                        "No such user '{}'",
-                        String::from_utf8_lossy(value)
-                    )));
-                }
-                f.user = Some(value.clone());
-            } else if args::is(option, "skipme") {
-                f.skip_me = if args::is(value, "yes") {
-                    true
-                } else if args::is(value, "no") {
-                    false
-                } else {
-                    return Err(errors::SYNTAX);
-                };
-            } else if args::is(option, "maxage") {
-                f.max_age = Some(positive(value, "maxage")?);
-            } else if args::is(option, "idle") {
-                f.idle = Some(positive(value, "idle")?);
-            } else if args::is(option, "flags") {
-                if value.is_empty()
-                    || !value
-                        .iter()
-                        .all(|&b| KNOWN_FLAG_LETTERS.as_bytes().contains(&b))
-                {
-                    return Err(CmdError::err(format!(
-                        "Unknown flags found in the provided filter: {}",
-                        String::from_utf8_lossy(value)
-                    )));
-                }
-                f.flags = Some(value.clone());
-            } else if args::is(option, "capa") {
-                if value.is_empty() || !value.iter().all(|&b| b == b'r') {
-                    return Err(CmdError::err(format!(
-                        "Unknown capa found in the provided filter: {}",
-                        String::from_utf8_lossy(value)
-                    )));
-                }
-                f.capa_redirect = true;
-            } else if args::is(option, "name") {
-                f.name = Some(value.clone());
-            } else if args::is(option, "lib-name") {
-                f.lib_name = Some(value.clone());
-            } else if args::is(option, "lib-ver") {
-                f.lib_ver = Some(value.clone());
-            } else if args::is(option, "db") {
-                let db = ferrokv_protocol::number::parse_i64(value)
-                    .ok_or_else(|| CmdError::err("DB is not an integer or out of range"))?;
-                let databases = ctx.server.keyspace.databases();
-                if db < 0 || db >= databases as i64 {
-                    return Err(CmdError::err(format!(
-                        "DB number should be between 0 and {}",
-                        databases - 1
-                    )));
-                }
-                f.db = Some(db as usize);
-            } else {
-                return Err(errors::SYNTAX);
-            }
-        }
-        Ok(f)
-    }
-
-    fn matches(&self, c: &ClientShared, me: u64, now_ms: i64) -> bool {
-        let same = |wanted: &Option<Bytes>, have: &[u8]| wanted.as_ref().is_none_or(|w| w == have);
-        let optional_eq = |wanted: &Option<Bytes>, have: &parking_lot::Mutex<Option<Bytes>>| {
-            wanted.as_ref().is_none_or(|w| {
-                let have = have.lock();
-                w[..] == *have.as_deref().unwrap_or(b"")
-            })
-        };
-        if self.skip_me && c.id == me {
-            return false;
-        }
-        if let Some(ids) = &self.ids
-            && !ids.contains(&c.id)
-        {
-            return false;
-        }
-        if self.kind.is_some_and(|k| k != client_type(c)) {
-            return false;
-        }
-        let age = (now_ms - c.created_ms) / 1000;
-        let idle = (now_ms - c.last_interaction_ms.load(Relaxed)) / 1000;
-        if self.max_age.is_some_and(|m| age < m) || self.idle.is_some_and(|m| idle < m) {
-            return false;
-        }
-        if let Some(wanted) = &self.flags {
-            let have = c.flag_letters();
-            if !wanted.iter().all(|&b| have.as_bytes().contains(&b)) {
-                return false;
-            }
-        }
-        if self.capa_redirect && !c.capa_redirect.load(Relaxed) {
-            return false;
-        }
-        if self.db.is_some_and(|db| db != c.db.load(Relaxed)) {
-            return false;
-        }
-        if self.user.as_ref().is_some_and(|u| *u != *c.user.lock()) {
-            return false;
-        }
-        same(&self.addr, c.addr.as_bytes())
-            && same(&self.laddr, c.laddr.as_bytes())
-            && same(&self.ip, ip_of(&c.addr).as_bytes())
-            && optional_eq(&self.name, &c.name)
-            && optional_eq(&self.lib_name, &c.lib_name)
-            && optional_eq(&self.lib_ver, &c.lib_ver)
-    }
-}
-
-fn positive_id(arg: &[u8]) -> Result<u64, CmdError> {
-    let n = ferrokv_protocol::number::parse_i64(arg).ok_or(errors::SYNTAX)?;
-    positive_id_value(n)
-}
-
-fn positive_id_value(n: i64) -> Result<u64, CmdError> {
-    if n <= 0 {
-        return Err(CmdError::err("client-id should be greater than 0"));
-    }
-    Ok(n as u64)
-}
-
-fn positive(arg: &[u8], what: &str) -> Result<i64, CmdError> {
-    let n = ferrokv_protocol::number::parse_i64(arg)
-        .ok_or_else(|| CmdError::err(format!("{what} is not an integer or out of range")))?;
-    if n <= 0 {
-        return Err(CmdError::err(format!("{what} should be greater than 0")));
-    }
-    Ok(n)
-}
-
-fn parse_type(arg: &[u8]) -> Result<ClientType, CmdError> {
-    let lower = arg.to_ascii_lowercase();
-    match &lower[..] {
-        b"normal" => Ok(ClientType::Normal),
-        b"master" | b"primary" => Ok(ClientType::Primary),
-        b"replica" | b"slave" => Ok(ClientType::Replica),
-        b"pubsub" => Ok(ClientType::PubSub),
-        _ => Err(CmdError::err(format!(
-            "Unknown client type '{}'",
-            String::from_utf8_lossy(arg)
-        ))),
-    }
-}
-
-/// The address without its port (`1.2.3.4`, `::1`).
-fn ip_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The client's CLIENT LIST line without its newline (ACL LOG's `client-info`).
@@ -924,12 +702,6 @@ fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ip_without_port() {
-        assert_eq!(ip_of("127.0.0.1:6379"), "127.0.0.1");
-        assert_eq!(ip_of("[::1]:6379"), "::1");
-    }
 
     #[test]
     fn names_are_visible_ascii() {
