@@ -99,7 +99,7 @@ pub fn before_command(
     // While a script is registered as running nothing is evicted: evicting would wait for
     // the shards it holds, past `busy-reply-threshold` (Valkey skips eviction while a
     // script is timed out; its clients are not served before that).
-    if config.maxmemory <= 0 || server.scripting.busy.active() {
+    if config.maxmemory == 0 || server.scripting.busy.active() {
         return Ok(false);
     }
     // While writes are paused (CLIENT PAUSE WRITE, a failover) the dataset must not change:
@@ -111,7 +111,7 @@ pub fn before_command(
     // Import mode: what stays is the source server's decision, so nothing is evicted, but
     // memory is guarded all the same.
     if ferrokv_store::replica_view::import_mode() {
-        let over = server::used_memory() > config.maxmemory as u64;
+        let over = server::used_memory() > config.maxmemory;
         if over && deny_on_oom {
             return Err(errors::OOM);
         }
@@ -156,7 +156,7 @@ pub fn install() {
         });
         ferrokv_config::hooks::on_change("maxmemory", |config| {
             let used = server::used_memory();
-            if config.maxmemory > 0 && used > config.maxmemory as u64 {
+            if config.maxmemory > 0 && used > config.maxmemory {
                 log::warn!(
                     "WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than \
                      the current memory usage ({used}). This will result in key eviction and/or \
@@ -178,7 +178,7 @@ pub fn background(server: &Server) {
         return;
     }
     let config = server.config.load();
-    if config.maxmemory <= 0 {
+    if config.maxmemory == 0 {
         return;
     }
     let access = AccessPolicy::from_config(
@@ -215,7 +215,7 @@ pub fn perform(
     access: AccessPolicy,
     used: &dyn Fn() -> u64,
 ) -> Outcome {
-    let limit = config.maxmemory.max(0) as u64;
+    let limit = config.maxmemory;
     if used() <= limit {
         return Outcome::Ok;
     }

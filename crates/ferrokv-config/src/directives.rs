@@ -412,15 +412,15 @@ directives! {
         "New TLS connections accepted per event loop turn.";
     maxclients: i64 = "maxclients" [], "10000", Kind::int(1, U32), 0,
         "Most clients connected at once.";
-    maxmemory: i64 = "maxmemory" [], "0", Kind::memory(0, i64::MAX), PENDING,
+    maxmemory: u64 = "maxmemory" [], "0", Kind::UnsignedMemory, 0,
         "Memory limit for data; 0 is no limit.";
     maxmemory_clients: i64 = "maxmemory-clients" [], "0", Kind::MemoryOrPercent, PENDING,
         "Memory limit for all client buffers together, in bytes or percent of maxmemory; 0 is no limit.";
-    maxmemory_eviction_tenacity: i64 = "maxmemory-eviction-tenacity" [], "10", Kind::int(0, 100), PENDING,
+    maxmemory_eviction_tenacity: i64 = "maxmemory-eviction-tenacity" [], "10", Kind::int(0, 100), 0,
         "How long one eviction pass may run, 0 to 100.";
     maxmemory_policy: String = "maxmemory-policy" [], "noeviction", Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]), 0,
         "What to do at the memory limit: evict by LRU, LFU, random or TTL, or refuse writes.";
-    maxmemory_samples: i64 = "maxmemory-samples" [], "5", Kind::int(1, 64), PENDING,
+    maxmemory_samples: i64 = "maxmemory-samples" [], "5", Kind::int(1, 64), 0,
         "Keys sampled per eviction decision.";
     min_io_threads_avoid_copy_reply: i64 = "min-io-threads-avoid-copy-reply" [], "7", Kind::int(0, I32), HIDDEN | PENDING,
         "I/O threads from which large replies are sent without copying.";

@@ -16,6 +16,9 @@ pub enum Kind {
     },
     /// Bytes with an optional unit, in `[min, max]`, then raised to at least `lo`.
     Memory { min: i64, max: i64, lo: i64 },
+    /// Bytes with an optional unit, anywhere in 0..=u64::MAX (Valkey's `maxmemory` is an
+    /// unsigned long long).
+    UnsignedMemory,
     /// Bytes, or a percentage written `N%` (stored as `-N`).
     MemoryOrPercent,
     /// One word of a fixed set; printed as the set spells it.
@@ -86,6 +89,19 @@ impl FieldValue for i64 {
             Kind::Octal => format!("{value:o}"),
             _ => value.to_string(),
         }
+    }
+}
+
+impl FieldValue for u64 {
+    fn parse(kind: &Kind, text: &str, _current: &u64) -> Result<u64, String> {
+        match kind {
+            Kind::UnsignedMemory => values::parse_memory_u64(text)
+                .ok_or_else(|| "argument must be a memory value".into()),
+            _ => Err(MISMATCH.into()),
+        }
+    }
+    fn print(_kind: &Kind, value: &u64) -> String {
+        value.to_string()
     }
 }
 

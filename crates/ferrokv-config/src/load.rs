@@ -123,19 +123,35 @@ pub fn from_args_checked(
     Ok((config, path))
 }
 
-/// `--port 7000 --save "" --bind a b` → `port "7000" \nsave "" \nbind "a" "b" `.
+/// `--port 7000 --save "" --bind a b` → `port "7000" \nsave "" \nbind "a" "b" `, by
+/// Valkey's rules: a `--name` right after an option name given alone is that option's
+/// value (`--proc-title-template --my--title`); `"--port 7000"` in one argument is a whole
+/// line; `--save` with no value (last, or before another option) means `save ""`, and
+/// `--sentinel` takes no value.
 fn overrides_text(args: &[String]) -> String {
     let mut text = String::new();
-    for arg in args {
-        if let Some(name) = arg.strip_prefix("--") {
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            text.push_str(name);
-            text.push(' ');
-        } else {
+    let mut wants_value = false;
+    for (i, arg) in args.iter().enumerate() {
+        let Some(name) = arg.strip_prefix("--").filter(|_| !wants_value) else {
             text.push_str(&repr(arg));
             text.push(' ');
+            wants_value = false;
+            continue;
+        };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(name);
+        text.push(' ');
+        let alone = split_args(arg.as_bytes()).is_ok_and(|words| words.len() == 1);
+        let next_is_option = args.get(i + 1).is_some_and(|next| next.starts_with("--"));
+        let last = i + 1 == args.len();
+        wants_value = alone;
+        if alone && arg.eq_ignore_ascii_case("--save") && (next_is_option || last) {
+            text.push_str("\"\"");
+            wants_value = false;
+        } else if alone && arg.eq_ignore_ascii_case("--sentinel") && next_is_option {
+            wants_value = false;
         }
     }
     text
@@ -250,7 +266,9 @@ impl Loader {
             // writes one).
             true
         } else if directive.has(MULTI_ARG) {
-            !values.is_empty()
+            // No value at all is the empty list, for the directive's own check to judge
+            // (`bind` alone listens nowhere; `shutdown-on-sigint` alone names no flag).
+            true
         } else {
             values.len() == 1
         };
@@ -393,6 +411,47 @@ mod tests {
         assert_eq!(c.save, "");
         assert_eq!(c.bind, ["127.0.0.1", "::1"]);
         assert!(path.is_none());
+    }
+
+    #[test]
+    fn override_values_may_start_with_dashes_as_in_valkey() {
+        let text =
+            |args: &[&str]| overrides_text(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            text(&[
+                "--proc-title-template",
+                "--my--title",
+                "--loglevel",
+                "verbose"
+            ]),
+            "proc-title-template \"--my--title\" \nloglevel \"verbose\" "
+        );
+        assert_eq!(
+            text(&["--maxmemory 700mb", "--maxmemory-policy 'volatile-lru'"]),
+            "maxmemory 700mb \nmaxmemory-policy 'volatile-lru' "
+        );
+        assert_eq!(text(&["--save", "--port", "1"]), "save \"\"\nport \"1\" ");
+        assert_eq!(text(&["--port", "1", "--save"]), "port \"1\" \nsave \"\"");
+        assert_eq!(
+            text(&[
+                "--proc-title-template",
+                "--save",
+                "--save",
+                "",
+                "--port",
+                "1"
+            ]),
+            "proc-title-template \"--save\" \nsave \"\" \nport \"1\" "
+        );
+        let (c, _) = from_args(&[
+            "--save".into(),
+            "--maxmemory 700mb".into(),
+            "--shutdown-on-sigint".into(),
+            "nosave".into(),
+            "force".into(),
+        ])
+        .unwrap();
+        assert_eq!((c.save.as_str(), c.maxmemory), ("", 700 << 20));
     }
 
     #[test]

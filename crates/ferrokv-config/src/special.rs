@@ -56,7 +56,12 @@ const BUFFER_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
 /// `client-output-buffer-limit <class> <hard> <soft> <soft-seconds> ...`: each group replaces
 /// that class's limits; classes not named keep theirs.
 pub fn client_output_buffer_limit(new: &str, old: &str) -> Result<String, String> {
-    let words: Vec<&str> = new.split(' ').collect();
+    // An empty value is no group at all, and changes nothing.
+    let words: Vec<&str> = if new.is_empty() {
+        Vec::new()
+    } else {
+        new.split(' ').collect()
+    };
     if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
@@ -119,8 +124,8 @@ pub fn client_output_buffer_limit_lines(value: &str, default: &str) -> Vec<(Stri
         if let Some([h, s, secs]) = now {
             let line = format!(
                 "client-output-buffer-limit {class} {} {} {secs}",
-                crate::values::format_memory_human(h as i64),
-                crate::values::format_memory_human(s as i64)
+                crate::values::format_memory_human(h.into()),
+                crate::values::format_memory_human(s.into())
             );
             lines.push((line, force));
         }

@@ -105,10 +105,10 @@ pub fn format_memory_or_percent(n: i64) -> String {
 }
 
 /// A byte count for CONFIG REWRITE: the largest binary unit that divides it exactly.
-pub fn format_memory_human(n: i64) -> String {
-    const GB: i64 = 1 << 30;
-    const MB: i64 = 1 << 20;
-    const KB: i64 = 1 << 10;
+pub fn format_memory_human(n: i128) -> String {
+    const GB: i128 = 1 << 30;
+    const MB: i128 = 1 << 20;
+    const KB: i128 = 1 << 10;
     if n > 0 && n % GB == 0 {
         format!("{}gb", n / GB)
     } else if n > 0 && n % MB == 0 {

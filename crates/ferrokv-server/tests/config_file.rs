@@ -198,6 +198,68 @@ fn rewrite_keeps_comments_and_order_and_restarts_the_same() {
     );
 }
 
+/// Every directive, name → value, as CONFIG GET * gives them (but the port, which each
+/// start chooses).
+fn all_config(c: &mut RawClient) -> std::collections::BTreeMap<String, String> {
+    let reply = c.command(&["CONFIG", "GET", "*"]);
+    let (_, items) = common::split_elements(&reply).expect("CONFIG GET replies an array");
+    items
+        .chunks(2)
+        .map(|pair| (bulk_text(&pair[0]), bulk_text(&pair[1])))
+        .filter(|(name, _)| name != "port")
+        .collect()
+}
+
+/// DEBUG CONFIG-REWRITE-FORCE-ALL writes every directive, defaults included, and a server
+/// started from that file has every value the first one had (Valkey's "CONFIG REWRITE
+/// sanity" test): no directive is written in a form the loader reads back differently.
+#[test]
+fn rewrite_of_every_directive_restarts_with_every_value() {
+    let dir = TempDir::new("cfg-rewrite-all");
+    let file = write(&dir.0.join("all.conf"), "enable-debug-command yes\n");
+    let server = start_with_file(&file, dir);
+    let mut c = RawClient::connect(server.port).unwrap();
+    for (name, value) in [
+        ("hz", "33"),
+        ("maxmemory", "9223372036854775808"),
+        ("save", "100 10 5 1000"),
+        (
+            "client-output-buffer-limit",
+            "normal 1mb 2mb 3 pubsub 0 0 0",
+        ),
+        ("notify-keyspace-events", "Ex"),
+        ("latency-tracking-info-percentiles", ""),
+        ("proc-title-template", "{title} --x \"y\""),
+        ("maxmemory-clients", "10%"),
+    ] {
+        assert_eq!(
+            c.command(&["CONFIG", "SET", name, value]),
+            b"+OK\r\n",
+            "{name}"
+        );
+    }
+    let before = all_config(&mut c);
+    assert!(before.len() > 150, "{}", before.len());
+    assert_eq!(
+        c.command(&["DEBUG", "CONFIG-REWRITE-FORCE-ALL"]),
+        b"+OK\r\n"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    // Defaults are written too.
+    assert!(text.contains("\ndatabases 16\n"), "{text}");
+    drop(c);
+    let dir = std::mem::replace(&mut { server }.dir, TempDir::new("cfg-rewrite-all-gone"));
+    let again = start_with_file(&file, dir);
+    let mut c = RawClient::connect(again.port).unwrap();
+    let after = all_config(&mut c);
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(name, value)| after.get(*name) != Some(*value))
+        .map(|(name, value)| format!("{name}: {value:?} -> {:?}", after.get(name)))
+        .collect();
+    assert!(changed.is_empty(), "{changed:#?}\n{text}");
+}
+
 #[test]
 fn shipped_conf_loads_and_equals_the_defaults() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ferrokv.conf");
@@ -388,6 +450,58 @@ fn config_line_errors_match_the_oracle_byte_for_byte() {
             oracle.1
         );
         assert_eq!((ours.0, &ours.1), (oracle.0, &oracle.1), "{text:?}");
+    }
+}
+
+/// Runs `binary` with the command line `args` only, which must make it stop at start-up:
+/// its exit code and stderr (one that starts anyway is killed after 10 seconds).
+fn run_args_refused(binary: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let dir = TempDir::new("args-refused");
+    let mut child = Command::new(binary)
+        .args(args)
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("server output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Command-line options go by Valkey's rules for values that start with `--` (a value
+/// follows an option name given alone), so a mistake is reported on the same line.
+#[test]
+fn command_line_errors_match_the_oracle_byte_for_byte() {
+    let cases: &[&[&str]] = &[
+        &["--invalid"],
+        &["--port"],
+        &["--port", "6380", "--loglevel"],
+        &["--port", "6379", "6380"],
+        &["--port", "--loglevel", "verbose"],
+        &["--port", "--bla", "--loglevel", "verbose"],
+        &["--logfile", "--my--log--file", "--loglevel", "--bla"],
+        &["--shutdown-on-sigint"],
+        &["--shutdown-on-sigint", "now force", "--shutdown-on-sigterm"],
+        &["--replicaof", "127.0.0.1", "abc"],
+        &["--replicaof", "--127.0.0.1", "abc"],
+        &["--replicaof", "--127.0.0.1", "--abc"],
+        &["--port 0", "--maxmemory 'x'"],
+        &["--save", "--port", "--x"],
+        &["--hz", "10", "--save", "bad"],
+    ];
+    for args in cases {
+        let ours = run_args_refused(&ferrokv_binary(), args);
+        let oracle = run_args_refused(&valkey_binary(), args);
+        assert_eq!(oracle.0, Some(1), "{args:?}: {}", oracle.1);
+        assert_eq!(ours, oracle, "{args:?}");
     }
 }
 

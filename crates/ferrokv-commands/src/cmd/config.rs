@@ -188,8 +188,19 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// `CONFIG REWRITE`
 fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.server.config.path.is_none() {
+        return Err(CmdError::err(NO_CONFIG_FILE));
+    }
+    rewrite(ctx, false).map_err(|reason| CmdError::err(format!("Rewriting config file: {reason}")))
+}
+
+const NO_CONFIG_FILE: &str = "The server is running without a config file";
+
+/// Writes the live configuration into the config file (every directive with `force_all`);
+/// replies OK or gives the reason it could not.
+pub(crate) fn rewrite(ctx: &mut Ctx, force_all: bool) -> Result<(), String> {
     let Some(path) = ctx.server.config.path.as_ref() else {
-        return Err(CmdError::err("The server is running without a config file"));
+        return Err(NO_CONFIG_FILE.into());
     };
     let _writer = ctx.server.config_write.lock();
     let config = ctx.server.config.load();
@@ -200,7 +211,7 @@ fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         .iter()
         .map(|u| String::from_utf8_lossy(&u.describe()).into_owned())
         .collect();
-    match rewrite::rewrite_file(path, &config, &users) {
+    match rewrite::rewrite_file(path, &config, &users, force_all) {
         Ok(()) => {
             log::info!("CONFIG REWRITE executed with success.");
             ctx.reply.ok();
@@ -208,7 +219,7 @@ fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         }
         Err(reason) => {
             log::warn!("CONFIG REWRITE failed: {reason}");
-            Err(CmdError::err(format!("Rewriting config file: {reason}")))
+            Err(reason)
         }
     }
 }

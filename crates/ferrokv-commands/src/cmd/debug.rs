@@ -114,6 +114,8 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.reply.ok();
             Ok(())
         }
+        ("config-rewrite-force-all", 2) => crate::cmd::config::rewrite(ctx, true)
+            .map_err(|reason| CmdError::err(format!("CONFIG-REWRITE-FORCE-ALL failed: {reason}"))),
         ("protocol", 3) => crate::cmd::debug_protocol::reply(ctx, &args[2]),
         ("populate", 3..=5) => populate(ctx, args),
         ("reload", _) => {
@@ -323,6 +325,8 @@ fn help(ctx: &mut Ctx) -> CmdResult {
         ctx.reply,
         "DEBUG",
         &[
+            "CONFIG-REWRITE-FORCE-ALL",
+            "    CONFIG REWRITE that writes every directive, those at their default too.",
             "DIGEST",
             "    The SHA1 fingerprint of the whole dataset, in hex (40 zeros when it is empty).",
             "DIGEST-VALUE <key> [<key> ...]",

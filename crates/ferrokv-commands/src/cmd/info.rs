@@ -463,10 +463,7 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("used_memory_scripts", scripts);
     out.field("used_memory_scripts_human", human_bytes(scripts));
     out.field("maxmemory", config.maxmemory);
-    out.field(
-        "maxmemory_human",
-        human_bytes(config.maxmemory.max(0) as u64),
-    );
+    out.field("maxmemory_human", human_bytes(config.maxmemory));
     out.field("maxmemory_policy", &config.maxmemory_policy);
     let a = &m.allocator;
     out.field(
