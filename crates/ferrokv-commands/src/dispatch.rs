@@ -583,6 +583,18 @@ fn check(
         _ => flags,
     };
     crate::replication::check_command(server, client, replication_flags, write)?;
+    // While the start-up load runs only `loading` commands run (EXEC: if all it queued are).
+    if crate::loading::refusing() && !client.must_obey {
+        let loading_flags = match client.multi.as_ref() {
+            Some(multi) if is_exec(entry) => {
+                (flags & !flag::LOADING) | (!multi.lacking_flags & flag::LOADING)
+            }
+            _ => flags,
+        };
+        if loading_flags & flag::LOADING == 0 {
+            return Err(CmdError::new(crate::loading::LOADING_ERROR));
+        }
+    }
     // A monitor is a replica to Valkey, and replicas may not touch the keyspace.
     if client.monitor && flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 {
         return Err(CmdError::err("Replica can't interact with the keyspace"));

@@ -18,6 +18,7 @@ pub mod evict;
 pub mod expire_cycle;
 pub mod latency;
 pub mod lazyfree;
+pub mod loading;
 pub mod migrate;
 pub mod monitor;
 pub mod notify;

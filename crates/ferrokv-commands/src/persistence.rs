@@ -300,6 +300,7 @@ pub fn load_options(server: &Server, now_ms: i64) -> LoadOptions {
         ),
         now_ms,
         allow_duplicates: false,
+        after_key: None,
     }
 }
 
@@ -585,6 +586,11 @@ pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<()
     if nosave || (!force && config.save.trim().is_empty()) {
         return Ok(());
     }
+    if crate::loading::refusing() {
+        // Saving now would write the half-loaded dataset over the file being loaded.
+        log::warn!("Not saving the dataset: it is still being loaded.");
+        return Ok(());
+    }
     // As Valkey kills its AOF rewrite child: the final save needs the snapshot slot.
     if crate::aof::abort_rewrite(server) {
         log::warn!("There is a child rewriting the AOF. Killing it!");
@@ -602,30 +608,50 @@ pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<()
     }
 }
 
-/// Loads `dir`/`dbfilename` into the (empty) keyspace, before clients are accepted. A file
-/// that cannot be read completely is an error: the server must not start without its data.
-/// With `appendonly yes` the AOF is the source of truth and `dump.rdb` is not read, as Valkey.
+/// Whether start-up has a snapshot to load (`dbfilename` is there and the AOF is off). If
+/// so the load is announced before clients are accepted: INFO says `loading:1` and commands
+/// get LOADING until [`load_at_startup`] is over (see [`crate::loading`]).
+pub fn announce_startup_load(server: &Server) -> bool {
+    let config = server.config.load();
+    if config.appendonly {
+        return false;
+    }
+    let Ok(file) = std::fs::metadata(&config.dbfilename) else {
+        return false;
+    };
+    server.persistence.loading.store(true, Relaxed);
+    crate::loading::begin(file.len(), config.key_load_delay);
+    true
+}
+
+/// Loads `dir`/`dbfilename` into the (empty) keyspace. A file that cannot be read completely
+/// is an error: the server must not go on without its data. With `appendonly yes` the AOF is
+/// the source of truth and `dump.rdb` is not read, as Valkey.
 pub fn load_at_startup(server: &Server) -> Result<(), String> {
     let config = server.config.load();
     if config.appendonly {
         return Ok(());
     }
     let path = std::path::Path::new(&config.dbfilename);
-    load_snapshot(server, path).map(|_| ())
+    let loaded = load_snapshot_with(server, path, false, Some(crate::loading::after_key));
+    crate::loading::end();
+    loaded.map(|_| ())
 }
 
 /// Loads the snapshot at `path` (a `dump.rdb`, or an AOF's RDB-format base) into the
 /// keyspace with its function libraries; `Ok(false)` when there is no such file.
 pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, String> {
-    load_snapshot_merging(server, path, false)
+    load_snapshot_with(server, path, false, None)
 }
 
 /// [`load_snapshot`]; with `merge`, keys and function libraries already there are replaced
 /// by the file's instead of failing the load as duplicates.
-fn load_snapshot_merging(
+/// `after_key` reports progress (see [`ferrokv_persist::LoadOptions::after_key`]).
+fn load_snapshot_with(
     server: &Server,
     path: &std::path::Path,
     merge: bool,
+    after_key: Option<fn(u64)>,
 ) -> Result<bool, String> {
     let started = Instant::now();
     let p = &server.persistence;
@@ -635,6 +661,7 @@ fn load_snapshot_merging(
         &server.keyspace,
         LoadOptions {
             allow_duplicates: merge,
+            after_key,
             ..load_options(server, clock::now_ms())
         },
     );
@@ -729,10 +756,11 @@ pub fn debug_reload(server: &Server, options: ReloadOptions) -> Result<(), CmdEr
             .update(|state| *state = Default::default());
     }
     // The RDB file, whether or not AOF is on (as Valkey's DEBUG RELOAD).
-    load_snapshot_merging(
+    load_snapshot_with(
         server,
         std::path::Path::new(&config.dbfilename),
         options.merge,
+        None,
     )
     .map(|_| log::info!("DB reloaded by DEBUG RELOAD"))
     .map_err(|e| {

@@ -27,6 +27,8 @@ pub const APPEND: u32 = 1 << 5;
 pub const ALWAYS_REWRITE: u32 = 1 << 6;
 /// Accepted, validated and stored, but ferrokv does not act on it yet.
 pub const PENDING: u32 = 1 << 7;
+/// CONFIG SET refuses it with LOADING while a dataset is being loaded.
+pub const DENY_LOADING: u32 = 1 << 8;
 
 const I32: i64 = i32::MAX as i64;
 const U32: i64 = u32::MAX as i64;
@@ -218,7 +220,7 @@ directives! {
         "Base name of the AOF files.";
     appendfsync: String = "appendfsync" [], "everysec", Kind::Enum(&["everysec", "always", "no"]), 0,
         "When the AOF is fsynced: always, everysec or no.";
-    appendonly: bool = "appendonly" [], "no", Kind::Bool, 0,
+    appendonly: bool = "appendonly" [], "no", Kind::Bool, DENY_LOADING,
         "Log every write to the append-only file.";
     auto_aof_rewrite_min_size: i64 = "auto-aof-rewrite-min-size" [], "67108864", Kind::memory(0, i64::MAX), 0,
         "Smallest AOF size that triggers an automatic rewrite.";
@@ -326,7 +328,7 @@ directives! {
         "Name of the RDB snapshot file inside dir.";
     debug_context: String = "debug-context" [], "", Kind::Str, HIDDEN | PENDING,
         "Free text kept for debugging sessions.";
-    dir: String = "dir" [], "", Kind::Custom(special::dir), PROTECTED | ALWAYS_REWRITE,
+    dir: String = "dir" [], "", Kind::Custom(special::dir), PROTECTED | ALWAYS_REWRITE | DENY_LOADING,
         "Working directory: snapshots, AOF and relative paths live here.";
     disable_thp: bool = "disable-thp" [], "yes", Kind::Bool, IMMUTABLE | PENDING,
         "Turn transparent huge pages off for this process.";
@@ -364,7 +366,7 @@ directives! {
         "Keep I/O threads busy-polling even when idle.";
     jemalloc_bg_thread: bool = "jemalloc-bg-thread" [], "yes", Kind::Bool, PENDING,
         "Let jemalloc purge memory from a background thread.";
-    key_load_delay: i64 = "key-load-delay" [], "0", Kind::int(-I32 - 1, I32), HIDDEN | PENDING,
+    key_load_delay: i64 = "key-load-delay" [], "0", Kind::int(-I32 - 1, I32), HIDDEN,
         "Testing aid: microseconds to pause per key loaded.";
     latency_monitor_threshold: i64 = "latency-monitor-threshold" [], "0", Kind::int(0, i64::MAX), 0,
         "Record events slower than this many milliseconds; 0 disables.";

@@ -33,6 +33,10 @@ pub struct LoadOptions {
     /// A key already in the keyspace is replaced (DEBUG RELOAD MERGE) instead of failing the
     /// load as a duplicate.
     pub allow_duplicates: bool,
+    /// Called on the reading thread after each key with the file offset reached: the
+    /// server's progress report, and the pause of `key-load-delay` (tests slow a load down
+    /// to watch a loading server).
+    pub after_key: Option<fn(u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -519,6 +523,9 @@ fn frame_keys<R: Read>(
         };
         if batches[queue].full() {
             send(queue, std::mem::replace(&mut batches[queue], Batch::new()));
+        }
+        if let Some(after_key) = options.after_key {
+            after_key(reader.offset());
         }
     }
 }

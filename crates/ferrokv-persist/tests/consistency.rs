@@ -148,6 +148,7 @@ fn a_snapshot_under_cross_shard_writes_is_one_instant() {
             policy: AccessPolicy::Lru,
             now_ms: 0,
             allow_duplicates: false,
+            after_key: None,
         },
     )
     .expect("loads");
@@ -220,6 +221,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
             policy: AccessPolicy::Lru,
             now_ms: 2_000,
             allow_duplicates: false,
+            after_key: None,
         },
     )
     .expect("loads");
@@ -240,6 +242,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
                 policy: AccessPolicy::Lru,
                 now_ms: 0,
                 allow_duplicates: false,
+                after_key: None,
             },
         )
         .expect_err("truncated");

@@ -22,6 +22,7 @@ fn options() -> LoadOptions {
         // Nothing counts as expired: every key is decoded by both readers.
         now_ms: i64::MIN,
         allow_duplicates: false,
+        after_key: None,
     }
 }
 
@@ -181,6 +182,7 @@ fn damage_in_expired_keys_is_reported_too() {
     let expired = LoadOptions {
         now_ms: i64::MAX,
         allow_duplicates: false,
+        after_key: None,
         ..options()
     };
     damaged_copies_fail_like_a_sequential_read(&file_expiring_at(150, 1_000), expired);

@@ -30,6 +30,11 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         // A replica's keys expire and are evicted only when its primary says so, and in
         // import mode only when the source server does; while writes are paused (CLIENT
         // PAUSE WRITE, FAILOVER) the dataset must not change either, as in Valkey.
+        if ferrokv_commands::loading::refusing() {
+            // The start-up load is filling the keyspace: nothing expires, is evicted or
+            // saved until it is whole.
+            continue;
+        }
         let dataset_frozen = server.stream.is_proxy()
             || ferrokv_store::replica_view::import_mode()
             || server.pause.is_paused(ferrokv_store::clock::now_ms());

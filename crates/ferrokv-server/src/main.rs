@@ -87,14 +87,9 @@ fn main() {
     }
     ferrokv_commands::server::set_used_memory_probe(alloc::used_memory);
     ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
-    // The data comes back before any client can connect (INFO never shows `loading:1`).
-    if let Err(e) = ferrokv_commands::persistence::load_at_startup(&server) {
-        log::warn!("{e}");
-        eprintln!("{e}");
-        std::process::exit(1);
-    }
-    // Follows `replicaof` from the configuration, and every later REPLICAOF.
-    ferrokv_replication::replica::start(server.clone());
+    // The snapshot loads while clients connect (they get LOADING until it is whole), as in
+    // Valkey; an AOF is replayed above, before anyone connects.
+    ferrokv_commands::persistence::announce_startup_load(&server);
     if let Err(e) = run(server) {
         log::warn!("{e}");
         std::process::exit(1);
@@ -188,14 +183,12 @@ fn run(server: Arc<Server>) -> Result<(), String> {
         return Err("Configured to not listen anywhere, exiting.".into());
     }
     log::info!("Server initialized");
-    log::info!(
-        "Ready to accept connections tcp (port {}, {} worker threads)",
-        config.port,
-        workers.count()
-    );
-    if config.tls_port != 0 {
-        log::info!("Ready to accept connections tls (port {})", config.tls_port);
-    }
+    let worker_count = workers.count();
+    let loader = server.clone();
+    std::thread::Builder::new()
+        .name("ferrokv-load".into())
+        .spawn(move || load_then_serve(loader, worker_count))
+        .map_err(|e| format!("Starting the loading thread: {e}"))?;
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<&'static str>();
     {
@@ -239,6 +232,27 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     }
     log::warn!("ferrokv is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// Loads the snapshot (clients get LOADING meanwhile), then starts following `replicaof`
+/// (and every later REPLICAOF) and says the server is ready: Valkey's test suite waits for
+/// that line before it sends its first command. A file that cannot be loaded ends the
+/// process: the server must not serve without its data.
+fn load_then_serve(server: Arc<Server>, workers: usize) {
+    if let Err(e) = ferrokv_commands::persistence::load_at_startup(&server) {
+        log::warn!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    ferrokv_replication::replica::start(server.clone());
+    let config = server.config.load();
+    log::info!(
+        "Ready to accept connections tcp (port {}, {workers} worker threads)",
+        config.port,
+    );
+    if config.tls_port != 0 {
+        log::info!("Ready to accept connections tls (port {})", config.tls_port);
+    }
 }
 
 /// jemalloc's statistics and purge, for INFO memory and MEMORY.

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use ferrokv_config::directives::{self, Directive, HIDDEN, IMMUTABLE, PROTECTED};
+use ferrokv_config::directives::{self, DENY_LOADING, Directive, HIDDEN, IMMUTABLE, PROTECTED};
 use ferrokv_config::{hooks, rewrite};
 use ferrokv_store::glob::glob_match;
 
@@ -127,6 +127,15 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         if directive.has(PROTECTED) && !protected_allowed {
             return Err(set_failed(&name, "can't set protected config"));
+        }
+        if directive.has(DENY_LOADING)
+            && ctx
+                .server
+                .persistence
+                .loading
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(CmdError::new(crate::loading::LOADING_ERROR));
         }
         // The same name twice (in any case) is refused; an alias and its directive are not
         // the same name, and the later one wins, as in Valkey.

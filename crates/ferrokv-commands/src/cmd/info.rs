@@ -513,6 +513,11 @@ fn persistence_section(out: &mut Out, server: &Server, _config: &Config) {
         "async_loading",
         server.persistence.async_loading.load(Relaxed) as u8,
     );
+    if s.loading {
+        for (name, value) in crate::loading::info_fields() {
+            out.field(name, value);
+        }
+    }
     out.field("current_cow_peak", s.current_peak_bytes);
     out.field("current_cow_size", s.current_extra_bytes);
     out.field("current_cow_size_age", 0);
