@@ -396,7 +396,7 @@ fn config_get_via(client: &mut RawClient, config: &str) -> String {
 fn run_refused(binary: &Path, text: &str) -> (Option<i32>, String, String) {
     let dir = TempDir::new("cfg-refused");
     let file = write(&dir.0.join("bad.conf"), text);
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .arg(&file)
         .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
         .args(["--save", ""])
@@ -405,12 +405,7 @@ fn run_refused(binary: &Path, text: &str) -> (Option<i32>, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("server output");
+    let out = output_at_exit(child);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -453,23 +448,28 @@ fn config_line_errors_match_the_oracle_byte_for_byte() {
     }
 }
 
+/// Waits up to 10 seconds for `child` to exit (killing it then) and returns its output.
+fn output_at_exit(mut child: std::process::Child) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("server output")
+}
+
 /// Runs `binary` with the command line `args` only, which must make it stop at start-up:
 /// its exit code and stderr (one that starts anyway is killed after 10 seconds).
 fn run_args_refused(binary: &Path, args: &[&str]) -> (Option<i32>, String) {
     let dir = TempDir::new("args-refused");
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .args(args)
         .current_dir(&dir.0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("server output");
+    let out = output_at_exit(child);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

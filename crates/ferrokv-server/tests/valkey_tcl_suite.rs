@@ -109,8 +109,8 @@ fn valkey_tcl_suite_hash_field_expiry() {
 }
 
 #[test]
-fn valkey_tcl_suite_functions() {
-    compare(8, &["unit/functions"]);
+fn valkey_tcl_suite_functions_and_introspection() {
+    compare(8, &["unit/functions", "unit/introspection"]);
 }
 
 #[test]

@@ -177,21 +177,11 @@ impl Filter {
             } else if args::is(option, "ip") {
                 filter.side(negated).ip = Some(value.clone());
             } else if args::is(option, "flags") {
-                let where_ = if negated {
-                    "the NOT-FLAGS filter"
-                } else {
-                    "the provided filter"
-                };
                 filter.side(negated).flags =
-                    Some(letters(value, KNOWN_FLAG_LETTERS, "flags", where_)?);
+                    Some(letters(value, KNOWN_FLAG_LETTERS, "flags", negated)?);
             } else if args::is(option, "capa") {
-                let where_ = if negated {
-                    "the NOT-CAPA filter"
-                } else {
-                    "the provided filter"
-                };
                 filter.side(negated).capa =
-                    Some(letters(value, KNOWN_CAPA_LETTERS, "capa", where_)?);
+                    Some(letters(value, KNOWN_CAPA_LETTERS, "capa", negated)?);
             } else if args::is(option, "name") {
                 filter.side(negated).name = Some(value.clone());
             } else if args::is(option, "lib-name") {
@@ -250,13 +240,19 @@ fn seconds(arg: &[u8], what: &str) -> Result<i64, CmdError> {
     Ok(n)
 }
 
-/// A FLAGS or CAPA value: letters from `known` (none at all is allowed, and matches all).
-fn letters(value: &Bytes, known: &[u8], what: &str, where_: &str) -> Result<Bytes, CmdError> {
+/// A FLAGS or CAPA value (`what`): letters from `known` (none at all is allowed, and
+/// matches all).
+fn letters(value: &Bytes, known: &[u8], what: &str, negated: bool) -> Result<Bytes, CmdError> {
     if value.iter().all(|letter| known.contains(letter)) {
         return Ok(value.clone());
     }
+    let filter = if negated {
+        format!("the NOT-{} filter", what.to_ascii_uppercase())
+    } else {
+        "the provided filter".to_string()
+    };
     Err(CmdError::err(format!(
-        "Unknown {what} found in {where_}: {}",
+        "Unknown {what} found in {filter}: {}",
         String::from_utf8_lossy(value)
     )))
 }
@@ -294,13 +290,13 @@ mod tests {
     #[test]
     fn flag_and_capa_letters() {
         let check = |v: &'static [u8]| {
-            letters(&Bytes::from_static(v), KNOWN_FLAG_LETTERS, "flags", "x").map_err(|e| e.0)
+            letters(&Bytes::from_static(v), KNOWN_FLAG_LETTERS, "flags", true).map_err(|e| e.0)
         };
         assert!(check(b"").is_ok());
         assert!(check(b"Nx").is_ok());
         assert_eq!(
             check(b"NZ").err().as_deref(),
-            Some("ERR Unknown flags found in x: NZ")
+            Some("ERR Unknown flags found in the NOT-FLAGS filter: NZ")
         );
     }
 }
