@@ -673,6 +673,9 @@ fn load_snapshot_with(
         Ok(None) => return Ok(false),
         Ok(Some(report)) => report,
         Err(e) => {
+            for line in e.valkey_log_lines() {
+                log::warn!("{line}");
+            }
             let at = e
                 .offset()
                 .map(|o| format!(" at offset {o}"))
@@ -695,6 +698,15 @@ fn load_snapshot_with(
     }
     if let Some(ctime) = report.aux_text("ctime").and_then(|t| t.parse::<i64>().ok()) {
         log::info!("RDB age {} seconds", (now_unix() - ctime).max(0));
+    }
+    if let Some(used) = report
+        .aux_text("used-mem")
+        .and_then(|m| m.parse::<u64>().ok())
+    {
+        log::info!(
+            "RDB memory usage when created {:.2} Mb",
+            used as f64 / (1024.0 * 1024.0)
+        );
     }
     for code in &report.functions {
         if let Err(e) = crate::cmd::scripting::load_library_from_snapshot(server, code, merge) {
@@ -744,6 +756,19 @@ pub fn debug_reload(server: &Server, options: ReloadOptions) -> Result<(), CmdEr
         }
     }
     if options.flush {
+        // A file that cannot be loaded must not cost the data in memory (Valkey checks the
+        // signature and version before it empties anything).
+        let path = std::path::Path::new(&config.dbfilename);
+        let relaxed = crate::cmd::dump::read_options_for(&config).relaxed_version;
+        if let Err(e) = ferrokv_persist::load::check_header(path, relaxed) {
+            for line in e.valkey_log_lines() {
+                log::warn!("{line}");
+            }
+            log::warn!("Not reloading {}: {e}", config.dbfilename);
+            return Err(CmdError::err(
+                "Error trying to load the RDB dump, check server logs.",
+            ));
+        }
         let mut all = server.keyspace.lock_all();
         let databases = server.keyspace.databases();
         let detached: Vec<_> = (0..databases).flat_map(|db| all.take_db(db)).collect();

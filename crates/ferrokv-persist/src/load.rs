@@ -83,6 +83,43 @@ impl LoadError {
     }
 }
 
+impl LoadError {
+    /// What Valkey logs for the same failure, in its words: operators' log alerts and
+    /// Valkey's own tests look for these lines ("CRC error", "Short read", ...).
+    pub fn valkey_log_lines(&self) -> Vec<String> {
+        use ferrokv_rdb::error::RdbErrorKind as Kind;
+        let LoadError::Format(e) = self else {
+            return Vec::new();
+        };
+        let internal = |what: &str| {
+            format!(
+                "Internal error in RDB reading offset {} -> {what}",
+                e.offset
+            )
+        };
+        match &e.kind {
+            Kind::BadChecksum { stored, computed } => vec![
+                format!(
+                    "Wrong RDB checksum expected: ({computed:x}) but got ({stored:x}). Aborting now."
+                ),
+                internal("RDB CRC error"),
+            ],
+            Kind::Truncated => {
+                vec!["Short read or OOM loading DB. Unrecoverable error, aborting now.".into()]
+            }
+            Kind::BadHeader => vec!["Wrong signature trying to load DB from file".into()],
+            Kind::UnsupportedVersion(v) => vec![format!("Can't handle RDB format version {v}")],
+            Kind::UnknownType(_) => vec![
+                "Unknown type or opcode when loading DB. Unrecoverable error, aborting now.".into(),
+            ],
+            Kind::ForeignType { type_byte, version } => vec![format!(
+                "Can't handle foreign type or opcode {type_byte} in RDB with version {version}"
+            )],
+            kind => vec![internal(&kind.to_string())],
+        }
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -116,6 +153,20 @@ pub fn load_file(
     };
     // The reader buffers (and checksums) in large blocks itself.
     load_from(file, keyspace, options).map(Some)
+}
+
+/// Reads only the header of `path`: whether a load would get past the signature and version
+/// check (`Ok(false)`: no such file). DEBUG RELOAD asks before it empties the keyspace, so a
+/// file it cannot read leaves the data as it was.
+pub fn check_header(path: &Path, relaxed_version: bool) -> Result<bool, LoadError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(LoadError::Open(e)),
+    };
+    FileReader::with_version_check(io::BufReader::with_capacity(64, file), relaxed_version)
+        .map(|_| true)
+        .map_err(LoadError::Format)
 }
 
 /// Keys handed to an inserting thread at a time.

@@ -13,6 +13,9 @@ pub enum RdbErrorKind {
     UnsupportedVersion(u32),
     /// A value type byte this reader does not know.
     UnknownType(u8),
+    /// A type byte this reader does not know in a file of a version Valkey calls foreign
+    /// (12 to 79: Redis's numbering after the fork), which may give it another meaning.
+    ForeignType { type_byte: u8, version: u32 },
     /// An opcode or encoding this reader does not know.
     UnknownEncoding(u8),
     /// The stored checksum does not match the data.
@@ -54,6 +57,10 @@ impl fmt::Display for RdbErrorKind {
             RdbErrorKind::BadHeader => write!(f, "wrong signature, not an RDB file"),
             RdbErrorKind::UnsupportedVersion(v) => write!(f, "can't handle RDB format version {v}"),
             RdbErrorKind::UnknownType(t) => write!(f, "unknown value type {t}"),
+            RdbErrorKind::ForeignType { type_byte, version } => write!(
+                f,
+                "can't handle foreign type or opcode {type_byte} in RDB with version {version}"
+            ),
             RdbErrorKind::UnknownEncoding(e) => write!(f, "unknown encoding or opcode {e}"),
             RdbErrorKind::BadChecksum { stored, computed } => write!(
                 f,

@@ -309,7 +309,10 @@ impl<R: Read> FileReader<R> {
 
     /// The next item; [`Item::Eof`] once, after the checksum was verified.
     pub fn next_item(&mut self) -> RdbResult<Item> {
-        match self.next(false)? {
+        let next = self
+            .next(false)
+            .map_err(|e| self.dialect.name_foreign_type(e))?;
+        match next {
             Next::Item(item) => Ok(item),
             Next::Framed { .. } => unreachable!("framing was not asked for"),
         }
@@ -318,7 +321,10 @@ impl<R: Read> FileReader<R> {
     /// The next item, with the values of most types framed rather than decoded, so that
     /// the caller can decode them on other threads: see [`crate::frame`].
     pub fn next_framed(&mut self) -> RdbResult<Framed<'_>> {
-        Ok(match self.next(true)? {
+        let next = self
+            .next(true)
+            .map_err(|e| self.dialect.name_foreign_type(e))?;
+        Ok(match next {
             Next::Item(item) => Framed::Item(item),
             Next::Framed {
                 type_byte,

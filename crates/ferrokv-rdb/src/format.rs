@@ -104,6 +104,25 @@ impl Dialect {
         }
     }
 
+    /// An unknown type byte in a file of a foreign version (Redis's numbering from 12 up to
+    /// Valkey's own 80) is reported as such: Valkey's wording, which its tests look for.
+    pub fn name_foreign_type(self, e: crate::RdbError) -> crate::RdbError {
+        match (self, &e.kind) {
+            (Dialect::Redis(version), crate::error::RdbErrorKind::UnknownType(type_byte))
+                if (MAX_REDIS_VERSION..VALKEY_VERSION).contains(&version) =>
+            {
+                crate::RdbError::new(
+                    e.offset,
+                    crate::error::RdbErrorKind::ForeignType {
+                        type_byte: *type_byte,
+                        version,
+                    },
+                )
+            }
+            _ => e,
+        }
+    }
+
     /// Whether type byte 22 means Valkey's hash with field expiry.
     pub fn is_valkey(self) -> bool {
         matches!(self, Dialect::Valkey(_))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use ferrokv_commands::Server;
+use ferrokv_commands::{Server, loading};
 use ferrokv_persist::{LoadOptions, LoadReport};
 use ferrokv_store::{Db, clock};
 
@@ -184,7 +184,10 @@ pub fn empty_data(server: &Server, in_background: bool) {
 
 fn load_options(server: &Server) -> LoadOptions {
     // A replica loads every key, expired or not: they go when the primary's DELs come.
-    ferrokv_commands::persistence::load_options(server, i64::MIN)
+    LoadOptions {
+        after_key: Some(loading::after_key),
+        ..ferrokv_commands::persistence::load_options(server, i64::MIN)
+    }
 }
 
 /// Receives and loads the snapshot that follows `+FULLRESYNC`; returns the database the
@@ -211,7 +214,13 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<usize> {
         link.sync_started_ms = now;
     });
     let config = server.config.load();
-    let to_disk = config.repl_diskless_load == "disabled";
+    // `on-empty-db` loads from the socket only when nothing would be lost if the transfer
+    // failed half-way (Valkey's rule: no key in any database); otherwise through a file.
+    let keys: usize = (0..server.keyspace.databases())
+        .map(|db| server.keyspace.db_len(db))
+        .sum();
+    let to_disk = config.repl_diskless_load == "disabled"
+        || (config.repl_diskless_load == "on-empty-db" && keys > 0);
     let aside = config.repl_diskless_load == "swapdb";
     match &framing {
         Framing::Sized(len) => log::info!(
@@ -244,8 +253,7 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<usize> {
         load_from_socket(server, &mut payload, config.replica_lazy_flush)
     };
     payload.report_progress(true);
-    server.persistence.loading.store(false, Relaxed);
-    match result {
+    let outcome = match result {
         Ok(report) => after_load(server, &report),
         Err(stop) if aside => {
             log::warn!("PRIMARY <-> REPLICA sync: the load failed; the old data stays");
@@ -256,7 +264,11 @@ pub fn receive(conn: &mut Conn<'_>) -> LinkResult<usize> {
             empty_data(server, true);
             Err(stop)
         }
+    };
+    if server.persistence.loading.swap(false, Relaxed) {
+        loading::end();
     }
+    outcome
 }
 
 /// `repl-diskless-load swapdb`: the snapshot is loaded into a keyspace of its own while
@@ -298,15 +310,26 @@ fn load_aside(
     Ok(report)
 }
 
+/// From here until [`receive`] ends, clients get LOADING (as from Valkey), never the empty or
+/// half-loaded keyspace; INFO shows the load's progress.
+fn begin_loading(server: &Server, total_bytes: u64) {
+    server.persistence.loading.store(true, Relaxed);
+    loading::begin(total_bytes, server.config.load().key_load_delay);
+}
+
 fn load_from_socket(
     server: &Server,
     payload: &mut Payload<'_, '_>,
     lazy_flush: bool,
 ) -> LinkResult<LoadReport> {
+    let total_bytes = match payload.framing {
+        Framing::Sized(len) => len,
+        Framing::Marked(_) => 0,
+    };
+    begin_loading(server, total_bytes);
     log::info!("PRIMARY <-> REPLICA sync: Flushing old data");
     empty_data(server, lazy_flush);
     log::info!("PRIMARY <-> REPLICA sync: Loading DB in memory");
-    server.persistence.loading.store(true, Relaxed);
     read_rdb(payload, &server.keyspace, load_options(server))
 }
 
@@ -324,6 +347,9 @@ fn read_rdb(
         return Err(stop);
     }
     let report = loaded.map_err(|e| {
+        for line in e.valkey_log_lines() {
+            log::warn!("{line}");
+        }
         Stop::failed(format!(
             "Failed trying to load the PRIMARY synchronization DB from socket: {e}"
         ))
@@ -372,10 +398,10 @@ fn load_through_file(
             "Failed trying to rename the temp DB into {dbfilename} in PRIMARY <-> REPLICA synchronization: {e}"
         )));
     }
+    begin_loading(server, std::fs::metadata(target).map_or(0, |m| m.len()));
     log::info!("PRIMARY <-> REPLICA sync: Flushing old data");
     empty_data(server, server.config.load().replica_lazy_flush);
     log::info!("PRIMARY <-> REPLICA sync: Loading DB in memory");
-    server.persistence.loading.store(true, Relaxed);
     let loaded = ferrokv_persist::load_file(target, &server.keyspace, load_options(server));
     if !keep_file {
         // Persistence is off: the received file was only a way to load.
@@ -384,9 +410,14 @@ fn load_through_file(
     match loaded {
         Ok(Some(report)) => Ok(report),
         Ok(None) => Err(Stop::failed("The received DB file vanished before loading")),
-        Err(e) => Err(Stop::failed(format!(
-            "Failed trying to load the PRIMARY synchronization DB from disk: {e}"
-        ))),
+        Err(e) => {
+            for line in e.valkey_log_lines() {
+                log::warn!("{line}");
+            }
+            Err(Stop::failed(format!(
+                "Failed trying to load the PRIMARY synchronization DB from disk: {e}"
+            )))
+        }
     }
 }
 
