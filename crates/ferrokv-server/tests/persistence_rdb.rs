@@ -580,6 +580,94 @@ fn rdb_version_check_refuses_or_reads_a_newer_version() {
     }
 }
 
+/// A corrupt checksum, an unknown type byte and a foreign version's unknown type are logged
+/// in Valkey's words (what its tests and operators' alerts look for), and DEBUG RELOAD of a
+/// file of an unknown version fails without emptying the keyspace (as valkey-server does).
+#[test]
+fn bad_files_are_reported_in_valkeys_words_and_a_bad_reload_keeps_the_data() {
+    let source = TempDir::new("rdb-words-source");
+    {
+        let s = ferrokv_in(&source.0, &["--save", ""]);
+        let mut c = connect(&s);
+        cmd(&mut c, &["SET", "a", "1"]);
+        assert_eq!(cmd(&mut c, &["SAVE"]), "+OK\r\n");
+    }
+    let good = std::fs::read(source.0.join("dump.rdb")).expect("dump.rdb");
+    let dir = TempDir::new("rdb-words");
+    let path = dir.0.join("dump.rdb");
+
+    let mut bad_crc = good.clone();
+    let n = bad_crc.len();
+    bad_crc[n - 8..].copy_from_slice(b"foobar00");
+    std::fs::write(&path, &bad_crc).expect("write");
+    let out = refused_start(&dir.0);
+    assert!(out.contains("Wrong RDB checksum expected: ("), "{out}");
+    assert!(out.contains("RDB CRC error"), "{out}");
+
+    // The string type byte (0) of key "a" replaced by 150, in a file of version 10 and in
+    // one of the foreign version 75.
+    let type_at = good
+        .windows(4)
+        .position(|w| w == b"\x00\x01a\xc0" || w == b"\x00\x01a\x01")
+        .expect("the key's record");
+    for (magic, words) in [
+        (
+            &b"REDIS0010"[..],
+            "Unknown type or opcode when loading DB. Unrecoverable error, aborting now.",
+        ),
+        (
+            b"REDIS0075",
+            "Can't handle foreign type or opcode 150 in RDB with version 75",
+        ),
+    ] {
+        let mut unknown = good.clone();
+        unknown[..9].copy_from_slice(magic);
+        unknown[type_at] = 150;
+        let n = unknown.len();
+        unknown[n - 8..].fill(0);
+        std::fs::write(&path, &unknown).expect("write");
+        let started = std::process::Command::new(common::ferrokv_binary())
+            .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+            .args(["--dir", dir.0.to_str().expect("utf-8"), "--save", ""])
+            .args(["--rdb-version-check", "relaxed"])
+            .output()
+            .expect("run");
+        let out = String::from_utf8_lossy(&started.stdout);
+        assert!(!started.status.success() && out.contains(words), "{out}");
+    }
+
+    // DEBUG RELOAD NOSAVE of a version-987 file, on both servers.
+    let mut future = b"REDIS0987".to_vec();
+    future.extend_from_slice(&good[9..]);
+    let mut replies = Vec::new();
+    for oracle in [false, true] {
+        let work = TempDir::new("rdb-words-reload");
+        let work_dir = work.0.to_str().expect("utf-8");
+        let args = [
+            "--dir",
+            work_dir,
+            "--save",
+            "",
+            "--enable-debug-command",
+            "yes",
+        ];
+        let s = if oracle {
+            start_valkey(&args)
+        } else {
+            start_ferrokv(&args)
+        };
+        let mut c = connect(&s);
+        cmd(&mut c, &["SET", "kept", "v"]);
+        std::fs::write(work.0.join("dump.rdb"), &future).expect("write");
+        replies.push(vec![
+            cmd(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]),
+            cmd(&mut c, &["GET", "kept"]),
+        ]);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(replies[0][1], "$1\r\nv\r\n");
+}
+
 /// A dump.rdb written by redis-server 8.0.2 (RDB 12, with Redis 7.4's hashes with field
 /// expiry: types 24 and 25) loads with every key, value, encoding, key expiry and field
 /// expiry the oracle has after running the same commands. The file is committed (no Redis
