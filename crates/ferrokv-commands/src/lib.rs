@@ -31,6 +31,7 @@ pub mod replica_keys;
 pub mod replication;
 pub mod scripting;
 pub mod server;
+pub mod shutdown;
 pub mod spec;
 pub mod stats;
 pub mod table;

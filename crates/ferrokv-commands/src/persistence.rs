@@ -304,15 +304,20 @@ pub fn load_options(server: &Server, now_ms: i64) -> LoadOptions {
     }
 }
 
+/// Removes the unfinished snapshot files of this process (an exit in the middle of a save).
+pub fn remove_temp_files() {
+    ferrokv_persist::sink::remove_temp_files(std::path::Path::new("."));
+}
+
 /// Opens the temporary file in the current `dir`.
-fn open_sink(config: &Config) -> Result<FileSink, String> {
+fn open_sink(config: &Config, background: bool) -> Result<FileSink, String> {
     let dir = std::env::current_dir().map_err(|e| {
         format!(
             "Failed opening the temp RDB file (in server root dir unknown) for saving: {}",
             ferrokv_config::special::os_error_text(&e)
         )
     })?;
-    FileSink::create(&dir, &config.dbfilename)
+    FileSink::create(&dir, &config.dbfilename, background)
         .map(|sink| {
             sink.sync_every(
                 config
@@ -346,7 +351,7 @@ fn start(server: &Server, config: &Config, background: bool) -> Result<Arc<Snaps
         }
         *slot = Slot::Starting { background };
     }
-    let started = open_sink(config).and_then(|sink| {
+    let started = open_sink(config, background).and_then(|sink| {
         // Read just before the snapshot's instant: a change made in between is in the file
         // yet still counted as unsaved, never the other way round.
         let dirty_at_start = total_dirty();
@@ -576,14 +581,14 @@ pub fn cron(server: &Server) {
 }
 
 /// Before exiting (SHUTDOWN, SIGTERM): stops a running background save, then saves if asked
-/// (`force`) or if `save` rules exist, unless `nosave`. `Err` (the reason) means the server
-/// must not exit.
-pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<(), String> {
+/// (`asked`) or if `save` rules exist, unless `nosave`. `Err` (the reason) means the save
+/// failed ([`crate::shutdown`] decides whether to exit anyway).
+pub fn save_before_exit(server: &Server, asked: bool, nosave: bool) -> Result<(), String> {
     let config = server.config.load();
     if abort_running(server) {
         log::warn!("There is a child saving an .rdb. Killing it!");
     }
-    if nosave || (!force && config.save.trim().is_empty()) {
+    if nosave || (!asked && config.save.trim().is_empty()) {
         return Ok(());
     }
     if crate::loading::refusing() {
@@ -599,13 +604,7 @@ pub fn save_before_exit(server: &Server, force: bool, nosave: bool) -> Result<()
             .wait_for_rewrite(std::time::Duration::from_secs(10));
     }
     log::info!("Saving the final RDB snapshot before exiting.");
-    match save(server, &config, false) {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            log::warn!("Error trying to save the DB, can't exit.");
-            Err("Error trying to save the DB".into())
-        }
-    }
+    save(server, &config, false).map_err(|_| "Error trying to save the DB".to_string())
 }
 
 /// Whether start-up has a snapshot to load (`dbfilename` is there and the AOF is off). If

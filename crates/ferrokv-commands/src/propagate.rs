@@ -145,6 +145,13 @@ impl Stream {
         (inner.start, inner.buf.len() as u64)
     }
 
+    /// (bytes held, `repl-backlog-size`): what the stream keeps is the backlog plus whatever a
+    /// pinned consumer (a replica, the AOF) has not read yet beyond it.
+    pub fn held_bytes(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.buf.len(), inner.backlog)
+    }
+
     /// Empties the stream and moves it to `offset` (a replica after a full sync: its history
     /// starts at the snapshot's offset). Pinned consumers are moved there too; the AOF
     /// starts a new file after a full sync anyway.

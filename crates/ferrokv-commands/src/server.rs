@@ -23,6 +23,8 @@ pub struct Server {
     pub executable: String,
     /// Set by SHUTDOWN or a signal; the network layer watches it.
     pub shutdown_requested: AtomicBool,
+    /// A shutdown waiting for replicas, or asked for by a signal (`crate::shutdown`).
+    pub shutdown: crate::shutdown::Shutdown,
     /// Serializes CONFIG SET so concurrent changes do not lose each other.
     pub config_write: Mutex<()>,
     /// Unix time of the last successful save (LASTSAVE, INFO rdb_last_save_time).
@@ -79,6 +81,7 @@ impl Server {
             started_unix_ms: now,
             executable,
             shutdown_requested: AtomicBool::new(false),
+            shutdown: Default::default(),
             config_write: Mutex::new(()),
             last_save_unix: AtomicU64::new((now / 1000) as u64),
             pause: Default::default(),

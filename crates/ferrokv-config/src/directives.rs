@@ -536,12 +536,12 @@ directives! {
         "Sets whose members are all this short use the compact encoding.";
     set_proc_title: bool = "set-proc-title" [], "yes", Kind::Bool, IMMUTABLE | PENDING,
         "Change the process title shown by ps.";
-    shutdown_on_sigint: String = "shutdown-on-sigint" [], "default", Kind::Custom(special::shutdown_flags), MULTI_ARG | PENDING,
-        "Shutdown flags applied on SIGINT.";
-    shutdown_on_sigterm: String = "shutdown-on-sigterm" [], "default", Kind::Custom(special::shutdown_flags), MULTI_ARG | PENDING,
-        "Shutdown flags applied on SIGTERM.";
-    shutdown_timeout: i64 = "shutdown-timeout" [], "10", Kind::int(0, I32), PENDING,
-        "Seconds shutdown waits for replicas to catch up.";
+    shutdown_on_sigint: String = "shutdown-on-sigint" [], "default", Kind::Custom(special::shutdown_flags), MULTI_ARG,
+        "Shutdown flags applied on SIGINT (save, nosave, now, force; a second SIGINT exits at once).";
+    shutdown_on_sigterm: String = "shutdown-on-sigterm" [], "default", Kind::Custom(special::shutdown_flags), MULTI_ARG,
+        "Shutdown flags applied on SIGTERM (save, nosave, now, force).";
+    shutdown_timeout: i64 = "shutdown-timeout" [], "10", Kind::int(0, I32), 0,
+        "Seconds a shutdown waits, writes paused, for lagging replicas to catch up (0: no wait).";
     slot_migration_max_failover_repl_bytes: i64 = "slot-migration-max-failover-repl-bytes" [], "0", Kind::memory(-1, i64::MAX), PENDING,
         "Replication lag allowed before failing over during slot migration; -1 is no limit.";
     socket_mark_id: i64 = "socket-mark-id" [], "0", Kind::int(0, U32), IMMUTABLE | PENDING,

@@ -39,15 +39,41 @@ pub const INCREMENTAL_SYNC_BYTES: u64 = 4 << 20;
 /// Large enough that a shard's dump is a handful of system calls.
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// Removes this process's unfinished snapshot files from `dir` (a process that must exit
+/// at once, in the middle of a save, leaves nothing behind).
+pub fn remove_temp_files(dir: &Path) {
+    let pid = std::process::id();
+    let foreground = format!("temp-{pid}.rdb");
+    let background = format!("temp-{pid}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == foreground.as_str() || (name.starts_with(&background) && name.ends_with(".rdb"))
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl FileSink {
     /// Creates the temporary file in `dir` (absolute, resolved by the caller when the
     /// save starts, so a later CONFIG SET dir does not split the file from its rename).
-    pub fn create(dir: &Path, dbfilename: &str) -> io::Result<FileSink> {
-        // Unique per save: an aborted save still removing its file must not remove the
-        // file of the save that replaced it.
+    /// `background`: a save that may be aborted gets a name of its own
+    /// (`temp-<pid>-<n>.rdb`: an aborted save still removing its file must not remove the
+    /// file of the save that replaced it); a foreground save (SAVE, the one at shutdown)
+    /// writes `temp-<pid>.rdb`, Valkey's name.
+    pub fn create(dir: &Path, dbfilename: &str, background: bool) -> io::Result<FileSink> {
         static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temp = dir.join(format!("temp-{}-{n}.rdb", std::process::id()));
+        let pid = std::process::id();
+        let temp = if background {
+            let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            dir.join(format!("temp-{pid}-{n}.rdb"))
+        } else {
+            dir.join(format!("temp-{pid}.rdb"))
+        };
         let file = File::create(&temp)?;
         Ok(FileSink {
             dir: dir.to_path_buf(),
@@ -138,7 +164,7 @@ mod tests {
     fn incremental_sync_runs_every_so_many_bytes_and_the_file_is_whole() {
         let dir = std::env::temp_dir().join(format!("ferrokv-sink-{}", std::process::id()));
         fs::create_dir_all(&dir).expect("dir");
-        let mut sink = FileSink::create(&dir, "out.rdb")
+        let mut sink = FileSink::create(&dir, "out.rdb", false)
             .expect("create")
             .sync_every(Some(1000));
         let piece = [7u8; 300];
@@ -149,10 +175,39 @@ mod tests {
         assert_eq!(sink.incremental_syncs(), 2);
         Box::new(sink).commit().expect("commit");
         assert_eq!(fs::read(dir.join("out.rdb")).expect("read").len(), 3000);
-        let mut off = FileSink::create(&dir, "off.rdb").expect("create");
+        let mut off = FileSink::create(&dir, "off.rdb", true).expect("create");
         off.write_all(&[1u8; 5000]).expect("write");
         assert_eq!(off.incremental_syncs(), 0);
         Box::new(off).discard();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_exit_in_the_middle_of_saves_removes_their_temporary_files() {
+        let dir = std::env::temp_dir().join(format!("ferrokv-sink-temp-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let pid = std::process::id();
+        let foreground = FileSink::create(&dir, "a.rdb", false).expect("create");
+        let background = FileSink::create(&dir, "b.rdb", true).expect("create");
+        fs::write(dir.join("temp-1-0.rdb"), b"another process's").expect("write");
+        let names = || -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&dir)
+                .expect("list")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert!(
+            names().contains(&format!("temp-{pid}.rdb")),
+            "{:?}",
+            names()
+        );
+        assert_eq!(names().len(), 3);
+        remove_temp_files(&dir);
+        assert_eq!(names(), ["temp-1-0.rdb"]);
+        drop((foreground, background));
         let _ = fs::remove_dir_all(&dir);
     }
 }

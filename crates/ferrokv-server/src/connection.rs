@@ -458,6 +458,10 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
         }
     };
     shared.set_flag(flags::BLOCKED, false);
+    if outcome.is_err() {
+        // A SHUTDOWN caller that leaves does not stop the shutdown; it just stops waiting.
+        server.shutdown.forget(client.id);
+    }
     outcome
 }
 

@@ -30,6 +30,8 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
         // A replica's keys expire and are evicted only when its primary says so, and in
         // import mode only when the source server does; while writes are paused (CLIENT
         // PAUSE WRITE, FAILOVER) the dataset must not change either, as in Valkey.
+        // Before the loading check: a signal during a load ends the process (without saving).
+        ferrokv_commands::shutdown::tick(&server);
         if ferrokv_commands::loading::refusing() {
             // The start-up load is filling the keyspace: nothing expires, is evicted or
             // saved until it is whole.

@@ -193,8 +193,8 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<&'static str>();
     {
         let server = server.clone();
-        let done_tx = done_tx.clone();
         workers.acceptor().spawn(async move {
+            use ferrokv_commands::shutdown::Signal;
             use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut term), Ok(mut int)) = (
                 signal(SignalKind::terminate()),
@@ -204,23 +204,22 @@ fn run(server: Arc<Server>) -> Result<(), String> {
                 return;
             };
             loop {
-                let which = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
+                let (which, kind) = tokio::select! {
+                    _ = term.recv() => ("SIGTERM", Signal::Term),
+                    _ = int.recv() => ("SIGINT", Signal::Int),
                 };
-                log::warn!("Received {which} scheduling shutdown...");
-                log::warn!("User requested shutdown...");
-                // Saving blocks this thread's accepts, as Valkey's final save blocks its event loop.
-                if ferrokv_commands::persistence::save_before_exit(&server, false, false).is_err()
-                {
-                    log::warn!(
-                        "{which} received but errors trying to shut down the server, check the logs for more information"
-                    );
-                    continue;
+                if !server.shutdown.signal(kind) {
+                    log::warn!("You insist... exiting now.");
+                    ferrokv_commands::persistence::remove_temp_files();
+                    std::process::exit(1);
                 }
-                server.request_shutdown();
-                let _ = done_tx.send(which);
-                return;
+                // The cron starts the shutdown (`shutdown::tick`), so SHUTDOWN ABORT can still
+                // cancel it, as in Valkey.
+                if ferrokv_commands::loading::refusing() {
+                    log::warn!("Received shutdown signal during loading, scheduling shutdown.");
+                } else {
+                    log::warn!("Received {which} scheduling shutdown...");
+                }
             }
         });
     }

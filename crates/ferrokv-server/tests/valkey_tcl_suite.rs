@@ -118,6 +118,14 @@ fn valkey_tcl_suite_expiry_and_dump() {
     compare(9, &["unit/expire", "unit/lazyfree", "unit/dump"]);
 }
 
+#[test]
+fn valkey_tcl_suite_shutdown_and_rdb() {
+    compare(
+        10,
+        &["integration/shutdown", "unit/shutdown", "integration/rdb"],
+    );
+}
+
 /// One test's outcomes on one server: a file can hold several tests of the same name.
 type Outcomes = BTreeMap<(String, String), Vec<String>>;
 

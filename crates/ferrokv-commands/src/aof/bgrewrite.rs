@@ -288,7 +288,7 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
             (Some(entry), Some(file))
         }
     };
-    let sink = FileSink::create(&dir, &base.name)
+    let sink = FileSink::create(&dir, &base.name, true)
         .map(|sink| {
             sink.sync_every(
                 config

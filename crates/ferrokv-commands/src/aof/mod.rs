@@ -105,6 +105,12 @@ impl Aof {
         self.enabled.load(Relaxed)
     }
 
+    /// AOF was switched on and its first file is not complete yet: exiting now would leave
+    /// no AOF with the dataset (Valkey's `AOF_WAIT_REWRITE`).
+    pub fn writing_initial_file(&self) -> bool {
+        self.waiting.load(Relaxed) || self.enable_scheduled.load(Relaxed)
+    }
+
     /// The stream offset up to which the file is fsynced (WAITAOF).
     pub fn fsynced_offset(&self) -> u64 {
         self.synced.load(Acquire)

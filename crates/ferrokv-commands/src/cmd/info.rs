@@ -291,6 +291,9 @@ fn server_section(out: &mut Out, server: &Server, config: &Config) {
     out.field("config_file", config_file);
     out.field("io_threads_active", 0);
     out.field("availability_zone", &config.availability_zone);
+    if let Some(ms) = server.shutdown.remaining_ms(ferrokv_store::clock::now_ms()) {
+        out.field("shutdown_in_milliseconds", ms);
+    }
     // Valkey numbers listeners by connection type: tcp 0, unix 1, tls 2.
     let binds: Vec<String> = config.bind.iter().map(|b| format!("bind={b}")).collect();
     if config.port != 0 {
@@ -349,7 +352,12 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
         .map(|c| c.output_buffer.load(Relaxed))
         .max()
         .unwrap_or(0);
-    out.field("connected_clients", clients.len());
+    // Replicas are not counted (Valkey lists them apart; INFO replication shows them).
+    let replicas = clients
+        .iter()
+        .filter(|c| c.flags() & crate::client::flags::REPLICA != 0)
+        .count();
+    out.field("connected_clients", clients.len() - replicas);
     out.field("cluster_connections", 0);
     out.field("maxclients", config.maxclients);
     out.field("client_recent_max_input_buffer", max_in);
@@ -357,7 +365,10 @@ fn clients_section(out: &mut Out, server: &Server, config: &Config) {
     let (blocking_keys, blocking_keys_on_nokey, in_timeout_table) = server.blocking.counts();
     out.field(
         "blocked_clients",
-        server.blocking.blocked_clients() + server.pause.waiting_clients(),
+        server.blocking.blocked_clients()
+            + server.pause.waiting_clients()
+            + server.replication.waits.len()
+            + server.shutdown.waiting_clients(),
     );
     let (watching_clients, watched_keys) = server.watches.counts();
     out.field("tracking_clients", server.tracking.clients());
@@ -487,10 +498,22 @@ fn memory_section(out: &mut Out, server: &Server, config: &Config) {
     );
     out.field("mem_fragmentation_bytes", m.rss as i64 - m.used as i64);
     out.field("mem_not_counted_for_evict", 0);
-    out.field("mem_replication_backlog", 0);
-    out.field("mem_total_replication_buffers", 0);
+    // The replicas and the backlog share one buffer, the propagation stream, as in Valkey:
+    // what it holds past the backlog is what some replica has not read yet.
+    let (held, backlog) = if server.replication.backlog_active() {
+        server.stream.held_bytes()
+    } else {
+        (0, 0)
+    };
+    let for_replicas = if server.replication.replicas().is_empty() {
+        0
+    } else {
+        held.saturating_sub(backlog)
+    };
+    out.field("mem_replication_backlog", held - for_replicas);
+    out.field("mem_total_replication_buffers", held);
     out.field("mem_replicas_repl_buffer", 0);
-    out.field("mem_clients_slaves", 0);
+    out.field("mem_clients_slaves", for_replicas);
     out.field("mem_clients_normal", m.clients);
     out.field("mem_cluster_links", 0);
     out.field("mem_cluster_slot_import", 0);

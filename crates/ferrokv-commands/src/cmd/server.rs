@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use ferrokv_store::clock;
 
+use crate::blocking::{Delivery, Parked};
 use crate::cmd::args;
 use crate::cmd::command::write_help;
 use crate::commandlog::{self, LogEntry, LogKind};
@@ -193,47 +194,73 @@ fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [SAFE] [FAILOVER] [ABORT]`
 ///
-/// With no replicas to wait for, a shutdown is never left pending: it happens at once, so
-/// ABORT always finds nothing to abort, and NOW changes nothing yet. The dataset is saved
-/// first with SAVE, or when `save` rules exist and NOSAVE was not given; if that save fails
-/// the server stays up and says so (FORCE exits anyway). Otherwise no reply is sent; the
-/// connection closes, as with Valkey.
+/// See [`crate::shutdown`]: with replicas behind, the caller waits blocked (writes paused)
+/// until they catch up or `shutdown-timeout` passes; NOW skips the wait, FORCE exits even if
+/// the final save fails, ABORT cancels a waiting shutdown. SAFE and FAILOVER concern cluster
+/// primaries and change nothing here. On success no reply is sent: the connection closes,
+/// as with Valkey.
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (mut save, mut nosave, mut abort, mut force) = (false, false, false, false);
+    let mut flags = crate::shutdown::Flags::default();
+    let mut abort = false;
     for arg in &args[1..] {
         if args::is(arg, "save") {
-            save = true;
+            flags.save = true;
         } else if args::is(arg, "nosave") {
-            nosave = true;
+            flags.nosave = true;
         } else if args::is(arg, "abort") {
             abort = true;
         } else if args::is(arg, "force") {
-            force = true;
-        } else if !args::is(arg, "now") {
+            flags.force = true;
+        } else if args::is(arg, "now") {
+            flags.now = true;
+        } else if !args::is(arg, "safe") && !args::is(arg, "failover") {
             return Err(errors::SYNTAX);
         }
     }
-    if (save && nosave) || (abort && args.len() != 2) {
+    if (flags.save && flags.nosave) || (abort && args.len() != 2) {
         return Err(errors::SYNTAX);
     }
     if abort {
-        return Err(CmdError::err("No shutdown in progress."));
+        if !crate::shutdown::abort(ctx.server) {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if !flags.now && ctx.client.deny_blocking {
+        return Err(CmdError::err(
+            "SHUTDOWN without NOW or ABORT isn't allowed for DENY BLOCKING client",
+        ));
     }
     // Past `busy-reply-threshold` a script may hold the keyspace for good: only NOSAVE
     // shuts down then (saving would wait for it), as in Valkey.
     let busy = &ctx.server.scripting.busy;
-    if !nosave && let Some(e) = busy.timed_out_error(ctx.client.config.busy_reply_threshold) {
+    if !flags.nosave
+        && let Some(e) = busy.timed_out_error(ctx.client.config.busy_reply_threshold)
+    {
         return Err(e);
     }
     log::warn!("User requested shutdown...");
-    if crate::persistence::save_before_exit(ctx.server, save, nosave).is_err() && !force {
-        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+    let delivery: Delivery = Default::default();
+    let caller = (delivery.clone(), ctx.client.shared.clone());
+    match crate::shutdown::begin(ctx.server, flags, Some(caller)) {
+        crate::shutdown::Outcome::Exiting => {
+            ctx.client.close_after_reply = true;
+            Ok(())
+        }
+        crate::shutdown::Outcome::Waiting => {
+            ctx.client.blocked = Some(Parked {
+                delivery,
+                deadline_ms: None,
+            });
+            Ok(())
+        }
+        crate::shutdown::Outcome::Failed => {
+            Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."))
+        }
     }
-    ctx.client.close_after_reply = true;
-    ctx.server.request_shutdown();
-    Ok(())
 }
 
 /// `SLOWLOG GET [count]`: the newest entries, newest first (10 by default, -1 for all).

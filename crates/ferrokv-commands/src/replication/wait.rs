@@ -94,6 +94,11 @@ impl Waits {
         });
     }
 
+    /// Clients waiting (INFO `blocked_clients` counts them, as Valkey does).
+    pub fn len(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.waiters.lock().is_empty()
     }
