@@ -12,7 +12,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use ferrokv_config::Config;
-use ferrokv_persist::{FileSink, LoadOptions, SaveOptions, SaveReport, Snapshot, load_file};
+use ferrokv_persist::{
+    FileSink, LoadOptions, LoadReport, SaveOptions, SaveReport, Snapshot, load_file,
+};
 use ferrokv_rdb::file::AccessInfo;
 use ferrokv_store::access::AccessPolicy;
 use ferrokv_store::clock;
@@ -281,9 +283,37 @@ pub fn save_options(server: &Server, config: &Config) -> SaveOptions {
             vec![pair("valkey-ver", VALKEY_VERSION.into())],
             vec![pair("redis-ver", REDIS_VERSION.into())],
         ),
+        aux_at_instant: replication_aux(server),
         functions,
         key_save_delay_us: config.rdb_key_save_delay.max(0),
     }
+}
+
+/// `repl-stream-db`, `repl-id` and `repl-offset`, read at the snapshot's instant: a primary
+/// with a backlog, or a replica, restarted from the file can then continue its replication
+/// history with a partial sync. None for a server outside any replication (as Valkey).
+fn replication_aux(server: &Server) -> Option<ferrokv_persist::snapshot::AuxAtInstant> {
+    let server = server.arc()?;
+    Some(ferrokv_persist::snapshot::AuxAtInstant(Arc::new(
+        move || {
+            let replication = &server.replication;
+            // A replica's stream goes on in its primary's last SELECT, which a sub-replica or a
+            // restart never sees; a primary's stream says SELECT again before its next command.
+            let stream_db = if replication.is_replica() {
+                replication.link_db.load(Relaxed)
+            } else if replication.backlog_active() {
+                0
+            } else {
+                return Vec::new();
+            };
+            let text = |k: &str, v: String| (k.as_bytes().to_vec(), v.into_bytes());
+            vec![
+                text("repl-stream-db", stream_db.to_string()),
+                text("repl-id", replication.ids().replid),
+                text("repl-offset", server.stream.end().to_string()),
+            ]
+        },
+    )))
 }
 
 /// How a snapshot loads into this server: its databases, the access metadata its eviction
@@ -351,6 +381,9 @@ fn start(server: &Server, config: &Config, background: bool) -> Result<Arc<Snaps
         }
         *slot = Slot::Starting { background };
     }
+    // On a replica, no command from the primary is half applied at the instant: the
+    // replication offset the file records must match its data exactly.
+    let applying = server.replication.quiesce_link(server.stream);
     let started = open_sink(config, background).and_then(|sink| {
         // Read just before the snapshot's instant: a change made in between is in the file
         // yet still counted as unsaved, never the other way round.
@@ -362,6 +395,7 @@ fn start(server: &Server, config: &Config, background: bool) -> Result<Arc<Snaps
         )
         .map(|snapshot| (snapshot, dirty_at_start))
     });
+    drop(applying);
     let mut slot = p.running.lock();
     match started {
         Ok((snapshot, dirty_at_start)) => {
@@ -632,9 +666,21 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
         return Ok(());
     }
     let path = std::path::Path::new(&config.dbfilename);
-    let loaded = load_snapshot_with(server, path, false, Some(crate::loading::after_key));
+    let loaded = load_report(server, path, false, Some(crate::loading::after_key));
     crate::loading::end();
-    loaded.map(|_| ())
+    if let Some(report) = loaded? {
+        let recorded = crate::replication::RecordedPosition::from_aux(|name| report.aux_text(name));
+        if let Some(position) = recorded {
+            server.replication.restore_position(
+                server.stream,
+                &position,
+                !config.replicaof.trim().is_empty(),
+                report.keys_expired,
+                config.repl_backlog_size.max(1) as usize,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Loads the snapshot at `path` (a `dump.rdb`, or an AOF's RDB-format base) into the
@@ -652,6 +698,16 @@ fn load_snapshot_with(
     merge: bool,
     after_key: Option<fn(u64)>,
 ) -> Result<bool, String> {
+    load_report(server, path, merge, after_key).map(|report| report.is_some())
+}
+
+/// [`load_snapshot_with`], with what the load found (`None`: no such file).
+fn load_report(
+    server: &Server,
+    path: &std::path::Path,
+    merge: bool,
+    after_key: Option<fn(u64)>,
+) -> Result<Option<LoadReport>, String> {
     let started = Instant::now();
     let p = &server.persistence;
     p.loading.store(true, Relaxed);
@@ -669,7 +725,7 @@ fn load_snapshot_with(
         .map(|d| d.join(path).display().to_string())
         .unwrap_or_else(|_| path.display().to_string());
     let report = match loaded {
-        Ok(None) => return Ok(false),
+        Ok(None) => return Ok(None),
         Ok(Some(report)) => report,
         Err(e) => {
             for line in e.valkey_log_lines() {
@@ -727,7 +783,7 @@ fn load_snapshot_with(
     );
     // What was just loaded is on disk already.
     p.mark_all_saved();
-    Ok(true)
+    Ok(Some(report))
 }
 
 /// DEBUG RELOAD: save, empty the keyspace, load the file again.

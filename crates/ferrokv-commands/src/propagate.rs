@@ -200,7 +200,8 @@ impl Stream {
         self.append_raw(&bytes, true);
     }
 
-    fn wake(&self) {
+    /// Wakes every consumer as an append does (a replica feed that must notice it is over).
+    pub fn wake(&self) {
         for waker in self.wakers.lock().values() {
             waker();
         }

@@ -30,6 +30,17 @@ use crate::sink::SnapshotSink;
 /// Aux fields: (name, value) pairs.
 pub type AuxFields = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Aux fields computed at the snapshot's instant, with every shard locked: the replication
+/// id and offset that match the saved dataset exactly (`repl-id`, `repl-offset`).
+#[derive(Clone)]
+pub struct AuxAtInstant(pub std::sync::Arc<dyn Fn() -> AuxFields + Send + Sync>);
+
+impl std::fmt::Debug for AuxAtInstant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuxAtInstant")
+    }
+}
+
 /// What a snapshot writes besides the keys, and how.
 #[derive(Debug, Clone)]
 pub struct SaveOptions {
@@ -43,6 +54,8 @@ pub struct SaveOptions {
     pub policy: AccessPolicy,
     /// Aux fields, in order, after the header.
     pub aux: AuxFields,
+    /// More aux fields, computed at the instant (after `aux`).
+    pub aux_at_instant: Option<AuxAtInstant>,
     /// Aux fields only a `VALKEY080` file carries (`valkey-ver`), or only an RDB 10 one
     /// (`redis-ver`): (for Valkey, for RDB 10).
     pub version_aux: (AuxFields, AuxFields),
@@ -167,7 +180,17 @@ impl Snapshot {
             Target::Valkey80 => valkey_only,
             Target::Rdb10 => rdb10_only,
         };
-        for (key, value) in version_aux.iter().chain(&self.options.aux) {
+        let at_instant = self
+            .options
+            .aux_at_instant
+            .as_ref()
+            .map(|compute| (compute.0)())
+            .unwrap_or_default();
+        for (key, value) in version_aux
+            .iter()
+            .chain(&self.options.aux)
+            .chain(&at_instant)
+        {
             file::write_aux(e, key, value);
         }
         for code in &self.options.functions {

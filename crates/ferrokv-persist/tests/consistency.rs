@@ -65,6 +65,7 @@ fn options(delay_us: i64) -> SaveOptions {
         access: AccessInfo::None,
         policy: AccessPolicy::Lru,
         aux: vec![(b"redis-bits".to_vec(), b"64".to_vec())],
+        aux_at_instant: None,
         version_aux: (Vec::new(), Vec::new()),
         functions: Vec::new(),
         key_save_delay_us: delay_us,

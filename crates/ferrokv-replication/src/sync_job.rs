@@ -14,7 +14,6 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -276,18 +275,8 @@ fn snapshot(server: &Arc<Server>, job: &Arc<Job>) -> Result<Option<PathBuf>, Str
     let mut offset = 0;
     // A replica feeding its own replicas: no command from its primary is half applied.
     let applying = server.replication.quiesce_link(server.stream);
-    let mut options = ferrokv_commands::persistence::save_options(server, &config);
-    // The stream a replica passes on goes on under its primary's last SELECT, which a
-    // sub-replica never sees; a primary starts each new replica's stream with a SELECT.
-    let stream_db = if server.stream.is_proxy() {
-        server.replication.link_db.load(Relaxed)
-    } else {
-        0
-    };
-    options.aux.push((
-        b"repl-stream-db".to_vec(),
-        stream_db.to_string().into_bytes(),
-    ));
+    // Its aux fields name the database the stream goes on in (`repl-stream-db`).
+    let options = ferrokv_commands::persistence::save_options(server, &config);
     let snapshot = Snapshot::start_with(&server.keyspace, sink, options, || {
         let mut state = job.state.lock();
         for member in state.members.iter_mut().filter(|m| !m.left) {

@@ -115,7 +115,15 @@ fn valkey_tcl_suite_functions_and_introspection() {
 
 #[test]
 fn valkey_tcl_suite_expiry_and_dump() {
-    compare(9, &["unit/expire", "unit/lazyfree", "unit/dump"]);
+    compare(
+        9,
+        &[
+            "unit/expire",
+            "unit/lazyfree",
+            "unit/dump",
+            "integration/psync2-master-restart",
+        ],
+    );
 }
 
 #[test]

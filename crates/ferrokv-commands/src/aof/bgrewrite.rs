@@ -318,6 +318,8 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
     let applying = server.replication.quiesce_link(server.stream);
     let job = if config.aof_use_rdb_preamble {
         let mut options = crate::persistence::save_options(server, &config);
+        // An AOF's base carries no replication position (as Valkey's preamble).
+        options.aux_at_instant = None;
         for (key, value) in options.aux.iter_mut() {
             if key.as_slice() == b"aof-base" {
                 *value = b"1".to_vec();

@@ -191,6 +191,14 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     crate::latency::reset_histograms();
     crate::lazyfree::reset_stats();
     ctx.server.acl.denied.reset();
+    let replication = &ctx.server.replication;
+    for counter in [
+        &replication.sync_full,
+        &replication.sync_partial_ok,
+        &replication.sync_partial_err,
+    ] {
+        counter.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     ctx.reply.ok();
     Ok(())
 }

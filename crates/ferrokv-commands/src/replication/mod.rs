@@ -50,6 +50,32 @@ impl ReplIds {
     }
 }
 
+/// The replication position a snapshot recorded (its `repl-*` aux fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPosition {
+    pub replid: String,
+    pub offset: u64,
+    pub stream_db: u64,
+}
+
+impl RecordedPosition {
+    /// From a loaded snapshot's aux fields; `None` unless all three are there and valid.
+    pub fn from_aux(aux: impl Fn(&str) -> Option<String>) -> Option<RecordedPosition> {
+        let replid = aux("repl-id").filter(|id| {
+            id.len() == 40
+                && id.bytes().all(|b| b.is_ascii_hexdigit())
+                && !id.bytes().all(|b| b == b'0')
+        })?;
+        let offset = aux("repl-offset")?.parse().ok()?;
+        let stream_db = aux("repl-stream-db")?.parse().ok()?;
+        Some(RecordedPosition {
+            replid,
+            offset,
+            stream_db,
+        })
+    }
+}
+
 /// Where a replica's link to its primary stands (INFO's `master_link_status` is `up` only in
 /// `Connected`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,10 +311,12 @@ impl Replication {
         true
     }
 
-    /// Ends the feeds of this server's own replicas: its history was just replaced (a full
-    /// sync from its primary), so theirs cannot continue; they reconnect and sync again.
-    pub fn disconnect_replicas(&self) {
+    /// Ends the feeds of this server's own replicas (at once, even with nothing to send):
+    /// its history was just replaced (a full sync from its primary) or renamed (a new id);
+    /// they reconnect and sync again.
+    pub fn disconnect_replicas(&self, stream: &Stream) {
         self.replicas_generation.fetch_add(1, Relaxed);
+        stream.wake();
     }
 
     /// REPLICAOF NO ONE: become a primary, continuing the history so far under a new id.
@@ -338,6 +366,59 @@ impl Replication {
         }
     }
 
+    /// After the start-up load: takes up the replication position the snapshot recorded
+    /// (`repl-id`, `repl-offset`, `repl-stream-db`), so that a restart costs no full sync.
+    /// `configured_replica`: `replicaof` is set, so this server offers its primary's history
+    /// back to it (PSYNC id offset+1). Otherwise it is a primary whose replicas may continue
+    /// the recorded history: that history becomes the second one (`replid2`, valid up to the
+    /// recorded offset) under a new id, with an empty backlog starting there, as Valkey
+    /// does. `keys_expired`: keys the load dropped as expired, whose deletions no replica
+    /// would ever receive; then the replicas must sync in full.
+    pub fn restore_position(
+        &self,
+        stream: &Stream,
+        aux: &RecordedPosition,
+        configured_replica: bool,
+        keys_expired: u64,
+        backlog_bytes: usize,
+    ) {
+        if configured_replica {
+            self.set_ids(ReplIds {
+                replid: aux.replid.clone(),
+                replid2: "0".repeat(40),
+                second_offset: -1,
+            });
+            stream.reset_to(aux.offset);
+            self.link_db.store(aux.stream_db, Relaxed);
+            log::info!(
+                "Replication position {}:{} taken from the RDB file: a partial sync with the primary is possible",
+                aux.replid,
+                aux.offset
+            );
+            return;
+        }
+        if keys_expired > 0 {
+            log::info!(
+                "{keys_expired} keys expired while loading: replicas of the previous run will need a full sync"
+            );
+            return;
+        }
+        stream.reset_to(aux.offset);
+        self.ensure_backlog(stream, backlog_bytes);
+        self.no_replicas_since_ms
+            .store(ferrokv_store::clock::now_ms(), Relaxed);
+        self.set_ids(ReplIds {
+            replid: random_id(),
+            replid2: aux.replid.clone(),
+            second_offset: aux.offset as i64 + 1,
+        });
+        log::info!(
+            "Replication history {}:{} taken from the RDB file: its replicas may continue with a partial sync",
+            aux.replid,
+            aux.offset
+        );
+    }
+
     pub fn replicas(&self) -> Vec<Arc<ReplicaPeer>> {
         self.replicas.lock().values().cloned().collect()
     }
@@ -367,9 +448,13 @@ impl Replication {
     /// On a replica, excludes the link's apply-and-append step (see `apply`) while a snapshot
     /// that subscribes to the stream starts. Not taken inside a transaction's hold: the link
     /// takes the apply lock before shard locks, so waiting here while holding shards could
-    /// deadlock (that rare case keeps a window of one command).
+    /// deadlock (that rare case keeps a window of one command). Nor on the link's own thread
+    /// (a replicated FLUSHALL saves with `save` rules), which holds the apply lock already.
     pub fn quiesce_link(&self, stream: &Stream) -> Option<parking_lot::RwLockWriteGuard<'_, ()>> {
-        (stream.is_proxy() && !ferrokv_store::Keyspace::holding()).then(|| self.apply.write())
+        (stream.is_proxy()
+            && !ferrokv_store::Keyspace::holding()
+            && !ferrokv_store::replica_view::applies_primary_stream())
+        .then(|| self.apply.write())
     }
 
     /// Whether a backlog exists (INFO `repl_backlog_active`).
@@ -468,6 +553,12 @@ pub fn cron(server: &crate::Server) {
         return;
     }
     LAST_RUN_MS.store(now, Relaxed);
+    // Pings go out a whole period apart from the start (Valkey's cron counts periods from
+    // its start), not at once: a restarted primary's offset stays where its snapshot left it
+    // until a write, so its replicas can continue exactly there.
+    if LAST_PING_MS.load(Relaxed) == 0 {
+        LAST_PING_MS.store(now, Relaxed);
+    }
     let config = server.config.load();
     let replication = &server.replication;
     if replication.backlog_active() {

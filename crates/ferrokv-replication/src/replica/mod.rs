@@ -68,6 +68,9 @@ fn primary_client(server: &Server) -> Client {
         ferrokv_store::clock::now_ms(),
     ));
     let mut client = Client::new(shared, server.config.load(), server.config.epoch());
+    // The database the primary's stream goes on in: 0, or the one a snapshot of a previous
+    // run recorded (its history continues with a partial sync, without a SELECT first).
+    client.select(server.replication.link_db.load(Relaxed) as usize);
     client.authenticated = true;
     client.deny_blocking = true;
     client.must_obey = true;
@@ -174,7 +177,7 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
             conn.check()?;
             // Before the stream restarts: a sub-replica's feed must not read the new
             // history as the continuation of the old one (Valkey disconnects them too).
-            server.replication.disconnect_replicas();
+            server.replication.disconnect_replicas(server.stream);
             server.stream.reset_to(offset);
             server.aof.stream_reset(offset);
             server.replication.set_ids(ReplIds {
@@ -211,6 +214,9 @@ fn follow(server: &Server, link: &PrimaryLink, session: &mut Session) -> LinkRes
                     ids.second_offset = server.stream.end() as i64 + 1;
                     server.replication.set_ids(ids);
                     log::info!("Primary replication ID changed to {}", ids_replid(server));
+                    // Sub-replicas must learn the new id: they reconnect and continue under
+                    // it (the old one stays valid for them as our `replid2`), as in Valkey.
+                    server.replication.disconnect_replicas(server.stream);
                 }
             }
             session.client.multi = None;

@@ -180,33 +180,43 @@ pub fn start_redis7(args: &[&str]) -> ServerProcess {
     start("redis7", &PathBuf::from(binary), &all)
 }
 
-fn start(name: &'static str, binary: &PathBuf, args: &[&str]) -> ServerProcess {
+fn start(name: &'static str, binary: &std::path::Path, args: &[&str]) -> ServerProcess {
     for _attempt in 0..5 {
-        let port = free_port();
-        let dir = TempDir::new(name);
-        let mut cmd = Command::new(binary);
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1");
-        cmd.args(args)
-            .current_dir(&dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        let mut server = ServerProcess {
-            child,
-            port,
-            name,
-            dir,
-        };
-        if wait_ready(&mut server) {
+        if let Some(server) = start_at(name, binary, free_port(), args) {
             return server;
         }
     }
     panic!("{name} did not start");
+}
+
+/// Starts `binary` on `port` (a restart on the port its replicas know); `None` when it
+/// did not come up there.
+pub fn start_at(
+    name: &'static str,
+    binary: &std::path::Path,
+    port: u16,
+    args: &[&str],
+) -> Option<ServerProcess> {
+    let dir = TempDir::new(name);
+    let mut cmd = Command::new(binary);
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .arg("--bind")
+        .arg("127.0.0.1");
+    cmd.args(args)
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    let mut server = ServerProcess {
+        child,
+        port,
+        name,
+        dir,
+    };
+    wait_ready(&mut server).then_some(server)
 }
 
 fn wait_ready(server: &mut ServerProcess) -> bool {
