@@ -450,10 +450,7 @@ fn config_line_errors_match_the_oracle_byte_for_byte() {
 
 /// Waits up to 10 seconds for `child` to exit (killing it then) and returns its output.
 fn output_at_exit(mut child: std::process::Child) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_exit(&mut child, 10);
     let _ = child.kill();
     child.wait_with_output().expect("server output")
 }

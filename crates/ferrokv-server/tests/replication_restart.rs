@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::{
     RawClient, ServerProcess, TempDir, ferrokv_binary, info_field, show, valkey_binary,
@@ -34,11 +33,10 @@ fn run(port: u16, args: &[&str]) -> String {
 fn shut_down(server: &mut ServerProcess) {
     let mut c = RawClient::connect(server.port).expect("connect");
     c.send_raw(&common::encode(&["SHUTDOWN"]));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while server.child.try_wait().ok().flatten().is_none() {
-        assert!(Instant::now() < deadline, "the server did not shut down");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        common::wait_exit(&mut server.child, 15),
+        "the server did not shut down"
+    );
 }
 
 fn stats(port: u16) -> String {

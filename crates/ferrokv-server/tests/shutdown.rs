@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     RawClient, ServerProcess, encode, ferrokv_binary, info_field_of, show, signal, valkey_binary,
@@ -89,14 +89,8 @@ fn steps(binary: &Path) -> Vec<String> {
         primary.child.try_wait().ok().flatten().is_none()
     ));
     signal(&replica, "-CONT");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while primary.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    out.push(format!(
-        "exited: {}",
-        primary.child.try_wait().ok().flatten().is_some()
-    ));
+    let exited = common::wait_exit(&mut primary.child, 15);
+    out.push(format!("exited: {exited}"));
     out.push(run(&mut r, &["GET", "k"]));
     out.push(run(&mut r, &["GET", "after"]));
     out

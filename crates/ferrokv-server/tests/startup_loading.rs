@@ -124,12 +124,8 @@ fn loading_behaviour(binary: &Path) -> Vec<String> {
     let pid = loading.child.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status();
     assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while loading.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = loading.child.try_wait().ok().flatten();
-    out.push(format!("exited after SIGTERM: {}", status.is_some()));
+    let exited = common::wait_exit(&mut loading.child, 10);
+    out.push(format!("exited after SIGTERM: {exited}"));
     let after = std::fs::read(dir.0.join("dump.rdb")).expect("dump.rdb kept");
     out.push(format!("file unchanged: {}", after == snapshot));
 

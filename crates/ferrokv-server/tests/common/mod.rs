@@ -453,6 +453,18 @@ pub fn signal(server: &ServerProcess, sig: &str) {
     assert!(sent.is_ok_and(|s| s.success()), "kill {sig} {pid}");
 }
 
+/// Waits up to `secs` seconds for `child` to exit; whether it did.
+pub fn wait_exit(child: &mut Child, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Polls `check` every 50 ms for up to `secs` seconds; panics naming `what` if it never holds.
 pub fn eventually(secs: u64, what: &str, check: impl FnMut() -> bool) {
     if !wait_for(secs, check) {
