@@ -331,6 +331,7 @@ pub fn load_options(server: &Server, now_ms: i64) -> LoadOptions {
         now_ms,
         allow_duplicates: false,
         after_key: None,
+        expired_names_budget: 0,
     }
 }
 
@@ -666,7 +667,18 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
         return Ok(());
     }
     let path = std::path::Path::new(&config.dbfilename);
-    let loaded = load_report(server, path, false, Some(crate::loading::after_key));
+    // The deletions of keys found expired go to the replicas that continue this primary's
+    // history: their names are kept, as long as they would fit in the backlog.
+    let names_budget = config.repl_backlog_size.max(1) as usize;
+    let loaded = load_report(
+        server,
+        path,
+        LoadOptions {
+            after_key: Some(crate::loading::after_key),
+            expired_names_budget: names_budget,
+            ..load_options(server, clock::now_ms())
+        },
+    );
     crate::loading::end();
     if let Some(report) = loaded? {
         let recorded = crate::replication::RecordedPosition::from_aux(|name| report.aux_text(name));
@@ -675,8 +687,8 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
                 server.stream,
                 &position,
                 !config.replicaof.trim().is_empty(),
-                report.keys_expired,
-                config.repl_backlog_size.max(1) as usize,
+                report.expired_names.as_deref(),
+                &config,
             );
         }
     }
@@ -698,28 +710,25 @@ fn load_snapshot_with(
     merge: bool,
     after_key: Option<fn(u64)>,
 ) -> Result<bool, String> {
-    load_report(server, path, merge, after_key).map(|report| report.is_some())
+    let options = LoadOptions {
+        allow_duplicates: merge,
+        after_key,
+        ..load_options(server, clock::now_ms())
+    };
+    load_report(server, path, options).map(|report| report.is_some())
 }
 
-/// [`load_snapshot_with`], with what the load found (`None`: no such file).
+/// [`load_snapshot_with`] with `options`, and what the load found (`None`: no such file).
 fn load_report(
     server: &Server,
     path: &std::path::Path,
-    merge: bool,
-    after_key: Option<fn(u64)>,
+    options: LoadOptions,
 ) -> Result<Option<LoadReport>, String> {
+    let merge = options.allow_duplicates;
     let started = Instant::now();
     let p = &server.persistence;
     p.loading.store(true, Relaxed);
-    let loaded = load_file(
-        path,
-        &server.keyspace,
-        LoadOptions {
-            allow_duplicates: merge,
-            after_key,
-            ..load_options(server, clock::now_ms())
-        },
-    );
+    let loaded = load_file(path, &server.keyspace, options);
     p.loading.store(false, Relaxed);
     let full_path = std::env::current_dir()
         .map(|d| d.join(path).display().to_string())

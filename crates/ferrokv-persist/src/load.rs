@@ -37,6 +37,10 @@ pub struct LoadOptions {
     /// server's progress report, and the pause of `key-load-delay` (tests slow a load down
     /// to watch a loading server).
     pub after_key: Option<fn(u64)>,
+    /// Bytes of key names of the keys dropped as expired that the report may list (0: none):
+    /// a primary restarted from its snapshot propagates their deletions to the replicas
+    /// that continue its history. Past the budget the list is given up.
+    pub expired_names_budget: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +48,9 @@ pub struct LoadReport {
     pub dialect: Dialect,
     pub keys_loaded: u64,
     pub keys_expired: u64,
+    /// (database, name) of every key dropped as expired, when asked for
+    /// ([`LoadOptions::expired_names_budget`]) and within the budget.
+    pub expired_names: Option<Vec<(usize, Vec<u8>)>>,
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Function libraries' code, in file order.
     pub functions: Vec<Vec<u8>>,
@@ -461,6 +468,7 @@ fn frame_into<R: Read>(
         dialect: reader.dialect,
         keys_loaded: 0,
         keys_expired: 0,
+        expired_names: (options.expired_names_budget > 0).then(Vec::new),
         aux: Vec::new(),
         functions: Vec::new(),
         bytes: 0,
@@ -492,6 +500,18 @@ fn frame_keys<R: Read>(
     batches: &mut [Batch],
     send: &impl Fn(usize, Batch),
 ) -> Result<(), LoadError> {
+    let mut names_budget = options.expired_names_budget;
+    let mut note_expired = |report: &mut LoadReport, db: usize, key: &[u8]| {
+        report.keys_expired += 1;
+        if let Some(names) = report.expired_names.as_mut() {
+            if key.len() < names_budget {
+                names_budget -= key.len();
+                names.push((db, key.to_vec()));
+            } else {
+                report.expired_names = None;
+            }
+        }
+    };
     // Most files store no access stamps: the fresh stamp is read from the clock once.
     let fresh = options.policy.restored(None, None);
     let access_of = |idle: Option<u64>, lfu: Option<u8>| match (idle, lfu) {
@@ -535,7 +555,7 @@ fn frame_keys<R: Read>(
                 lfu_freq,
             }) => {
                 if expired(expire_at) {
-                    report.keys_expired += 1;
+                    note_expired(report, db, &key);
                     continue;
                 }
                 let (queue, hash, key, _) = place(batches, &key, &[]);
@@ -553,7 +573,9 @@ fn frame_keys<R: Read>(
             }
             Framed::Key(k) => {
                 let expired = expired(k.expire_at);
-                report.keys_expired += u64::from(expired);
+                if expired {
+                    note_expired(report, db, k.key);
+                }
                 let (queue, hash, key, payload) = place(batches, k.key, k.payload);
                 batches[queue].records.push(Record {
                     db,

@@ -150,6 +150,7 @@ fn a_snapshot_under_cross_shard_writes_is_one_instant() {
             now_ms: 0,
             allow_duplicates: false,
             after_key: None,
+            expired_names_budget: 0,
         },
     )
     .expect("loads");
@@ -223,6 +224,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
             now_ms: 2_000,
             allow_duplicates: false,
             after_key: None,
+            expired_names_budget: 0,
         },
     )
     .expect("loads");
@@ -244,6 +246,7 @@ fn expired_keys_are_dropped_on_load_and_ttls_kept() {
                 now_ms: 0,
                 allow_duplicates: false,
                 after_key: None,
+                expired_names_budget: 0,
             },
         )
         .expect_err("truncated");

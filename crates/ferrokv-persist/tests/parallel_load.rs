@@ -23,6 +23,7 @@ fn options() -> LoadOptions {
         now_ms: i64::MIN,
         allow_duplicates: false,
         after_key: None,
+        expired_names_budget: 0,
     }
 }
 
@@ -183,6 +184,7 @@ fn damage_in_expired_keys_is_reported_too() {
         now_ms: i64::MAX,
         allow_duplicates: false,
         after_key: None,
+        expired_names_budget: 0,
         ..options()
     };
     damaged_copies_fail_like_a_sequential_read(&file_expiring_at(150, 1_000), expired);

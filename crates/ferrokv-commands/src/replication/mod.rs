@@ -371,51 +371,70 @@ impl Replication {
     /// `configured_replica`: `replicaof` is set, so this server offers its primary's history
     /// back to it (PSYNC id offset+1). Otherwise it is a primary whose replicas may continue
     /// the recorded history: that history becomes the second one (`replid2`, valid up to the
-    /// recorded offset) under a new id, with an empty backlog starting there, as Valkey
-    /// does. `keys_expired`: keys the load dropped as expired, whose deletions no replica
-    /// would ever receive; then the replicas must sync in full.
+    /// recorded offset) under a new id, with a backlog starting there, as Valkey does; the
+    /// keys the load dropped as expired (`expired`) are deleted in that backlog first, so the
+    /// continuing replicas drop them too. Without their names (too many to list) the
+    /// replicas must sync in full.
     pub fn restore_position(
         &self,
-        stream: &Stream,
-        aux: &RecordedPosition,
+        stream: &'static Stream,
+        recorded: &RecordedPosition,
         configured_replica: bool,
-        keys_expired: u64,
-        backlog_bytes: usize,
+        expired: Option<&[(usize, Vec<u8>)]>,
+        config: &ferrokv_config::Config,
     ) {
         if configured_replica {
             self.set_ids(ReplIds {
-                replid: aux.replid.clone(),
+                replid: recorded.replid.clone(),
                 replid2: "0".repeat(40),
                 second_offset: -1,
             });
-            stream.reset_to(aux.offset);
-            self.link_db.store(aux.stream_db, Relaxed);
+            stream.reset_to(recorded.offset);
+            self.link_db.store(recorded.stream_db, Relaxed);
             log::info!(
                 "Replication position {}:{} taken from the RDB file: a partial sync with the primary is possible",
-                aux.replid,
-                aux.offset
+                recorded.replid,
+                recorded.offset
             );
             return;
         }
-        if keys_expired > 0 {
+        let Some(expired) = expired else {
             log::info!(
-                "{keys_expired} keys expired while loading: replicas of the previous run will need a full sync"
+                "Too many keys expired while loading to list their deletions: replicas of the previous run will need a full sync"
             );
             return;
-        }
-        stream.reset_to(aux.offset);
-        self.ensure_backlog(stream, backlog_bytes);
+        };
+        stream.reset_to(recorded.offset);
+        self.ensure_backlog(stream, config.repl_backlog_size.max(1) as usize);
         self.no_replicas_since_ms
             .store(ferrokv_store::clock::now_ms(), Relaxed);
         self.set_ids(ReplIds {
             replid: random_id(),
-            replid2: aux.replid.clone(),
-            second_offset: aux.offset as i64 + 1,
+            replid2: recorded.replid.clone(),
+            second_offset: recorded.offset as i64 + 1,
         });
+        if !expired.is_empty() {
+            // As Valkey deletes a key it finds expired while loading: one command each.
+            let command: &'static [u8] = if config.lazyfree_lazy_expire {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            let _unit = crate::propagate::Background::begin(stream, false, true);
+            for (db, key) in expired {
+                ferrokv_store::effects::push(
+                    *db,
+                    vec![
+                        bytes::Bytes::from_static(command),
+                        bytes::Bytes::copy_from_slice(key),
+                    ],
+                );
+            }
+        }
         log::info!(
             "Replication history {}:{} taken from the RDB file: its replicas may continue with a partial sync",
-            aux.replid,
-            aux.offset
+            recorded.replid,
+            recorded.offset
         );
     }
 
