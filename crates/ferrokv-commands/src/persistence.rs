@@ -667,16 +667,22 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
         return Ok(());
     }
     let path = std::path::Path::new(&config.dbfilename);
-    // The deletions of keys found expired go to the replicas that continue this primary's
-    // history: their names are kept, as long as they would fit in the backlog.
-    let names_budget = config.repl_backlog_size.max(1) as usize;
+    let replica = !config.replicaof.trim().is_empty();
+    // A primary drops the keys already expired; their deletions go to the replicas that
+    // continue its history, so their names are kept (as long as they fit in the backlog).
+    // A replica keeps them all until its primary's DEL, as Valkey.
+    let (now_ms, names_budget) = if replica {
+        (i64::MIN, 0)
+    } else {
+        (clock::now_ms(), config.repl_backlog_size.max(1) as usize)
+    };
     let loaded = load_report(
         server,
         path,
         LoadOptions {
             after_key: Some(crate::loading::after_key),
             expired_names_budget: names_budget,
-            ..load_options(server, clock::now_ms())
+            ..load_options(server, now_ms)
         },
     );
     crate::loading::end();
@@ -686,7 +692,7 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
             server.replication.restore_position(
                 server.stream,
                 &position,
-                !config.replicaof.trim().is_empty(),
+                replica,
                 report.expired_names.as_deref(),
                 &config,
             );

@@ -9,6 +9,8 @@ mod common;
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use common::{
     RawClient, ServerProcess, TempDir, ferrokv_binary, info_field, show, valkey_binary,
     wait_caught_up, wait_link_up,
@@ -133,6 +135,51 @@ fn primary_restart(binary: &Path) -> Vec<String> {
         format!("second offset past the old one: {}", second > old_offset),
         run(replica.port, &["GET", "after"]),
     ]
+}
+
+/// A key that expired while the replica was down stays on it, hidden from reads, until its
+/// primary deletes it (the replica does not drop it at load, as a primary would).
+fn replica_restart_with_expired_key(binary: &Path) -> Vec<String> {
+    let primary = start(binary, &["--save", "", "--enable-debug-command", "yes"]);
+    let port = primary.port.to_string();
+    let dir = TempDir::new("replica-restart-expired");
+    let dir = dir.0.to_str().expect("utf-8").to_string();
+    let replica_args = [
+        "--dir",
+        dir.as_str(),
+        "--save",
+        "3600 1",
+        "--replicaof",
+        "127.0.0.1",
+        port.as_str(),
+    ];
+    let mut replica = start(binary, &replica_args);
+    wait_link_up(replica.port);
+    run(primary.port, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run(primary.port, &["SET", "short", "v", "PX", "300"]);
+    run(primary.port, &["SET", "kept", "v"]);
+    wait_caught_up(primary.port, 1);
+    shut_down(&mut replica);
+    std::thread::sleep(Duration::from_millis(500));
+    let replica = start(binary, &replica_args);
+    wait_link_up(replica.port);
+    wait_caught_up(primary.port, 1);
+    vec![
+        format!("replica DBSIZE: {}", run(replica.port, &["DBSIZE"])),
+        format!(
+            "replica GET short: {}",
+            run(replica.port, &["GET", "short"])
+        ),
+        format!("primary DBSIZE: {}", run(primary.port, &["DBSIZE"])),
+    ]
+}
+
+#[test]
+fn a_restarted_replica_keeps_keys_that_expired_while_it_was_down() {
+    let ours = replica_restart_with_expired_key(&ferrokv_binary());
+    let theirs = replica_restart_with_expired_key(&valkey_binary());
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[0], "replica DBSIZE: :2\\r\\n", "{ours:#?}");
 }
 
 #[test]
