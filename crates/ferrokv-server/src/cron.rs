@@ -27,9 +27,6 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             // this worker's clients, which must get BUSY replies meanwhile.
             continue;
         }
-        // A replica's keys expire and are evicted only when its primary says so, and in
-        // import mode only when the source server does; while writes are paused (CLIENT
-        // PAUSE WRITE, FAILOVER) the dataset must not change either, as in Valkey.
         // Before the loading check: a signal during a load ends the process (without saving).
         ferrokv_commands::shutdown::tick(&server);
         if ferrokv_commands::loading::refusing() {
@@ -37,6 +34,9 @@ pub async fn run(server: Arc<Server>, shutdown: std::sync::mpsc::Sender<&'static
             // saved until it is whole.
             continue;
         }
+        // A replica's keys expire and are evicted only when its primary says so, and in
+        // import mode only when the source server does; while writes are paused (CLIENT
+        // PAUSE WRITE, FAILOVER) the dataset must not change either, as in Valkey.
         let dataset_frozen = server.stream.is_proxy()
             || ferrokv_store::replica_view::import_mode()
             || server.pause.is_paused(ferrokv_store::clock::now_ms());
