@@ -121,12 +121,8 @@ impl Shutdown {
 /// Whether every replica acknowledged everything sent to it (Valkey's test: each replica's
 /// acknowledged offset is the primary's offset; one still syncing is not).
 fn replicas_in_sync(server: &Server) -> bool {
-    let end = server.stream.end();
-    server
-        .replication
-        .replicas()
-        .iter()
-        .all(|r| r.ack_offset.load(Relaxed) >= end)
+    let replicas = server.replication.replicas();
+    crate::replication::wait::acked(&replicas, server.stream.end()) == replicas.len()
 }
 
 /// Starts a shutdown. `caller`: the SHUTDOWN client, parked when [`Outcome::Waiting`]

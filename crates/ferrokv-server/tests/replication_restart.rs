@@ -47,20 +47,25 @@ fn stats(port: u16) -> String {
         .join(" ")
 }
 
+/// A replica that saves in `dir` (so a restart finds its snapshot) and follows `port`.
+fn saving_replica_args<'a>(dir: &'a str, port: &'a str) -> [&'a str; 7] {
+    [
+        "--dir",
+        dir,
+        "--save",
+        "3600 1",
+        "--replicaof",
+        "127.0.0.1",
+        port,
+    ]
+}
+
 fn replica_restart(binary: &Path) -> Vec<String> {
     let primary = start(binary, &["--save", ""]);
     let port = primary.port.to_string();
     let dir = TempDir::new("replica-restart");
     let dir = dir.0.to_str().expect("utf-8").to_string();
-    let replica_args = [
-        "--dir",
-        dir.as_str(),
-        "--save",
-        "3600 1",
-        "--replicaof",
-        "127.0.0.1",
-        port.as_str(),
-    ];
+    let replica_args = saving_replica_args(&dir, &port);
     let mut out = Vec::new();
     {
         let mut replica = start(binary, &replica_args);
@@ -144,15 +149,7 @@ fn replica_restart_with_expired_key(binary: &Path) -> Vec<String> {
     let port = primary.port.to_string();
     let dir = TempDir::new("replica-restart-expired");
     let dir = dir.0.to_str().expect("utf-8").to_string();
-    let replica_args = [
-        "--dir",
-        dir.as_str(),
-        "--save",
-        "3600 1",
-        "--replicaof",
-        "127.0.0.1",
-        port.as_str(),
-    ];
+    let replica_args = saving_replica_args(&dir, &port);
     let mut replica = start(binary, &replica_args);
     wait_link_up(replica.port);
     run(primary.port, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
