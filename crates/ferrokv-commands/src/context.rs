@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use ferrokv_protocol::Reply;
-use ferrokv_store::{Entry, Locked, Value, events};
+use ferrokv_store::{Entry, Locked, StrRef, Value, events};
 
 use crate::client::Client;
 use crate::server::Server;
@@ -114,6 +114,32 @@ impl<'a> Ctx<'a> {
             None => {
                 events::notify(events::class::KEY_MISS, "keymiss", db, key);
                 None
+            }
+        }
+    }
+
+    /// [`Ctx::read`] of a string, read where it is stored (GET's path: nothing copied out of
+    /// the keyspace and back). A key of another type is a hit and a WRONGTYPE error.
+    pub fn read_string<'l>(
+        &self,
+        locked: &'l mut Locked<'_>,
+        key: &[u8],
+    ) -> Result<Option<StrRef<'l>>, CmdError> {
+        let db = self.client.db;
+        let no_touch = self.client.no_touch;
+        let policy = &self.client.access_policy;
+        let found = locked.db(db, key).get_string(key, self.now_ms, |access| {
+            if !no_touch {
+                policy.touch(access);
+            }
+        });
+        self.client.count_lookup(found.is_some());
+        match found {
+            Some(Some(s)) => Ok(Some(s)),
+            Some(None) => Err(errors::WRONGTYPE),
+            None => {
+                events::notify(events::class::KEY_MISS, "keymiss", db, key);
+                Ok(None)
             }
         }
     }

@@ -117,6 +117,12 @@ impl RequestParser {
         buf: &mut BytesMut,
         limits: &ParseLimits,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if self.pending.is_none()
+            && !limits.unauthenticated
+            && let Some(args) = take_whole_request(buf, limits)
+        {
+            return Ok(Some(args));
+        }
         loop {
             if self.pending.is_none() {
                 let Some(&first) = buf.first() else {
@@ -236,6 +242,66 @@ impl RequestParser {
             return Ok(Some(done));
         }
     }
+}
+
+/// The most arguments [`take_whole_request`] handles; longer requests take the general path.
+const WHOLE_MAX_ARGS: usize = 16;
+
+/// The common case, in one pass: a well-formed multibulk request that has arrived whole is
+/// located by offsets and split off the buffer at once, its arguments sliced out of that one
+/// piece (the general path below splits and advances the buffer for every line). Anything
+/// else (incomplete, malformed, an empty or long request, a length that needs checking
+/// against the limits) returns `None` untouched, for the general path and its exact errors.
+fn take_whole_request(buf: &mut BytesMut, limits: &ParseLimits) -> Option<Vec<Bytes>> {
+    let bytes: &[u8] = buf;
+    if bytes.first() != Some(&b'*') {
+        return None;
+    }
+    let (count, mut at) = whole_line_number(bytes, 1)?;
+    if count == 0 || count > WHOLE_MAX_ARGS {
+        return None;
+    }
+    let mut spans = [(0usize, 0usize); WHOLE_MAX_ARGS];
+    for span in spans.iter_mut().take(count) {
+        if bytes.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, data_at) = whole_line_number(bytes, at + 1)?;
+        if !limits.from_primary && len as i64 > limits.max_bulk_len {
+            return None;
+        }
+        let end = data_at.checked_add(len)?;
+        if bytes.get(end..end.checked_add(2)?)? != b"\r\n" {
+            return None;
+        }
+        *span = (data_at, end);
+        at = end + 2;
+    }
+    let frame = buf.split_to(at).freeze();
+    Some(
+        spans[..count]
+            .iter()
+            .map(|&(start, end)| frame.slice(start..end))
+            .collect(),
+    )
+}
+
+/// A number in canonical form (`0`, or digits without a leading zero; at most 18 of them)
+/// starting at `at` and ended by CRLF, and the position after the CRLF. Any other form goes
+/// to the general parser, which knows Valkey's rules and errors for it.
+fn whole_line_number(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    let rest = bytes.get(at..)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 18 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    if rest.get(digits..digits + 2)? != b"\r\n" {
+        return None;
+    }
+    let n = rest[..digits]
+        .iter()
+        .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
+    Some((n, at + digits + 2))
 }
 
 /// Parses one inline request; `Ok(Some(vec![]))` for a blank line.

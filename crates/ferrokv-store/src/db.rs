@@ -27,7 +27,7 @@ use crate::types::hash::{HashValue, Listpack};
 use crate::types::set::{IntSet, SetValue, Width};
 use crate::types::zpack::ZPack;
 use crate::types::zset::ZSet;
-use crate::value::{StrValue, Value};
+use crate::value::{StrRef, StrValue, Value};
 
 /// `expire_at` of a key without a TTL.
 pub const NO_EXPIRE: i64 = -1;
@@ -164,6 +164,40 @@ impl Db {
         self.open_at(bucket, addr)
     }
 
+    /// Looks `key` up like [`Db::get`] to read it as a string where it is stored: nothing is
+    /// copied out of the node and written back (GET's path). `touch` updates the access
+    /// stamp. `Some(None)`: the key holds another type. No WATCH touch is recorded: the
+    /// value cannot change through this borrow.
+    pub fn get_string(
+        &mut self,
+        key: &[u8],
+        now_ms: i64,
+        touch: impl FnOnce(&mut u32),
+    ) -> Option<Option<StrRef<'_>>> {
+        self.close();
+        let (bucket, node) = self.table.find_mut(key)?;
+        let (addr, expired) = (node.addr(), is_expired(node, now_ms));
+        if expired {
+            if !replica_view::keep_expired_keys() {
+                self.expire_now(key);
+            }
+            return None;
+        }
+        let node = self.table.link_at(bucket, addr)?.as_mut()?;
+        let mut access = node.access();
+        touch(&mut access);
+        node.set_access(access);
+        Some(match node.payload() {
+            PayloadRef::Int(n) => Some(StrRef::Int(n)),
+            PayloadRef::Inline { bytes, .. } => Some(StrRef::Bytes(bytes)),
+            PayloadRef::Boxed(Entry {
+                value: Value::Str(s),
+                ..
+            }) => Some(StrRef::of(s)),
+            PayloadRef::Boxed(_) | PayloadRef::Packed { .. } => None,
+        })
+    }
+
     /// Deletes `key` if it has expired, without opening it (what Valkey's write lookup does
     /// before a command overwrites a key); returns whether it did.
     pub fn expire_if_due(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -180,6 +214,24 @@ impl Db {
             self.expire_now(key);
         }
         due
+    }
+
+    /// [`Db::expire_if_due`] then [`Db::live_expire`] in one lookup: what a command that
+    /// overwrites a key needs to know of it (SET keeps or counts its TTL).
+    pub fn write_lookup_expire(&mut self, key: &[u8], now_ms: i64) -> Option<i64> {
+        let at = self.view_expire(self.table.find(key)?);
+        match at {
+            Some(at) if at <= now_ms => {
+                if !replica_view::keep_expired_keys() {
+                    self.expire_now(key);
+                    None
+                } else {
+                    replica_view::expired_key_still_alive().then_some(at)
+                }
+            }
+            Some(at) => Some(at),
+            None => Some(NO_EXPIRE),
+        }
     }
 
     /// Looks `key` up without expiring it (the entry may be logically expired).
@@ -1019,6 +1071,8 @@ mod model_tests {
         Delete(u8),
         SetExpire(u8, i64),
         Peek(u8),
+        GetString(u8, u32),
+        WriteLookup(u8),
         RetainEven,
         Random,
     }
@@ -1096,6 +1150,8 @@ mod model_tests {
             any::<u8>().prop_map(Op::Delete),
             (any::<u8>(), expire()).prop_map(|(k, e)| Op::SetExpire(k, e)),
             any::<u8>().prop_map(Op::Peek),
+            (any::<u8>(), any::<u32>()).prop_map(|(k, a)| Op::GetString(k, a)),
+            any::<u8>().prop_map(Op::WriteLookup),
             Just(Op::RetainEven),
             Just(Op::Random),
         ]
@@ -1183,6 +1239,32 @@ mod model_tests {
                         prop_assert_eq!(db.set_expire(&key(k), e), present);
                     }
                     Op::Peek(k) => prop_assert_eq!(db.peek(&key(k)), model.get(&key(k))),
+                    Op::GetString(k, a) => {
+                        // now_ms 0: nothing expires through the read here.
+                        let got = db.get_string(&key(k), 0, |access| *access = a);
+                        match model.get_mut(&key(k)) {
+                            None => prop_assert!(got.is_none()),
+                            Some(m) => {
+                                m.access = a;
+                                let want = match &m.value {
+                                    Value::Str(s) => Some(StrRef::of(s)),
+                                    _ => None,
+                                };
+                                prop_assert_eq!(got, Some(want));
+                            }
+                        }
+                    }
+                    Op::WriteLookup(k) => {
+                        // At 1_500, keys expiring at 1_000..1_500 are due and go.
+                        let live = model
+                            .get(&key(k))
+                            .filter(|m| m.expire_at == NO_EXPIRE || m.expire_at > 1_500)
+                            .map(|m| m.expire_at);
+                        if live.is_none() {
+                            model.remove(&key(k));
+                        }
+                        prop_assert_eq!(db.write_lookup_expire(&key(k), 1_500), live);
+                    }
                     Op::RetainEven => {
                         db.retain(|_, e| size_of(&e.value).is_multiple_of(2));
                         model.retain(|_, e| size_of(&e.value).is_multiple_of(2));

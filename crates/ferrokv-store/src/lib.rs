@@ -26,4 +26,4 @@ pub use keyspace::{Hold, Keyspace, Locked, SHARD_COUNT, Shard};
 pub use snapshot::ShardDumper;
 pub use types::list::{ListLimits, ListValue, QuicklistStats};
 pub use types::set::{SetLimits, SetValue};
-pub use value::{ObjectType, StrValue, Value};
+pub use value::{ObjectType, StrRef, StrValue, Value};

@@ -384,6 +384,16 @@ impl Node {
         unsafe { self.0.as_ptr().add(OFF_ACCESS).cast::<u32>().read() }
     }
 
+    /// Writes the access stamp (LRU clock or LFU counter) where it is kept.
+    pub fn set_access(&mut self, access: u32) {
+        if let Some(boxed) = self.boxed_mut() {
+            boxed.access = access;
+            return;
+        }
+        // SAFETY: offset 8 holds the access stamp, 4-aligned; the node is borrowed mutably.
+        unsafe { self.0.as_ptr().add(OFF_ACCESS).cast::<u32>().write(access) }
+    }
+
     pub fn expire_at(&self) -> i64 {
         let shape = self.shape();
         match shape.kind {

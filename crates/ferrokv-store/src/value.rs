@@ -208,6 +208,22 @@ pub enum StrValue {
     Raw(Vec<u8>),
 }
 
+/// A string value borrowed where it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrRef<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> StrRef<'a> {
+    pub fn of(s: &'a StrValue) -> StrRef<'a> {
+        match s {
+            StrValue::Int(n) => StrRef::Int(*n),
+            StrValue::Embstr(b) | StrValue::Raw(b) => StrRef::Bytes(b),
+        }
+    }
+}
+
 impl StrValue {
     /// The encoding Valkey picks for a string value created whole from `bytes` and stored
     /// under a key of `key_len` bytes (SET, MSET, GETSET, APPEND to a missing key ...);

@@ -13,7 +13,7 @@ use ferrokv_longdouble::LongDouble;
 use ferrokv_protocol::Reply;
 use ferrokv_protocol::number::parse_i64;
 use ferrokv_store::events::class;
-use ferrokv_store::{Entry, Locked, NO_EXPIRE, StrValue, Value};
+use ferrokv_store::{Entry, Locked, NO_EXPIRE, StrRef, StrValue, Value};
 
 use crate::cmd::args;
 use crate::context::{CmdError, CmdResult, Ctx, errors};
@@ -280,7 +280,7 @@ fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: T
     let db = ctx.db();
     // A write lookup first, as in Valkey: a key that has expired goes (`expired`) and the
     // store below creates it afresh (`new`).
-    locked.db(db, key).expire_if_due(key, ctx.now_ms);
+    let old_expire = locked.db(db, key).write_lookup_expire(key, ctx.now_ms);
     if let Ttl::At(at) = ttl
         && at <= ctx.now_ms
     {
@@ -292,15 +292,28 @@ fn store_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: T
         }
         return Stored::AlreadyExpired { removed };
     }
-    put_string(ctx, locked, key, bytes, ttl);
+    put_string_over(ctx, locked, key, bytes, ttl, old_expire);
     Stored::Yes
 }
 
 /// Stores the string as it is told, even with an expiry already past (MSETEX keeps such
 /// keys until they are next touched, as Valkey 9.1 does).
 fn put_string(ctx: &Ctx, locked: &mut Locked, key: &[u8], bytes: &[u8], ttl: Ttl) {
+    let old_expire = locked.db(ctx.db(), key).live_expire(key, ctx.now_ms);
+    put_string_over(ctx, locked, key, bytes, ttl, old_expire);
+}
+
+/// [`put_string`] over a key whose live expiry (`NO_EXPIRE`: none; `None`: no live key)
+/// the caller has just looked up.
+fn put_string_over(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    key: &[u8],
+    bytes: &[u8],
+    ttl: Ttl,
+    old_expire: Option<i64>,
+) {
     let db = ctx.db();
-    let old_expire = locked.db(db, key).live_expire(key, ctx.now_ms);
     let had_ttl = old_expire.is_some_and(|at| at != NO_EXPIRE);
     let expire_at = match ttl {
         Ttl::Default | Ttl::Persist => NO_EXPIRE,
@@ -397,9 +410,10 @@ fn set_keys(args: &dyn ArgList, found: KeyFound) {
 fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut locked = ctx.lock(&[key]);
-    match ctx.read(&mut locked, key) {
+    match ctx.read_string(&mut locked, key)? {
         None => ctx.reply.null(),
-        Some(e) => reply_string(ctx.reply, string_of(&e.value)?),
+        Some(StrRef::Int(n)) => ctx.reply.bulk_int(n),
+        Some(StrRef::Bytes(b)) => ctx.reply.bulk(b),
     }
     Ok(())
 }
@@ -412,6 +426,9 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut locked = ctx.lock(&[key]);
     let current = if opts.get {
         found(ctx.read(&mut locked, key), true)
+    } else if matches!(opts.condition, Condition::Always) {
+        // Nothing to learn from the key: the store's own write lookup expires it.
+        Found::Missing
     } else {
         let compare = matches!(opts.condition, Condition::Equals(_));
         found(ctx.write(&mut locked, key), compare)
