@@ -143,6 +143,19 @@ impl Db {
         self.volatile_items
     }
 
+    /// A buffer to build a string of `len` bytes in before storing it here. A string short
+    /// enough to be stored inside its node gets the buffer this `Db` keeps between decodes,
+    /// which storing it hands back: SET allocates nothing for its value. A longer one gets
+    /// a buffer of its own size (it will be the value's storage: a larger spare would waste
+    /// memory for as long as the key lives).
+    pub fn string_buffer(&mut self, len: usize) -> Vec<u8> {
+        if len <= INLINE_MAX {
+            std::mem::take(&mut self.spare)
+        } else {
+            Vec::with_capacity(len)
+        }
+    }
+
     /// Bytes of the bucket array (the per-key overhead outside the nodes).
     pub fn bucket_bytes(&self) -> usize {
         self.table.bucket_bytes()

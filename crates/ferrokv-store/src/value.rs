@@ -235,6 +235,24 @@ impl StrValue {
         Self::text_for_key(bytes.to_vec(), key_len, expire_slot)
     }
 
+    /// [`StrValue::for_key`] with the bytes copied into the buffer `buffer` gives (cleared
+    /// first; asked for only when the value is not an integer) instead of a new allocation:
+    /// see [`crate::Db::string_buffer`].
+    pub fn for_key_with(
+        bytes: &[u8],
+        key_len: usize,
+        expire_slot: bool,
+        buffer: impl FnOnce() -> Vec<u8>,
+    ) -> StrValue {
+        if let Some(n) = Self::as_int(bytes) {
+            return StrValue::Int(n);
+        }
+        let mut buf = buffer();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        Self::text_for_key(buf, key_len, expire_slot)
+    }
+
     /// A value that is never integer-encoded even if it reads as one (INCRBYFLOAT's
     /// result), `embstr` or `raw` by the same rule as [`StrValue::for_key`].
     pub fn text_for_key(bytes: Vec<u8>, key_len: usize, expire_slot: bool) -> StrValue {

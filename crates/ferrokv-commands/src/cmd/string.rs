@@ -320,10 +320,13 @@ fn put_string_over(
         Ttl::Keep => old_expire.unwrap_or(NO_EXPIRE),
         Ttl::At(at) => at,
     };
-    let value = StrValue::for_key(bytes, key.len(), had_ttl);
+    let store = locked.db(db, key);
+    let value = StrValue::for_key_with(bytes, key.len(), had_ttl, || {
+        store.string_buffer(bytes.len())
+    });
     let mut entry = ctx.new_entry(Value::Str(value));
     entry.expire_at = expire_at;
-    locked.db(db, key).set(key, entry);
+    store.set(key, entry);
 }
 
 /// What storing a string did.
