@@ -512,6 +512,56 @@ mod tests {
             let _ = parse_all(&data);
         }
 
+        /// The one-pass path (a buffer holding whole requests) and the incremental path (the
+        /// same bytes fed one at a time, so no request is ever whole at its first byte)
+        /// must agree on every request, size and error, whatever the bytes: the input is
+        /// requests of 1..20 arguments, some of them corrupted at random places.
+        #[test]
+        fn whole_and_incremental_parsing_agree(
+            requests in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..20), 1..20),
+                1..6,
+            ),
+            corruptions in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..3),
+            max_bulk_len in 5i64..30,
+        ) {
+            let mut wire = Vec::new();
+            for args in &requests {
+                wire.extend(format!("*{}\r\n", args.len()).bytes());
+                for a in args {
+                    wire.extend(format!("${}\r\n", a.len()).bytes());
+                    wire.extend(a);
+                    wire.extend(b"\r\n");
+                }
+            }
+            for (at, byte) in corruptions {
+                let at = at % wire.len();
+                wire[at] = byte;
+            }
+            let limits = ParseLimits { max_bulk_len, ..ParseLimits::default() };
+            type Parsed = (Vec<(Vec<Vec<u8>>, usize)>, Option<ProtocolError>);
+            let run = |chunk: usize| -> Parsed {
+                let mut parser = RequestParser::new();
+                let mut buf = BytesMut::new();
+                let mut out = Vec::new();
+                for piece in wire.chunks(chunk) {
+                    buf.extend_from_slice(piece);
+                    loop {
+                        match parser.next_request(&mut buf, &limits) {
+                            Ok(Some(args)) => out.push((
+                                args.iter().map(|a| a.to_vec()).collect(),
+                                parser.last_request_bytes(),
+                            )),
+                            Ok(None) => break,
+                            Err(e) => return (out, Some(e)),
+                        }
+                    }
+                }
+                (out, None)
+            };
+            proptest::prop_assert_eq!(run(wire.len()), run(1));
+        }
+
         #[test]
         fn well_formed_multibulk_round_trips(args in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 1..8)) {
             let mut wire = format!("*{}\r\n", args.len()).into_bytes();
