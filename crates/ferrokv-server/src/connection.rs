@@ -216,9 +216,9 @@ where
         let mut protocol_error = None;
         let woken_before = pubsub::woken_on_this_thread();
         output.refresh(client);
-        // Keys are prefetched once per read, after the first request is parsed (see
-        // `prefetch_keys`); a read that ends inside a request has nothing to prefetch.
-        let mut prefetched = parser.is_mid_request();
+        // Keys are prefetched once per read, after its first complete request is parsed,
+        // where the buffer is at a request boundary (see `prefetch_keys`).
+        let mut prefetched = false;
         loop {
             let limits = ParseLimits {
                 max_bulk_len: client.config.proto_max_bulk_len,

@@ -163,6 +163,15 @@ impl Db {
 
     /// Looks `key` up, deleting it first if it has expired.
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
+        let (bucket, addr) = self.find_live(key, now_ms)?;
+        // Handed out mutably: a change if the command then reports one (WATCH).
+        events::touch(self.index, key, false);
+        self.open_at(bucket, addr)
+    }
+
+    /// The bucket and node of `key` after closing the open entry, or `None` when it is
+    /// absent or has expired (then deleted, unless this server keeps expired keys).
+    fn find_live(&mut self, key: &[u8], now_ms: i64) -> Option<(usize, NonNull<u8>)> {
         self.close();
         let (bucket, node) = self.table.find_mut(key)?;
         let (addr, expired) = (node.addr(), is_expired(node, now_ms));
@@ -172,9 +181,7 @@ impl Db {
             }
             return None;
         }
-        // Handed out mutably: a change if the command then reports one (WATCH).
-        events::touch(self.index, key, false);
-        self.open_at(bucket, addr)
+        Some((bucket, addr))
     }
 
     /// Looks `key` up like [`Db::get`] to read it as a string where it is stored: nothing is
@@ -187,15 +194,7 @@ impl Db {
         now_ms: i64,
         touch: impl FnOnce(&mut u32),
     ) -> Option<Option<StrRef<'_>>> {
-        self.close();
-        let (bucket, node) = self.table.find_mut(key)?;
-        let (addr, expired) = (node.addr(), is_expired(node, now_ms));
-        if expired {
-            if !replica_view::keep_expired_keys() {
-                self.expire_now(key);
-            }
-            return None;
-        }
+        let (bucket, addr) = self.find_live(key, now_ms)?;
         let node = self.table.link_at(bucket, addr)?.as_mut()?;
         let mut access = node.access();
         touch(&mut access);
