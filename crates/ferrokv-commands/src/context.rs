@@ -103,19 +103,10 @@ impl<'a> Ctx<'a> {
         key: &[u8],
     ) -> Option<&'l mut Entry> {
         let found = locked.db(db, key).get(key, self.now_ms);
-        self.client.count_lookup(found.is_some());
-        match found {
-            Some(entry) => {
-                if !self.client.no_touch {
-                    self.client.access_policy.touch(&mut entry.access);
-                }
-                Some(entry)
-            }
-            None => {
-                events::notify(events::class::KEY_MISS, "keymiss", db, key);
-                None
-            }
-        }
+        self.count_read(db, key, found.is_some());
+        let entry = found?;
+        self.touch_access(&mut entry.access);
+        Some(entry)
     }
 
     /// [`Ctx::read`] of a string, read where it is stored (GET's path: nothing copied out of
@@ -126,21 +117,29 @@ impl<'a> Ctx<'a> {
         key: &[u8],
     ) -> Result<Option<StrRef<'l>>, CmdError> {
         let db = self.client.db;
-        let no_touch = self.client.no_touch;
-        let policy = &self.client.access_policy;
-        let found = locked.db(db, key).get_string(key, self.now_ms, |access| {
-            if !no_touch {
-                policy.touch(access);
-            }
-        });
-        self.client.count_lookup(found.is_some());
+        let found = locked
+            .db(db, key)
+            .get_string(key, self.now_ms, |access| self.touch_access(access));
+        self.count_read(db, key, found.is_some());
         match found {
+            None => Ok(None),
             Some(Some(s)) => Ok(Some(s)),
             Some(None) => Err(errors::WRONGTYPE),
-            None => {
-                events::notify(events::class::KEY_MISS, "keymiss", db, key);
-                Ok(None)
-            }
+        }
+    }
+
+    /// A read lookup's hit or miss: counted, and a miss notified (`keymiss`).
+    fn count_read(&self, db: usize, key: &[u8], hit: bool) {
+        self.client.count_lookup(hit);
+        if !hit {
+            events::notify(events::class::KEY_MISS, "keymiss", db, key);
+        }
+    }
+
+    /// Updates a read key's access stamp, unless the client asked not to (CLIENT NO-TOUCH).
+    fn touch_access(&self, access: &mut u32) {
+        if !self.client.no_touch {
+            self.client.access_policy.touch(access);
         }
     }
 

@@ -229,10 +229,7 @@ impl StrValue {
     /// under a key of `key_len` bytes (SET, MSET, GETSET, APPEND to a missing key ...);
     /// `expire_slot`: the value replaces a key that had a TTL (see [`embeds_string`]).
     pub fn for_key(bytes: &[u8], key_len: usize, expire_slot: bool) -> StrValue {
-        if let Some(n) = Self::as_int(bytes) {
-            return StrValue::Int(n);
-        }
-        Self::text_for_key(bytes.to_vec(), key_len, expire_slot)
+        Self::for_key_with(bytes, key_len, expire_slot, Vec::new)
     }
 
     /// [`StrValue::for_key`] with the bytes copied into the buffer `buffer` gives (cleared
