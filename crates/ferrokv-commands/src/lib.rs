@@ -37,6 +37,7 @@ pub mod stats;
 pub mod table;
 pub mod tracking;
 pub mod transaction;
+pub mod worker_load;
 
 pub use client::Client;
 pub use context::{CmdError, CmdResult, Ctx};

@@ -180,6 +180,8 @@ directives! {
         "File holding ACL users; empty keeps users in this config file.";
     acllog_max_len: i64 = "acllog-max-len" [], "128", Kind::int(0, i64::MAX), 0,
         "How many entries ACL LOG keeps.";
+    active_worker_threads: i64 = "active-worker-threads" [], "0", Kind::int(0, 1024), HIDDEN,
+        "Workers that serve clients: 0 means as many as the load needs (the others take none, and a connection moves between workers), N exactly N of the worker-threads. A ferrokv directive: hidden from CONFIG GET globs so their output stays Valkey's.";
     active_defrag_cycle_max: i64 = "active-defrag-cycle-max" [], "25", Kind::int(1, 99), PENDING,
         "Most CPU percent active defragmentation may use.";
     active_defrag_cycle_min: i64 = "active-defrag-cycle-min" [], "1", Kind::int(1, 99), PENDING,

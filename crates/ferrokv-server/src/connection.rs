@@ -22,7 +22,7 @@ use ferrokv_commands::client::{ClientShared, Handoff, flags};
 use ferrokv_commands::dispatch::Outcome;
 use ferrokv_commands::prefetch::KeyPrefetch;
 use ferrokv_commands::scripting::fiber::{self, Fiber};
-use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction};
+use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction, worker_load};
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -40,23 +40,69 @@ const READ_CHUNK: usize = 16 * 1024;
 /// `prefetch-batch-max-size` default).
 const PREFETCH_REQUESTS: usize = 16;
 
+/// A client's stream: a plain socket, which can move to another worker between two
+/// batches of requests (`balance.rs`), or TLS, which stays where its handshake ran (its
+/// session state lives with the reactor registration).
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    const MOVABLE: bool;
+    /// The socket, taken out of this worker's event loop.
+    fn detach(self) -> std::io::Result<Detached>;
+}
+
+/// A socket between two workers.
+pub enum Detached {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl ClientStream for tokio::net::TcpStream {
+    const MOVABLE: bool = true;
+    fn detach(self) -> std::io::Result<Detached> {
+        self.into_std().map(Detached::Tcp)
+    }
+}
+
+impl ClientStream for tokio::net::UnixStream {
+    const MOVABLE: bool = true;
+    fn detach(self) -> std::io::Result<Detached> {
+        self.into_std().map(Detached::Unix)
+    }
+}
+
+impl ClientStream for ferrokv_tls::ServerStream<tokio::net::TcpStream> {
+    const MOVABLE: bool = false;
+    fn detach(self) -> std::io::Result<Detached> {
+        Err(std::io::Error::other(
+            "a TLS connection stays on its worker",
+        ))
+    }
+}
+
+/// What a connection carries when it moves to another worker: everything but the stream.
+pub struct Session {
+    shared: Arc<ClientShared>,
+    client: Client,
+    reply: Reply,
+    parser: RequestParser,
+    input: BytesMut,
+    wake: Arc<Notify>,
+}
+
 /// Serves one client until it leaves, is killed, or breaks the protocol. The client must
 /// already be in `server.clients` (the listener registers it, so `maxclients` counts
-/// connections the moment they are accepted); it is removed here when the connection ends.
+/// connections the moment they are accepted) and counted on its worker
+/// (`WorkerLoads::place`); it is removed from both when the connection ends.
 /// `certificate_users` are the user names a TLS client's certificate offers
 /// (`tls-auth-clients-user`); the client starts logged in as the first existing one.
 ///
 /// Generic over the stream, so plain TCP and Unix sockets run their own copy of this loop
 /// with nothing TLS-specific in it.
-pub async fn serve<S>(
+pub async fn serve<S: ClientStream>(
     server: Arc<Server>,
-    mut stream: S,
+    stream: S,
     shared: Arc<ClientShared>,
     certificate_users: &[String],
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let _counted = WorkerConnection::begin();
+) {
     let wake = Arc::new(Notify::new());
     {
         let wake = wake.clone();
@@ -69,54 +115,115 @@ pub async fn serve<S>(
     if !certificate_users.is_empty() {
         ferrokv_commands::acl::login_with_certificate(&server, &mut client, certificate_users);
     }
-    let mut reply = Reply::new(false);
-    let mut parser = RequestParser::new();
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let session = Session {
+        shared,
+        client,
+        reply: Reply::new(false),
+        parser: RequestParser::new(),
+        input: BytesMut::with_capacity(READ_CHUNK),
+        wake,
+    };
+    serve_session(server, stream, session).await;
+}
 
+/// Goes on serving a client that moved here from another worker.
+pub async fn resume(server: Arc<Server>, stream: Detached, session: Session) {
+    let registered = match stream {
+        Detached::Tcp(socket) => match tokio::net::TcpStream::from_std(socket) {
+            Ok(stream) => return serve_session(server, stream, session).await,
+            Err(e) => e,
+        },
+        Detached::Unix(socket) => match tokio::net::UnixStream::from_std(socket) {
+            Ok(stream) => return serve_session(server, stream, session).await,
+            Err(e) => e,
+        },
+    };
+    log::warn!("Registering a moved client socket: {registered}");
+    let mut session = session;
+    end_session(&server, &mut session.client, worker_load::current());
+}
+
+/// How `run` left a connection that is not closing.
+enum Exit {
+    /// PSYNC/SYNC made it a replica feed.
+    Handoff,
+    /// It goes on on worker `.0` (see `balance.rs`).
+    Move(usize),
+}
+
+async fn serve_session<S: ClientStream>(server: Arc<Server>, mut stream: S, mut session: Session) {
+    let counted = WorkerConnection::begin();
     let outcome = {
-        let mut session = std::pin::pin!(run(
+        let Session {
+            client,
+            reply,
+            parser,
+            input,
+            wake,
+            ..
+        } = &mut session;
+        let mut run = std::pin::pin!(run(
             &server,
             &mut stream,
-            &mut client,
-            &mut reply,
-            &mut parser,
-            &mut input,
-            &wake,
+            client,
+            reply,
+            parser,
+            input,
+            wake
         ));
         // Each poll runs the requests read so far to the end; the subscribers they publish
         // to are woken once, as the poll returns.
-        std::future::poll_fn(|cx| pubsub::deferring_wakes(|| session.as_mut().poll(cx))).await
+        std::future::poll_fn(|cx| pubsub::deferring_wakes(|| run.as_mut().poll(cx))).await
     };
-    // PSYNC/SYNC turned the connection into a replica feed.
-    let outcome = match (outcome, client.handoff.take()) {
-        (Ok(()), Some(Handoff::Replica { psync })) => {
-            ferrokv_replication::primary::serve_replica(
-                &server,
-                &mut stream,
-                &mut client,
-                &mut input,
-                psync,
-            )
-            .await
+    let outcome = match (outcome, session.client.handoff.take()) {
+        (Ok(Exit::Move(to)), _) => {
+            drop(counted);
+            match stream.detach() {
+                Ok(detached) => crate::balance::hand_on(to, server, detached, session),
+                Err(e) => {
+                    // The socket is closed with the stream; the client sees its connection end.
+                    log::warn!(
+                        "Moving client id={} to another worker: {e}",
+                        session.shared.id
+                    );
+                    // Its count went to `to` already.
+                    end_session(&server, &mut session.client, Some(to));
+                }
+            }
+            return;
         }
-        (outcome, _) => outcome,
+        (Ok(Exit::Handoff), Some(Handoff::Replica { psync })) => {
+            let Session { client, input, .. } = &mut session;
+            ferrokv_replication::primary::serve_replica(&server, &mut stream, client, input, psync)
+                .await
+        }
+        (outcome, _) => outcome.map(|_| ()),
     };
     if let Err(reason) = outcome {
         log::debug!(
             "Client id={} addr={} closed: {reason}",
-            shared.id,
-            shared.addr
+            session.shared.id,
+            session.shared.addr
         );
     }
     let _ = stream.shutdown().await;
-    // Never leave a waiter, a watched key or a subscription behind, whatever path ended
-    // the connection.
-    server.blocking.cancel(shared.id);
-    transaction::discard(&server, &mut client);
-    pubsub::unsubscribe_all(&server, &mut client);
-    ferrokv_commands::tracking::disable(&server, &shared);
-    server.monitors.remove(shared.id);
-    server.clients.unregister(shared.id);
+    end_session(&server, &mut session.client, worker_load::current());
+}
+
+/// Forgets a client whose connection ended. Never leaves a waiter, a watched key or a
+/// subscription behind, whatever path ended the connection.
+/// `worker` is where the connection is counted.
+fn end_session(server: &Server, client: &mut Client, worker: Option<usize>) {
+    let id = client.shared.id;
+    server.blocking.cancel(id);
+    transaction::discard(server, client);
+    pubsub::unsubscribe_all(server, client);
+    ferrokv_commands::tracking::disable(server, &client.shared);
+    server.monitors.remove(id);
+    server.clients.unregister(id);
+    if let (Some(loads), Some(worker)) = (worker_load::get(), worker) {
+        loads.connection_closed(worker);
+    }
 }
 
 async fn run<S>(
@@ -127,9 +234,9 @@ async fn run<S>(
     parser: &mut RequestParser,
     input: &mut BytesMut,
     wake: &Notify,
-) -> Result<(), String>
+) -> Result<Exit, String>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: ClientStream,
 {
     let stats = stats::local();
     let mut output = OutputLimit::default();
@@ -239,7 +346,7 @@ where
                     if client.handoff.is_some() {
                         // What was answered before PSYNC goes out first.
                         flush(server, stream, client, reply, wake).await?;
-                        return Ok(());
+                        return Ok(Exit::Handoff);
                     }
                     if client.close_after_reply {
                         break;
@@ -283,6 +390,17 @@ where
                 tokio::task::yield_now().await;
             }
             write_some(server, stream, client, reply, &mut output)?;
+            // Between two batches, with every reply written, the connection can go on on
+            // another worker if the balancer asks this one to hand connections on.
+            if S::MOVABLE
+                && reply.is_empty()
+                && !output.needs_flush
+                && let Some(loads) = worker_load::get()
+                && loads.should_shed()
+                && let Some(to) = loads.take_shed()
+            {
+                return Ok(Exit::Move(to));
+            }
         }
         if let Some(e) = protocol_error {
             return Err(format!("protocol error: {e}"));
@@ -308,7 +426,7 @@ fn over_query_buffer_limit(client: &Client, qbuf: usize) -> String {
 }
 
 thread_local! {
-    /// The connections this worker thread serves (a connection never leaves its worker).
+    /// The connections this worker thread serves now.
     static WORKER_CONNECTIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 

@@ -1,6 +1,7 @@
 //! `ferrokv-server [configfile] [--directive value ...]`: the ferrokv data server.
 
 mod alloc;
+mod balance;
 mod connection;
 mod cron;
 mod logging;
@@ -107,6 +108,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     ferrokv_store::clock::calibrate();
     let workers =
         network::Workers::start(threads).map_err(|e| format!("Starting worker threads: {e}"))?;
+    balance::start(server.clone(), workers.clone());
     let listeners = network::Listeners::install(server.clone(), workers.clone());
     let mut bound = 0;
     for (port, security) in [

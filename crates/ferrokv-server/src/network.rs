@@ -1,18 +1,19 @@
 //! Threads and listeners.
 //!
-//! One single-threaded tokio runtime per core ("worker"). Listeners run on worker 0, which
-//! accepts each connection, applies the admission checks (maxclients, protected mode), and
-//! hands the socket to the next worker in turn; from then on the connection lives on that
-//! worker's thread. Measured on this machine, per-core current-thread runtimes beat tokio's
-//! work-stealing runtime for this request/response load (see docs/architecture.md).
+//! One single-threaded tokio runtime per core ("worker"). The listeners run on the acceptor
+//! thread, which accepts each connection, applies the admission checks (maxclients,
+//! protected mode), and hands the socket to the active worker with the fewest connections
+//! (`balance.rs` decides how many are active); the connection stays on that worker's thread
+//! until the balancer asks the worker to hand it on. Measured on this machine, per-core
+//! current-thread runtimes beat tokio's work-stealing runtime for this request/response
+//! load (see docs/architecture.md).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use ferrokv_commands::Server;
 use ferrokv_commands::client::{ClientShared, Transport};
-use ferrokv_commands::stats;
+use ferrokv_commands::{stats, worker_load};
 use ferrokv_store::clock;
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
@@ -28,7 +29,6 @@ pub const PROTECTED_MODE_ERROR: &[u8] = b"-DENIED Running in protected mode beca
 pub struct Workers {
     handles: Vec<Handle>,
     threads: Vec<std::thread::ThreadId>,
-    next: AtomicUsize,
     /// Runs the accept loops on a thread of its own, so a script on a worker (which lets
     /// that worker's other clients in only past `busy-reply-threshold`) never delays new
     /// clients.
@@ -36,13 +36,25 @@ pub struct Workers {
 }
 
 /// Starts a thread named `name` driving a current-thread runtime until the process exits.
-fn start_runtime(name: String) -> std::io::Result<(Handle, std::thread::ThreadId)> {
+/// A worker (`worker` is its index) counts the time it runs between its waits in the
+/// event loop, which the balancer reads (`balance.rs`).
+fn start_runtime(
+    name: String,
+    worker: Option<usize>,
+) -> std::io::Result<(Handle, std::thread::ThreadId)> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name(name).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        if let Some(index) = worker {
+            worker_load::enter_worker(index);
+            if let Some(loads) = worker_load::get() {
+                builder
+                    .on_thread_park(|| loads.parked())
+                    .on_thread_unpark(|| loads.unparked());
+            }
+        }
+        let rt = match builder.build() {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = tx.send(Err(e));
@@ -50,6 +62,9 @@ fn start_runtime(name: String) -> std::io::Result<(Handle, std::thread::ThreadId
             }
         };
         let _ = tx.send(Ok((rt.handle().clone(), std::thread::current().id())));
+        if let Some(loads) = worker.and(worker_load::get()) {
+            loads.unparked();
+        }
         rt.block_on(std::future::pending::<()>());
     })?;
     rx.recv()
@@ -59,24 +74,29 @@ fn start_runtime(name: String) -> std::io::Result<(Handle, std::thread::ThreadId
 impl Workers {
     /// Starts `count` worker threads and the acceptor thread.
     pub fn start(count: usize) -> std::io::Result<Arc<Workers>> {
+        worker_load::install(count);
         let mut handles = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for i in 0..count {
-            let (handle, thread) = start_runtime(format!("worker-{i}"))?;
+            let (handle, thread) = start_runtime(format!("worker-{i}"), Some(i))?;
             handles.push(handle);
             threads.push(thread);
         }
-        let (acceptor, _) = start_runtime("acceptor".to_string())?;
+        let (acceptor, _) = start_runtime("acceptor".to_string(), None)?;
         Ok(Arc::new(Workers {
             handles,
             threads,
-            next: AtomicUsize::new(0),
             acceptor,
         }))
     }
 
     pub fn first(&self) -> &Handle {
         &self.handles[0]
+    }
+
+    /// Worker `index`'s runtime.
+    pub fn handle(&self, index: usize) -> &Handle {
+        &self.handles[index % self.handles.len()]
     }
 
     /// The runtime of the accept loops (and the signal handler).
@@ -88,16 +108,18 @@ impl Workers {
         self.handles.len()
     }
 
-    /// The worker for a new connection: the next in turn, passing over one that runs a
-    /// script past its start (its connections wait for the script; a new client, such as
-    /// the one sending SCRIPT KILL, must be served).
-    fn next(&self, server: &Server) -> &Handle {
+    /// The worker for a new connection (counted there at once): the active worker with
+    /// the fewest connections, passing over one that runs a script past its start (its
+    /// connections wait for the script; a new client, such as the one sending SCRIPT
+    /// KILL, must be served). Returns its index and runtime.
+    fn next(&self, server: &Server) -> (usize, &Handle) {
         let busy = server.scripting.busy.running_thread();
-        let mut i = self.next.fetch_add(1, Relaxed) % self.handles.len();
-        if busy.is_some_and(|t| t == self.threads[i]) && self.handles.len() > 1 {
-            i = self.next.fetch_add(1, Relaxed) % self.handles.len();
-        }
-        &self.handles[i]
+        let avoid = busy.and_then(|t| self.threads.iter().position(|&w| w == t));
+        let index = match worker_load::get() {
+            Some(loads) => loads.place(avoid),
+            None => 0,
+        };
+        (index, self.handle(index))
     }
 }
 
@@ -312,12 +334,14 @@ pub async fn accept_tcp(
         // Registered here, not on the worker, so the next accept already counts it.
         server.clients.register(shared.clone());
         let server = server.clone();
-        workers.next(&server).spawn(async move {
+        let (worker, handle) = workers.next(&server);
+        handle.spawn(async move {
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
                     log::warn!("Registering client socket: {e}");
                     server.clients.unregister(shared.id);
+                    unplace(worker);
                 }
             }
         });
@@ -370,10 +394,12 @@ fn accept_tls(
     };
     if let Some(refusal) = refused {
         count_refusal();
-        workers.next(server).spawn(async move {
+        let (worker, handle) = workers.next(server);
+        handle.spawn(async move {
             if let Ok(tls) = handshake(std_stream).await {
                 refuse(tls, refusal).await;
             }
+            unplace(worker);
         });
         return;
     }
@@ -389,7 +415,8 @@ fn accept_tls(
     ));
     server.clients.register(shared.clone());
     let server = server.clone();
-    workers.next(&server).spawn(async move {
+    let (worker, handle) = workers.next(&server);
+    handle.spawn(async move {
         match handshake(std_stream).await {
             Ok(stream) => {
                 let users = stream
@@ -404,6 +431,7 @@ fn accept_tls(
             Err(e) => {
                 log::debug!("Error accepting a client connection: {e} (addr={peer} laddr={laddr})");
                 server.clients.unregister(shared.id);
+                unplace(worker);
             }
         }
     });
@@ -454,15 +482,24 @@ pub async fn accept_unix(
         ));
         server.clients.register(shared.clone());
         let server = server.clone();
-        workers.next(&server).spawn(async move {
+        let (worker, handle) = workers.next(&server);
+        handle.spawn(async move {
             match tokio::net::UnixStream::from_std(std_stream) {
                 Ok(stream) => connection::serve(server, stream, shared, &[]).await,
                 Err(e) => {
                     log::warn!("Registering unix client socket: {e}");
                     server.clients.unregister(shared.id);
+                    unplace(worker);
                 }
             }
         });
+    }
+}
+
+/// Uncounts a connection placed on `worker` that was never served.
+fn unplace(worker: usize) {
+    if let Some(loads) = worker_load::get() {
+        loads.connection_closed(worker);
     }
 }
 

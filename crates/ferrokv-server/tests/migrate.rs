@@ -858,7 +858,7 @@ fn the_keys_stay_locked_for_the_transfer_and_nothing_else_does() {
         let _ = stream.write_all(b"+OK\r\n+OK\r\n");
         let _ = stream.read(&mut buf);
     });
-    let src = start_ferrokv(&["--worker-threads", "2"]);
+    let src = start_ferrokv(&["--worker-threads", "2", "--active-worker-threads", "2"]);
     let mut setup = connect(src.port);
     setup.command(&["SET", &moving, "v"]);
     setup.command(&["SET", &other, "w"]);

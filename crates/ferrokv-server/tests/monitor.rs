@@ -115,7 +115,7 @@ fn lines_match_the_oracle() {
 /// Several monitors see the same lines, from clients on other worker threads.
 #[test]
 fn every_monitor_sees_every_thread() {
-    let server = start_ferrokv(&["--worker-threads", "3"]);
+    let server = start_ferrokv(&["--worker-threads", "3", "--active-worker-threads", "3"]);
     let mut monitors: Vec<RawClient> = (0..3)
         .map(|_| {
             let mut m = RawClient::connect(server.port).expect("connect");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{RawClient, ServerProcess, encode, show, start_ferrokv};
 
 fn server(extra: &[&str]) -> ServerProcess {
-    let mut args = vec!["--worker-threads", "4"];
+    let mut args = vec!["--worker-threads", "4", "--active-worker-threads", "4"];
     args.extend_from_slice(extra);
     start_ferrokv(&args)
 }

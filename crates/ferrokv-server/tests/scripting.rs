@@ -15,7 +15,14 @@ use std::time::{Duration, Instant};
 use common::{RawClient, ServerProcess, encode, show, start_ferrokv};
 
 fn server() -> ServerProcess {
-    start_ferrokv(&["--worker-threads", "2", "--busy-reply-threshold", "100"])
+    start_ferrokv(&[
+        "--worker-threads",
+        "2",
+        "--active-worker-threads",
+        "2",
+        "--busy-reply-threshold",
+        "100",
+    ])
 }
 
 fn connect(server: &ServerProcess) -> RawClient {
@@ -596,7 +603,7 @@ fn between_marks(client: &mut RawClient, attempt: usize) -> Vec<String> {
 /// repeated with other key names until a restart happens, which INFO counts.)
 #[test]
 fn a_run_that_starts_again_counts_and_shows_its_reads_once() {
-    let server = start_ferrokv(&["--worker-threads", "2"]);
+    let server = start_ferrokv(&["--worker-threads", "2", "--active-worker-threads", "2"]);
     let mut runner = connect(&server);
     let mut blocker = connect(&server);
     let mut monitor = connect(&server);

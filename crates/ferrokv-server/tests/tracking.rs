@@ -63,7 +63,7 @@ fn client_id(c: &mut RawClient) -> String {
 
 /// Runs `scenario` on both servers and compares the transcripts.
 fn compare(name: &str, ferrokv_args: &[&str], scenario: fn(&mut Session)) {
-    let mut args = vec!["--worker-threads", "4"];
+    let mut args = vec!["--worker-threads", "4", "--active-worker-threads", "4"];
     args.extend_from_slice(ferrokv_args);
     let ferrokv: ServerProcess = start_ferrokv(&args);
     let valkey: ServerProcess = start_valkey(ferrokv_args);

@@ -11,7 +11,7 @@ use common::{RawClient, ServerProcess, encode, show, start_ferrokv, start_valkey
 
 fn server() -> ServerProcess {
     // Several workers, so that consecutive connections land on different threads.
-    start_ferrokv(&["--worker-threads", "4"])
+    start_ferrokv(&["--worker-threads", "4", "--active-worker-threads", "4"])
 }
 
 fn connect(server: &ServerProcess) -> RawClient {

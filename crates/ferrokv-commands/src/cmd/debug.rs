@@ -72,6 +72,29 @@ fn lenient_f64(arg: &[u8]) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// DEBUG WORKERS (ferrokv's own): one line per worker thread — whether it serves clients
+/// now, how many connections it has and is asked to hand on, and whether the caller's
+/// connection is on it (see `worker_load`).
+fn workers(ctx: &mut Ctx) -> CmdResult {
+    let Some(loads) = crate::worker_load::get() else {
+        ctx.reply.array_len(0);
+        return Ok(());
+    };
+    let current = crate::worker_load::current();
+    ctx.reply.array_len(loads.count());
+    for worker in 0..loads.count() {
+        let line = format!(
+            "worker={worker} active={} connections={} shed={} current={}",
+            if worker < loads.active() { "yes" } else { "no" },
+            loads.connections(worker),
+            loads.shed(worker),
+            if current == Some(worker) { "yes" } else { "no" },
+        );
+        ctx.reply.bulk(line.as_bytes());
+    }
+    Ok(())
+}
+
 fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let argc = args.len();
@@ -118,6 +141,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .map_err(|reason| CmdError::err(format!("CONFIG-REWRITE-FORCE-ALL failed: {reason}"))),
         ("protocol", 3) => crate::cmd::debug_protocol::reply(ctx, &args[2]),
         ("populate", 3..=5) => populate(ctx, args),
+        ("workers", 2) => workers(ctx),
         ("reload", _) => {
             let mut options = crate::persistence::ReloadOptions {
                 save: true,

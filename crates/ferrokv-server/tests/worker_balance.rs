@@ -1,0 +1,213 @@
+//! Connections moving between worker threads (`balance.rs`): what a client set up — its
+//! database, name, transaction, subscription, half-sent request, pipeline — survives the
+//! move, and the workers' counts follow. `active-worker-threads` forces the moves that the
+//! load decides otherwise. Every wait is bounded (`eventually`, 10 s reads).
+
+mod common;
+
+use common::{RawClient, ServerProcess, encode, eventually, show, start_ferrokv};
+
+/// One line of DEBUG WORKERS.
+#[derive(Debug)]
+struct Worker {
+    active: bool,
+    connections: usize,
+    shed: usize,
+    current: bool,
+}
+
+/// The workers as DEBUG WORKERS reports them to `client`.
+fn workers(client: &mut RawClient) -> Vec<Worker> {
+    let reply = show(&client.command(&["DEBUG", "WORKERS"]));
+    reply
+        .split("\\r\\n")
+        .filter(|l| l.starts_with("worker="))
+        .map(|line| {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            Worker {
+                active: field("active") == "yes",
+                connections: field("connections").parse().unwrap_or(usize::MAX),
+                shed: field("shed").parse().unwrap_or(usize::MAX),
+                current: field("current") == "yes",
+            }
+        })
+        .collect()
+}
+
+fn worker_of(client: &mut RawClient) -> usize {
+    workers(client)
+        .iter()
+        .position(|w| w.current)
+        .expect("the caller's worker is listed")
+}
+
+fn connect(server: &ServerProcess) -> RawClient {
+    RawClient::connect(server.port).expect("connect")
+}
+
+fn cmd(client: &mut RawClient, args: &[&str]) -> String {
+    show(&client.command(args))
+}
+
+#[test]
+fn without_load_one_worker_serves_every_client() {
+    let server = start_ferrokv(&["--worker-threads", "3", "--enable-debug-command", "yes"]);
+    let mut clients: Vec<RawClient> = (0..6).map(|_| connect(&server)).collect();
+    for client in &mut clients {
+        assert_eq!(worker_of(client), 0);
+    }
+    let table = workers(&mut clients[0]);
+    assert_eq!(table.len(), 3);
+    assert!(
+        table[0].active && !table[1].active && !table[2].active,
+        "{table:?}"
+    );
+    assert_eq!(table[0].connections, 6);
+}
+
+#[test]
+fn a_connection_keeps_its_state_when_it_moves_to_another_worker() {
+    let server = start_ferrokv(&[
+        "--worker-threads",
+        "2",
+        "--active-worker-threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut control = connect(&server);
+    // New connections go to the worker with fewer: they alternate.
+    let mut others: Vec<RawClient> = (0..9).map(|_| connect(&server)).collect();
+    let on_second: Vec<usize> = (0..others.len())
+        .filter(|&i| worker_of(&mut others[i]) == 1)
+        .collect();
+    assert!(on_second.len() >= 4, "placement alternates: {on_second:?}");
+    // Each of these has something to carry, and is on worker 1.
+    let mut pick = on_second.into_iter();
+    let [selected, in_multi, subscriber, half_sent] = [(); 4].map(|_| pick.next().expect("client"));
+
+    let selected_id = cmd(&mut others[selected], &["CLIENT", "ID"]);
+    assert_eq!(cmd(&mut others[selected], &["SELECT", "5"]), "+OK\\r\\n");
+    assert_eq!(
+        cmd(&mut others[selected], &["CLIENT", "SETNAME", "mover"]),
+        "+OK\\r\\n"
+    );
+    assert_eq!(cmd(&mut others[selected], &["SET", "k", "v"]), "+OK\\r\\n");
+    assert_eq!(cmd(&mut others[in_multi], &["MULTI"]), "+OK\\r\\n");
+    assert_eq!(
+        cmd(&mut others[in_multi], &["SET", "x", "1"]),
+        "+QUEUED\\r\\n"
+    );
+    assert_eq!(
+        cmd(&mut others[subscriber], &["SUBSCRIBE", "news"]),
+        "*3\\r\\n$9\\r\\nsubscribe\\r\\n$4\\r\\nnews\\r\\n:1\\r\\n"
+    );
+
+    assert_eq!(
+        cmd(
+            &mut control,
+            &["CONFIG", "SET", "active-worker-threads", "1"]
+        ),
+        "+OK\\r\\n"
+    );
+    eventually(
+        10,
+        "worker 1 to be asked to hand its connections on",
+        || {
+            let table = workers(&mut control);
+            !table[1].active && table[1].shed > 0
+        },
+    );
+
+    // Half a request: the read that brings it ends a batch, and the connection moves with
+    // the half in its buffer.
+    let request = encode(&["ECHO", "carried"]);
+    let (first, rest) = request.split_at(request.len() / 2);
+    others[half_sent].send_raw(first);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    others[half_sent].send_raw(rest);
+    assert_eq!(
+        show(&others[half_sent].read_reply().expect("reply")),
+        "$7\\r\\ncarried\\r\\n"
+    );
+
+    // A command queued inside MULTI ends a batch too; EXEC runs on the new worker.
+    assert_eq!(
+        cmd(&mut others[in_multi], &["SET", "y", "2"]),
+        "+QUEUED\\r\\n"
+    );
+    assert_eq!(
+        cmd(&mut others[in_multi], &["EXEC"]),
+        "*2\\r\\n+OK\\r\\n+OK\\r\\n"
+    );
+    assert_eq!(cmd(&mut others[in_multi], &["GET", "y"]), "$1\\r\\n2\\r\\n");
+
+    // A subscriber's PING moves it; it still gets what is published.
+    assert_eq!(
+        cmd(&mut others[subscriber], &["PING"]),
+        "*2\\r\\n$4\\r\\npong\\r\\n$0\\r\\n\\r\\n"
+    );
+    assert_eq!(cmd(&mut control, &["PUBLISH", "news", "hello"]), ":1\\r\\n");
+    assert_eq!(
+        show(&others[subscriber].read_reply().expect("message")),
+        "*3\\r\\n$7\\r\\nmessage\\r\\n$4\\r\\nnews\\r\\n$5\\r\\nhello\\r\\n"
+    );
+
+    // A pipeline that arrives over several reads is answered whole and in order, wherever
+    // its batches run.
+    let client = &mut others[selected];
+    let pipeline: Vec<u8> = (0..3000)
+        .flat_map(|_| encode(&["INCR", "counter"]))
+        .collect();
+    client.send_raw(&pipeline);
+    for n in 1..=3000 {
+        assert_eq!(
+            show(&client.read_reply().expect("reply")),
+            format!(":{n}\\r\\n")
+        );
+    }
+    // Its database, name and id came along.
+    assert_eq!(cmd(client, &["GET", "k"]), "$1\\r\\nv\\r\\n");
+    assert_eq!(cmd(client, &["CLIENT", "GETNAME"]), "$5\\r\\nmover\\r\\n");
+    assert_eq!(cmd(client, &["CLIENT", "ID"]), selected_id);
+
+    // Every client that ran a command since is on worker 0; the rest follow theirs.
+    for (i, client) in others.iter_mut().enumerate() {
+        if i != subscriber {
+            assert_eq!(cmd(client, &["PING"]), "+PONG\\r\\n");
+        }
+    }
+    eventually(10, "every connection on worker 0", || {
+        let table = workers(&mut control);
+        table[1].connections == 0 && table[0].connections == 10
+    });
+    for (i, client) in others.iter_mut().enumerate() {
+        if i != subscriber {
+            assert_eq!(worker_of(client), 0, "client {i}");
+        }
+    }
+
+    // Two workers again: worker 0 hands on what it holds over an even share.
+    assert_eq!(
+        cmd(
+            &mut control,
+            &["CONFIG", "SET", "active-worker-threads", "2"]
+        ),
+        "+OK\\r\\n"
+    );
+    eventually(10, "connections back on worker 1", || {
+        for (i, client) in others.iter_mut().enumerate() {
+            if i != subscriber {
+                let _ = cmd(client, &["PING"]);
+            }
+        }
+        let table = workers(&mut control);
+        table[1].connections >= 2 && table[0].connections + table[1].connections == 10
+    });
+    assert_eq!(cmd(&mut others[selected], &["GET", "k"]), "$1\\r\\nv\\r\\n");
+}
