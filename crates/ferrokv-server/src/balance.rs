@@ -354,7 +354,7 @@ mod tests {
     fn a_growth_that_serves_no_more_is_undone_and_tried_again_later() {
         let mut policy = Policy::new(1);
         // The clients limit: one worker or two, 1000 commands a tick.
-        let mut tick = |policy: &mut Policy| {
+        let tick = |policy: &mut Policy| {
             let busy = vec![0.95; policy.active];
             policy.step(&busy, 1.0, 1000.0, 2)
         };
