@@ -41,8 +41,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const PREFETCH_REQUESTS: usize = 16;
 
 /// A client's stream: a plain socket, which can move to another worker between two
-/// batches of requests (`balance.rs`), or TLS, which stays where its handshake ran (its
-/// session state lives with the reactor registration).
+/// batches of requests (`balance.rs`), or TLS, which stays where its handshake ran
+/// (tokio-rustls takes its stream apart but has no way to build one again around the
+/// socket registered with another worker).
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     const MOVABLE: bool;
     /// The socket, taken out of this worker's event loop.
