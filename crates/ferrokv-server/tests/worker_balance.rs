@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use common::{RawClient, ServerProcess, encode, eventually, show, start_ferrokv};
 
 /// One line of DEBUG WORKERS.
@@ -210,4 +212,102 @@ fn a_connection_keeps_its_state_when_it_moves_to_another_worker() {
         table[1].connections >= 2 && table[0].connections + table[1].connections == 10
     });
     assert_eq!(cmd(&mut others[selected], &["GET", "k"]), "$1\\r\\nv\\r\\n");
+}
+
+#[test]
+fn clients_stay_correct_while_the_workers_serving_them_change_under_load() {
+    let server = start_ferrokv(&[
+        "--worker-threads",
+        "3",
+        "--active-worker-threads",
+        "3",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let port = server.port;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flips = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flipper = {
+        let (done, flips) = (done.clone(), flips.clone());
+        std::thread::spawn(move || {
+            let mut control = RawClient::connect(port).expect("connect");
+            for active in [1, 3, 2, 1, 2, 3].iter().cycle() {
+                if done.load(Relaxed) {
+                    break;
+                }
+                let n = active.to_string();
+                assert_eq!(
+                    cmd(
+                        &mut control,
+                        &["CONFIG", "SET", "active-worker-threads", &n]
+                    ),
+                    "+OK\\r\\n"
+                );
+                flips.fetch_add(1, Relaxed);
+                // The balancer applies it on its next tick (100 ms).
+                std::thread::sleep(std::time::Duration::from_millis(120));
+            }
+        })
+    };
+    let clients: Vec<_> = (0..6)
+        .map(|c| {
+            let flips = flips.clone();
+            std::thread::spawn(move || {
+                let mut client = RawClient::connect(port).expect("connect");
+                let key = format!("counter:{c}");
+                let mut expected: i64 = 0;
+                let mut moved = std::collections::BTreeSet::new();
+                // Until the serving workers changed a dozen times (bounded: 10 s reads).
+                let mut round = 0;
+                while round < 150 || flips.load(Relaxed) < 12 {
+                    round += 1;
+                    // A pipeline of INCRs, answered in order.
+                    let pipeline: Vec<u8> = (0..20).flat_map(|_| encode(&["INCR", &key])).collect();
+                    client.send_raw(&pipeline);
+                    for _ in 0..20 {
+                        expected += 1;
+                        assert_eq!(
+                            show(&client.read_reply().expect("reply")),
+                            format!(":{expected}\\r\\n"),
+                            "client {c} round {round}"
+                        );
+                    }
+                    // A transaction split over two writes.
+                    assert_eq!(cmd(&mut client, &["MULTI"]), "+OK\\r\\n");
+                    assert_eq!(cmd(&mut client, &["INCR", &key]), "+QUEUED\\r\\n");
+                    expected += 1;
+                    assert_eq!(
+                        cmd(&mut client, &["EXEC"]),
+                        format!("*1\\r\\n:{expected}\\r\\n")
+                    );
+                    moved.insert(worker_of(&mut client));
+                }
+                (moved.len(), expected)
+            })
+        })
+        .collect();
+    let outcomes: Vec<(usize, i64)> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .collect();
+    done.store(true, Relaxed);
+    flipper.join().expect("flipper thread");
+    assert!(
+        outcomes.iter().any(|&(workers, _)| workers > 1),
+        "some client was served by several workers: {outcomes:?}"
+    );
+    // The counts follow the connections: every other one has closed, this one remains.
+    let mut last = RawClient::connect(port).expect("connect");
+    let mut table = Vec::new();
+    let settled = common::wait_for(10, || {
+        table = workers(&mut last);
+        table.iter().map(|w| w.connections).sum::<usize>() == 1
+    });
+    assert!(settled, "connection counts: {table:?}");
+    for (c, (_, expected)) in outcomes.iter().enumerate() {
+        assert_eq!(
+            cmd(&mut last, &["GET", &format!("counter:{c}")]),
+            format!("${}\\r\\n{expected}\\r\\n", expected.to_string().len())
+        );
+    }
 }
