@@ -81,7 +81,6 @@ impl ClientStream for ferrokv_tls::ServerStream<tokio::net::TcpStream> {
 
 /// What a connection carries when it moves to another worker: everything but the stream.
 pub struct Session {
-    shared: Arc<ClientShared>,
     client: Client,
     reply: Reply,
     parser: RequestParser,
@@ -111,13 +110,12 @@ pub async fn serve<S: ClientStream>(
     }
     stats::local().connections_received.add(1);
 
-    let mut client = Client::new(shared.clone(), server.config.load(), server.config.epoch());
+    let mut client = Client::new(shared, server.config.load(), server.config.epoch());
     ferrokv_commands::acl::attach_new_client(&server, &mut client);
     if !certificate_users.is_empty() {
         ferrokv_commands::acl::login_with_certificate(&server, &mut client, certificate_users);
     }
     let session = Session {
-        shared,
         client,
         reply: Reply::new(false),
         parser: RequestParser::new(),
@@ -161,7 +159,6 @@ async fn serve_session<S: ClientStream>(server: Arc<Server>, mut stream: S, mut 
             parser,
             input,
             wake,
-            ..
         } = &mut session;
         let mut run = std::pin::pin!(run(
             &server,
@@ -185,7 +182,7 @@ async fn serve_session<S: ClientStream>(server: Arc<Server>, mut stream: S, mut 
                     // The socket is closed with the stream; the client sees its connection end.
                     log::warn!(
                         "Moving client id={} to another worker: {e}",
-                        session.shared.id
+                        session.client.id
                     );
                     // Its count went to `to` already.
                     end_session(&server, &mut session.client, Some(to));
@@ -203,8 +200,8 @@ async fn serve_session<S: ClientStream>(server: Arc<Server>, mut stream: S, mut 
     if let Err(reason) = outcome {
         log::debug!(
             "Client id={} addr={} closed: {reason}",
-            session.shared.id,
-            session.shared.addr
+            session.client.id,
+            session.client.shared.addr
         );
     }
     let _ = stream.shutdown().await;
