@@ -10,14 +10,17 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::time::Instant;
+
+use ferrokv_store::clock::Stopwatch;
 
 /// The process's workers (one table per process, like the listeners).
 pub struct WorkerLoads {
     slots: Box<[Slot]>,
     /// Workers `0..active` take new connections and keep theirs.
     active: AtomicUsize,
-    started: Instant,
+    /// The clock of the busy times: read twice per wake-up, so the calibrated counter
+    /// rather than `Instant` (a third of the cost here, see `Stopwatch`).
+    started: Stopwatch,
 }
 
 /// One worker's counters, each on its own cache lines: a worker writes its own slot on
@@ -68,7 +71,7 @@ impl WorkerLoads {
         WorkerLoads {
             slots: (0..count.max(1)).map(|_| Slot::default()).collect(),
             active: AtomicUsize::new(count.max(1)),
-            started: Instant::now(),
+            started: Stopwatch::start(),
         }
     }
 
@@ -100,7 +103,7 @@ impl WorkerLoads {
     }
 
     fn now_ns(&self) -> u64 {
-        self.started.elapsed().as_nanos() as u64
+        self.started.elapsed_ns()
     }
 
     /// Nanoseconds `worker` has run since start, including the run it is in now.

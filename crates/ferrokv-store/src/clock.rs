@@ -34,6 +34,10 @@ impl Stopwatch {
     pub fn elapsed_us(&self) -> u64 {
         self.0.elapsed().as_micros() as u64
     }
+
+    pub fn elapsed_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
 }
 
 /// Calibrates the [`Stopwatch`] counter (under a millisecond), so that the first command
