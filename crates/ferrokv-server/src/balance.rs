@@ -7,9 +7,10 @@
 //! switches with the client, p99 1.5–3x what one worker gives, and no more requests served.
 //! So the balancer, on the acceptor thread, looks every [`TICK`] at how long each worker
 //! ran (`WorkerLoads`, counted between its waits in the event loop) and how idle the
-//! machine's cores are, and sets how many workers serve clients ([`Policy`]): one more
-//! set of workers when those serving are saturated and cores are idle, one fewer when the
-//! load would fit on fewer with room to spare. New connections go to the active worker
+//! machine's cores are, and sets how many workers serve clients ([`Policy`]): more workers
+//! when those serving are saturated and cores are idle — kept only if they serve more, as
+//! a trial — and one fewer when the load would fit on fewer with room to spare. New
+//! connections go to the active worker
 //! with the fewest connections; a worker asked to shed connections hands them on, one by
 //! one between two batches of requests (`connection.rs`), to the active worker with the
 //! fewest. `active-worker-threads N` fixes the number instead.
