@@ -311,3 +311,79 @@ fn clients_stay_correct_while_the_workers_serving_them_change_under_load() {
         );
     }
 }
+
+#[test]
+fn unix_socket_clients_move_too() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let path = std::env::temp_dir().join(format!("ferrokv-balance-{}.sock", std::process::id()));
+    let path_text = path.to_string_lossy().into_owned();
+    let server = start_ferrokv(&[
+        "--worker-threads",
+        "2",
+        "--active-worker-threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+        "--unixsocket",
+        &path_text,
+    ]);
+    let mut control = connect(&server);
+    // One request, its whole expected reply.
+    let roundtrip = |socket: &mut UnixStream, args: &[&str], expected: &str| {
+        socket.write_all(&encode(args)).expect("write");
+        let mut reply = vec![0u8; expected.len()];
+        socket.read_exact(&mut reply).expect("reply");
+        assert_eq!(String::from_utf8_lossy(&reply), expected, "{args:?}");
+    };
+    let mut clients: Vec<UnixStream> = (0..4)
+        .map(|_| {
+            let socket = UnixStream::connect(&path).expect("connect");
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            socket
+        })
+        .collect();
+    for (i, socket) in clients.iter_mut().enumerate() {
+        roundtrip(
+            socket,
+            &["SET", &format!("u:{i}"), &i.to_string()],
+            "+OK\r\n",
+        );
+    }
+    assert!(
+        workers(&mut control)[1].connections >= 1,
+        "some on worker 1"
+    );
+    assert_eq!(
+        cmd(
+            &mut control,
+            &["CONFIG", "SET", "active-worker-threads", "1"]
+        ),
+        "+OK\\r\\n"
+    );
+    eventually(
+        10,
+        "worker 1 to be asked to hand its connections on",
+        || {
+            let table = workers(&mut control);
+            !table[1].active && table[1].shed > 0
+        },
+    );
+    for (i, socket) in clients.iter_mut().enumerate() {
+        roundtrip(socket, &["PING"], "+PONG\r\n");
+        roundtrip(
+            socket,
+            &["GET", &format!("u:{i}")],
+            &format!("$1\r\n{i}\r\n"),
+        );
+    }
+    eventually(10, "every connection on worker 0", || {
+        let table = workers(&mut control);
+        table[1].connections == 0 && table[0].connections == 5
+    });
+    drop(server);
+    let _ = std::fs::remove_file(&path);
+}
