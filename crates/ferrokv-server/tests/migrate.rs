@@ -858,13 +858,42 @@ fn the_keys_stay_locked_for_the_transfer_and_nothing_else_does() {
         let _ = stream.write_all(b"+OK\r\n+OK\r\n");
         let _ = stream.read(&mut buf);
     });
-    let src = start_ferrokv(&["--worker-threads", "2", "--active-worker-threads", "2"]);
+    let src = start_ferrokv(&[
+        "--worker-threads",
+        "2",
+        "--active-worker-threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+    ]);
     let mut setup = connect(src.port);
     setup.command(&["SET", &moving, "v"]);
     setup.command(&["SET", &other, "w"]);
-    // Workers take connections in turn: these two land on different workers.
+    // The reader must be on the other worker than the migrating client (DEBUG WORKERS
+    // names the caller's): new connections go to the worker with fewer.
+    let worker_of = |client: &mut RawClient| {
+        let table = text(&client.command(&["DEBUG", "WORKERS"]));
+        table
+            .split("\r\n")
+            .filter(|l| l.starts_with("worker="))
+            .position(|l| l.ends_with("current=yes"))
+    };
     let mut migrating = connect(src.port);
-    let mut reader = connect(src.port);
+    let migrating_worker = worker_of(&mut migrating);
+    // A connection on the migrating client's worker stays open, so the next one goes to
+    // the other.
+    let mut same_worker = Vec::new();
+    let mut reader = loop {
+        let mut c = connect(src.port);
+        if worker_of(&mut c) != migrating_worker {
+            break c;
+        }
+        same_worker.push(c);
+        assert!(
+            same_worker.len() < 8,
+            "no connection lands on the other worker"
+        );
+    };
     migrating.send_raw(&common::encode(&migrate_args(
         port,
         &[&moving, "0", "15000"],
