@@ -692,12 +692,14 @@ mod tests {
         let phases = [(true, 3000), (false, 3000), (true, 1500), (false, 4000)]
             .map(|(growing, ops)| Phase { growing, ops });
         let coverage = run_model(0, &phases, 11).unwrap_or_else(|e| panic!("{e}"));
-        // Past 5.5 × 128 fields: eight grows from one bucket, then shrinks back.
+        // Past 5.5 × 128 fields: eight grows from one bucket, then shrinks back. The table
+        // hashes with the process's random seed, so the coverage varies from run to run
+        // (reclaims mid-rehash: 14–48 over 40 processes); the bounds are well under it.
         assert!(coverage.largest > 800, "{coverage:?}");
         assert!(
             coverage.ops_mid_grow > 100
                 && coverage.ops_mid_shrink > 100
-                && coverage.reclaimed_mid_rehash > 10,
+                && coverage.reclaimed_mid_rehash > 5,
             "{coverage:?}"
         );
     }
