@@ -501,6 +501,28 @@ pub fn finish_blocked(client: &mut Client, reply: &mut Reply, wake: blocking::Wa
     discard_if_silenced(client, reply, start);
 }
 
+/// Whether `args` name a command (and subcommand) with a fitting number of arguments: the
+/// checks a command read from a file must pass before it runs (an AOF naming a command
+/// this server does not know must stop the load, not be skipped). The error is the text a
+/// client would get.
+pub fn check_existence_and_arity(args: &[Bytes]) -> Result<(), CmdError> {
+    let entry = resolve(&args[0], args)?;
+    if !arity_fits(entry.spec.arity, args.len()) {
+        return Err(arity_error(&entry.full_name));
+    }
+    Ok(())
+}
+
+/// A positive arity is the exact count; a negative one, the least.
+fn arity_fits(arity: i32, argc: usize) -> bool {
+    let argc = argc as i32;
+    if arity > 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
 /// Finds the table entry for `args`, descending into subcommands.
 fn resolve(name: &Bytes, args: &[Bytes]) -> Result<&'static TableEntry, CmdError> {
     let Some(entry) = TABLE.lookup(name) else {
@@ -530,8 +552,7 @@ fn check(
     flags: u64,
 ) -> Result<(), CmdError> {
     let spec = entry.spec;
-    let argc = args.len() as i32;
-    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+    if !arity_fits(spec.arity, args.len()) {
         return Err(arity_error(&entry.full_name));
     }
     if !client.authenticated && spec.flags & flag::NO_AUTH == 0 {

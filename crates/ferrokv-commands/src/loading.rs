@@ -37,6 +37,12 @@ pub fn begin(total_bytes: u64, key_delay: i64) {
     REFUSING.store(true, Relaxed);
 }
 
+/// The size of what is loaded, when it is known only after [`begin`] (an AOF directory's
+/// files, once its manifest is read).
+pub fn set_total_bytes(total_bytes: u64) {
+    TOTAL_BYTES.store(total_bytes, Relaxed);
+}
+
 /// The load is over (done or failed): commands run again.
 pub fn end() {
     REFUSING.store(false, Relaxed);

@@ -704,24 +704,26 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
 /// Loads the snapshot at `path` (a `dump.rdb`, or an AOF's RDB-format base) into the
 /// keyspace with its function libraries; `Ok(false)` when there is no such file.
 pub fn load_snapshot(server: &Server, path: &std::path::Path) -> Result<bool, String> {
-    load_snapshot_with(server, path, false, None)
+    load_snapshot_with(server, path, false, None).map(|read| read.is_some())
 }
 
 /// [`load_snapshot`]; with `merge`, keys and function libraries already there are replaced
 /// by the file's instead of failing the load as duplicates.
-/// `after_key` reports progress (see [`ferrokv_persist::LoadOptions::after_key`]).
-fn load_snapshot_with(
+/// `after_key` reports progress (see [`ferrokv_persist::LoadOptions::after_key`]). The
+/// bytes the snapshot took in the file (an AOF's tail of commands may follow them), `None`
+/// when there is no such file.
+pub(crate) fn load_snapshot_with(
     server: &Server,
     path: &std::path::Path,
     merge: bool,
     after_key: Option<fn(u64)>,
-) -> Result<bool, String> {
+) -> Result<Option<u64>, String> {
     let options = LoadOptions {
         allow_duplicates: merge,
         after_key,
         ..load_options(server, clock::now_ms())
     };
-    load_report(server, path, options).map(|report| report.is_some())
+    load_report(server, path, options).map(|report| report.map(|r| r.bytes))
 }
 
 /// [`load_snapshot_with`] with `options`, and what the load found (`None`: no such file).

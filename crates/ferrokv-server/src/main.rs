@@ -82,22 +82,28 @@ fn main() {
         }
         std::process::exit(1);
     }
-    if let Err(e) = ferrokv_commands::aof::start_at_boot(&server) {
-        log::warn!("{e}");
-        std::process::exit(1);
-    }
+    let aof_load = match ferrokv_commands::aof::start_at_boot(&server) {
+        Ok(load) => load,
+        Err(e) => {
+            log::warn!("{e}");
+            std::process::exit(1);
+        }
+    };
     ferrokv_commands::server::set_used_memory_probe(alloc::used_memory);
     ferrokv_commands::cmd::memory::set_allocator_probe(allocator_probe());
-    // The snapshot loads while clients connect (they get LOADING until it is whole), as in
-    // Valkey; an AOF is replayed above, before anyone connects.
+    // The AOF or the snapshot loads while clients connect (they get LOADING until it is
+    // whole), as in Valkey.
     ferrokv_commands::persistence::announce_startup_load(&server);
-    if let Err(e) = run(server) {
+    if let Err(e) = run(server, aof_load) {
         log::warn!("{e}");
         std::process::exit(1);
     }
 }
 
-fn run(server: Arc<Server>) -> Result<(), String> {
+fn run(
+    server: Arc<Server>,
+    aof_load: Option<ferrokv_commands::aof::BootLoad>,
+) -> Result<(), String> {
     let config = server.config.load();
     let threads = match config.worker_threads {
         n if n > 0 => n as usize,
@@ -189,7 +195,7 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     let loader = server.clone();
     std::thread::Builder::new()
         .name("ferrokv-load".into())
-        .spawn(move || load_then_serve(loader, worker_count))
+        .spawn(move || load_then_serve(loader, worker_count, aof_load))
         .map_err(|e| format!("Starting the loading thread: {e}"))?;
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<&'static str>();
@@ -235,12 +241,20 @@ fn run(server: Arc<Server>) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads the snapshot (clients get LOADING meanwhile), then starts following `replicaof`
-/// (and every later REPLICAOF) and says the server is ready: Valkey's test suite waits for
-/// that line before it sends its first command. A file that cannot be loaded ends the
-/// process: the server must not serve without its data.
-fn load_then_serve(server: Arc<Server>, workers: usize) {
-    if let Err(e) = ferrokv_commands::persistence::load_at_startup(&server) {
+/// Loads the AOF directory or the snapshot (clients get LOADING meanwhile), then starts
+/// following `replicaof` (and every later REPLICAOF) and says the server is ready: Valkey's
+/// test suite waits for that line before it sends its first command. A file that cannot be
+/// loaded ends the process: the server must not serve without its data.
+fn load_then_serve(
+    server: Arc<Server>,
+    workers: usize,
+    aof_load: Option<ferrokv_commands::aof::BootLoad>,
+) {
+    let loaded = match aof_load {
+        Some(aof) => ferrokv_commands::aof::load_at_boot(&server, aof),
+        None => ferrokv_commands::persistence::load_at_startup(&server),
+    };
+    if let Err(e) = loaded {
         log::warn!("{e}");
         eprintln!("{e}");
         std::process::exit(1);

@@ -492,3 +492,65 @@ fn debug_loadaof_reloads_from_the_aof_without_growing_it() {
     );
     assert_eq!(c.command(&["get", "kept"]), b"$1\r\n1\r\n");
 }
+
+/// The AOF is replayed a chunk (1 MiB) at a time: commands larger than a chunk, and
+/// commands cut by a chunk's end, load whole, and a truncated tail is still cut at the
+/// last complete command of a file many chunks long.
+#[test]
+fn a_file_of_many_chunks_with_values_larger_than_one_loads_whole() {
+    let dir = TempDir::new("aof-chunks");
+    let big: Vec<String> = [1_500_000usize, 3_000_000, 700_000]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            (0..len)
+                .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
+                .collect()
+        })
+        .collect();
+    {
+        let server = start_in(&dir.0, AOF).expect("start");
+        let mut c = RawClient::connect(server.port).unwrap();
+        for (round, value) in big.iter().enumerate() {
+            let pipeline: Vec<u8> = (0..10_000)
+                .flat_map(|i| {
+                    let key = format!("small:{round}:{i}");
+                    common::encode(&["SET", key.as_str(), "some value of a few bytes"])
+                })
+                .collect();
+            c.send_raw(&pipeline);
+            for _ in 0..10_000 {
+                assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+            }
+            let key = format!("big:{round}");
+            assert_eq!(c.command(&["SET", key.as_str(), value]), b"+OK\r\n");
+        }
+        c.command(&["SET", "last", "cut"]);
+    }
+    let path = incr_path(&dir.0);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 6 << 20, "the file spans several chunks: {len} bytes");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len - 3).unwrap();
+    drop(file);
+
+    let server = start_in(&dir.0, AOF).expect("restart");
+    let mut c = RawClient::connect(server.port).unwrap();
+    assert_eq!(c.command(&["DBSIZE"]), b":30003\r\n");
+    for (round, value) in big.iter().enumerate() {
+        let key = format!("big:{round}");
+        let reply = c.command(&["GET", key.as_str()]);
+        let expected = [
+            format!("${}\r\n", value.len()).into_bytes(),
+            value.clone().into_bytes(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        assert!(reply == expected, "{key} differs after the load");
+    }
+    assert_eq!(
+        c.command(&["GET", "small:2:9999"]),
+        b"$25\r\nsome value of a few bytes\r\n"
+    );
+    assert_eq!(c.command(&["GET", "last"]), b"$-1\r\n");
+}

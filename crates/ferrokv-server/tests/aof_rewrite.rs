@@ -458,7 +458,7 @@ fn a_failed_rewrite_keeps_the_old_file_set() {
         let files = files_in(&aof_dir);
         assert!(!files.iter().any(|f| f.starts_with("temp-")), "{files:?}");
         assert!(
-            files.contains(&"appendonly.aof.1.base.aof".to_string()),
+            files.contains(&"appendonly.aof.1.base.rdb".to_string()),
             "{files:?}"
         );
     }

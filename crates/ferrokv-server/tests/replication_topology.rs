@@ -275,3 +275,51 @@ fn a_primary_restarted_without_its_data_makes_its_replica_sync_in_full() {
     });
     assert_eq!(command(sub_replica.port, &["EXISTS", "before"]), ":0\\r\\n");
 }
+
+/// A replica applies its primary's stream whatever its own ACL says: here its `default`
+/// user is off, so every command of the link would be refused if the link ran as that
+/// user (as it did before: the replica stayed empty).
+#[test]
+fn a_replica_whose_default_user_is_off_still_applies_its_primary() {
+    let primary = start_ferrokv(&["--repl-diskless-sync-delay", "0"]);
+    let of = primary.port.to_string();
+    let replica = start_ferrokv(&[
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "admin",
+        "on",
+        ">secret",
+        "~*",
+        "&*",
+        "+@all",
+        "--replicaof",
+        "127.0.0.1",
+        &of,
+    ]);
+    let mut admin = RawClient::connect(replica.port).expect("connect");
+    assert_eq!(admin.command(&["AUTH", "admin", "secret"]), b"+OK\r\n");
+    let linked = |admin: &mut RawClient| {
+        common::info_field_of(admin, "replication", "master_link_status").as_deref() == Some("up")
+    };
+    eventually(10, "the link is up", || linked(&mut admin));
+    let mut writer = RawClient::connect(primary.port).expect("connect");
+    assert_eq!(writer.command(&["SET", "before-multi", "1"]), b"+OK\r\n");
+    assert_eq!(writer.command(&["MULTI"]), b"+OK\r\n");
+    writer.command(&["INCR", "in-multi"]);
+    writer.command(&["RPUSH", "list", "a", "b"]);
+    assert_eq!(writer.command(&["EXEC"]), b"*2\r\n:1\r\n:2\r\n");
+    eventually(10, "the writes reach the replica", || {
+        admin.command(&["GET", "in-multi"]) == b"$1\r\n1\r\n"
+    });
+    assert_eq!(admin.command(&["GET", "before-multi"]), b"$1\r\n1\r\n");
+    assert_eq!(admin.command(&["LLEN", "list"]), b":2\r\n");
+    assert_eq!(
+        RawClient::connect(replica.port)
+            .expect("connect")
+            .command(&["GET", "in-multi"]),
+        b"-NOAUTH Authentication required.\r\n",
+        "the replica's own clients still need to authenticate"
+    );
+}

@@ -134,6 +134,11 @@ fn valkey_tcl_suite_shutdown_and_rdb() {
     );
 }
 
+#[test]
+fn valkey_tcl_suite_aof() {
+    compare(11, &["integration/aof", "integration/aof-multi-part"]);
+}
+
 /// One test's outcomes on one server: a file can hold several tests of the same name.
 type Outcomes = BTreeMap<(String, String), Vec<String>>;
 

@@ -173,6 +173,10 @@ pub fn needs_no_auth(user: &User) -> bool {
 pub fn refresh(server: &Server, client: &mut Client) {
     let epoch = server.acl.epoch();
     if epoch != client.acl_epoch {
+        if Arc::ptr_eq(&client.user, &superuser()) {
+            client.acl_epoch = epoch;
+            return;
+        }
         if let Some(user) = server.acl.get(&client.user.name) {
             client.user = user;
         }
@@ -503,6 +507,16 @@ pub fn kill_unauthorized_subscribers(server: &Server, user: &User) {
             client.kill();
         }
     }
+}
+
+/// The user of the clients that replay what was already accepted (an AOF being loaded, a
+/// replica's link to its primary): allowed everything, whatever the ACL says (Valkey runs
+/// them with no user). Not in the ACL, so ACL changes never reach it.
+pub fn superuser() -> Arc<User> {
+    static SUPERUSER: std::sync::LazyLock<Arc<User>> = std::sync::LazyLock::new(|| {
+        Arc::new(User::allowed_everything(Bytes::from_static(b"(superuser)")))
+    });
+    SUPERUSER.clone()
 }
 
 /// What a `Client` holds until the connection attaches it to the default user.

@@ -228,7 +228,13 @@ impl User {
 
     /// The `default` user of a fresh server: on, nopass, everything allowed.
     pub fn new_default() -> User {
-        let mut user = User::new(Bytes::from_static(b"default"), false);
+        User::allowed_everything(Bytes::from_static(b"default"))
+    }
+
+    /// A user that is on, needs no password and may run everything on every key and
+    /// channel.
+    pub fn allowed_everything(name: Bytes) -> User {
+        let mut user = User::new(name, false);
         for rule in ["on", "nopass", "~*", "&*", "+@all"] {
             // These rules are valid by construction.
             let _ = super::rules::apply_rule(&mut user, rule.as_bytes(), false);

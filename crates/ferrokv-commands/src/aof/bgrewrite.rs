@@ -316,29 +316,7 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
     };
     // On a replica, no command from the primary is half applied at the instant.
     let applying = server.replication.quiesce_link(server.stream);
-    let job = if config.aof_use_rdb_preamble {
-        let mut options = crate::persistence::save_options(server, &config);
-        // An AOF's base carries no replication position (as Valkey's preamble).
-        options.aux_at_instant = None;
-        for (key, value) in options.aux.iter_mut() {
-            if key.as_slice() == b"aof-base" {
-                *value = b"1".to_vec();
-            }
-        }
-        Job::Rdb(Snapshot::start_with(
-            &server.keyspace,
-            Box::new(sink),
-            options,
-            at_instant,
-        )?)
-    } else {
-        Job::Commands(CommandsBase::start(
-            &server.keyspace,
-            Box::new(sink),
-            config.rdb_key_save_delay.max(0),
-            at_instant,
-        )?)
-    };
+    let job = start_base(server, &config, Box::new(sink), at_instant)?;
     drop(applying);
     let plan = Plan {
         mode,
@@ -368,13 +346,7 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
             if let Some(f) = old_file {
                 let _ = f.sync_data();
             }
-            let result = match &job {
-                Job::Rdb(s) => s
-                    .run(&owner.keyspace)
-                    .map(|r| (r.bytes, r.peak_extra_bytes)),
-                Job::Commands(c) => c.run(&owner.keyspace).map(|bytes| (bytes, 0)),
-                Job::Starting => Err("no job".into()),
-            };
+            let result = run_job(&owner, &job);
             finish(&owner, plan, result);
         });
     if let Err(e) = spawned {
@@ -383,6 +355,77 @@ fn launch(server: &Arc<Server>, mode: Mode) -> Result<(), String> {
         return Err(format!("Can't start the rewrite thread: {e}"));
     }
     Ok(())
+}
+
+/// Starts writing a base of the keyspace as it is at the instant (when `at_instant` runs)
+/// into `sink`: an RDB or, without `aof-use-rdb-preamble`, commands.
+fn start_base(
+    server: &Server,
+    config: &ferrokv_config::Config,
+    sink: Box<dyn ferrokv_persist::SnapshotSink>,
+    at_instant: impl FnOnce() -> Result<(), String>,
+) -> Result<Job, String> {
+    if config.aof_use_rdb_preamble {
+        let mut options = crate::persistence::save_options(server, config);
+        // An AOF's base carries no replication position (as Valkey's preamble).
+        options.aux_at_instant = None;
+        for (key, value) in options.aux.iter_mut() {
+            if key.as_slice() == b"aof-base" {
+                *value = b"1".to_vec();
+            }
+        }
+        Ok(Job::Rdb(Snapshot::start_with(
+            &server.keyspace,
+            sink,
+            options,
+            at_instant,
+        )?))
+    } else {
+        // As Valkey: a command-form base opens with the time of the rewrite.
+        let header = if config.aof_timestamp_enabled {
+            let now = ferrokv_store::clock::now_ms() / 1000;
+            format!("#TS:{now}\r\n").into_bytes()
+        } else {
+            Vec::new()
+        };
+        Ok(Job::Commands(CommandsBase::start(
+            &server.keyspace,
+            sink,
+            &header,
+            config.rdb_key_save_delay.max(0),
+            at_instant,
+        )?))
+    }
+}
+
+/// Writes the base to the end and commits its file: its size and the peak extra memory.
+fn run_job(server: &Server, job: &Job) -> Result<(u64, u64), String> {
+    match job {
+        Job::Rdb(s) => s
+            .run(&server.keyspace)
+            .map(|r| (r.bytes, r.peak_extra_bytes)),
+        Job::Commands(c) => c.run(&server.keyspace).map(|bytes| (bytes, 0)),
+        Job::Starting => Err("no job".into()),
+    }
+}
+
+/// Writes a base of the keyspace named `name` in the AOF directory now, in the format
+/// `aof-use-rdb-preamble` asks for (start-up with no AOF, as Valkey); its size.
+pub(super) fn write_base_now(
+    server: &Server,
+    config: &ferrokv_config::Config,
+    layout: &Layout,
+    name: &str,
+) -> Result<u64, String> {
+    let sink = FileSink::create(&layout.dir, name, true).map_err(|e| {
+        format!(
+            "Can't create the AOF base file in {}: {}",
+            layout.dir.display(),
+            ferrokv_config::special::os_error_text(&e)
+        )
+    })?;
+    let job = start_base(server, config, Box::new(sink), || Ok(()))?;
+    run_job(server, &job).map(|(bytes, _)| bytes)
 }
 
 fn abort_job(server: &Server, job: &Job) {

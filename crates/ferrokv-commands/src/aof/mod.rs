@@ -83,6 +83,9 @@ pub struct Aof {
     enable_scheduled: AtomicBool,
     /// `current_size` at the last rewrite's instant.
     size_at_instant: AtomicU64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds to wait before each write to the file, so that
+    /// tests can catch a reply going out before its write.
+    flush_sleep_us: AtomicU64,
 }
 
 struct Writer {
@@ -137,6 +140,11 @@ impl Aof {
         }
         self.written.store(offset, Release);
         self.synced.store(offset, Release);
+    }
+
+    /// DEBUG AOF-FLUSH-SLEEP.
+    pub fn set_flush_sleep(&self, micros: u64) {
+        self.flush_sleep_us.store(micros, Relaxed);
     }
 
     /// Called before a connection writes replies: see the module comment.
@@ -194,6 +202,10 @@ impl Aof {
         };
         if w.buf.is_empty() {
             return;
+        }
+        let sleep_us = self.flush_sleep_us.load(Relaxed);
+        if sleep_us > 0 {
+            std::thread::sleep(Duration::from_micros(sleep_us));
         }
         let mut out = std::mem::take(&mut w.buf);
         if self.timestamps.load(Relaxed) {
@@ -436,44 +448,175 @@ impl Layout {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+
+    /// Creates the directory if it is missing; the error is Valkey's words.
+    pub fn create_dir(&self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            format!(
+                "Can't open or create append-only dir {}: {}",
+                self.dir.display(),
+                ferrokv_config::special::os_error_text(&e)
+            )
+        })
+    }
 }
 
-/// Start-up: with `appendonly yes`, loads the AOF directory (or creates it) and starts
-/// appending. The error is the reason to refuse to start.
-pub fn start_at_boot(server: &Arc<Server>) -> Result<(), String> {
+/// An AOF directory found at start-up, to be loaded while clients are already connected
+/// (they get LOADING until [`load_at_boot`] is done), as Valkey does.
+pub struct BootLoad {
+    layout: Layout,
+}
+
+/// Start-up, before the listeners open: with `appendonly yes`, announces the load of the
+/// AOF directory (INFO `loading:1`, commands refused with LOADING from the first connection
+/// on) when it has a manifest, or creates the directory and starts appending when not.
+/// The error is the reason to refuse to start.
+pub fn start_at_boot(server: &Arc<Server>) -> Result<Option<BootLoad>, String> {
     let _ = SERVER.set(Arc::downgrade(server));
     register_hooks();
     let config = server.config.load();
     if !config.appendonly {
-        return Ok(());
+        return Ok(None);
     }
     let layout = Layout::from_config(&config);
-    let manifest_path = layout.path(&layout.manifest_name());
     remove_leftover_temp_files(&layout);
-    let manifest = if manifest_path.exists() {
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| format!("Fail to open AOF manifest file: {e}"))?;
-        let mut manifest = Manifest::parse(&text)?;
-        load::load_dir(server, &layout, &manifest)?;
-        if manifest.incrs.is_empty() {
-            // A base written while AOF was off (BGREWRITEAOF): appending needs an increment.
-            let seq = manifest.history.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
-            let incr = FileEntry {
-                name: layout.incr_name(seq),
-                seq,
-                kind: FileKind::Incr,
-            };
-            write_durably(&layout.path(&incr.name), &[])?;
-            manifest.incrs.push(incr);
-            manifest
-                .store(&layout.dir, &layout.manifest_name())
-                .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
-        }
+    let old_style = Path::new(&layout.file_name).exists();
+    if !layout.path(&layout.manifest_name()).exists() && !old_style {
+        let manifest = create_fresh(server, &layout)?;
+        open_for_append(server, &layout, &manifest)?;
+        return Ok(None);
+    }
+    server.persistence.loading.store(true, Relaxed);
+    // The size is known once the manifest is read, on the loading thread.
+    crate::loading::begin(0, config.key_load_delay);
+    Ok(Some(BootLoad { layout }))
+}
+
+/// The second half of [`start_at_boot`], on the loading thread (after `Server initialized`
+/// is logged, where Valkey reports a bad manifest too): reads the manifest, replays the
+/// files it names, then starts appending. Until it returns, clients get LOADING and
+/// nothing is appended (every command that writes is refused). The error is the reason to
+/// stop the server.
+pub fn load_at_boot(server: &Server, boot: BootLoad) -> Result<(), String> {
+    let loaded = read_manifest_and_load(server, &boot.layout);
+    crate::loading::end();
+    server.persistence.loading.store(false, Relaxed);
+    let mut manifest = loaded?;
+    let layout = boot.layout;
+    if manifest.incrs.is_empty() {
+        // A base written while AOF was off (BGREWRITEAOF): appending needs an increment.
+        let seq = manifest.history.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+        let incr = FileEntry {
+            name: layout.incr_name(seq),
+            seq,
+            kind: FileKind::Incr,
+        };
+        write_durably(&layout.path(&incr.name), &[])?;
+        manifest.incrs.push(incr);
         manifest
+            .store(&layout.dir, &layout.manifest_name())
+            .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
+    }
+    open_for_append(server, &layout, &manifest)?;
+    Ok(())
+}
+
+/// Whether an old-style AOF (one `appendfilename` file in `dir`, as Redis before 7 wrote
+/// it) is to be moved into the AOF directory, as Valkey decides: there is such a file, and
+/// no manifest, or one that names only a base of that name not yet moved (an upgrade
+/// interrupted after writing the manifest).
+fn upgrade_wanted(layout: &Layout, manifest: Option<&Manifest>) -> bool {
+    if !Path::new(&layout.file_name).exists() {
+        return false;
+    }
+    match manifest {
+        None => true,
+        Some(m) => {
+            m.incrs.is_empty()
+                && m.base.as_ref().is_some_and(|b| b.name == layout.file_name)
+                && !layout.path(&layout.file_name).exists()
+        }
+    }
+}
+
+/// Moves an old-style AOF into the AOF directory as its base: the manifest naming it is
+/// written first, so a crash in between leaves a state the next start completes.
+fn upgrade_old_style(layout: &Layout, mut manifest: Manifest) -> Result<Manifest, String> {
+    layout.create_dir()?;
+    manifest.base = Some(FileEntry {
+        name: layout.file_name.clone(),
+        seq: 1,
+        kind: FileKind::Base,
+    });
+    manifest
+        .store(&layout.dir, &layout.manifest_name())
+        .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
+    std::fs::rename(&layout.file_name, layout.path(&layout.file_name)).map_err(|e| {
+        format!(
+            "Error trying to move the old AOF file {} into dir {}: {}",
+            layout.file_name,
+            layout.dir.display(),
+            ferrokv_config::special::os_error_text(&e)
+        )
+    })?;
+    manifest::sync_dir(&layout.dir);
+    manifest::sync_dir(Path::new("."));
+    log::info!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        layout.file_name,
+        layout.dir.display()
+    );
+    Ok(manifest)
+}
+
+/// The bytes of the files a load reads (the base and the increments); the error names a
+/// file that cannot be measured, in Valkey's words.
+fn loaded_files_size(layout: &Layout, manifest: &Manifest) -> Result<u64, String> {
+    let mut total_bytes = 0;
+    for entry in manifest.base.iter().chain(manifest.incrs.iter()) {
+        let meta = std::fs::metadata(layout.path(&entry.name)).map_err(|e| {
+            format!(
+                "Unable to obtain the AOF file {} length. stat: {}",
+                entry.name,
+                ferrokv_config::special::os_error_text(&e)
+            )
+        })?;
+        total_bytes += meta.len();
+    }
+    Ok(total_bytes)
+}
+
+fn read_manifest_and_load(server: &Server, layout: &Layout) -> Result<Manifest, String> {
+    let manifest_path = layout.path(&layout.manifest_name());
+    let manifest = if manifest_path.exists() {
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            format!(
+                "Fatal error: can't open the AOF manifest file {} for reading: {}",
+                manifest_path.display(),
+                ferrokv_config::special::os_error_text(&e)
+            )
+        })?;
+        Some(Manifest::parse(&text).map_err(|e| {
+            let mut lines = e.log_lines();
+            let last = lines.pop().unwrap_or_default();
+            for line in lines {
+                log::warn!("{line}");
+            }
+            last
+        })?)
     } else {
-        create_fresh(server, &layout)?
+        None
     };
-    open_for_append(server, &layout, &manifest)
+    let manifest = match manifest {
+        Some(m) if !upgrade_wanted(layout, Some(&m)) => m,
+        found => upgrade_old_style(layout, found.unwrap_or_default())?,
+    };
+    // Every file is measured before any is read, as Valkey: a missing one stops the load
+    // before the dataset is half built.
+    let total_bytes = loaded_files_size(layout, &manifest)?;
+    crate::loading::set_total_bytes(total_bytes);
+    load::load_dir(server, layout, &manifest, Some(crate::loading::after_key))?;
+    Ok(manifest)
 }
 
 /// A rewrite or a manifest update cut short by a crash leaves `temp-*` files in the
@@ -493,22 +636,22 @@ fn remove_leftover_temp_files(layout: &Layout) {
     }
 }
 
-/// Creates the directory with an empty base, a first increment and the manifest.
+/// Creates the directory with a base of the (empty) dataset, in the format
+/// `aof-use-rdb-preamble` asks for, a first increment and the manifest.
 fn create_fresh(server: &Server, layout: &Layout) -> Result<Manifest, String> {
-    std::fs::create_dir_all(&layout.dir).map_err(|e| {
-        format!(
-            "Can't open or create append-only dir {}: {}",
-            layout.dir.display(),
-            ferrokv_config::special::os_error_text(&e)
-        )
-    })?;
+    layout.create_dir()?;
+    let config = server.config.load();
     let base_entry = FileEntry {
-        name: layout.base_name(1),
+        name: if config.aof_use_rdb_preamble {
+            layout.rdb_base_name(1)
+        } else {
+            layout.base_name(1)
+        },
         seq: 1,
         kind: FileKind::Base,
     };
-    write_durably(&layout.path(&base_entry.name), &[])?;
-    server.aof.base_size.store(0, Relaxed);
+    let size = bgrewrite::write_base_now(server, &config, layout, &base_entry.name)?;
+    server.aof.base_size.store(size, Relaxed);
     let incr = FileEntry {
         name: layout.incr_name(1),
         seq: 1,
@@ -713,7 +856,16 @@ pub fn debug_loadaof(server: &Server) -> Result<(), CmdError> {
         .collect();
     drop(all);
     drop(detached);
-    if let Err(e) = load::load_dir(server, &layout, &manifest) {
+    // Other clients get LOADING until the dataset is whole again, as in Valkey (which
+    // serves them between the commands it replays), instead of reading half of it.
+    // A missing file fails the load below.
+    let total_bytes = loaded_files_size(&layout, &manifest).unwrap_or(0);
+    server.persistence.loading.store(true, Relaxed);
+    crate::loading::begin(total_bytes, 0);
+    let loaded = load::load_dir(server, &layout, &manifest, Some(crate::loading::after_key));
+    crate::loading::end();
+    server.persistence.loading.store(false, Relaxed);
+    if let Err(e) = loaded {
         log::warn!("{e}");
         log::warn!("DEBUG LOADAOF could not load the append only file: exiting");
         std::process::exit(1);

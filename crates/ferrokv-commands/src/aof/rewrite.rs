@@ -77,18 +77,25 @@ pub struct CommandsBase {
 }
 
 impl CommandsBase {
-    /// Starts the base: `at_instant` runs with every shard locked, then every shard is
-    /// pending until dumped.
+    /// Starts the base, which opens with `header`: `at_instant` runs with every shard
+    /// locked, then every shard is pending until dumped.
     pub fn start(
         keyspace: &Keyspace,
-        sink: Box<dyn SnapshotSink>,
+        mut sink: Box<dyn SnapshotSink>,
+        header: &[u8],
         key_save_delay_us: i64,
         at_instant: impl FnOnce() -> Result<(), String>,
     ) -> Result<Arc<CommandsBase>, String> {
+        if !header.is_empty()
+            && let Err(e) = sink.write_all(header)
+        {
+            sink.discard();
+            return Err(format!("Can't write the AOF base: {e}"));
+        }
         let base = Arc::new(CommandsBase {
             output: Mutex::new(Output {
                 sink: Some(sink),
-                bytes: 0,
+                bytes: header.len() as u64,
                 error: None,
             }),
             aborted: AtomicBool::new(false),

@@ -114,6 +114,16 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(())
         }
         ("set-active-expire", 3) => switch(ctx, &ACTIVE_EXPIRE, &args[2]),
+        ("aof-flush-sleep", 3) => {
+            // Valkey reads the number leniently (atoi): anything else is 0, no sleep.
+            let micros = String::from_utf8_lossy(&args[2])
+                .trim()
+                .parse()
+                .unwrap_or(0u64);
+            ctx.server.aof.set_flush_sleep(micros);
+            ctx.reply.ok();
+            Ok(())
+        }
         ("set-skip-checksum-validation", 3) => switch(ctx, &SKIP_CHECKSUM_VALIDATION, &args[2]),
         ("pause-cron", 3) => switch(ctx, &CRON_PAUSED, &args[2]),
         ("client-enforce-reply-list", 3) => switch(ctx, &ENFORCE_REPLY_LIST, &args[2]),
@@ -349,6 +359,8 @@ fn help(ctx: &mut Ctx) -> CmdResult {
         ctx.reply,
         "DEBUG",
         &[
+            "AOF-FLUSH-SLEEP <microsec>",
+            "    Sleep this long before each write of the AOF (0: no sleep).",
             "CONFIG-REWRITE-FORCE-ALL",
             "    CONFIG REWRITE that writes every directive, those at their default too.",
             "DIGEST",

@@ -72,6 +72,7 @@ fn primary_client(server: &Server) -> Client {
     // run recorded (its history continues with a partial sync, without a SELECT first).
     client.select(server.replication.link_db.load(Relaxed) as usize);
     client.authenticated = true;
+    client.user = ferrokv_commands::acl::superuser();
     client.deny_blocking = true;
     client.must_obey = true;
     client
