@@ -67,7 +67,34 @@ pub struct RequestParser {
     last_request_bytes: usize,
     /// The line end (`\n` or `\r\n`) of the inline request just taken.
     inline_line_end: usize,
+    /// Whole requests at the front of the buffer, framed ahead of their turn so that a
+    /// pipeline is scanned once: for the keys it will touch, then to take it request by
+    /// request. `ahead[next_ahead..]` are the ones not taken yet. This is only a map of the
+    /// bytes, which stay in the buffer: it holds because only this parser takes bytes from
+    /// the front of the buffer and reads only append at its end.
+    ahead: Vec<Framed>,
+    next_ahead: usize,
+    /// The bytes those take at the front of the buffer.
+    ahead_bytes: usize,
+    /// The arguments of the framed requests, as offsets from their request's first byte.
+    spans: Vec<(u32, u32)>,
 }
+
+/// One whole multibulk request located in the buffer.
+#[derive(Debug)]
+struct Framed {
+    /// Its size in bytes, from `*` to the CRLF after its last argument.
+    len: usize,
+    /// Its arguments in [`RequestParser::spans`].
+    args: std::ops::Range<usize>,
+    /// Its longest argument, checked again when it is taken: `proto-max-bulk-len` may have
+    /// changed since.
+    longest: usize,
+}
+
+/// The most arguments framed ahead at once, over all requests (what sixteen MSETs of ten
+/// keys need, and more); a request that would go over is left to be parsed in its turn.
+const MAX_AHEAD_ARGS: usize = 1024;
 
 #[derive(Debug)]
 struct Multibulk {
@@ -112,16 +139,107 @@ impl RequestParser {
         result
     }
 
+    /// Frames up to `max` more whole requests at the front of `buf`, after those framed
+    /// already, without taking them; they are then handed out by [`Self::for_each_framed`]
+    /// and taken by [`Self::next_request`] without being scanned again. Stops at the first
+    /// request that is not a whole, well-formed multibulk request in canonical form within
+    /// the limits (incomplete, inline, empty, a length with a leading zero, ...): that one is
+    /// parsed in its turn, with Valkey's exact errors.
+    #[inline]
+    pub fn frame_ahead(&mut self, buf: &[u8], max: usize, limits: &ParseLimits) {
+        // The common case, the read's only request already taken, costs a comparison.
+        if buf.len() > self.ahead_bytes && self.pending.is_none() && !limits.unauthenticated {
+            self.frame_more(buf, max, limits);
+        }
+    }
+
+    fn frame_more(&mut self, buf: &[u8], max: usize, limits: &ParseLimits) {
+        let mut at = self.ahead_bytes;
+        for _ in 0..max {
+            let first_arg = self.spans.len();
+            let Some((len, longest)) = frame_request(buf, at, limits, &mut self.spans) else {
+                self.spans.truncate(first_arg);
+                return;
+            };
+            self.ahead.push(Framed {
+                len,
+                args: first_arg..self.spans.len(),
+                longest,
+            });
+            at += len;
+            self.ahead_bytes = at;
+        }
+    }
+
+    /// Whether requests framed ahead wait to be taken.
+    #[inline]
+    pub fn has_framed(&self) -> bool {
+        self.next_ahead < self.ahead.len()
+    }
+
+    /// Hands the arguments of each request framed ahead and not yet taken to `each`, in
+    /// order. `buf` must be the buffer they were framed in.
+    pub fn for_each_framed(&self, buf: &[u8], mut each: impl FnMut(&[&[u8]])) {
+        let mut at = 0;
+        let mut args = smallvec::SmallVec::<[&[u8]; 16]>::new();
+        for framed in &self.ahead[self.next_ahead..] {
+            let Some(request) = buf.get(at..at + framed.len) else {
+                return;
+            };
+            args.clear();
+            args.extend(
+                self.spans[framed.args.clone()]
+                    .iter()
+                    .map(|&(start, end)| &request[start as usize..end as usize]),
+            );
+            each(&args);
+            at += framed.len;
+        }
+    }
+
+    /// Takes the next request framed ahead, or `None` (and forgets what was framed) when
+    /// there is none or the limits no longer let it through the short way.
+    fn take_framed(&mut self, buf: &mut BytesMut, limits: &ParseLimits) -> Option<Vec<Bytes>> {
+        let framed = self.ahead.get(self.next_ahead)?;
+        let over_limit = !limits.from_primary && framed.longest as i64 > limits.max_bulk_len;
+        if limits.unauthenticated || over_limit || buf.len() < framed.len {
+            self.forget_framed();
+            return None;
+        }
+        let frame = buf.split_to(framed.len).freeze();
+        let args = self.spans[framed.args.clone()]
+            .iter()
+            .map(|&(start, end)| frame.slice(start as usize..end as usize))
+            .collect();
+        self.next_ahead += 1;
+        self.ahead_bytes -= frame.len();
+        if self.next_ahead == self.ahead.len() {
+            self.forget_framed();
+        }
+        Some(args)
+    }
+
+    fn forget_framed(&mut self) {
+        self.ahead_bytes = 0;
+        self.ahead.clear();
+        self.spans.clear();
+        self.next_ahead = 0;
+    }
+
     fn take_request(
         &mut self,
         buf: &mut BytesMut,
         limits: &ParseLimits,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        if self.pending.is_none()
-            && !limits.unauthenticated
-            && let Some(args) = take_whole_request(buf, limits)
-        {
-            return Ok(Some(args));
+        if self.pending.is_none() && !limits.unauthenticated {
+            let taken = if self.has_framed() {
+                self.take_framed(buf, limits)
+            } else {
+                take_whole_request(buf, limits)
+            };
+            if taken.is_some() {
+                return Ok(taken);
+            }
         }
         loop {
             if self.pending.is_none() {
@@ -247,11 +365,13 @@ impl RequestParser {
 /// The most arguments [`take_whole_request`] handles; longer requests take the general path.
 const WHOLE_MAX_ARGS: usize = 16;
 
-/// The common case, in one pass: a well-formed multibulk request that has arrived whole is
-/// located by offsets and split off the buffer at once, its arguments sliced out of that one
-/// piece (the general path below splits and advances the buffer for every line). Anything
-/// else (incomplete, malformed, an empty or long request, a length that needs checking
-/// against the limits) returns `None` untouched, for the general path and its exact errors.
+/// The first request of a read, in one pass: a well-formed multibulk request that has
+/// arrived whole is located by offsets on the stack and split off the buffer at once, its
+/// arguments sliced out of that one piece (the general path below splits and advances the
+/// buffer for every line). Anything else (incomplete, malformed, an empty or long request, a
+/// length that needs checking against the limits) returns `None` untouched, for the general
+/// path and its exact errors. The requests after it are framed ahead in a batch instead
+/// ([`RequestParser::frame_ahead`]).
 fn take_whole_request(buf: &mut BytesMut, limits: &ParseLimits) -> Option<Vec<Bytes>> {
     let bytes: &[u8] = buf;
     if bytes.first() != Some(&b'*') {
@@ -284,6 +404,45 @@ fn take_whole_request(buf: &mut BytesMut, limits: &ParseLimits) -> Option<Vec<By
             .map(|&(start, end)| frame.slice(start..end))
             .collect(),
     )
+}
+
+/// Locates the well-formed multibulk request that has arrived whole at `start` in one pass:
+/// its arguments' offsets (from `start`) are pushed on `spans`; returns its size and its
+/// longest argument. Anything else (incomplete, malformed, an empty request, a length that
+/// is not canonical or over the limits, too many arguments) gives `None`, leaving the
+/// request to the general parser and its exact errors; the caller drops what was pushed.
+fn frame_request(
+    buf: &[u8],
+    start: usize,
+    limits: &ParseLimits,
+    spans: &mut Vec<(u32, u32)>,
+) -> Option<(usize, usize)> {
+    let bytes = buf.get(start..)?;
+    if bytes.first() != Some(&b'*') {
+        return None;
+    }
+    let (count, mut at) = whole_line_number(bytes, 1)?;
+    if count == 0 || spans.len() + count > MAX_AHEAD_ARGS {
+        return None;
+    }
+    let mut longest = 0;
+    for _ in 0..count {
+        if bytes.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, data_at) = whole_line_number(bytes, at + 1)?;
+        if !limits.from_primary && len as i64 > limits.max_bulk_len {
+            return None;
+        }
+        let end = data_at.checked_add(len)?;
+        if bytes.get(end..end.checked_add(2)?)? != b"\r\n" {
+            return None;
+        }
+        spans.push((u32::try_from(data_at).ok()?, u32::try_from(end).ok()?));
+        longest = longest.max(len);
+        at = end + 2;
+    }
+    Some((at, longest))
 }
 
 /// A number in canonical form (`0`, or digits without a leading zero; at most 18 of them)
@@ -419,6 +578,82 @@ mod tests {
     }
 
     #[test]
+    fn requests_framed_ahead_are_taken_in_order_without_a_second_scan() {
+        let mut parser = RequestParser::new();
+        let limits = ParseLimits::default();
+        let mut buf = BytesMut::from(
+            &b"*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n*1\r\n$4\r\nPING\r\n\
+               *3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$1\r\nv\r\nPING\r\n*2\r\n$3\r\nGET"[..],
+        );
+        let first = parser.next_request(&mut buf, &limits).unwrap().unwrap();
+        assert_eq!(first, [&b"GET"[..], b"k1"]);
+        parser.frame_ahead(&buf, 15, &limits);
+        let mut seen = Vec::new();
+        parser.for_each_framed(&buf, |args| seen.push(args.concat()));
+        // Up to the inline request: it and the unfinished one after it are not framed.
+        assert_eq!(seen, [b"PING".to_vec(), b"SETk2v".to_vec()]);
+        // Framing again adds nothing and keeps what is there; reads append meanwhile, and
+        // the buffer may move when it grows.
+        parser.frame_ahead(&buf, 15, &limits);
+        buf.extend_from_slice(b"\r\n$1\r\nk\r\n");
+        buf.reserve(1 << 16);
+        let mut rest = Vec::new();
+        while let Some(args) = parser.next_request(&mut buf, &limits).unwrap() {
+            rest.push(args.concat());
+            assert!(parser.last_request_bytes() > 0);
+        }
+        assert_eq!(
+            rest,
+            [
+                b"PING".to_vec(),
+                b"SETk2v".to_vec(),
+                b"PING".to_vec(),
+                b"GETk".to_vec()
+            ]
+        );
+        assert!(!parser.has_framed() && buf.is_empty());
+    }
+
+    #[test]
+    fn requests_framed_ahead_meet_the_limits_in_force_when_taken() {
+        let pipeline = b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$20\r\naaaaaaaaaaaaaaaaaaaa\r\n";
+        let frame_then_take = |later: ParseLimits| {
+            let mut parser = RequestParser::new();
+            let mut buf = BytesMut::from(&pipeline[..]);
+            let open = ParseLimits::default();
+            parser.next_request(&mut buf, &open).unwrap().unwrap();
+            parser.frame_ahead(&buf, 15, &open);
+            assert!(parser.has_framed());
+            parser.next_request(&mut buf, &later)
+        };
+        // `proto-max-bulk-len` lowered by the first request (CONFIG SET).
+        let lowered = ParseLimits {
+            max_bulk_len: 10,
+            ..ParseLimits::default()
+        };
+        assert_eq!(
+            frame_then_take(lowered).unwrap_err().0,
+            "Protocol error: invalid bulk length"
+        );
+        // Unauthenticated by the first request (RESET): the tight limits apply.
+        let reset = ParseLimits {
+            unauthenticated: true,
+            ..ParseLimits::default()
+        };
+        assert_eq!(frame_then_take(reset).unwrap().unwrap().len(), 2);
+        let reset_small = ParseLimits {
+            max_bulk_len: 10,
+            unauthenticated: true,
+            ..ParseLimits::default()
+        };
+        assert!(frame_then_take(reset_small).is_err());
+        // Nothing is framed for a client that has not authenticated.
+        let mut parser = RequestParser::new();
+        parser.frame_ahead(&pipeline[..], 15, &reset);
+        assert!(!parser.has_framed());
+    }
+
+    #[test]
     fn empty_multibulk_is_ignored() {
         assert_eq!(
             parse_all(b"*0\r\n*-1\r\nPING\r\n").unwrap(),
@@ -540,26 +775,44 @@ mod tests {
             }
             let limits = ParseLimits { max_bulk_len, ..ParseLimits::default() };
             type Parsed = (Vec<(Vec<Vec<u8>>, usize)>, Option<ProtocolError>);
-            let run = |chunk: usize| -> Parsed {
+            // `ahead`: after the first request of each read, frame that many more as the
+            // connection does; what is framed must be exactly what is taken next.
+            let run = |chunk: usize, ahead: usize| -> Parsed {
                 let mut parser = RequestParser::new();
                 let mut buf = BytesMut::new();
                 let mut out = Vec::new();
                 for piece in wire.chunks(chunk) {
                     buf.extend_from_slice(piece);
+                    let mut framed = std::collections::VecDeque::new();
+                    let mut first = true;
                     loop {
                         match parser.next_request(&mut buf, &limits) {
-                            Ok(Some(args)) => out.push((
-                                args.iter().map(|a| a.to_vec()).collect(),
-                                parser.last_request_bytes(),
-                            )),
+                            Ok(Some(args)) => {
+                                let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+                                if let Some(expected) = framed.pop_front() {
+                                    assert_eq!(expected, args);
+                                }
+                                out.push((args, parser.last_request_bytes()));
+                                if std::mem::take(&mut first) {
+                                    parser.frame_ahead(&buf, ahead, &limits);
+                                    parser.for_each_framed(&buf, |args| {
+                                        framed.push_back(args.iter().map(|a| a.to_vec()).collect::<Vec<_>>())
+                                    });
+                                }
+                            }
                             Ok(None) => break,
                             Err(e) => return (out, Some(e)),
                         }
+                        assert!(framed.is_empty() || parser.has_framed());
                     }
+                    assert!(framed.is_empty(), "framed requests left untaken");
                 }
                 (out, None)
             };
-            proptest::prop_assert_eq!(run(wire.len()), run(1));
+            let incremental = run(1, 0);
+            proptest::prop_assert_eq!(&run(wire.len(), 0), &incremental);
+            proptest::prop_assert_eq!(&run(wire.len(), 16), &incremental);
+            proptest::prop_assert_eq!(&run(7, 3), &incremental);
         }
 
         #[test]

@@ -334,7 +334,8 @@ where
                 Ok(Some(args)) => {
                     if !prefetched {
                         prefetched = true;
-                        prefetch_keys(server, client.db, &args, input);
+                        parser.frame_ahead(input, PREFETCH_REQUESTS - 1, &limits);
+                        prefetch_keys(server, client.db, &args, parser, input);
                     }
                     // Published messages go out in order with the replies around them.
                     client.shared.outbox.drain_into(reply);
@@ -452,19 +453,23 @@ impl Drop for WorkerConnection {
 /// Prefetches the keys of the complete requests a read brought, before they run one by one
 /// (see `ferrokv_commands::prefetch`).
 ///
-/// `first` is the read's first request, already parsed, and `rest` what follows it. A lone
-/// request of three arguments or fewer (the unpipelined GET or SET: one key, at most two)
-/// has too little to overlap: looking its keys up in the command table cost 10% of an
-/// unpipelined GET's instructions.
-fn prefetch_keys(server: &Server, db: usize, first: &[Bytes], rest: &[u8]) {
-    if rest.is_empty() && first.len() <= 3 {
+/// `first` is the read's first request, already parsed; the parser has framed those after
+/// it in `input`. A lone request of three arguments or fewer (the unpipelined GET or SET:
+/// one key, at most two) has too little to overlap: looking its keys up in the command
+/// table cost 10% of an unpipelined GET's instructions.
+fn prefetch_keys(
+    server: &Server,
+    db: usize,
+    first: &[Bytes],
+    parser: &RequestParser,
+    input: &[u8],
+) {
+    if !parser.has_framed() && first.len() <= 3 {
         return;
     }
     let mut prefetch = KeyPrefetch::default();
     prefetch.add_request(first);
-    ferrokv_protocol::framing::complete_requests(rest, PREFETCH_REQUESTS - 1, |args| {
-        prefetch.add_request(args)
-    });
+    parser.for_each_framed(input, |args| prefetch.add_request(args));
     prefetch.run(&server.keyspace, db);
 }
 

@@ -20,6 +20,8 @@
 //! [`Listpack::bytes`]. Strings that are canonical 64-bit integers are stored as integers,
 //! as Valkey does, and read back as the same text.
 
+use super::byte_splice;
+
 use ferrokv_protocol::number::parse_i64;
 
 /// Header (total bytes + count) and terminator of Valkey's listpack.
@@ -331,9 +333,10 @@ impl Listpack {
 
     /// Inserts `value` before position `off` (an entry's offset, or `bytes_end()` to append).
     pub fn insert_at(&mut self, off: usize, value: &[u8]) {
-        let mut entry = Vec::with_capacity(entry_size(value));
-        encode_entry(value, &mut entry);
-        self.buf.splice(off..off, entry);
+        let before = self.buf.len();
+        encode_entry(value, &mut self.buf);
+        let entry_len = self.buf.len() - before;
+        byte_splice::move_tail_to(&mut self.buf, entry_len, off);
         self.count += 1;
     }
 
@@ -376,7 +379,7 @@ impl Listpack {
         let len = self.entry_len(off);
         let mut entry = Vec::with_capacity(entry_size(value));
         encode_entry(value, &mut entry);
-        self.buf.splice(off..off + len, entry);
+        byte_splice::replace(&mut self.buf, off..off + len, &entry);
     }
 
     /// Splits off the entries from `off` on into a new listpack.

@@ -313,7 +313,7 @@ impl ZPack {
     pub fn insert_new(&mut self, member: &[u8], score: f64) {
         let at = self.insertion_offset(score, member);
         let bytes = encode(member, score);
-        self.buf.splice(at..at, bytes);
+        crate::types::byte_splice::replace(&mut self.buf, at..at, &bytes);
         self.len += 1;
     }
 

@@ -150,7 +150,7 @@ impl Listpack {
                 put_len(&mut encoded, value.len());
                 encoded.extend_from_slice(value);
                 let value_header = at.field.1;
-                self.buf.splice(value_header..at.end, encoded);
+                crate::types::byte_splice::replace(&mut self.buf, value_header..at.end, &encoded);
                 false
             }
             None => {

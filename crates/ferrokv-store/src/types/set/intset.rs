@@ -182,7 +182,7 @@ impl IntSet {
         let w = self.width.bytes();
         let bytes = n.to_le_bytes();
         let at = index * w;
-        self.data.splice(at..at, bytes[..w].iter().copied());
+        crate::types::byte_splice::replace(&mut self.data, at..at, &bytes[..w]);
     }
 
     /// Rewrites every member at `width`.
