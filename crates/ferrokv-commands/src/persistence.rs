@@ -693,7 +693,7 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
                 server.stream,
                 &position,
                 replica,
-                report.expired_names.as_deref(),
+                report.dropped_as_expired(),
                 &config,
             );
         }
@@ -789,11 +789,7 @@ fn load_report(
     }
     p.last_load_keys_loaded.store(report.keys_loaded, Relaxed);
     p.last_load_keys_expired.store(report.keys_expired, Relaxed);
-    log::info!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
-        report.keys_loaded,
-        report.keys_expired
-    );
+    log::info!("{}", report.summary());
     log::info!(
         "DB loaded from disk: {:.3} seconds",
         started.elapsed().as_secs_f64()

@@ -10,6 +10,6 @@ pub mod load;
 pub mod sink;
 pub mod snapshot;
 
-pub use load::{LoadError, LoadOptions, LoadReport, load_file};
+pub use load::{DroppedAsExpired, ExpiredFields, LoadError, LoadOptions, LoadReport, load_file};
 pub use sink::{FileSink, SnapshotSink};
 pub use snapshot::{SaveOptions, SaveReport, Snapshot};

@@ -10,6 +10,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use ferrokv_rdb::RdbError;
 use ferrokv_rdb::decode::Decoder;
@@ -39,7 +40,8 @@ pub struct LoadOptions {
     pub after_key: Option<fn(u64)>,
     /// Bytes of key names of the keys dropped as expired that the report may list (0: none):
     /// a primary restarted from its snapshot propagates their deletions to the replicas
-    /// that continue its history. Past the budget the list is given up.
+    /// that continue its history. Past the budget the list is given up. The names of hash
+    /// fields dropped as expired are listed within a budget of the same size.
     pub expired_names_budget: usize,
 }
 
@@ -51,13 +53,50 @@ pub struct LoadReport {
     /// (database, name) of every key dropped as expired, when asked for
     /// ([`LoadOptions::expired_names_budget`]) and within the budget.
     pub expired_names: Option<Vec<(usize, Vec<u8>)>>,
+    /// The hash fields dropped as expired, by key, under the same conditions.
+    pub expired_fields: Option<Vec<ExpiredFields>>,
+    /// Hashes not loaded because every field had expired (Valkey's "all fields expired
+    /// hashes").
+    pub hashes_all_fields_expired: u64,
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Function libraries' code, in file order.
     pub functions: Vec<Vec<u8>>,
     pub bytes: u64,
 }
 
+/// Hash fields a load dropped as expired, of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredFields {
+    pub db: usize,
+    pub key: Vec<u8>,
+    pub fields: Vec<bytes::Bytes>,
+}
+
+/// What a load dropped as expired, by name: the keys (database, name) and the hash fields.
+#[derive(Debug, Clone, Copy)]
+pub struct DroppedAsExpired<'a> {
+    pub keys: &'a [(usize, Vec<u8>)],
+    pub fields: &'a [ExpiredFields],
+}
+
 impl LoadReport {
+    /// The keys and hash fields dropped as expired, when both lists were asked for and
+    /// kept within their budgets.
+    pub fn dropped_as_expired(&self) -> Option<DroppedAsExpired<'_>> {
+        Some(DroppedAsExpired {
+            keys: self.expired_names.as_deref()?,
+            fields: self.expired_fields.as_deref()?,
+        })
+    }
+
+    /// The line a load ends with in the log, in Valkey 9.1's words.
+    pub fn summary(&self) -> String {
+        format!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired hashes: {}.",
+            self.keys_loaded, self.keys_expired, self.hashes_all_fields_expired
+        )
+    }
+
     /// An aux field's value as text.
     pub fn aux_text(&self, key: &str) -> Option<String> {
         self.aux
@@ -235,10 +274,13 @@ enum Body {
     Decoded(Value),
 }
 
-/// What an inserting thread did: keys inserted, and the first error it met.
+/// What an inserting thread did: keys inserted, the first error it met, and the hash
+/// fields it dropped as expired.
 struct Inserted {
     keys: u64,
     error: Option<LoadError>,
+    expired_fields: Vec<ExpiredFields>,
+    hashes_all_fields_expired: u64,
 }
 
 /// A decoded key waiting for its turn to be inserted.
@@ -274,6 +316,8 @@ pub fn load_from<R: Read>(
         dialect: reader.dialect,
         ..options.read
     };
+    // Shared by the inserting threads; below zero, the list of expired fields is given up.
+    let field_names_budget = AtomicI64::new(options.expired_names_budget as i64);
     std::thread::scope(|scope| {
         let mut queues = Vec::with_capacity(inserters);
         let mut workers = Vec::with_capacity(inserters);
@@ -283,6 +327,8 @@ pub fn load_from<R: Read>(
             let rules = InsertRules {
                 allow_duplicates: options.allow_duplicates,
                 now_ms: options.now_ms,
+                field_names_budget: (options.expired_names_budget > 0)
+                    .then_some(&field_names_budget),
             };
             workers.push(scope.spawn(move || insert_batches(keyspace, &read_options, rules, rx)));
         }
@@ -290,11 +336,15 @@ pub fn load_from<R: Read>(
         drop(queues);
         let mut keys = 0;
         let mut first_error: Option<LoadError> = None;
+        let mut expired_fields = Vec::new();
+        let mut hashes_all_fields_expired = 0;
         for worker in workers {
-            let done = worker
+            let mut done = worker
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             keys += done.keys;
+            expired_fields.append(&mut done.expired_fields);
+            hashes_all_fields_expired += done.hashes_all_fields_expired;
             if let Some(e) = done.error
                 && first_error
                     .as_ref()
@@ -310,6 +360,9 @@ pub fn load_from<R: Read>(
         }
         let mut report = framed?;
         report.keys_loaded = keys;
+        report.hashes_all_fields_expired = hashes_all_fields_expired;
+        let listed = options.expired_names_budget > 0 && field_names_budget.load(Relaxed) >= 0;
+        report.expired_fields = listed.then_some(expired_fields);
         Ok(report)
     })
 }
@@ -325,6 +378,8 @@ fn insert_batches(
     let mut done = Inserted {
         keys: 0,
         error: None,
+        expired_fields: Vec::new(),
+        hashes_all_fields_expired: 0,
     };
     let mut group: Vec<Built> = Vec::with_capacity(PREFETCH_GROUP);
     let mut text = Vec::new();
@@ -346,7 +401,7 @@ fn insert_batches(
                 {
                     // Hash fields already expired are not loaded either; a hash left with
                     // none is skipped, as Valkey does (a replica keeps them: i64::MIN).
-                    built.entry.value.expire_items(rules.now_ms, usize::MAX);
+                    drop_expired_fields(&mut built, data, rules, &mut done);
                     if !built.entry.value.is_empty_collection() {
                         group.push(built);
                     }
@@ -367,11 +422,44 @@ fn insert_batches(
 
 /// What the inserting threads apply to each decoded key.
 #[derive(Debug, Clone, Copy)]
-struct InsertRules {
+struct InsertRules<'a> {
     /// A key already there is replaced instead of failing the load.
     allow_duplicates: bool,
     /// Hash fields expiring at or before this instant are dropped.
     now_ms: i64,
+    /// When the dropped fields are to be listed: the bytes of names the list may still take.
+    field_names_budget: Option<&'a AtomicI64>,
+}
+
+/// Drops the hash fields of `built` expired at `rules.now_ms`, listing them (see
+/// [`LoadReport::expired_fields`]) while the budget lasts, and counts a hash left empty.
+fn drop_expired_fields(built: &mut Built, data: &[u8], rules: InsertRules, done: &mut Inserted) {
+    let value = &mut built.entry.value;
+    let Some(budget) = rules.field_names_budget else {
+        value.expire_items(rules.now_ms, usize::MAX);
+        if value.is_empty_collection() {
+            done.hashes_all_fields_expired += 1;
+        }
+        return;
+    };
+    let mut fields = Vec::new();
+    value.expire_items_named(rules.now_ms, usize::MAX, Some(&mut fields));
+    if value.is_empty_collection() {
+        done.hashes_all_fields_expired += 1;
+    }
+    if fields.is_empty() {
+        return;
+    }
+    let key = &data[built.key.clone()];
+    let size = key.len() + fields.iter().map(|f| f.len()).sum::<usize>();
+    if budget.fetch_sub(size as i64, Relaxed) - (size as i64) < 0 {
+        return;
+    }
+    done.expired_fields.push(ExpiredFields {
+        db: built.db,
+        key: key.to_vec(),
+        fields,
+    });
 }
 
 /// Decodes one record; `None` for a key whose collection is empty (Valkey skips those).
@@ -469,6 +557,8 @@ fn frame_into<R: Read>(
         keys_loaded: 0,
         keys_expired: 0,
         expired_names: (options.expired_names_budget > 0).then(Vec::new),
+        expired_fields: None,
+        hashes_all_fields_expired: 0,
         aux: Vec::new(),
         functions: Vec::new(),
         bytes: 0,

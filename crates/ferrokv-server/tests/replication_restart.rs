@@ -101,6 +101,18 @@ fn replica_restart(binary: &Path) -> Vec<String> {
     out
 }
 
+/// `server`, shut down, started again on its port (so that its replicas find it) with `args`.
+fn start_again(binary: &Path, server: &ServerProcess, args: &[&str]) -> ServerProcess {
+    let (name, mut all) = if binary == ferrokv_binary() {
+        ("ferrokv", vec![])
+    } else {
+        ("valkey", vec!["--save", ""])
+    };
+    all.extend(["--appendonly", "no", "--repl-diskless-sync-delay", "0"]);
+    all.extend(args);
+    common::start_at(name, binary, server.port, &all).expect("the server restarts on its port")
+}
+
 fn primary_restart(binary: &Path) -> Vec<String> {
     let dir = TempDir::new("primary-restart");
     let dir = dir.0.to_str().expect("utf-8").to_string();
@@ -116,16 +128,7 @@ fn primary_restart(binary: &Path) -> Vec<String> {
     let (old_id, old_offset) = (before("master_replid"), before("master_repl_offset"));
     let old_offset: u64 = old_offset.parse().unwrap_or(0);
     shut_down(&mut primary);
-    // The same port again, so that the replica finds it.
-    let (name, mut args) = if binary == ferrokv_binary() {
-        ("ferrokv", vec![])
-    } else {
-        ("valkey", vec!["--save", ""])
-    };
-    args.extend(["--appendonly", "no", "--repl-diskless-sync-delay", "0"]);
-    args.extend(primary_args);
-    let primary = common::start_at(name, binary, primary.port, &args)
-        .expect("the primary restarts on its port");
+    let primary = start_again(binary, &primary, &primary_args);
     wait_link_up(replica.port);
     run(primary.port, &["SET", "after", "restart"]);
     wait_caught_up(primary.port, 1);
@@ -140,6 +143,76 @@ fn primary_restart(binary: &Path) -> Vec<String> {
         format!("second offset past the old one: {}", second > old_offset),
         run(replica.port, &["GET", "after"]),
     ]
+}
+
+/// Keys and hash fields that expired on the primary are dropped when it loads its snapshot
+/// again; their deletions (a DEL per key, an HDEL per field) open the history its replicas
+/// continue, so a replica that resyncs partially drops them too.
+fn primary_restart_with_expired_data(binary: &Path) -> Vec<String> {
+    let dir = TempDir::new("primary-restart-expired");
+    let dir = dir.0.to_str().expect("utf-8").to_string();
+    let primary_args = [
+        "--dir",
+        dir.as_str(),
+        "--save",
+        "3600 1",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let mut primary = start(binary, &primary_args);
+    let replica = start(binary, &["--save", ""]);
+    let port = primary.port.to_string();
+    run(replica.port, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_link_up(replica.port);
+    let p = primary.port;
+    run(p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run(p, &["SET", "short", "v", "PX", "200"]);
+    run(
+        p,
+        &[
+            "HSETEX", "h", "PX", "200", "FIELDS", "2", "f1", "v1", "f2", "v2",
+        ],
+    );
+    run(p, &["HSET", "h", "kept", "v"]);
+    run(p, &["HSETEX", "gone", "PX", "200", "FIELDS", "1", "f", "v"]);
+    wait_caught_up(p, 1);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut out = vec![format!(
+        "replica before: DBSIZE {} HLEN h {}",
+        run(replica.port, &["DBSIZE"]),
+        run(replica.port, &["HLEN", "h"])
+    )];
+    shut_down(&mut primary);
+    let primary = start_again(binary, &primary, &primary_args);
+    wait_link_up(replica.port);
+    run(primary.port, &["SET", "after", "restart"]);
+    wait_caught_up(primary.port, 1);
+    out.push(format!("after the restart: {}", stats(primary.port)));
+    for command in [
+        &["DBSIZE"][..],
+        &["HLEN", "h"],
+        &["HGETALL", "h"],
+        &["EXISTS", "gone"],
+        &["GET", "after"],
+    ] {
+        out.push(format!(
+            "replica {command:?} -> {}",
+            run(replica.port, command)
+        ));
+    }
+    out.push(format!("primary DBSIZE {}", run(primary.port, &["DBSIZE"])));
+    out
+}
+
+#[test]
+fn expired_keys_and_fields_dropped_by_a_restarted_primary_leave_its_replicas_too() {
+    let ours = primary_restart_with_expired_data(&ferrokv_binary());
+    let theirs = primary_restart_with_expired_data(&valkey_binary());
+    assert_eq!(ours, theirs);
+    assert!(
+        ours[1].contains("sync_full=0 sync_partial_ok=1"),
+        "{ours:#?}"
+    );
 }
 
 /// A key that expired while the replica was down stays on it, hidden from reads, until its

@@ -372,15 +372,15 @@ impl Replication {
     /// back to it (PSYNC id offset+1). Otherwise it is a primary whose replicas may continue
     /// the recorded history: that history becomes the second one (`replid2`, valid up to the
     /// recorded offset) under a new id, with a backlog starting there, as Valkey does; the
-    /// keys the load dropped as expired (`expired`) are deleted in that backlog first, so the
-    /// continuing replicas drop them too. Without their names (too many to list) the
-    /// replicas must sync in full.
+    /// keys and hash fields the load dropped as expired (`expired`) are deleted in that
+    /// backlog first, so the continuing replicas drop them too. Without their names (too
+    /// many to list) the replicas must sync in full.
     pub fn restore_position(
         &self,
         stream: &'static Stream,
         recorded: &RecordedPosition,
         configured_replica: bool,
-        expired: Option<&[(usize, Vec<u8>)]>,
+        expired: Option<ferrokv_persist::DroppedAsExpired<'_>>,
         config: &ferrokv_config::Config,
     ) {
         if configured_replica {
@@ -398,9 +398,13 @@ impl Replication {
             );
             return;
         }
-        let Some(expired) = expired else {
+        let Some(ferrokv_persist::DroppedAsExpired {
+            keys: expired_keys,
+            fields: expired_fields,
+        }) = expired
+        else {
             log::info!(
-                "Too many keys expired while loading to list their deletions: replicas of the previous run will need a full sync"
+                "Too many keys or hash fields expired while loading to list their deletions: replicas of the previous run will need a full sync"
             );
             return;
         };
@@ -413,15 +417,16 @@ impl Replication {
             replid2: recorded.replid.clone(),
             second_offset: recorded.offset as i64 + 1,
         });
-        if !expired.is_empty() {
-            // As Valkey deletes a key it finds expired while loading: one command each.
+        if !expired_keys.is_empty() || !expired_fields.is_empty() {
+            // As Valkey deletes a key or hash field it finds expired while loading: one
+            // command each (the HDEL of a hash's last field deletes it on the replica).
             let command: &'static [u8] = if config.lazyfree_lazy_expire {
                 b"UNLINK"
             } else {
                 b"DEL"
             };
             let _unit = crate::propagate::Background::begin(stream, false, true);
-            for (db, key) in expired {
+            for (db, key) in expired_keys {
                 ferrokv_store::effects::push(
                     *db,
                     vec![
@@ -429,6 +434,19 @@ impl Replication {
                         bytes::Bytes::copy_from_slice(key),
                     ],
                 );
+            }
+            for expired in expired_fields {
+                let key = bytes::Bytes::copy_from_slice(&expired.key);
+                for field in &expired.fields {
+                    ferrokv_store::effects::push(
+                        expired.db,
+                        vec![
+                            bytes::Bytes::from_static(b"HDEL"),
+                            key.clone(),
+                            field.clone(),
+                        ],
+                    );
+                }
             }
         }
         log::info!(

@@ -437,11 +437,7 @@ fn after_load(server: &Server, report: &LoadReport) -> LinkResult<usize> {
             )));
         }
     }
-    log::info!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
-        report.keys_loaded,
-        report.keys_expired
-    );
+    log::info!("{}", report.summary());
     let stream_db = report
         .aux_text("repl-stream-db")
         .and_then(|db| db.parse::<usize>().ok())
