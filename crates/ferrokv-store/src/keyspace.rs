@@ -269,6 +269,20 @@ impl Keyspace {
             .sum()
     }
 
+    /// For each database: keys with a TTL, and keys whose value has items with a TTL.
+    pub fn volatile_counts(&self) -> Vec<(usize, usize)> {
+        let mut counts = Vec::new();
+        for i in 0..SHARD_COUNT {
+            let mut shard = self.guard(i);
+            counts.resize(shard.dbs.len(), (0, 0));
+            for (count, db) in counts.iter_mut().zip(shard.dbs.iter_mut()) {
+                count.0 += db.volatile_len();
+                count.1 += db.volatile_items_len();
+            }
+        }
+        counts
+    }
+
     /// (keys, keys with a TTL) in database `db`.
     pub fn db_counts(&self, db: usize) -> (usize, usize) {
         (0..SHARD_COUNT).fold((0, 0), |(k, v), i| {
