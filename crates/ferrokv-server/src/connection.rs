@@ -28,6 +28,8 @@ use ferrokv_store::clock;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 
+use crate::relocatable::RelocatableSocket;
+
 /// Replies are flushed early once this much is pending, so one huge pipeline does not build
 /// an unbounded output buffer before the first byte goes out.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -40,12 +42,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// `prefetch-batch-max-size` default).
 const PREFETCH_REQUESTS: usize = 16;
 
-/// A client's stream: a plain socket, which can move to another worker between two
-/// batches of requests (`balance.rs`), or TLS, which stays where its handshake ran
-/// (tokio-rustls takes its stream apart but has no way to build one again around the
-/// socket registered with another worker).
+/// A client's stream, plain or TLS, which can move to another worker between two batches of
+/// requests (`balance.rs`).
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    const MOVABLE: bool;
     /// The socket, taken out of this worker's event loop.
     fn detach(self) -> std::io::Result<Detached>;
 }
@@ -54,28 +53,29 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 pub enum Detached {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+    /// The TLS stream with its session, and the socket taken out of it.
+    Tls(Box<TlsClientStream>, std::net::TcpStream),
 }
 
+/// A TLS client connection: its socket can be swapped (see `relocatable.rs`).
+pub type TlsClientStream = ferrokv_tls::ServerStream<RelocatableSocket>;
+
 impl ClientStream for tokio::net::TcpStream {
-    const MOVABLE: bool = true;
     fn detach(self) -> std::io::Result<Detached> {
         self.into_std().map(Detached::Tcp)
     }
 }
 
 impl ClientStream for tokio::net::UnixStream {
-    const MOVABLE: bool = true;
     fn detach(self) -> std::io::Result<Detached> {
         self.into_std().map(Detached::Unix)
     }
 }
 
-impl ClientStream for ferrokv_tls::ServerStream<tokio::net::TcpStream> {
-    const MOVABLE: bool = false;
-    fn detach(self) -> std::io::Result<Detached> {
-        Err(std::io::Error::other(
-            "a TLS connection stays on its worker",
-        ))
+impl ClientStream for TlsClientStream {
+    fn detach(mut self) -> std::io::Result<Detached> {
+        let socket = self.get_mut().0.take()?;
+        Ok(Detached::Tls(Box::new(self), socket))
     }
 }
 
@@ -134,6 +134,10 @@ pub async fn resume(server: Arc<Server>, stream: Detached, session: Session) {
         },
         Detached::Unix(socket) => match tokio::net::UnixStream::from_std(socket) {
             Ok(stream) => return serve_session(server, stream, session).await,
+            Err(e) => e,
+        },
+        Detached::Tls(mut stream, socket) => match stream.get_mut().0.put(socket) {
+            Ok(()) => return serve_session(server, *stream, session).await,
             Err(e) => e,
         },
     };
@@ -391,8 +395,7 @@ where
             write_some(server, stream, client, reply, &mut output)?;
             // Between two batches, with every reply written, the connection can go on on
             // another worker if the balancer asks this one to hand connections on.
-            if S::MOVABLE
-                && reply.is_empty()
+            if reply.is_empty()
                 && !output.needs_flush
                 && let Some(loads) = worker_load::get()
                 && loads.should_shed()

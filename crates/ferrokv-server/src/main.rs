@@ -6,6 +6,7 @@ mod connection;
 mod cron;
 mod logging;
 mod network;
+mod relocatable;
 mod startup;
 mod tls_reload;
 

@@ -386,6 +386,7 @@ fn accept_tls(
     };
     let handshake = async move |stream: std::net::TcpStream| {
         let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+        let stream = crate::relocatable::RelocatableSocket::new(stream);
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => Ok(tls),
             Ok(Err(e)) => Err(e.to_string()),

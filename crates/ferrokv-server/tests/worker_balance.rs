@@ -387,3 +387,121 @@ fn unix_socket_clients_move_too() {
     drop(server);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A TLS connection moves as its whole TLS stream (`relocatable.rs`): the session's keys and
+/// sequence numbers go with it, so the records after the move decrypt on the new worker, and
+/// a pipeline keeps its order across the moves.
+#[test]
+fn tls_clients_move_too() {
+    use ferrokv_tls::test_pki::{Spec, TestCa};
+    use redis::{Client, Connection, TlsCertificates};
+
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let dir = common::TempDir::new("balance-tls");
+    let ca = TestCa::new(&dir.0, "ca").expect("CA");
+    let certificate = ca
+        .issue(
+            "server",
+            &Spec {
+                common_name: "server",
+                dns: &["localhost", "127.0.0.1"],
+                ..Spec::default()
+            },
+        )
+        .expect("server certificate");
+    let tls_port = common::free_port().to_string();
+    let server = start_ferrokv(&[
+        "--worker-threads",
+        "2",
+        "--active-worker-threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        certificate.cert(),
+        "--tls-key-file",
+        certificate.key(),
+        "--tls-ca-cert-file",
+        ca.ca(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let mut control = connect(&server);
+    let client = Client::build_with_tls(
+        format!("rediss://127.0.0.1:{tls_port}/"),
+        TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(&ca.cert_file).expect("CA PEM")),
+        },
+    )
+    .expect("a TLS client");
+    let mut clients: Vec<Connection> = (0..4)
+        .map(|_| {
+            let connection = client
+                .get_connection_with_timeout(WAIT)
+                .expect("a TLS connection");
+            connection.set_read_timeout(Some(WAIT)).expect("timeout");
+            connection
+        })
+        .collect();
+    for (i, connection) in clients.iter_mut().enumerate() {
+        let _: () = redis::cmd("SET")
+            .arg(format!("t:{i}"))
+            .arg(i)
+            .query(connection)
+            .expect("SET over TLS");
+    }
+    // Five connections placed on the less loaded of two workers: worker 1 has two or
+    // three, so at least one TLS connection.
+    assert!(
+        workers(&mut control)[1].connections >= 2,
+        "TLS connections on worker 1"
+    );
+    // Each flip of the serving workers has connections handed on: all of worker 1's when
+    // it is let go, worker 0's over an even share when worker 1 serves again. Each client's
+    // counter is raised by a pipeline after each flip.
+    let pipeline_length = 200;
+    for (flip, active) in ["1", "2", "1", "2", "1"].iter().enumerate() {
+        assert_eq!(
+            cmd(
+                &mut control,
+                &["CONFIG", "SET", "active-worker-threads", active]
+            ),
+            "+OK\\r\\n"
+        );
+        eventually(10, "the balancer to ask for connections", || {
+            let table = workers(&mut control);
+            if *active == "1" {
+                table[1].shed > 0 || table[1].connections == 0
+            } else {
+                table[0].shed > 0 || table[1].connections > 0
+            }
+        });
+        for (i, connection) in clients.iter_mut().enumerate() {
+            let mut pipe = redis::pipe();
+            for _ in 0..pipeline_length {
+                pipe.cmd("INCR").arg(format!("c:{i}"));
+            }
+            let counts: Vec<i64> = pipe.query(connection).expect("INCRs over TLS");
+            let first = (flip * pipeline_length) as i64 + 1;
+            let expected: Vec<i64> = (first..first + pipeline_length as i64).collect();
+            assert_eq!(counts, expected, "client {i} after flip {flip}");
+            let value: i64 = redis::cmd("GET")
+                .arg(format!("t:{i}"))
+                .query(connection)
+                .expect("GET over TLS");
+            assert_eq!(value, i as i64);
+        }
+    }
+    // Worker 1 serves no one now: every TLS connection went on to worker 0, alive.
+    for connection in clients.iter_mut() {
+        let pong: String = redis::cmd("PING").query(connection).expect("PING");
+        assert_eq!(pong, "PONG");
+    }
+    eventually(10, "every connection on worker 0", || {
+        let table = workers(&mut control);
+        table[1].connections == 0 && table[0].connections == 5
+    });
+}
