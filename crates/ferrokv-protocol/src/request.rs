@@ -383,19 +383,8 @@ fn take_whole_request(buf: &mut BytesMut, limits: &ParseLimits) -> Option<Vec<By
     }
     let mut spans = [(0usize, 0usize); WHOLE_MAX_ARGS];
     for span in spans.iter_mut().take(count) {
-        if bytes.get(at) != Some(&b'$') {
-            return None;
-        }
-        let (len, data_at) = whole_line_number(bytes, at + 1)?;
-        if !limits.from_primary && len as i64 > limits.max_bulk_len {
-            return None;
-        }
-        let end = data_at.checked_add(len)?;
-        if bytes.get(end..end.checked_add(2)?)? != b"\r\n" {
-            return None;
-        }
-        *span = (data_at, end);
-        at = end + 2;
+        *span = whole_argument(bytes, at, limits)?;
+        at = span.1 + 2;
     }
     let frame = buf.split_to(at).freeze();
     Some(
@@ -427,22 +416,30 @@ fn frame_request(
     }
     let mut longest = 0;
     for _ in 0..count {
-        if bytes.get(at) != Some(&b'$') {
-            return None;
-        }
-        let (len, data_at) = whole_line_number(bytes, at + 1)?;
-        if !limits.from_primary && len as i64 > limits.max_bulk_len {
-            return None;
-        }
-        let end = data_at.checked_add(len)?;
-        if bytes.get(end..end.checked_add(2)?)? != b"\r\n" {
-            return None;
-        }
+        let (data_at, end) = whole_argument(bytes, at, limits)?;
         spans.push((u32::try_from(data_at).ok()?, u32::try_from(end).ok()?));
-        longest = longest.max(len);
+        longest = longest.max(end - data_at);
         at = end + 2;
     }
     Some((at, longest))
+}
+
+/// The bulk argument at `at` of a request that arrived whole: where its data starts and
+/// ends, when its length is canonical and within the limits and CRLF follows it.
+#[inline]
+fn whole_argument(bytes: &[u8], at: usize, limits: &ParseLimits) -> Option<(usize, usize)> {
+    if bytes.get(at) != Some(&b'$') {
+        return None;
+    }
+    let (len, data_at) = whole_line_number(bytes, at + 1)?;
+    if !limits.from_primary && len as i64 > limits.max_bulk_len {
+        return None;
+    }
+    let end = data_at.checked_add(len)?;
+    if bytes.get(end..end.checked_add(2)?)? != b"\r\n" {
+        return None;
+    }
+    Some((data_at, end))
 }
 
 /// A number in canonical form (`0`, or digits without a leading zero; at most 18 of them)
