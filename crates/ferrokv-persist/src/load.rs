@@ -435,18 +435,15 @@ struct InsertRules<'a> {
 /// [`LoadReport::expired_fields`]) while the budget lasts, and counts a hash left empty.
 fn drop_expired_fields(built: &mut Built, data: &[u8], rules: InsertRules, done: &mut Inserted) {
     let value = &mut built.entry.value;
-    let Some(budget) = rules.field_names_budget else {
-        value.expire_items(rules.now_ms, usize::MAX);
-        if value.is_empty_collection() {
-            done.hashes_all_fields_expired += 1;
-        }
-        return;
-    };
     let mut fields = Vec::new();
-    value.expire_items_named(rules.now_ms, usize::MAX, Some(&mut fields));
+    let names = rules.field_names_budget.is_some().then_some(&mut fields);
+    value.expire_items_named(rules.now_ms, usize::MAX, names);
     if value.is_empty_collection() {
         done.hashes_all_fields_expired += 1;
     }
+    let Some(budget) = rules.field_names_budget else {
+        return;
+    };
     if fields.is_empty() {
         return;
     }
