@@ -26,9 +26,9 @@ use ferrokv_commands::{Client, Server, dispatch, pubsub, stats, transaction, wor
 use ferrokv_protocol::{ParseLimits, Reply, RequestParser};
 use ferrokv_store::clock;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::Notify;
 
 use crate::relocatable::RelocatableSocket;
+use crate::wake_signal::WakeSignal;
 
 /// Replies are flushed early once this much is pending, so one huge pipeline does not build
 /// an unbounded output buffer before the first byte goes out.
@@ -85,7 +85,7 @@ pub struct Session {
     reply: Reply,
     parser: RequestParser,
     input: BytesMut,
-    wake: Arc<Notify>,
+    wake: Arc<WakeSignal>,
 }
 
 /// Serves one client until it leaves, is killed, or breaks the protocol. The client must
@@ -103,10 +103,10 @@ pub async fn serve<S: ClientStream>(
     shared: Arc<ClientShared>,
     certificate_users: &[String],
 ) {
-    let wake = Arc::new(Notify::new());
+    let wake = Arc::new(WakeSignal::default());
     {
         let wake = wake.clone();
-        shared.set_waker(Box::new(move || wake.notify_one()));
+        shared.set_waker(Box::new(move || wake.raise()));
     }
     stats::local().connections_received.add(1);
 
@@ -235,7 +235,7 @@ async fn run<S>(
     reply: &mut Reply,
     parser: &mut RequestParser,
     input: &mut BytesMut,
-    wake: &Notify,
+    wake: &WakeSignal,
 ) -> Result<Exit, String>
 where
     S: ClientStream,
@@ -290,7 +290,7 @@ where
         let soft_deadline = output.soft_deadline();
         let n = tokio::select! {
             biased;
-            _ = wake.notified() => continue,
+            _ = wake.raised() => continue,
             _ = sleep_until_some(soft_deadline) => {
                 output.check(server, client, reply.len())?;
                 continue;
@@ -328,6 +328,7 @@ where
         // Keys are prefetched once per read, after its first complete request is parsed,
         // where the buffer is at a request boundary (see `prefetch_keys`).
         let mut prefetched = false;
+        let mut requests = 0usize;
         loop {
             let limits = ParseLimits {
                 max_bulk_len: client.config.proto_max_bulk_len,
@@ -346,6 +347,7 @@ where
                     client.request_bytes = parser.last_request_bytes();
                     client.reply_mark = reply.len();
                     run_request(server, stream, client, reply, wake, input, args).await?;
+                    requests += 1;
                     if client.handoff.is_some() {
                         // What was answered before PSYNC goes out first.
                         flush(server, stream, client, reply, wake).await?;
@@ -377,19 +379,25 @@ where
             // The last replies must reach the client before the connection closes.
             flush(server, stream, client, reply, wake).await?;
         } else {
-            // The replies go out once every other connection of this worker that is ready
-            // now has run too (the task comes back after them), as Valkey writes in
-            // `beforeSleep`: the clients are woken in one burst instead of one by one while
-            // the worker still reads. Measured side by side (BENCHMARKS.md, session 11):
-            // two workers, 50 clients, -P1 +12% requests/s and p99 2-3x lower; -P16 p99
-            // about half, p50 up; one more `epoll_wait` per wake-up, saved where the
-            // connection is its worker's only one.
+            // A pipelined batch's replies go out once every other connection of this worker
+            // that is ready now has run too (the task comes back after them), as Valkey
+            // writes in `beforeSleep`: the clients are woken in one burst instead of one by
+            // one while the worker still reads. Measured side by side (BENCHMARKS.md,
+            // session 11): two workers, 50 clients, -P16 p99 about half.
+            // A lone request's reply goes out at once: the yield costs tokio an extra
+            // non-blocking `epoll_wait` and a pass over its deferred tasks per wake-up, which
+            // a batch of one request does not pay back. Measured (BENCHMARKS.md, session 26):
+            // one worker, -P1 GET/SET/INCR 4-6% less server CPU per request and a lower
+            // p99; -P16 unchanged.
             // Not after a PUBLISH that woke subscribers, though: they are not requests
             // waiting to be read, and the publisher's reply would wait behind all their
             // writes. Valkey writes the publisher first too (its pending-write list puts the
             // client that got a reply last at the head). Measured (BENCHMARKS.md, session
             // 13): 100 subscribers, PUBLISH pipelined by 100, +21% deliveries/s.
-            if WorkerConnection::others() && pubsub::woken_on_this_thread() == woken_before {
+            if requests > 1
+                && WorkerConnection::others()
+                && pubsub::woken_on_this_thread() == woken_before
+            {
                 tokio::task::yield_now().await;
             }
             write_some(server, stream, client, reply, &mut output)?;
@@ -484,7 +492,7 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     client: &mut Client,
     reply: &mut Reply,
-    wake: &Notify,
+    wake: &WakeSignal,
     input: &mut BytesMut,
     args: Vec<Bytes>,
 ) -> Result<(), String> {
@@ -544,7 +552,7 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
     server: &Server,
     stream: &mut S,
     client: &Client,
-    wake: &Notify,
+    wake: &WakeSignal,
     input: &mut BytesMut,
     parked: Parked,
 ) -> Result<Wake, String> {
@@ -561,7 +569,7 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
         }
         let wait = deadline.map(|at| Duration::from_millis((at - clock::now_ms()).max(0) as u64));
         tokio::select! {
-            _ = wake.notified() => {}
+            _ = wake.raised() => {}
             _ = async { tokio::time::sleep(wait.unwrap_or_default()).await }, if wait.is_some() => {
                 if server.blocking.cancel(client.id) {
                     break Ok(Wake::Timeout);
@@ -607,7 +615,7 @@ async fn wait_while_blocked<S: AsyncRead + Unpin>(
 async fn wait_for_pause_end(
     server: &Server,
     client: &Client,
-    wake: &Notify,
+    wake: &WakeSignal,
     may_write: bool,
 ) -> Result<(), String> {
     let shared = &client.shared;
@@ -625,7 +633,7 @@ async fn wait_for_pause_end(
         };
         let wait = Duration::from_millis((until - now).max(1) as u64);
         tokio::select! {
-            _ = wake.notified() => {}
+            _ = wake.raised() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     };
@@ -647,7 +655,7 @@ async fn flush<S: AsyncWrite + Unpin>(
     stream: &mut S,
     client: &Client,
     reply: &mut Reply,
-    wake: &Notify,
+    wake: &WakeSignal,
 ) -> Result<(), String> {
     // The effects of the commands answered here reach the AOF first (fsynced under
     // `appendfsync always`), so no reply announces a write the file lacks.
@@ -676,7 +684,7 @@ async fn flush<S: AsyncWrite + Unpin>(
             tokio::select! {
                 biased;
                 r = stream.flush() => break r.map_err(|e| e.to_string()),
-                _ = wake.notified() => continue,
+                _ = wake.raised() => continue,
             }
         }
         let over_soft = soft_deadline.filter(|_| (bytes.len() - written) as u64 > soft);
@@ -690,7 +698,7 @@ async fn flush<S: AsyncWrite + Unpin>(
                 }
                 Err(e) => break Err(e.to_string()),
             },
-            _ = wake.notified() => {}
+            _ = wake.raised() => {}
             _ = sleep_until_some(over_soft) => break Err(over_output_limit(server, client)),
         }
     };

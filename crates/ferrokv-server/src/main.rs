@@ -9,6 +9,7 @@ mod network;
 mod relocatable;
 mod startup;
 mod tls_reload;
+mod wake_signal;
 
 use std::sync::Arc;
 
