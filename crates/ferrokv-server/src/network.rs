@@ -545,6 +545,9 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// TCP_NODELAY, and `tcp-keepalive` as Valkey applies it: the first probe after that many
+/// idle seconds, then one every third of it, and the peer is dropped after three unanswered
+/// (so a dead client is found within twice the setting, not the kernel's default nine probes).
 fn configure_tcp(stream: &tokio::net::TcpStream, keepalive_secs: i64) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     if keepalive_secs > 0 {
@@ -553,11 +556,15 @@ fn configure_tcp(stream: &tokio::net::TcpStream, keepalive_secs: i64) -> std::io
             .with_time(std::time::Duration::from_secs(keepalive_secs as u64))
             .with_interval(std::time::Duration::from_secs(
                 (keepalive_secs / 3).max(1) as u64
-            ));
+            ))
+            .with_retries(KEEPALIVE_PROBES);
         sock.set_tcp_keepalive(&ka)?;
     }
     Ok(())
 }
+
+/// Unanswered keepalive probes before the kernel drops a client (Valkey's `anetKeepAlive`).
+const KEEPALIVE_PROBES: u32 = 3;
 
 fn raw_fd(s: &impl std::os::fd::AsRawFd) -> i32 {
     s.as_raw_fd()
@@ -566,6 +573,35 @@ fn raw_fd(s: &impl std::os::fd::AsRawFd) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn client_sockets_get_valkeys_keepalive_probes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        configure_tcp(&accepted, 300).expect("configure");
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().expect("nodelay"));
+        assert!(sock.keepalive().expect("keepalive"));
+        let secs = |d: std::time::Duration| d.as_secs();
+        assert_eq!(secs(sock.tcp_keepalive_time().expect("idle")), 300);
+        assert_eq!(secs(sock.tcp_keepalive_interval().expect("interval")), 100);
+        assert_eq!(sock.tcp_keepalive_retries().expect("probes"), 3);
+
+        let (plain, _) = {
+            let _other = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            listener.accept().await.expect("accept")
+        };
+        configure_tcp(&plain, 0).expect("configure");
+        assert!(
+            !socket2::SockRef::from(&plain)
+                .keepalive()
+                .expect("keepalive")
+        );
+    }
 
     fn config(protected: bool, password: &str, maxclients: i64) -> ferrokv_config::Config {
         ferrokv_config::Config {
