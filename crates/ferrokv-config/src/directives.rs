@@ -565,7 +565,7 @@ directives! {
     tcp_backlog: i64 = "tcp-backlog" [], "511", Kind::int(0, I32), IMMUTABLE,
         "Length of the TCP accept queue.";
     tcp_keepalive: i64 = "tcp-keepalive" [], "300", Kind::int(0, I32), 0,
-        "Seconds between TCP keepalive probes to clients; 0 disables.";
+        "Idle seconds before the first TCP keepalive probe to a client, then one every third of that; three unanswered probes drop it (as Valkey). 0 disables.";
     timeout: i64 = "timeout" [], "0", Kind::int(0, I32), 0,
         "Close clients idle this many seconds; 0 never.";
     tls_auth_clients: String = "tls-auth-clients" [], "yes", Kind::Enum(&["no", "yes", "optional"]), 0,
