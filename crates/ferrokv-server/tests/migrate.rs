@@ -19,7 +19,7 @@ use common::aof::incr_commands;
 use common::dataset::{dataset, fill_every_type};
 use common::{
     RawClient, ServerProcess, TempDir, ferrokv_binary, free_port, info_field, show, split_elements,
-    start_ferrokv, start_valkey,
+    start_ferrokv, start_ferrokv_on_workers, start_valkey,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -858,14 +858,7 @@ fn the_keys_stay_locked_for_the_transfer_and_nothing_else_does() {
         let _ = stream.write_all(b"+OK\r\n+OK\r\n");
         let _ = stream.read(&mut buf);
     });
-    let src = start_ferrokv(&[
-        "--worker-threads",
-        "2",
-        "--active-worker-threads",
-        "2",
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let src = start_ferrokv_on_workers(2, &["--enable-debug-command", "yes"]);
     let mut setup = connect(src.port);
     setup.command(&["SET", &moving, "v"]);
     setup.command(&["SET", &other, "w"]);

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawClient, ServerProcess, encode, show, start_ferrokv, start_valkey};
+use common::{
+    RawClient, ServerProcess, encode, show, start_ferrokv, start_ferrokv_on_workers, start_valkey,
+};
 
 /// A monitor line with its timestamp and the client's port masked.
 fn mask(line: &str) -> String {
@@ -115,7 +117,7 @@ fn lines_match_the_oracle() {
 /// Several monitors see the same lines, from clients on other worker threads.
 #[test]
 fn every_monitor_sees_every_thread() {
-    let server = start_ferrokv(&["--worker-threads", "3", "--active-worker-threads", "3"]);
+    let server = start_ferrokv_on_workers(3, &[]);
     let mut monitors: Vec<RawClient> = (0..3)
         .map(|_| {
             let mut m = RawClient::connect(server.port).expect("connect");

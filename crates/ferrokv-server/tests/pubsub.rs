@@ -9,12 +9,10 @@ mod common;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, encode, show, start_ferrokv};
+use common::{RawClient, ServerProcess, encode, show, start_ferrokv_on_workers};
 
 fn server(extra: &[&str]) -> ServerProcess {
-    let mut args = vec!["--worker-threads", "4", "--active-worker-threads", "4"];
-    args.extend_from_slice(extra);
-    start_ferrokv(&args)
+    start_ferrokv_on_workers(4, extra)
 }
 
 fn connect(server: &ServerProcess) -> RawClient {

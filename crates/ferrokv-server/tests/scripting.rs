@@ -12,17 +12,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, encode, show, start_ferrokv};
+use common::{RawClient, ServerProcess, encode, show, start_ferrokv, start_ferrokv_on_workers};
 
 fn server() -> ServerProcess {
-    start_ferrokv(&[
-        "--worker-threads",
-        "2",
-        "--active-worker-threads",
-        "2",
-        "--busy-reply-threshold",
-        "100",
-    ])
+    start_ferrokv_on_workers(2, &["--busy-reply-threshold", "100"])
 }
 
 fn connect(server: &ServerProcess) -> RawClient {
@@ -603,7 +596,7 @@ fn between_marks(client: &mut RawClient, attempt: usize) -> Vec<String> {
 /// repeated with other key names until a restart happens, which INFO counts.)
 #[test]
 fn a_run_that_starts_again_counts_and_shows_its_reads_once() {
-    let server = start_ferrokv(&["--worker-threads", "2", "--active-worker-threads", "2"]);
+    let server = start_ferrokv_on_workers(2, &[]);
     let mut runner = connect(&server);
     let mut blocker = connect(&server);
     let mut monitor = connect(&server);

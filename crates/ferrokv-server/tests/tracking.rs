@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, show, start_ferrokv, start_valkey};
+use common::{RawClient, ServerProcess, show, start_ferrokv_on_workers, start_valkey};
 
 struct Session {
     port: u16,
@@ -63,9 +63,7 @@ fn client_id(c: &mut RawClient) -> String {
 
 /// Runs `scenario` on both servers and compares the transcripts.
 fn compare(name: &str, ferrokv_args: &[&str], scenario: fn(&mut Session)) {
-    let mut args = vec!["--worker-threads", "4", "--active-worker-threads", "4"];
-    args.extend_from_slice(ferrokv_args);
-    let ferrokv: ServerProcess = start_ferrokv(&args);
+    let ferrokv: ServerProcess = start_ferrokv_on_workers(4, ferrokv_args);
     let valkey: ServerProcess = start_valkey(ferrokv_args);
     let mut ours = Session {
         port: ferrokv.port,

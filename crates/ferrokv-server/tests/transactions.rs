@@ -7,11 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RawClient, ServerProcess, encode, show, start_ferrokv, start_valkey};
+use common::{
+    RawClient, ServerProcess, encode, show, start_ferrokv, start_ferrokv_on_workers, start_valkey,
+};
 
 fn server() -> ServerProcess {
     // Several workers, so that consecutive connections land on different threads.
-    start_ferrokv(&["--worker-threads", "4", "--active-worker-threads", "4"])
+    start_ferrokv_on_workers(4, &[])
 }
 
 fn connect(server: &ServerProcess) -> RawClient {

@@ -7,7 +7,9 @@ mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use common::{RawClient, ServerProcess, encode, eventually, show, start_ferrokv};
+use common::{
+    RawClient, ServerProcess, encode, eventually, show, start_ferrokv, start_ferrokv_on_workers,
+};
 
 /// One line of DEBUG WORKERS.
 #[derive(Debug)]
@@ -74,14 +76,7 @@ fn without_load_one_worker_serves_every_client() {
 
 #[test]
 fn a_connection_keeps_its_state_when_it_moves_to_another_worker() {
-    let server = start_ferrokv(&[
-        "--worker-threads",
-        "2",
-        "--active-worker-threads",
-        "2",
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let server = start_ferrokv_on_workers(2, &["--enable-debug-command", "yes"]);
     let mut control = connect(&server);
     // New connections go to the worker with fewer: they alternate.
     let mut others: Vec<RawClient> = (0..9).map(|_| connect(&server)).collect();
@@ -216,14 +211,7 @@ fn a_connection_keeps_its_state_when_it_moves_to_another_worker() {
 
 #[test]
 fn clients_stay_correct_while_the_workers_serving_them_change_under_load() {
-    let server = start_ferrokv(&[
-        "--worker-threads",
-        "3",
-        "--active-worker-threads",
-        "3",
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let server = start_ferrokv_on_workers(3, &["--enable-debug-command", "yes"]);
     let port = server.port;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flips = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -319,16 +307,10 @@ fn unix_socket_clients_move_too() {
 
     let path = std::env::temp_dir().join(format!("ferrokv-balance-{}.sock", std::process::id()));
     let path_text = path.to_string_lossy().into_owned();
-    let server = start_ferrokv(&[
-        "--worker-threads",
-        "2",
-        "--active-worker-threads",
-        "2",
-        "--enable-debug-command",
-        "yes",
-        "--unixsocket",
-        &path_text,
-    ]);
+    let server = start_ferrokv_on_workers(
+        2,
+        &["--enable-debug-command", "yes", "--unixsocket", &path_text],
+    );
     let mut control = connect(&server);
     // One request, its whole expected reply.
     let roundtrip = |socket: &mut UnixStream, args: &[&str], expected: &str| {
@@ -410,24 +392,23 @@ fn tls_clients_move_too() {
         )
         .expect("server certificate");
     let tls_port = common::free_port().to_string();
-    let server = start_ferrokv(&[
-        "--worker-threads",
-        "2",
-        "--active-worker-threads",
-        "2",
-        "--enable-debug-command",
-        "yes",
-        "--tls-port",
-        &tls_port,
-        "--tls-cert-file",
-        certificate.cert(),
-        "--tls-key-file",
-        certificate.key(),
-        "--tls-ca-cert-file",
-        ca.ca(),
-        "--tls-auth-clients",
-        "no",
-    ]);
+    let server = start_ferrokv_on_workers(
+        2,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            certificate.cert(),
+            "--tls-key-file",
+            certificate.key(),
+            "--tls-ca-cert-file",
+            ca.ca(),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
     let mut control = connect(&server);
     let client = Client::build_with_tls(
         format!("rediss://127.0.0.1:{tls_port}/"),

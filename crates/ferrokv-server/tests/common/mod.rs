@@ -104,6 +104,21 @@ pub fn start_ferrokv(args: &[&str]) -> ServerProcess {
     start("ferrokv", &ferrokv_binary(), args)
 }
 
+/// Starts ferrokv with `workers` worker threads that all serve clients from the start (the
+/// balancer would begin with one), so consecutive connections land on different threads;
+/// `extra` directives follow.
+pub fn start_ferrokv_on_workers(workers: usize, extra: &[&str]) -> ServerProcess {
+    let workers = workers.to_string();
+    let mut args = vec![
+        "--worker-threads",
+        &workers,
+        "--active-worker-threads",
+        &workers,
+    ];
+    args.extend_from_slice(extra);
+    start_ferrokv(&args)
+}
+
 /// Starts the oracle with persistence off and `args`.
 pub fn start_valkey(args: &[&str]) -> ServerProcess {
     let mut all = vec!["--save", "", "--appendonly", "no"];
