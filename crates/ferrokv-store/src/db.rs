@@ -23,6 +23,7 @@ use crate::events::{self, KeyEvent};
 use crate::node::{INLINE_MAX, Kind, Node, PACKED_MAX, Payload, PayloadRef};
 use crate::replica_view;
 use crate::table::Table;
+use crate::types::bucket_table::Location;
 use crate::types::hash::{HashValue, Listpack};
 use crate::types::set::{IntSet, SetValue, Width};
 use crate::types::zpack::ZPack;
@@ -70,8 +71,9 @@ fn placeholder() -> Entry {
 
 /// The entry handed out by the last `get`/`peek`, until `close` writes it back.
 struct Open {
-    bucket: usize,
-    /// The node's address, to find it again (the table cannot change while it is open).
+    /// Where the node is (the table cannot change while it is open).
+    at: Location,
+    /// The node's address, to recognise it.
     addr: usize,
     /// The decoded entry of an inline node; `None` for a boxed node, whose box is handed out.
     entry: Option<Entry>,
@@ -132,10 +134,6 @@ impl Db {
         self.volatile
     }
 
-    pub fn bucket_count(&self) -> usize {
-        self.table.bucket_count()
-    }
-
     /// Keys whose value has items with a TTL (INFO's `keys_with_volatile_items`). Closes
     /// the open entry first, since a handler may just have given it its first item TTL.
     pub fn volatile_items_len(&mut self) -> usize {
@@ -156,32 +154,32 @@ impl Db {
         }
     }
 
-    /// Bytes of the bucket array (the per-key overhead outside the nodes).
+    /// Bytes of the bucket arrays (the per-key overhead outside the nodes, but for child
+    /// buckets).
     pub fn bucket_bytes(&self) -> usize {
         self.table.bucket_bytes()
     }
 
     /// Looks `key` up, deleting it first if it has expired.
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
-        let (bucket, addr) = self.find_live(key, now_ms)?;
+        let at = self.find_live(key, now_ms)?;
         // Handed out mutably: a change if the command then reports one (WATCH).
         events::touch(self.index, key, false);
-        self.open_at(bucket, addr)
+        self.open_at(at)
     }
 
-    /// The bucket and node of `key` after closing the open entry, or `None` when it is
-    /// absent or has expired (then deleted, unless this server keeps expired keys).
-    fn find_live(&mut self, key: &[u8], now_ms: i64) -> Option<(usize, NonNull<u8>)> {
+    /// Where the node of `key` is after closing the open entry, or `None` when it is absent
+    /// or has expired (then deleted, unless this server keeps expired keys).
+    fn find_live(&mut self, key: &[u8], now_ms: i64) -> Option<Location> {
         self.close();
-        let (bucket, node) = self.table.find_mut(key)?;
-        let (addr, expired) = (node.addr(), is_expired(node, now_ms));
-        if expired {
+        let (at, node) = self.table.find_mut(key)?;
+        if is_expired(node, now_ms) {
             if !replica_view::keep_expired_keys() {
                 self.expire_now(key);
             }
             return None;
         }
-        Some((bucket, addr))
+        Some(at)
     }
 
     /// Looks `key` up like [`Db::get`] to read it as a string where it is stored: nothing is
@@ -194,8 +192,8 @@ impl Db {
         now_ms: i64,
         touch: impl FnOnce(&mut u32),
     ) -> Option<Option<StrRef<'_>>> {
-        let (bucket, addr) = self.find_live(key, now_ms)?;
-        let node = self.table.link_at(bucket, addr)?.as_mut()?;
+        let at = self.find_live(key, now_ms)?;
+        let node = self.table.node_at_mut(at)?;
         let mut access = node.access();
         touch(&mut access);
         node.set_access(access);
@@ -255,9 +253,8 @@ impl Db {
     /// [`Db::set_expire`] or be followed by no other call: `close` recounts keys with a TTL).
     fn peek_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.close();
-        let (bucket, node) = self.table.find_mut(key)?;
-        let addr = node.addr();
-        self.open_at(bucket, addr)
+        let (at, _) = self.table.find_mut(key)?;
+        self.open_at(at)
     }
 
     /// The expiry of `key` (`NO_EXPIRE` when it has none; `None` when it is absent), expired
@@ -363,16 +360,21 @@ impl Db {
         if entry.value.has_volatile_items() {
             self.volatile_items += 1;
         }
-        let Some((bucket, node)) = self.table.find_mut(key) else {
-            events::notify(events::class::NEW, "new", self.index, key);
-            let spare = &mut self.spare;
-            let table = &mut self.table;
-            encode(entry, spare, |access, expire_at, payload| {
-                table.insert_new(key, access, expire_at, payload);
-            });
-            return None;
+        let at = match self.table.locate(key) {
+            Ok(at) => at,
+            Err(vacancy) => {
+                events::notify(events::class::NEW, "new", self.index, key);
+                let spare = &mut self.spare;
+                let table = &mut self.table;
+                encode(entry, spare, |access, expire_at, payload| {
+                    table.insert_new(vacancy, key, access, expire_at, payload);
+                });
+                return None;
+            }
         };
-        let addr = node.addr();
+        let Some(node) = self.table.node_at_mut(at) else {
+            unreachable!("a located node is in its place");
+        };
         let (old, had_expire, had_items) = take_old(node);
         if had_expire {
             self.volatile -= 1;
@@ -380,8 +382,8 @@ impl Db {
         if had_items {
             self.volatile_items -= 1;
         }
-        if let Some(link) = self.table.link_at(bucket, addr) {
-            store(link, entry, &mut self.spare);
+        if let Some(node) = self.table.node_at_mut(at) {
+            store(node, entry, &mut self.spare);
         }
         Some(old)
     }
@@ -465,7 +467,11 @@ impl Db {
         let Some(addr) = NonNull::new(open.addr as *mut u8) else {
             return;
         };
-        let Some(link) = self.table.link_at(open.bucket, addr) else {
+        let Some(node) = self
+            .table
+            .node_at_mut(open.at)
+            .filter(|node| node.addr() == addr)
+        else {
             debug_assert!(false, "open entry's node vanished");
             return;
         };
@@ -473,14 +479,11 @@ impl Db {
             Some(entry) => {
                 let has_expire = entry.has_expire();
                 let has_items = entry.value.has_volatile_items();
-                store(link, entry, &mut self.spare);
+                store(node, entry, &mut self.spare);
                 (has_expire, has_items)
             }
             None => {
                 // A boxed value that became a short string or an integer moves inline.
-                let Some(node) = link.as_mut() else {
-                    return;
-                };
                 let Some(boxed) = node.boxed_mut() else {
                     return;
                 };
@@ -488,7 +491,7 @@ impl Db {
                 let has_items = boxed.value.has_volatile_items();
                 if inlinable(&boxed.value) {
                     let entry = std::mem::replace(boxed, placeholder());
-                    store(link, entry, &mut self.spare);
+                    store(node, entry, &mut self.spare);
                 }
                 (has_expire, has_items)
             }
@@ -505,10 +508,10 @@ impl Db {
         }
     }
 
-    /// Opens the node at (`bucket`, `addr`), which must exist, and returns its entry.
-    fn open_at(&mut self, bucket: usize, addr: NonNull<u8>) -> Option<&mut Entry> {
-        let link = self.table.link_at(bucket, addr)?;
-        let node = link.as_mut()?;
+    /// Opens the node at `at`, which must exist, and returns its entry.
+    fn open_at(&mut self, at: Location) -> Option<&mut Entry> {
+        let node = self.table.node_at_mut(at)?;
+        let addr = node.addr();
         let had_expire = node.has_expire();
         let had_volatile_items = node_has_volatile_items(node);
         let entry = if node.kind() == Kind::Boxed {
@@ -517,7 +520,7 @@ impl Db {
             Some(decode(node, std::mem::take(&mut self.spare)))
         };
         let open = self.open.insert(Open {
-            bucket,
+            at,
             addr: addr.as_ptr() as usize,
             entry,
             had_expire,
@@ -698,7 +701,7 @@ impl Db {
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &Entry)) {
         let mut scratch = placeholder();
         self.table
-            .for_each(|_, node| visit(node.key(), self.view(node, &mut scratch)))
+            .for_each(|node| visit(node.key(), self.view(node, &mut scratch)))
     }
 
     /// Empties the database, returning the old contents so they can be freed elsewhere.
@@ -718,11 +721,10 @@ impl Db {
 
     pub fn random_entry(&mut self, rng: &mut impl rand::Rng) -> Option<(&[u8], &Entry)> {
         self.close();
-        let (bucket, node) = self.table.random_node(rng)?;
-        let addr = node.addr();
-        self.open_at(bucket, addr)?;
+        let (at, _) = self.table.random_node(rng)?;
+        self.open_at(at)?;
         let this = &*self;
-        let node = this.table.node_at(bucket, addr)?;
+        let node = this.table.node_at(at)?;
         let entry = match this.open_entry_of(node) {
             Some(entry) => entry,
             None => match node.payload() {
@@ -748,9 +750,8 @@ impl Db {
             }
             volatile += entry.has_expire() as usize;
             volatile_items += entry.value.has_volatile_items() as usize;
-            let mut link = Some(node);
-            store(&mut link, entry, spare);
-            link
+            store(&mut node, entry, spare);
+            Some(node)
         });
         self.volatile = volatile;
         self.volatile_items = volatile_items;
@@ -994,10 +995,7 @@ fn recycle(spare: &mut Vec<u8>, buf: Vec<u8>) {
 
 /// Writes `entry` into the node held by `link` (which must hold one), in place when the size
 /// allows, else into a new node that takes over the key and the chain.
-fn store(link: &mut Option<Node>, entry: Entry, spare: &mut Vec<u8>) {
-    let Some(node) = link.as_mut() else {
-        return;
-    };
+fn store(node: &mut Node, entry: Entry, spare: &mut Vec<u8>) {
     if !inlinable(&entry.value)
         && let Some(boxed) = node.boxed_mut()
     {
@@ -1008,13 +1006,12 @@ fn store(link: &mut Option<Node>, entry: Entry, spare: &mut Vec<u8>) {
         match node.rewrite_in_place(access, expire_at, payload) {
             Ok(()) => None,
             Err((access, expire_at, payload)) => {
-                let next = node.take_next();
-                Some(Node::new(node.key(), access, expire_at, payload, next))
+                Some(Node::new(node.key(), access, expire_at, payload))
             }
         }
     });
     if let Some(fresh) = replacement {
-        *link = Some(fresh);
+        *node = fresh;
     }
 }
 

@@ -94,7 +94,7 @@ impl Keyspace {
     /// Prefetches every stage of the lookups of a batch of keys (their [`hash_key`]s) in
     /// database `db`, stage by stage, so that the batch's cache misses overlap: first the
     /// shards' lock lines, then (each shard tried once and held to the end) the `Db`s, then
-    /// buckets and chain nodes. A lock is a read-modify-write, which waits for every load
+    /// bucket lines and the nodes whose tag matches. A lock is a read-modify-write, which waits for every load
     /// before it: taken per key and stage, the misses queued up one behind the other again.
     /// A busy shard is skipped, as a prefetch is only a hint.
     pub fn prefetch_batch(&self, db: usize, hashes: &[u64]) {

@@ -1,6 +1,7 @@
-//! One allocation per key: the chain link, the access stamp, the expiry (only when the key has
-//! one), small values and the key bytes, packed so that a typical cache entry ("key:123456" →
-//! "value:123456") fits jemalloc's 48-byte size class.
+//! One allocation per key: the access stamp, the expiry (only when the key has one), small
+//! values and the key bytes, packed so that a typical cache entry ("key:123456" →
+//! "value:123456") fits jemalloc's 32-byte size class. The keyspace's bucket table holds
+//! nodes by pointer (see `table.rs`); a node has no link of its own.
 //!
 //! This is the only module of the keyspace with `unsafe` code. Everything outside it sees
 //! [`Node`], an owning thin pointer with a safe API, like a `Box` of a dynamically sized type.
@@ -10,12 +11,11 @@
 //! The allocation is 8-aligned. Offsets in bytes:
 //!
 //! ```text
-//! 0..8    next       Option<Node>: the bucket chain link (null = end of chain)
-//! 8..12   access     u32 LRU/LFU stamp (for BOXED nodes the boxed Entry holds it)
-//! 12      meta       payload kind (4 bits) | HAS_EXPIRE
-//! 13      key_len    key length, or LONG_KEY: a usize length follows the header
-//! 14..16  val_len    u16 length of an inline string or packed collection
-//! 16..    [usize key length, if LONG_KEY] [i64 expire_at, if HAS_EXPIRE]
+//! 0..4    access     u32 LRU/LFU stamp (for BOXED nodes the boxed Entry holds it)
+//! 4       meta       payload kind (4 bits) | HAS_EXPIRE
+//! 5       key_len    key length, or LONG_KEY: a usize length follows the header
+//! 6..8    val_len    u16 length of an inline string or packed collection
+//! 8..     [usize key length, if LONG_KEY] [i64 expire_at, if HAS_EXPIRE]
 //!         payload: i64 (INT) | val_len bytes (EMBSTR, RAW, packed kinds) | Box<Entry> (BOXED)
 //!         key bytes
 //! ```
@@ -39,9 +39,8 @@
 //! - A `Node` is the unique owner of its allocation (it is not `Clone`/`Copy`); references
 //!   handed out borrow the `Node`, so the borrow checker gives the usual `Box` aliasing
 //!   guarantees. It is `Send` because it owns plain bytes and a `Box<Entry>`, both `Send`.
-//! - The `next` field holds an `Option<Node>`, which has the layout of a nullable pointer
-//!   (`NonNull` niche), so reading and writing it as `Option<Node>` at offset 0 is valid and
-//!   moves ownership of the rest of the chain with it.
+//! - It is `repr(transparent)` over its pointer, as a bucket slot requires
+//!   ([`SlotItem`]): the table stores the bare pointer and lends the slot out as the node.
 //! - A BOXED payload stores a `Box<Entry>` turned into a raw pointer; it is turned back into
 //!   a `Box` exactly once, when the payload is replaced or the node is dropped.
 
@@ -49,12 +48,13 @@ use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 
 use crate::db::{Entry, NO_EXPIRE};
+use crate::types::bucket_table::SlotItem;
 
-const HEADER: usize = 16;
-const OFF_ACCESS: usize = 8;
-const OFF_META: usize = 12;
-const OFF_KEY_LEN: usize = 13;
-const OFF_VAL_LEN: usize = 14;
+const HEADER: usize = 8;
+const OFF_ACCESS: usize = 0;
+const OFF_META: usize = 4;
+const OFF_KEY_LEN: usize = 5;
+const OFF_VAL_LEN: usize = 6;
 
 const KIND_MASK: u8 = 0b1111;
 const HAS_EXPIRE: u8 = 1 << 4;
@@ -202,21 +202,24 @@ impl Shape {
 }
 
 /// An owned node; see the module documentation.
+#[repr(transparent)]
 pub struct Node(NonNull<u8>);
 
 // SAFETY: a Node uniquely owns its allocation, which holds only bytes, Option<Node> (Send by
 // induction) and a Box<Entry> (Entry is Send).
 unsafe impl Send for Node {}
 
+// SAFETY: `Node` is `repr(transparent)` over its pointer, owns the allocation and frees it in
+// `Drop`.
+unsafe impl SlotItem for Node {
+    fn alloc_size(&self) -> usize {
+        Node::alloc_size(self)
+    }
+}
+
 impl Node {
-    /// Allocates a node for `key` whose chain continues with `next`.
-    pub fn new(
-        key: &[u8],
-        access: u32,
-        expire_at: i64,
-        payload: Payload<'_>,
-        next: Option<Node>,
-    ) -> Node {
+    /// Allocates a node for `key`.
+    pub fn new(key: &[u8], access: u32, expire_at: i64, payload: Payload<'_>) -> Node {
         let shape = Shape::of(&payload, key.len(), expire_at);
         let layout = shape.layout();
         // SAFETY: the layout has a non-zero size (at least HEADER bytes).
@@ -229,7 +232,6 @@ impl Node {
         // written below lies inside that size by construction of `Shape`, and word-sized
         // fields are at multiples of 8.
         unsafe {
-            base.cast::<Option<Node>>().write(next);
             base.add(OFF_KEY_LEN).write(if shape.long_key() {
                 LONG_KEY
             } else {
@@ -301,7 +303,6 @@ impl Node {
     }
 
     /// Bytes this node occupies in its allocation (before allocator rounding).
-    #[cfg(test)]
     pub fn alloc_size(&self) -> usize {
         self.shape().size()
     }
@@ -317,21 +318,6 @@ impl Node {
         unsafe {
             std::slice::from_raw_parts(self.0.as_ptr().add(shape.key_offset()), shape.key_len)
         }
-    }
-
-    pub fn next(&self) -> Option<&Node> {
-        // SAFETY: offset 0 always holds an initialized Option<Node>.
-        unsafe { (*self.0.as_ptr().cast::<Option<Node>>()).as_ref() }
-    }
-
-    /// The link to the rest of the chain.
-    pub fn next_link(&mut self) -> &mut Option<Node> {
-        // SAFETY: as in `next`; the &mut borrows `self` uniquely.
-        unsafe { &mut *self.0.as_ptr().cast::<Option<Node>>() }
-    }
-
-    pub fn take_next(&mut self) -> Option<Node> {
-        self.next_link().take()
     }
 
     fn boxed_ptr(&self, shape: Shape) -> *mut Entry {
@@ -380,7 +366,7 @@ impl Node {
             // SAFETY: see `payload`.
             return unsafe { (*self.boxed_ptr(shape)).access };
         }
-        // SAFETY: offset 8 holds the access stamp, 4-aligned.
+        // SAFETY: OFF_ACCESS holds the access stamp, 4-aligned.
         unsafe { self.0.as_ptr().add(OFF_ACCESS).cast::<u32>().read() }
     }
 
@@ -390,7 +376,7 @@ impl Node {
             boxed.access = access;
             return;
         }
-        // SAFETY: offset 8 holds the access stamp, 4-aligned; the node is borrowed mutably.
+        // SAFETY: OFF_ACCESS holds the access stamp, 4-aligned; the node is borrowed mutably.
         unsafe { self.0.as_ptr().add(OFF_ACCESS).cast::<u32>().write(access) }
     }
 
@@ -415,7 +401,7 @@ impl Node {
         self.expire_at() != NO_EXPIRE
     }
 
-    /// Replaces the value, expiry and access stamp, keeping the key and the chain. Reuses the
+    /// Replaces the value, expiry and access stamp, keeping the key. Reuses the
     /// allocation when the new contents have the same size; otherwise returns them unchanged
     /// so the caller can build a new node.
     pub fn rewrite_in_place<'p>(
@@ -442,12 +428,6 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        // Unlink the chain first and drop it iteratively: a recursive drop of a long chain
-        // could overflow the stack.
-        let mut next = self.take_next();
-        while let Some(mut node) = next {
-            next = node.take_next();
-        }
         let shape = self.shape();
         if shape.kind == Kind::Boxed {
             // SAFETY: freed exactly once, here.
@@ -483,56 +463,31 @@ mod tests {
     }
 
     #[test]
-    fn typical_cache_entry_fits_48_bytes() {
-        let n = Node::new(
-            b"key:123456",
-            1,
-            NO_EXPIRE,
-            Payload::Inline {
-                bytes: b"value:123456",
-                raw: false,
-            },
-            None,
-        );
-        assert!(n.alloc_size() <= 48, "{}", n.alloc_size());
-        let n = Node::new(
-            b"key:123456",
-            1,
-            1_700_000_000_000,
-            Payload::Inline {
-                bytes: b"value:123456",
-                raw: false,
-            },
-            None,
-        );
+    fn typical_cache_entry_fits_32_bytes_and_48_with_a_ttl() {
+        let inline = Payload::Inline {
+            bytes: b"value:123456",
+            raw: false,
+        };
+        let n = Node::new(b"key:123456", 1, NO_EXPIRE, inline);
+        assert!(n.alloc_size() <= 32, "{}", n.alloc_size());
+        let inline = Payload::Inline {
+            bytes: b"value:123456",
+            raw: false,
+        };
+        let n = Node::new(b"key:123456", 1, 1_700_000_000_000, inline);
         assert!(n.alloc_size() <= 48, "{}", n.alloc_size());
     }
 
     #[test]
     fn long_keys_and_boxed_values_round_trip() {
         let key = vec![b'k'; 1000];
-        let n = Node::new(&key, 3, NO_EXPIRE, Payload::Boxed(boxed("big")), None);
+        let n = Node::new(&key, 3, NO_EXPIRE, Payload::Boxed(boxed("big")));
         assert_eq!(n.key(), &key[..]);
         assert_eq!(n.expire_at(), 77);
         assert_eq!(n.access(), 9);
         assert!(
             matches!(n.payload(), PayloadRef::Boxed(e) if e.value == Value::Str(StrValue::Raw(b"big".to_vec())))
         );
-    }
-
-    #[test]
-    fn chains_drop_iteratively() {
-        let mut head = None;
-        for i in 0..200_000u32 {
-            head = Some(Node::new(
-                &i.to_le_bytes(),
-                0,
-                NO_EXPIRE,
-                Payload::Int(i as i64),
-                head,
-            ));
-        }
-        drop(head);
     }
 
     #[derive(Debug, Clone)]
@@ -593,16 +548,13 @@ mod tests {
             steps in proptest::collection::vec((payload_strategy(), any::<u32>(), prop_oneof![Just(NO_EXPIRE), any::<i64>()]), 1..8),
         ) {
             let (p0, a0, e0) = &steps[0];
-            let tail = Node::new(b"tail", 0, NO_EXPIRE, Payload::Int(1), None);
-            let mut node = Node::new(&key, *a0, *e0, as_payload(p0), Some(tail));
+            let mut node = Node::new(&key, *a0, *e0, as_payload(p0));
             check(&node, &key, *a0, *e0, p0);
             for (p, a, e) in &steps[1..] {
                 if let Err((a, e, payload)) = node.rewrite_in_place(*a, *e, as_payload(p)) {
-                    let next = node.take_next();
-                    node = Node::new(&key, a, e, payload, next);
+                    node = Node::new(&key, a, e, payload);
                 }
                 check(&node, &key, *a, *e, p);
-                prop_assert_eq!(node.next().map(|n| n.key().to_vec()), Some(b"tail".to_vec()));
             }
         }
     }

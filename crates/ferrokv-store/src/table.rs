@@ -1,18 +1,13 @@
-//! A chained hash table keyed by byte strings.
-//!
-//! Why not `hashbrown`: SCAN must return every key that is present for the whole iteration even
-//! while the table grows or shrinks between calls. Valkey's answer, kept here, is a
-//! power-of-two bucket array with chaining, iterated in reverse-binary bucket order: a bucket
-//! visited at one size covers exactly the buckets it splits into at a larger size, and a
-//! shrink merges buckets whose parts were all unvisited or all visited. Open addressing moves
-//! entries away from their home bucket, which breaks that argument.
-//!
-//! Each key is one [`Node`] allocation (key, value and chain link together, see `node.rs`);
-//! the table grows when it holds twice as many entries as buckets and shrinks below one
-//! eighth.
+//! The keyspace's hash table: one [`Node`] per key, held in a [`BucketTable`] of 64-byte
+//! buckets with a hash tag per slot (see `types/bucket_table.rs`, which sets and hashes use
+//! too): a lookup reads the key's bucket line, compares seven tags at once and reads only the
+//! nodes whose tag matches: two cache misses for a present key, one for an absent one, where
+//! a chained table walks a node per entry ahead of it in the chain. The table grows and
+//! shrinks by incremental rehash, a few buckets per change, so no command pays for moving a
+//! whole table; and SCAN keeps Valkey's guarantee (a key present for the whole iteration is
+//! returned) across resizes, by the reverse-binary cursor.
 
 use std::hash::BuildHasher;
-use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
@@ -27,14 +22,17 @@ pub fn hash_key(key: &[u8]) -> u64 {
 }
 
 use crate::node::{Node, Payload};
+use crate::types::bucket_table::{BucketTable, EntryKey, Location, Vacancy};
 
 /// The steps of a prefetch (see [`Table::prefetch`]), in the order a lookup reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The key's bucket line.
     Bucket,
+    /// The nodes of the bucket whose tag matches, and the child bucket if there is one.
     Node,
-    /// The second node of the chain: with up to two entries per bucket, a lookup often
-    /// walks past the first.
+    /// The same in the child bucket (a chain longer than a bucket, about one in five near
+    /// the grow threshold).
     Next,
 }
 
@@ -53,175 +51,117 @@ pub(crate) fn prefetch_addr(addr: *const u8) {
     let _ = addr;
 }
 
-/// Prefetches the lines a lookup reads of `node`: its header and, where a typical 48-byte
-/// node straddles two cache lines (jemalloc packs them 48 bytes apart), the key at its end.
-#[inline]
-fn prefetch_node(node: &Node) {
-    let start = node.addr().as_ptr();
-    prefetch_addr(start);
-    prefetch_addr(start.wrapping_add(47));
+/// Bytes of a node a lookup reads: its header and, where a typical 48-byte node straddles
+/// two cache lines (jemalloc packs them 48 bytes apart), the key at its end.
+const NODE_SPAN: usize = 48;
+
+/// Nodes are keyed by their key.
+struct NodeKey;
+
+impl EntryKey for NodeKey {
+    type Item = Node;
+
+    #[inline]
+    fn key(node: &Node) -> &[u8] {
+        node.key()
+    }
 }
 
-/// The most entries per bucket, on average, before the table doubles. Two keeps the bucket
-/// array at 4 to 8 bytes per key (a quarter of a typical entry) at the cost of walking
-/// 1.5 nodes per lookup on average; chains stay short because the hash is uniform.
-const MAX_LOAD: usize = 2;
-const MIN_BUCKETS: usize = 4;
-
-/// The chained table of [`Node`]s under one database of one shard.
+/// The table of [`Node`]s under one database of one shard.
 #[derive(Default)]
 pub struct Table {
-    buckets: Vec<Option<Node>>,
-    len: usize,
+    nodes: BucketTable<NodeKey>,
 }
 
 impl Table {
     pub fn len(&self) -> usize {
-        self.len
+        self.nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.nodes.is_empty()
     }
 
-    /// Number of buckets (for MEMORY and DEBUG output).
+    /// Number of buckets new keys go to (for MEMORY and DEBUG output).
     pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.nodes.bucket_count()
     }
 
-    /// Bytes of the bucket array.
+    /// Bytes of the bucket arrays.
     pub fn bucket_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Option<Node>>()
+        self.nodes.array_bytes()
     }
 
-    fn bucket_of(&self, key: &[u8]) -> usize {
-        (hash_key(key) as usize) & (self.buckets.len() - 1)
+    /// Prefetches the line holding the table's own fields (where its buckets are).
+    pub(crate) fn prefetch_header(&self) {
+        prefetch_addr((&self.nodes as *const BucketTable<NodeKey>).cast());
     }
 
     /// Asks the CPU to start loading, without waiting, what a lookup of the key with `hash`
-    /// will read: its bucket slot (`Stage::Bucket`), the first node of its chain
-    /// (`Stage::Node`, once the slot is cached), or the second (`Stage::Next`, once the first
-    /// is). A batch of lookups prefetched stage by stage overlaps their cache misses instead
-    /// of paying them one after another.
-    /// Prefetches the line holding the bucket array's address and length.
-    pub(crate) fn prefetch_header(&self) {
-        prefetch_addr((&self.buckets as *const Vec<Option<Node>>).cast());
-    }
-
+    /// will read at `stage` (each stage needs the lines of the one before in cache to find
+    /// its addresses). A batch of lookups prefetched stage by stage overlaps their cache
+    /// misses instead of paying them one after another.
     pub(crate) fn prefetch(&self, hash: u64, stage: Stage) {
-        if self.buckets.is_empty() {
-            return;
-        }
-        let slot = &self.buckets[(hash as usize) & (self.buckets.len() - 1)];
         match stage {
-            Stage::Bucket => prefetch_addr((slot as *const Option<Node>).cast()),
-            Stage::Node => {
-                if let Some(node) = slot {
-                    prefetch_node(node);
-                }
-            }
-            Stage::Next => {
-                if let Some(next) = slot.as_ref().and_then(Node::next) {
-                    prefetch_node(next);
-                }
-            }
+            Stage::Bucket => self.nodes.prefetch_buckets(hash),
+            Stage::Node => self.nodes.prefetch_candidates(hash, 0, NODE_SPAN),
+            Stage::Next => self.nodes.prefetch_candidates(hash, 1, NODE_SPAN),
         }
     }
 
     pub(crate) fn find(&self, key: &[u8]) -> Option<&Node> {
-        if self.len == 0 {
+        if self.nodes.is_empty() {
             return None;
         }
-        let mut node = self.buckets[self.bucket_of(key)].as_ref();
-        while let Some(n) = node {
-            if n.key() == key {
-                return Some(n);
-            }
-            node = n.next();
-        }
-        None
+        self.nodes.find(key).and_then(|at| self.nodes.entry(at))
     }
 
-    /// The key's node and its bucket.
-    pub(crate) fn find_mut(&mut self, key: &[u8]) -> Option<(usize, &mut Node)> {
-        if self.len == 0 {
+    /// The key's node and where it is (valid until the table next changes). Does a step of
+    /// a rehash under way first, as every change does: reads move it on too, so a table that
+    /// stops changing does not keep two arrays for long.
+    pub(crate) fn find_mut(&mut self, key: &[u8]) -> Option<(Location, &mut Node)> {
+        if self.nodes.is_empty() {
             return None;
         }
-        let b = self.bucket_of(key);
-        let mut node = self.buckets[b].as_mut();
-        while let Some(n) = node {
-            if n.key() == key {
-                return Some((b, n));
-            }
-            node = n.next_link().as_mut();
-        }
-        None
+        let at = self.nodes.locate(key).ok()?;
+        self.nodes.entry_mut(at).map(|node| (at, node))
     }
 
-    /// The link that holds the node at `addr` in bucket `bucket`.
-    pub(crate) fn link_at(
-        &mut self,
-        bucket: usize,
-        addr: NonNull<u8>,
-    ) -> Option<&mut Option<Node>> {
-        let mut link = self.buckets.get_mut(bucket)?;
-        while link.as_ref().is_some_and(|n| n.addr() != addr) {
-            link = match link {
-                Some(n) => n.next_link(),
-                None => break,
-            };
-        }
-        link.is_some().then_some(link)
+    /// Where the key's node is, or where it would go.
+    pub(crate) fn locate(&mut self, key: &[u8]) -> Result<Location, Vacancy> {
+        self.nodes.locate(key)
     }
 
-    /// The node at `addr` in bucket `bucket`.
-    pub(crate) fn node_at(&self, bucket: usize, addr: NonNull<u8>) -> Option<&Node> {
-        let mut node = self.buckets.get(bucket)?.as_ref();
-        while let Some(n) = node {
-            if n.addr() == addr {
-                return Some(n);
-            }
-            node = n.next();
-        }
-        None
+    /// The node at `at`, from a lookup since which the table has not changed.
+    pub(crate) fn node_at(&self, at: Location) -> Option<&Node> {
+        self.nodes.entry(at)
     }
 
-    /// Adds a node for `key`, which must not be present; returns its bucket and the node.
+    /// The node at `at`, mutably; a node written through it must have the same key.
+    pub(crate) fn node_at_mut(&mut self, at: Location) -> Option<&mut Node> {
+        self.nodes.entry_mut(at)
+    }
+
+    /// Adds a node for `key` where [`Table::locate`] found it absent.
     pub(crate) fn insert_new(
         &mut self,
+        vacancy: Vacancy,
         key: &[u8],
         access: u32,
         expire_at: i64,
         payload: Payload<'_>,
-    ) -> (usize, &mut Node) {
-        if self.len >= self.buckets.len() * MAX_LOAD {
-            self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
-        }
-        let b = self.bucket_of(key);
-        let next = self.buckets[b].take();
-        self.len += 1;
-        let head = self.buckets[b].insert(Node::new(key, access, expire_at, payload, next));
-        (b, head)
+    ) {
+        self.nodes
+            .insert(vacancy, Node::new(key, access, expire_at, payload));
     }
 
-    /// Unlinks and returns the node of `key`.
+    /// Removes and returns the node of `key`.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Node> {
-        if self.len == 0 {
+        if self.nodes.is_empty() {
             return None;
         }
-        let b = self.bucket_of(key);
-        let mut link = &mut self.buckets[b];
-        while link.as_ref().is_some_and(|n| n.key() != key) {
-            link = match link {
-                Some(n) => n.next_link(),
-                None => break,
-            };
-        }
-        let mut node = link.take()?;
-        *link = node.take_next();
-        self.len -= 1;
-        self.maybe_shrink();
-        Some(node)
+        let at = self.nodes.locate(key).ok()?;
+        self.nodes.remove(at)
     }
 
     /// Removes every entry; returns them so the caller can drop them elsewhere (FLUSHALL ASYNC).
@@ -229,139 +169,33 @@ impl Table {
         std::mem::take(self)
     }
 
-    fn maybe_shrink(&mut self) {
-        let n = self.buckets.len();
-        if n > MIN_BUCKETS && self.len * 8 < n {
-            let target = self
-                .len
-                .div_ceil(MAX_LOAD)
-                .next_power_of_two()
-                .max(MIN_BUCKETS);
-            self.resize(target);
-        }
-        if self.len == 0 {
-            self.buckets = Vec::new();
-        }
-    }
-
-    /// Grows the bucket array for `total` entries at once (loading a snapshot that announces
-    /// its size), instead of doubling step by step as they arrive.
+    /// Grows the table for `total` entries at once (loading a snapshot that announces its
+    /// size), instead of doubling step by step as they arrive.
     pub fn reserve(&mut self, total: usize) {
-        if total > self.buckets.len() * MAX_LOAD {
-            let target = total
-                .div_ceil(MAX_LOAD)
-                .next_power_of_two()
-                .max(MIN_BUCKETS);
-            self.resize(target);
-        }
-    }
-
-    fn resize(&mut self, new_size: usize) {
-        let mut fresh = Vec::with_capacity(new_size);
-        fresh.resize_with(new_size, || None);
-        let mut old = std::mem::replace(&mut self.buckets, fresh);
-        let mask = new_size - 1;
-        // Rehashing reads every node's key, one cache miss each: the chains a few buckets
-        // ahead are prefetched (their first node, then, once that is cached, the second), so
-        // the misses overlap instead of being paid one by one.
-        const AHEAD: usize = 8;
-        for i in 0..old.len() {
-            if let Some(node) = old.get(i + AHEAD).and_then(Option::as_ref) {
-                prefetch_addr(node.addr().as_ptr());
-            }
-            if let Some(second) = old
-                .get(i + AHEAD / 2)
-                .and_then(Option::as_ref)
-                .and_then(Node::next)
-            {
-                prefetch_addr(second.addr().as_ptr());
-            }
-            let mut head = old[i].take();
-            while let Some(mut node) = head {
-                head = node.take_next();
-                let b = (hash_key(node.key()) as usize) & mask;
-                *node.next_link() = self.buckets[b].take();
-                self.buckets[b] = Some(node);
-            }
-        }
+        self.nodes.reserve(total);
     }
 
     /// Visits one step of a SCAN: the bucket `cursor` designates, and returns the next cursor
     /// (0 when the iteration is complete).
-    pub(crate) fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&Node)) -> u64 {
-        if self.buckets.is_empty() {
-            return 0;
-        }
-        let mask = (self.buckets.len() - 1) as u64;
-        let mut node = self.buckets[(cursor & mask) as usize].as_ref();
-        while let Some(n) = node {
-            visit(n);
-            node = n.next();
-        }
-        // Increment the reversed cursor: set the bits above the mask, reverse, add one, reverse.
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
+    pub(crate) fn scan_step(&self, cursor: u64, visit: impl FnMut(&Node)) -> u64 {
+        self.nodes.scan_step(cursor, visit)
     }
 
     /// Visits every node (KEYS, FLUSH, DEBUG DIGEST).
-    pub(crate) fn for_each(&self, mut visit: impl FnMut(usize, &Node)) {
-        for (b, bucket) in self.buckets.iter().enumerate() {
-            let mut node = bucket.as_ref();
-            while let Some(n) = node {
-                visit(b, n);
-                node = n.next();
-            }
-        }
+    pub(crate) fn for_each(&self, visit: impl FnMut(&Node)) {
+        self.nodes.iter().for_each(visit);
     }
 
     /// Passes every node to `keep`, which returns the node to keep (possibly a replacement
-    /// built from it, whose chain link must be empty) or `None` to drop it.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(Node) -> Option<Node>) {
-        for bucket in &mut self.buckets {
-            let mut chain = bucket.take();
-            let mut kept: Option<Node> = None;
-            while let Some(mut node) = chain {
-                chain = node.take_next();
-                match keep(node) {
-                    Some(mut node) => {
-                        *node.next_link() = kept;
-                        kept = Some(node);
-                    }
-                    None => self.len -= 1,
-                }
-            }
-            *bucket = kept;
-        }
-        self.maybe_shrink();
+    /// built from it) or `None` to drop it.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(Node) -> Option<Node>) {
+        self.nodes.retain(keep);
     }
 
-    /// A random node: picks buckets at random until one is non-empty, then a random node of
-    /// its chain (chains are short, so the bias towards keys in short chains is small).
-    pub(crate) fn random_node(&self, rng: &mut impl rand::Rng) -> Option<(usize, &Node)> {
-        if self.len == 0 {
-            return None;
-        }
-        let mask = self.buckets.len() - 1;
-        loop {
-            let b = rng.random::<u64>() as usize & mask;
-            let mut chain_len = 0;
-            let mut node = self.buckets[b].as_ref();
-            while let Some(n) = node {
-                chain_len += 1;
-                node = n.next();
-            }
-            if chain_len == 0 {
-                continue;
-            }
-            let pick = rng.random_range(0..chain_len);
-            let mut node = self.buckets[b].as_ref();
-            for _ in 0..pick {
-                node = node.and_then(Node::next);
-            }
-            return node.map(|n| (b, n));
-        }
+    /// A node drawn uniformly at random, and where it is.
+    pub(crate) fn random_node(&self, rng: &mut impl rand::Rng) -> Option<(Location, &Node)> {
+        let at = self.nodes.random(rng)?;
+        self.nodes.entry(at).map(|node| (at, node))
     }
 
     /// Visits nodes in consecutive buckets from a random one, until `visit` returns false or
@@ -370,22 +204,9 @@ impl Table {
         &self,
         rng: &mut impl rand::Rng,
         max_buckets: usize,
-        mut visit: impl FnMut(&Node) -> bool,
+        visit: impl FnMut(&Node) -> bool,
     ) {
-        if self.len == 0 {
-            return;
-        }
-        let mask = self.buckets.len() - 1;
-        let start = rng.random::<u64>() as usize;
-        for i in 0..max_buckets.min(self.buckets.len()) {
-            let mut node = self.buckets[(start + i) & mask].as_ref();
-            while let Some(n) = node {
-                if !visit(n) {
-                    return;
-                }
-                node = n.next();
-            }
-        }
+        self.nodes.sample(rng, max_buckets, visit);
     }
 }
 
@@ -398,10 +219,13 @@ mod tests {
     use std::collections::{BTreeSet, HashSet};
 
     fn insert(t: &mut Table, key: &[u8], n: i64) {
-        if let Some((_, node)) = t.find_mut(key) {
-            let _ = node.rewrite_in_place(0, NO_EXPIRE, Payload::Int(n));
-        } else {
-            t.insert_new(key, 0, NO_EXPIRE, Payload::Int(n));
+        match t.locate(key) {
+            Ok(at) => {
+                if let Some(node) = t.node_at_mut(at) {
+                    let _ = node.rewrite_in_place(0, NO_EXPIRE, Payload::Int(n));
+                }
+            }
+            Err(vacancy) => t.insert_new(vacancy, key, 0, NO_EXPIRE, Payload::Int(n)),
         }
     }
 

@@ -139,9 +139,6 @@ fn system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Bytes a hash table slot costs per bucket (one pointer).
-const BUCKET_BYTES: u64 = 8;
-
 /// Everything INFO memory and MEMORY STATS report, gathered once.
 pub struct MemoryReport {
     pub used: u64,
@@ -171,8 +168,7 @@ impl MemoryReport {
         for db in 0..server.keyspace.databases() {
             let (keys, _) = server.keyspace.db_counts(db);
             if keys > 0 {
-                let buckets = table_buckets(server, db);
-                dbs.push((db, keys as u64, buckets * BUCKET_BYTES));
+                dbs.push((db, keys as u64, table_bytes(server, db)));
             }
         }
         let startup = STARTUP.load(Relaxed);
@@ -202,12 +198,13 @@ impl MemoryReport {
     }
 }
 
-fn table_buckets(server: &Server, db: usize) -> u64 {
+/// Bytes of database `db`'s bucket arrays, over every shard.
+fn table_bytes(server: &Server, db: usize) -> u64 {
     let mut total = 0;
     for shard in 0..ferrokv_store::keyspace::SHARD_COUNT {
         let mut locked = server.keyspace.lock_shard(shard);
         for (_, s) in locked.shards() {
-            total += s.dbs[db].bucket_count() as u64;
+            total += s.dbs[db].bucket_bytes() as u64;
         }
     }
     total

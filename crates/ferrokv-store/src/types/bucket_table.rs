@@ -1,17 +1,20 @@
 //! A hash table of entries in cache-line buckets, resized by incremental rehashing, after
-//! Valkey 8.1's `hashtable`: the large encoding of sets (`set/member_table.rs`, where an entry
-//! is a member) and of hashes (`hash/table.rs`, where it is a field with its value and
-//! expiry). An entry is one allocation of bytes; [`EntryKey`] says where its key is.
+//! Valkey 8.1's `hashtable`: the keyspace (`table.rs`, where an entry is a key's node), and
+//! the large encoding of sets (`set/member_table.rs`, where an entry is a member) and of
+//! hashes (`hash/table.rs`, where it is a field with its value and expiry). An entry is one
+//! allocation behind a thin pointer ([`SlotItem`]); [`EntryKey`] says what it is and where
+//! its key is.
 //!
 //! # Layout
 //!
 //! A power-of-two array of 64-byte buckets (see `bucket.rs`), seven slots each. An entry's
-//! home is bucket `hash & mask`; its slot's one-byte tag is the hash's top 8 bits, which the
-//! index never uses. A lookup reads the bucket's line, compares the seven tags at once and
-//! reads only entries whose tag matches: one cache miss for an absent key (a false tag match
-//! costs one more, 1 time in 256 per entry), two for a present one. When a bucket is full
+//! home is bucket `hash & mask`; its slot's one-byte tag is bits 40..48 of the hash, which
+//! the index never uses (nor the keyspace's shard number, the top bits). A lookup reads the
+//! bucket's line, compares the seven tags at once and reads only entries whose tag matches:
+//! one cache miss for an absent key (a false tag match costs one more, 1 time in 256 per
+//! entry), two for a present one. When a bucket is full
 //! its last slot links a child bucket, so every entry stays in its home chain. Each entry is
-//! one allocation, `[LEB128 length][bytes]`, behind an 8-byte pointer.
+//! one allocation behind an 8-byte pointer: a keyspace node, or `[LEB128 length][bytes]`.
 //!
 //! The table doubles at 5.5 entries per bucket on average (79% of the slots, when about a
 //! fifth of the chains have a child) and halves below 7/8 of an entry per bucket (1/8 of the
@@ -68,8 +71,8 @@ use std::marker::PhantomData;
 use rand::Rng;
 
 use crate::table::hash_key;
-pub use bucket::Entry;
 use bucket::{Bucket, BucketArray, Position};
+pub use bucket::{Entry, SlotItem};
 
 const MIN_BUCKETS: usize = 1;
 /// Buckets moved per change while growing, and while shrinking (see the module
@@ -79,18 +82,21 @@ const SHRINK_STEP: usize = 4;
 /// Rejected draws before walking to an entry instead, at the least.
 const MIN_RANDOM_ATTEMPTS: u128 = 64;
 
-/// Where the key of an entry is, in the entry's bytes.
+/// What a table holds, and where an entry's key is.
 pub trait EntryKey {
-    fn key(entry: &[u8]) -> &[u8];
+    type Item: SlotItem;
+    fn key(entry: &Self::Item) -> &[u8];
 }
 
 /// Entries that are nothing but their key (set members).
 pub struct WholeEntry;
 
 impl EntryKey for WholeEntry {
+    type Item = Entry;
+
     #[inline]
-    fn key(entry: &[u8]) -> &[u8] {
-        entry
+    fn key(entry: &Entry) -> &[u8] {
+        entry.bytes()
     }
 }
 
@@ -115,8 +121,10 @@ fn buckets_for(entries: usize) -> usize {
         .unwrap_or(1 << (usize::BITS - 1))
 }
 
+/// The tag: hash bits that neither the bucket index uses (the low ones) nor the keyspace's
+/// shard number (the top ones; every key of a shard's table has the same).
 fn tag_of(hash: u64) -> u8 {
-    (hash >> 56) as u8
+    (hash >> 40) as u8
 }
 
 /// The cursor after `cursor` in reverse-binary order over `mask`'s bits; 0 after the last.
@@ -150,7 +158,7 @@ pub struct Vacancy {
 
 /// The entry's position in the chain of `head`, if it is there.
 fn find_in_chain<K: EntryKey>(
-    head: &Bucket,
+    head: &Bucket<K::Item>,
     index: usize,
     tag: u8,
     key: &[u8],
@@ -166,7 +174,11 @@ fn find_in_chain<K: EntryKey>(
 }
 
 /// The bucket and slot of the `position`-th entry of the chain of `head`.
-fn nth_in_chain(head: &Bucket, index: usize, mut position: usize) -> Option<Position> {
+fn nth_in_chain<T: SlotItem>(
+    head: &Bucket<T>,
+    index: usize,
+    mut position: usize,
+) -> Option<Position> {
     for (depth, bucket) in head.chain().enumerate() {
         let count = bucket.len();
         if position < count {
@@ -178,29 +190,29 @@ fn nth_in_chain(head: &Bucket, index: usize, mut position: usize) -> Option<Posi
     None
 }
 
-fn chain_len(head: &Bucket) -> usize {
+fn chain_len<T: SlotItem>(head: &Bucket<T>) -> usize {
     head.chain().map(Bucket::len).sum()
 }
 
 /// A hash table of entries keyed by `K`; see the module documentation. 40 bytes, as small as
 /// the plain chained set table it replaced, so that a set value does not make every value
 /// larger.
-pub struct BucketTable<K> {
+pub struct BucketTable<K: EntryKey> {
     /// Where new entries go; the whole table when no rehash is under way.
-    main: BucketArray,
-    rehash: Option<Box<Rehash>>,
+    main: BucketArray<K::Item>,
+    rehash: Option<Box<Rehash<K::Item>>>,
     key: PhantomData<fn() -> K>,
 }
 
 /// A rehash under way: the previous array, moved into `main` bucket by bucket.
 #[derive(Clone)]
-struct Rehash {
-    draining: BucketArray,
+struct Rehash<T: SlotItem> {
+    draining: BucketArray<T>,
     /// Buckets of `draining` below this index were moved and are empty.
     moved: usize,
 }
 
-impl<K> Default for BucketTable<K> {
+impl<K: EntryKey> Default for BucketTable<K> {
     fn default() -> Self {
         BucketTable {
             main: BucketArray::default(),
@@ -210,7 +222,10 @@ impl<K> Default for BucketTable<K> {
     }
 }
 
-impl<K> Clone for BucketTable<K> {
+impl<K: EntryKey> Clone for BucketTable<K>
+where
+    K::Item: Clone,
+{
     fn clone(&self) -> Self {
         BucketTable {
             main: self.main.clone(),
@@ -220,7 +235,7 @@ impl<K> Clone for BucketTable<K> {
     }
 }
 
-impl<K> std::fmt::Debug for BucketTable<K> {
+impl<K: EntryKey> std::fmt::Debug for BucketTable<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BucketTable")
             .field("main", &self.main)
@@ -254,12 +269,12 @@ impl<K: EntryKey> BucketTable<K> {
     /// allocator, which rounds them up to its size classes). Reads every entry's length.
     pub fn heap_size(&self) -> usize {
         let rehash = self.rehash.as_ref().map_or(0, |r| {
-            std::mem::size_of::<Rehash>() + r.draining.heap_size()
+            std::mem::size_of::<Rehash<K::Item>>() + r.draining.heap_size()
         });
         self.main.heap_size() + rehash
     }
 
-    fn array(&self, array: Array) -> Option<&BucketArray> {
+    fn array(&self, array: Array) -> Option<&BucketArray<K::Item>> {
         match array {
             Array::Main => Some(&self.main),
             Array::Draining => self.rehash.as_ref().map(|r| &r.draining),
@@ -293,11 +308,130 @@ impl<K: EntryKey> BucketTable<K> {
         self.find_hashed(key, hash_key(key))
     }
 
-    /// The bytes of the entry at `location`.
-    pub fn entry(&self, location: Location) -> Option<&[u8]> {
+    /// The entry at `location`.
+    pub fn entry(&self, location: Location) -> Option<&K::Item> {
         let array = self.array(location.array)?;
         let head = array.buckets().get(location.at.index)?;
         head.chain().nth(location.at.depth)?.entry(location.at.slot)
+    }
+
+    /// The entry at `location`, mutably: what is written through it must keep its key.
+    pub fn entry_mut(&mut self, location: Location) -> Option<&mut K::Item> {
+        match location.array {
+            Array::Main => self.main.entry_mut(location.at),
+            Array::Draining => self.rehash.as_mut()?.draining.entry_mut(location.at),
+        }
+    }
+
+    /// Asks the CPU to start loading the bucket lines a lookup of the key with `hash` reads
+    /// first (see [`BucketTable::prefetch_candidates`] for the next step).
+    pub fn prefetch_buckets(&self, hash: u64) {
+        for (_, array, first) in self.arrays() {
+            let index = hash as usize & array.mask();
+            if index >= first
+                && let Some(head) = array.buckets().get(index)
+            {
+                crate::table::prefetch_addr((head as *const Bucket<K::Item>).cast());
+            }
+        }
+    }
+
+    /// Once the bucket lines `depth` links down the key's chains are cached: asks the CPU to
+    /// start loading the first `span` bytes of the entries there whose tag matches the key
+    /// with `hash` (the lookup's candidates), and the next buckets of the chains.
+    pub fn prefetch_candidates(&self, hash: u64, depth: usize, span: usize) {
+        for (_, array, first) in self.arrays() {
+            let index = hash as usize & array.mask();
+            if index >= first
+                && let Some(bucket) = array
+                    .buckets()
+                    .get(index)
+                    .and_then(|h| h.chain().nth(depth))
+            {
+                bucket.prefetch_candidates(tag_of(hash), span);
+            }
+        }
+    }
+
+    /// Passes every entry to `keep`, which returns the entry to keep (the same key, possibly
+    /// a new allocation) or `None` to drop it; shrinks the table when due.
+    pub fn retain(&mut self, mut keep: impl FnMut(K::Item) -> Option<K::Item>) {
+        // One array to walk: the rehash under way finishes first.
+        while self.rehash.is_some() {
+            self.move_buckets(usize::MAX);
+        }
+        let mut kept = Vec::new();
+        for index in 0..self.main.bucket_count() {
+            self.main.take_chain(index, |tag, entry| {
+                if let Some(entry) = keep(entry) {
+                    kept.push((tag, entry));
+                }
+            });
+            for (tag, entry) in kept.drain(..) {
+                self.main.push(index, tag, entry);
+            }
+        }
+        self.shrink_if_sparse();
+    }
+
+    /// Visits the entries of consecutive chains from a random one, until `visit` returns
+    /// false or `max_buckets` chains were looked at (eviction sampling, like Valkey's "some
+    /// keys"). Mid-rehash the walk goes over the unmoved chains of both arrays as if they
+    /// were one array, so every entry can be reached either way.
+    pub fn sample(
+        &self,
+        rng: &mut impl Rng,
+        max_buckets: usize,
+        mut visit: impl FnMut(&K::Item) -> bool,
+    ) {
+        if self.is_empty() {
+            return;
+        }
+        let [(_, main, _), (_, draining, first)] = self.arrays();
+        let in_main = main.bucket_count();
+        let total = in_main + (draining.bucket_count() - first);
+        let start = rng.random_range(0..total);
+        for step in 0..total.min(max_buckets) {
+            let at = (start + step) % total;
+            let head = match at.checked_sub(in_main) {
+                None => &main.buckets()[at],
+                Some(unmoved) => &draining.buckets()[first + unmoved],
+            };
+            for entry in head.chain().flat_map(Bucket::entries) {
+                if !visit(entry) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Makes room for `total` entries at once (a snapshot being loaded says how many are
+    /// coming), instead of growing step by step as they arrive.
+    pub fn reserve(&mut self, total: usize) {
+        let buckets = buckets_for(total);
+        if buckets > self.main.bucket_count() {
+            self.start_rehash(buckets);
+            while self.rehash.is_some() {
+                self.move_buckets(usize::MAX);
+            }
+        }
+    }
+
+    /// Bytes of the bucket arrays, without child buckets and entries (reading those would
+    /// take time in proportion to the size).
+    pub fn array_bytes(&self) -> usize {
+        let buckets: usize = self
+            .arrays()
+            .iter()
+            .map(|(_, a, first)| {
+                if *first == a.bucket_count() {
+                    0
+                } else {
+                    a.bucket_count()
+                }
+            })
+            .sum();
+        buckets * std::mem::size_of::<Bucket<K::Item>>()
     }
 
     /// The first step of every change: does the change's share of a rehash under way, then
@@ -309,7 +443,7 @@ impl<K: EntryKey> BucketTable<K> {
     }
 
     /// Adds `entry`, whose key `locate` just found absent; grows the table when due.
-    pub fn insert(&mut self, vacancy: Vacancy, entry: Entry) {
+    pub fn insert(&mut self, vacancy: Vacancy, entry: K::Item) {
         let buckets = self.main.bucket_count();
         if buckets == 0 {
             self.main = BucketArray::with_buckets(MIN_BUCKETS);
@@ -322,7 +456,7 @@ impl<K: EntryKey> BucketTable<K> {
 
     /// Puts `entry`, which must have the same key, in place of the entry at `location`;
     /// returns the entry it replaced.
-    pub fn replace(&mut self, location: Location, entry: Entry) -> Option<Entry> {
+    pub fn replace(&mut self, location: Location, entry: K::Item) -> Option<K::Item> {
         match location.array {
             Array::Main => self.main.replace(location.at, entry),
             Array::Draining => self.rehash.as_mut()?.draining.replace(location.at, entry),
@@ -330,7 +464,7 @@ impl<K: EntryKey> BucketTable<K> {
     }
 
     /// Removes and returns the entry at `location`; shrinks the table when due.
-    pub fn remove(&mut self, location: Location) -> Option<Entry> {
+    pub fn remove(&mut self, location: Location) -> Option<K::Item> {
         let entry = match location.array {
             Array::Main => self.main.remove(location.at),
             Array::Draining => {
@@ -409,7 +543,7 @@ impl<K: EntryKey> BucketTable<K> {
         for index in *moved..end {
             draining.take_chain(index, |tag, entry| {
                 let to = if growing {
-                    hash_key(K::key(entry.bytes())) as usize & mask
+                    hash_key(K::key(&entry)) as usize & mask
                 } else {
                     // A smaller array's index is the low bits of the larger one's.
                     index & mask
@@ -425,7 +559,7 @@ impl<K: EntryKey> BucketTable<K> {
     }
 
     /// Every entry once, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &K::Item> + '_ {
         let unmoved = self
             .rehash
             .as_ref()
@@ -439,7 +573,7 @@ impl<K: EntryKey> BucketTable<K> {
 
     /// Visits the entries of the buckets `cursor` points at and returns the next cursor
     /// (0 when the walk is complete).
-    pub fn scan_step<'a>(&'a self, cursor: u64, mut visit: impl FnMut(&'a [u8])) -> u64 {
+    pub fn scan_step<'a>(&'a self, cursor: u64, mut visit: impl FnMut(&'a K::Item)) -> u64 {
         if self.main.bucket_count() == 0 {
             return 0;
         }
@@ -450,7 +584,7 @@ impl<K: EntryKey> BucketTable<K> {
             }
             Some(r) => (&self.main, Some(&r.draining)),
         };
-        let mut visit_chain = |head: &'a Bucket| {
+        let mut visit_chain = |head: &'a Bucket<K::Item>| {
             for entry in head.chain().flat_map(Bucket::entries) {
                 visit(entry);
             }
@@ -469,7 +603,7 @@ impl<K: EntryKey> BucketTable<K> {
 
     /// The arrays with the index of their first unmoved bucket. Without a rehash the
     /// second is an empty range (main's buckets from its end).
-    fn arrays(&self) -> [(Array, &BucketArray, usize); 2] {
+    fn arrays(&self) -> [(Array, &BucketArray<K::Item>, usize); 2] {
         let (draining, moved) = match &self.rehash {
             Some(r) => (&r.draining, r.moved),
             None => (&self.main, self.main.bucket_count()),
@@ -550,7 +684,9 @@ impl<K: EntryKey> BucketTable<K> {
             for (index, head) in buckets.buckets().iter().enumerate() {
                 for bucket in head.chain() {
                     for slot in bucket::slots_of(bucket.present()) {
-                        let entry = bucket.entry(slot).unwrap_or_default();
+                        let Some(entry) = bucket.entry(slot) else {
+                            panic!("a present slot without an entry");
+                        };
                         let hash = hash_key(K::key(entry));
                         assert_eq!(hash as usize & buckets.mask(), index, "{array:?} home");
                         assert_eq!(bucket.with_tag(tag_of(hash)) & (1 << slot), 1 << slot);
@@ -580,7 +716,6 @@ impl<K: EntryKey> BucketTable<K> {
     }
 
     /// Buckets of the array new entries go to.
-    #[cfg(test)]
     pub fn bucket_count(&self) -> usize {
         self.main.bucket_count()
     }
@@ -629,7 +764,9 @@ pub(crate) mod tests {
         }
 
         fn draw(&self, rng: &mut impl Rng) -> Option<&[u8]> {
-            self.random(rng).and_then(|at| self.entry(at))
+            self.random(rng)
+                .and_then(|at| self.entry(at))
+                .map(Entry::bytes)
         }
 
         fn pop(&mut self, rng: &mut impl Rng) -> Option<Box<[u8]>> {
@@ -644,7 +781,7 @@ pub(crate) mod tests {
     }
 
     fn members(t: &Table) -> HashSet<Vec<u8>> {
-        let all: Vec<Vec<u8>> = t.iter().map(<[u8]>::to_vec).collect();
+        let all: Vec<Vec<u8>> = t.iter().map(|m| m.bytes().to_vec()).collect();
         let set: HashSet<Vec<u8>> = all.iter().cloned().collect();
         assert_eq!(set.len(), all.len(), "iter returned a member twice");
         set
@@ -748,6 +885,112 @@ pub(crate) mod tests {
         let t = mid_rehash(200, true);
         let arrays = t.main.bucket_count() + t.main.bucket_count() / 2;
         assert!(t.heap_size() >= arrays * 64 + (0..200).map(|i| key(i).len() + 1).sum::<usize>());
+    }
+
+    /// The keyspace's tables each hold one shard's keys, whose hashes share their top bits
+    /// (the shard number): the tags must come from other bits, or most slots of a bucket
+    /// would match every lookup.
+    #[test]
+    fn keys_of_one_shard_get_all_tags() {
+        let tags: HashSet<u8> = (0..400_000)
+            .map(|i| hash_key(&key(i)))
+            .filter(|&hash| crate::keyspace::Keyspace::shard_of_hash(hash) == 0)
+            .map(tag_of)
+            .collect();
+        assert_eq!(tags.len(), 256);
+    }
+
+    /// `retain` keeps exactly the entries `keep` returns, replacements included, from a
+    /// table mid-rehash (it finishes the rehash first) and leaves every invariant true.
+    #[test]
+    fn retain_keeps_what_keep_returns_mid_rehash() {
+        for grow in [true, false] {
+            let mut t = mid_rehash(200, grow);
+            let before = members(&t);
+            let mut offered = 0;
+            t.retain(|entry| {
+                offered += 1;
+                // Keep members ending in an even digit, each as a fresh allocation.
+                let even = entry.bytes().last().is_some_and(|d| d % 2 == 0);
+                even.then(|| Entry::new(entry.bytes()))
+            });
+            t.check();
+            assert_eq!(offered, before.len());
+            let expected: HashSet<Vec<u8>> = before
+                .into_iter()
+                .filter(|m| m.last().is_some_and(|d| d % 2 == 0))
+                .collect();
+            assert_eq!(members(&t), expected);
+            for m in &expected {
+                assert!(t.contains(m));
+            }
+        }
+    }
+
+    /// A sample walks whole chains from a random one and stops at the bucket budget or
+    /// when told to; over many samples every entry is reached, mid-rehash too.
+    #[test]
+    fn samples_respect_their_budget_and_reach_every_entry() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for grow in [true, false] {
+            let t = mid_rehash(300, grow);
+            let mut reached = HashSet::new();
+            for _ in 0..2000 {
+                let mut seen = 0;
+                t.sample(&mut rng, 2, |entry| {
+                    reached.insert(entry.bytes().to_vec());
+                    seen += 1;
+                    true
+                });
+                // Two chains hold at most two bounds of the longest chain.
+                let bound = 2
+                    * (t.main.longest_chain()
+                        + t.rehash.as_ref().map_or(0, |r| r.draining.longest_chain()));
+                assert!(seen <= bound, "{seen} entries from two chains");
+                let mut told = 0;
+                t.sample(&mut rng, usize::MAX, |_| {
+                    told += 1;
+                    told < 3
+                });
+                assert_eq!(told, 3, "stops when told");
+            }
+            assert_eq!(reached, members(&t));
+        }
+    }
+
+    /// `reserve` sizes the table once: the entries it was told of go in without a rehash.
+    #[test]
+    fn a_reserved_table_takes_its_entries_without_rehashing() {
+        let mut t = Table::default();
+        t.add(&key(0));
+        t.reserve(10_000);
+        assert!(!t.is_rehashing());
+        for i in 1..10_000 {
+            t.add(&key(i));
+            assert!(!t.is_rehashing(), "rehash after {i} of 10000 reserved");
+        }
+        t.check();
+        assert_eq!(t.len(), 10_000);
+    }
+
+    /// An entry written through `entry_mut` replaces the one in the slot: the old one is
+    /// freed (Miri checks) and the new one is found by its key.
+    #[test]
+    fn an_entry_written_in_place_replaces_the_old_one() {
+        for grow in [true, false] {
+            let mut t = mid_rehash(50, grow);
+            let before = members(&t);
+            for m in &before {
+                let Ok(at) = t.locate(m) else {
+                    panic!("member missing");
+                };
+                if let Some(entry) = t.entry_mut(at) {
+                    *entry = Entry::new(m);
+                }
+            }
+            t.check();
+            assert_eq!(members(&t), before);
+        }
     }
 
     #[test]
@@ -889,9 +1132,11 @@ pub(crate) mod tests {
     struct CountingKey;
 
     impl EntryKey for CountingKey {
-        fn key(entry: &[u8]) -> &[u8] {
+        type Item = Entry;
+
+        fn key(entry: &Entry) -> &[u8] {
             KEY_READS.with(|reads| reads.set(reads.get() + 1));
-            entry
+            entry.bytes()
         }
     }
 
@@ -940,7 +1185,7 @@ pub(crate) mod tests {
             let walked: HashSet<Vec<u8>> = (0..t.len())
                 .filter_map(|n| t.nth(n))
                 .filter_map(|at| t.entry(at))
-                .map(<[u8]>::to_vec)
+                .map(|m| m.bytes().to_vec())
                 .collect();
             assert_eq!(walked, members(&t));
             assert_eq!(t.nth(t.len()), None);
@@ -1023,7 +1268,7 @@ pub(crate) mod tests {
         let mut seen = Vec::new();
         let mut cursor = 0;
         loop {
-            cursor = t.scan_step(cursor, |m| seen.push(m.to_vec()));
+            cursor = t.scan_step(cursor, |m| seen.push(m.bytes().to_vec()));
             if cursor == 0 {
                 return seen;
             }
@@ -1058,7 +1303,7 @@ pub(crate) mod tests {
         let (mut cursor, mut step, mut steps_mid_rehash) = (0, 0, 0);
         loop {
             cursor = t.scan_step(cursor, |m| {
-                seen.insert(m.to_vec());
+                seen.insert(m.bytes().to_vec());
             });
             step += 1;
             steps_mid_rehash += usize::from(t.is_rehashing());
@@ -1111,7 +1356,7 @@ pub(crate) mod tests {
             let mut seen = BTreeSet::new();
             let mut cursor = 0u64;
             loop {
-                cursor = t.scan_step(cursor, |m| { seen.insert(m.to_vec()); });
+                cursor = t.scan_step(cursor, |m| { seen.insert(m.bytes().to_vec()); });
                 if cursor == 0 {
                     break;
                 }

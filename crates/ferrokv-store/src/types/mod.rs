@@ -1,6 +1,6 @@
 //! Value types beyond plain strings, one module each.
 
-mod bucket_table;
+pub(crate) mod bucket_table;
 pub(crate) mod byte_splice;
 pub mod geohash;
 pub mod hash;

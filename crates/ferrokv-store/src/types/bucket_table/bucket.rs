@@ -1,7 +1,9 @@
 //! Cache-line buckets and the entry allocations they own: the only `unsafe` code of the
-//! bucket table (the large encoding of sets and of hashes). Outside this module everything is
-//! safe:
+//! bucket table (the keyspace, and the large encoding of sets and of hashes). Outside this
+//! module everything is safe:
 //!
+//! - A bucket holds [`SlotItem`]s: owners that are nothing but a thin pointer (a keyspace
+//!   node, or an [`Entry`]). The slot keeps the bare pointer and lends it out as the owner;
 //! - [`Entry`] is one entry (a set member, or a hash field with its value and expiry) as one
 //!   allocation, `[length as LEB128][bytes]`, owned through a thin pointer (8 bytes, where a
 //!   `Box<[u8]>` takes 16). What the bytes mean is the owning table's business;
@@ -32,7 +34,12 @@
 //!   bytes never change, so `Drop` recomputes the same `Layout` from the prefix. An `Entry`
 //!   uniquely owns its allocation (`Clone` allocates a copy); `&Entry` only gives `&[u8]`.
 //!   It is `Send` and `Sync` for the reasons a `Box<[u8]>` is.
-//! - A bucket slot `i` whose presence bit is set holds a pointer from `Entry::into_raw`, which
+//! - A `SlotItem` is `repr(transparent)` over its `NonNull<u8>` (the trait's contract), so
+//!   its bytes are the pointer: `into_raw` and `from_raw` move ownership out of and back into
+//!   a slot, and a present slot's `NonNull<u8>` can be borrowed as `&T` (or, through
+//!   `&mut BucketArray`, as `&mut T`: an owner written there drops the old one and leaves its
+//!   own pointer in the slot, which stays present).
+//! - A bucket slot `i` whose presence bit is set holds a pointer from `into_raw`, which
 //!   the bucket owns. When the child flag is set, slot 6 holds a pointer from
 //!   `Box::<Bucket>::into_raw`, which the bucket owns, and the presence bit of slot 6 is
 //!   clear. Slots are written only by `place`, `take`, `attach_child` and `detach_child`,
@@ -46,10 +53,12 @@
 //! - The boxed slice of buckets is allocated zeroed with `Layout::array::<Bucket>(n)`, the
 //!   layout a `Box<[Bucket]>` of `n` elements frees with; all-zero bytes are a valid empty
 //!   bucket (tags 0, no flags, `None` slots).
-//! - A `&Bucket` only gives out `&[u8]` and `&Bucket` borrowed from it; changes need
-//!   `&mut BucketArray`. So buckets are `Send` and `Sync` like the `Box`es they stand for.
+//! - A `&Bucket` only gives out `&T` and `&Bucket` borrowed from it; changes need
+//!   `&mut BucketArray`. So buckets are `Send` and `Sync` when their items are, like the
+//!   `Box`es they stand for.
 
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
@@ -125,6 +134,7 @@ unsafe fn bytes_at<'a>(ptr: NonNull<u8>) -> &'a [u8] {
 }
 
 /// One entry, owned; see the module documentation.
+#[repr(transparent)]
 pub struct Entry(NonNull<u8>);
 
 // SAFETY: an Entry uniquely owns immutable bytes, as a Box<[u8]> does.
@@ -183,16 +193,13 @@ impl Entry {
         let (len, prefix) = unsafe { read_header(self.0) };
         len + prefix
     }
+}
 
-    /// Gives up ownership to a bucket slot.
-    fn into_raw(self) -> NonNull<u8> {
-        ManuallyDrop::new(self).0
-    }
-
-    /// # Safety
-    /// `ptr` must come from [`Entry::into_raw`], and ownership is taken back only once.
-    unsafe fn from_raw(ptr: NonNull<u8>) -> Entry {
-        Entry(ptr)
+// SAFETY: `Entry` is `repr(transparent)` over its `NonNull<u8>`, owns the allocation and frees
+// it when dropped.
+unsafe impl SlotItem for Entry {
+    fn alloc_size(&self) -> usize {
+        Entry::alloc_size(self)
     }
 }
 
@@ -217,26 +224,78 @@ impl std::fmt::Debug for Entry {
     }
 }
 
+/// What a bucket slot holds: an owned thin pointer to one allocation (a set member, a hash
+/// field, a keyspace node). The slot keeps the bare pointer and hands the owner out by
+/// reference, which is why the owner must be nothing but that pointer.
+///
+/// # Safety
+/// An implementor must be `#[repr(transparent)]` over a `NonNull<u8>`, uniquely own what it
+/// points to, and free it when dropped (and only then).
+pub unsafe trait SlotItem: Sized {
+    /// Bytes of the item's allocation (before the allocator's rounding).
+    fn alloc_size(&self) -> usize;
+}
+
+/// Gives up ownership of `item` to a bucket slot.
+fn into_raw<T: SlotItem>(item: T) -> NonNull<u8> {
+    const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<NonNull<u8>>()) };
+    let item = ManuallyDrop::new(item);
+    // SAFETY: `T` is `repr(transparent)` over a `NonNull<u8>` (the `SlotItem` contract), so
+    // its bytes are that pointer; `ManuallyDrop` keeps the owner from being dropped.
+    unsafe { std::ptr::read((&*item as *const T).cast::<NonNull<u8>>()) }
+}
+
+/// Takes back the owner of a pointer from [`into_raw`].
+///
+/// # Safety
+/// `ptr` must come from `into_raw::<T>`, and ownership is taken back only once.
+unsafe fn from_raw<T: SlotItem>(ptr: NonNull<u8>) -> T {
+    // SAFETY: as in `into_raw`, a `T` is exactly its pointer.
+    unsafe { std::ptr::read((&ptr as *const NonNull<u8>).cast::<T>()) }
+}
+
+/// The owner stored in a slot, borrowed in place.
+///
+/// # Safety
+/// `slot` must hold a pointer from `into_raw::<T>` whose owner is not taken back while the
+/// borrow lasts.
+unsafe fn item_ref<T: SlotItem>(slot: &NonNull<u8>) -> &T {
+    // SAFETY: a `T` is exactly its pointer, and `slot` holds one that owns a live allocation.
+    unsafe { &*(slot as *const NonNull<u8>).cast::<T>() }
+}
+
+/// The owner stored in a slot, borrowed mutably in place: writing a new owner through it
+/// drops the old one and leaves the new pointer in the slot.
+///
+/// # Safety
+/// As for [`item_ref`].
+unsafe fn item_mut<T: SlotItem>(slot: &mut NonNull<u8>) -> &mut T {
+    // SAFETY: as in `item_ref`; the `&mut` makes the access unique.
+    unsafe { &mut *(slot as *mut NonNull<u8>).cast::<T>() }
+}
+
 /// A cache line of the table; see the module documentation.
 #[repr(C, align(64))]
-pub struct Bucket {
+pub struct Bucket<T> {
     /// The slots' tags, then the flags byte.
     meta: [u8; SLOTS + 1],
     slots: [Option<NonNull<u8>>; SLOTS],
+    items: PhantomData<T>,
 }
 
-const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+const _: () = assert!(std::mem::size_of::<Bucket<Entry>>() == 64);
 
 // SAFETY: a bucket owns its entries and child like a Box owns its contents; through `&Bucket`
 // they can only be read (see the module documentation).
-unsafe impl Send for Bucket {}
+unsafe impl<T: Send> Send for Bucket<T> {}
 // SAFETY: as above.
-unsafe impl Sync for Bucket {}
+unsafe impl<T: Sync> Sync for Bucket<T> {}
 
-impl Bucket {
-    const EMPTY: Bucket = Bucket {
+impl<T: SlotItem> Bucket<T> {
+    const EMPTY: Bucket<T> = Bucket {
         meta: [0; SLOTS + 1],
         slots: [None; SLOTS],
+        items: PhantomData,
     };
 
     /// The slots that hold an entry, as a bit mask.
@@ -272,14 +331,26 @@ impl Bucket {
 
     /// The entry in `slot`, if there is one.
     #[inline]
-    pub fn entry(&self, slot: usize) -> Option<&[u8]> {
+    pub fn entry(&self, slot: usize) -> Option<&T> {
         if slot >= SLOTS || self.present() & (1 << slot) == 0 {
             return None;
         }
-        let ptr = self.slots[slot]?;
+        let ptr = self.slots[slot].as_ref()?;
         // SAFETY: a present slot holds a live entry owned by this bucket, which `&self`
         // keeps from being changed or freed.
-        Some(unsafe { bytes_at(ptr) })
+        Some(unsafe { item_ref(ptr) })
+    }
+
+    /// The entry in `slot`, mutably.
+    #[inline]
+    fn entry_mut(&mut self, slot: usize) -> Option<&mut T> {
+        if slot >= SLOTS || self.present() & (1 << slot) == 0 {
+            return None;
+        }
+        let ptr = self.slots[slot].as_mut()?;
+        // SAFETY: as in `entry`; `&mut self` makes the access unique, and whatever owner is
+        // written through the borrow stays owned by the present slot.
+        Some(unsafe { item_mut(ptr) })
     }
 
     /// The address of the entry in `slot`, to prefetch it.
@@ -290,45 +361,63 @@ impl Bucket {
         self.slots[slot]
     }
 
-    pub fn child(&self) -> Option<&Bucket> {
+    pub fn child(&self) -> Option<&Bucket<T>> {
         if !self.has_child() {
             return None;
         }
         let ptr = self.slots[CHILD_SLOT]?;
         // SAFETY: with the child flag, slot 6 holds a live Box<Bucket> owned by this bucket.
-        Some(unsafe { ptr.cast::<Bucket>().as_ref() })
+        Some(unsafe { ptr.cast::<Bucket<T>>().as_ref() })
     }
 
-    fn child_mut(&mut self) -> Option<&mut Bucket> {
+    fn child_mut(&mut self) -> Option<&mut Bucket<T>> {
         if !self.has_child() {
             return None;
         }
         let ptr = self.slots[CHILD_SLOT]?;
         // SAFETY: as in `child`; `&mut self` makes the access unique.
-        Some(unsafe { ptr.cast::<Bucket>().as_mut() })
+        Some(unsafe { ptr.cast::<Bucket<T>>().as_mut() })
     }
 
     /// The entries of this bucket (not of its children).
-    pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn entries(&self) -> impl Iterator<Item = &T> {
         slots_of(self.present()).filter_map(|slot| self.entry(slot))
     }
 
     /// This bucket and its children, in chain order.
-    pub fn chain(&self) -> impl Iterator<Item = &Bucket> {
+    pub fn chain(&self) -> impl Iterator<Item = &Bucket<T>> {
         std::iter::successors(Some(self), |bucket| bucket.child())
     }
 
     /// Asks the CPU to start loading this bucket's entries.
     pub fn prefetch_entries(&self) {
-        for slot in slots_of(self.present()) {
+        self.prefetch_slots(self.present(), 1);
+    }
+
+    /// Asks the CPU to start loading the entries whose tag is `tag` (a lookup's candidates),
+    /// their first `span` bytes, and the child bucket, where the chain goes on.
+    pub fn prefetch_candidates(&self, tag: u8, span: usize) {
+        self.prefetch_slots(self.with_tag(tag), span);
+        if let Some(child) = self.child() {
+            prefetch_addr((child as *const Bucket<T>).cast());
+        }
+    }
+
+    fn prefetch_slots(&self, slots: u8, span: usize) {
+        for slot in slots_of(slots) {
             if let Some(ptr) = self.entry_addr(slot) {
                 prefetch_addr(ptr.as_ptr());
+                if span > 1 {
+                    // A second line when the span crosses one (a prefetch of the line
+                    // already asked for costs next to nothing).
+                    prefetch_addr(ptr.as_ptr().wrapping_add(span - 1));
+                }
             }
         }
     }
 
     /// The bucket `depth` links down the chain.
-    fn at_depth_mut(&mut self, depth: usize) -> Option<&mut Bucket> {
+    fn at_depth_mut(&mut self, depth: usize) -> Option<&mut Bucket<T>> {
         if depth == 0 {
             return Some(self);
         }
@@ -348,30 +437,30 @@ impl Bucket {
 
     /// Stores `entry` in `slot`, which must be free (checked: overwriting would leak or
     /// mistake an entry for the child).
-    fn place(&mut self, slot: usize, tag: u8, entry: Entry) {
+    fn place(&mut self, slot: usize, tag: u8, entry: T) {
         assert!(
             slot < SLOTS && self.free_slots() & (1 << slot) != 0,
             "slot {slot} is not free"
         );
-        self.slots[slot] = Some(entry.into_raw());
+        self.slots[slot] = Some(into_raw(entry));
         self.meta[slot] = tag;
         self.meta[FLAGS] |= 1 << slot;
     }
 
     /// Takes the entry out of `slot`, with its tag.
-    fn take(&mut self, slot: usize) -> Option<(u8, Entry)> {
+    fn take(&mut self, slot: usize) -> Option<(u8, T)> {
         if slot >= SLOTS || self.present() & (1 << slot) == 0 {
             return None;
         }
         let ptr = self.slots[slot].take()?;
         self.meta[FLAGS] &= !(1 << slot);
-        // SAFETY: a present slot holds a pointer from Entry::into_raw; the slot and its bit
-        // are cleared, so ownership is taken back only here.
-        Some((self.meta[slot], unsafe { Entry::from_raw(ptr) }))
+        // SAFETY: a present slot holds a pointer from `into_raw`; the slot and its bit are
+        // cleared, so ownership is taken back only here.
+        Some((self.meta[slot], unsafe { from_raw(ptr) }))
     }
 
     /// Links `child` after this bucket; slot 6 must not hold an entry (checked).
-    fn attach_child(&mut self, child: Box<Bucket>) {
+    fn attach_child(&mut self, child: Box<Bucket<T>>) {
         assert!(
             !self.has_child() && self.present() & (1 << CHILD_SLOT) == 0,
             "slot 6 is taken"
@@ -381,7 +470,7 @@ impl Bucket {
     }
 
     /// Unlinks the child (with its own children).
-    fn detach_child(&mut self) -> Option<Box<Bucket>> {
+    fn detach_child(&mut self) -> Option<Box<Bucket<T>>> {
         if !self.has_child() {
             return None;
         }
@@ -389,34 +478,15 @@ impl Bucket {
         let ptr = self.slots[CHILD_SLOT].take()?;
         // SAFETY: with the child flag, slot 6 held a pointer from Box::into_raw; the flag and
         // slot are cleared, so the Box is rebuilt only here.
-        Some(unsafe { Box::from_raw(ptr.cast::<Bucket>().as_ptr()) })
+        Some(unsafe { Box::from_raw(ptr.cast::<Bucket<T>>().as_ptr()) })
     }
 
     /// Takes every entry out of this bucket (not its children).
-    fn take_all(&mut self, mut each: impl FnMut(u8, Entry)) {
+    fn take_all(&mut self, mut each: impl FnMut(u8, T)) {
         for slot in slots_of(self.present()) {
             if let Some((tag, entry)) = self.take(slot) {
                 each(tag, entry);
             }
-        }
-    }
-
-    /// Copies the entries (not the child) into the empty bucket `to`.
-    fn copy_entries_to(&self, to: &mut Bucket) {
-        for slot in slots_of(self.present()) {
-            if let Some(bytes) = self.entry(slot) {
-                to.place(slot, self.meta[slot], Entry::new(bytes));
-            }
-        }
-    }
-
-    /// Deep-copies this chain into the empty bucket `to`.
-    fn copy_chain_to(&self, to: &mut Bucket) {
-        self.copy_entries_to(to);
-        if let Some(child) = self.child() {
-            let mut copy = Box::new(Bucket::EMPTY);
-            child.copy_chain_to(&mut copy);
-            to.attach_child(copy);
         }
     }
 
@@ -432,11 +502,30 @@ impl Bucket {
     }
 }
 
-impl std::fmt::Debug for Bucket {
+impl<T: SlotItem + Clone> Bucket<T> {
+    /// Copies the entries (not the child) into the empty bucket `to`.
+    fn copy_entries_to(&self, to: &mut Bucket<T>) {
+        for slot in slots_of(self.present()) {
+            if let Some(entry) = self.entry(slot) {
+                to.place(slot, self.meta[slot], entry.clone());
+            }
+        }
+    }
+
+    /// Deep-copies this chain into the empty bucket `to`.
+    fn copy_chain_to(&self, to: &mut Bucket<T>) {
+        self.copy_entries_to(to);
+        if let Some(child) = self.child() {
+            let mut copy = Box::new(Bucket::EMPTY);
+            child.copy_chain_to(&mut copy);
+            to.attach_child(copy);
+        }
+    }
+}
+
+impl<T: SlotItem + std::fmt::Debug> std::fmt::Debug for Bucket<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.entries().map(|m| m.escape_ascii().to_string()))
-            .finish()
+        f.debug_list().entries(self.entries()).finish()
     }
 }
 
@@ -450,28 +539,37 @@ pub struct Position {
 
 /// A power-of-two array of buckets with everything they hold; see the module documentation.
 /// 32 bytes, so that a set value stays as small as it was with a plain chained table.
-#[derive(Default)]
-pub struct BucketArray {
-    buckets: Box<[Bucket]>,
+pub struct BucketArray<T: SlotItem> {
+    buckets: Box<[Bucket<T>]>,
     entries: usize,
     /// At least the number of entries of the longest chain: raised by every insert, never
     /// lowered (a remove does not tell whether another chain is as long).
     longest_chain: usize,
 }
 
-impl BucketArray {
+impl<T: SlotItem> Default for BucketArray<T> {
+    fn default() -> Self {
+        BucketArray {
+            buckets: Box::default(),
+            entries: 0,
+            longest_chain: 0,
+        }
+    }
+}
+
+impl<T: SlotItem> BucketArray<T> {
     /// An array of `count` empty buckets; `count` must be a power of two.
-    pub fn with_buckets(count: usize) -> BucketArray {
+    pub fn with_buckets(count: usize) -> BucketArray<T> {
         assert!(count.is_power_of_two(), "bucket count {count}");
-        let layout = Layout::array::<Bucket>(count)
-            .unwrap_or_else(|_| handle_alloc_error(Layout::new::<Bucket>()));
+        let layout = Layout::array::<Bucket<T>>(count)
+            .unwrap_or_else(|_| handle_alloc_error(Layout::new::<Bucket<T>>()));
         // SAFETY: `count` >= 1, so the layout's size is non-zero. Zeroed memory may come
         // straight from the OS without being written, so a large array costs no time here.
         let ptr = unsafe { alloc_zeroed(layout) };
         if ptr.is_null() {
             handle_alloc_error(layout);
         }
-        let slice = std::ptr::slice_from_raw_parts_mut(ptr.cast::<Bucket>(), count);
+        let slice = std::ptr::slice_from_raw_parts_mut(ptr.cast::<Bucket<T>>(), count);
         // SAFETY: allocated by the global allocator with `Layout::array::<Bucket>(count)`,
         // which is the layout of a `[Bucket]` of `count` elements that the Box frees with;
         // all-zero bytes are a valid (empty) Bucket, so every element is initialized.
@@ -492,7 +590,7 @@ impl BucketArray {
         self.buckets.len().saturating_sub(1)
     }
 
-    pub fn buckets(&self) -> &[Bucket] {
+    pub fn buckets(&self) -> &[Bucket<T>] {
         &self.buckets
     }
 
@@ -508,23 +606,29 @@ impl BucketArray {
     /// Bytes allocated: the bucket array, child buckets, and entries as requested from the
     /// allocator. Reads every entry's length, so it takes time in proportion to the size.
     pub fn heap_size(&self) -> usize {
-        let mut bytes = self.buckets.len() * std::mem::size_of::<Bucket>();
+        let mut bytes = self.buckets.len() * std::mem::size_of::<Bucket<T>>();
         for head in self.buckets.iter() {
             for (depth, bucket) in head.chain().enumerate() {
                 if depth > 0 {
-                    bytes += std::mem::size_of::<Bucket>();
+                    bytes += std::mem::size_of::<Bucket<T>>();
                 }
-                bytes += bucket
-                    .entries()
-                    .map(|m| m.len() + prefix_len(m.len()))
-                    .sum::<usize>();
+                bytes += bucket.entries().map(T::alloc_size).sum::<usize>();
             }
         }
         bytes
     }
 
+    /// The entry at `at`, mutably: what is written through it stays in the slot, so it must
+    /// have the same key.
+    pub fn entry_mut(&mut self, at: Position) -> Option<&mut T> {
+        self.buckets
+            .get_mut(at.index)?
+            .at_depth_mut(at.depth)?
+            .entry_mut(at.slot)
+    }
+
     /// Adds `entry` (which must not be in the chain) to the chain of bucket `index`.
-    pub fn push(&mut self, index: usize, tag: u8, entry: Entry) {
+    pub fn push(&mut self, index: usize, tag: u8, entry: T) {
         let head = &mut self.buckets[index];
         let (chain_len, buckets) = head
             .chain()
@@ -551,7 +655,7 @@ impl BucketArray {
 
     /// Puts `entry` in place of the entry at `at` (the same key, so the same tag) and returns
     /// the one it replaces; `None`, dropping `entry`, if no entry is there.
-    pub fn replace(&mut self, at: Position, entry: Entry) -> Option<Entry> {
+    pub fn replace(&mut self, at: Position, entry: T) -> Option<T> {
         let bucket = self.buckets.get_mut(at.index)?.at_depth_mut(at.depth)?;
         let (tag, replaced) = bucket.take(at.slot)?;
         bucket.place(at.slot, tag, entry);
@@ -560,7 +664,7 @@ impl BucketArray {
 
     /// Removes and returns the entry at `at`, keeping the chain compact: the chain's last
     /// entry fills the hole, and a child left with one entry gives it to its parent.
-    pub fn remove(&mut self, at: Position) -> Option<Entry> {
+    pub fn remove(&mut self, at: Position) -> Option<T> {
         let head = self.buckets.get_mut(at.index)?;
         let last = head.chain().count() - 1;
         let (_, entry) = head.at_depth_mut(at.depth)?.take(at.slot)?;
@@ -588,7 +692,7 @@ impl BucketArray {
     }
 
     /// Empties the chain of bucket `index`, passing each entry and its tag to `each`.
-    pub fn take_chain(&mut self, index: usize, mut each: impl FnMut(u8, Entry)) {
+    pub fn take_chain(&mut self, index: usize, mut each: impl FnMut(u8, T)) {
         let Some(head) = self.buckets.get_mut(index) else {
             return;
         };
@@ -614,7 +718,7 @@ impl BucketArray {
     pub fn check(&self) {
         let mut entries = 0;
         for head in self.buckets.iter() {
-            let chain: Vec<&Bucket> = head.chain().collect();
+            let chain: Vec<&Bucket<T>> = head.chain().collect();
             let len: usize = chain.iter().map(|b| b.len()).sum();
             for (depth, bucket) in chain.iter().enumerate() {
                 if depth + 1 < chain.len() {
@@ -631,7 +735,7 @@ impl BucketArray {
     }
 }
 
-impl Drop for BucketArray {
+impl<T: SlotItem> Drop for BucketArray<T> {
     fn drop(&mut self) {
         // Without entries there are no children either (a child holds two or more), so
         // there is nothing to free but the array, which the Box frees without reading it.
@@ -644,8 +748,8 @@ impl Drop for BucketArray {
     }
 }
 
-impl Clone for BucketArray {
-    fn clone(&self) -> BucketArray {
+impl<T: SlotItem + Clone> Clone for BucketArray<T> {
+    fn clone(&self) -> BucketArray<T> {
         if self.buckets.is_empty() {
             return BucketArray::default();
         }
@@ -662,7 +766,7 @@ impl Clone for BucketArray {
     }
 }
 
-impl std::fmt::Debug for BucketArray {
+impl<T: SlotItem> std::fmt::Debug for BucketArray<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BucketArray")
             .field("buckets", &self.buckets.len())
@@ -702,7 +806,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let rounds = if cfg!(miri) { 300 } else { 20_000 };
         for _ in 0..rounds {
-            let mut bucket = Bucket::EMPTY;
+            let mut bucket = Bucket::<Entry>::EMPTY;
             // Few distinct tags so that matches are common, and every flags value.
             const TAGS: [u8; 5] = [0, 1, 0x7f, 0x80, 0xff];
             for t in 0..SLOTS {
@@ -769,7 +873,7 @@ mod tests {
         let replaced = array.replace(at, Entry::new(b"new"));
         let old_tag = replaced.map(|e| e.bytes()[0]).unwrap_or_default();
         let bucket = array.buckets()[0].chain().nth(2).unwrap_or(&Bucket::EMPTY);
-        assert_eq!(bucket.entry(3), Some(&b"new"[..]));
+        assert_eq!(bucket.entry(3).map(Entry::bytes), Some(&b"new"[..]));
         assert_eq!(bucket.with_tag(old_tag), 1 << 3);
         assert_eq!(array.len(), 20);
         array.check();

@@ -121,13 +121,19 @@ fn decode(entry: &[u8]) -> FieldRef<'_> {
     }
 }
 
+fn decode_entry(entry: &Entry) -> FieldRef<'_> {
+    decode(entry.bytes())
+}
+
 /// Entries keyed by their field.
 struct FieldKey;
 
 impl EntryKey for FieldKey {
+    type Item = Entry;
+
     #[inline]
-    fn key(entry: &[u8]) -> &[u8] {
-        decode(entry).field
+    fn key(entry: &Entry) -> &[u8] {
+        decode_entry(entry).field
     }
 }
 
@@ -214,19 +220,19 @@ impl FieldTable {
     /// The field as stored, expired or not.
     pub fn get(&self, field: &[u8]) -> Option<FieldRef<'_>> {
         let location = self.fields.find(field)?;
-        self.fields.entry(location).map(decode)
+        self.fields.entry(location).map(decode_entry)
     }
 
     /// A stored field (expired or not) drawn uniformly at random.
     pub fn random(&self, rng: &mut impl Rng) -> Option<FieldRef<'_>> {
         let location = self.fields.random(rng)?;
-        self.fields.entry(location).map(decode)
+        self.fields.entry(location).map(decode_entry)
     }
 
     /// Every stored field once, in no particular order (stable while the table is not
     /// changed).
     pub fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
-        self.fields.iter().map(decode)
+        self.fields.iter().map(decode_entry)
     }
 
     /// Sets `field` to `value` with expiry `expire_at`; returns the previous expiry if the
@@ -246,7 +252,7 @@ impl FieldTable {
     ) -> Option<i64> {
         match self.fields.locate(field) {
             Ok(location) => {
-                let stored = self.fields.entry(location).map(decode);
+                let stored = self.fields.entry(location).map(decode_entry);
                 let old = stored.map_or(NO_EXPIRE, |f| f.expire_at);
                 let expire_at = expiry_for(stored);
                 self.fields
@@ -270,7 +276,7 @@ impl FieldTable {
         let Ok(location) = self.fields.locate(field) else {
             return false;
         };
-        let Some(stored) = self.fields.entry(location).map(decode) else {
+        let Some(stored) = self.fields.entry(location).map(decode_entry) else {
             return false;
         };
         let old = stored.expire_at;
@@ -350,7 +356,8 @@ impl FieldTable {
     /// One HSCAN step: visits the bucket(s) `cursor` designates and returns the next cursor
     /// (0 when the iteration is complete).
     pub fn scan_step<'a>(&'a self, cursor: u64, mut visit: impl FnMut(FieldRef<'a>)) -> u64 {
-        self.fields.scan_step(cursor, |entry| visit(decode(entry)))
+        self.fields
+            .scan_step(cursor, |entry| visit(decode_entry(entry)))
     }
 }
 
@@ -846,7 +853,7 @@ mod tests {
                     assert_eq!(decoded.field, &field[..], "{field_len} {value_len}");
                     assert_eq!(decoded.value, &value[..], "{field_len} {value_len}");
                     assert_eq!(decoded.expire_at, expire_at);
-                    assert_eq!(FieldKey::key(entry.bytes()), &field[..]);
+                    assert_eq!(FieldKey::key(&entry), &field[..]);
                 }
             }
         }

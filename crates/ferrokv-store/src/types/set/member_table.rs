@@ -78,19 +78,19 @@ impl MemberTable {
 
     /// Every member once, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.members.iter()
+        self.members.iter().map(Entry::bytes)
     }
 
     /// Visits the members of the buckets `cursor` points at and returns the next cursor
     /// (0 when the walk is complete).
-    pub fn scan_step(&self, cursor: u64, visit: impl FnMut(&[u8])) -> u64 {
-        self.members.scan_step(cursor, visit)
+    pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8])) -> u64 {
+        self.members.scan_step(cursor, |m| visit(m.bytes()))
     }
 
     /// A member drawn uniformly at random.
     pub fn random(&self, rng: &mut impl Rng) -> Option<&[u8]> {
         let location = self.members.random(rng)?;
-        self.members.entry(location)
+        self.members.entry(location).map(Entry::bytes)
     }
 
     /// Removes and returns a member drawn uniformly at random.
