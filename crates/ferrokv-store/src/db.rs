@@ -461,6 +461,10 @@ impl Db {
     ///
     /// Every method that reads nodes directly or changes the table calls this first.
     pub fn close(&mut self) {
+        // Checked before `take`, which would move the whole (large) slot out for nothing.
+        if self.open.is_none() {
+            return;
+        }
         let Some(open) = self.open.take() else {
             return;
         };

@@ -104,8 +104,8 @@ impl Table {
     pub(crate) fn prefetch(&self, hash: u64, stage: Stage) {
         match stage {
             Stage::Bucket => self.nodes.prefetch_buckets(hash),
-            Stage::Node => self.nodes.prefetch_candidates(hash, 0, NODE_SPAN),
-            Stage::Next => self.nodes.prefetch_candidates(hash, 1, NODE_SPAN),
+            Stage::Node => self.nodes.prefetch_candidates(hash, false, NODE_SPAN),
+            Stage::Next => self.nodes.prefetch_candidates(hash, true, NODE_SPAN),
         }
     }
 

@@ -163,14 +163,16 @@ fn find_in_chain<K: EntryKey>(
     tag: u8,
     key: &[u8],
 ) -> Option<Position> {
-    for (depth, bucket) in head.chain().enumerate() {
+    let (mut bucket, mut depth) = (head, 0);
+    loop {
         for slot in bucket::slots_of(bucket.with_tag(tag)) {
             if bucket.entry(slot).map(K::key) == Some(key) {
                 return Some(Position { index, depth, slot });
             }
         }
+        bucket = bucket.child()?;
+        depth += 1;
     }
-    None
 }
 
 /// The bucket and slot of the `position`-th entry of the chain of `head`.
@@ -326,31 +328,45 @@ impl<K: EntryKey> BucketTable<K> {
     /// Asks the CPU to start loading the bucket lines a lookup of the key with `hash` reads
     /// first (see [`BucketTable::prefetch_candidates`] for the next step).
     pub fn prefetch_buckets(&self, hash: u64) {
-        for (_, array, first) in self.arrays() {
-            let index = hash as usize & array.mask();
-            if index >= first
-                && let Some(head) = array.buckets().get(index)
-            {
-                crate::table::prefetch_addr((head as *const Bucket<K::Item>).cast());
-            }
+        let prefetch = |head: &Bucket<K::Item>| {
+            crate::table::prefetch_addr((head as *const Bucket<K::Item>).cast());
+        };
+        if let Some(head) = self.main.buckets().get(hash as usize & self.main.mask()) {
+            prefetch(head);
+        }
+        if let Some(head) = self.draining_home(hash) {
+            prefetch(head);
         }
     }
 
-    /// Once the bucket lines `depth` links down the key's chains are cached: asks the CPU to
-    /// start loading the first `span` bytes of the entries there whose tag matches the key
-    /// with `hash` (the lookup's candidates), and the next buckets of the chains.
-    pub fn prefetch_candidates(&self, hash: u64, depth: usize, span: usize) {
-        for (_, array, first) in self.arrays() {
-            let index = hash as usize & array.mask();
-            if index >= first
-                && let Some(bucket) = array
-                    .buckets()
-                    .get(index)
-                    .and_then(|h| h.chain().nth(depth))
-            {
+    /// Once the key's head bucket lines (or, with `child`, the lines of their children) are
+    /// cached: asks the CPU to start loading the first `span` bytes of the entries there
+    /// whose tag matches the key with `hash` (the lookup's candidates), and the next buckets
+    /// of the chains.
+    pub fn prefetch_candidates(&self, hash: u64, child: bool, span: usize) {
+        let prefetch = |head: &Bucket<K::Item>| {
+            let bucket = if child { head.child() } else { Some(head) };
+            if let Some(bucket) = bucket {
                 bucket.prefetch_candidates(tag_of(hash), span);
             }
+        };
+        if let Some(head) = self.main.buckets().get(hash as usize & self.main.mask()) {
+            prefetch(head);
         }
+        if let Some(head) = self.draining_home(hash) {
+            prefetch(head);
+        }
+    }
+
+    /// Mid-rehash, the key's head bucket in the draining array, unless it was moved.
+    #[inline]
+    fn draining_home(&self, hash: u64) -> Option<&Bucket<K::Item>> {
+        let rehash = self.rehash.as_ref()?;
+        let index = hash as usize & rehash.draining.mask();
+        if index < rehash.moved {
+            return None;
+        }
+        rehash.draining.buckets().get(index)
     }
 
     /// Passes every entry to `keep`, which returns the entry to keep (the same key, possibly

@@ -353,14 +353,6 @@ impl<T: SlotItem> Bucket<T> {
         Some(unsafe { item_mut(ptr) })
     }
 
-    /// The address of the entry in `slot`, to prefetch it.
-    fn entry_addr(&self, slot: usize) -> Option<NonNull<u8>> {
-        if self.present() & (1 << slot) == 0 {
-            return None;
-        }
-        self.slots[slot]
-    }
-
     pub fn child(&self) -> Option<&Bucket<T>> {
         if !self.has_child() {
             return None;
@@ -403,9 +395,10 @@ impl<T: SlotItem> Bucket<T> {
         }
     }
 
+    /// `slots` must be a subset of the present ones.
     fn prefetch_slots(&self, slots: u8, span: usize) {
         for slot in slots_of(slots) {
-            if let Some(ptr) = self.entry_addr(slot) {
+            if let Some(ptr) = self.slots[slot] {
                 prefetch_addr(ptr.as_ptr());
                 if span > 1 {
                     // A second line when the span crosses one (a prefetch of the line
@@ -417,11 +410,13 @@ impl<T: SlotItem> Bucket<T> {
     }
 
     /// The bucket `depth` links down the chain.
+    #[inline]
     fn at_depth_mut(&mut self, depth: usize) -> Option<&mut Bucket<T>> {
-        if depth == 0 {
-            return Some(self);
+        let mut bucket = self;
+        for _ in 0..depth {
+            bucket = bucket.child_mut()?;
         }
-        self.child_mut()?.at_depth_mut(depth - 1)
+        Some(bucket)
     }
 
     /// Slots that can take an entry: all but those holding one, and slot 6 when it holds the
