@@ -732,6 +732,7 @@ impl<K: EntryKey> BucketTable<K> {
     }
 
     /// Buckets of the array new entries go to.
+    #[cfg(test)]
     pub fn bucket_count(&self) -> usize {
         self.main.bucket_count()
     }
